@@ -1,0 +1,124 @@
+// bench_dbn: the 2014 nolearn DBN benchmark (784-800-800-10 on MNIST, 10 epochs), on cudl.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "cudl/cudl.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return buf;
+}
+
+// Trains and evaluates; fills run as it goes so a failure still leaves a full record.
+void run_benchmark(bench::Run& run, Clock::time_point start) {
+  auto& opt = run.options;
+  std::unique_ptr<cudl::Backend> backend =
+      cudl::make_backend(opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu, opt.threads);
+  run.device = backend->describe();
+
+  auto t0 = Clock::now();
+  run.location = cudl::find_dataset(opt.data, CUDL_SOURCE_DIR);
+  const cudl::Dataset data = cudl::load_idx_dataset(run.location.dir, run.location.name);
+  if (!opt.learn_rate_given) opt.train.learn_rate = run.location.name == "Fashion-MNIST" ? 0.1f : 0.3f;
+  if (opt.layers.front() != data.features)
+    throw cudl::Error("--layers: the first size must be the " + std::to_string(data.features) +
+                      " input features of " + run.location.name + ", found " + std::to_string(opt.layers.front()));
+  if (opt.layers.back() != data.classes)
+    throw cudl::Error("--layers: the last size must be the " + std::to_string(data.classes) + " classes of " +
+                      run.location.name + ", found " + std::to_string(opt.layers.back()));
+  const cudl::Split split = cudl::train_test_split(data, opt.test_size, opt.train.seed);
+  run.rows = data.rows;
+  run.features = data.features;
+  run.classes = data.classes;
+  run.train_rows = split.train.rows;
+  run.test_rows = split.test.rows;
+  const cudl::Tensor x = cudl::Tensor::from_host(split.train.x, {split.train.rows, data.features}, *backend);
+  const cudl::Tensor y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, *backend);
+  const cudl::Tensor x_test = cudl::Tensor::from_host(split.test.x, {split.test.rows, data.features}, *backend);
+  backend->synchronize();
+  run.load_s = since(t0);
+
+  std::cout << bench::header_line(run) << "\n" << bench::settings_line(run) << "\n" << std::flush;
+  cudl::Network net(*backend, {data.features});
+  for (size_t i = 1; i < opt.layers.size(); ++i) {
+    const bool last = i + 1 == opt.layers.size();
+    net.add(cudl::dense(opt.layers[i], last ? cudl::Activation::kIdentity : cudl::Activation::kRelu));
+  }
+  net.initialize(opt.train.seed, 0.05f);  // gdbn: every weight matrix 0.05·N(0,1), biases 0
+
+  t0 = Clock::now();
+  try {
+    cudl::train(net, x, y, opt.train, [&](const cudl::EpochReport& e) {
+      run.epochs.push_back(e);
+      std::cout << bench::epoch_block(e) << std::flush;
+    });
+  } catch (const cudl::Diverged&) {
+    run.train_s = since(t0);
+    run.status = "diverged";
+    throw;
+  }
+  run.train_s = since(t0);
+
+  t0 = Clock::now();
+  const std::vector<int> predicted = cudl::predict(net, x_test);
+  run.report = cudl::classification_report(cudl::to_labels(split.test.y), predicted, static_cast<int>(data.classes));
+  run.evaluated = true;
+  run.evaluate_s = since(t0);
+  run.total_s = since(start);
+  std::cout << "\n" << cudl::format_report(run.report) << "\n";
+  std::printf("test accuracy %.4f\n", run.report.accuracy);
+  std::cout << bench::timing_line(run) << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto start = Clock::now();
+  bench::Run run;
+  run.date = utc_now();
+  try {
+    run.options = bench::parse_options(argc, argv);
+  } catch (const cudl::Error& e) {
+    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    return 2;
+  }
+  if (run.options.help) {
+    std::fputs(bench::usage(), stdout);
+    return 0;
+  }
+  int status = 0;
+  try {
+    run_benchmark(run, start);
+  } catch (const cudl::Diverged& e) {
+    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    run.error = e.what();
+    status = 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    run.status = "error";
+    run.error = e.what();
+    status = 2;
+  }
+  run.total_s = since(start);
+  if (!run.options.json.empty()) {
+    try {
+      bench::write_json(run, run.options.json);
+    } catch (const cudl::Error& e) {
+      std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+      return 2;
+    }
+  }
+  return status;
+}

@@ -1,0 +1,124 @@
+#include "options.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+#include "cudl/error.hpp"
+
+namespace bench {
+namespace {
+
+double parse_number(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
+    throw cudl::Error(flag + ": expected a number, found '" + text + "'");
+  return v;
+}
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo) {
+  const double v = parse_number(flag, text);
+  if (v != std::floor(v) || v < static_cast<double>(lo) || v > 1e12)
+    throw cudl::Error(flag + ": expected a whole number ≥ " + std::to_string(lo) + ", found '" + text + "'");
+  return static_cast<int64_t>(v);
+}
+
+std::vector<int64_t> parse_layers(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find_first_of(",-", start);
+    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    out.push_back(parse_int("--layers", part, 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (out.size() < 2) throw cudl::Error("--layers: expected at least input and output sizes, e.g. 784,800,800,10");
+  return out;
+}
+
+}  // namespace
+
+const char* usage() {
+  return R"(usage: bench_dbn [options]
+Reruns the 2014 nolearn DBN benchmark: a 784-800-800-10 ReLU network trained with gdbn's
+Nesterov SGD on minibatches drawn with replacement, then sklearn's classification report.
+
+  --device cpu|gpu     where to train (default cpu)
+  --data DIR           IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist
+                       in the project, then /usr/share/datasets/fashion-mnist)
+  --json FILE          also write everything printed, machine-readably
+  --learn-rate X       initial learning rate (default 0.3, the 2014 value, on MNIST; 0.1 on
+                       Fashion-MNIST, where 0.3 diverges)
+  --decay X            learning-rate factor after each epoch (default 0.9)
+  --momentum X         Nesterov momentum (default 0.9)
+  --l2 X               L2 weight cost, weights only (default 1e-4)
+  --batch N            minibatch size (default 64)
+  --epochs N           epochs (default 10)
+  --layers A,B,...     layer sizes, input first (default 784,800,800,10)
+  --test-size X        fraction held out for testing (default 0.33)
+  --seed N             seed for the split, initial weights and minibatch draws (default 2014)
+  --threads N          CPU threads (default: all available)
+  --max-loss X         a minibatch mean loss above X counts as divergence (default 100·ln K)
+  --help               this text
+Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged.
+)";
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
+    const std::string v = argv[++i];
+    if (flag == "--device") {
+      if (v != "cpu" && v != "gpu") throw cudl::Error("--device: expected cpu or gpu, found '" + v + "'");
+      o.device = v;
+    } else if (flag == "--data") {
+      o.data = v;
+    } else if (flag == "--json") {
+      o.json = v;
+    } else if (flag == "--learn-rate") {
+      o.train.learn_rate = static_cast<float>(parse_number(flag, v));
+      if (o.train.learn_rate <= 0) throw cudl::Error("--learn-rate: must be positive, found '" + v + "'");
+      o.learn_rate_given = true;
+    } else if (flag == "--decay") {
+      o.train.decay = static_cast<float>(parse_number(flag, v));
+      if (o.train.decay <= 0) throw cudl::Error("--decay: must be positive, found '" + v + "'");
+    } else if (flag == "--momentum") {
+      o.train.momentum = static_cast<float>(parse_number(flag, v));
+      if (o.train.momentum < 0 || o.train.momentum >= 1)
+        throw cudl::Error("--momentum: must be in [0, 1), found '" + v + "'");
+    } else if (flag == "--l2") {
+      o.train.l2 = static_cast<float>(parse_number(flag, v));
+      if (o.train.l2 < 0) throw cudl::Error("--l2: must be non-negative, found '" + v + "'");
+    } else if (flag == "--batch") {
+      o.train.batch = parse_int(flag, v, 1);
+    } else if (flag == "--epochs") {
+      o.train.epochs = static_cast<int>(parse_int(flag, v, 0));
+    } else if (flag == "--layers") {
+      o.layers = parse_layers(v);
+    } else if (flag == "--test-size") {
+      o.test_size = parse_number(flag, v);
+      if (o.test_size <= 0 || o.test_size >= 1) throw cudl::Error("--test-size: must be in (0, 1), found '" + v + "'");
+    } else if (flag == "--seed") {
+      o.train.seed = static_cast<uint64_t>(parse_int(flag, v, 0));
+    } else if (flag == "--threads") {
+      o.threads = static_cast<int>(parse_int(flag, v, 0));
+    } else if (flag == "--max-loss") {
+      o.train.max_loss = static_cast<float>(parse_number(flag, v));
+      if (o.train.max_loss <= 0) throw cudl::Error("--max-loss: must be positive, found '" + v + "'");
+    } else {
+      throw cudl::Error("unknown option '" + flag + "' (see --help)");
+    }
+  }
+  return o;
+}
+
+}  // namespace bench

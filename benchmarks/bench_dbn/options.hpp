@@ -1,0 +1,27 @@
+#pragma once
+// bench_dbn's command line.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cudl/trainer.hpp"
+
+namespace bench {
+
+struct Options {
+  std::string device = "cpu";       // cpu | gpu
+  std::string data;                 // --data DIR (empty: discovery)
+  std::string json;                 // --json FILE
+  std::vector<int64_t> layers = {784, 800, 800, 10};
+  double test_size = 0.33;
+  bool learn_rate_given = false;    // otherwise chosen per dataset (see main)
+  int threads = 0;                  // 0: all hardware threads
+  cudl::TrainConfig train;
+  bool help = false;
+};
+
+// Parses argv; throws cudl::Error naming the bad flag or value.
+Options parse_options(int argc, char** argv);
+const char* usage();
+
+}  // namespace bench

@@ -1,0 +1,136 @@
+#include "report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cudl/error.hpp"
+
+namespace bench {
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string layers_text(const std::vector<int64_t>& layers) {
+  std::string s;
+  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "-" : "") + std::to_string(layers[i]);
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += fmt("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// JSON numbers: non-finite values (a diverged loss) become null.
+std::string num(double v) { return std::isfinite(v) ? fmt("%.9g", v) : "null"; }
+
+template <class T>
+std::string array(const std::vector<T>& xs) {
+  std::string s = "[";
+  for (size_t i = 0; i < xs.size(); ++i) s += (i ? ", " : "") + num(static_cast<double>(xs[i]));
+  return s + "]";
+}
+
+}  // namespace
+
+std::string header_line(const Run& r) {
+  return "cudl bench_dbn | " + r.location.name + " from " + r.location.dir + " (" + r.location.reason + ") | " +
+         std::to_string(r.rows) + " rows, split " + std::to_string(r.train_rows) + " train / " +
+         std::to_string(r.test_rows) + " test | layers " + layers_text(r.options.layers) + " | " + r.device;
+}
+
+std::string settings_line(const Run& r) {
+  const auto& t = r.options.train;
+  const int64_t steps = r.train_rows / t.batch;
+  return "settings: learn rate " + fmt("%g", t.learn_rate) + " ×" + fmt("%g", t.decay) + "/epoch, momentum " +
+         fmt("%g", t.momentum) + ", L2 " + fmt("%g", t.l2) + ", batch " + std::to_string(t.batch) + ", " +
+         std::to_string(t.epochs) + " epochs of " + std::to_string(steps) +
+         " minibatches drawn with replacement, seed " + std::to_string(t.seed);
+}
+
+std::string epoch_block(const cudl::EpochReport& e) {
+  return "Epoch " + std::to_string(e.epoch) + ":\n  loss " + fmt("%.6g", e.loss) + "\n  err  " + fmt("%.6g", e.err) +
+         "\n  (" + fmt("%.3f", e.seconds) + "s)\n";
+}
+
+double median_epoch_seconds(const Run& r) {
+  if (r.epochs.empty()) return 0.0;
+  std::vector<double> s;
+  for (const auto& e : r.epochs) s.push_back(e.seconds);
+  std::sort(s.begin(), s.end());
+  const size_t n = s.size();
+  return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+std::string timing_line(const Run& r) {
+  const double per_epoch = r.epochs.empty() ? 0.0 : r.train_s / static_cast<double>(r.epochs.size());
+  return "timing: load " + fmt("%.3f", r.load_s) + " s, train " + fmt("%.3f", r.train_s) + " s (" +
+         fmt("%.3f", per_epoch) + " s/epoch, median " + fmt("%.3f", median_epoch_seconds(r)) + "), evaluate " +
+         fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s";
+}
+
+void write_json(const Run& r, const std::string& path) {
+  const auto& t = r.options.train;
+  std::ostringstream j;
+  j << "{\n  \"tool\": \"bench_dbn\",\n  \"date\": " << quote(r.date) << ",\n  \"status\": " << quote(r.status)
+    << ",\n  \"error\": " << (r.error.empty() ? "null" : quote(r.error)) << ",\n";
+  j << "  \"dataset\": {\"name\": " << quote(r.location.name) << ", \"dir\": " << quote(r.location.dir)
+    << ", \"found_by\": " << quote(r.location.reason) << ", \"rows\": " << r.rows
+    << ", \"train_rows\": " << r.train_rows << ", \"test_rows\": " << r.test_rows << ", \"features\": " << r.features
+    << ", \"classes\": " << r.classes << "},\n";
+  j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
+    << ", \"threads_requested\": " << r.options.threads << "},\n";
+  j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
+    << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
+    << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed
+    << ", \"test_size\": " << num(r.options.test_size) << "},\n";
+  j << "  \"epochs\": [";
+  for (size_t i = 0; i < r.epochs.size(); ++i) {
+    const auto& e = r.epochs[i];
+    j << (i ? ",\n    " : "\n    ") << "{\"epoch\": " << e.epoch << ", \"loss\": " << num(e.loss)
+      << ", \"err\": " << num(e.err) << ", \"seconds\": " << num(e.seconds) << ", \"learn_rate\": " << num(e.learn_rate)
+      << ", \"minibatches\": " << e.steps << "}";
+  }
+  j << (r.epochs.empty() ? "],\n" : "\n  ],\n");
+  if (r.evaluated) {
+    const auto& c = r.report;
+    j << "  \"test\": {\"accuracy\": " << num(c.accuracy) << ", \"precision\": " << array(c.precision)
+      << ", \"recall\": " << array(c.recall) << ", \"f1\": " << array(c.f1) << ", \"support\": " << array(c.support)
+      << ", \"avg_precision\": " << num(c.avg_precision) << ", \"avg_recall\": " << num(c.avg_recall)
+      << ", \"avg_f1\": " << num(c.avg_f1) << ", \"total\": " << c.total << "},\n";
+  } else {
+    j << "  \"test\": null,\n";
+  }
+  j << "  \"timing\": {\"load_s\": " << num(r.load_s) << ", \"train_s\": " << num(r.train_s)
+    << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
+    << ", \"total_s\": " << num(r.total_s) << "}\n}\n";
+  // Write a sibling temporary file and rename it, so an existing report is never left half-written.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    CUDL_REQUIRE(out.good(), "cannot write --json file " + tmp);
+    out << j.str();
+    out.close();
+    CUDL_REQUIRE(!out.fail(), "error writing --json file " + tmp);
+  }
+  CUDL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename " + tmp + " to " + path);
+}
+
+}  // namespace bench

@@ -1,0 +1,35 @@
+#pragma once
+// What bench_dbn prints and writes to --json.
+#include <string>
+#include <vector>
+
+#include "cudl/data.hpp"
+#include "cudl/metrics.hpp"
+#include "cudl/trainer.hpp"
+#include "options.hpp"
+
+namespace bench {
+
+struct Run {
+  Options options;
+  cudl::DatasetLocation location;
+  int64_t rows = 0, train_rows = 0, test_rows = 0, features = 0, classes = 0;
+  std::string device;         // backend description
+  std::string date;           // ISO 8601, UTC
+  std::vector<cudl::EpochReport> epochs;
+  bool evaluated = false;
+  cudl::ClassificationReport report;
+  double load_s = 0, train_s = 0, evaluate_s = 0, total_s = 0;
+  std::string status = "ok";  // ok | diverged | error
+  std::string error;
+};
+
+std::string header_line(const Run& run);
+std::string settings_line(const Run& run);
+std::string epoch_block(const cudl::EpochReport& e);  // nolearn's "Epoch k:" block
+std::string timing_line(const Run& run);
+double median_epoch_seconds(const Run& run);
+// Writes the run as JSON to path; throws cudl::Error if the file cannot be written.
+void write_json(const Run& run, const std::string& path);
+
+}  // namespace bench

@@ -1,0 +1,23 @@
+# Decides, in one place, whether the CUDA backend is built. Sets CUDL_HAVE_CUDA (ON/OFF).
+# CUDL_CUDA=AUTO builds it when a CUDA compiler and the toolkit's cuBLAS are found; ON makes
+# their absence an error; OFF never builds it. Without a GPU to detect, the architecture must
+# be explicit: we default CMAKE_CUDA_ARCHITECTURES to 90 (H100/H200); pass e.g. 75 for a T4.
+set(CUDL_HAVE_CUDA OFF)
+if(NOT CUDL_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90 CACHE STRING "CUDA architectures (90: H100/H200, 75: T4)")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    if(TARGET CUDA::cublas)
+      set(CUDL_HAVE_CUDA ON)
+    elseif(CUDL_CUDA STREQUAL "ON")
+      message(FATAL_ERROR "CUDL_CUDA=ON but cuBLAS was not found in the CUDA toolkit")
+    endif()
+  elseif(CUDL_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "CUDL_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or put nvcc on PATH)")
+  endif()
+endif()

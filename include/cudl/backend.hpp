@@ -1,0 +1,120 @@
+#pragma once
+// Backend: every numeric primitive of cudl, once. CpuBackend (Eigen and our AVX2 GEMM) and
+// CudaBackend (cuBLAS, cuDNN, our kernels) implement the protected do_* members; the public
+// members check shapes and devices once, here, and then dispatch. Layers, the loss and the
+// optimizer are written against this interface only.
+//
+// Dimension letters: N batch rows, D input features, H output features, K classes,
+// P parameters. All tensors are row-major. No primitive synchronises with the host except
+// the explicit transfers (Tensor::to_vector and friends) and synchronize(): a whole training
+// step can be queued on a GPU stream and captured as a CUDA graph.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cudl/tensor.hpp"
+
+namespace cudl {
+
+enum class Trans { kNo, kYes };
+enum class Activation { kIdentity, kRelu, kSigmoid };
+const char* to_string(Activation act);
+
+// Layout of the 4-float statistics tensor that softmax_cross_entropy accumulates into.
+struct LossStats {
+  static constexpr int kLossSum = 0;     // Σ per-sample cross-entropy
+  static constexpr int kErrors = 1;      // Σ misclassified samples
+  static constexpr int kBadStep = 2;     // first step whose mean loss was non-finite or > max_loss; -1 if none
+  static constexpr int kBadValue = 3;    // that step's mean loss
+  static constexpr int kSize = 4;
+};
+
+struct CrossEntropyArgs {
+  float grad_scale = 1.0f;     // dlogits = grad_scale · (softmax − onehot)
+  int64_t step = 0;            // step number recorded in kBadStep when this batch diverges
+  float max_loss = 1e30f;      // a batch whose mean loss exceeds this counts as diverged
+};
+
+// One fused gdbn Nesterov step over P parameters (see NesterovSgd in optimizer.hpp for the
+// derivation). Between steps w holds the look-ahead point W + momentum·V and v the velocity V:
+//   d = lr · (−grad_scale·g − l2·w)   for the first `decayed` elements (weights),
+//   d = lr · (−grad_scale·g)          for the rest (biases);
+//   v ← momentum·v + d;   w ← w + d + momentum·v   (the new look-ahead point).
+struct NesterovArgs {
+  float learn_rate = 0.0f;
+  float momentum = 0.0f;
+  float grad_scale = 1.0f;
+  float l2 = 0.0f;
+  int64_t decayed = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual Device device() const = 0;
+  // One line for reports, e.g. "cpu: AMD EPYC (2 threads)".
+  virtual std::string describe() const = 0;
+
+  // ---- memory (bytes; pointers are in this backend's memory space) ----
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* ptr) noexcept = 0;
+  virtual void copy_to_host(const void* src, void* host_dst, std::size_t bytes) = 0;
+  virtual void copy_from_host(const void* host_src, void* dst, std::size_t bytes) = 0;
+  virtual void copy(const void* src, void* dst, std::size_t bytes) = 0;
+  virtual void synchronize() = 0;  // waits for all queued work
+
+  // ---- primitives (checked here, implemented by do_*) ----
+  // x ← value everywhere.
+  void fill(Tensor& x, float value);
+  // x(i) ← mean + stddev · normal(seed, i): counter-based, identical on every backend.
+  void fill_normal(Tensor& x, uint64_t seed, float mean, float stddev);
+  // C(M×N) ← alpha · op(A) · op(B) + beta · C, with op(A) M×K and op(B) K×N (2-D tensors).
+  void gemm(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb, float beta, Tensor& c);
+  // y(N×H) ← act(y + bias(H)) row by row.
+  void bias_activation(Tensor& y, const Tensor& bias, Activation act);
+  // y(N×H) ← act(y) elementwise.
+  void activation(Tensor& y, Activation act);
+  // dy(N×H) ← dy ⊙ act'(·), where y = act(z) is the forward output (ReLU: y > 0; sigmoid: y(1−y)).
+  void activation_backward(Tensor& dy, const Tensor& y, Activation act);
+  // out(H) ← alpha · Σ_n x(n, :) + beta · out.
+  void sum_rows(float alpha, const Tensor& x, float beta, Tensor& out);
+  // Softmax cross-entropy of logits(N×K) against labels(N, class indices stored as floats).
+  // Writes dlogits(N×K) = grad_scale·(softmax − onehot) (may alias logits) and adds the batch's
+  // summed loss and error count to stats (LossStats layout); records divergence there.
+  void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
+                             Tensor& dlogits, Tensor& stats);
+  // out(N) ← argmax of each row of x(N×K), as a float class index (first maximum on ties).
+  void argmax_rows(const Tensor& x, Tensor& out);
+  // Draws bx.rows() rows of (x, y) uniformly with replacement: row b of the batch is
+  // row rng::below(bits(seed, stream 0, first_draw + b)[0], x.rows()) of the data.
+  // x(R×D), y(R), bx(B×D), by(B).
+  void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx, Tensor& by);
+  // y ← y + alpha·x (same number of elements).
+  void axpy(float alpha, const Tensor& x, Tensor& y);
+  // The fused Nesterov step (NesterovArgs) over all P parameters at once: w, v, g of size P.
+  void nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
+
+ protected:
+  virtual void do_fill(float* x, int64_t n, float value) = 0;
+  virtual void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) = 0;
+  // Row-major: C(m×n) = alpha · op(A) · op(B) + beta · C; lda/ldb/ldc are row strides.
+  virtual void do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                       int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) = 0;
+  virtual void do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) = 0;
+  virtual void do_activation(float* y, int64_t n, Activation act) = 0;
+  virtual void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) = 0;
+  virtual void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) = 0;
+  virtual void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
+                                        const CrossEntropyArgs& args, float* dlogits, float* stats) = 0;
+  virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
+  virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                              uint64_t first_draw, float* bx, float* by, int64_t batch) = 0;
+  virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
+  virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
+};
+
+}  // namespace cudl

@@ -1,0 +1,60 @@
+#pragma once
+// CpuBackend: the reference implementation of every primitive, multi-threaded on a pool of
+// sleeping (not busy-waiting) threads. GEMM is our packed AVX2/FMA kernel when the build
+// targets a CPU with those instructions (CUDL_NATIVE=ON), Eigen's otherwise; the elementwise
+// primitives use Eigen's vectorised arrays.
+#include <memory>
+#include <string>
+
+#include "cudl/backend.hpp"
+
+namespace cudl {
+
+namespace cpu {
+class ThreadPool;
+}
+
+// The CPU's model name (from /proc/cpuinfo), or "unknown CPU".
+std::string cpu_model_name();
+// Hardware threads available to this process (at least 1).
+int hardware_threads();
+
+class CpuBackend final : public Backend {
+ public:
+  // threads = 0 uses hardware_threads().
+  explicit CpuBackend(int threads = 0);
+  ~CpuBackend() override;
+
+  int threads() const;
+  Device device() const override { return Device::kCpu; }
+  std::string describe() const override;  // "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16"
+
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* ptr) noexcept override;
+  void copy_to_host(const void* src, void* host_dst, std::size_t bytes) override;
+  void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override;
+  void copy(const void* src, void* dst, std::size_t bytes) override;
+  void synchronize() override {}
+
+ protected:
+  void do_fill(float* x, int64_t n, float value) override;
+  void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) override;
+  void do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override;
+  void do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) override;
+  void do_activation(float* y, int64_t n, Activation act) override;
+  void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) override;
+  void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) override;
+  void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
+                                const CrossEntropyArgs& args, float* dlogits, float* stats) override;
+  void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
+  void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                      uint64_t first_draw, float* bx, float* by, int64_t batch) override;
+  void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
+  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+
+ private:
+  std::unique_ptr<cpu::ThreadPool> pool_;
+};
+
+}  // namespace cudl

@@ -1,0 +1,72 @@
+#pragma once
+// Network: a sequence of layers on one backend. It owns all parameters and their gradients in
+// two flat tensors (weights with L2 decay first, then the rest), the per-batch activations,
+// and nothing else: losses and optimizers are separate.
+//
+//   cudl::CpuBackend cpu;
+//   cudl::Network net(cpu, {784});
+//   net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
+//   net.initialize(/*seed=*/2014, /*weight_stddev=*/0.05f);
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/backend.hpp"
+#include "cudl/layers.hpp"
+
+namespace cudl {
+
+class Network {
+ public:
+  // input_shape is per sample, e.g. {784}.
+  Network(Backend& backend, Shape input_shape);
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  // Appends a layer; throws naming the layer if it does not fit the previous output shape.
+  Network& add(std::unique_ptr<Layer> layer);
+
+  // Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; others ← 0.
+  void initialize(uint64_t seed, float weight_stddev);
+
+  // Runs the layers on x (N × input_shape); returns the last layer's output, owned by the
+  // network and valid until the next forward with another batch size.
+  const Tensor& forward(const Tensor& x, Mode mode);
+  // After forward(x): back-propagates dout = ∂L/∂output (overwritten as scratch) and writes
+  // every parameter gradient into grads().
+  void backward(const Tensor& x, Tensor& dout);
+
+  Backend& backend() const { return backend_; }
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return shapes_.back(); }
+  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+  Layer& layer(int64_t i) { return *layers_.at(i); }
+  // All parameters as one flat tensor (P), its gradients (P), and how many of the P leading
+  // entries are decayed weights.
+  Tensor& params();
+  Tensor& grads();
+  int64_t decayed_params();
+  // A multi-line listing: one line per layer with its output shape and parameter count.
+  std::string summary();
+
+ private:
+  struct Activations {
+    std::vector<Tensor> out;   // out[i]: output of layer i, N × shapes_[i + 1]
+    std::vector<Tensor> grad;  // grad[i]: ∂L/∂out[i-1] for layer i ≥ 1 (scratch)
+  };
+  void build();
+  Activations& activations(int64_t batch);
+
+  Backend& backend_;
+  Shape input_shape_;
+  std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i + 1] output of layer i
+  std::vector<std::unique_ptr<Layer>> layers_;
+  bool built_ = false;
+  Tensor params_, grads_;
+  int64_t decayed_ = 0;
+  std::map<int64_t, Activations> acts_;  // by batch size
+};
+
+}  // namespace cudl

@@ -1,0 +1,69 @@
+#pragma once
+// Counter-based random numbers: a stateless function of (seed, counter), so the same draw can
+// be made on the host and on the device, in any order, by any thread, and CPU and GPU results
+// can be compared number for number. The generator is Philox-4x32-10 (Salmon et al., SC'11),
+// checked against the Random123 known-answer vectors in tests/test_rng.cpp.
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define CUDL_HD __host__ __device__ __forceinline__
+#else
+#define CUDL_HD inline
+#endif
+
+namespace cudl {
+namespace rng {
+
+// Streams: independent sequences under one seed, one per use, so draws never collide.
+constexpr uint64_t kStreamSample = 0;   // minibatch row draws (Backend::sample_rows)
+constexpr uint64_t kStreamShuffle = 1;  // the train/test split permutation
+constexpr uint64_t kStreamInit = 2;     // weight initialisation (Backend::fill_normal)
+
+struct Philox4 {
+  uint32_t v[4];
+};
+
+CUDL_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  hi = static_cast<uint32_t>(p >> 32);
+  lo = static_cast<uint32_t>(p);
+}
+
+// Philox-4x32 with 10 rounds of counter ctr under key (k0, k1).
+CUDL_HD Philox4 philox4x32(Philox4 ctr, uint32_t k0, uint32_t k1) {
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mulhilo32(0xD2511F53u, ctr.v[0], hi0, lo0);
+    mulhilo32(0xCD9E8D57u, ctr.v[2], hi1, lo1);
+    ctr = Philox4{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return ctr;
+}
+
+// Four independent 32-bit words for draw number `counter` of stream `stream` under `seed`.
+CUDL_HD Philox4 bits(uint64_t seed, uint64_t stream, uint64_t counter) {
+  const Philox4 ctr{{static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32),
+                     static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)}};
+  return philox4x32(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+}
+
+// A 32-bit word mapped to a float uniform in (0, 1]: never 0, so log() is safe.
+CUDL_HD float uniform(uint32_t word) {
+  return (static_cast<float>(word >> 8) + 1.0f) * (1.0f / 16777216.0f);
+}
+
+// An integer uniform in [0, n) from a 32-bit word (Lemire's multiply-shift; bias < n / 2^32).
+CUDL_HD uint32_t below(uint32_t word, uint32_t n) {
+  return static_cast<uint32_t>((static_cast<uint64_t>(word) * n) >> 32);
+}
+
+// A standard normal from two words (Box-Muller, cosine branch).
+CUDL_HD float normal(uint32_t w0, uint32_t w1) {
+  return sqrtf(-2.0f * logf(uniform(w0))) * cosf(6.28318530717958647692f * uniform(w1));
+}
+
+}  // namespace rng
+}  // namespace cudl

@@ -1,0 +1,193 @@
+#include "cudl/cpu_backend.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "cpu/gemm.hpp"
+#include "cpu/thread_pool.hpp"
+#include "cudl/error.hpp"
+#include "cudl/rng.hpp"
+
+namespace cudl {
+namespace {
+
+using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
+using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
+using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Elementwise work is split into chunks of at least this many elements per thread.
+constexpr int64_t kGrain = 1 << 15;
+
+float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads)
+    : pool_(std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : hardware_threads())) {}
+
+CpuBackend::~CpuBackend() = default;
+
+int CpuBackend::threads() const { return pool_->threads(); }
+
+std::string CpuBackend::describe() const {
+  return "cpu: " + cpu_model_name() + ", " + std::to_string(threads()) + " thread" + (threads() == 1 ? "" : "s") +
+         ", gemm " + cpu::sgemm_kernel_name();
+}
+
+void* CpuBackend::allocate(std::size_t bytes) {
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  CUDL_REQUIRE(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void CpuBackend::deallocate(void* ptr) noexcept { std::free(ptr); }
+
+void CpuBackend::copy_to_host(const void* src, void* host_dst, std::size_t bytes) { std::memcpy(host_dst, src, bytes); }
+void CpuBackend::copy_from_host(const void* host_src, void* dst, std::size_t bytes) { std::memcpy(dst, host_src, bytes); }
+void CpuBackend::copy(const void* src, void* dst, std::size_t bytes) { std::memmove(dst, src, bytes); }
+
+void CpuBackend::do_fill(float* x, int64_t n, float value) {
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) { std::fill(x + b, x + e, value); });
+}
+
+void CpuBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const rng::Philox4 r = rng::bits(seed, rng::kStreamInit, static_cast<uint64_t>(i));
+      x[i] = mean + stddev * rng::normal(r.v[0], r.v[1]);
+    }
+  });
+}
+
+void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                         int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cpu::sgemm(*pool_, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void CpuBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  const Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>> bv(bias, cols);
+  pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {
+    Eigen::Map<RowMatrix> ym(y + b * cols, e - b, cols);
+    ym.rowwise() += bv;
+    if (act == Activation::kRelu) ym = ym.max(0.0f);
+    if (act == Activation::kSigmoid) ym = ym.unaryExpr([](float z) { return sigmoid(z); });
+  });
+}
+
+void CpuBackend::do_activation(float* y, int64_t n, Activation act) {
+  if (act == Activation::kIdentity) return;
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    ArrayMap ym(y + b, e - b);
+    if (act == Activation::kRelu) ym = ym.max(0.0f);
+    if (act == Activation::kSigmoid) ym = ym.unaryExpr([](float z) { return sigmoid(z); });
+  });
+}
+
+void CpuBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
+  if (act == Activation::kIdentity) return;
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    ArrayMap d(dy + b, e - b);
+    const ConstArrayMap yv(y + b, e - b);
+    if (act == Activation::kRelu) d = (yv > 0.0f).select(d, 0.0f);
+    if (act == Activation::kSigmoid) d *= yv * (1.0f - yv);
+  });
+}
+
+void CpuBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
+  // Columns are split across threads; each sums its columns over all rows.
+  pool_->parallel_for(cols, 256, [&](int64_t b, int64_t e) {
+    const Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> xm(x + b, rows, e - b, Eigen::OuterStride<>(cols));
+    Eigen::Map<Eigen::Array<float, 1, Eigen::Dynamic>> o(out + b, e - b);
+    if (beta == 0.0f) {
+      o = alpha * xm.colwise().sum();
+    } else {
+      o = alpha * xm.colwise().sum() + beta * o;
+    }
+  });
+}
+
+void CpuBackend::do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
+                                          const CrossEntropyArgs& args, float* dlogits, float* stats) {
+  double loss_sum = 0.0;
+  int64_t errors = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* z = logits + r * classes;
+    float* d = dlogits + r * classes;
+    const float label_f = labels[r];
+    const int64_t label = static_cast<int64_t>(label_f);
+    CUDL_REQUIRE(label_f >= 0.0f && label < classes && static_cast<float>(label) == label_f,
+                 "softmax_cross_entropy: label " + std::to_string(label_f) + " of row " + std::to_string(r) +
+                     " is not a class index in [0, " + std::to_string(classes) + ")");
+    int64_t best = 0;
+    for (int64_t k = 1; k < classes; ++k)
+      if (z[k] > z[best]) best = k;
+    const float zmax = z[best];
+    double denom = 0.0;
+    for (int64_t k = 0; k < classes; ++k) denom += std::exp(static_cast<double>(z[k] - zmax));
+    const double log_denom = std::log(denom);
+    loss_sum += log_denom - static_cast<double>(z[label] - zmax);
+    errors += best != label;
+    // d may alias z: read z[k] before writing d[k].
+    for (int64_t k = 0; k < classes; ++k) {
+      const float p = static_cast<float>(std::exp(static_cast<double>(z[k] - zmax) - log_denom));
+      d[k] = args.grad_scale * (p - (k == label ? 1.0f : 0.0f));
+    }
+  }
+  stats[LossStats::kLossSum] += static_cast<float>(loss_sum);
+  stats[LossStats::kErrors] += static_cast<float>(errors);
+  const double mean = rows > 0 ? loss_sum / static_cast<double>(rows) : 0.0;
+  if (stats[LossStats::kBadStep] < 0.0f && (!std::isfinite(mean) || mean > args.max_loss)) {
+    stats[LossStats::kBadStep] = static_cast<float>(args.step);
+    stats[LossStats::kBadValue] = static_cast<float>(mean);
+  }
+}
+
+void CpuBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* z = x + r * cols;
+    int64_t best = 0;
+    for (int64_t k = 1; k < cols; ++k)
+      if (z[k] > z[best]) best = k;
+    out[r] = static_cast<float>(best);
+  }
+}
+
+void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                uint64_t first_draw, float* bx, float* by, int64_t batch) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
+    const int64_t row = rng::below(r.v[0], static_cast<uint32_t>(rows));
+    std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
+    by[b] = y[row];
+  }
+}
+
+void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] += alpha * x[i];
+  });
+}
+
+void CpuBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  const float lr = args.learn_rate, mu = args.momentum, gs = args.grad_scale, l2 = args.l2;
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    const int64_t mid = std::clamp(args.decayed, b, e);
+    for (int64_t i = b; i < mid; ++i) {
+      const float d = lr * (-gs * g[i] - l2 * w[i]);
+      v[i] = mu * v[i] + d;
+      w[i] += d + mu * v[i];
+    }
+    for (int64_t i = mid; i < e; ++i) {
+      const float d = lr * (-gs * g[i]);
+      v[i] = mu * v[i] + d;
+      w[i] += d + mu * v[i];
+    }
+  });
+}
+
+}  // namespace cudl

@@ -1,0 +1,247 @@
+#include "cpu/gemm.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "cpu/thread_pool.hpp"
+#include "cudl/error.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CUDL_GEMM_AVX2 1
+#else
+#include <Eigen/Core>
+#endif
+
+namespace cudl::cpu {
+
+#if CUDL_GEMM_AVX2
+namespace {
+
+// Blocking (Goto/BLIS loop order): for each KC-deep slab of K, pack a KC×NC block of op(B)
+// (into L2/L3), then for each MC-row block pack op(A) (into L2) and sweep the 6×16 register
+// kernel over it, streaming a 16-wide B micro-panel (KC·16·4 = 16 KiB, L1) per column block.
+constexpr int64_t kMr = 6, kNr = 16;
+constexpr int64_t kKc = 256, kMc = 72, kNc = 1024;
+
+// op(X)(i, j) for a row-major X with row stride ld: trans swaps the roles of i and j.
+struct Operand {
+  const float* p;
+  int64_t ld;
+  Trans t;
+  float at(int64_t i, int64_t j) const { return t == Trans::kNo ? p[i * ld + j] : p[j * ld + i]; }
+};
+
+// Packs op(A) rows [i0, i0+mc) × cols [p0, p0+kc) as ceil(mc/6) panels of kc×6 (zero-padded).
+void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
+  for (int64_t ir = 0; ir < mc; ir += kMr) {
+    const int64_t rows = std::min(kMr, mc - ir);
+    if (a.t == Trans::kYes && rows == kMr) {
+      // op(A)(i, p) = A(p, i): the 6 values for one p are contiguous in A.
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a.p + (p0 + p) * a.ld + i0 + ir;
+        std::memcpy(dst + p * kMr, src, kMr * sizeof(float));
+      }
+    } else {
+      for (int64_t r = 0; r < kMr; ++r) {
+        if (r < rows) {
+          for (int64_t p = 0; p < kc; ++p) dst[p * kMr + r] = a.at(i0 + ir + r, p0 + p);
+        } else {
+          for (int64_t p = 0; p < kc; ++p) dst[p * kMr + r] = 0.0f;
+        }
+      }
+    }
+    dst += kc * kMr;
+  }
+}
+
+// Packs op(B) rows [p0, p0+kc) × cols [j0, j0+nc) as ceil(nc/16) panels of kc×16 (zero-padded).
+void pack_b(const Operand& b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  for (int64_t jr = 0; jr < nc; jr += kNr) {
+    const int64_t cols = std::min(kNr, nc - jr);
+    if (b.t == Trans::kNo && cols == kNr) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b.p + (p0 + p) * b.ld + j0 + jr;
+        _mm256_store_ps(dst + p * kNr, _mm256_loadu_ps(src));
+        _mm256_store_ps(dst + p * kNr + 8, _mm256_loadu_ps(src + 8));
+      }
+    } else if (b.t == Trans::kYes) {
+      // op(B)(p, j) = B(j, p): read each of the 16 source rows contiguously along p.
+      for (int64_t j = 0; j < kNr; ++j) {
+        const float* src = b.p + (j0 + jr + j) * b.ld + p0;
+        if (j < cols) {
+          for (int64_t p = 0; p < kc; ++p) dst[p * kNr + j] = src[p];
+        } else {
+          for (int64_t p = 0; p < kc; ++p) dst[p * kNr + j] = 0.0f;
+        }
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        for (int64_t j = 0; j < kNr; ++j) dst[p * kNr + j] = j < cols ? b.at(p0 + p, j0 + jr + j) : 0.0f;
+      }
+    }
+    dst += kc * kNr;
+  }
+}
+
+// acc(6×16) = Σ_p a[p][0..6) ⊗ b[p][0..16); then C = alpha·acc + beta·C on the valid rows×cols.
+void kernel_6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
+                 int64_t cols, float alpha, float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += kMr;
+    b += ldb;
+  }
+  alignas(32) float acc[kMr][kNr];
+  _mm256_store_ps(acc[0], c00), _mm256_store_ps(acc[0] + 8, c01);
+  _mm256_store_ps(acc[1], c10), _mm256_store_ps(acc[1] + 8, c11);
+  _mm256_store_ps(acc[2], c20), _mm256_store_ps(acc[2] + 8, c21);
+  _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
+  _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
+  _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
+  if (cols == kNr) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* cr = c + r * ldc;
+      __m256 x0 = _mm256_mul_ps(va, _mm256_load_ps(acc[r]));
+      __m256 x1 = _mm256_mul_ps(va, _mm256_load_ps(acc[r] + 8));
+      if (beta != 0.0f) {
+        x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x0);
+        x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), x1);
+      }
+      _mm256_storeu_ps(cr, x0);
+      _mm256_storeu_ps(cr + 8, x1);
+    }
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < cols; ++j) {
+        float& cv = c[r * ldc + j];
+        cv = beta != 0.0f ? alpha * acc[r][j] + beta * cv : alpha * acc[r][j];
+      }
+    }
+  }
+}
+
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+
+// Per-thread packing buffers, grown on demand and reused across calls.
+float* scratch(std::unique_ptr<float, FreeDeleter>& buf, size_t& cap, size_t floats) {
+  if (floats > cap) {
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    CUDL_REQUIRE(buf, "out of host memory allocating a " + std::to_string(bytes) + "-byte GEMM packing buffer");
+    cap = floats;
+  }
+  return buf.get();
+}
+
+// The single-threaded packed GEMM on the block C[i0:i1, j0:j1].
+void gemm_block(const Operand& a, const Operand& b, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k,
+                float alpha, float beta, float* c, int64_t ldc) {
+  thread_local std::unique_ptr<float, FreeDeleter> abuf, bbuf;
+  thread_local size_t acap = 0, bcap = 0;
+  float* pa = scratch(abuf, acap, static_cast<size_t>(kMc + kMr) * kKc);
+  float* pb = scratch(bbuf, bcap, static_cast<size_t>(kNc + kNr) * kKc);
+  for (int64_t jc = j0; jc < j1; jc += kNc) {
+    const int64_t nc = std::min(kNc, j1 - jc);
+    // K is cut into equal slabs of at most kKc (784 → 3 × 262, not 256+256+256+16).
+    const int64_t slabs = (k + kKc - 1) / kKc, kslab = (k + slabs - 1) / slabs;
+    for (int64_t pc = 0; pc < k; pc += kslab) {
+      const int64_t kc = std::min(kslab, k - pc);
+      const float beta_eff = pc == 0 ? beta : 1.0f;
+      pack_b(b, pc, kc, jc, nc, pb);
+      for (int64_t ic = i0; ic < i1; ic += kMc) {
+        const int64_t mc = std::min(kMc, i1 - ic);
+        pack_a(a, ic, mc, pc, kc, pa);
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          for (int64_t ir = 0; ir < mc; ir += kMr) {
+            kernel_6x16(kc, pa + ir * kc, pb + jr * kc, kNr, c + (ic + ir) * ldc + jc + jr, ldc,
+                        std::min(kMr, mc - ir), std::min(kNr, nc - jr), alpha, beta_eff);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {  // C = beta·C
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  const Operand oa{a, lda, ta}, ob{b, ldb, tb};
+  // Split C into blocks along whichever of m (in 6-row units) and n (in 16-column units) has
+  // more of them, so each thread packs only its own share of the larger operand.
+  const int64_t threads = pool.threads();
+  const double flops = 2.0 * m * n * k;
+  const int64_t mblocks = (m + kMr - 1) / kMr, nblocks = (n + kNr - 1) / kNr;
+  int64_t parts = flops < 2e6 ? 1 : std::min<int64_t>(threads, std::max(mblocks, nblocks));
+  if (parts <= 1) {
+    gemm_block(oa, ob, 0, m, 0, n, k, alpha, beta, c, ldc);
+    return;
+  }
+  if (nblocks >= mblocks) {
+    pool.run(parts, [&](int64_t t) {
+      const int64_t jb0 = nblocks * t / parts, jb1 = nblocks * (t + 1) / parts;
+      gemm_block(oa, ob, 0, m, jb0 * kNr, std::min(n, jb1 * kNr), k, alpha, beta, c, ldc);
+    });
+  } else {
+    pool.run(parts, [&](int64_t t) {
+      const int64_t ib0 = mblocks * t / parts, ib1 = mblocks * (t + 1) / parts;
+      gemm_block(oa, ob, ib0 * kMr, std::min(m, ib1 * kMr), 0, n, k, alpha, beta, c, ldc);
+    });
+  }
+}
+
+const char* sgemm_kernel_name() { return "avx2-fma 6x16"; }
+
+#else  // no AVX2/FMA at compile time: Eigen's own product, single-threaded
+
+void sgemm(ThreadPool&, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Map = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  Eigen::Map<Mat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
+  const Map A(a, ta == Trans::kNo ? m : k, ta == Trans::kNo ? k : m, Eigen::OuterStride<>(lda));
+  const Map B(b, tb == Trans::kNo ? k : n, tb == Trans::kNo ? n : k, Eigen::OuterStride<>(ldb));
+  if (beta == 0.0f) C.setZero(); else if (beta != 1.0f) C *= beta;
+  if (ta == Trans::kNo && tb == Trans::kNo) C.noalias() += alpha * A * B;
+  else if (ta == Trans::kNo) C.noalias() += alpha * A * B.transpose();
+  else if (tb == Trans::kNo) C.noalias() += alpha * A.transpose() * B;
+  else C.noalias() += alpha * A.transpose() * B.transpose();
+}
+
+const char* sgemm_kernel_name() { return "eigen"; }
+
+#endif
+
+}  // namespace cudl::cpu

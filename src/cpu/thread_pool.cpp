@@ -1,0 +1,100 @@
+#include "cpu/thread_pool.hpp"
+
+#include <algorithm>
+
+#include "cudl/error.hpp"
+
+namespace cudl::cpu {
+namespace {
+// Spin this many polls (a few microseconds) before sleeping: back-to-back jobs of a training
+// step then start without a futex wake-up, and an idle or oversubscribed pool still sleeps.
+constexpr int kSpinPolls = 4000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  CUDL_REQUIRE(threads >= 1, "thread count must be at least 1, got " + std::to_string(threads));
+  workers_.reserve(threads - 1);
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void ThreadPool::drain(const std::function<void(int64_t)>& fn, int64_t tasks) {
+  for (int64_t t = next_.fetch_add(1); t < tasks; t = next_.fetch_add(1)) {
+    fn(t);
+    finished_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    for (int i = 0; i < kSpinPolls && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+    const std::function<void(int64_t)>* job = nullptr;
+    int64_t tasks = 0;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return generation_.load() != seen; });
+      seen = generation_.load();
+      if (stop_) return;
+      if (job_ == nullptr) continue;  // woke after that job was already finished
+      job = job_;
+      tasks = tasks_;
+      active_.fetch_add(1);
+    }
+    drain(*job, tasks);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      active_.fetch_sub(1);
+    }
+    done_.notify_one();
+  }
+}
+
+// Workers enter a job only under mutex_ while job_ is set, and run() clears job_ under mutex_
+// once every task is finished and no worker is inside drain(): a late worker can never see a
+// stale job, and the next run() cannot start while a worker still holds the previous one.
+void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
+  if (tasks <= 0) return;
+  if (workers_.empty() || tasks == 1) {
+    for (int64_t t = 0; t < tasks; ++t) fn(t);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    tasks_ = tasks;
+    next_.store(0);
+    finished_.store(0);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  drain(fn, tasks);
+  auto all_done = [&] { return finished_.load(std::memory_order_acquire) >= tasks && active_.load() == 0; };
+  for (int i = 0; i < kSpinPolls && !all_done(); ++i) cpu_relax();
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_.wait(lock, all_done);
+  job_ = nullptr;
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(threads(), n / std::max<int64_t>(grain, 1)));
+  run(chunks, [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
+}
+
+}  // namespace cudl::cpu

@@ -1,0 +1,137 @@
+#include "cudl/network.hpp"
+
+#include "cudl/error.hpp"
+
+namespace cudl {
+
+Network::Network(Backend& backend, Shape input_shape) : backend_(backend), input_shape_(std::move(input_shape)) {
+  CUDL_REQUIRE(!input_shape_.empty() && numel(input_shape_) > 0,
+               "Network: input shape must be non-empty, found " + to_string(input_shape_));
+  shapes_.push_back(input_shape_);
+}
+
+Network& Network::add(std::unique_ptr<Layer> layer) {
+  CUDL_REQUIRE(layer != nullptr, "Network::add: null layer");
+  CUDL_REQUIRE(!built_, "Network::add: cannot add " + layer->describe() + " after the network was built");
+  shapes_.push_back(layer->output_shape(shapes_.back()));
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+
+// Lays out every parameter in one flat buffer: all decayed weights first (so one optimizer
+// launch can apply L2 to a prefix), then the rest, each layer's in its own order.
+void Network::build() {
+  if (built_) return;
+  CUDL_REQUIRE(!layers_.empty(), "Network: no layers were added");
+  std::vector<std::vector<ParamSpec>> specs;
+  std::vector<std::vector<int64_t>> offsets;
+  int64_t total = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    specs.push_back(layers_[i]->param_specs(shapes_[i]));
+    offsets.emplace_back(specs.back().size(), 0);
+  }
+  for (Decay pass : {Decay::kYes, Decay::kNo}) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      for (size_t j = 0; j < specs[i].size(); ++j) {
+        if (specs[i][j].decay != pass) continue;
+        offsets[i][j] = total;
+        total += numel(specs[i][j].shape);
+      }
+    }
+    if (pass == Decay::kYes) decayed_ = total;
+  }
+  params_ = Tensor({total}, backend_);
+  grads_ = Tensor({total}, backend_);
+  backend_.fill(params_, 0.0f);
+  backend_.fill(grads_, 0.0f);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<Tensor> p, g;
+    for (size_t j = 0; j < specs[i].size(); ++j) {
+      p.push_back(params_.slice(offsets[i][j], specs[i][j].shape));
+      g.push_back(grads_.slice(offsets[i][j], specs[i][j].shape));
+    }
+    layers_[i]->bind(std::move(p), std::move(g));
+  }
+  built_ = true;
+}
+
+void Network::initialize(uint64_t seed, float weight_stddev) {
+  build();
+  backend_.fill(params_, 0.0f);
+  if (decayed_ > 0) {
+    Tensor weights = params_.slice(0, {decayed_});
+    backend_.fill_normal(weights, seed, 0.0f, weight_stddev);
+  }
+}
+
+Tensor& Network::params() {
+  build();
+  return params_;
+}
+
+Tensor& Network::grads() {
+  build();
+  return grads_;
+}
+
+int64_t Network::decayed_params() {
+  build();
+  return decayed_;
+}
+
+Network::Activations& Network::activations(int64_t batch) {
+  auto it = acts_.find(batch);
+  if (it != acts_.end()) return it->second;
+  Activations a;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Shape s = shapes_[i + 1];
+    s.insert(s.begin(), batch);
+    a.out.emplace_back(s, backend_);
+    Shape in = shapes_[i];
+    in.insert(in.begin(), batch);
+    a.grad.push_back(i == 0 ? Tensor() : Tensor(in, backend_));
+  }
+  return acts_.emplace(batch, std::move(a)).first->second;
+}
+
+const Tensor& Network::forward(const Tensor& x, Mode mode) {
+  build();
+  Shape expected = input_shape_;
+  expected.insert(expected.begin(), x.rank() > 0 ? x.dim(0) : 0);
+  CUDL_REQUIRE(x.shape() == expected, "Network::forward: expected input " + to_string(expected) + " (N × " +
+                                          to_string(input_shape_) + "), found " + to_string(x.shape()));
+  Activations& a = activations(x.dim(0));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(backend_, i == 0 ? x : a.out[i - 1], a.out[i], mode);
+  }
+  return a.out.back();
+}
+
+void Network::backward(const Tensor& x, Tensor& dout) {
+  build();
+  Activations& a = activations(x.dim(0));
+  CUDL_REQUIRE(dout.shape() == a.out.back().shape(), "Network::backward: expected output gradient " +
+                                                         to_string(a.out.back().shape()) + ", found " +
+                                                         to_string(dout.shape()));
+  Tensor* dy = &dout;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    Tensor* dx = i == 0 ? nullptr : &a.grad[i];
+    layers_[i]->backward(backend_, i == 0 ? x : a.out[i - 1], a.out[i], *dy, dx);
+    dy = dx;
+  }
+}
+
+std::string Network::summary() {
+  build();
+  std::string s = "input " + to_string(input_shape_) + "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    int64_t count = 0;
+    for (const auto& spec : layers_[i]->param_specs(shapes_[i])) count += numel(spec.shape);
+    s += "  " + layers_[i]->describe() + " -> " + to_string(shapes_[i + 1]) + ", " + std::to_string(count) +
+         " parameters\n";
+  }
+  s += "total " + std::to_string(params_.size()) + " parameters";
+  return s;
+}
+
+}  // namespace cudl
