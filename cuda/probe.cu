@@ -17,17 +17,17 @@ GpuProbe probe_cuda_runtime() {
   cudaDriverGetVersion(&driver);
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err == cudaErrorInsufficientDriver || (driver != 0 && driver < runtime)) {
+  if (driver == 0) {
+    p.reason = "no NVIDIA driver is installed on this machine (libcuda was not found), so there is no usable GPU";
+    return p;
+  }
+  if (err == cudaErrorInsufficientDriver || driver < runtime) {
     p.reason = "the NVIDIA driver supports CUDA " + version_string(driver) + " but cudl was built with CUDA " +
                version_string(runtime) + "; update the driver";
     return p;
   }
   if (err == cudaErrorNoDevice || (err == cudaSuccess && count == 0)) {
     p.reason = "no CUDA GPU is present on this machine";
-    return p;
-  }
-  if (driver == 0) {
-    p.reason = "no NVIDIA driver is installed (libcuda not found)";
     return p;
   }
   if (err != cudaSuccess) {

@@ -22,7 +22,9 @@ using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 // Elementwise work is split into chunks of at least this many elements per thread.
 constexpr int64_t kGrain = 1 << 15;
 
-float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+// ReLU as (z < 0 ? 0 : z): NaN stays NaN (as in PyTorch), so bad values reach the loss check.
+inline float relu(float z) { return z < 0.0f ? 0.0f : z; }
 
 }  // namespace
 
@@ -70,21 +72,32 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
 }
 
 void CpuBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
-  const Eigen::Map<const Eigen::Array<float, 1, Eigen::Dynamic>> bv(bias, cols);
   pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {
-    Eigen::Map<RowMatrix> ym(y + b * cols, e - b, cols);
-    ym.rowwise() += bv;
-    if (act == Activation::kRelu) ym = ym.max(0.0f);
-    if (act == Activation::kSigmoid) ym = ym.unaryExpr([](float z) { return sigmoid(z); });
+    for (int64_t r = b; r < e; ++r) {
+      float* yr = y + r * cols;
+      switch (act) {
+        case Activation::kIdentity:
+          for (int64_t c = 0; c < cols; ++c) yr[c] += bias[c];
+          break;
+        case Activation::kRelu:
+          for (int64_t c = 0; c < cols; ++c) yr[c] = relu(yr[c] + bias[c]);
+          break;
+        case Activation::kSigmoid:
+          for (int64_t c = 0; c < cols; ++c) yr[c] = sigmoid(yr[c] + bias[c]);
+          break;
+      }
+    }
   });
 }
 
 void CpuBackend::do_activation(float* y, int64_t n, Activation act) {
   if (act == Activation::kIdentity) return;
   pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    ArrayMap ym(y + b, e - b);
-    if (act == Activation::kRelu) ym = ym.max(0.0f);
-    if (act == Activation::kSigmoid) ym = ym.unaryExpr([](float z) { return sigmoid(z); });
+    if (act == Activation::kRelu) {
+      for (int64_t i = b; i < e; ++i) y[i] = relu(y[i]);
+    } else {
+      for (int64_t i = b; i < e; ++i) y[i] = sigmoid(y[i]);
+    }
   });
 }
 

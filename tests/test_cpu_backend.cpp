@@ -1,0 +1,231 @@
+// Hand-worked values for every CpuBackend primitive.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/error.hpp"
+#include "cudl/rng.hpp"
+#include "tolerance.hpp"
+
+using namespace cudl;
+using cudl::testing::expect_all_close;
+using ::testing::HasSubstr;
+
+namespace {
+Tensor make(CpuBackend& cpu, std::vector<float> v, Shape s) { return Tensor::from_host(v, std::move(s), cpu); }
+std::vector<float> fresh_stats() { return {0.0f, 0.0f, -1.0f, 0.0f}; }
+}  // namespace
+
+TEST(CpuBackend, FillSetsEveryElement) {
+  CpuBackend cpu(2);
+  Tensor x({100001}, cpu);
+  cpu.fill(x, 2.5f);
+  for (float v : x.to_vector()) ASSERT_EQ(v, 2.5f);
+}
+
+TEST(CpuBackend, FillNormalIsTheCounterBasedDraw) {
+  CpuBackend cpu(2);
+  Tensor x({70000}, cpu);
+  cpu.fill_normal(x, 11, 1.0f, 0.5f);
+  const auto v = x.to_vector();
+  for (size_t i : {size_t{0}, size_t{1}, size_t{69999}}) {
+    const rng::Philox4 r = rng::bits(11, rng::kStreamInit, i);
+    EXPECT_FLOAT_EQ(v[i], 1.0f + 0.5f * rng::normal(r.v[0], r.v[1]));
+  }
+  CpuBackend one(1);
+  Tensor y({70000}, one);
+  one.fill_normal(y, 11, 1.0f, 0.5f);
+  EXPECT_EQ(y.to_vector(), v);  // independent of the thread count
+}
+
+TEST(CpuBackend, GemmHandWorked) {
+  CpuBackend cpu(1);
+  // A = [1 2 3; 4 5 6], B = [1 0; 0 1; 1 1]: A·B = [1+3, 2+3; 4+6, 5+6] = [4 5; 10 11].
+  Tensor a = make(cpu, {1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = make(cpu, {1, 0, 0, 1, 1, 1}, {3, 2});
+  Tensor c = make(cpu, {1, 1, 1, 1}, {2, 2});
+  cpu.gemm(2.0f, a, Trans::kNo, b, Trans::kNo, 0.5f, c);  // 2·AB + 0.5·1
+  EXPECT_EQ(c.to_vector(), (std::vector<float>{8.5f, 10.5f, 20.5f, 22.5f}));
+  // Aᵀ·A (3×3): column dot products of A: [17 22 27; 22 29 36; 27 36 45].
+  Tensor ata({3, 3}, cpu);
+  cpu.gemm(1.0f, a, Trans::kYes, a, Trans::kNo, 0.0f, ata);
+  EXPECT_EQ(ata.to_vector(), (std::vector<float>{17, 22, 27, 22, 29, 36, 27, 36, 45}));
+  // A·Aᵀ (2×2): row dot products: [14 32; 32 77].
+  Tensor aat({2, 2}, cpu);
+  cpu.gemm(1.0f, a, Trans::kNo, a, Trans::kYes, 0.0f, aat);
+  EXPECT_EQ(aat.to_vector(), (std::vector<float>{14, 32, 32, 77}));
+}
+
+TEST(CpuBackend, GemmWithBetaZeroIgnoresGarbageInC) {
+  CpuBackend cpu(1);
+  Tensor a = make(cpu, {1, 2}, {1, 2}), b = make(cpu, {3, 4}, {2, 1});
+  Tensor c = make(cpu, {std::numeric_limits<float>::quiet_NaN()}, {1, 1});
+  cpu.gemm(1.0f, a, Trans::kNo, b, Trans::kNo, 0.0f, c);
+  EXPECT_EQ(c.to_vector()[0], 11.0f);
+}
+
+TEST(CpuBackend, BiasActivationHandWorked) {
+  CpuBackend cpu(1);
+  Tensor bias = make(cpu, {1.0f, -1.0f}, {2});
+  Tensor y = make(cpu, {-2.0f, 3.0f, 0.5f, 0.5f}, {2, 2});
+  cpu.bias_activation(y, bias, Activation::kRelu);  // [-1 2; 1.5 -0.5] → relu
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{0.0f, 2.0f, 1.5f, 0.0f}));
+  Tensor s = make(cpu, {-1.0f, 1.0f}, {1, 2});
+  cpu.bias_activation(s, bias, Activation::kSigmoid);  // σ(0) = 0.5, σ(0) = 0.5
+  EXPECT_EQ(s.to_vector(), (std::vector<float>{0.5f, 0.5f}));
+  Tensor i = make(cpu, {-1.0f, 1.0f}, {1, 2});
+  cpu.bias_activation(i, bias, Activation::kIdentity);
+  EXPECT_EQ(i.to_vector(), (std::vector<float>{0.0f, 0.0f}));
+}
+
+TEST(CpuBackend, ActivationAndBackwardHandWorked) {
+  CpuBackend cpu(1);
+  Tensor y = make(cpu, {-1.0f, 0.0f, 2.0f}, {3});
+  cpu.activation(y, Activation::kSigmoid);
+  expect_all_close(y.to_vector(), std::vector<double>{1 / (1 + std::exp(1.0)), 0.5, 1 / (1 + std::exp(-2.0))}, 1e-7,
+                   1e-6);
+  // Sigmoid backward: dy·y(1−y) with y = 0.5 → dy/4.
+  Tensor half = make(cpu, {0.5f, 0.5f}, {2});
+  Tensor dy = make(cpu, {4.0f, -8.0f}, {2});
+  cpu.activation_backward(dy, half, Activation::kSigmoid);
+  EXPECT_EQ(dy.to_vector(), (std::vector<float>{1.0f, -2.0f}));
+  // ReLU backward passes the gradient where the output is positive.
+  Tensor out = make(cpu, {0.0f, 3.0f}, {2});
+  Tensor dr = make(cpu, {5.0f, 7.0f}, {2});
+  cpu.activation_backward(dr, out, Activation::kRelu);
+  EXPECT_EQ(dr.to_vector(), (std::vector<float>{0.0f, 7.0f}));
+}
+
+TEST(CpuBackend, SumRowsHandWorked) {
+  CpuBackend cpu(2);
+  Tensor x = make(cpu, {1, 2, 3, 4, 5, 6}, {3, 2});  // column sums 9, 12
+  Tensor out = make(cpu, {10, 20}, {2});
+  cpu.sum_rows(2.0f, x, 0.5f, out);  // 2·[9 12] + 0.5·[10 20]
+  EXPECT_EQ(out.to_vector(), (std::vector<float>{23.0f, 34.0f}));
+}
+
+TEST(CpuBackend, SoftmaxCrossEntropyHandWorked) {
+  CpuBackend cpu(1);
+  // Row 0: logits (0, ln 3) → softmax (1/4, 3/4); label 1 → loss −ln(3/4); correct.
+  // Row 1: logits (0, 0) → (1/2, 1/2); label 0 → loss ln 2; argmax ties → class 0: correct.
+  Tensor logits = make(cpu, {0.0f, std::log(3.0f), 0.0f, 0.0f}, {2, 2});
+  Tensor labels = make(cpu, {1.0f, 0.0f}, {2});
+  Tensor d({2, 2}, cpu), stats = make(cpu, fresh_stats(), {4});
+  CrossEntropyArgs args;
+  args.grad_scale = 2.0f;
+  cpu.softmax_cross_entropy(logits, labels, args, d, stats);
+  expect_all_close(d.to_vector(), std::vector<double>{2 * 0.25, 2 * (0.75 - 1), 2 * (0.5 - 1), 2 * 0.5}, 1e-6, 1e-6);
+  const auto st = stats.to_vector();
+  EXPECT_NEAR(st[LossStats::kLossSum], -std::log(0.75) + std::log(2.0), 1e-6);
+  EXPECT_EQ(st[LossStats::kErrors], 0.0f);
+  EXPECT_EQ(st[LossStats::kBadStep], -1.0f);
+  // A wrong prediction counts as an error and the sums accumulate across calls.
+  Tensor wrong = make(cpu, {5.0f, 0.0f}, {1, 2});
+  Tensor one = make(cpu, {1.0f}, {1});
+  Tensor d1({1, 2}, cpu);
+  cpu.softmax_cross_entropy(wrong, one, args, d1, stats);
+  EXPECT_EQ(stats.to_vector()[LossStats::kErrors], 1.0f);
+}
+
+TEST(CpuBackend, SoftmaxCrossEntropyRecordsFirstDivergedStep) {
+  CpuBackend cpu(1);
+  Tensor labels = make(cpu, {0.0f}, {1});
+  Tensor d({1, 2}, cpu), stats = make(cpu, fresh_stats(), {4});
+  CrossEntropyArgs args;
+  args.max_loss = 10.0f;
+  args.step = 4;
+  Tensor ok = make(cpu, {1.0f, 0.0f}, {1, 2});
+  cpu.softmax_cross_entropy(ok, labels, args, d, stats);
+  EXPECT_EQ(stats.to_vector()[LossStats::kBadStep], -1.0f);
+  args.step = 5;
+  Tensor big = make(cpu, {0.0f, 50.0f}, {1, 2});  // loss ≈ 50 > 10
+  cpu.softmax_cross_entropy(big, labels, args, d, stats);
+  args.step = 6;
+  Tensor nan = make(cpu, {std::nanf(""), 0.0f}, {1, 2});
+  cpu.softmax_cross_entropy(nan, labels, args, d, stats);
+  const auto st = stats.to_vector();
+  EXPECT_EQ(st[LossStats::kBadStep], 5.0f);  // the first one is kept
+  EXPECT_NEAR(st[LossStats::kBadValue], 50.0f, 1e-4);
+}
+
+TEST(CpuBackend, SoftmaxCrossEntropyRejectsLabelOutOfRange) {
+  CpuBackend cpu(1);
+  Tensor logits({1, 3}, cpu), d({1, 3}, cpu), stats = make(cpu, fresh_stats(), {4});
+  cpu.fill(logits, 0.0f);
+  Tensor labels = make(cpu, {3.0f}, {1});
+  try {
+    cpu.softmax_cross_entropy(logits, labels, {}, d, stats);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("label 3"));
+    EXPECT_THAT(e.what(), HasSubstr("[0, 3)"));
+  }
+}
+
+TEST(CpuBackend, ArgmaxTakesFirstMaximum) {
+  CpuBackend cpu(1);
+  Tensor x = make(cpu, {1, 3, 3, 0, -1, -2, -1, -5}, {2, 4});
+  Tensor out({2}, cpu);
+  cpu.argmax_rows(x, out);
+  EXPECT_EQ(out.to_vector(), (std::vector<float>{1.0f, 0.0f}));
+}
+
+TEST(CpuBackend, SampleRowsDrawsTheDocumentedRows) {
+  CpuBackend cpu(1);
+  const int64_t rows = 13, cols = 3, batch = 40;
+  std::vector<float> xv(rows * cols), yv(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    yv[r] = static_cast<float>(r);
+    for (int64_t c = 0; c < cols; ++c) xv[r * cols + c] = static_cast<float>(100 * r + c);
+  }
+  Tensor x = make(cpu, xv, {rows, cols}), y = make(cpu, yv, {rows});
+  Tensor bx({batch, cols}, cpu), by({batch}, cpu);
+  cpu.sample_rows(x, y, 9, 1000, bx, by);
+  const auto bxv = bx.to_vector(), byv = by.to_vector();
+  std::vector<int> seen(rows, 0);
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint32_t row = rng::below(rng::bits(9, rng::kStreamSample, 1000 + b).v[0], rows);
+    EXPECT_EQ(byv[b], static_cast<float>(row));
+    for (int64_t c = 0; c < cols; ++c) EXPECT_EQ(bxv[b * cols + c], xv[row * cols + c]);
+    ++seen[row];
+  }
+  // With replacement: 40 draws from 13 rows must repeat some row.
+  EXPECT_GT(*std::max_element(seen.begin(), seen.end()), 1);
+}
+
+TEST(CpuBackend, AxpyHandWorked) {
+  CpuBackend cpu(1);
+  Tensor x = make(cpu, {1, 2}, {2}), y = make(cpu, {10, 20}, {2});
+  cpu.axpy(-0.5f, x, y);
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{9.5f, 19.0f}));
+}
+
+TEST(CpuBackend, NesterovStepHandWorked) {
+  CpuBackend cpu(1);
+  // Two parameters, the first decayed. lr 0.5, μ 0.5, grad_scale 0.25, l2 0.1.
+  // p0: w 2, v 1, g 4: d = 0.5·(−0.25·4 − 0.1·2) = 0.5·(−1.2) = −0.6; v = 0.5 + (−0.6) = −0.1;
+  //     w = 2 − 0.6 + 0.5·(−0.1) = 1.35.
+  // p1: w 2, v 1, g 4: d = 0.5·(−1) = −0.5; v = 0.5 − 0.5 = 0; w = 2 − 0.5 + 0 = 1.5.
+  Tensor w = make(cpu, {2, 2}, {2}), v = make(cpu, {1, 1}, {2}), g = make(cpu, {4, 4}, {2});
+  NesterovArgs args{0.5f, 0.5f, 0.25f, 0.1f, 1};
+  cpu.nesterov_step(w, v, g, args);
+  expect_all_close(w.to_vector(), std::vector<double>{1.35, 1.5}, 1e-6, 1e-6, "w");
+  expect_all_close(v.to_vector(), std::vector<double>{-0.1, 0.0}, 1e-6, 1e-6, "v");
+}
+
+TEST(CpuBackend, ElementwiseResultsDoNotDependOnThreads) {
+  CpuBackend one(1), two(2);
+  const int64_t n = 300001;
+  auto run = [&](CpuBackend& cpu) {
+    Tensor w({n}, cpu), v({n}, cpu), g({n}, cpu);
+    cpu.fill_normal(w, 1, 0, 1);
+    cpu.fill_normal(v, 2, 0, 1);
+    cpu.fill_normal(g, 3, 0, 1);
+    cpu.nesterov_step(w, v, g, {0.1f, 0.9f, 1.0f / 64, 1e-4f, n / 3});
+    return w.to_vector();
+  };
+  EXPECT_EQ(run(one), run(two));
+}

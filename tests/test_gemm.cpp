@@ -1,0 +1,97 @@
+// The CPU GEMM against a double-precision triple loop: every transpose combination, odd sizes
+// that leave partial 6×16 tiles, K deeper than one packing slab, N wider than one block, row
+// strides larger than the row, and more threads than blocks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/gemm.hpp"
+#include "cpu/thread_pool.hpp"
+#include "cudl/rng.hpp"
+
+using namespace cudl;
+
+namespace {
+
+std::vector<float> random_values(size_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = rng::uniform(rng::bits(seed, 9, i).v[0]) * 2.0f - 1.0f;
+  return v;
+}
+
+struct Case {
+  int64_t m, n, k;
+  Trans ta, tb;
+  int64_t pad;  // extra elements per row beyond the logical width
+  float alpha, beta;
+};
+
+void check(cpu::ThreadPool& pool, const Case& c) {
+  const int64_t arows = c.ta == Trans::kNo ? c.m : c.k, acols = c.ta == Trans::kNo ? c.k : c.m;
+  const int64_t brows = c.tb == Trans::kNo ? c.k : c.n, bcols = c.tb == Trans::kNo ? c.n : c.k;
+  const int64_t lda = acols + c.pad, ldb = bcols + c.pad, ldc = c.n + c.pad;
+  const auto a = random_values(arows * lda, 1), b = random_values(brows * ldb, 2);
+  auto cm = random_values(c.m * ldc, 3);
+  const auto c0 = cm;
+  cpu::sgemm(pool, c.ta, c.tb, c.m, c.n, c.k, c.alpha, a.data(), lda, b.data(), ldb, c.beta, cm.data(), ldc);
+  double worst = 0;
+  for (int64_t i = 0; i < c.m; ++i) {
+    for (int64_t j = 0; j < c.n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < c.k; ++p) {
+        const double av = c.ta == Trans::kNo ? a[i * lda + p] : a[p * lda + i];
+        const double bv = c.tb == Trans::kNo ? b[p * ldb + j] : b[j * ldb + p];
+        acc += av * bv;
+      }
+      const double expected = c.alpha * acc + (c.beta == 0.0f ? 0.0 : c.beta * c0[i * ldc + j]);
+      worst = std::max(worst, std::fabs(cm[i * ldc + j] - expected) / (1e-5 * std::sqrt(c.k) + 1e-6 * std::fabs(expected)));
+    }
+    // Padding after each row of C is never written.
+    for (int64_t j = c.n; j < ldc; ++j) ASSERT_EQ(cm[i * ldc + j], c0[i * ldc + j]) << "padding written";
+  }
+  EXPECT_LE(worst, 1.0) << "m " << c.m << " n " << c.n << " k " << c.k << " ta " << (c.ta == Trans::kYes)
+                        << " tb " << (c.tb == Trans::kYes) << " pad " << c.pad;
+}
+
+}  // namespace
+
+TEST(Gemm, MatchesReferenceForAllTransposesAndOddSizes) {
+  cpu::ThreadPool pool(2);
+  const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {6, 16, 8}, {13, 17, 19}, {37, 53, 301}, {150, 40, 600}, {5, 1100, 9}};
+  for (const auto& s : sizes)
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes}) check(pool, {s[0], s[1], s[2], ta, tb, 0, 1.0f, 0.0f});
+}
+
+TEST(Gemm, HonoursAlphaBetaAndRowStrides) {
+  cpu::ThreadPool pool(2);
+  for (Trans ta : {Trans::kNo, Trans::kYes})
+    for (Trans tb : {Trans::kNo, Trans::kYes}) check(pool, {23, 35, 270, ta, tb, 5, -0.5f, 1.5f});
+}
+
+TEST(Gemm, TrainingShapesMatchReference) {
+  cpu::ThreadPool pool(2);
+  check(pool, {64, 800, 784, Trans::kNo, Trans::kNo, 0, 1.0f, 0.0f});   // forward
+  check(pool, {784, 80, 64, Trans::kYes, Trans::kNo, 0, 1.0f, 0.0f});   // weight gradient (80 columns)
+  check(pool, {64, 784, 96, Trans::kNo, Trans::kYes, 0, 1.0f, 0.0f});   // input gradient (K cut to 96)
+  check(pool, {64, 10, 800, Trans::kNo, Trans::kNo, 0, 1.0f, 0.0f});    // output layer
+}
+
+TEST(Gemm, ResultDoesNotDependOnThreadCount) {
+  cpu::ThreadPool one(1), three(3);
+  const int64_t m = 64, n = 200, k = 300;
+  const auto a = random_values(m * k, 4), b = random_values(k * n, 5);
+  std::vector<float> c1(m * n), c3(m * n);
+  cpu::sgemm(one, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c1.data(), n);
+  cpu::sgemm(three, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c3.data(), n);
+  EXPECT_EQ(c1, c3);
+}
+
+TEST(Gemm, ZeroDepthScalesC) {
+  cpu::ThreadPool pool(1);
+  std::vector<float> c = {1, 2, std::numeric_limits<float>::quiet_NaN(), 4};
+  cpu::sgemm(pool, Trans::kNo, Trans::kNo, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c.data(), 2);
+  EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0}));
+}

@@ -1,0 +1,90 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/error.hpp"
+#include "cudl/network.hpp"
+
+using namespace cudl;
+using ::testing::HasSubstr;
+
+TEST(Network, LaysOutDecayedWeightsBeforeBiases) {
+  CpuBackend cpu(1);
+  Network net(cpu, {3});
+  net.add(dense(4, Activation::kRelu)).add(dense(2));
+  // W1 3×4 = 12, W2 4×2 = 8 → 20 decayed; then b1 (4) and b2 (2).
+  EXPECT_EQ(net.params().size(), 26);
+  EXPECT_EQ(net.decayed_params(), 20);
+  auto& d1 = dynamic_cast<Dense&>(net.layer(0));
+  auto& d2 = dynamic_cast<Dense&>(net.layer(1));
+  EXPECT_EQ(d1.weight().data(), net.params().data());
+  EXPECT_EQ(d2.weight().data(), net.params().data() + 12);
+  EXPECT_EQ(d1.bias().data(), net.params().data() + 20);
+  EXPECT_EQ(d2.bias().data(), net.params().data() + 24);
+}
+
+TEST(Network, InitializeDrawsScaledNormalWeightsAndZeroBiases) {
+  CpuBackend cpu(2);
+  Network net(cpu, {784});
+  net.add(dense(800, Activation::kRelu)).add(dense(10));
+  net.initialize(2014, 0.05f);
+  const auto p = net.params().to_vector();
+  const int64_t nw = net.decayed_params();
+  double sum = 0, sum2 = 0;
+  for (int64_t i = 0; i < nw; ++i) {
+    sum += p[i];
+    sum2 += static_cast<double>(p[i]) * p[i];
+  }
+  EXPECT_NEAR(sum / nw, 0.0, 5 * 0.05 / std::sqrt(nw));
+  EXPECT_NEAR(std::sqrt(sum2 / nw), 0.05, 0.0005);
+  for (size_t i = nw; i < p.size(); ++i) ASSERT_EQ(p[i], 0.0f);
+  Network again(cpu, {784});
+  again.add(dense(800, Activation::kRelu)).add(dense(10));
+  again.initialize(2014, 0.05f);
+  EXPECT_EQ(again.params().to_vector(), p);  // same seed, same weights
+}
+
+TEST(Network, ForwardComputesTheAffineReluStack) {
+  CpuBackend cpu(1);
+  Network net(cpu, {2});
+  net.add(dense(1, Activation::kRelu));
+  net.params().copy_from(std::vector<float>{1.0f, -1.0f, 0.5f});  // W = [1; −1], b = 0.5
+  Tensor x = Tensor::from_host({3, 1, 1, 3}, {2, 2}, cpu);
+  // Row 0: 3 − 1 + 0.5 = 2.5; row 1: 1 − 3 + 0.5 = −1.5 → 0.
+  EXPECT_EQ(net.forward(x, Mode::kInfer).to_vector(), (std::vector<float>{2.5f, 0.0f}));
+}
+
+TEST(Network, ShapeErrorsNameLayerAndShapes) {
+  CpuBackend cpu(1);
+  Network conv_like(cpu, {1, 28, 28});
+  try {
+    conv_like.add(dense(10));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("Dense(10)"));
+    EXPECT_THAT(e.what(), HasSubstr("[1, 28, 28]"));
+  }
+  Network net(cpu, {784});
+  net.add(dense(10));
+  Tensor wrong({5, 100}, cpu);
+  try {
+    net.forward(wrong, Mode::kInfer);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("expected input [5, 784]"));
+    EXPECT_THAT(e.what(), HasSubstr("found [5, 100]"));
+  }
+  EXPECT_THROW(net.add(dense(3)), Error);  // built: no more layers
+}
+
+TEST(Network, SummaryListsLayersAndParameterCounts) {
+  CpuBackend cpu(1);
+  Network net(cpu, {784});
+  net.add(dense(800, Activation::kRelu)).add(dense(10));
+  const std::string s = net.summary();
+  EXPECT_THAT(s, HasSubstr("Dense(800, relu) -> [800], 628000 parameters"));
+  EXPECT_THAT(s, HasSubstr("Dense(10) -> [10], 8010 parameters"));
+  EXPECT_THAT(s, HasSubstr("total 636010 parameters"));
+}

@@ -1,0 +1,136 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/rng.hpp"
+#include "cudl/trainer.hpp"
+
+using namespace cudl;
+using ::testing::HasSubstr;
+
+namespace {
+// Two Gaussian blobs in 8 dimensions, labels 0/1, separable.
+struct Blobs {
+  std::vector<float> x, y;
+  int64_t rows;
+  explicit Blobs(int64_t n) : rows(n) {
+    for (int64_t r = 0; r < n; ++r) {
+      const int label = static_cast<int>(r % 2);
+      y.push_back(static_cast<float>(label));
+      for (int c = 0; c < 8; ++c) {
+        const rng::Philox4 b = rng::bits(5, 7, static_cast<uint64_t>(r * 8 + c));
+        x.push_back((label ? 1.0f : -1.0f) + 0.5f * rng::normal(b.v[0], b.v[1]));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+TEST(Train, LearnsSeparableBlobsAndDecaysLearningRate) {
+  CpuBackend cpu(2);
+  Blobs data(640);
+  Network net(cpu, {8});
+  net.add(dense(16, Activation::kRelu)).add(dense(2));
+  net.initialize(1, 0.1f);
+  Tensor x = Tensor::from_host(data.x, {data.rows, 8}, cpu), y = Tensor::from_host(data.y, {data.rows}, cpu);
+  TrainConfig cfg;
+  cfg.epochs = 5;
+  cfg.batch = 32;
+  cfg.learn_rate = 0.1f;
+  const auto reports = train(net, x, y, cfg);
+  ASSERT_EQ(reports.size(), 5u);
+  EXPECT_EQ(reports[0].steps, 20);
+  EXPECT_EQ(reports[0].samples, 640);
+  EXPECT_FLOAT_EQ(reports[1].learn_rate, 0.09f);
+  EXPECT_LT(reports.back().loss, reports.front().loss);
+  EXPECT_LT(reports.back().err, 0.02);
+}
+
+TEST(Train, IsDeterministicForASeed) {
+  CpuBackend cpu(2);
+  Blobs data(256);
+  auto run = [&](uint64_t seed) {
+    Network net(cpu, {8});
+    net.add(dense(16, Activation::kRelu)).add(dense(2));
+    net.initialize(1, 0.1f);
+    Tensor x = Tensor::from_host(data.x, {data.rows, 8}, cpu), y = Tensor::from_host(data.y, {data.rows}, cpu);
+    TrainConfig cfg;
+    cfg.epochs = 2;
+    cfg.batch = 16;
+    cfg.seed = seed;
+    const auto r = train(net, x, y, cfg);
+    return std::make_pair(r.back().loss, net.params().to_vector());
+  };
+  EXPECT_EQ(run(3), run(3));
+  EXPECT_NE(run(3).second, run(4).second);
+}
+
+TEST(Train, StopsAtOnceOnNonFiniteLoss) {
+  CpuBackend cpu(1);
+  Blobs data(256);
+  data.x[0] = std::numeric_limits<float>::quiet_NaN();  // row 0 poisons any batch that draws it
+  Network net(cpu, {8});
+  net.add(dense(16, Activation::kRelu)).add(dense(2));
+  net.initialize(1, 0.1f);
+  Tensor x = Tensor::from_host(data.x, {data.rows, 8}, cpu), y = Tensor::from_host(data.y, {data.rows}, cpu);
+  TrainConfig cfg;
+  cfg.epochs = 3;
+  cfg.batch = 16;
+  int epochs_seen = 0;
+  try {
+    train(net, x, y, cfg, [&](const EpochReport&) { ++epochs_seen; });
+    FAIL() << "no divergence reported";
+  } catch (const Diverged& e) {
+    // The first minibatch that draws row 0 under this seed:
+    int64_t expected_step = -1;
+    for (int64_t d = 0; expected_step < 0; ++d)
+      if (rng::below(rng::bits(cfg.seed, rng::kStreamSample, d).v[0], 256) == 0) expected_step = d / 16;
+    EXPECT_EQ(e.epoch, static_cast<int>(expected_step / 16) + 1);
+    EXPECT_EQ(e.minibatch, expected_step % 16 + 1);
+    EXPECT_TRUE(std::isnan(e.value));
+    EXPECT_THAT(e.what(), HasSubstr("mean loss nan"));
+    EXPECT_THAT(e.what(), HasSubstr("try a lower --learn-rate"));
+    EXPECT_EQ(epochs_seen, e.epoch - 1);
+  }
+}
+
+TEST(Train, StopsOnExplodingLoss) {
+  CpuBackend cpu(1);
+  Blobs data(512);
+  for (float& v : data.x) v *= 100.0f;  // large inputs and a huge learning rate blow up
+  Network net(cpu, {8});
+  net.add(dense(16, Activation::kRelu)).add(dense(2));
+  net.initialize(1, 0.1f);
+  Tensor x = Tensor::from_host(data.x, {data.rows, 8}, cpu), y = Tensor::from_host(data.y, {data.rows}, cpu);
+  TrainConfig cfg;
+  cfg.epochs = 5;
+  cfg.batch = 16;
+  cfg.learn_rate = 50.0f;
+  try {
+    train(net, x, y, cfg);
+    FAIL() << "no divergence reported";
+  } catch (const Diverged& e) {
+    EXPECT_EQ(e.epoch, 1);
+    EXPECT_TRUE(!std::isfinite(e.value) || e.value > 100 * std::log(2.0)) << e.value;
+    EXPECT_THAT(e.what(), HasSubstr("epoch 1, minibatch "));
+  }
+}
+
+TEST(Train, RejectsDataSmallerThanABatch) {
+  CpuBackend cpu(1);
+  Blobs data(8);
+  Network net(cpu, {8});
+  net.add(dense(2));
+  Tensor x = Tensor::from_host(data.x, {data.rows, 8}, cpu), y = Tensor::from_host(data.y, {data.rows}, cpu);
+  TrainConfig cfg;
+  try {
+    train(net, x, y, cfg);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("8 rows are fewer than one batch of 64"));
+  }
+}
