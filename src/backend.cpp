@@ -2,6 +2,8 @@
 // once, so CpuBackend and CudaBackend implement only the arithmetic.
 #include "cudl/backend.hpp"
 
+#include <cstdio>
+
 #include "cudl/error.hpp"
 
 namespace cudl {
@@ -19,9 +21,14 @@ namespace {
 
 void require_on(const Backend& backend, const Tensor& t, const char* op, const char* name) {
   CUDL_REQUIRE(!t.empty(), std::string(op) + ": tensor " + name + " is empty");
-  CUDL_REQUIRE(&t.backend() == &backend, std::string(op) + ": tensor " + name + " lives on " +
-                                             to_string(t.device()) + " backend '" + t.backend().describe() +
-                                             "', not on this one ('" + backend.describe() + "')");
+  if (&t.backend() != &backend) {
+    char where[64];
+    std::snprintf(where, sizeof where, "%p", static_cast<const void*>(&t.backend()));
+    detail::fail(__FILE__, __LINE__,
+                 std::string(op) + ": tensor " + name + " lives on another backend instance (" +
+                     t.backend().describe() + " at " + where + "), not on this one (" + backend.describe() +
+                     "); move it with Tensor::to()");
+  }
 }
 
 void require_rank(const Tensor& t, int rank, const char* op, const char* name) {

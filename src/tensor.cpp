@@ -38,6 +38,21 @@ Tensor::Tensor(Shape shape, Backend& backend) : shape_(std::move(shape)) {
   data_ = static_cast<float*>(storage_->ptr);
 }
 
+Tensor::Tensor(Tensor&& other) noexcept
+    : storage_(std::move(other.storage_)), data_(std::exchange(other.data_, nullptr)), shape_(std::move(other.shape_)) {
+  other.shape_.clear();
+}
+
+Tensor& Tensor::operator=(Tensor&& other) noexcept {
+  if (this != &other) {
+    storage_ = std::move(other.storage_);
+    data_ = std::exchange(other.data_, nullptr);
+    shape_ = std::move(other.shape_);
+    other.shape_.clear();
+  }
+  return *this;
+}
+
 Tensor Tensor::from_host(const std::vector<float>& values, Shape shape, Backend& backend) {
   Tensor t(std::move(shape), backend);
   t.copy_from(values);
@@ -51,7 +66,7 @@ int64_t Tensor::dim(int i) const {
   return shape_[j];
 }
 
-int64_t Tensor::rows() const { return shape_.empty() ? 1 : shape_[0]; }
+int64_t Tensor::rows() const { return empty() ? 0 : shape_.empty() ? 1 : shape_[0]; }
 int64_t Tensor::cols() const { return shape_.size() <= 1 ? 1 : size() / std::max<int64_t>(shape_[0], 1); }
 
 Backend& Tensor::backend() const {
@@ -100,7 +115,7 @@ void Tensor::copy_from(const std::vector<float>& values) {
 }
 
 void Tensor::copy_from(const Tensor& other) {
-  CUDL_REQUIRE(other.size() == size(),
+  CUDL_REQUIRE(other.shape_ == shape_,
                "copy of a tensor of shape " + to_string(other.shape_) + " into one of shape " + to_string(shape_));
   if (size() == 0) return;
   if (&other.backend() == &backend()) {

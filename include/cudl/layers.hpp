@@ -55,6 +55,9 @@ class Dense final : public Layer {
 
   int64_t units() const { return units_; }
   Activation activation() const { return act_; }
+  // Views into the network's flat parameter buffer (empty until the network is built).
+  Tensor& weight() { return w_; }
+  Tensor& bias() { return b_; }
   const Tensor& weight() const { return w_; }
   const Tensor& bias() const { return b_; }
 

@@ -25,7 +25,8 @@ struct ClassificationReport {
 // truth and predicted must have the same length; classes are 0..classes-1.
 ClassificationReport classification_report(const std::vector<int>& truth, const std::vector<int>& predicted,
                                            int classes);
-// The report in the layout of sklearn's classification_report (as printed in 2014).
+// The report in the layout of sklearn's classification_report of 2014 (0.15): a name column as
+// wide as "avg / total", two spaces, then 9-wide precision, recall, f1-score and support.
 std::string format_report(const ClassificationReport& report);
 
 // Labels stored as floats (Dataset::y) converted to ints.

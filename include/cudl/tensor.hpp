@@ -26,8 +26,9 @@ class Tensor {
   // Tensor of `shape` holding `values` (host memory, size must equal numel(shape)).
   static Tensor from_host(const std::vector<float>& values, Shape shape, Backend& backend);
 
-  Tensor(Tensor&&) noexcept = default;
-  Tensor& operator=(Tensor&&) noexcept = default;
+  // A moved-from tensor is empty.
+  Tensor(Tensor&& other) noexcept;
+  Tensor& operator=(Tensor&& other) noexcept;
   Tensor(const Tensor&) = delete;
   Tensor& operator=(const Tensor&) = delete;
 
@@ -35,7 +36,7 @@ class Tensor {
   const Shape& shape() const { return shape_; }
   int64_t dim(int i) const;    // size of dimension i (negative counts from the end)
   int rank() const { return static_cast<int>(shape_.size()); }
-  int64_t size() const { return numel(shape_); }
+  int64_t size() const { return empty() ? 0 : numel(shape_); }
   int64_t rows() const;        // dimension 0
   int64_t cols() const;        // product of the other dimensions (1 for rank 1)
   float* data() { return data_; }

@@ -71,14 +71,14 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
 std::string format_report(const ClassificationReport& r) {
   char line[128];
   std::string s;
-  std::snprintf(line, sizeof line, "%11s %11s %9s %9s %9s\n\n", "", "precision", "recall", "f1-score", "support");
+  std::snprintf(line, sizeof line, "%11s  %9s %9s %9s %9s\n\n", "", "precision", "recall", "f1-score", "support");
   s += line;
   for (int c = 0; c < r.classes; ++c) {
-    std::snprintf(line, sizeof line, "%11d %11.2f %9.2f %9.2f %9lld\n", c, r.precision[c], r.recall[c], r.f1[c],
+    std::snprintf(line, sizeof line, "%11d  %9.2f %9.2f %9.2f %9lld\n", c, r.precision[c], r.recall[c], r.f1[c],
                   static_cast<long long>(r.support[c]));
     s += line;
   }
-  std::snprintf(line, sizeof line, "\n%11s %11.2f %9.2f %9.2f %9lld\n", "avg / total", r.avg_precision, r.avg_recall,
+  std::snprintf(line, sizeof line, "\n%11s  %9.2f %9.2f %9.2f %9lld\n", "avg / total", r.avg_precision, r.avg_recall,
                 r.avg_f1, static_cast<long long>(r.total));
   s += line;
   return s;
