@@ -1,0 +1,254 @@
+// The IDX reader (MNIST, Fashion-MNIST): gzip-compressed or plain files, read defensively.
+// Every size comes from a validated header, every read count is checked, and the payload
+// buffer grows only as data actually arrives, so a garbled file can neither crash the reader
+// nor make it allocate what the file does not hold.
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/data.hpp"
+#include "cudl/error.hpp"
+
+namespace cudl {
+namespace {
+
+constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned bytes, 3 dimensions
+constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimension
+constexpr uint64_t kMaxPayload = uint64_t{1} << 31;  // bytes; MNIST's largest file holds 47 MB
+constexpr size_t kChunk = size_t{1} << 16;
+
+std::string hex(uint32_t v, int digits) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%0*x", digits, v);
+  return buf;
+}
+std::string hex32(uint32_t v) { return hex(v, 8); }
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+// The bytes of a file that is gzip-compressed (detected by its first two bytes, 1f 8b) or
+// plain. read() returns fewer bytes than asked only at the end of the data. Corrupt gzip data,
+// or anything but another gzip member after a member's end, throws Error naming the file.
+class ByteSource {
+ public:
+  explicit ByteSource(const std::string& path) : path_(path), in_(kChunk) {
+    errno = 0;
+    file_.reset(std::fopen(path.c_str(), "rb"));
+    const int err = errno;
+    CUDL_REQUIRE(file_ != nullptr, path_ + ": cannot open: " + std::strerror(err));
+    fill();
+    gzip_ = end_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
+    if (gzip_) {
+      // 16 + MAX_WBITS: a gzip wrapper (header, CRC-32 and length checked), 32 KiB window.
+      const int ret = inflateInit2(&z_, 16 + MAX_WBITS);
+      CUDL_REQUIRE(ret == Z_OK, path_ + ": zlib inflateInit2 failed: " + zError(ret));
+    }
+  }
+  ~ByteSource() {
+    if (gzip_) inflateEnd(&z_);
+  }
+  ByteSource(const ByteSource&) = delete;
+  ByteSource& operator=(const ByteSource&) = delete;
+
+  // Copies up to n bytes of (decompressed) data to dst; returns how many.
+  size_t read(uint8_t* dst, size_t n) { return gzip_ ? read_gzip(dst, n) : read_plain(dst, n); }
+
+  // Whether the file ended inside a gzip member (a cut-short download).
+  bool truncated() const { return truncated_; }
+  // Why data ended early beyond "the file ends": "" for a plain file or a complete stream.
+  std::string truncation_note() const {
+    return truncated_ ? " (the gzip stream is cut short: the file ends inside compressed data)"
+                      : "";
+  }
+
+ private:
+  // Moves unread input to the front of in_ and appends from the file; false when nothing new.
+  bool fill() {
+    if (pos_ > 0) {
+      std::memmove(in_.data(), in_.data() + pos_, end_ - pos_);
+      end_ -= pos_;
+      pos_ = 0;
+    }
+    if (end_ == in_.size()) return true;
+    errno = 0;
+    const size_t got = std::fread(in_.data() + end_, 1, in_.size() - end_, file_.get());
+    const int err = errno;
+    CUDL_REQUIRE(!std::ferror(file_.get()), path_ + ": read failed: " + std::strerror(err));
+    end_ += got;
+    return got > 0;
+  }
+
+  size_t read_plain(uint8_t* dst, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      if (pos_ == end_ && !fill()) break;
+      const size_t take = std::min(n - got, end_ - pos_);
+      std::memcpy(dst + got, in_.data() + pos_, take);
+      pos_ += take;
+      got += take;
+    }
+    return got;
+  }
+
+  size_t read_gzip(uint8_t* dst, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      if (pos_ == end_ && !fill()) {
+        truncated_ = !member_ended_;  // the file ended inside a gzip member
+        break;
+      }
+      if (member_ended_) {
+        // Concatenated gzip members are valid gzip (pigz, bgzip); anything else is not.
+        if (end_ - pos_ < 2) fill();
+        CUDL_REQUIRE(end_ - pos_ >= 2 && in_[pos_] == 0x1f && in_[pos_ + 1] == 0x8b,
+                     path_ + ": unexpected data after the end of the gzip stream");
+        inflateReset(&z_);
+        member_ended_ = false;
+      }
+      z_.next_in = in_.data() + pos_;
+      z_.avail_in = static_cast<uInt>(end_ - pos_);  // ≤ kChunk
+      z_.next_out = dst + got;
+      z_.avail_out = static_cast<uInt>(std::min<size_t>(n - got, UINT_MAX));
+      const int ret = inflate(&z_, Z_NO_FLUSH);
+      pos_ = end_ - z_.avail_in;
+      got = static_cast<size_t>(z_.next_out - dst);
+      if (ret == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (ret == Z_BUF_ERROR && z_.avail_in == 0) {
+        continue;  // needs more input: refilled (or found truncated) at the top of the loop
+      } else {
+        CUDL_REQUIRE(ret == Z_OK, path_ + ": corrupt gzip stream: " +
+                                      (z_.msg != nullptr ? z_.msg : zError(ret)));
+      }
+    }
+    return got;
+  }
+
+  std::string path_;
+  std::unique_ptr<std::FILE, FileCloser> file_;
+  std::vector<uint8_t> in_;  // compressed (or plain) input; unread bytes are in_[pos_, end_)
+  size_t pos_ = 0, end_ = 0;
+  bool gzip_ = false, member_ended_ = false, truncated_ = false;
+  z_stream z_{};
+};
+
+// What a magic number that is not the expected one looks like, to help the reader of an error.
+std::string describe_magic(uint32_t found) {
+  if ((found >> 16) == 0x1f8b) return " (gzip data inside gzip: compressed twice?)";
+  if ((found >> 16) != 0) return " (not an IDX file)";
+  const uint32_t type = (found >> 8) & 0xff, dims = found & 0xff;
+  const char* kind = dims == 1 ? ", a label file?" : dims == 3 ? ", an image file?" : "";
+  return " (IDX data type " + hex(type, 2) + ", " + num(dims) +
+         (dims == 1 ? " dimension" : " dimensions") + kind + ")";
+}
+
+// Reads an IDX header with `magic` and `ndims` sizes (1 or 3) and returns the sizes.
+std::vector<uint64_t> read_header(ByteSource& src, const std::string& path, uint32_t magic,
+                                  size_t ndims) {
+  uint8_t header[16];
+  const size_t want = 4 + 4 * ndims;
+  const size_t got = src.read(header, want);
+  CUDL_REQUIRE(got >= 4, path + ": expected IDX magic " + hex32(magic) + ", found only " +
+                             num(got) + " bytes" + src.truncation_note());
+  const uint32_t found = be32(header);
+  CUDL_REQUIRE(found == magic, path + ": expected IDX magic " + hex32(magic) + ", found " +
+                                   hex32(found) + describe_magic(found));
+  CUDL_REQUIRE(got == want, path + ": truncated IDX header: expected " + num(want) +
+                                " bytes, found " + num(got) + src.truncation_note());
+  std::vector<uint64_t> sizes(ndims);
+  for (size_t d = 0; d < ndims; ++d) sizes[d] = be32(header + 4 + 4 * d);
+  return sizes;
+}
+
+// Reads exactly `bytes` bytes of payload, then requires the data to end there.
+// `what` names the payload for messages, e.g. "10000 images of 28×28".
+std::vector<uint8_t> read_payload(ByteSource& src, const std::string& path, uint64_t bytes,
+                                  const std::string& what) {
+  std::vector<uint8_t> out;
+  uint64_t got = 0;
+  while (got < bytes) {
+    // Grow geometrically but never past the header's promise nor far past the data seen.
+    const uint64_t step64 = std::min<uint64_t>(bytes - got, std::max<uint64_t>(kChunk, got));
+    const size_t step = static_cast<size_t>(step64);
+    out.resize(static_cast<size_t>(got) + step);
+    const size_t r = src.read(out.data() + got, step);
+    got += r;
+    if (r < step) break;
+  }
+  CUDL_REQUIRE(got == bytes, path + ": truncated payload: the header promises " + what + " = " +
+                                 num(bytes) + " bytes, found " + num(got) +
+                                 src.truncation_note());
+  // Count trailing data, up to a bound (a gzip bomb must not keep us counting).
+  constexpr uint64_t kCountLimit = uint64_t{1} << 20;
+  uint64_t extra = 0;
+  uint8_t sink[4096];
+  while (extra <= kCountLimit) {
+    const size_t r = src.read(sink, sizeof sink);
+    if (r == 0) break;
+    extra += r;
+  }
+  CUDL_REQUIRE(extra == 0, path + ": " + (extra > kCountLimit ? "more than " + num(kCountLimit)
+                                                                 : num(extra)) +
+                               " bytes of unexpected data after the " + num(bytes) +
+                               "-byte payload of " + what);
+  CUDL_REQUIRE(!src.truncated(), path + ": the gzip stream is cut short: the file ends inside "
+                                        "compressed data, after the complete payload");
+  return out;
+}
+
+}  // namespace
+
+IdxImages read_idx_images(const std::string& path) {
+  ByteSource src(path);
+  const std::vector<uint64_t> dims = read_header(src, path, kImagesMagic, 3);
+  const uint64_t count = dims[0], rows = dims[1], cols = dims[2];
+  const std::string what =
+      num(count) + (count == 1 ? " image of " : " images of ") + num(rows) + "×" + num(cols);
+  CUDL_REQUIRE(count > 0 && rows > 0 && cols > 0,
+               path + ": the header gives " + what + ": every dimension must be at least 1");
+  const uint64_t per_image = rows * cols;  // < 2^64: both factors < 2^32
+  CUDL_REQUIRE(per_image <= kMaxPayload && count <= kMaxPayload / per_image,
+               path + ": the header gives " + what + ": more than the " + num(kMaxPayload) +
+                   "-byte limit (corrupt header?)");
+  IdxImages images;
+  images.count = static_cast<int64_t>(count);
+  images.rows = static_cast<int64_t>(rows);
+  images.cols = static_cast<int64_t>(cols);
+  images.pixels = read_payload(src, path, count * per_image, what);
+  return images;
+}
+
+std::vector<uint8_t> read_idx_labels(const std::string& path, int num_classes) {
+  CUDL_REQUIRE(num_classes >= 1,
+               path + ": num_classes must be at least 1, got " + std::to_string(num_classes));
+  ByteSource src(path);
+  const uint64_t count = read_header(src, path, kLabelsMagic, 1)[0];
+  const std::string what = num(count) + (count == 1 ? " label" : " labels");
+  CUDL_REQUIRE(count > 0, path + ": the header gives 0 labels: expected at least 1");
+  CUDL_REQUIRE(count <= kMaxPayload, path + ": the header gives " + what + ": more than the " +
+                                         num(kMaxPayload) + "-byte limit (corrupt header?)");
+  std::vector<uint8_t> labels = read_payload(src, path, count, what);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    CUDL_REQUIRE(labels[i] < num_classes,
+                 path + ": label " + num(labels[i]) + " at index " + num(i) +
+                     " is out of range: expected a class below " + std::to_string(num_classes));
+  }
+  return labels;
+}
+
+}  // namespace cudl

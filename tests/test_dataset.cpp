@@ -1,0 +1,421 @@
+// Datasets from IDX directories: loading (splits, scaling, mismatches), discovery order of
+// find_dataset, and the seeded train/test split (sizes, permutation, determinism).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cudl/data.hpp"
+#include "cudl/error.hpp"
+
+namespace cudl::detail {
+// Defined in src/data/dataset.cpp: find_dataset with its last resort as a parameter.
+DatasetLocation find_dataset_in(const std::string& cli_dir, const std::string& project_root,
+                                const std::string& fallback_dir);
+}  // namespace cudl::detail
+
+namespace {
+
+namespace fs = std::filesystem;
+using Bytes = std::vector<uint8_t>;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+void put32(Bytes& b, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(v >> shift));
+}
+
+void write_file(const fs::path& p, const Bytes& bytes, bool gz) {
+  fs::create_directories(p.parent_path());
+  if (gz) {
+    gzFile f = gzopen(p.string().c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+              static_cast<int>(bytes.size()));
+    ASSERT_EQ(gzclose(f), Z_OK);
+  } else {
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+}
+
+// Writes <dir>/<split>-images-idx3-ubyte[.gz] holding `count` images of rows×cols whose pixel
+// k of image i is (first + i)·16 + k, and <split>-labels-idx1-ubyte[.gz] with labels
+// (first + i) % 10; `label_count` overrides the number of labels written.
+void write_split(const fs::path& dir, const std::string& split, uint32_t count, uint32_t rows,
+                 uint32_t cols, bool gz, uint32_t first = 0, int64_t label_count = -1) {
+  const std::string suffix = gz ? ".gz" : "";
+  Bytes images;
+  for (uint32_t v : {0x803u, count, rows, cols}) put32(images, v);
+  for (uint32_t i = 0; i < count; ++i) {
+    for (uint32_t k = 0; k < rows * cols; ++k) {
+      images.push_back(static_cast<uint8_t>((first + i) * 16 + k));
+    }
+  }
+  write_file(dir / (split + "-images-idx3-ubyte" + suffix), images, gz);
+  const auto n = static_cast<uint32_t>(label_count < 0 ? count : label_count);
+  Bytes labels;
+  for (uint32_t v : {0x801u, n}) put32(labels, v);
+  for (uint32_t i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>((first + i) % 10));
+  write_file(dir / (split + "-labels-idx1-ubyte" + suffix), labels, gz);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "cudl_ds_XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  std::string str(const std::string& sub = "") const { return (path_ / sub).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// Sets (or, with nullopt, unsets) an environment variable for one scope, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    set(value);
+  }
+  ~ScopedEnv() { set(old_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  void set(const std::optional<std::string>& value) const {
+    value ? setenv(name_, value->c_str(), 1) : unsetenv(name_);
+  }
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cudl::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// ---------------------------------------------------------------------------------------------
+// load_idx_dataset
+
+TEST(LoadIdxDataset, TrainRowsThenT10kRowsScaledBy255) {
+  TempDir dir;
+  write_split(dir.path(), "train", 3, 2, 2, /*gz=*/true, /*first=*/0);
+  write_split(dir.path(), "t10k", 2, 2, 2, /*gz=*/true, /*first=*/3);
+  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
+  EXPECT_EQ(d.name, "MNIST");
+  EXPECT_EQ(d.source, dir.str());
+  EXPECT_EQ(d.rows, 5);
+  EXPECT_EQ(d.features, 4);
+  EXPECT_EQ(d.classes, 10);
+  ASSERT_EQ(d.x.size(), 20u);
+  for (size_t i = 0; i < 5; ++i) {
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(d.x[i * 4 + k], static_cast<float>((i * 16 + k) & 0xff) / 255.f) << i << "," << k;
+    }
+  }
+  EXPECT_THAT(d.y, ElementsAre(0.f, 1.f, 2.f, 3.f, 4.f));
+}
+
+TEST(LoadIdxDataset, T10kAloneIsEnoughAndPlainNamesWork) {
+  TempDir dir;
+  write_split(dir.path(), "t10k", 4, 3, 3, /*gz=*/false);
+  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "X");
+  EXPECT_EQ(d.rows, 4);
+  EXPECT_EQ(d.features, 9);
+  EXPECT_EQ(d.x.size(), 36u);
+  EXPECT_THAT(d.y, ElementsAre(0.f, 1.f, 2.f, 3.f));
+}
+
+TEST(LoadIdxDataset, MixedGzipAndPlainSplitsLoadTogether) {
+  TempDir dir;
+  write_split(dir.path(), "train", 2, 2, 3, /*gz=*/false);
+  write_split(dir.path(), "t10k", 1, 2, 3, /*gz=*/true, /*first=*/2);
+  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
+  EXPECT_EQ(d.rows, 3);
+  EXPECT_THAT(d.y, ElementsAre(0.f, 1.f, 2.f));
+}
+
+TEST(LoadIdxDataset, CountMismatchNamesBothFilesAndCounts) {
+  TempDir dir;
+  write_split(dir.path(), "t10k", 5, 2, 2, /*gz=*/true, 0, /*label_count=*/4);
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("image/label count mismatch: " + dir.str("t10k-images-idx3-ubyte.gz") +
+                        " holds 5 images but " + dir.str("t10k-labels-idx1-ubyte.gz") +
+                        " holds 4 labels"));
+}
+
+TEST(LoadIdxDataset, ImageSizeMismatchBetweenSplitsIsAnError) {
+  TempDir dir;
+  write_split(dir.path(), "train", 2, 28, 28, /*gz=*/true);
+  write_split(dir.path(), "t10k", 2, 32, 32, /*gz=*/false);
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("image size mismatch: " + dir.str("train-images-idx3-ubyte.gz") +
+                        " holds 28×28 images but " + dir.str("t10k-images-idx3-ubyte") +
+                        " holds 32×32"));
+}
+
+TEST(LoadIdxDataset, MissingOrLonelyFilesAreErrors) {
+  TempDir dir;
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str("nope"), "MNIST"); }),
+              HasSubstr(dir.str("nope") + ": not a directory (looking for MNIST)"));
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr(dir.str() + ": no MNIST IDX files: expected t10k-images-idx3-ubyte[.gz] "
+                                    "and t10k-labels-idx1-ubyte[.gz], missing "
+                                    "t10k-images-idx3-ubyte[.gz] and "
+                                    "t10k-labels-idx1-ubyte[.gz]"));
+  write_split(dir.path(), "t10k", 2, 2, 2, /*gz=*/true);
+  fs::remove(dir.path() / "t10k-labels-idx1-ubyte.gz");
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("[.gz], missing t10k-labels-idx1-ubyte[.gz]"));
+  write_split(dir.path(), "t10k", 2, 2, 2, /*gz=*/true);
+  write_split(dir.path(), "train", 2, 2, 2, /*gz=*/true);
+  fs::remove(dir.path() / "train-labels-idx1-ubyte.gz");
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr(": found " + dir.str("train-images-idx3-ubyte.gz") +
+                        " but no train-labels-idx1-ubyte[.gz]: the training split needs both "
+                        "files, or neither"));
+}
+
+TEST(LoadIdxDataset, LabelOutOfRangeIsAnError) {
+  TempDir dir;
+  write_split(dir.path(), "t10k", 12, 1, 1, /*gz=*/false, /*first=*/0);
+  // Labels are (first + i) % 10, always in range: overwrite one with 10.
+  Bytes labels;
+  for (uint32_t v : {0x801u, 12u}) put32(labels, v);
+  for (int i = 0; i < 12; ++i) labels.push_back(i == 11 ? 10 : 0);
+  write_file(dir.path() / "t10k-labels-idx1-ubyte", labels, false);
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("label 10 at index 11 is out of range: expected a class below 10"));
+}
+
+std::string shared_mnist_dir() {
+#if defined(CUDL_SHARED_DATA_DIR)
+  return std::string(CUDL_SHARED_DATA_DIR) + "/mnist";
+#elif defined(CUDL_SOURCE_DIR)
+  return std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
+#else
+  return "";
+#endif
+}
+
+TEST(LoadIdxDataset, RealMnistT10kLoadsTenThousandScaledDigits) {
+  const std::string dir = shared_mnist_dir();
+  if (dir.empty() || !fs::exists(dir + "/t10k-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "no real MNIST t10k files at '" << dir
+                 << "' (define CUDL_SHARED_DATA_DIR or CUDL_SOURCE_DIR)";
+  }
+  const cudl::Dataset d = cudl::load_idx_dataset(dir, "MNIST");
+  EXPECT_EQ(d.rows, 10000);
+  EXPECT_EQ(d.features, 784);
+  ASSERT_EQ(d.x.size(), 10000u * 784);
+  EXPECT_EQ(*std::min_element(d.x.begin(), d.x.end()), 0.f);
+  EXPECT_EQ(*std::max_element(d.x.begin(), d.x.end()), 1.f);
+  EXPECT_THAT(std::vector<float>(d.y.begin(), d.y.begin() + 5), ElementsAre(7, 2, 1, 0, 4));
+}
+
+constexpr const char* kFashion = "/usr/share/datasets/fashion-mnist";
+
+TEST(LoadIdxDataset, DebianFashionMnistHasSeventyThousandRowsTrainFirst) {
+  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << kFashion << " not installed (apt-get install dataset-fashion-mnist)";
+  }
+  const cudl::Dataset d = cudl::load_idx_dataset(kFashion, "Fashion-MNIST");
+  EXPECT_EQ(d.rows, 70000);
+  EXPECT_EQ(d.features, 784);
+  EXPECT_EQ(d.x.size(), 70000u * 784);
+  // Fashion-MNIST's first labels: train 9,0,0,3 and t10k 9,2,1,1.
+  EXPECT_THAT(std::vector<float>(d.y.begin(), d.y.begin() + 4), ElementsAre(9, 0, 0, 3));
+  EXPECT_THAT(std::vector<float>(d.y.begin() + 60000, d.y.begin() + 60004), ElementsAre(9, 2, 1, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// find_dataset
+
+TEST(FindDataset, CliDirWinsOverEverything) {
+  TempDir root, cli;
+  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
+  write_split(cli.path(), "t10k", 1, 1, 1, true);
+  ScopedEnv env("CUDL_DATA", root.str("data/mnist"));
+  const cudl::DatasetLocation loc = cudl::find_dataset(cli.str(), root.str());
+  EXPECT_EQ(loc.dir, cli.str());
+  EXPECT_EQ(loc.reason, "--data");
+  EXPECT_EQ(loc.name, "MNIST");
+}
+
+TEST(FindDataset, EnvironmentVariableComesNext) {
+  TempDir root, env_dir;
+  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
+  write_split(env_dir.path(), "t10k", 1, 1, 1, false);
+  ScopedEnv env("CUDL_DATA", env_dir.str());
+  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
+  EXPECT_EQ(loc.dir, env_dir.str());
+  EXPECT_EQ(loc.reason, "$CUDL_DATA");
+}
+
+TEST(FindDataset, ProjectDataMnistComesNext) {
+  TempDir root;
+  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
+  ScopedEnv env("CUDL_DATA", std::nullopt);
+  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
+  EXPECT_EQ(loc.dir, (root.path() / "data" / "mnist").string());
+  EXPECT_EQ(loc.reason, "project data/mnist");
+  EXPECT_EQ(loc.name, "MNIST");
+  ScopedEnv empty("CUDL_DATA", "");  // set but empty counts as unset
+  EXPECT_EQ(cudl::find_dataset("", root.str()).reason, "project data/mnist");
+}
+
+TEST(FindDataset, FallsBackToDebianFashionMnist) {
+  if (!fs::exists(std::string(kFashion) + "/t10k-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << kFashion << " not installed (apt-get install dataset-fashion-mnist)";
+  }
+  TempDir root;  // no data/mnist inside
+  ScopedEnv env("CUDL_DATA", std::nullopt);
+  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
+  EXPECT_EQ(loc.dir, kFashion);
+  EXPECT_EQ(loc.name, "Fashion-MNIST");
+  EXPECT_EQ(loc.reason, "Debian dataset-fashion-mnist");
+}
+
+TEST(FindDataset, NameIsFashionWhenThePathSaysSoInAnyCase) {
+  TempDir root;
+  write_split(root.path() / "My-FaShIoN-set", "t10k", 1, 1, 1, true);
+  EXPECT_EQ(cudl::find_dataset(root.str("My-FaShIoN-set"), "").name, "Fashion-MNIST");
+}
+
+TEST(FindDataset, ExplicitDirectoryWithoutIdxFilesIsAnError) {
+  TempDir empty;
+  EXPECT_THAT(error_of([&] { cudl::find_dataset(empty.str(), ""); }),
+              HasSubstr("--data " + empty.str() + ": no IDX files there (expected "
+                        "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz])"));
+  ScopedEnv env("CUDL_DATA", empty.str());
+  EXPECT_THAT(error_of([&] { cudl::find_dataset("", ""); }),
+              HasSubstr("$CUDL_DATA=" + empty.str() + ": no IDX files there"));
+}
+
+TEST(FindDataset, NothingFoundListsEveryPlaceTriedAndHowToFillOne) {
+  TempDir root;
+  ScopedEnv env("CUDL_DATA", std::nullopt);
+  const std::string absent = root.str("no-fallback");
+  const std::string message =
+      error_of([&] { cudl::detail::find_dataset_in("", root.str(), absent); });
+  EXPECT_THAT(message, HasSubstr("no dataset found"));
+  EXPECT_THAT(message, HasSubstr("--data (not given)"));
+  EXPECT_THAT(message, HasSubstr("$CUDL_DATA (not set)"));
+  EXPECT_THAT(message, HasSubstr((root.path() / "data" / "mnist").string() + " (no "));
+  EXPECT_THAT(message, HasSubstr(absent + " (same)"));
+  EXPECT_THAT(message, HasSubstr("scripts/fetch_mnist.sh"));
+  EXPECT_THAT(message, HasSubstr("apt-get install dataset-fashion-mnist"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// train_test_split
+
+// `rows` rows of one feature: x = row index, y = index % 10, so every row is identifiable.
+cudl::Dataset indexed(int64_t rows) {
+  cudl::Dataset d;
+  d.name = "indexed";
+  d.source = "memory";
+  d.rows = rows;
+  d.features = 1;
+  d.classes = 10;
+  for (int64_t i = 0; i < rows; ++i) {
+    d.x.push_back(static_cast<float>(i));
+    d.y.push_back(static_cast<float>(i % 10));
+  }
+  return d;
+}
+
+TEST(TrainTestSplit, SizesAreSklearnsCeilOfTheFraction) {
+  const cudl::Split big = cudl::train_test_split(indexed(70000), 0.33, 42);
+  EXPECT_EQ(big.test.rows, 23100);
+  EXPECT_EQ(big.train.rows, 46900);
+  const cudl::Split small = cudl::train_test_split(indexed(10000), 0.33, 42);
+  EXPECT_EQ(small.test.rows, 3300);
+  EXPECT_EQ(small.train.rows, 6700);
+  EXPECT_EQ(small.test.x.size(), 3300u);
+  EXPECT_EQ(small.train.y.size(), 6700u);
+  EXPECT_EQ(cudl::train_test_split(indexed(10), 0.25, 1).test.rows, 3);  // ceil(2.5)
+}
+
+TEST(TrainTestSplit, IsAPermutationThatKeepsEachRowWithItsLabel) {
+  const cudl::Split s = cudl::train_test_split(indexed(70000), 0.33, 7);
+  std::vector<int> seen(70000, 0);
+  double test_mean = 0;
+  for (const cudl::Dataset* part : {&s.test, &s.train}) {
+    for (int64_t i = 0; i < part->rows; ++i) {
+      const auto row = static_cast<int64_t>(part->x[static_cast<size_t>(i)]);
+      ASSERT_GE(row, 0);
+      ASSERT_LT(row, 70000);
+      ++seen[static_cast<size_t>(row)];
+      EXPECT_EQ(part->y[static_cast<size_t>(i)], static_cast<float>(row % 10));
+      if (part == &s.test) test_mean += static_cast<double>(row) / static_cast<double>(s.test.rows);
+    }
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 70000);  // every row exactly once
+  EXPECT_NEAR(test_mean, 34999.5, 700.0);  // the test rows are spread over the whole range
+  EXPECT_EQ(s.test.name, "indexed");
+  EXPECT_EQ(s.train.source, "memory");
+  EXPECT_EQ(s.train.features, 1);
+  EXPECT_EQ(s.test.classes, 10);
+}
+
+TEST(TrainTestSplit, SameSeedSameSplitDifferentSeedDifferentSplit) {
+  const cudl::Dataset d = indexed(10000);
+  const cudl::Split a = cudl::train_test_split(d, 0.33, 2014);
+  const cudl::Split b = cudl::train_test_split(d, 0.33, 2014);
+  const cudl::Split c = cudl::train_test_split(d, 0.33, 2015);
+  EXPECT_EQ(a.test.x, b.test.x);
+  EXPECT_EQ(a.train.x, b.train.x);
+  EXPECT_NE(a.test.x, c.test.x);
+  EXPECT_NE(a.train.x, c.train.x);
+}
+
+TEST(TrainTestSplit, RejectsFractionsOutsideTheOpenUnitInterval) {
+  const cudl::Dataset d = indexed(100);
+  for (const double f : {0.0, 1.0, -0.5, 1.5, std::nan("")}) {
+    EXPECT_THAT(error_of([&] { cudl::train_test_split(d, f, 1); }),
+                HasSubstr("train_test_split: test_fraction must lie in (0, 1), got "))
+        << f;
+  }
+}
+
+TEST(TrainTestSplit, RejectsASplitThatLeavesASideEmpty) {
+  EXPECT_THAT(error_of([&] { cudl::train_test_split(indexed(1), 0.5, 1); }),
+              HasSubstr("train_test_split: test_fraction 0.500000 of 1 rows leaves 0 training "
+                        "and 1 test rows; both need at least 1"));
+  EXPECT_THAT(error_of([&] { cudl::train_test_split(indexed(0), 0.5, 1); }),
+              HasSubstr("leaves 0 training and 0 test rows"));
+  EXPECT_THAT(error_of([&] { cudl::train_test_split(indexed(10), 0.95, 1); }),
+              HasSubstr("leaves 0 training and 10 test rows"));
+}
+
+TEST(TrainTestSplit, RejectsAnInconsistentDataset) {
+  cudl::Dataset d = indexed(10);
+  d.y.pop_back();
+  EXPECT_THAT(error_of([&] { cudl::train_test_split(d, 0.5, 1); }),
+              HasSubstr("inconsistent dataset: rows 10, features 1, x.size() 10, y.size() 9"));
+}
+
+}  // namespace
