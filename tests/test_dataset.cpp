@@ -3,51 +3,34 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
-
-namespace cudl::detail {
-// Defined in src/data/dataset.cpp: find_dataset with its last resort as a parameter.
-DatasetLocation find_dataset_in(const std::string& cli_dir, const std::string& project_root,
-                                const std::string& fallback_dir);
-}  // namespace cudl::detail
+#include "data/dataset_internal.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<uint8_t>;
+using cudl::testing::Bytes;
+using cudl::testing::error_of;
+using cudl::testing::gzip;
+using cudl::testing::idx_images;
+using cudl::testing::idx_labels;
+using cudl::testing::shared_mnist_dir;
+using cudl::testing::TempDir;
+using cudl::testing::why_no_shared_mnist;
+using cudl::testing::write_file;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-void put32(Bytes& b, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(v >> shift));
-}
-
-void write_file(const fs::path& p, const Bytes& bytes, bool gz) {
-  fs::create_directories(p.parent_path());
-  if (gz) {
-    gzFile f = gzopen(p.string().c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
-              static_cast<int>(bytes.size()));
-    ASSERT_EQ(gzclose(f), Z_OK);
-  } else {
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  }
-}
 
 // Writes <dir>/<split>-images-idx3-ubyte[.gz] holding `count` images of rows×cols whose pixel
 // k of image i is (first + i)·16 + k, and <split>-labels-idx1-ubyte[.gz] with labels
@@ -55,38 +38,20 @@ void write_file(const fs::path& p, const Bytes& bytes, bool gz) {
 void write_split(const fs::path& dir, const std::string& split, uint32_t count, uint32_t rows,
                  uint32_t cols, bool gz, uint32_t first = 0, int64_t label_count = -1) {
   const std::string suffix = gz ? ".gz" : "";
-  Bytes images;
-  for (uint32_t v : {0x803u, count, rows, cols}) put32(images, v);
+  Bytes pixels;
   for (uint32_t i = 0; i < count; ++i) {
     for (uint32_t k = 0; k < rows * cols; ++k) {
-      images.push_back(static_cast<uint8_t>((first + i) * 16 + k));
+      pixels.push_back(static_cast<uint8_t>((first + i) * 16 + k));
     }
   }
-  write_file(dir / (split + "-images-idx3-ubyte" + suffix), images, gz);
+  const Bytes images = idx_images(count, rows, cols, pixels);
+  write_file(dir / (split + "-images-idx3-ubyte" + suffix), gz ? gzip(images) : images);
   const auto n = static_cast<uint32_t>(label_count < 0 ? count : label_count);
-  Bytes labels;
-  for (uint32_t v : {0x801u, n}) put32(labels, v);
-  for (uint32_t i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>((first + i) % 10));
-  write_file(dir / (split + "-labels-idx1-ubyte" + suffix), labels, gz);
+  Bytes values;
+  for (uint32_t i = 0; i < n; ++i) values.push_back(static_cast<uint8_t>((first + i) % 10));
+  const Bytes labels = idx_labels(values);
+  write_file(dir / (split + "-labels-idx1-ubyte" + suffix), gz ? gzip(labels) : labels);
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "cudl_ds_XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string str(const std::string& sub = "") const { return (path_ / sub).string(); }
-
- private:
-  fs::path path_;
-};
 
 // Sets (or, with nullopt, unsets) an environment variable for one scope, then restores it.
 class ScopedEnv {
@@ -106,15 +71,6 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cudl::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // ---------------------------------------------------------------------------------------------
 // load_idx_dataset
@@ -202,30 +158,16 @@ TEST(LoadIdxDataset, LabelOutOfRangeIsAnError) {
   TempDir dir;
   write_split(dir.path(), "t10k", 12, 1, 1, /*gz=*/false, /*first=*/0);
   // Labels are (first + i) % 10, always in range: overwrite one with 10.
-  Bytes labels;
-  for (uint32_t v : {0x801u, 12u}) put32(labels, v);
-  for (int i = 0; i < 12; ++i) labels.push_back(i == 11 ? 10 : 0);
-  write_file(dir.path() / "t10k-labels-idx1-ubyte", labels, false);
+  Bytes labels(12, 0);
+  labels[11] = 10;
+  write_file(dir.path() / "t10k-labels-idx1-ubyte", idx_labels(labels));
   EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
               HasSubstr("label 10 at index 11 is out of range: expected a class below 10"));
 }
 
-std::string shared_mnist_dir() {
-#if defined(CUDL_SHARED_DATA_DIR)
-  return std::string(CUDL_SHARED_DATA_DIR) + "/mnist";
-#elif defined(CUDL_SOURCE_DIR)
-  return std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
-#else
-  return "";
-#endif
-}
-
 TEST(LoadIdxDataset, RealMnistT10kLoadsTenThousandScaledDigits) {
+  if (const std::string why = why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const std::string dir = shared_mnist_dir();
-  if (dir.empty() || !fs::exists(dir + "/t10k-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "no real MNIST t10k files at '" << dir
-                 << "' (define CUDL_SHARED_DATA_DIR or CUDL_SOURCE_DIR)";
-  }
   const cudl::Dataset d = cudl::load_idx_dataset(dir, "MNIST");
   EXPECT_EQ(d.rows, 10000);
   EXPECT_EQ(d.features, 784);

@@ -9,16 +9,15 @@
 
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
-#include "cudl/rng.hpp"
+#include "test_support.hpp"
 
 using namespace cudl;
 
 namespace {
 
-std::vector<float> random_values(size_t n, uint64_t seed) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = rng::uniform(rng::bits(seed, 9, i).v[0]) * 2.0f - 1.0f;
-  return v;
+// n values uniform in [−1, 1) from the seed, on this file's own random stream.
+std::vector<float> random_values(int64_t n, uint64_t seed) {
+  return cudl::testing::uniform_values(seed, n, -1.0f, 1.0f, /*stream=*/9);
 }
 
 struct Case {

@@ -19,8 +19,8 @@
 #include "cudl/cpu_backend.hpp"
 #include "cudl/layers.hpp"
 #include "cudl/network.hpp"
-#include "cudl/rng.hpp"
 #include "cudl/tensor.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -30,16 +30,8 @@ using cudl::CrossEntropyArgs;
 using cudl::Dense;
 using cudl::LossStats;
 using cudl::Tensor;
-
-// n values uniform in [lo, hi), a deterministic function of (seed, index).
-std::vector<float> uniform_values(uint64_t seed, int64_t n, float lo, float hi) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const float u = cudl::rng::uniform(cudl::rng::bits(seed, /*stream=*/7, static_cast<uint64_t>(i)).v[0]);
-    v[static_cast<size_t>(i)] = lo + (hi - lo) * u;
-  }
-  return v;
-}
+using cudl::testing::fresh_loss_stats;
+using cudl::testing::uniform_values;
 
 // Central difference (loss(t[i] + eps) − loss(t[i] − eps)) / 2eps; t[i] is restored afterwards.
 double central_difference(Tensor& t, int64_t i, float eps, const std::function<double()>& loss) {
@@ -103,7 +95,7 @@ std::vector<Tensor> views(const Tensor& a, const Tensor& b) {
 
 // Σ per-sample cross-entropy of logits (N×K) against labels (N), read from a fresh stats tensor.
 double summed_cross_entropy(CpuBackend& cpu, const Tensor& logits, const Tensor& labels) {
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats = fresh_loss_stats(cpu);
   Tensor scratch(logits.shape(), cpu);
   cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, scratch, stats);
   return stats.to_vector()[LossStats::kLossSum];
@@ -115,7 +107,7 @@ TEST(CrossEntropyLoss, GradientMatchesFiniteDifferencesOfSummedLoss) {
   Tensor logits = Tensor::from_host(uniform_values(11, kN * kK, -2.0f, 2.0f), {kN, kK}, cpu);
   Tensor labels = Tensor::from_host({3, 0, 4, 1}, {kN}, cpu);
 
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats = fresh_loss_stats(cpu);
   Tensor dlogits({kN, kK}, cpu);
   cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats);  // grad_scale = 1
 
@@ -127,7 +119,7 @@ TEST(CrossEntropyLoss, GradScaleMultipliesTheGradient) {
   CpuBackend cpu(1);
   Tensor logits = Tensor::from_host(uniform_values(12, 6, -2.0f, 2.0f), {2, 3}, cpu);
   Tensor labels = Tensor::from_host({1, 2}, {2}, cpu);
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats = fresh_loss_stats(cpu);
   Tensor unit({2, 3}, cpu), scaled({2, 3}, cpu);
   cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, unit, stats);
   CrossEntropyArgs args;
@@ -145,11 +137,11 @@ TEST(CrossEntropyLoss, DlogitsMayAliasLogits) {
 
   Tensor logits = Tensor::from_host(values, {kN, kK}, cpu);
   Tensor separate({kN, kK}, cpu);
-  Tensor stats1 = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats1 = fresh_loss_stats(cpu);
   cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, separate, stats1);
 
   Tensor in_place = Tensor::from_host(values, {kN, kK}, cpu);
-  Tensor stats2 = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats2 = fresh_loss_stats(cpu);
   cpu.softmax_cross_entropy(in_place, labels, CrossEntropyArgs{}, in_place, stats2);
 
   EXPECT_EQ(in_place.to_vector(), separate.to_vector());
@@ -157,15 +149,22 @@ TEST(CrossEntropyLoss, DlogitsMayAliasLogits) {
   EXPECT_EQ(logits.to_vector(), values) << "a separate dlogits must leave the logits alone";
 }
 
-TEST(CrossEntropyLoss, HandWorkedTwoByThree) {
-  CpuBackend cpu(1);
-  // Row 0: logits (1, 2, 3), label 2 (also the argmax: correct).
-  // Row 1: logits (0, 0, 0), label 1; argmax takes the first maximum, 0: an error.
+// Row 0: logits (1, 2, 3), label 2 (also the argmax: correct).
+// Row 1: logits (0, 0, 0), label 1; argmax takes the first maximum, 0: an error.
+struct TwoByThree {
+  CpuBackend cpu{1};
   Tensor logits = Tensor::from_host({1, 2, 3, 0, 0, 0}, {2, 3}, cpu);
   Tensor labels = Tensor::from_host({2, 1}, {2}, cpu);
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
-  Tensor dlogits({2, 3}, cpu);
-  cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats);
+  Tensor stats = fresh_loss_stats(cpu);
+  Tensor dlogits = Tensor({2, 3}, cpu);
+
+  // One softmax_cross_entropy call with grad_scale 1; it adds to stats.
+  void run() { cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats); }
+};
+
+TEST(CrossEntropyLoss, HandWorkedTwoByThree) {
+  TwoByThree t;
+  t.run();
 
   // softmax(1, 2, 3) = e^k / (e + e² + e³); CE = log(e + e² + e³) − 3 ≈ 0.40761.
   const double denom0 = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
@@ -175,10 +174,10 @@ TEST(CrossEntropyLoss, HandWorkedTwoByThree) {
   const double loss = (std::log(denom0) - 3.0) + std::log(3.0);
   const std::vector<double> expected = {p0[0], p0[1], p0[2] - 1.0, p1, p1 - 1.0, p1};
 
-  const auto d = dlogits.to_vector();
+  const auto d = t.dlogits.to_vector();
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(d[i], expected[i], 1e-6) << "entry " << i;
   EXPECT_NEAR(p0[2], 0.66524, 1e-5);  // the hand value, as a sanity check of the arithmetic above
-  const auto s = stats.to_vector();
+  const auto s = t.stats.to_vector();
   EXPECT_NEAR(s[LossStats::kLossSum], loss, 1e-5);
   EXPECT_NEAR(s[LossStats::kLossSum], 1.50622, 1e-5);
   EXPECT_EQ(s[LossStats::kErrors], 1.0f);
@@ -186,15 +185,11 @@ TEST(CrossEntropyLoss, HandWorkedTwoByThree) {
 }
 
 TEST(CrossEntropyLoss, StatsAccumulateAcrossCalls) {
-  CpuBackend cpu(1);
-  Tensor logits = Tensor::from_host({1, 2, 3, 0, 0, 0}, {2, 3}, cpu);
-  Tensor labels = Tensor::from_host({2, 1}, {2}, cpu);
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
-  Tensor dlogits({2, 3}, cpu);
-  cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats);
-  const float once = stats.to_vector()[LossStats::kLossSum];
-  cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats);
-  const auto s = stats.to_vector();
+  TwoByThree t;
+  t.run();
+  const float once = t.stats.to_vector()[LossStats::kLossSum];
+  t.run();
+  const auto s = t.stats.to_vector();
   EXPECT_FLOAT_EQ(s[LossStats::kLossSum], 2.0f * once);
   EXPECT_EQ(s[LossStats::kErrors], 2.0f);
 }
@@ -379,7 +374,7 @@ TEST(NetworkGradient, EveryParameterGradientMatchesFiniteDifferencesOfCrossEntro
   // Analytic: dlogits = softmax − onehot = ∂(Σ CE)/∂logits, back-propagated into net.grads().
   const Tensor& logits = net.forward(x, cudl::Mode::kTrain);
   Tensor dlogits(logits.shape(), cpu);
-  Tensor stats = Tensor::from_host({0, 0, -1, 0}, {LossStats::kSize}, cpu);
+  Tensor stats = fresh_loss_stats(cpu);
   cpu.softmax_cross_entropy(logits, labels, CrossEntropyArgs{}, dlogits, stats);
   net.backward(x, dlogits);
   const std::vector<float> analytic = net.grads().to_vector();

@@ -2,105 +2,34 @@
 // whose message names the file and the problem; garbled files never crash it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
+#include "test_support.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-using Bytes = std::vector<uint8_t>;
+using cudl::testing::Bytes;
+using cudl::testing::error_of;
+using cudl::testing::gzip;
+using cudl::testing::idx_images;
+using cudl::testing::idx_labels;
+using cudl::testing::shared_mnist_dir;
+using cudl::testing::TempDir;
+using cudl::testing::why_no_shared_mnist;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-
-void put32(Bytes& b, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<uint8_t>(v >> shift));
-}
-
-// An IDX3 image file: magic, count, rows, cols (big-endian), then `pixels` as given.
-Bytes idx_images(uint32_t count, uint32_t rows, uint32_t cols, const Bytes& pixels) {
-  Bytes b;
-  put32(b, 0x00000803);
-  put32(b, count);
-  put32(b, rows);
-  put32(b, cols);
-  b.insert(b.end(), pixels.begin(), pixels.end());
-  return b;
-}
-
-// An IDX1 label file holding `labels`; the header count is labels.size() unless given.
-Bytes idx_labels(const Bytes& labels, int64_t count = -1) {
-  Bytes b;
-  put32(b, 0x00000801);
-  put32(b, static_cast<uint32_t>(count < 0 ? static_cast<int64_t>(labels.size()) : count));
-  b.insert(b.end(), labels.begin(), labels.end());
-  return b;
-}
-
-// `plain` as one gzip member (zlib deflate with a gzip wrapper).
-Bytes gzip(const Bytes& plain) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  Bytes out(deflateBound(&z, plain.size()) + 32);
-  z.next_in = const_cast<Bytes::value_type*>(plain.data());
-  z.avail_in = static_cast<uInt>(plain.size());
-  z.next_out = out.data();
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 Bytes counting_pixels(size_t n) {
   Bytes p(n);
   for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(i * 37 + 11);
   return p;
-}
-
-// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "cudl_idx_XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  // Writes `bytes` to the file `name` here and returns its path.
-  std::string write(const std::string& name, const Bytes& bytes) const {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    return p.string();
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// The message of the cudl::Error that f throws; "(no error)" if it returns.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cudl::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string images_error(const std::string& path) {
@@ -109,6 +38,12 @@ std::string images_error(const std::string& path) {
 
 std::string labels_error(const std::string& path, int classes = 10) {
   return error_of([&] { cudl::read_idx_labels(path, classes); });
+}
+
+// The images_error of a file `name` in dir holding only a header of these dimensions.
+std::string header_only_error(const TempDir& dir, const std::string& name, uint32_t count, uint32_t rows,
+                              uint32_t cols) {
+  return images_error(dir.write(name, idx_images(count, rows, cols, {})));
 }
 
 TEST(IdxImages, PlainFileRoundTripsValuesAndDims) {
@@ -194,13 +129,11 @@ TEST(IdxErrors, ShortHeaderSaysHowShort) {
 
 TEST(IdxErrors, ZeroDimensionIsRejected) {
   TempDir dir;
-  EXPECT_THAT(images_error(dir.write("a", idx_images(0, 28, 28, {}))),
+  EXPECT_THAT(header_only_error(dir, "a", 0, 28, 28),
               HasSubstr("a: the header gives 0 images of 28×28: every dimension must be at "
                         "least 1"));
-  EXPECT_THAT(images_error(dir.write("b", idx_images(5, 0, 28, {}))),
-              HasSubstr("5 images of 0×28: every dimension"));
-  EXPECT_THAT(images_error(dir.write("c", idx_images(5, 28, 0, {}))),
-              HasSubstr("5 images of 28×0: every dimension"));
+  EXPECT_THAT(header_only_error(dir, "b", 5, 0, 28), HasSubstr("5 images of 0×28: every dimension"));
+  EXPECT_THAT(header_only_error(dir, "c", 5, 28, 0), HasSubstr("5 images of 28×0: every dimension"));
   EXPECT_THAT(labels_error(dir.write("d", idx_labels({}))),
               HasSubstr("d: the header gives 0 labels: expected at least 1"));
 }
@@ -208,10 +141,10 @@ TEST(IdxErrors, ZeroDimensionIsRejected) {
 TEST(IdxErrors, HugeDimensionsAreRejectedWithoutOverflow) {
   TempDir dir;
   // 2^32-1 cubed overflows 64 bits; 2^16·2^16·1 is 4 GiB; both exceed the 2 GiB cap.
-  EXPECT_THAT(images_error(dir.write("a", idx_images(0xffffffff, 0xffffffff, 0xffffffff, {}))),
+  EXPECT_THAT(header_only_error(dir, "a", 0xffffffff, 0xffffffff, 0xffffffff),
               HasSubstr("a: the header gives 4294967295 images of 4294967295×4294967295: more "
                         "than the 2147483648-byte limit (corrupt header?)"));
-  EXPECT_THAT(images_error(dir.write("b", idx_images(1, 65536, 65536, {}))),
+  EXPECT_THAT(header_only_error(dir, "b", 1, 65536, 65536),
               HasSubstr("1 image of 65536×65536: more than the 2147483648-byte limit"));
   EXPECT_THAT(labels_error(dir.write("c", idx_labels({}, 0xffffffff))),
               HasSubstr("c: the header gives 4294967295 labels: more than the"));
@@ -337,23 +270,9 @@ TEST(IdxFuzz, TruncatedOrFlippedFilesThrowOnlyCudlError) {
   EXPECT_GT(reads, 100);    // ...but a flipped pixel or label in a plain file is still valid
 }
 
-// The real MNIST test set, if this checkout sits beside the shared data.
-std::string shared_mnist_dir() {
-#if defined(CUDL_SHARED_DATA_DIR)
-  return std::string(CUDL_SHARED_DATA_DIR) + "/mnist";
-#elif defined(CUDL_SOURCE_DIR)
-  return std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
-#else
-  return "";
-#endif
-}
-
 TEST(IdxRealData, MnistT10kHasTenThousandDigitsWithKnownFirstLabels) {
+  if (const std::string why = why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const std::string dir = shared_mnist_dir();
-  if (dir.empty() || !fs::exists(dir + "/t10k-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "no real MNIST t10k files at '" << dir
-                 << "' (define CUDL_SHARED_DATA_DIR or CUDL_SOURCE_DIR)";
-  }
   const cudl::IdxImages im = cudl::read_idx_images(dir + "/t10k-images-idx3-ubyte.gz");
   EXPECT_EQ(im.count, 10000);
   EXPECT_EQ(im.rows, 28);

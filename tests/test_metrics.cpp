@@ -15,25 +15,15 @@
 #include "cudl/layers.hpp"
 #include "cudl/metrics.hpp"
 #include "cudl/network.hpp"
+#include "test_support.hpp"
 
 namespace {
 
+using cudl::testing::error_of;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-// Runs f and returns the message of the cudl::Error it throws (a test failure if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const cudl::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cudl::Error";
-  return "";
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

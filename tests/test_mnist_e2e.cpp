@@ -3,19 +3,17 @@
 // momentum 0.9, L2 1e-4, batch 64 drawn with replacement, 10 epochs, seed 2014).
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"
 #include "cudl/metrics.hpp"
 #include "cudl/trainer.hpp"
+#include "test_support.hpp"
 
 using namespace cudl;
 
 TEST(Mnist2014, ReachesNinetyPercentOnTheRealTestDigits) {
-  const std::string dir = std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
-  if (!std::filesystem::exists(dir + "/t10k-images-idx3-ubyte.gz"))
-    GTEST_SKIP() << "real MNIST digits not found at " << dir;
+  if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
+  const std::string dir = cudl::testing::shared_mnist_dir();
   const Dataset data = load_idx_dataset(dir, "MNIST");
   ASSERT_EQ(data.rows, 10000);
   const Split split = train_test_split(data, 0.33, 2014);

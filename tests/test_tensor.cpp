@@ -14,6 +14,7 @@
 #include "cudl/cpu_backend.hpp"
 #include "cudl/error.hpp"
 #include "cudl/tensor.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -21,22 +22,11 @@ using cudl::CpuBackend;
 using cudl::Shape;
 using cudl::Tensor;
 using cudl::Trans;
+using cudl::testing::error_of;
 using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// Runs f and returns the message of the cudl::Error it throws (a test failure if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const cudl::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a cudl::Error";
-  return "";
-}
 
 std::vector<float> iota(int n, float start = 0.0f) {
   std::vector<float> v(static_cast<size_t>(n));

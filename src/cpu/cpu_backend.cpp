@@ -113,7 +113,7 @@ void CpuBackend::do_activation_backward(float* dy, const float* y, int64_t n, Ac
 
 void CpuBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
   // Columns are split across threads; each sums its columns over all rows.
-  pool_->parallel_for(cols, 256, [&](int64_t b, int64_t e) {
+  pool_->parallel_for(cols, std::max<int64_t>(16, kGrain / std::max<int64_t>(rows, 1)), [&](int64_t b, int64_t e) {
     const Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> xm(x + b, rows, e - b, Eigen::OuterStride<>(cols));
     Eigen::Map<Eigen::Array<float, 1, Eigen::Dynamic>> o(out + b, e - b);
     if (beta == 0.0f) {

@@ -14,14 +14,9 @@
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
 #include "cudl/rng.hpp"
+#include "data/dataset_internal.hpp"
 
 namespace cudl {
-
-namespace detail {
-// find_dataset with the last resort as a parameter, so a test can name one that is absent.
-DatasetLocation find_dataset_in(const std::string& cli_dir, const std::string& project_root,
-                                const std::string& fallback_dir);
-}  // namespace detail
 
 namespace {
 
