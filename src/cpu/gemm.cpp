@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
@@ -57,6 +58,26 @@ void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, fl
   }
 }
 
+// Drops the steps p at which all 6 rows of a packed A panel are zero (ReLU outputs and image
+// backgrounds make them common), keeping the order of the rest: count[ir] kept steps, with
+// their original indices in idx (kc per panel). A skipped step would only add exact zeros,
+// so the result is the same as the dense product whenever B is finite.
+void compact_a(float* pa, int64_t mc, int64_t kc, int64_t* count, int32_t* idx) {
+  for (int64_t ir = 0, panel = 0; ir < mc; ir += kMr, ++panel) {
+    float* src = pa + panel * kc * kMr;
+    int32_t* ix = idx + panel * kc;
+    int64_t q = 0;
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* v = src + p * kMr;
+      if ((v[0] != 0.0f) | (v[1] != 0.0f) | (v[2] != 0.0f) | (v[3] != 0.0f) | (v[4] != 0.0f) | (v[5] != 0.0f)) {
+        if (q != p) std::memcpy(src + q * kMr, v, kMr * sizeof(float));
+        ix[q++] = static_cast<int32_t>(p);
+      }
+    }
+    count[panel] = q;
+  }
+}
+
 // Packs op(B) rows [p0, p0+kc) × cols [j0, j0+nc) as ceil(nc/16) panels of kc×16 (zero-padded).
 void pack_b(const Operand& b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   for (int64_t jr = 0; jr < nc; jr += kNr) {
@@ -86,33 +107,75 @@ void pack_b(const Operand& b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
   }
 }
 
-// acc(6×16) = Σ_p a[p][0..6) ⊗ b[p][0..16); then C = alpha·acc + beta·C on the valid rows×cols.
-void kernel_6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
-                 int64_t cols, float alpha, float beta) {
+// Writes one row of a tile: C[0..16) = alpha·(x0, x1) + beta·C (C not read when beta == 0).
+inline void store_row(float* cr, __m256 x0, __m256 x1, __m256 va, __m256 vb, bool read_c) {
+  x0 = _mm256_mul_ps(va, x0);
+  x1 = _mm256_mul_ps(va, x1);
+  if (read_c) {
+    x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x0);
+    x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), x1);
+  }
+  _mm256_storeu_ps(cr, x0);
+  _mm256_storeu_ps(cr + 8, x1);
+}
+
+// The register kernel: acc(R×16) = Σ_p a[p][0..R) ⊗ b[p][0..16) for R ≤ 6 valid rows of a
+// 6-row packed A panel (rows ≥ R are skipped, not computed), then C = alpha·acc + beta·C on
+// the valid rows × cols. Full-width tiles are written from registers.
+// With idx, step q uses B row idx[q] (A was compacted by compact_a); without, B row q.
+template <int R>
+void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc, int64_t cols,
+            float alpha, float beta) {
+  static_assert(R >= 1 && R <= kMr, "rows per tile");
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+  auto step = [&](const float* bp) {
+    const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
     __m256 av = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
+    if constexpr (R > 1) {
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+    }
+    if constexpr (R > 2) {
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+    }
+    if constexpr (R > 3) {
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+    }
+    if constexpr (R > 4) {
+      av = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+    }
+    if constexpr (R > 5) {
+      av = _mm256_broadcast_ss(a + 5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
     a += kMr;
-    b += ldb;
+  };
+  if (idx != nullptr) {
+    for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * kNr);
+  } else {
+    for (int64_t p = 0; p < kc; ++p) step(b + p * kNr);
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const bool read_c = beta != 0.0f;
+  if (cols == kNr) {
+    store_row(c, c00, c01, va, vb, read_c);
+    if constexpr (R > 1) store_row(c + ldc, c10, c11, va, vb, read_c);
+    if constexpr (R > 2) store_row(c + 2 * ldc, c20, c21, va, vb, read_c);
+    if constexpr (R > 3) store_row(c + 3 * ldc, c30, c31, va, vb, read_c);
+    if constexpr (R > 4) store_row(c + 4 * ldc, c40, c41, va, vb, read_c);
+    if constexpr (R > 5) store_row(c + 5 * ldc, c50, c51, va, vb, read_c);
+    return;
   }
   alignas(32) float acc[kMr][kNr];
   _mm256_store_ps(acc[0], c00), _mm256_store_ps(acc[0] + 8, c01);
@@ -121,26 +184,24 @@ void kernel_6x16(int64_t kc, const float* a, const float* b, int64_t ldb, float*
   _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
   _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
   _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
-  if (cols == kNr) {
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    for (int64_t r = 0; r < rows; ++r) {
-      float* cr = c + r * ldc;
-      __m256 x0 = _mm256_mul_ps(va, _mm256_load_ps(acc[r]));
-      __m256 x1 = _mm256_mul_ps(va, _mm256_load_ps(acc[r] + 8));
-      if (beta != 0.0f) {
-        x0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x0);
-        x1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), x1);
-      }
-      _mm256_storeu_ps(cr, x0);
-      _mm256_storeu_ps(cr + 8, x1);
+  for (int r = 0; r < R; ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      float& cv = c[r * ldc + j];
+      cv = read_c ? alpha * acc[r][j] + beta * cv : alpha * acc[r][j];
     }
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t j = 0; j < cols; ++j) {
-        float& cv = c[r * ldc + j];
-        cv = beta != 0.0f ? alpha * acc[r][j] + beta * cv : alpha * acc[r][j];
-      }
-    }
+  }
+}
+
+// One tile of rows ≤ 6 valid rows and cols ≤ 16 valid columns.
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc,
+          int64_t cols, float alpha, float beta) {
+  switch (rows) {
+    case 6: return kernel<6>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 5: return kernel<5>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 4: return kernel<4>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 3: return kernel<3>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 2: return kernel<2>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    default: return kernel<1>(kc, a, b, idx, c, ldc, cols, alpha, beta);
   }
 }
 
@@ -166,6 +227,10 @@ void gemm_block(const Operand& a, const Operand& b, int64_t i0, int64_t i1, int6
   thread_local size_t acap = 0, bcap = 0;
   float* pa = scratch(abuf, acap, static_cast<size_t>(kMc + kMr) * kKc);
   float* pb = scratch(bbuf, bcap, static_cast<size_t>(kNc + kNr) * kKc);
+  constexpr int64_t kPanels = (kMc + kMr - 1) / kMr;
+  int64_t count[kPanels];
+  thread_local std::vector<int32_t> idx_buf(static_cast<size_t>(kPanels * kKc));
+  int32_t* idx = idx_buf.data();
   for (int64_t jc = j0; jc < j1; jc += kNc) {
     const int64_t nc = std::min(kNc, j1 - jc);
     // K is cut into equal slabs of at most kKc (784 → 3 × 262, not 256+256+256+16).
@@ -177,10 +242,12 @@ void gemm_block(const Operand& a, const Operand& b, int64_t i0, int64_t i1, int6
       for (int64_t ic = i0; ic < i1; ic += kMc) {
         const int64_t mc = std::min(kMc, i1 - ic);
         pack_a(a, ic, mc, pc, kc, pa);
+        compact_a(pa, mc, kc, count, idx);
         for (int64_t jr = 0; jr < nc; jr += kNr) {
-          for (int64_t ir = 0; ir < mc; ir += kMr) {
-            kernel_6x16(kc, pa + ir * kc, pb + jr * kc, kNr, c + (ic + ir) * ldc + jc + jr, ldc,
-                        std::min(kMr, mc - ir), std::min(kNr, nc - jr), alpha, beta_eff);
+          for (int64_t ir = 0, panel = 0; ir < mc; ir += kMr, ++panel) {
+            const int64_t kept = count[panel];
+            tile(std::min(kMr, mc - ir), kept, pa + ir * kc, pb + jr * kc, kept == kc ? nullptr : idx + panel * kc,
+                 c + (ic + ir) * ldc + jc + jr, ldc, std::min(kNr, nc - jr), alpha, beta_eff);
           }
         }
       }
