@@ -35,6 +35,26 @@ struct Operand {
   float at(int64_t i, int64_t j) const { return t == Trans::kNo ? p[i * ld + j] : p[j * ld + i]; }
 };
 
+// In-register transpose of an 8×8 block of floats: r[i][j] ← r[j][i].
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 // Packs op(A) rows [i0, i0+mc) × cols [p0, p0+kc) as ceil(mc/6) panels of kc×6 (zero-padded).
 void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
   for (int64_t ir = 0; ir < mc; ir += kMr) {
@@ -45,6 +65,21 @@ void pack_a(const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, fl
         const float* src = a.p + (p0 + p) * a.ld + i0 + ir;
         std::memcpy(dst + p * kMr, src, kMr * sizeof(float));
       }
+    } else if (a.t == Trans::kNo && rows == kMr) {
+      // Six rows read along p, eight p at a time, transposed in registers. Each store writes
+      // 8 floats at dst + p·6, of which the last 2 are overwritten by the next p (or land in
+      // the spare space at the end of the buffer).
+      const float* src = a.p + (i0 + ir) * a.ld + p0;
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int64_t j = 0; j < kMr; ++j) r[j] = _mm256_loadu_ps(src + j * a.ld + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8(r);
+        for (int64_t j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (p + j) * kMr, r[j]);
+      }
+      for (; p < kc; ++p)
+        for (int64_t j = 0; j < kMr; ++j) dst[p * kMr + j] = src[j * a.ld + p];
     } else {
       for (int64_t r = 0; r < kMr; ++r) {
         if (r < rows) {
@@ -67,9 +102,13 @@ void compact_a(float* pa, int64_t mc, int64_t kc, int64_t* count, int32_t* idx) 
     float* src = pa + panel * kc * kMr;
     int32_t* ix = idx + panel * kc;
     int64_t q = 0;
+    const __m256 zero = _mm256_setzero_ps();
     for (int64_t p = 0; p < kc; ++p) {
       const float* v = src + p * kMr;
-      if ((v[0] != 0.0f) | (v[1] != 0.0f) | (v[2] != 0.0f) | (v[3] != 0.0f) | (v[4] != 0.0f) | (v[5] != 0.0f)) {
+      // 8 lanes from v (the buffer has a spare panel at its end), of which the first 6 count;
+      // NaN compares unequal, so it is kept and propagates as in the dense product.
+      const int nonzero = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v), zero, _CMP_NEQ_UQ)) & 0x3F;
+      if (nonzero != 0) {
         if (q != p) std::memcpy(src + q * kMr, v, kMr * sizeof(float));
         ix[q++] = static_cast<int32_t>(p);
       }
