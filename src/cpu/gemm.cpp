@@ -127,6 +127,20 @@ void pack_b(const Operand& b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
         _mm256_store_ps(dst + p * kNr, _mm256_loadu_ps(src));
         _mm256_store_ps(dst + p * kNr + 8, _mm256_loadu_ps(src + 8));
       }
+    } else if (b.t == Trans::kYes && cols == kNr) {
+      // op(B)(p, j) = B(j, p): 8 source rows × 8 p at a time, transposed in registers.
+      const float* src = b.p + (j0 + jr) * b.ld + p0;
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        for (int64_t half = 0; half < 2; ++half) {
+          __m256 r[8];
+          for (int64_t j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + (half * 8 + j) * b.ld + p);
+          transpose8(r);
+          for (int64_t i = 0; i < 8; ++i) _mm256_store_ps(dst + (p + i) * kNr + half * 8, r[i]);
+        }
+      }
+      for (; p < kc; ++p)
+        for (int64_t j = 0; j < kNr; ++j) dst[p * kNr + j] = src[j * b.ld + p];
     } else if (b.t == Trans::kYes) {
       // op(B)(p, j) = B(j, p): read each of the 16 source rows contiguously along p.
       for (int64_t j = 0; j < kNr; ++j) {
