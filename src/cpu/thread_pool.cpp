@@ -6,9 +6,11 @@
 
 namespace cudl::cpu {
 namespace {
-// Spin this many polls (a few microseconds) before sleeping: back-to-back jobs of a training
-// step then start without a futex wake-up, and an idle or oversubscribed pool still sleeps.
-constexpr int kSpinPolls = 4000;
+// Spin this many polls (~256 pause instructions, a few microseconds) before sleeping: jobs that
+// follow each other at once skip a futex wake-up, and an idle or oversubscribed pool sleeps.
+// Measured on 2 cores (benchmarks/results/cpu-2core-2026-11-24.md): 4,000 polls was no faster
+// alone and 10% slower with two other busy processes on the machine; 0 cost ~4% alone.
+constexpr int kSpinPolls = 256;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
