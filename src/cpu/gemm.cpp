@@ -324,7 +324,7 @@ void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k
   const int64_t threads = pool.threads();
   const double flops = 2.0 * m * n * k;
   const int64_t mblocks = (m + kMr - 1) / kMr, nblocks = (n + kNr - 1) / kNr;
-  int64_t parts = flops < 2e6 ? 1 : std::min<int64_t>(threads, std::max(mblocks, nblocks));
+  int64_t parts = flops < 2e5 ? 1 : std::min<int64_t>(threads, std::max(mblocks, nblocks));
   if (parts <= 1) {
     gemm_block(oa, ob, 0, m, 0, n, k, alpha, beta, c, ldc);
     return;
