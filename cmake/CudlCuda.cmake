@@ -1,6 +1,7 @@
 # Decides, in one place, whether the CUDA backend is built. Sets CUDL_HAVE_CUDA (ON/OFF).
-# CUDL_CUDA=AUTO builds it when a CUDA compiler and the toolkit's cuBLAS are found; ON makes
-# their absence an error; OFF never builds it. Without a GPU to detect, the architecture must
+# CUDL_CUDA=AUTO builds it when a CUDA compiler, the toolkit's cuBLAS and cuDNN 9 (FindCUDNN.cmake:
+# CUDNN_PATH, the toolkit, pip's nvidia/cudnn) are all found; ON makes their absence an error;
+# OFF never builds it. Without a GPU to detect, the architecture must
 # be explicit: we default CMAKE_CUDA_ARCHITECTURES to 90 (H100/H200); pass e.g. 75 for a T4.
 set(CUDL_HAVE_CUDA OFF)
 if(NOT CUDL_CUDA STREQUAL "OFF")
@@ -12,10 +13,14 @@ if(NOT CUDL_CUDA STREQUAL "OFF")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
-    if(TARGET CUDA::cublas)
+    find_package(CUDNN 9)
+    if(TARGET CUDA::cublas AND CUDNN_FOUND)
       set(CUDL_HAVE_CUDA ON)
+      message(STATUS "cudl: CUDA ${CUDAToolkit_VERSION}, cuDNN ${CUDNN_VERSION} (${CUDNN_LIBRARY}), architectures ${CMAKE_CUDA_ARCHITECTURES}")
     elseif(CUDL_CUDA STREQUAL "ON")
-      message(FATAL_ERROR "CUDL_CUDA=ON but cuBLAS was not found in the CUDA toolkit")
+      message(FATAL_ERROR "CUDL_CUDA=ON but cuBLAS or cuDNN 9 was not found (set CUDNN_PATH to cuDNN's folder)")
+    else()
+      message(STATUS "cudl: CUDA compiler found but cuBLAS or cuDNN 9 is missing: building without the CUDA backend")
     endif()
   elseif(CUDL_CUDA STREQUAL "ON")
     message(FATAL_ERROR "CUDL_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or put nvcc on PATH)")

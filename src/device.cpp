@@ -1,6 +1,9 @@
 #include "cudl/device.hpp"
 
 #include "cudl/cpu_backend.hpp"
+#if defined(CUDL_HAVE_CUDA)
+#include "cudl/cuda_backend.hpp"
+#endif
 #include "cudl/error.hpp"
 
 namespace cudl {
@@ -20,12 +23,15 @@ GpuProbe probe_gpu() {
 }
 #endif
 
-std::unique_ptr<Backend> make_backend(Device device, int threads) {
-  if (device == Device::kCpu) return std::make_unique<CpuBackend>(threads);
-  const GpuProbe probe = probe_gpu();
-  if (!probe.usable) throw Error("cannot use the GPU: " + probe.reason);
-  throw Error("cannot use the GPU " + probe.description +
-              ": the CUDA backend is not part of this version of cudl yet (it is the next milestone)");
+const char* to_string(Precision precision) { return precision == Precision::kFp32 ? "fp32" : "tf32"; }
+
+std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
+  if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads);
+#if defined(CUDL_HAVE_CUDA)
+  return std::make_unique<CudaBackend>(options);
+#else
+  throw Error("cannot use the GPU: " + probe_gpu().reason);
+#endif
 }
 
 }  // namespace cudl

@@ -9,7 +9,9 @@ using namespace cudl;
 using ::testing::HasSubstr;
 
 TEST(Device, CpuBackendIsAlwaysAvailable) {
-  const auto backend = make_backend(Device::kCpu, 1);
+  BackendOptions one_thread;
+  one_thread.threads = 1;
+  const auto backend = make_backend(Device::kCpu, one_thread);
   EXPECT_EQ(backend->device(), Device::kCpu);
   EXPECT_THAT(backend->describe(), HasSubstr("1 thread"));
 }

@@ -24,8 +24,11 @@ std::string utc_now() {
 // Trains and evaluates; fills run as it goes so a failure still leaves a full record.
 void run_benchmark(bench::Run& run, Clock::time_point start) {
   auto& opt = run.options;
+  cudl::BackendOptions backend_options;
+  backend_options.threads = opt.threads;
+  backend_options.precision = opt.precision;
   std::unique_ptr<cudl::Backend> backend =
-      cudl::make_backend(opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu, opt.threads);
+      cudl::make_backend(opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu, backend_options);
   run.device = backend->describe();
 
   auto t0 = Clock::now();

@@ -47,6 +47,8 @@ Reruns the 2014 nolearn DBN benchmark: a 784-800-800-10 ReLU network trained wit
 Nesterov SGD on minibatches drawn with replacement, then sklearn's classification report.
 
   --device cpu|gpu     where to train (default cpu)
+  --precision fp32|tf32  GPU products in strict fp32 (default; agrees with the CPU) or on tf32
+                       tensor cores
   --data DIR           IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist
                        in the project, then /usr/share/datasets/fashion-mnist)
   --json FILE          also write everything printed, machine-readably
@@ -80,6 +82,9 @@ Options parse_options(int argc, char** argv) {
     if (flag == "--device") {
       if (v != "cpu" && v != "gpu") throw cudl::Error("--device: expected cpu or gpu, found '" + v + "'");
       o.device = v;
+    } else if (flag == "--precision") {
+      if (v != "fp32" && v != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + v + "'");
+      o.precision = v == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
     } else if (flag == "--data") {
       o.data = v;
     } else if (flag == "--json") {

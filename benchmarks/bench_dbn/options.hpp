@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/device.hpp"
 #include "cudl/trainer.hpp"
 
 namespace bench {
@@ -16,6 +17,7 @@ struct Options {
   double test_size = 0.33;
   bool learn_rate_given = false;    // otherwise chosen per dataset (see main)
   int threads = 0;                  // 0: all hardware threads
+  cudl::Precision precision = cudl::Precision::kFp32;  // GPU products
   cudl::TrainConfig train;
   bool help = false;
 };

@@ -96,7 +96,8 @@ void write_json(const Run& r, const std::string& path) {
     << ", \"train_rows\": " << r.train_rows << ", \"test_rows\": " << r.test_rows << ", \"features\": " << r.features
     << ", \"classes\": " << r.classes << "},\n";
   j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
-    << ", \"threads_requested\": " << r.options.threads << "},\n";
+    << ", \"threads_requested\": " << r.options.threads << ", \"precision\": "
+    << quote(r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32") << "},\n";
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
     << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed

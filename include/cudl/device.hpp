@@ -19,8 +19,19 @@ struct GpuProbe {
 // Looks for a usable CUDA GPU without creating a backend. Never throws.
 GpuProbe probe_gpu();
 
-// A backend for `device`; threads applies to the CPU (0 = all hardware threads). Throws
-// cudl::Error with the probe's sentence when a GPU is asked for and cannot be used.
-std::unique_ptr<Backend> make_backend(Device device, int threads = 0);
+// Arithmetic of the GPU's products: strict fp32 (the default; results agree with the CPU), or
+// tf32 tensor cores (10-bit mantissa inputs, fp32 accumulation) where cuBLAS can use them.
+enum class Precision { kFp32, kTf32 };
+const char* to_string(Precision precision);
+
+struct BackendOptions {
+  int threads = 0;                        // CPU threads (0: all this process may use)
+  int gpu = 0;                            // CUDA device ordinal
+  Precision precision = Precision::kFp32;  // GPU only
+};
+
+// A backend for `device`. Throws cudl::Error with the probe's sentence when a GPU is asked for
+// and cannot be used.
+std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {});
 
 }  // namespace cudl

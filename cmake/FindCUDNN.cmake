@@ -1,0 +1,51 @@
+# FindCUDNN: cuDNN 9 ships no CMake package, so we look for it ourselves.
+# Search order: the CUDNN_PATH variable or environment variable; the CUDA toolkit's own
+# include/lib folders; the nvidia/cudnn folder of pip's nvidia-cudnn-cu* wheel (as PyTorch
+# installs it), found through python3. The version is read from cudnn_version.h.
+# Result: CUDNN_FOUND, CUDNN_VERSION, CUDNN_INCLUDE_DIR, CUDNN_LIBRARY and the imported
+# target CUDNN::cudnn.
+set(_cudnn_hints)
+foreach(_root IN ITEMS "${CUDNN_PATH}" "$ENV{CUDNN_PATH}")
+  if(_root)
+    list(APPEND _cudnn_hints "${_root}")
+  endif()
+endforeach()
+if(CUDAToolkit_INCLUDE_DIRS)
+  foreach(_inc IN LISTS CUDAToolkit_INCLUDE_DIRS)
+    get_filename_component(_root "${_inc}" DIRECTORY)
+    list(APPEND _cudnn_hints "${_root}")
+  endforeach()
+endif()
+if(CUDAToolkit_LIBRARY_DIR)
+  get_filename_component(_root "${CUDAToolkit_LIBRARY_DIR}" DIRECTORY)
+  list(APPEND _cudnn_hints "${_root}")
+endif()
+find_program(_cudnn_python NAMES python3 python)
+if(_cudnn_python)
+  execute_process(
+    COMMAND "${_cudnn_python}" -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
+    OUTPUT_VARIABLE _cudnn_pip OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _cudnn_py_rc)
+  if(_cudnn_py_rc EQUAL 0 AND _cudnn_pip)
+    list(APPEND _cudnn_hints "${_cudnn_pip}")
+  endif()
+endif()
+
+find_path(CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_cudnn_hints} PATH_SUFFIXES include)
+find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints} PATH_SUFFIXES lib64 lib lib/x64)
+
+if(CUDNN_INCLUDE_DIR AND EXISTS "${CUDNN_INCLUDE_DIR}/cudnn_version.h")
+  file(STRINGS "${CUDNN_INCLUDE_DIR}/cudnn_version.h" _cudnn_defs REGEX "^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ")
+  foreach(_part MAJOR MINOR PATCHLEVEL)
+    string(REGEX REPLACE ".*#define CUDNN_${_part} ([0-9]+).*" "\\1" CUDNN_${_part} "${_cudnn_defs}")
+  endforeach()
+  set(CUDNN_VERSION "${CUDNN_MAJOR}.${CUDNN_MINOR}.${CUDNN_PATCHLEVEL}")
+endif()
+
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(CUDNN REQUIRED_VARS CUDNN_LIBRARY CUDNN_INCLUDE_DIR VERSION_VAR CUDNN_VERSION)
+if(CUDNN_FOUND AND NOT TARGET CUDNN::cudnn)
+  add_library(CUDNN::cudnn UNKNOWN IMPORTED)
+  set_target_properties(CUDNN::cudnn PROPERTIES IMPORTED_LOCATION "${CUDNN_LIBRARY}"
+                                                INTERFACE_INCLUDE_DIRECTORIES "${CUDNN_INCLUDE_DIR}")
+endif()
+mark_as_advanced(CUDNN_INCLUDE_DIR CUDNN_LIBRARY)

@@ -1,0 +1,167 @@
+// CudaBackend: handles, stream, memory and the cuBLAS products; the other primitives are our
+// kernels (elementwise.cu, loss.cu). Everything is queued on one stream; only the explicit
+// transfers synchronise.
+#include "cudl/cuda_backend.hpp"
+
+#include <climits>
+#include <cstdint>
+
+#include "check.hpp"
+#include "kernels.hpp"
+
+namespace cudl {
+
+struct CudaBackend::Impl {
+  int gpu = 0;
+  Precision precision = Precision::kFp32;
+  std::string description;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  void* cublas_workspace = nullptr;
+  cudnnHandle_t cudnn = nullptr;  // created on first use (it costs ~0.1 s); for convolutions
+  static constexpr size_t kCublasWorkspace = size_t{32} << 20;  // cuBLAS's advice for Hopper
+};
+
+CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique<Impl>()) {
+  const GpuProbe probe = probe_gpu();
+  if (!probe.usable) throw Error("cannot use the GPU: " + probe.reason);
+  int count = 0;
+  CUDL_CUDA_CHECK(cudaGetDeviceCount(&count));
+  CUDL_REQUIRE(options.gpu >= 0 && options.gpu < count, "GPU " + std::to_string(options.gpu) +
+                                                            " does not exist: this machine has " +
+                                                            std::to_string(count) + " (numbered from 0)");
+  impl_->gpu = options.gpu;
+  impl_->precision = options.precision;
+  CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));
+  cudaDeviceProp prop{};
+  CUDL_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->gpu));
+  impl_->description = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                       ", " + std::to_string(prop.multiProcessorCount) + " SMs)";
+  // Keep freed memory in the stream-ordered pool instead of returning it at each synchronisation.
+  cudaMemPool_t pool = nullptr;
+  CUDL_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, impl_->gpu));
+  uint64_t keep = UINT64_MAX;
+  CUDL_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+  CUDL_CUBLAS_CHECK(cublasCreate(&impl_->cublas));
+  CUDL_CUBLAS_CHECK(cublasSetStream(impl_->cublas, impl_->stream));
+  // A workspace of our own, so cuBLAS never allocates inside a captured CUDA graph.
+  CUDL_CUDA_CHECK(cudaMalloc(&impl_->cublas_workspace, Impl::kCublasWorkspace));
+  CUDL_CUBLAS_CHECK(cublasSetWorkspace(impl_->cublas, impl_->cublas_workspace, Impl::kCublasWorkspace));
+  CUDL_CUBLAS_CHECK(cublasSetMathMode(impl_->cublas, impl_->precision == Precision::kTf32
+                                                         ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                         : CUBLAS_DEFAULT_MATH));
+}
+
+CudaBackend::~CudaBackend() {
+  // Destructors never throw: statuses are deliberately ignored here.
+  if (impl_->stream) cudaStreamSynchronize(impl_->stream);
+  if (impl_->cudnn) cudnnDestroy(impl_->cudnn);
+  if (impl_->cublas) cublasDestroy(impl_->cublas);
+  if (impl_->cublas_workspace) cudaFree(impl_->cublas_workspace);
+  if (impl_->stream) cudaStreamDestroy(impl_->stream);
+}
+
+std::string CudaBackend::describe() const {
+  return "cuda: " + impl_->description + ", " + to_string(impl_->precision);
+}
+
+Precision CudaBackend::precision() const { return impl_->precision; }
+void* CudaBackend::stream() const { return impl_->stream; }
+
+void* CudaBackend::allocate(std::size_t bytes) {
+  void* p = nullptr;
+  const cudaError_t status = cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, impl_->stream);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // clear the sticky-free error state of this call
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw Error("out of GPU memory allocating " + std::to_string(bytes) + " bytes on " + impl_->description +
+                " (" + std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total_bytes >> 20) +
+                " MiB)");
+  }
+  CUDL_CUDA_CHECK(status);
+  return p;
+}
+
+void CudaBackend::deallocate(void* ptr) noexcept {
+  if (ptr != nullptr) cudaFreeAsync(ptr, impl_->stream);
+}
+
+void CudaBackend::copy_to_host(const void* src, void* host_dst, std::size_t bytes) {
+  CUDL_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, impl_->stream));
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+void CudaBackend::copy_from_host(const void* host_src, void* dst, std::size_t bytes) {
+  CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl_->stream));
+  // The caller's host buffer may be pageable and freed as soon as we return.
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+void CudaBackend::copy(const void* src, void* dst, std::size_t bytes) {
+  CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, impl_->stream));
+}
+
+void CudaBackend::synchronize() { CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
+
+void CudaBackend::do_fill(float* x, int64_t n, float value) { cuda::fill(impl_->stream, x, n, value); }
+
+void CudaBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
+  cuda::fill_normal(impl_->stream, x, n, seed, mean, stddev);
+}
+
+// Row-major C(m×n) = op(A)·op(B) is column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, and a row-major
+// matrix read column-major is its transpose: so cuBLAS gets B first, then A, with their own
+// transpose flags, and the dimensions n, m, k.
+void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  for (int64_t d : {m, n, k, lda, ldb, ldc})
+    CUDL_REQUIRE(d <= INT_MAX, "gemm: dimension " + std::to_string(d) + " exceeds cuBLAS's 32-bit limit");
+  const cublasComputeType_t compute =
+      impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  CUDL_CUBLAS_CHECK(cublasGemmEx(impl_->cublas, tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 ta == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
+                                 static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
+                                 static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F,
+                                 static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  cuda::bias_activation(impl_->stream, y, bias, rows, cols, act);
+}
+
+void CudaBackend::do_activation(float* y, int64_t n, Activation act) { cuda::activation(impl_->stream, y, n, act); }
+
+void CudaBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
+  cuda::activation_backward(impl_->stream, dy, y, n, act);
+}
+
+void CudaBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
+  cuda::sum_rows(impl_->stream, alpha, x, rows, cols, beta, out);
+}
+
+void CudaBackend::do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
+                                           const CrossEntropyArgs& args, float* dlogits, float* stats) {
+  cuda::softmax_cross_entropy(impl_->stream, logits, labels, rows, classes, args, dlogits, stats);
+}
+
+void CudaBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) {
+  cuda::argmax_rows(impl_->stream, x, rows, cols, out);
+}
+
+void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                 uint64_t first_draw, float* bx, float* by, int64_t batch) {
+  cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, bx, by, batch);
+}
+
+void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
+  cuda::axpy(impl_->stream, alpha, x, y, n);
+}
+
+void CudaBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  cuda::nesterov_step(impl_->stream, w, v, g, n, args);
+}
+
+}  // namespace cudl

@@ -1,0 +1,134 @@
+// Elementwise and reduction kernels of CudaBackend: each kernel next to its launcher, with a
+// 64-bit grid-stride loop. Arithmetic mirrors CpuBackend (src/cpu/cpu_backend.cpp) so the parity
+// tests can hold them to tight tolerances.
+#include <algorithm>
+
+#include "check.hpp"
+#include "cudl/rng.hpp"
+#include "kernels.hpp"
+
+namespace cudl::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float relu(float z) { return z < 0.0f ? 0.0f : z; }  // NaN stays NaN
+__device__ __forceinline__ float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+__device__ __forceinline__ float apply(Activation act, float z) {
+  return act == Activation::kRelu ? relu(z) : act == Activation::kSigmoid ? sigmoid(z) : z;
+}
+
+#define CUDL_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+__global__ void fill_kernel(float* x, int64_t n, float value) {
+  CUDL_GRID_STRIDE(i, n) x[i] = value;
+}
+
+__global__ void fill_normal_kernel(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
+  CUDL_GRID_STRIDE(i, n) {
+    const rng::Philox4 r = rng::bits(seed, rng::kStreamInit, static_cast<uint64_t>(i));
+    x[i] = mean + stddev * rng::normal(r.v[0], r.v[1]);
+  }
+}
+
+// y(rows×cols) ← act(y + bias) row by row.
+__global__ void bias_activation_kernel(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  CUDL_GRID_STRIDE(i, rows * cols) y[i] = apply(act, y[i] + bias[i % cols]);
+}
+
+__global__ void activation_kernel(float* y, int64_t n, Activation act) {
+  CUDL_GRID_STRIDE(i, n) y[i] = apply(act, y[i]);
+}
+
+// dy ← dy ⊙ act'(·) from the forward output y.
+__global__ void activation_backward_kernel(float* dy, const float* y, int64_t n, Activation act) {
+  CUDL_GRID_STRIDE(i, n) {
+    const float v = y[i];
+    dy[i] = act == Activation::kRelu ? (v > 0.0f ? dy[i] : 0.0f) : dy[i] * v * (1.0f - v);
+  }
+}
+
+// out(cols) ← alpha · Σ_r x(r, :) + beta · out: one thread per column, rows summed in order
+// (coalesced across the warp for each row).
+__global__ void sum_rows_kernel(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
+  CUDL_GRID_STRIDE(c, cols) {
+    float acc = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) acc += x[r * cols + c];
+    out[c] = beta == 0.0f ? alpha * acc : alpha * acc + beta * out[c];
+  }
+}
+
+__global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
+  CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+
+// The fused gdbn Nesterov step (see NesterovArgs): one pass over all parameters.
+__global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
+  CUDL_GRID_STRIDE(i, n) {
+    const float l2 = i < a.decayed ? a.l2 : 0.0f;
+    const float wi = w[i];
+    const float d = a.learn_rate * (-a.grad_scale * g[i] - l2 * wi);
+    const float vn = a.momentum * v[i] + d;
+    v[i] = vn;
+    w[i] = wi + (d + a.momentum * vn);
+  }
+}
+
+}  // namespace
+
+int grid_for(int64_t n, int threads_per_block) {
+  const int64_t blocks = (n + threads_per_block - 1) / threads_per_block;
+  return static_cast<int>(std::clamp<int64_t>(blocks, 1, 4096));
+}
+
+void fill(cudaStream_t s, float* x, int64_t n, float value) {
+  if (n == 0) return;
+  fill_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, value);
+  CUDL_CHECK_LAUNCH();
+}
+
+void fill_normal(cudaStream_t s, float* x, int64_t n, uint64_t seed, float mean, float stddev) {
+  if (n == 0) return;
+  fill_normal_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, seed, mean, stddev);
+  CUDL_CHECK_LAUNCH();
+}
+
+void bias_activation(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  if (rows * cols == 0) return;
+  bias_activation_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, s>>>(y, bias, rows, cols, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void activation(cudaStream_t s, float* y, int64_t n, Activation act) {
+  if (n == 0 || act == Activation::kIdentity) return;
+  activation_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(y, n, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act) {
+  if (n == 0 || act == Activation::kIdentity) return;
+  activation_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(dy, y, n, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
+  if (cols == 0) return;
+  sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, s>>>(alpha, x, rows, cols, beta, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  axpy_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(alpha, x, y, n);
+  CUDL_CHECK_LAUNCH();
+}
+
+void nesterov_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  if (n == 0) return;
+  nesterov_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(w, v, g, n, args);
+  CUDL_CHECK_LAUNCH();
+}
+
+}  // namespace cudl::cuda

@@ -1,0 +1,30 @@
+#pragma once
+// Launchers of cudl's own kernels (each kernel lives next to its launcher, file-private, in
+// elementwise.cu or loss.cu). All are queued on `stream`, never synchronise, and check the launch.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cudl/backend.hpp"
+
+namespace cudl::cuda {
+
+// Grid size for a grid-stride loop over n elements: enough blocks to fill the GPU, no more.
+int grid_for(int64_t n, int threads_per_block);
+
+void fill(cudaStream_t s, float* x, int64_t n, float value);
+void fill_normal(cudaStream_t s, float* x, int64_t n, uint64_t seed, float mean, float stddev);
+void bias_activation(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act);
+void activation(cudaStream_t s, float* y, int64_t n, Activation act);
+void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act);
+void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out);
+void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n);
+void nesterov_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args);
+
+void softmax_cross_entropy(cudaStream_t s, const float* logits, const float* labels, int64_t rows, int64_t classes,
+                           const CrossEntropyArgs& args, float* dlogits, float* stats);
+void argmax_rows(cudaStream_t s, const float* x, int64_t rows, int64_t cols, float* out);
+void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                 uint64_t first_draw, float* bx, float* by, int64_t batch);
+
+}  // namespace cudl::cuda

@@ -1,0 +1,59 @@
+#pragma once
+// CudaBackend: every primitive on one NVIDIA GPU, with cuBLAS for the products and our own
+// kernels for the rest (cuda/). It owns its stream, cuBLAS handle and workspace, and a cuDNN
+// handle created on first use; every CUDA, cuBLAS and cuDNN status is checked and reported as
+// cudl::Error with the library's own status text. No CUDA type appears here, so this header
+// compiles anywhere; the class is defined only in builds with the CUDA backend
+// (cudl::built_with_cuda()). Portable code uses cudl::make_backend(Device::kCuda, ...).
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "cudl/backend.hpp"
+#include "cudl/device.hpp"
+
+namespace cudl {
+
+class CudaBackend final : public Backend {
+ public:
+  // Throws cudl::Error (with the probe's sentence) when the GPU cannot be used.
+  explicit CudaBackend(const BackendOptions& options = {});
+  ~CudaBackend() override;
+
+  Device device() const override { return Device::kCuda; }
+  // "cuda: NVIDIA H100 80GB HBM3 (sm_90, driver 13.0, runtime 13.0), fp32"
+  std::string describe() const override;
+  Precision precision() const;
+  // The cudaStream_t every primitive is queued on, for interoperation (capture, events).
+  void* stream() const;
+
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* ptr) noexcept override;
+  void copy_to_host(const void* src, void* host_dst, std::size_t bytes) override;
+  void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override;
+  void copy(const void* src, void* dst, std::size_t bytes) override;
+  void synchronize() override;
+
+ protected:
+  void do_fill(float* x, int64_t n, float value) override;
+  void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) override;
+  void do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override;
+  void do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) override;
+  void do_activation(float* y, int64_t n, Activation act) override;
+  void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) override;
+  void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) override;
+  void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
+                                const CrossEntropyArgs& args, float* dlogits, float* stats) override;
+  void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
+  void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                      uint64_t first_draw, float* bx, float* by, int64_t batch) override;
+  void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
+  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cudl
