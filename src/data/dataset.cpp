@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <numeric>
 #include <string>
 #include <system_error>
@@ -117,9 +118,11 @@ Dataset load_idx_dataset(const std::string& dir, const std::string& name) {
                    " but no " + (train_images.empty() ? kTrainImages : kTrainLabels) +
                    "[.gz]: the training split needs both files, or neither");
 
+  // The two splits are decompressed at the same time (zlib inflates one stream on one core).
   std::vector<Part> parts;  // train (if present), then t10k
+  auto test_part = std::async(std::launch::async, [&] { return read_part(test_images, test_labels); });
   if (!train_images.empty()) parts.push_back(read_part(train_images, train_labels));
-  parts.push_back(read_part(test_images, test_labels));
+  parts.push_back(test_part.get());
   const IdxImages& first = parts.front().images;
   const IdxImages& last = parts.back().images;
   CUDL_REQUIRE(first.rows == last.rows && first.cols == last.cols,
@@ -132,11 +135,16 @@ Dataset load_idx_dataset(const std::string& dir, const std::string& name) {
   data.features = first.rows * first.cols;
   data.classes = kClasses;
   for (const Part& p : parts) data.rows += p.images.count;
-  data.x.reserve(static_cast<size_t>(data.rows * data.features));
-  data.y.reserve(static_cast<size_t>(data.rows));
+  data.x.resize(static_cast<size_t>(data.rows * data.features));
+  data.y.resize(static_cast<size_t>(data.rows));
+  size_t at = 0, label_at = 0;
   for (const Part& p : parts) {
-    for (const uint8_t px : p.images.pixels) data.x.push_back(static_cast<float>(px) / 255.f);
-    for (const uint8_t label : p.labels) data.y.push_back(static_cast<float>(label));
+    const uint8_t* px = p.images.pixels.data();
+    float* out = data.x.data() + at;
+    const size_t n = p.images.pixels.size();
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(px[i]) / 255.f;
+    for (const uint8_t label : p.labels) data.y[label_at++] = static_cast<float>(label);
+    at += n;
   }
   return data;
 }
@@ -201,8 +209,9 @@ Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed)
     std::swap(order[static_cast<size_t>(i)], order[j]);
   }
   Split split;
-  split.test = take_rows(data, order, 0, static_cast<size_t>(n_test));
+  auto test = std::async(std::launch::async, [&] { return take_rows(data, order, 0, static_cast<size_t>(n_test)); });
   split.train = take_rows(data, order, static_cast<size_t>(n_test), order.size());
+  split.test = test.get();
   return split;
 }
 
