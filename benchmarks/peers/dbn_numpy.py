@@ -8,12 +8,10 @@ way a competent person would with plain numpy (vectorised per minibatch).
     python3 benchmarks/peers/dbn_numpy.py --epochs 2 --threads 2 --json out.json
 """
 import argparse
-import gzip
 import json
 import math
 import os
 import statistics
-import struct
 import sys
 import time
 
@@ -42,6 +40,8 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from idx_data import load_dataset, split_rows  # noqa: E402  (imports numpy)
+
 
 def blas_name():
     try:
@@ -49,37 +49,6 @@ def blas_name():
         return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:
         return "unknown BLAS"
-
-
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic, = struct.unpack(">I", data[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def find_idx(directory, stem):
-    for name in (stem + ".gz", stem):
-        path = os.path.join(directory, name)
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def load_dataset(directory):
-    """Rows = train then t10k when both splits exist, else t10k only."""
-    files = {prefix: (find_idx(directory, prefix + "-images-idx3-ubyte"),
-                      find_idx(directory, prefix + "-labels-idx1-ubyte")) for prefix in ("train", "t10k")}
-    if not all(files["t10k"]):
-        sys.exit(f"error: no t10k-images-idx3-ubyte / t10k-labels-idx1-ubyte(.gz) in {directory}")
-    prefixes = ["train", "t10k"] if all(files["train"]) else ["t10k"]
-    splits = [(read_idx(files[p][0]), read_idx(files[p][1])) for p in prefixes]
-    X = np.concatenate([x.reshape(len(x), -1) for x, _ in splits]).astype(np.float32) / 255
-    y = np.concatenate([y for _, y in splits]).astype(np.int64)
-    return X, y
 
 
 def forward(Ws, bs, X):
@@ -119,9 +88,8 @@ def main(a):
     print(f"numpy {np.__version__} ({blas_name()}), threads {a.threads}")
     X, y = load_dataset(a.data)
     rng = np.random.default_rng(a.seed)
-    perm = rng.permutation(len(X))
-    n_test = math.ceil(0.33 * len(X))
-    test, train = perm[:n_test], perm[n_test:]
+    test, train = split_rows(len(X), rng)
+    n_test = len(test)
     X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
     print(f"data {a.data}: {len(X)} rows, {len(train)} train, {n_test} test; layers {layers}")
 
