@@ -72,15 +72,15 @@ void* CudaBackend::stream() const { return impl_->stream; }
 void* CudaBackend::allocate(std::size_t bytes) {
   void* p = nullptr;
   const cudaError_t status = cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, impl_->stream);
-  if (status == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // clear the sticky-free error state of this call
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear this call's error so the backend stays usable
     size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
-    throw Error("out of GPU memory allocating " + std::to_string(bytes) + " bytes on " + impl_->description +
-                " (" + std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total_bytes >> 20) +
-                " MiB)");
+    throw Error(std::string(status == cudaErrorMemoryAllocation ? "out of GPU memory" : "GPU allocation failed") +
+                " allocating " + std::to_string(bytes) + " bytes on " + impl_->description + " (" +
+                std::to_string(free_bytes >> 20) + " MiB free of " + std::to_string(total_bytes >> 20) +
+                " MiB): " + cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
   }
-  CUDL_CUDA_CHECK(status);
   return p;
 }
 

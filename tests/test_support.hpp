@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -135,11 +136,19 @@ inline Bytes gzip(const Bytes& plain) {
 // The real MNIST digits (t10k-*.gz and perhaps train-*.gz), if this checkout sits beside the
 // shared data: CUDL_SHARED_DATA_DIR/mnist, else CUDL_SOURCE_DIR/../shared/data/mnist (both
 // compile definitions); "" if neither is defined. The directory need not exist.
+// The real MNIST t10k digits: $CUDL_MNIST_DIR if set; else ../shared/data/mnist beside the
+// checkout (this workplace); else .device/data/mnist inside it (staged for the GPU machine by
+// ../shared/tools/stage-device.sh, where ../shared does not travel).
 inline std::string shared_mnist_dir() {
+  if (const char* env = std::getenv("CUDL_MNIST_DIR"); env != nullptr && *env != '\0') return env;
 #if defined(CUDL_SHARED_DATA_DIR)
   return std::string(CUDL_SHARED_DATA_DIR) + "/mnist";
 #elif defined(CUDL_SOURCE_DIR)
-  return std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
+  const std::string beside = std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
+  if (std::filesystem::exists(beside + "/t10k-images-idx3-ubyte.gz")) return beside;
+  const std::string staged = std::string(CUDL_SOURCE_DIR) + "/.device/data/mnist";
+  if (std::filesystem::exists(staged + "/t10k-images-idx3-ubyte.gz")) return staged;
+  return beside;
 #else
   return "";
 #endif
@@ -149,7 +158,7 @@ inline std::string shared_mnist_dir() {
 inline std::string why_no_shared_mnist() {
   const std::string dir = shared_mnist_dir();
   if (!dir.empty() && std::filesystem::exists(dir + "/t10k-images-idx3-ubyte.gz")) return "";
-  return "no real MNIST t10k files at '" + dir + "' (define CUDL_SHARED_DATA_DIR or CUDL_SOURCE_DIR)";
+  return "no real MNIST t10k files at '" + dir + "' (set CUDL_MNIST_DIR, or stage .device/data/mnist)";
 }
 
 }  // namespace cudl::testing

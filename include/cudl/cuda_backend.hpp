@@ -5,6 +5,8 @@
 // cudl::Error with the library's own status text. No CUDA type appears here, so this header
 // compiles anywhere; the class is defined only in builds with the CUDA backend
 // (cudl::built_with_cuda()). Portable code uses cudl::make_backend(Device::kCuda, ...).
+// One difference from CpuBackend, where a kernel cannot throw: softmax_cross_entropy with a
+// label outside [0, K) makes that row's loss NaN, which the divergence check then reports.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -21,7 +23,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override;
 
   Device device() const override { return Device::kCuda; }
-  // "cuda: NVIDIA H100 80GB HBM3 (sm_90, driver 13.0, runtime 13.0), fp32"
+  // "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32"
   std::string describe() const override;
   Precision precision() const;
   // The cudaStream_t every primitive is queued on, for interoperation (capture, events).

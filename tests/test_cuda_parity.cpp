@@ -1,0 +1,548 @@
+// CPU-vs-CUDA parity of every Backend primitive: CpuBackend is the reference and CudaBackend
+// must agree with it on the same random inputs, at sizes that leave ragged tails in a block
+// (1, 7, 255, 256, 257, 100003) and one that needs several grid-stride passes (3,000,001), and
+// at the shapes of the 784-800-800-10 network. Every GPU output that the primitive writes (not
+// updates in place) is first filled with NaN, so an element it forgets to write fails.
+// Tolerances follow tolerance.hpp's rule |gpu − cpu| ≤ abs + rel·|cpu|. Every test skips, with
+// the probe's reason, where no GPU can be used.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/cuda_backend.hpp"
+#include "cudl/device.hpp"
+#include "cudl/error.hpp"
+#include "test_support.hpp"
+#include "tolerance.hpp"
+
+using namespace cudl;
+using cudl::testing::close;
+using cudl::testing::error_of;
+using cudl::testing::expect_all_close;
+using cudl::testing::fresh_loss_stats;
+using cudl::testing::uniform_values;
+using ::testing::HasSubstr;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// Element counts for the elementwise primitives.
+const int64_t kSizes[] = {1, 7, 255, 256, 257, 100003, 3000001};
+
+struct Tol {
+  double abs, rel;
+};
+// The same float operations in the same order (a copy, one add, a comparison): bit-identical.
+constexpr Tol kExact{0.0, 0.0};
+// A few float operations whose rounding may differ (FMA contraction, association) or a libm call
+// (CUDA's expf/logf/cosf are within 2 ulp, glibc's within 1). Values here are at most ~6 in
+// magnitude, so a few ulp is well under these bounds; a wrong formula is far outside them.
+constexpr Tol kUlps{2e-6, 1e-5};
+
+// n values that are multiples of 1/64 in [-1, 1]. Any sum of up to 2^17 of them is an exact
+// float (23 significant bits), so column sums agree exactly whatever the summation order.
+std::vector<float> quantized_values(uint64_t seed, int64_t n) {
+  std::vector<float> v = uniform_values(seed, n, -64.0f, 64.0f);
+  for (float& x : v) x = std::round(x) / 64.0f;
+  return v;
+}
+
+// n class indices in [0, classes), stored as floats.
+std::vector<float> label_values(uint64_t seed, int64_t n, int64_t classes) {
+  std::vector<float> v = uniform_values(seed, n, 0.0f, static_cast<float>(classes));
+  for (float& x : v) x = std::min(std::floor(x), static_cast<float>(classes - 1));
+  return v;
+}
+
+std::string str(const char* what, int64_t a, int64_t b = -1, int64_t c = -1) {
+  std::string s = std::string(what) + " " + std::to_string(a);
+  if (b >= 0) s += "x" + std::to_string(b);
+  if (c >= 0) s += "x" + std::to_string(c);
+  return s;
+}
+
+class CudaParity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const GpuProbe probe = probe_gpu();
+    if (!probe.usable) GTEST_SKIP() << "no usable GPU: " << probe.reason;
+    gpu_ = std::make_unique<CudaBackend>(BackendOptions{});
+  }
+
+  CudaBackend& gpu() { return *gpu_; }
+
+  // One tensor on each backend.
+  struct Pair {
+    Tensor cpu, gpu;
+  };
+  // The same host values on both backends.
+  Pair both(const std::vector<float>& values, const Shape& shape) {
+    return {Tensor::from_host(values, shape, cpu), Tensor::from_host(values, shape, gpu())};
+  }
+  // An output on both backends, filled with NaN by each backend.
+  Pair poisoned(const Shape& shape) {
+    Pair p{Tensor(shape, cpu), Tensor(shape, gpu())};
+    cpu.fill(p.cpu, kNaN);
+    gpu().fill(p.gpu, kNaN);
+    return p;
+  }
+  static void expect_match(const Pair& p, Tol tol, const std::string& what) {
+    expect_all_close(p.gpu.to_vector(), p.cpu.to_vector(), tol.abs, tol.rel, what);
+  }
+
+  CpuBackend cpu{2};
+  std::unique_ptr<CudaBackend> gpu_;  // set by SetUp when a GPU is usable
+};
+
+TEST_F(CudaParity, DescribesTheGpuAndItsPrecision) {
+  EXPECT_EQ(gpu().device(), Device::kCuda);
+  EXPECT_EQ(gpu().precision(), Precision::kFp32);
+  EXPECT_THAT(gpu().describe(), HasSubstr("cuda: "));
+  EXPECT_THAT(gpu().describe(), HasSubstr("fp32"));
+}
+
+TEST_F(CudaParity, Fill) {
+  for (int64_t n : kSizes) {
+    Pair x = poisoned({n});
+    cpu.fill(x.cpu, 2.5f);
+    gpu().fill(x.gpu, 2.5f);
+    expect_match(x, kExact, str("fill n", n));
+  }
+}
+
+// A view at an odd offset (not 16-byte aligned) is filled up to its ends and not one past them.
+TEST_F(CudaParity, FillWritesExactlyAnUnalignedView) {
+  for (int64_t n : kSizes) {
+    Tensor whole({n + 2}, gpu());
+    gpu().fill(whole, kNaN);
+    Tensor view = whole.slice(1, {n});
+    gpu().fill(view, -3.0f);
+    const std::vector<float> v = whole.to_vector();
+    EXPECT_TRUE(std::isnan(v.front()) && std::isnan(v.back())) << "fill wrote outside a view of " << n;
+    EXPECT_EQ(std::count(v.begin() + 1, v.end() - 1, -3.0f), n) << "fill of a view of " << n;
+  }
+}
+
+TEST_F(CudaParity, FillNormalDrawsTheSameNumbers) {
+  for (int64_t n : kSizes) {
+    Pair x = poisoned({n});
+    cpu.fill_normal(x.cpu, 2014, 1.0f, 0.5f);
+    gpu().fill_normal(x.gpu, 2014, 1.0f, 0.5f);
+    expect_match(x, kUlps, str("fill_normal n", n));
+  }
+  // A seed using both 32-bit halves of the key; a view at an odd offset draws from index 0.
+  const int64_t n = 100003;
+  Pair x = poisoned({n + 1});
+  Tensor cpu_view = x.cpu.slice(1, {n}), gpu_view = x.gpu.slice(1, {n});
+  cpu.fill_normal(cpu_view, 0x0123456789ABCDEFull, 0.0f, 1.0f);
+  gpu().fill_normal(gpu_view, 0x0123456789ABCDEFull, 0.0f, 1.0f);
+  EXPECT_TRUE(std::isnan(x.gpu.to_vector()[0])) << "fill_normal wrote before its view";
+  expect_all_close(gpu_view.to_vector(), cpu_view.to_vector(), kUlps.abs, kUlps.rel, "fill_normal, 64-bit seed");
+}
+
+// ---- gemm ----
+
+struct GemmShape {
+  int64_t m, n, k;
+};
+const GemmShape kGemmShapes[] = {
+    {1, 1, 1},
+    {7, 5, 3},
+    {1, 257, 33},
+    {255, 1, 129},
+    {33, 65, 1025},
+    {129, 257, 31},
+    // 784-800-800-10 at batch 64 (forward, weight gradients, input gradients) and predict's 1000.
+    {64, 800, 784},
+    {64, 800, 800},
+    {64, 10, 800},
+    {784, 800, 64},
+    {800, 10, 64},
+    {64, 800, 10},
+    {1000, 800, 784}};
+struct GemmScale {
+  float alpha, beta;
+};
+// beta = 0 runs over a NaN-filled C (which must not be read); the others over a random C.
+const GemmScale kGemmScales[] = {{1.0f, 0.0f}, {-0.75f, 1.0f}, {1.5f, -0.5f}};
+
+// C(m×n) = alpha·op(A)·op(B) + beta·C on the CPU and on `g` from the same random A, B, C in [-1, 1].
+struct GemmResult {
+  std::vector<float> gpu, cpu;
+  std::string what;
+};
+GemmResult run_gemm(CpuBackend& cpu, CudaBackend& g, const GemmShape& s, Trans ta, Trans tb, const GemmScale& sc,
+                    uint64_t seed) {
+  const Shape a_shape = ta == Trans::kNo ? Shape{s.m, s.k} : Shape{s.k, s.m};
+  const Shape b_shape = tb == Trans::kNo ? Shape{s.k, s.n} : Shape{s.n, s.k};
+  const std::vector<float> av = uniform_values(seed, s.m * s.k, -1.0f, 1.0f);
+  const std::vector<float> bv = uniform_values(seed + 1, s.k * s.n, -1.0f, 1.0f);
+  const std::vector<float> cv = sc.beta == 0.0f ? std::vector<float>(static_cast<size_t>(s.m * s.n), kNaN)
+                                                : uniform_values(seed + 2, s.m * s.n, -1.0f, 1.0f);
+  Tensor a_cpu = Tensor::from_host(av, a_shape, cpu), b_cpu = Tensor::from_host(bv, b_shape, cpu);
+  Tensor c_cpu = Tensor::from_host(cv, {s.m, s.n}, cpu);
+  Tensor a_gpu = Tensor::from_host(av, a_shape, g), b_gpu = Tensor::from_host(bv, b_shape, g);
+  Tensor c_gpu = Tensor::from_host(cv, {s.m, s.n}, g);
+  cpu.gemm(sc.alpha, a_cpu, ta, b_cpu, tb, sc.beta, c_cpu);
+  g.gemm(sc.alpha, a_gpu, ta, b_gpu, tb, sc.beta, c_gpu);
+  std::string what = str("gemm m,n,k", s.m, s.n, s.k) + (ta == Trans::kYes ? " Aᵀ" : " A") +
+                     (tb == Trans::kYes ? " Bᵀ" : " B") + " alpha " + std::to_string(sc.alpha) + " beta " +
+                     std::to_string(sc.beta);
+  return {c_gpu.to_vector(), c_cpu.to_vector(), what};
+}
+
+// Strict fp32 on both sides; only the summation order differs, an error that grows like
+// sqrt(k)·ulp for random signs. Allowing 1e-4·sqrt(k) (with |op(A)·op(B)| ~ sqrt(k)/3) is some
+// thousand times that, yet a tf32 product (~5e-4 relative) or a wrong operand fails it.
+TEST_F(CudaParity, GemmFp32AllTransposes) {
+  uint64_t seed = 100;
+  for (const GemmShape& s : kGemmShapes)
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (const GemmScale& sc : kGemmScales) {
+          const GemmResult r = run_gemm(cpu, gpu(), s, ta, tb, sc, seed += 3);
+          const double abs = 1e-4 * (std::fabs(sc.alpha) * std::sqrt(static_cast<double>(s.k)) + std::fabs(sc.beta));
+          expect_all_close(r.gpu, r.cpu, abs, 1e-4, r.what);
+        }
+}
+
+// TF32 rounds both operands to a 10-bit mantissa (relative error ≤ 2^-11 each), so each product
+// is off by ~1e-3 at worst and the error of a sum of k random-sign products, relative to the
+// result, is ~5e-4: compared as a whole, ‖gpu − cpu‖ ≤ 1e-2·‖cpu‖. A 1×1 product can cancel to
+// almost nothing against beta·C, so shapes with fewer than 16 results are left to the fp32 test.
+TEST_F(CudaParity, GemmTf32AllTransposes) {
+  BackendOptions options;
+  options.precision = Precision::kTf32;
+  CudaBackend tf32(options);
+  EXPECT_EQ(tf32.precision(), Precision::kTf32);
+  EXPECT_THAT(tf32.describe(), HasSubstr("tf32"));
+  uint64_t seed = 500;
+  for (const GemmShape& s : kGemmShapes) {
+    if (s.m * s.n < 16) continue;
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (const GemmScale& sc : kGemmScales) {
+          const GemmResult r = run_gemm(cpu, tf32, s, ta, tb, sc, seed += 3);
+          double diff2 = 0.0, ref2 = 0.0;
+          bool finite = true;
+          for (size_t i = 0; i < r.cpu.size(); ++i) {
+            finite = finite && std::isfinite(r.gpu[i]);
+            diff2 += (static_cast<double>(r.gpu[i]) - r.cpu[i]) * (static_cast<double>(r.gpu[i]) - r.cpu[i]);
+            ref2 += static_cast<double>(r.cpu[i]) * r.cpu[i];
+          }
+          EXPECT_TRUE(finite) << r.what << ": non-finite result (unwritten C?)";
+          EXPECT_LE(std::sqrt(diff2), 1e-2 * std::sqrt(ref2)) << r.what;
+        }
+  }
+}
+
+// ---- activations ----
+
+const Activation kActivations[] = {Activation::kIdentity, Activation::kRelu, Activation::kSigmoid};
+// Identity and ReLU are an add and a comparison: exact. The sigmoid calls expf.
+Tol activation_tol(Activation act) { return act == Activation::kSigmoid ? kUlps : kExact; }
+
+TEST_F(CudaParity, BiasActivation) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 3}, {64, 800}, {64, 10}, {257, 255}, {1000, 3001}};
+  uint64_t seed = 1000;
+  for (const auto& s : shapes)
+    for (Activation act : kActivations) {
+      Pair y = both(uniform_values(++seed, s[0] * s[1], -4.0f, 4.0f), {s[0], s[1]});
+      Pair bias = both(uniform_values(++seed, s[1], -1.0f, 1.0f), {s[1]});
+      cpu.bias_activation(y.cpu, bias.cpu, act);
+      gpu().bias_activation(y.gpu, bias.gpu, act);
+      expect_match(y, activation_tol(act), str("bias_activation", s[0], s[1]) + " " + to_string(act));
+    }
+}
+
+TEST_F(CudaParity, Activation) {
+  uint64_t seed = 2000;
+  for (int64_t n : kSizes)
+    for (Activation act : kActivations) {
+      Pair y = both(uniform_values(++seed, n, -8.0f, 8.0f), {n});
+      cpu.activation(y.cpu, act);
+      gpu().activation(y.gpu, act);
+      expect_match(y, activation_tol(act), str("activation n", n) + " " + to_string(act));
+    }
+}
+
+TEST_F(CudaParity, ActivationBackward) {
+  uint64_t seed = 3000;
+  for (int64_t n : kSizes)
+    for (Activation act : kActivations) {
+      // A forward output of act: ReLU outputs are ≥ 0 with exact zeros (about half), sigmoid's in (0, 1).
+      std::vector<float> yv = uniform_values(++seed, n, -1.0f, 1.0f);
+      for (float& v : yv)
+        v = act == Activation::kRelu ? std::max(v, 0.0f) : act == Activation::kSigmoid ? 0.5f + 0.5f * v : v;
+      const Pair y = both(yv, {n});
+      Pair dy = both(uniform_values(++seed, n, -2.0f, 2.0f), {n});
+      cpu.activation_backward(dy.cpu, y.cpu, act);
+      gpu().activation_backward(dy.gpu, y.gpu, act);
+      expect_match(dy, activation_tol(act), str("activation_backward n", n) + " " + to_string(act));
+    }
+}
+
+// ---- reductions ----
+
+// Inputs are multiples of 1/64 (quantized_values) and alpha, beta powers of two, so every
+// partial sum and the final alpha·S + beta·out (one rounding) are the same in any order: exact.
+TEST_F(CudaParity, SumRows) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 5}, {64, 800}, {64, 10}, {257, 255}, {100003, 3}, {2, 1500001}};
+  const GemmScale scales[] = {{1.0f, 0.0f}, {0.25f, 0.0f}, {-2.0f, 0.5f}, {1.0f, 1.0f}};
+  uint64_t seed = 4000;
+  for (const auto& s : shapes)
+    for (const GemmScale& sc : scales) {
+      const Pair x = both(quantized_values(++seed, s[0] * s[1]), {s[0], s[1]});
+      Pair out = sc.beta == 0.0f ? poisoned({s[1]}) : both(quantized_values(++seed, s[1]), {s[1]});
+      cpu.sum_rows(sc.alpha, x.cpu, sc.beta, out.cpu);
+      gpu().sum_rows(sc.alpha, x.gpu, sc.beta, out.gpu);
+      expect_match(
+          out, kExact,
+          str("sum_rows", s[0], s[1]) + " alpha " + std::to_string(sc.alpha) + " beta " + std::to_string(sc.beta));
+    }
+}
+
+// ---- softmax cross-entropy ----
+
+// Per element the GPU computes the softmax in float, the CPU in double: dlogits differ by a few
+// float ulp of p (≤ 1). The loss sum adds up to 100003 per-row losses in another order.
+constexpr Tol kLossSumTol{1e-4, 1e-4};
+
+void expect_stats_match(const std::vector<float>& g, const std::vector<float>& c, const std::string& what) {
+  ASSERT_EQ(g.size(), static_cast<size_t>(LossStats::kSize)) << what;
+  EXPECT_TRUE(close(g[LossStats::kLossSum], c[LossStats::kLossSum], kLossSumTol.abs, kLossSumTol.rel))
+      << what << ": loss sum " << g[LossStats::kLossSum] << ", cpu " << c[LossStats::kLossSum];
+  EXPECT_EQ(g[LossStats::kErrors], c[LossStats::kErrors]) << what << ": errors";
+  EXPECT_EQ(g[LossStats::kBadStep], c[LossStats::kBadStep]) << what << ": bad step";
+  EXPECT_EQ(g[LossStats::kBadValue], c[LossStats::kBadValue]) << what << ": bad value";
+}
+
+TEST_F(CudaParity, SoftmaxCrossEntropy) {
+  struct Case {
+    int64_t rows, classes;
+    float grad_scale;
+  };
+  const Case cases[] = {{1, 2, 1.0f},       {7, 3, 0.5f},    {64, 10, 1.0f / 64}, {257, 10, 1.0f},
+                        {100003, 10, 1.0f}, {5, 3001, 1.0f}, {3, 100003, 1.0f}};
+  uint64_t seed = 5000;
+  for (const Case& c : cases) {
+    const std::string what = str("softmax_cross_entropy", c.rows, c.classes);
+    const Pair logits = both(uniform_values(++seed, c.rows * c.classes, -5.0f, 5.0f), {c.rows, c.classes});
+    const Pair labels = both(label_values(++seed, c.rows, c.classes), {c.rows});
+    Pair d = poisoned({c.rows, c.classes});
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    CrossEntropyArgs args;
+    args.grad_scale = c.grad_scale;
+    args.step = 7;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    expect_match(d, {2e-6 * c.grad_scale, 1e-5}, what + " dlogits");
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what);
+    // A second batch adds to the statistics.
+    args.step = 8;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what + ", accumulated");
+  }
+}
+
+TEST_F(CudaParity, SoftmaxCrossEntropyInPlace) {
+  const int64_t shapes[][2] = {{64, 10}, {257, 10}, {5, 3001}};
+  uint64_t seed = 6000;
+  for (const auto& s : shapes) {
+    Pair logits = both(uniform_values(++seed, s[0] * s[1], -5.0f, 5.0f), {s[0], s[1]});
+    const Pair labels = both(label_values(++seed, s[0], s[1]), {s[0]});
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    const CrossEntropyArgs args;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, logits.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, logits.gpu, stats.gpu);
+    const std::string what = str("softmax_cross_entropy in place", s[0], s[1]);
+    expect_match(logits, {2e-6, 1e-5}, what);
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what);
+  }
+}
+
+// Batches of 7 rows × 3 classes, all labelled 0.
+std::vector<float> calm_logits() { return uniform_values(6500, 21, -1.0f, 1.0f); }  // mean loss ~1.1
+std::vector<float> exploding_logits() {                                             // loss ≈ 50 per row
+  std::vector<float> v(21, 0.0f);
+  for (int r = 0; r < 7; ++r) v[r * 3 + 1] = 50.0f;
+  return v;
+}
+std::vector<float> nan_logits() {
+  std::vector<float> v = calm_logits();
+  v[4] = kNaN;  // row 1, class 1
+  return v;
+}
+
+// The first diverged step is recorded and later ones are not, whether it is a loss above max_loss
+// or a NaN; a NaN loss is recorded as non-finite on both.
+TEST_F(CudaParity, SoftmaxCrossEntropyRecordsTheFirstDivergedStep) {
+  struct Step {
+    std::vector<float> logits;
+    int64_t step;
+  };
+  struct Sequence {
+    const char* name;
+    std::vector<Step> steps;
+    float bad_step;
+  };
+  const Sequence sequences[] = {
+      {"calm, exploding, nan", {{calm_logits(), 4}, {exploding_logits(), 5}, {nan_logits(), 6}}, 5.0f},
+      {"nan, exploding", {{nan_logits(), 2}, {exploding_logits(), 3}}, 2.0f},
+  };
+  const Pair labels = both(std::vector<float>(7, 0.0f), {7});
+  for (const Sequence& seq : sequences) {
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    Pair d = poisoned({7, 3});
+    CrossEntropyArgs args;
+    args.max_loss = 10.0f;
+    for (const Step& s : seq.steps) {
+      const Pair logits = both(s.logits, {7, 3});
+      args.step = s.step;
+      cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+      gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    }
+    const std::vector<float> g = stats.gpu.to_vector(), c = stats.cpu.to_vector();
+    ASSERT_EQ(c[LossStats::kBadStep], seq.bad_step) << seq.name << ": the CPU reference changed";
+    EXPECT_EQ(g[LossStats::kBadStep], seq.bad_step) << seq.name;
+    if (std::isfinite(c[LossStats::kBadValue])) {
+      EXPECT_TRUE(close(g[LossStats::kBadValue], c[LossStats::kBadValue], 1e-4, 1e-5))
+          << seq.name << ": bad value " << g[LossStats::kBadValue] << ", cpu " << c[LossStats::kBadValue];
+    } else {
+      EXPECT_FALSE(std::isfinite(g[LossStats::kBadValue])) << seq.name << ": bad value " << g[LossStats::kBadValue];
+    }
+  }
+}
+
+// ---- prediction and sampling ----
+
+// Entries drawn from {-2, -1, 0, 1}, so most rows hold several equal maxima: the first wins.
+TEST_F(CudaParity, ArgmaxRowsTakesTheFirstMaximum) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 3}, {64, 10}, {3300, 10}, {1000003, 3}, {5, 3001}, {2, 100003}};
+  uint64_t seed = 7000;
+  for (const auto& s : shapes) {
+    std::vector<float> xv = uniform_values(++seed, s[0] * s[1], -2.0f, 2.0f);
+    for (float& v : xv) v = std::floor(v);
+    const Pair x = both(xv, {s[0], s[1]});
+    Pair out = poisoned({s[0]});
+    cpu.argmax_rows(x.cpu, out.cpu);
+    gpu().argmax_rows(x.gpu, out.gpu);
+    expect_match(out, kExact, str("argmax_rows", s[0], s[1]));
+  }
+  // Rows that are all equal (and negative): class 0.
+  const Pair flat = both(std::vector<float>(4 * 5, -1.0f), {4, 5});
+  Pair out = poisoned({4});
+  gpu().argmax_rows(flat.gpu, out.gpu);
+  EXPECT_EQ(out.gpu.to_vector(), std::vector<float>(4, 0.0f));
+}
+
+TEST_F(CudaParity, SampleRowsDrawsTheSameRows) {
+  struct Case {
+    int64_t rows, cols, batch;
+    uint64_t seed, first_draw;
+  };
+  const Case cases[] = {
+      {1, 5, 7, 3, 0},
+      {13, 3, 40, 9, 1000},
+      {6700, 784, 64, 2014, 64 * 103},  // the 2014 run's last minibatch of epoch 1
+      {7, 3001, 9, 1, 0},               // rows wider than a block
+      {100003, 3, 255, 11, 0},
+      {257, 1, 3000001, 5, (uint64_t{1} << 32) - 1000},  // more rows than blocks; counters cross 2^32
+  };
+  for (const Case& c : cases) {
+    const std::string what = str("sample_rows", c.rows, c.cols, c.batch);
+    std::vector<float> yv(static_cast<size_t>(c.rows));
+    for (int64_t r = 0; r < c.rows; ++r) yv[r] = static_cast<float>(r);  // the label names the row
+    const Pair x = both(uniform_values(c.seed + 77, c.rows * c.cols, -1.0f, 1.0f), {c.rows, c.cols});
+    const Pair y = both(yv, {c.rows});
+    Pair bx = poisoned({c.batch, c.cols}), by = poisoned({c.batch});
+    cpu.sample_rows(x.cpu, y.cpu, c.seed, c.first_draw, bx.cpu, by.cpu);
+    gpu().sample_rows(x.gpu, y.gpu, c.seed, c.first_draw, bx.gpu, by.gpu);
+    expect_match(by, kExact, what + " rows");
+    expect_match(bx, kExact, what + " values");
+  }
+}
+
+// ---- updates ----
+
+TEST_F(CudaParity, Axpy) {
+  uint64_t seed = 8000;
+  for (int64_t n : kSizes)
+    for (float alpha : {0.3f, -1.5f}) {
+      const Pair x = both(uniform_values(++seed, n, -1.0f, 1.0f), {n});
+      Pair y = both(uniform_values(++seed, n, -1.0f, 1.0f), {n});
+      cpu.axpy(alpha, x.cpu, y.cpu);
+      gpu().axpy(alpha, x.gpu, y.gpu);
+      expect_match(y, kUlps, str("axpy n", n) + " alpha " + std::to_string(alpha));
+    }
+}
+
+// The decayed prefix ends anywhere, odd positions included; l2 is large so that applying decay to
+// one element too many or too few is far outside the tolerance.
+TEST_F(CudaParity, NesterovStepSplitsDecayedPrefix) {
+  struct Case {
+    int64_t n;
+    std::vector<int64_t> decayed;
+    float l2;
+  };
+  std::vector<Case> cases;
+  for (int64_t n : kSizes) cases.push_back({n, {0, 1, (n / 2) | 1, n - 1, n}, 0.25f});
+  cases.push_back({1276810, {1275200}, 1e-4f});  // 784-800-800-10: 1,275,200 weights, then 1,610 biases
+  uint64_t seed = 9000;
+  for (const Case& c : cases) {
+    const std::vector<float> wv = uniform_values(++seed, c.n, -1.0f, 1.0f);
+    const std::vector<float> vv = uniform_values(++seed, c.n, -1.0f, 1.0f);
+    const std::vector<float> gv = uniform_values(++seed, c.n, -4.0f, 4.0f);
+    for (int64_t decayed : c.decayed) {
+      if (decayed < 0 || decayed > c.n) continue;
+      const std::string what = str("nesterov_step n", c.n) + " decayed " + std::to_string(decayed);
+      Pair w = both(wv, {c.n}), v = both(vv, {c.n});
+      const Pair g = both(gv, {c.n});
+      const NesterovArgs args{0.3f, 0.9f, 1.0f / 64, c.l2, decayed};
+      cpu.nesterov_step(w.cpu, v.cpu, g.cpu, args);
+      gpu().nesterov_step(w.gpu, v.gpu, g.gpu, args);
+      expect_match(w, kUlps, what + " w");
+      expect_match(v, kUlps, what + " v");
+    }
+  }
+}
+
+// ---- errors ----
+
+TEST_F(CudaParity, RejectsATensorOfAnotherBackendNamingBoth) {
+  Tensor on_cpu({3}, cpu);
+  std::string message = error_of([&] { gpu().fill(on_cpu, 1.0f); });
+  EXPECT_THAT(message, HasSubstr(cpu.describe()));
+  EXPECT_THAT(message, HasSubstr(gpu().describe()));
+  Tensor on_gpu({3}, gpu());
+  message = error_of([&] { cpu.fill(on_gpu, 1.0f); });
+  EXPECT_THAT(message, HasSubstr(cpu.describe()));
+  EXPECT_THAT(message, HasSubstr(gpu().describe()));
+  Tensor a({2, 2}, gpu()), b({2, 2}, cpu), c({2, 2}, gpu());
+  message = error_of([&] { gpu().gemm(1.0f, a, Trans::kNo, b, Trans::kNo, 0.0f, c); });
+  EXPECT_THAT(message, HasSubstr("tensor B"));
+  EXPECT_THAT(message, HasSubstr(cpu.describe()));
+}
+
+TEST_F(CudaParity, AbsurdAllocationThrowsAndTheBackendStaysUsable) {
+  const int64_t n = int64_t{1} << 40;  // floats: 4 TiB, more than any GPU has
+  const std::string message = error_of([&] { Tensor huge({n}, gpu()); });
+  EXPECT_THAT(message, HasSubstr("bytes"));
+  EXPECT_THAT(message, HasSubstr(std::to_string(n * static_cast<int64_t>(sizeof(float)))));  // 4398046511104
+  Tensor x = Tensor::from_host({1.0f, 2.0f, 3.0f}, {3}, gpu());
+  Tensor y = Tensor::from_host({10.0f, 20.0f, 30.0f}, {3}, gpu());
+  gpu().axpy(2.0f, x, y);
+  EXPECT_EQ(y.to_vector(), (std::vector<float>{12.0f, 24.0f, 36.0f}));
+}
+
+}  // namespace
