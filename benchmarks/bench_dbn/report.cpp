@@ -81,7 +81,8 @@ double median_epoch_seconds(const Run& r) {
 
 std::string timing_line(const Run& r) {
   const double per_epoch = r.epochs.empty() ? 0.0 : r.train_s / static_cast<double>(r.epochs.size());
-  return "timing: load " + fmt("%.3f", r.load_s) + " s, train " + fmt("%.3f", r.train_s) + " s (" +
+  return "timing: backend " + fmt("%.3f", r.backend_s) + " s during load " + fmt("%.3f", r.load_s) +
+         " s, train " + fmt("%.3f", r.train_s) + " s (" +
          fmt("%.3f", per_epoch) + " s/epoch, median " + fmt("%.3f", median_epoch_seconds(r)) + "), evaluate " +
          fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s";
 }
@@ -119,7 +120,8 @@ void write_json(const Run& r, const std::string& path) {
   } else {
     j << "  \"test\": null,\n";
   }
-  j << "  \"timing\": {\"load_s\": " << num(r.load_s) << ", \"train_s\": " << num(r.train_s)
+  j << "  \"timing\": {\"backend_s\": " << num(r.backend_s) << ", \"load_s\": " << num(r.load_s)
+    << ", \"train_s\": " << num(r.train_s)
     << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
     << ", \"total_s\": " << num(r.total_s) << "}\n}\n";
   // Write a sibling temporary file and rename it, so an existing report is never left half-written.

@@ -19,7 +19,8 @@ struct Run {
   std::vector<cudl::EpochReport> epochs;
   bool evaluated = false;
   cudl::ClassificationReport report;
-  double load_s = 0, train_s = 0, evaluate_s = 0, total_s = 0;
+  double backend_s = 0;  // creating the backend, overlapped with loading
+  double load_s = 0, train_s = 0, evaluate_s = 0, total_s = 0;  // load: until the data is on the device
   std::string status = "ok";  // ok | diverged | error
   std::string error;
 };
