@@ -156,6 +156,15 @@ void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, i
   cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, bx, by, batch);
 }
 
+void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                                  float* out) {
+  cuda::sample_units(impl_->stream, means, n, units, seed, counter, out);
+}
+
+void CudaBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  cuda::momentum_step(impl_->stream, w, v, g, n, args);
+}
+
 void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
   cuda::axpy(impl_->stream, alpha, x, y, n);
 }

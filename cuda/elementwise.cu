@@ -76,7 +76,50 @@ __global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, N
   }
 }
 
+// Classical momentum (Backend::momentum_step).
+__global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
+  CUDL_GRID_STRIDE(i, n) {
+    const float l2 = i < a.decayed ? a.l2 : 0.0f;
+    const float d = a.learn_rate * (-a.grad_scale * g[i] - l2 * w[i]);
+    const float vn = a.momentum * v[i] + d;
+    v[i] = vn;
+    w[i] += vn;
+  }
+}
+
+// Stochastic units from their means, the same formula and Philox draws as CpuBackend.
+__global__ void sample_units_kernel(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                                    float* out) {
+  CUDL_GRID_STRIDE(i, n) {
+    const rng::Philox4 r = rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i));
+    const float mean = means[i];
+    float state;
+    if (units == Units::kBernoulli) {
+      state = rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
+    } else if (units == Units::kGaussian) {
+      state = mean + rng::normal(r.v[0], r.v[1]);
+    } else {
+      const float h = relu(mean);
+      state = relu(h + sqrtf(sigmoid(h)) * rng::normal(r.v[0], r.v[1]));
+    }
+    out[i] = state;
+  }
+}
+
 }  // namespace
+
+void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                  float* out) {
+  if (n == 0) return;
+  sample_units_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(means, n, units, seed, counter, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  if (n == 0) return;
+  momentum_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(w, v, g, n, args);
+  CUDL_CHECK_LAUNCH();
+}
 
 int grid_for(int64_t n, int threads_per_block) {
   const int64_t blocks = (n + threads_per_block - 1) / threads_per_block;

@@ -17,6 +17,15 @@ const char* to_string(Activation act) {
   return "?";
 }
 
+const char* to_string(Units units) {
+  switch (units) {
+    case Units::kBernoulli: return "bernoulli";
+    case Units::kGaussian: return "gaussian";
+    case Units::kNoisyRelu: return "noisy-relu";
+  }
+  return "?";
+}
+
 namespace {
 
 void require_on(const Backend& backend, const Tensor& t, const char* op, const char* name) {
@@ -148,6 +157,26 @@ void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint6
   require_shape(bx, {bx.dim(0), x.dim(1)}, op, "bx");
   require_shape(by, {bx.dim(0)}, op, "by");
   do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, first_draw, bx.data(), by.data(), bx.dim(0));
+}
+
+void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out) {
+  require_on(*this, means, "sample_units", "means");
+  require_on(*this, out, "sample_units", "out");
+  require_same_size(means, out, "sample_units", "means", "out");
+  do_sample_units(means.data(), means.size(), units, seed, counter, out.data());
+}
+
+void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args) {
+  const char* op = "momentum_step";
+  require_on(*this, w, op, "w");
+  require_on(*this, v, op, "v");
+  require_on(*this, g, op, "g");
+  require_same_size(w, v, op, "w", "v");
+  require_same_size(w, g, op, "w", "g");
+  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(),
+               "momentum_step: decayed count " + std::to_string(args.decayed) + " outside [0, " +
+                   std::to_string(w.size()) + "]");
+  do_momentum_step(w.data(), v.data(), g.data(), w.size(), args);
 }
 
 void Backend::axpy(float alpha, const Tensor& x, Tensor& y) {

@@ -20,6 +20,15 @@ enum class Trans { kNo, kYes };
 enum class Activation { kIdentity, kRelu, kSigmoid };
 const char* to_string(Activation act);
 
+// Stochastic units, sampled from their means (RBMs). Element i uses Philox draw
+// bits(seed, kStreamUnits, counter + i), so CPU and GPU draw the same samples.
+enum class Units {
+  kBernoulli,  // state = 1 if uniform ≤ mean else 0 (mean is a probability)
+  kGaussian,   // state = mean + N(0, 1)
+  kNoisyRelu,  // gdbn's noisy rectified unit: mean = max(0, x); state = max(0, mean + sqrt(σ(mean))·N(0, 1))
+};
+const char* to_string(Units units);
+
 // Layout of the 4-float statistics tensor that softmax_cross_entropy accumulates into.
 struct LossStats {
   static constexpr int kLossSum = 0;     // Σ per-sample cross-entropy
@@ -93,6 +102,11 @@ class Backend {
   // row rng::below(bits(seed, stream 0, first_draw + b)[0], x.rows()) of the data.
   // x(R×D), y(R), bx(B×D), by(B).
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx, Tensor& by);
+  // out ← a sample of `units` with the given means (same number of elements; may alias means).
+  void sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out);
+  // Classical momentum with NesterovArgs' fields (RBM training): d = lr·(−grad_scale·g − l2·w) as in
+  // nesterov_step, then v ← momentum·v + d; w ← w + v.
+  void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
   // y ← y + alpha·x (same number of elements).
   void axpy(float alpha, const Tensor& x, Tensor& y);
   // The fused Nesterov step (NesterovArgs) over all P parameters at once: w, v, g of size P.
@@ -113,6 +127,9 @@ class Backend {
   virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
   virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                               uint64_t first_draw, float* bx, float* by, int64_t batch) = 0;
+  virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                               float* out) = 0;
+  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
   virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
   virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
 };

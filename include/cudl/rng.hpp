@@ -19,6 +19,7 @@ namespace rng {
 constexpr uint64_t kStreamSample = 0;   // minibatch row draws (Backend::sample_rows)
 constexpr uint64_t kStreamShuffle = 1;  // the train/test split permutation
 constexpr uint64_t kStreamInit = 2;     // weight initialisation (Backend::fill_normal)
+constexpr uint64_t kStreamUnits = 3;    // stochastic units (Backend::sample_units)
 
 struct Philox4 {
   uint32_t v[4];

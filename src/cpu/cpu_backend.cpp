@@ -19,6 +19,10 @@ using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+// ReLU as (z < 0 ? 0 : z): NaN stays NaN (as in PyTorch), so bad values reach the loss check.
+inline float relu(float z) { return z < 0.0f ? 0.0f : z; }
+
 // The fused Nesterov step on one contiguous range (see NesterovArgs). Scalars by value and
 // restrict pointers, so the loop vectorises without reloading anything per element.
 void nesterov_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
@@ -31,6 +35,31 @@ void nesterov_range(float* __restrict w, float* __restrict v, const float* __res
   }
 }
 
+// Classical momentum on one contiguous range (see Backend::momentum_step).
+void momentum_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
+                    float mu, float gs, float l2) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = lr * (-gs * g[i] - l2 * w[i]);
+    const float vn = mu * v[i] + d;
+    v[i] = vn;
+    w[i] += vn;
+  }
+}
+
+// One stochastic unit from its mean and two Philox words (the same formula on the GPU).
+inline float sample_unit(Units units, float mean, const rng::Philox4& r) {
+  switch (units) {
+    case Units::kBernoulli: return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
+    case Units::kGaussian: return mean + rng::normal(r.v[0], r.v[1]);
+    case Units::kNoisyRelu: {
+      const float h = mean < 0.0f ? 0.0f : mean;
+      const float s = h + std::sqrt(sigmoid(h)) * rng::normal(r.v[0], r.v[1]);
+      return s < 0.0f ? 0.0f : s;
+    }
+  }
+  return mean;
+}
+
 void axpy_range(float alpha, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -38,9 +67,6 @@ void axpy_range(float alpha, const float* __restrict x, float* __restrict y, int
 // Elementwise work is split into chunks of at least this many elements per thread.
 constexpr int64_t kGrain = 1 << 15;
 
-inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-// ReLU as (z < 0 ? 0 : z): NaN stays NaN (as in PyTorch), so bad values reach the loss check.
-inline float relu(float z) { return z < 0.0f ? 0.0f : z; }
 
 }  // namespace
 
@@ -194,6 +220,23 @@ void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, in
     std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
     by[b] = y[row];
   }
+}
+
+void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                                 float* out) {
+  pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      out[i] = sample_unit(units, means[i], rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+  });
+}
+
+void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  const NesterovArgs a = args;
+  pool_->parallel_for(n, kGrain, [w, v, g, a](int64_t b, int64_t e) {
+    const int64_t mid = std::clamp(a.decayed, b, e);
+    momentum_range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);
+    momentum_range(w + mid, v + mid, g + mid, e - mid, a.learn_rate, a.momentum, a.grad_scale, 0.0f);
+  });
 }
 
 void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {

@@ -1,0 +1,176 @@
+#include "cudl/rbm.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "cudl/error.hpp"
+
+namespace cudl {
+namespace {
+// Rows of the training data on which an epoch's reconstruction error is measured.
+constexpr int64_t kMonitorRows = 10000;
+}  // namespace
+
+// Buffers for one batch size: hidden means and states, visible means and states.
+struct Rbm::Scratch {
+  Tensor p0, h, vm, v, pk;
+  Scratch(Backend& backend, int64_t rows, int64_t visible, int64_t hidden)
+      : p0({rows, hidden}, backend),
+        h({rows, hidden}, backend),
+        vm({rows, visible}, backend),
+        v({rows, visible}, backend),
+        pk({rows, hidden}, backend) {}
+};
+
+Rbm::Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& config)
+    : backend_(backend), visible_(visible), hidden_(hidden), config_(config) {
+  CUDL_REQUIRE(visible > 0 && hidden > 0, "Rbm: sizes must be positive, got " + std::to_string(visible) + " visible, " +
+                                              std::to_string(hidden) + " hidden");
+  CUDL_REQUIRE(config.visible == Units::kBernoulli || config.visible == Units::kGaussian,
+               std::string("Rbm: visible units must be bernoulli or gaussian, got ") + to_string(config.visible));
+  CUDL_REQUIRE(config.hidden == Units::kBernoulli || config.hidden == Units::kNoisyRelu,
+               std::string("Rbm: hidden units must be bernoulli or noisy-relu, got ") + to_string(config.hidden));
+  CUDL_REQUIRE(config.k >= 1, "Rbm: k must be at least 1, got " + std::to_string(config.k));
+  CUDL_REQUIRE(config.batch >= 1, "Rbm: batch must be at least 1, got " + std::to_string(config.batch));
+  const int64_t p = visible * hidden + visible + hidden;
+  params_ = Tensor({p}, backend);
+  grad_ = Tensor({p}, backend);
+  velocity_ = Tensor({p}, backend);
+  w_ = params_.slice(0, {visible, hidden});
+  b_ = params_.slice(visible * hidden, {visible});
+  c_ = params_.slice(visible * hidden + visible, {hidden});
+  gw_ = grad_.slice(0, {visible, hidden});
+  gb_ = grad_.slice(visible * hidden, {visible});
+  gc_ = grad_.slice(visible * hidden + visible, {hidden});
+  initialize(config.seed, 0.01f);
+}
+
+Rbm::~Rbm() = default;
+
+void Rbm::initialize(uint64_t seed, float weight_stddev) {
+  backend_.fill(params_, 0.0f);
+  backend_.fill_normal(w_, seed, 0.0f, weight_stddev);
+  backend_.fill(grad_, 0.0f);
+  backend_.fill(velocity_, 0.0f);
+  chain_ = Tensor();
+}
+
+Rbm::Scratch& Rbm::scratch(int64_t rows) {
+  for (auto& [n, s] : scratch_)
+    if (n == rows) return *s;
+  scratch_.emplace_back(rows, std::make_unique<Scratch>(backend_, rows, visible_, hidden_));
+  return *scratch_.back().second;
+}
+
+uint64_t Rbm::take_counter(int64_t n) {
+  const uint64_t c = counter_;
+  counter_ += static_cast<uint64_t>(n);
+  return c;
+}
+
+void Rbm::hidden_means(const Tensor& v, Tensor& h) {
+  backend_.gemm(1.0f, v, Trans::kNo, w_, Trans::kNo, 0.0f, h);  // h(N×H) = v(N×V)·W(V×H)
+  backend_.bias_activation(h, c_, config_.hidden == Units::kBernoulli ? Activation::kSigmoid : Activation::kRelu);
+}
+
+void Rbm::visible_means(const Tensor& h, Tensor& v) {
+  backend_.gemm(1.0f, h, Trans::kNo, w_, Trans::kYes, 0.0f, v);  // v(N×V) = h(N×H)·Wᵀ
+  backend_.bias_activation(v, b_, config_.visible == Units::kBernoulli ? Activation::kSigmoid : Activation::kIdentity);
+}
+
+void Rbm::compute_gradient(const Tensor& v0) {
+  CUDL_REQUIRE(v0.rank() == 2 && v0.dim(1) == visible_,
+               "Rbm: expected a batch [N, " + std::to_string(visible_) + "], found " + to_string(v0.shape()));
+  const int64_t n = v0.dim(0);
+  Scratch& s = scratch(n);
+  hidden_means(v0, s.p0);
+  // The chain starts from the data (CD) or from the persistent chains (PCD).
+  const bool persistent = config_.negative == Negative::kPersistent;
+  if (persistent && chain_.empty()) {
+    chain_ = Tensor(v0.shape(), backend_);
+    chain_.copy_from(v0);  // the chains start at the first batch
+  }
+  CUDL_REQUIRE(!persistent || chain_.shape() == v0.shape(),
+               "Rbm: persistent chains hold " + to_string(chain_.shape()) + " but the batch is " +
+                   to_string(v0.shape()));
+  if (persistent) {
+    hidden_means(chain_, s.pk);
+    backend_.sample_units(s.pk, config_.hidden, config_.seed, take_counter(s.pk.size()), s.h);
+  } else {
+    backend_.sample_units(s.p0, config_.hidden, config_.seed, take_counter(s.p0.size()), s.h);
+  }
+  for (int step = 1; step <= config_.k; ++step) {
+    visible_means(s.h, s.vm);
+    const Tensor* v = &s.vm;
+    if (config_.reconstruction == Reconstruction::kSamples) {
+      backend_.sample_units(s.vm, config_.visible, config_.seed, take_counter(s.vm.size()), s.v);
+      v = &s.v;
+    } else if (step == config_.k) {
+      s.v.copy_from(s.vm);
+      v = &s.v;
+    }
+    hidden_means(*v, s.pk);
+    if (step < config_.k) backend_.sample_units(s.pk, config_.hidden, config_.seed, take_counter(s.pk.size()), s.h);
+  }
+  if (persistent) chain_.copy_from(s.v);
+  // Gradient of −log p summed over the batch: negative statistics minus positive ones.
+  backend_.gemm(1.0f, s.v, Trans::kYes, s.pk, Trans::kNo, 0.0f, gw_);   // v_kᵀ·p_k
+  backend_.gemm(-1.0f, v0, Trans::kYes, s.p0, Trans::kNo, 1.0f, gw_);   // − v₀ᵀ·p₀
+  backend_.sum_rows(1.0f, s.v, 0.0f, gb_);
+  backend_.sum_rows(-1.0f, v0, 1.0f, gb_);
+  backend_.sum_rows(1.0f, s.pk, 0.0f, gc_);
+  backend_.sum_rows(-1.0f, s.p0, 1.0f, gc_);
+}
+
+void Rbm::train_batch(const Tensor& v0) {
+  compute_gradient(v0);
+  NesterovArgs args;
+  args.learn_rate = config_.learn_rate;
+  args.momentum = config_.momentum;
+  args.grad_scale = 1.0f / static_cast<float>(v0.dim(0));
+  args.l2 = config_.l2;
+  args.decayed = visible_ * hidden_;
+  backend_.momentum_step(params_, velocity_, grad_, args);
+}
+
+RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch) {
+  CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
+               "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
+  const int64_t steps = data.dim(0) / config_.batch;
+  CUDL_REQUIRE(steps > 0, "Rbm: " + std::to_string(data.dim(0)) + " rows are fewer than one batch of " +
+                              std::to_string(config_.batch));
+  const auto t0 = std::chrono::steady_clock::now();
+  Tensor labels({data.dim(0)}, backend_), batch({config_.batch, visible_}, backend_), batch_labels({config_.batch}, backend_);
+  backend_.fill(labels, 0.0f);
+  for (int64_t s = 0; s < steps; ++s) {
+    backend_.sample_rows(data, labels, config_.seed, draws_, batch, batch_labels);
+    draws_ += static_cast<uint64_t>(config_.batch);
+    train_batch(batch);
+  }
+  backend_.synchronize();
+  RbmEpochReport r;
+  r.epoch = epoch;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.reconstruction_error = reconstruction_error(data.rows(0, std::min<int64_t>(data.dim(0), kMonitorRows)));
+  return r;
+}
+
+double Rbm::reconstruction_error(const Tensor& data) {
+  CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
+               "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
+  double sum = 0.0;
+  const int64_t chunk = 1000;
+  for (int64_t begin = 0; begin < data.dim(0); begin += chunk) {
+    const int64_t end = std::min(data.dim(0), begin + chunk);
+    const Tensor v = data.rows(begin, end);
+    Scratch& s = scratch(end - begin);
+    hidden_means(v, s.p0);
+    visible_means(s.p0, s.vm);
+    const std::vector<float> a = v.to_vector(), b = s.vm.to_vector();
+    for (size_t i = 0; i < a.size(); ++i) sum += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  }
+  return data.dim(0) > 0 ? sum / static_cast<double>(data.dim(0)) : 0.0;
+}
+
+}  // namespace cudl

@@ -1,0 +1,86 @@
+// Free energies and exact likelihoods of small RBMs, in double precision on the host. Used for
+// monitoring and for testing the sampler against enumeration.
+#include <cmath>
+#include <limits>
+
+#include "cudl/error.hpp"
+#include "cudl/rbm.hpp"
+
+namespace cudl {
+namespace {
+
+double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
+// log Σ exp(terms), stably.
+double log_sum_exp(const std::vector<double>& terms) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double t : terms) m = std::max(m, t);
+  if (!std::isfinite(m)) return m;
+  double s = 0.0;
+  for (double t : terms) s += std::exp(t - m);
+  return m + std::log(s);
+}
+
+}  // namespace
+
+std::vector<double> Rbm::free_energy(const Tensor& data) {
+  CUDL_REQUIRE(config_.hidden == Units::kBernoulli,
+               "Rbm::free_energy: defined in closed form for bernoulli hidden units only, not noisy-relu");
+  CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
+               "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
+  const std::vector<float> w = w_.to_vector(), b = b_.to_vector(), c = c_.to_vector(), v = data.to_vector();
+  std::vector<double> f(static_cast<size_t>(data.dim(0)));
+  for (int64_t r = 0; r < data.dim(0); ++r) {
+    const float* vr = v.data() + r * visible_;
+    // F(v) = visible term − Σ_j softplus(c_j + Σ_i v_i W_ij)
+    double visible_term = 0.0;
+    for (int64_t i = 0; i < visible_; ++i) {
+      visible_term += config_.visible == Units::kBernoulli ? -static_cast<double>(b[i]) * vr[i]
+                                                           : 0.5 * (vr[i] - static_cast<double>(b[i])) * (vr[i] - b[i]);
+    }
+    double hidden_term = 0.0;
+    for (int64_t j = 0; j < hidden_; ++j) {
+      double x = c[j];
+      for (int64_t i = 0; i < visible_; ++i) x += static_cast<double>(vr[i]) * w[i * hidden_ + j];
+      hidden_term += softplus(x);
+    }
+    f[r] = visible_term - hidden_term;
+  }
+  return f;
+}
+
+// Z = Σ_h exp(cᵀh) · Π_i Σ_{v_i} exp(v_i (b_i + W_i·h)) for Bernoulli visible units, and
+// Σ_h exp(cᵀh + ½‖b + Wh‖² − ½‖b‖²) · (2π)^{V/2} for Gaussian ones.
+double Rbm::log_partition() {
+  CUDL_REQUIRE(config_.hidden == Units::kBernoulli, "Rbm::log_partition: bernoulli hidden units only");
+  CUDL_REQUIRE(hidden_ <= 24, "Rbm::log_partition: enumerating 2^" + std::to_string(hidden_) +
+                                  " hidden states is too many (at most 24 hidden units)");
+  const std::vector<float> w = w_.to_vector(), b = b_.to_vector(), c = c_.to_vector();
+  std::vector<double> terms;
+  terms.reserve(size_t{1} << hidden_);
+  for (uint64_t state = 0; state < (uint64_t{1} << hidden_); ++state) {
+    double t = 0.0;
+    for (int64_t j = 0; j < hidden_; ++j)
+      if (state >> j & 1) t += c[j];
+    for (int64_t i = 0; i < visible_; ++i) {
+      double a = b[i];
+      for (int64_t j = 0; j < hidden_; ++j)
+        if (state >> j & 1) a += w[i * hidden_ + j];
+      t += config_.visible == Units::kBernoulli ? softplus(a) : 0.5 * (a * a - static_cast<double>(b[i]) * b[i]);
+    }
+    terms.push_back(t);
+  }
+  const double log_z = log_sum_exp(terms);
+  return config_.visible == Units::kBernoulli ? log_z
+                                              : log_z + 0.5 * static_cast<double>(visible_) * std::log(2.0 * M_PI);
+}
+
+double Rbm::exact_log_likelihood(const Tensor& data) {
+  const double log_z = log_partition();
+  const std::vector<double> f = free_energy(data);
+  double sum = 0.0;
+  for (double fe : f) sum += -fe - log_z;
+  return f.empty() ? 0.0 : sum / static_cast<double>(f.size());
+}
+
+}  // namespace cudl
