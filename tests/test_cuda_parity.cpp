@@ -546,3 +546,45 @@ TEST_F(CudaParity, AbsurdAllocationThrowsAndTheBackendStaysUsable) {
 }
 
 }  // namespace
+
+// RBM units: the same Philox draws give the same states. Bernoulli states are exact (the
+// uniform is an exact float computed the same way on both); Gaussian and noisy-ReLU samples go
+// through logf/cosf/sqrtf/expf, so they match to a few ulps.
+TEST_F(CudaParity, SampleUnitsDrawsTheSameStates) {
+  uint64_t seed = 12000;
+  for (int64_t n : kSizes) {
+    const Pair p = both(uniform_values(++seed, n, 0.0f, 1.0f), {n});
+    for (Units units : {Units::kBernoulli, Units::kGaussian, Units::kNoisyRelu}) {
+      Pair out = poisoned({n});
+      cpu.sample_units(p.cpu, units, 77, 1000, out.cpu);
+      gpu().sample_units(p.gpu, units, 77, 1000, out.gpu);
+      const std::vector<float> c = out.cpu.to_vector(), g = out.gpu.to_vector();
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool same = units == Units::kBernoulli ? c[i] == g[i] : close(g[i], c[i], 1e-5, 1e-5);
+        differ += same ? 0 : 1;
+      }
+      EXPECT_EQ(differ, 0) << to_string(units) << " n " << n;
+    }
+  }
+}
+
+// Classical momentum (RBM updates) with the decayed prefix split anywhere.
+TEST_F(CudaParity, MomentumStepSplitsDecayedPrefix) {
+  uint64_t seed = 13000;
+  for (int64_t n : kSizes) {
+    const std::vector<float> wv = uniform_values(++seed, n, -1.0f, 1.0f);
+    const std::vector<float> vv = uniform_values(++seed, n, -1.0f, 1.0f);
+    const std::vector<float> gv = uniform_values(++seed, n, -4.0f, 4.0f);
+    for (int64_t decayed : {int64_t{0}, (n / 2) | 1, n}) {
+      if (decayed > n) continue;
+      Pair w = both(wv, {n}), v = both(vv, {n});
+      const Pair g = both(gv, {n});
+      const NesterovArgs args{0.05f, 0.5f, 1.0f / 64, 0.25f, decayed};
+      cpu.momentum_step(w.cpu, v.cpu, g.cpu, args);
+      gpu().momentum_step(w.gpu, v.gpu, g.gpu, args);
+      expect_match(w, kUlps, str("momentum_step w n", n) + " decayed " + std::to_string(decayed));
+      expect_match(v, kUlps, str("momentum_step v n", n) + " decayed " + std::to_string(decayed));
+    }
+  }
+}
