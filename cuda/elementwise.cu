@@ -76,14 +76,13 @@ __global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, N
   }
 }
 
-// Classical momentum (Backend::momentum_step).
+// Classical momentum with direct weight decay (Backend::momentum_step).
 __global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
   CUDL_GRID_STRIDE(i, n) {
-    const float l2 = i < a.decayed ? a.l2 : 0.0f;
-    const float d = a.learn_rate * (-a.grad_scale * g[i] - l2 * w[i]);
-    const float vn = a.momentum * v[i] + d;
+    const float keep = 1.0f - a.learn_rate * (i < a.decayed ? a.l2 : 0.0f);
+    const float vn = a.momentum * v[i] - a.learn_rate * a.grad_scale * g[i];
     v[i] = vn;
-    w[i] += vn;
+    w[i] = (w[i] + vn) * keep;
   }
 }
 

@@ -227,3 +227,30 @@ TEST(CpuBackend, ElementwiseResultsDoNotDependOnThreads) {
   };
   EXPECT_EQ(run(one), run(two));
 }
+
+TEST(CpuBackend, MomentumStepHandWorked) {
+  CpuBackend cpu(1);
+  // lr 0.5, μ 0.5, grad_scale 0.25, l2 0.1, first element decayed. w 2, v 1, g 2:
+  // v = 0.5·1 − 0.5·0.25·2 = 0.25; w₀ = (2 + 0.25)·(1 − 0.5·0.1) = 2.1375; w₁ = 2 + 0.25 = 2.25.
+  Tensor w = Tensor::from_host({2, 2}, {2}, cpu), v = Tensor::from_host({1, 1}, {2}, cpu);
+  Tensor g = Tensor::from_host({2, 2}, {2}, cpu);
+  cpu.momentum_step(w, v, g, {0.5f, 0.5f, 0.25f, 0.1f, 1});
+  expect_all_close(w.to_vector(), std::vector<double>{2.1375, 2.25}, 1e-6, 1e-6, "w");
+  expect_all_close(v.to_vector(), std::vector<double>{0.25, 0.25}, 1e-6, 1e-6, "v");
+}
+
+TEST(CpuBackend, SampleUnitsAreTheDocumentedDraws) {
+  CpuBackend cpu(1);
+  Tensor p = Tensor::from_host({0.0f, 1.0f, 0.5f, 0.25f, 0.75f}, {5}, cpu), s({5}, cpu);
+  cpu.sample_units(p, Units::kBernoulli, 3, 40, s);
+  const auto sv = s.to_vector(), pv = p.to_vector();
+  EXPECT_EQ(sv[0], 0.0f);  // probability 0: never on
+  EXPECT_EQ(sv[1], 1.0f);  // probability 1: always on
+  for (int i = 0; i < 5; ++i) {
+    const float u = rng::uniform(rng::bits(3, rng::kStreamUnits, 40 + i).v[0]);
+    EXPECT_EQ(sv[i], u <= pv[i] ? 1.0f : 0.0f) << i;
+  }
+  cpu.sample_units(p, Units::kGaussian, 3, 40, s);
+  const rng::Philox4 r = rng::bits(3, rng::kStreamUnits, 42);
+  EXPECT_FLOAT_EQ(s.to_vector()[2], 0.5f + rng::normal(r.v[0], r.v[1]));
+}

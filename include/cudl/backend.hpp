@@ -104,8 +104,10 @@ class Backend {
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx, Tensor& by);
   // out ← a sample of `units` with the given means (same number of elements; may alias means).
   void sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out);
-  // Classical momentum with NesterovArgs' fields (RBM training): d = lr·(−grad_scale·g − l2·w) as in
-  // nesterov_step, then v ← momentum·v + d; w ← w + v.
+  // Classical momentum with gdbn's RBM weight decay, applied to the weights directly (not through
+  // the velocity), with NesterovArgs' fields:
+  //   v ← momentum·v − lr·grad_scale·g;  w ← (w + v)·(1 − lr·l2) on the first `decayed` elements,
+  //   w ← w + v on the rest.
   void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
   // y ← y + alpha·x (same number of elements).
   void axpy(float alpha, const Tensor& x, Tensor& y);

@@ -11,7 +11,8 @@
 // and likewise for the biases. The visible units of the chain are means by default (the usual
 // practice, Reconstruction::kMeans) or samples (kSamples: a true Gibbs chain, as CD-k with large
 // k and persistent chains need to approach the model's distribution). Updates use classical
-// momentum with L2 decay on the weights (Backend::momentum_step).
+// momentum; L2 decay shrinks the weights directly, W ← W·(1 − lr·l2), as gdbn does
+// (Backend::momentum_step).
 // W is V×H row-major, so the first layer's filters are its columns.
 #include <cstdint>
 #include <memory>
