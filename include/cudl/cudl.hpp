@@ -3,6 +3,7 @@
 #include "cudl/backend.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"
+#include "cudl/dbn.hpp"
 #include "cudl/device.hpp"
 #include "cudl/error.hpp"
 #include "cudl/image.hpp"
