@@ -246,3 +246,27 @@ TEST(Rbm, ConditionalMeansFollowTheUnitTypes) {
   // b + Wh = (0.25 + 2.1, −0.5 + 1.05) (identity for Gaussian visible units)
   cudl::testing::expect_all_close(back.to_vector(), std::vector<double>{2.35, 0.55}, 1e-6, 1e-6, "visible");
 }
+
+TEST(Rbm, GaussianVisibleTrainingRaisesTheExactLogLikelihood) {
+  // Two clusters in 2-D, around (2, −1) and (−1, 2), unit variance: what a Gaussian RBM models.
+  CpuBackend cpu(1);
+  RbmConfig cfg;
+  cfg.visible = Units::kGaussian;
+  cfg.learn_rate = 0.01f;
+  cfg.momentum = 0.5f;
+  cfg.l2 = 0.0f;
+  cfg.batch = 32;
+  Rbm rbm(cpu, 2, 3, cfg);
+  rbm.initialize(3, 0.01f);
+  std::vector<float> rows;
+  const auto noise = uniform_values(9, 2048, -0.5f, 0.5f);
+  for (int r = 0; r < 1024; ++r) {
+    rows.push_back((r % 2 ? 2.0f : -1.0f) + noise[2 * r]);
+    rows.push_back((r % 2 ? -1.0f : 2.0f) + noise[2 * r + 1]);
+  }
+  Tensor data = Tensor::from_host(rows, {1024, 2}, cpu);
+  const double before = rbm.exact_log_likelihood(data);
+  for (int epoch = 1; epoch <= 20; ++epoch) rbm.train_epoch(data, epoch);
+  const double after = rbm.exact_log_likelihood(data);
+  EXPECT_GT(after, before + 0.5) << "before " << before << ", after " << after;
+}

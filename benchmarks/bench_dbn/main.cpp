@@ -22,6 +22,34 @@ std::string utc_now() {
   return buf;
 }
 
+// gdbn's DBN pretraining: every weight layer an RBM, trained greedily with CD-1, then copied
+// into the network that fine-tuning starts from.
+void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, cudl::Network& net) {
+  const auto& opt = run.options;
+  cudl::DbnConfig cfg;
+  cfg.learn_rate = opt.pretrain_learn_rate > 0 ? opt.pretrain_learn_rate : opt.train.learn_rate;
+  cfg.momentum = opt.pretrain_momentum >= 0 ? opt.pretrain_momentum : opt.train.momentum;
+  cfg.l2 = opt.train.l2;
+  cfg.batch = opt.train.batch;
+  cfg.seed = opt.train.seed;
+  const auto t0 = Clock::now();
+  cudl::DeepBeliefNet dbn(backend, opt.layers, cfg);
+  for (int64_t i = 0; i < dbn.num_rbms(); ++i) {
+    const cudl::RbmConfig& rc = dbn.rbm(i).config();
+    run.pretraining.push_back({dbn.rbm(i).visible(), dbn.rbm(i).hidden(),
+                               std::string(cudl::to_string(rc.visible)) + "-" + cudl::to_string(rc.hidden), {}});
+  }
+  int64_t shown = -1;
+  dbn.pretrain(x, opt.pretrain_epochs, [&](int64_t layer, const cudl::RbmEpochReport& e) {
+    if (layer != shown) std::cout << bench::pretrain_header(static_cast<size_t>(layer), run.pretraining[layer]);
+    shown = layer;
+    run.pretraining[layer].epochs.push_back(e);
+    std::cout << bench::pretrain_line(e) << std::flush;
+  });
+  dbn.unroll_into(net);
+  run.pretrain_s = since(t0);
+}
+
 // Trains and evaluates; fills run as it goes so a failure still leaves a full record.
 void run_benchmark(bench::Run& run, Clock::time_point start) {
   auto& opt = run.options;
@@ -79,6 +107,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
     net.add(cudl::dense(opt.layers[i], last ? cudl::Activation::kIdentity : cudl::Activation::kRelu));
   }
   net.initialize(opt.train.seed, 0.05f);  // gdbn: every weight matrix 0.05·N(0,1), biases 0
+  if (opt.pretrain_epochs > 0) pretrain(run, *backend, x, net);
 
   t0 = Clock::now();
   try {
@@ -125,6 +154,11 @@ int main(int argc, char** argv) {
     run_benchmark(run, start);
   } catch (const cudl::Diverged& e) {
     std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    run.error = e.what();
+    status = 3;
+  } catch (const cudl::PretrainingDiverged& e) {
+    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    run.status = "diverged";
     run.error = e.what();
     status = 3;
   } catch (const std::exception& e) {

@@ -64,6 +64,11 @@ Nesterov SGD on minibatches drawn with replacement, then sklearn's classificatio
   --seed N             seed for the split, initial weights and minibatch draws (default 2014)
   --threads N          CPU threads (default: all available)
   --max-loss X         a minibatch mean loss above X counts as divergence (default 100·ln K)
+  --pretrain-epochs N  first pretrain every weight layer as an RBM for N epochs of CD-1 (gdbn's
+                       DBN pretraining: Gaussian visible units, noisy-ReLU hidden units), then
+                       fine-tune the unrolled network (default 0: no pretraining, as in 2014)
+  --pretrain-learn-rate X, --pretrain-momentum X
+                       pretraining settings (default: the fine-tuning ones)
   --help               this text
 Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged.
 )";
@@ -85,6 +90,15 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--precision") {
       if (v != "fp32" && v != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + v + "'");
       o.precision = v == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
+    } else if (flag == "--pretrain-epochs") {
+      o.pretrain_epochs = static_cast<int>(parse_int(flag, v, 0));
+    } else if (flag == "--pretrain-learn-rate") {
+      o.pretrain_learn_rate = static_cast<float>(parse_number(flag, v));
+      if (o.pretrain_learn_rate <= 0) throw cudl::Error("--pretrain-learn-rate: must be positive, found '" + v + "'");
+    } else if (flag == "--pretrain-momentum") {
+      o.pretrain_momentum = static_cast<float>(parse_number(flag, v));
+      if (o.pretrain_momentum < 0 || o.pretrain_momentum >= 1)
+        throw cudl::Error("--pretrain-momentum: must be in [0, 1), found '" + v + "'");
     } else if (flag == "--data") {
       o.data = v;
     } else if (flag == "--json") {

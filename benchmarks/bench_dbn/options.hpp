@@ -19,6 +19,9 @@ struct Options {
   int threads = 0;                  // 0: all hardware threads
   cudl::Precision precision = cudl::Precision::kFp32;  // GPU products
   cudl::TrainConfig train;
+  int pretrain_epochs = 0;             // 0: no pretraining (the 2014 run's default)
+  float pretrain_learn_rate = 0.0f;    // 0: the fine-tuning learning rate
+  float pretrain_momentum = -1.0f;     // < 0: the fine-tuning momentum
   bool help = false;
 };
 

@@ -70,6 +70,16 @@ std::string epoch_block(const cudl::EpochReport& e) {
          "\n  (" + fmt("%.3f", e.seconds) + "s)\n";
 }
 
+std::string pretrain_header(size_t layer, const PretrainedLayer& p) {
+  return "Pretraining layer " + std::to_string(layer + 1) + " (" + std::to_string(p.visible) + "-" +
+         std::to_string(p.hidden) + ", " + p.units + " RBM):\n";
+}
+
+std::string pretrain_line(const cudl::RbmEpochReport& e) {
+  return "  Epoch " + std::to_string(e.epoch) + ": reconstruction error " + fmt("%.6g", e.reconstruction_error) +
+         " (" + fmt("%.3f", e.seconds) + "s)\n";
+}
+
 double median_epoch_seconds(const Run& r) {
   if (r.epochs.empty()) return 0.0;
   std::vector<double> s;
@@ -102,7 +112,20 @@ void write_json(const Run& r, const std::string& path) {
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
     << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed
-    << ", \"test_size\": " << num(r.options.test_size) << "},\n";
+    << ", \"test_size\": " << num(r.options.test_size) << ", \"pretrain_epochs\": " << r.options.pretrain_epochs
+    << "},\n";
+  j << "  \"pretraining\": [";
+  for (size_t l = 0; l < r.pretraining.size(); ++l) {
+    const auto& p = r.pretraining[l];
+    j << (l ? ",\n    " : "\n    ") << "{\"layer\": " << l + 1 << ", \"visible\": " << p.visible
+      << ", \"hidden\": " << p.hidden << ", \"units\": " << quote(p.units) << ", \"epochs\": [";
+    for (size_t e = 0; e < p.epochs.size(); ++e) {
+      j << (e ? ", " : "") << "{\"epoch\": " << p.epochs[e].epoch << ", \"reconstruction_error\": "
+        << num(p.epochs[e].reconstruction_error) << ", \"seconds\": " << num(p.epochs[e].seconds) << "}";
+    }
+    j << "]}";
+  }
+  j << (r.pretraining.empty() ? "],\n" : "\n  ],\n");
   j << "  \"epochs\": [";
   for (size_t i = 0; i < r.epochs.size(); ++i) {
     const auto& e = r.epochs[i];
@@ -121,6 +144,7 @@ void write_json(const Run& r, const std::string& path) {
     j << "  \"test\": null,\n";
   }
   j << "  \"timing\": {\"backend_s\": " << num(r.backend_s) << ", \"load_s\": " << num(r.load_s)
+    << ", \"pretrain_s\": " << num(r.pretrain_s)
     << ", \"train_s\": " << num(r.train_s)
     << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
     << ", \"total_s\": " << num(r.total_s) << "}\n}\n";

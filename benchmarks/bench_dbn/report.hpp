@@ -5,10 +5,17 @@
 
 #include "cudl/data.hpp"
 #include "cudl/metrics.hpp"
+#include "cudl/rbm.hpp"
 #include "cudl/trainer.hpp"
 #include "options.hpp"
 
 namespace bench {
+
+struct PretrainedLayer {
+  int64_t visible = 0, hidden = 0;
+  std::string units;  // "gaussian-noisy-relu", ...
+  std::vector<cudl::RbmEpochReport> epochs;
+};
 
 struct Run {
   Options options;
@@ -16,6 +23,8 @@ struct Run {
   int64_t rows = 0, train_rows = 0, test_rows = 0, features = 0, classes = 0;
   std::string device;         // backend description
   std::string date;           // ISO 8601, UTC
+  std::vector<PretrainedLayer> pretraining;
+  double pretrain_s = 0;
   std::vector<cudl::EpochReport> epochs;
   bool evaluated = false;
   cudl::ClassificationReport report;
@@ -28,6 +37,8 @@ struct Run {
 std::string header_line(const Run& run);
 std::string settings_line(const Run& run);
 std::string epoch_block(const cudl::EpochReport& e);  // nolearn's "Epoch k:" block
+std::string pretrain_header(size_t layer, const PretrainedLayer& p);
+std::string pretrain_line(const cudl::RbmEpochReport& e);
 std::string timing_line(const Run& run);
 double median_epoch_seconds(const Run& run);
 // Writes the run as JSON to path; throws cudl::Error if the file cannot be written.
