@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cudl/cpu_backend.hpp"
+#include "cudl/data.hpp"
 #include "cudl/rbm.hpp"
 #include "test_support.hpp"
 #include "tolerance.hpp"
@@ -269,4 +270,43 @@ TEST(Rbm, GaussianVisibleTrainingRaisesTheExactLogLikelihood) {
   for (int epoch = 1; epoch <= 20; ++epoch) rbm.train_epoch(data, epoch);
   const double after = rbm.exact_log_likelihood(data);
   EXPECT_GT(after, before + 0.5) << "before " << before << ", after " << after;
+}
+
+TEST(Rbm, EpochReportShowsOverfittingOnHeldOutData) {
+  const std::string why = cudl::testing::why_no_shared_mnist();
+  if (!why.empty()) GTEST_SKIP() << why;
+  const Dataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
+  CpuBackend cpu;
+  // 128 training digits, trained far too long; 1,000 other digits held out.
+  const Tensor train = Tensor::from_host(std::vector<float>(data.x.begin(), data.x.begin() + 128 * 784), {128, 784}, cpu);
+  const Tensor held = Tensor::from_host(std::vector<float>(data.x.begin() + 128 * 784, data.x.begin() + 1128 * 784),
+                                        {1000, 784}, cpu);
+  RbmConfig cfg;
+  cfg.batch = 32;
+  cfg.learn_rate = 0.1f;
+  Rbm rbm(cpu, 784, 64, cfg);
+  RbmEpochReport first, last;
+  for (int e = 1; e <= 60; ++e) {
+    last = rbm.train_epoch(train, e, &held);
+    if (e == 1) first = last;
+  }
+  EXPECT_LT(last.reconstruction_error, first.reconstruction_error);
+  // Free energy gap between held-out and training rows grows as the model memorises.
+  EXPECT_GT(last.heldout_free_energy - last.free_energy, first.heldout_free_energy - first.free_energy + 1.0)
+      << "first gap " << first.heldout_free_energy - first.free_energy << ", last gap "
+      << last.heldout_free_energy - last.free_energy;
+  EXPECT_TRUE(std::isnan(last.log_likelihood));  // 2^64 hidden states: not enumerated
+}
+
+TEST(Rbm, EpochReportGivesTheExactLikelihoodOfSmallModels) {
+  RbmConfig cfg;
+  cfg.batch = 8;
+  Tiny t(cfg, 0.5);
+  std::vector<float> rows;
+  for (int r = 0; r < 32; ++r)
+    for (float x : bits_of(static_cast<uint32_t>(r % 16), kV)) rows.push_back(x);
+  Tensor data = Tensor::from_host(rows, {32, kV}, t.cpu);
+  const RbmEpochReport r = t.rbm.train_epoch(data, 1);
+  EXPECT_NEAR(r.log_likelihood, t.rbm.exact_log_likelihood(data), 1e-9);
+  EXPECT_TRUE(std::isnan(r.heldout_reconstruction_error));  // none given
 }

@@ -24,7 +24,8 @@ std::string utc_now() {
 
 // gdbn's DBN pretraining: every weight layer an RBM, trained greedily with CD-1, then copied
 // into the network that fine-tuning starts from.
-void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, cudl::Network& net) {
+void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, const cudl::Tensor& x_heldout,
+              cudl::Network& net) {
   const auto& opt = run.options;
   cudl::DbnConfig cfg;
   cfg.learn_rate = opt.pretrain_learn_rate > 0 ? opt.pretrain_learn_rate : opt.train.learn_rate;
@@ -45,7 +46,7 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, cu
     shown = layer;
     run.pretraining[layer].epochs.push_back(e);
     std::cout << bench::pretrain_line(e) << std::flush;
-  });
+  }, &x_heldout);
   dbn.unroll_into(net);
   run.pretrain_s = since(t0);
 }
@@ -107,7 +108,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
     net.add(cudl::dense(opt.layers[i], last ? cudl::Activation::kIdentity : cudl::Activation::kRelu));
   }
   net.initialize(opt.train.seed, 0.05f);  // gdbn: every weight matrix 0.05·N(0,1), biases 0
-  if (opt.pretrain_epochs > 0) pretrain(run, *backend, x, net);
+  if (opt.pretrain_epochs > 0) pretrain(run, *backend, x, x_test, net);  // monitored on the test split
 
   t0 = Clock::now();
   try {

@@ -76,8 +76,11 @@ std::string pretrain_header(size_t layer, const PretrainedLayer& p) {
 }
 
 std::string pretrain_line(const cudl::RbmEpochReport& e) {
-  return "  Epoch " + std::to_string(e.epoch) + ": reconstruction error " + fmt("%.6g", e.reconstruction_error) +
-         " (" + fmt("%.3f", e.seconds) + "s)\n";
+  std::string s = "  Epoch " + std::to_string(e.epoch) + ": reconstruction error " + fmt("%.6g", e.reconstruction_error) +
+                  " (held-out " + fmt("%.6g", e.heldout_reconstruction_error) + ")";
+  if (std::isfinite(e.free_energy))
+    s += ", free energy " + fmt("%.6g", e.free_energy) + " (held-out " + fmt("%.6g", e.heldout_free_energy) + ")";
+  return s + " (" + fmt("%.3f", e.seconds) + "s)\n";
 }
 
 double median_epoch_seconds(const Run& r) {
@@ -120,8 +123,11 @@ void write_json(const Run& r, const std::string& path) {
     j << (l ? ",\n    " : "\n    ") << "{\"layer\": " << l + 1 << ", \"visible\": " << p.visible
       << ", \"hidden\": " << p.hidden << ", \"units\": " << quote(p.units) << ", \"epochs\": [";
     for (size_t e = 0; e < p.epochs.size(); ++e) {
-      j << (e ? ", " : "") << "{\"epoch\": " << p.epochs[e].epoch << ", \"reconstruction_error\": "
-        << num(p.epochs[e].reconstruction_error) << ", \"seconds\": " << num(p.epochs[e].seconds) << "}";
+      const auto& pe = p.epochs[e];
+      j << (e ? ", " : "") << "{\"epoch\": " << pe.epoch << ", \"reconstruction_error\": "
+        << num(pe.reconstruction_error) << ", \"heldout_reconstruction_error\": " << num(pe.heldout_reconstruction_error)
+        << ", \"free_energy\": " << num(pe.free_energy) << ", \"heldout_free_energy\": " << num(pe.heldout_free_energy)
+        << ", \"seconds\": " << num(pe.seconds) << "}";
     }
     j << "]}";
   }

@@ -49,8 +49,10 @@ class DeepBeliefNet {
   // Greedy pretraining: RBM i trains `epochs` epochs on data (R × layers[0]) passed through the
   // hidden means of RBMs 0..i-1. on_epoch(layer index, report) is called after every epoch.
   // Throws PretrainingDiverged, after that epoch's on_epoch, if the reconstruction error is not finite.
+  // `heldout` (rows × layers[0]), when given, is passed up the same way and monitored each epoch.
   void pretrain(const Tensor& data, int epochs,
-                const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch = {});
+                const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch = {},
+                const Tensor* heldout = nullptr);
 
   // Copies every RBM's weights (V×H) and hidden biases into the Dense layers of net, in order;
   // net's Dense layers must have the RBMs' shapes (an Error names the first that does not).
@@ -58,6 +60,8 @@ class DeepBeliefNet {
   void unroll_into(Network& net);
 
  private:
+  Tensor propagate(Rbm& r, const Tensor& input);
+
   Backend& backend_;
   std::vector<int64_t> layers_;
   std::vector<std::unique_ptr<Rbm>> rbms_;

@@ -43,7 +43,17 @@ struct RbmConfig {
 struct RbmEpochReport {
   int epoch = 0;                       // 1-based
   double seconds = 0.0;                // training only
-  double reconstruction_error = 0.0;   // reconstruction_error() on the first ≤ 10,000 rows, after the epoch
+  // Measured after the epoch on the first ≤ 10,000 rows of the training data and of the
+  // held-out data (NaN where there is none): reconstruction_error() and the mean free energy
+  // (Bernoulli hidden units only, NaN otherwise). A held-out free energy rising above the
+  // training one is the sign of over-fitting.
+  double reconstruction_error = 0.0;
+  double heldout_reconstruction_error = 0.0;
+  double free_energy = 0.0;
+  double heldout_free_energy = 0.0;
+  // The exact mean log-likelihood of the same training rows, for models small enough to
+  // enumerate (Bernoulli hidden units, H ≤ 20; NaN otherwise).
+  double log_likelihood = 0.0;
 };
 
 class Rbm {
@@ -78,8 +88,11 @@ class Rbm {
   void compute_gradient(const Tensor& v0);
   // compute_gradient, then one momentum step.
   void train_batch(const Tensor& v0);
-  // One epoch over data (R×V): floor(R/B) minibatches drawn with replacement.
-  RbmEpochReport train_epoch(const Tensor& data, int epoch);
+  // One epoch over data (R×V): floor(R/B) minibatches drawn with replacement; then the
+  // monitoring figures of RbmEpochReport, on `heldout` too when given.
+  RbmEpochReport train_epoch(const Tensor& data, int epoch, const Tensor* heldout = nullptr);
+  // The mean of free_energy() over rows, or NaN for noisy-ReLU hidden units.
+  double mean_free_energy(const Tensor& data);
 
   // Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass).
   double reconstruction_error(const Tensor& data);

@@ -38,31 +38,42 @@ DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, cons
   }
 }
 
+// The hidden means of `r` for every row of input, computed in chunks.
+Tensor DeepBeliefNet::propagate(Rbm& r, const Tensor& input) {
+  Tensor above({input.dim(0), r.hidden()}, backend_);
+  const int64_t chunk = 4096;
+  for (int64_t begin = 0; begin < input.dim(0); begin += chunk) {
+    const int64_t end = std::min(input.dim(0), begin + chunk);
+    Tensor out = above.rows(begin, end);
+    r.hidden_means(input.rows(begin, end), out);
+  }
+  return above;
+}
+
 void DeepBeliefNet::pretrain(const Tensor& data, int epochs,
-                             const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch) {
-  CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == layers_[0],
-               "DeepBeliefNet::pretrain: expected data [R, " + std::to_string(layers_[0]) + "], found " +
-                   to_string(data.shape()));
-  Tensor below;  // the current layer's training data, when it is not `data` itself
+                             const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch,
+                             const Tensor* heldout) {
+  for (const Tensor* t : {&data, heldout}) {
+    CUDL_REQUIRE(t == nullptr || (t->rank() == 2 && t->dim(1) == layers_[0]),
+                 "DeepBeliefNet::pretrain: expected data [R, " + std::to_string(layers_[0]) + "], found " +
+                     to_string(t->shape()));
+  }
+  Tensor below, below_heldout;  // the current layer's inputs, once they are not the originals
   for (int64_t i = 0; i < num_rbms(); ++i) {
     const Tensor& input = i == 0 ? data : below;
+    const Tensor* held = heldout == nullptr ? nullptr : i == 0 ? heldout : &below_heldout;
     Rbm& r = rbm(i);
     for (int e = 1; e <= epochs; ++e) {
-      const RbmEpochReport report = r.train_epoch(input, e);
+      const RbmEpochReport report = r.train_epoch(input, e, held);
       if (on_epoch) on_epoch(i, report);
       if (!std::isfinite(report.reconstruction_error))
         throw PretrainingDiverged(i + 1, e, report.reconstruction_error, r.config().learn_rate);
     }
     if (i + 1 == num_rbms()) break;
-    // The next RBM learns from this one's hidden means, computed in chunks.
-    Tensor above({input.dim(0), r.hidden()}, backend_);
-    const int64_t chunk = 4096;
-    for (int64_t begin = 0; begin < input.dim(0); begin += chunk) {
-      const int64_t end = std::min(input.dim(0), begin + chunk);
-      Tensor out = above.rows(begin, end);
-      r.hidden_means(input.rows(begin, end), out);
-    }
-    below = std::move(above);
+    // The next RBM learns from this one's hidden means.
+    Tensor next = propagate(r, input);
+    if (held != nullptr) below_heldout = propagate(r, *held);
+    below = std::move(next);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "cudl/error.hpp"
 
@@ -134,7 +135,7 @@ void Rbm::train_batch(const Tensor& v0) {
   backend_.momentum_step(params_, velocity_, grad_, args);
 }
 
-RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch) {
+RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* heldout) {
   CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
                "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
   const int64_t steps = data.dim(0) / config_.batch;
@@ -152,7 +153,17 @@ RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch) {
   RbmEpochReport r;
   r.epoch = epoch;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.reconstruction_error = reconstruction_error(data.rows(0, std::min<int64_t>(data.dim(0), kMonitorRows)));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor train_rows = data.rows(0, std::min<int64_t>(data.dim(0), kMonitorRows));
+  r.reconstruction_error = reconstruction_error(train_rows);
+  r.free_energy = mean_free_energy(train_rows);
+  r.log_likelihood = config_.hidden == Units::kBernoulli && hidden_ <= 20 ? exact_log_likelihood(train_rows) : nan;
+  r.heldout_reconstruction_error = r.heldout_free_energy = nan;
+  if (heldout != nullptr && heldout->rows() > 0) {
+    const Tensor held = heldout->rows(0, std::min<int64_t>(heldout->dim(0), kMonitorRows));
+    r.heldout_reconstruction_error = reconstruction_error(held);
+    r.heldout_free_energy = mean_free_energy(held);
+  }
   return r;
 }
 

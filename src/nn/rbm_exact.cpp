@@ -1,5 +1,6 @@
 // Free energies and exact likelihoods of small RBMs, in double precision on the host. Used for
 // monitoring and for testing the sampler against enumeration.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -28,25 +29,39 @@ std::vector<double> Rbm::free_energy(const Tensor& data) {
                "Rbm::free_energy: defined in closed form for bernoulli hidden units only, not noisy-relu");
   CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
                "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
-  const std::vector<float> w = w_.to_vector(), b = b_.to_vector(), c = c_.to_vector(), v = data.to_vector();
-  std::vector<double> f(static_cast<size_t>(data.dim(0)));
-  for (int64_t r = 0; r < data.dim(0); ++r) {
-    const float* vr = v.data() + r * visible_;
-    // F(v) = visible term − Σ_j softplus(c_j + Σ_i v_i W_ij)
-    double visible_term = 0.0;
-    for (int64_t i = 0; i < visible_; ++i) {
-      visible_term += config_.visible == Units::kBernoulli ? -static_cast<double>(b[i]) * vr[i]
-                                                           : 0.5 * (vr[i] - static_cast<double>(b[i])) * (vr[i] - b[i]);
+  const std::vector<float> b = b_.to_vector(), c = c_.to_vector();
+  std::vector<double> f;
+  f.reserve(static_cast<size_t>(data.dim(0)));
+  // F(v) = visible term − Σ_j softplus(c_j + (vW)_j): the product on the backend, the rest here.
+  const int64_t chunk = 1000;
+  for (int64_t begin = 0; begin < data.dim(0); begin += chunk) {
+    const int64_t end = std::min(data.dim(0), begin + chunk);
+    const Tensor rows = data.rows(begin, end);
+    Tensor x({end - begin, hidden_}, backend_);
+    backend_.gemm(1.0f, rows, Trans::kNo, w_, Trans::kNo, 0.0f, x);
+    const std::vector<float> v = rows.to_vector(), xv = x.to_vector();
+    for (int64_t r = 0; r < end - begin; ++r) {
+      const float* vr = v.data() + r * visible_;
+      double visible_term = 0.0;
+      for (int64_t i = 0; i < visible_; ++i) {
+        visible_term += config_.visible == Units::kBernoulli
+                            ? -static_cast<double>(b[i]) * vr[i]
+                            : 0.5 * (vr[i] - static_cast<double>(b[i])) * (vr[i] - b[i]);
+      }
+      double hidden_term = 0.0;
+      for (int64_t j = 0; j < hidden_; ++j) hidden_term += softplus(static_cast<double>(c[j]) + xv[r * hidden_ + j]);
+      f.push_back(visible_term - hidden_term);
     }
-    double hidden_term = 0.0;
-    for (int64_t j = 0; j < hidden_; ++j) {
-      double x = c[j];
-      for (int64_t i = 0; i < visible_; ++i) x += static_cast<double>(vr[i]) * w[i * hidden_ + j];
-      hidden_term += softplus(x);
-    }
-    f[r] = visible_term - hidden_term;
   }
   return f;
+}
+
+double Rbm::mean_free_energy(const Tensor& data) {
+  if (config_.hidden != Units::kBernoulli || data.rows() == 0) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0.0;
+  const std::vector<double> f = free_energy(data);
+  for (double fe : f) sum += fe;
+  return sum / static_cast<double>(f.size());
 }
 
 // Z = Σ_h exp(cᵀh) · Π_i Σ_{v_i} exp(v_i (b_i + W_i·h)) for Bernoulli visible units, and
