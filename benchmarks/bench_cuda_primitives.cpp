@@ -154,6 +154,30 @@ void BM_CudaTrainStep(benchmark::State& state) {
 }
 BENCHMARK(BM_CudaTrainStep)->ArgNames({"tf32"})->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// One CD-1 update of a 784-800 RBM at batch 64 (Gaussian visible, noisy-ReLU hidden), op by op.
+void BM_CudaRbmCd1Step(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  const int64_t rows = 46900;
+  cudl::Tensor x = random_tensor(*gpu, {rows, 784}, 1), labels({rows}, *gpu);
+  gpu->fill(labels, 0.0f);
+  cudl::RbmConfig cfg;
+  cfg.visible = cudl::Units::kGaussian;
+  cfg.hidden = cudl::Units::kNoisyRelu;
+  cfg.learn_rate = 0.001f;
+  cudl::Rbm rbm(*gpu, 784, 800, cfg);
+  cudl::Tensor batch({64, 784}, *gpu), batch_labels({64}, *gpu);
+  uint64_t draw = 0;
+  timed_loop(state, *gpu, [&] {
+    gpu->sample_rows(x, labels, 1, draw, batch, batch_labels);
+    draw += 64;
+    rbm.train_batch(batch);
+  });
+  state.counters["epoch_ms"] = benchmark::Counter(1e-3 / 732, benchmark::Counter::kIsIterationInvariantRate |
+                                                                   benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_CudaRbmCd1Step)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();
