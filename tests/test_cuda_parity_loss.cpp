@@ -1,0 +1,209 @@
+// CPU-vs-CUDA parity, part 2: the loss, prediction, minibatch sampling and RBM primitives
+// (the fixture and the tolerances: cuda_parity.hpp).
+#include "cuda_parity.hpp"
+
+namespace {
+// float ulp of p (≤ 1). The loss sum adds up to 100003 per-row losses in another order.
+constexpr Tol kLossSumTol{1e-4, 1e-4};
+
+void expect_stats_match(const std::vector<float>& g, const std::vector<float>& c, const std::string& what) {
+  ASSERT_EQ(g.size(), static_cast<size_t>(LossStats::kSize)) << what;
+  EXPECT_TRUE(close(g[LossStats::kLossSum], c[LossStats::kLossSum], kLossSumTol.abs, kLossSumTol.rel))
+      << what << ": loss sum " << g[LossStats::kLossSum] << ", cpu " << c[LossStats::kLossSum];
+  EXPECT_EQ(g[LossStats::kErrors], c[LossStats::kErrors]) << what << ": errors";
+  EXPECT_EQ(g[LossStats::kBadStep], c[LossStats::kBadStep]) << what << ": bad step";
+  EXPECT_EQ(g[LossStats::kBadValue], c[LossStats::kBadValue]) << what << ": bad value";
+}
+
+TEST_F(CudaParity, SoftmaxCrossEntropy) {
+  struct Case {
+    int64_t rows, classes;
+    float grad_scale;
+  };
+  const Case cases[] = {{1, 2, 1.0f},       {7, 3, 0.5f},    {64, 10, 1.0f / 64}, {257, 10, 1.0f},
+                        {100003, 10, 1.0f}, {5, 3001, 1.0f}, {3, 100003, 1.0f}};
+  uint64_t seed = 5000;
+  for (const Case& c : cases) {
+    const std::string what = str("softmax_cross_entropy", c.rows, c.classes);
+    const Pair logits = both(uniform_values(++seed, c.rows * c.classes, -5.0f, 5.0f), {c.rows, c.classes});
+    const Pair labels = both(label_values(++seed, c.rows, c.classes), {c.rows});
+    Pair d = poisoned({c.rows, c.classes});
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    CrossEntropyArgs args;
+    args.grad_scale = c.grad_scale;
+    args.step = 7;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    expect_match(d, {2e-6 * c.grad_scale, 1e-5}, what + " dlogits");
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what);
+    // A second batch adds to the statistics.
+    args.step = 8;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what + ", accumulated");
+  }
+}
+
+TEST_F(CudaParity, SoftmaxCrossEntropyInPlace) {
+  const int64_t shapes[][2] = {{64, 10}, {257, 10}, {5, 3001}};
+  uint64_t seed = 6000;
+  for (const auto& s : shapes) {
+    Pair logits = both(uniform_values(++seed, s[0] * s[1], -5.0f, 5.0f), {s[0], s[1]});
+    const Pair labels = both(label_values(++seed, s[0], s[1]), {s[0]});
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    const CrossEntropyArgs args;
+    cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, logits.cpu, stats.cpu);
+    gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, logits.gpu, stats.gpu);
+    const std::string what = str("softmax_cross_entropy in place", s[0], s[1]);
+    expect_match(logits, {2e-6, 1e-5}, what);
+    expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what);
+  }
+}
+
+// Batches of 7 rows × 3 classes, all labelled 0.
+std::vector<float> calm_logits() { return uniform_values(6500, 21, -1.0f, 1.0f); }  // mean loss ~1.1
+std::vector<float> exploding_logits() {                                             // loss ≈ 50 per row
+  std::vector<float> v(21, 0.0f);
+  for (int r = 0; r < 7; ++r) v[r * 3 + 1] = 50.0f;
+  return v;
+}
+std::vector<float> nan_logits() {
+  std::vector<float> v = calm_logits();
+  v[4] = kNaN;  // row 1, class 1
+  return v;
+}
+
+// The first diverged step is recorded and later ones are not, whether it is a loss above max_loss
+// or a NaN; a NaN loss is recorded as non-finite on both.
+TEST_F(CudaParity, SoftmaxCrossEntropyRecordsTheFirstDivergedStep) {
+  struct Step {
+    std::vector<float> logits;
+    int64_t step;
+  };
+  struct Sequence {
+    const char* name;
+    std::vector<Step> steps;
+    float bad_step;
+  };
+  const Sequence sequences[] = {
+      {"calm, exploding, nan", {{calm_logits(), 4}, {exploding_logits(), 5}, {nan_logits(), 6}}, 5.0f},
+      {"nan, exploding", {{nan_logits(), 2}, {exploding_logits(), 3}}, 2.0f},
+  };
+  const Pair labels = both(std::vector<float>(7, 0.0f), {7});
+  for (const Sequence& seq : sequences) {
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    Pair d = poisoned({7, 3});
+    CrossEntropyArgs args;
+    args.max_loss = 10.0f;
+    for (const Step& s : seq.steps) {
+      const Pair logits = both(s.logits, {7, 3});
+      args.step = s.step;
+      cpu.softmax_cross_entropy(logits.cpu, labels.cpu, args, d.cpu, stats.cpu);
+      gpu().softmax_cross_entropy(logits.gpu, labels.gpu, args, d.gpu, stats.gpu);
+    }
+    const std::vector<float> g = stats.gpu.to_vector(), c = stats.cpu.to_vector();
+    ASSERT_EQ(c[LossStats::kBadStep], seq.bad_step) << seq.name << ": the CPU reference changed";
+    EXPECT_EQ(g[LossStats::kBadStep], seq.bad_step) << seq.name;
+    if (std::isfinite(c[LossStats::kBadValue])) {
+      EXPECT_TRUE(close(g[LossStats::kBadValue], c[LossStats::kBadValue], 1e-4, 1e-5))
+          << seq.name << ": bad value " << g[LossStats::kBadValue] << ", cpu " << c[LossStats::kBadValue];
+    } else {
+      EXPECT_FALSE(std::isfinite(g[LossStats::kBadValue])) << seq.name << ": bad value " << g[LossStats::kBadValue];
+    }
+  }
+}
+
+// ---- prediction and sampling ----
+
+// Entries drawn from {-2, -1, 0, 1}, so most rows hold several equal maxima: the first wins.
+TEST_F(CudaParity, ArgmaxRowsTakesTheFirstMaximum) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 3}, {64, 10}, {3300, 10}, {1000003, 3}, {5, 3001}, {2, 100003}};
+  uint64_t seed = 7000;
+  for (const auto& s : shapes) {
+    std::vector<float> xv = uniform_values(++seed, s[0] * s[1], -2.0f, 2.0f);
+    for (float& v : xv) v = std::floor(v);
+    const Pair x = both(xv, {s[0], s[1]});
+    Pair out = poisoned({s[0]});
+    cpu.argmax_rows(x.cpu, out.cpu);
+    gpu().argmax_rows(x.gpu, out.gpu);
+    expect_match(out, kExact, str("argmax_rows", s[0], s[1]));
+  }
+  // Rows that are all equal (and negative): class 0.
+  const Pair flat = both(std::vector<float>(4 * 5, -1.0f), {4, 5});
+  Pair out = poisoned({4});
+  gpu().argmax_rows(flat.gpu, out.gpu);
+  EXPECT_EQ(out.gpu.to_vector(), std::vector<float>(4, 0.0f));
+}
+
+TEST_F(CudaParity, SampleRowsDrawsTheSameRows) {
+  struct Case {
+    int64_t rows, cols, batch;
+    uint64_t seed, first_draw;
+  };
+  const Case cases[] = {
+      {1, 5, 7, 3, 0},
+      {13, 3, 40, 9, 1000},
+      {6700, 784, 64, 2014, 64 * 103},  // the 2014 run's last minibatch of epoch 1
+      {7, 3001, 9, 1, 0},               // rows wider than a block
+      {100003, 3, 255, 11, 0},
+      {257, 1, 3000001, 5, (uint64_t{1} << 32) - 1000},  // more rows than blocks; counters cross 2^32
+  };
+  for (const Case& c : cases) {
+    const std::string what = str("sample_rows", c.rows, c.cols, c.batch);
+    std::vector<float> yv(static_cast<size_t>(c.rows));
+    for (int64_t r = 0; r < c.rows; ++r) yv[r] = static_cast<float>(r);  // the label names the row
+    const Pair x = both(uniform_values(c.seed + 77, c.rows * c.cols, -1.0f, 1.0f), {c.rows, c.cols});
+    const Pair y = both(yv, {c.rows});
+    Pair bx = poisoned({c.batch, c.cols}), by = poisoned({c.batch});
+    cpu.sample_rows(x.cpu, y.cpu, c.seed, c.first_draw, bx.cpu, by.cpu);
+    gpu().sample_rows(x.gpu, y.gpu, c.seed, c.first_draw, bx.gpu, by.gpu);
+    expect_match(by, kExact, what + " rows");
+    expect_match(bx, kExact, what + " values");
+  }
+}
+
+// ---- updates ----
+
+// RBM units: the same Philox draws give the same states. Bernoulli states are exact (the
+// uniform is an exact float computed the same way on both); Gaussian and noisy-ReLU samples go
+// through logf/cosf/sqrtf/expf, so they match to a few ulps.
+TEST_F(CudaParity, SampleUnitsDrawsTheSameStates) {
+  uint64_t seed = 12000;
+  for (int64_t n : kSizes) {
+    const Pair p = both(uniform_values(++seed, n, 0.0f, 1.0f), {n});
+    for (Units units : {Units::kBernoulli, Units::kGaussian, Units::kNoisyRelu}) {
+      Pair out = poisoned({n});
+      cpu.sample_units(p.cpu, units, 77, 1000, out.cpu);
+      gpu().sample_units(p.gpu, units, 77, 1000, out.gpu);
+      const std::vector<float> c = out.cpu.to_vector(), g = out.gpu.to_vector();
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool same = units == Units::kBernoulli ? c[i] == g[i] : close(g[i], c[i], 1e-5, 1e-5);
+        differ += same ? 0 : 1;
+      }
+      EXPECT_EQ(differ, 0) << to_string(units) << " n " << n;
+    }
+  }
+}
+
+// Classical momentum (RBM updates) with the decayed prefix split anywhere.
+TEST_F(CudaParity, MomentumStepSplitsDecayedPrefix) {
+  uint64_t seed = 13000;
+  for (int64_t n : kSizes) {
+    const std::vector<float> wv = uniform_values(++seed, n, -1.0f, 1.0f);
+    const std::vector<float> vv = uniform_values(++seed, n, -1.0f, 1.0f);
+    const std::vector<float> gv = uniform_values(++seed, n, -4.0f, 4.0f);
+    for (int64_t decayed : {int64_t{0}, (n / 2) | 1, n}) {
+      if (decayed > n) continue;
+      Pair w = both(wv, {n}), v = both(vv, {n});
+      const Pair g = both(gv, {n});
+      const NesterovArgs args{0.05f, 0.5f, 1.0f / 64, 0.25f, decayed};
+      cpu.momentum_step(w.cpu, v.cpu, g.cpu, args);
+      gpu().momentum_step(w.gpu, v.gpu, g.gpu, args);
+      expect_match(w, kUlps, str("momentum_step w n", n) + " decayed " + std::to_string(decayed));
+      expect_match(v, kUlps, str("momentum_step v n", n) + " decayed " + std::to_string(decayed));
+    }
+  }
+}
+
+}  // namespace
