@@ -55,6 +55,20 @@ void require_same_size(const Tensor& a, const Tensor& b, const char* op, const c
                                          to_string(b.shape()) + " differ in size");
 }
 
+// The checks shared by the parameter updates: w, v, g of one size P on this backend, and a
+// decayed prefix inside [0, P].
+void require_update(const Backend& backend, const Tensor& w, const Tensor& v, const Tensor& g,
+                    const NesterovArgs& args, const char* op) {
+  require_on(backend, w, op, "w");
+  require_on(backend, v, op, "v");
+  require_on(backend, g, op, "g");
+  require_same_size(w, v, op, "w", "v");
+  require_same_size(w, g, op, "w", "g");
+  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(), std::string(op) + ": decayed count " +
+                                                                  std::to_string(args.decayed) + " outside [0, " +
+                                                                  std::to_string(w.size()) + "]");
+}
+
 }  // namespace
 
 void Backend::fill(Tensor& x, float value) {
@@ -167,15 +181,7 @@ void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint
 }
 
 void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args) {
-  const char* op = "momentum_step";
-  require_on(*this, w, op, "w");
-  require_on(*this, v, op, "v");
-  require_on(*this, g, op, "g");
-  require_same_size(w, v, op, "w", "v");
-  require_same_size(w, g, op, "w", "g");
-  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(),
-               "momentum_step: decayed count " + std::to_string(args.decayed) + " outside [0, " +
-                   std::to_string(w.size()) + "]");
+  require_update(*this, w, v, g, args, "momentum_step");
   do_momentum_step(w.data(), v.data(), g.data(), w.size(), args);
 }
 
@@ -187,15 +193,7 @@ void Backend::axpy(float alpha, const Tensor& x, Tensor& y) {
 }
 
 void Backend::nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args) {
-  const char* op = "nesterov_step";
-  require_on(*this, w, op, "w");
-  require_on(*this, v, op, "v");
-  require_on(*this, g, op, "g");
-  require_same_size(w, v, op, "w", "v");
-  require_same_size(w, g, op, "w", "g");
-  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(),
-               "nesterov_step: decayed count " + std::to_string(args.decayed) + " outside [0, " +
-                   std::to_string(w.size()) + "]");
+  require_update(*this, w, v, g, args, "nesterov_step");
   do_nesterov_step(w.data(), v.data(), g.data(), w.size(), args);
 }
 

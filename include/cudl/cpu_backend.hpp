@@ -57,6 +57,9 @@ class CpuBackend final : public Backend {
   void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
 
  private:
+  using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);
+  void update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range);
+
   std::unique_ptr<cpu::ThreadPool> pool_;
 };
 

@@ -231,12 +231,7 @@ void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uin
 }
 
 void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
-  const NesterovArgs a = args;
-  pool_->parallel_for(n, kGrain, [w, v, g, a](int64_t b, int64_t e) {
-    const int64_t mid = std::clamp(a.decayed, b, e);
-    momentum_range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);
-    momentum_range(w + mid, v + mid, g + mid, e - mid, a.learn_rate, a.momentum, a.grad_scale, 0.0f);
-  });
+  update(w, v, g, n, args, momentum_range);
 }
 
 void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
@@ -244,11 +239,16 @@ void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
 }
 
 void CpuBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+  update(w, v, g, n, args, nesterov_range);
+}
+
+// Runs an update rule over [0, n) in parallel, with L2 on the decayed prefix only.
+void CpuBackend::update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range) {
   const NesterovArgs a = args;
-  pool_->parallel_for(n, kGrain, [w, v, g, a](int64_t b, int64_t e) {
+  pool_->parallel_for(n, kGrain, [w, v, g, a, range](int64_t b, int64_t e) {
     const int64_t mid = std::clamp(a.decayed, b, e);
-    nesterov_range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);
-    nesterov_range(w + mid, v + mid, g + mid, e - mid, a.learn_rate, a.momentum, a.grad_scale, 0.0f);
+    range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);
+    range(w + mid, v + mid, g + mid, e - mid, a.learn_rate, a.momentum, a.grad_scale, 0.0f);
   });
 }
 
