@@ -156,6 +156,11 @@ void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, i
   cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, bx, by, batch);
 }
 
+void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                            Units units, uint64_t seed, uint64_t counter, float* states) {
+  cuda::bias_activation_sample(impl_->stream, y, bias, rows, cols, act, units, seed, counter, states);
+}
+
 void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                   float* out) {
   cuda::sample_units(impl_->stream, means, n, units, seed, counter, out);

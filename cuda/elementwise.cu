@@ -86,26 +86,41 @@ __global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, N
   }
 }
 
-// Stochastic units from their means, the same formula and Philox draws as CpuBackend.
+// One stochastic unit from its mean and its Philox draw: the same formula as CpuBackend.
+__device__ __forceinline__ float sample_unit(Units units, float mean, const rng::Philox4& r) {
+  if (units == Units::kBernoulli) return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
+  if (units == Units::kGaussian) return mean + rng::normal(r.v[0], r.v[1]);
+  const float h = relu(mean);
+  return relu(h + sqrtf(sigmoid(h)) * rng::normal(r.v[0], r.v[1]));
+}
+
+// Stochastic units from their means.
 __global__ void sample_units_kernel(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                     float* out) {
   CUDL_GRID_STRIDE(i, n) {
-    const rng::Philox4 r = rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i));
-    const float mean = means[i];
-    float state;
-    if (units == Units::kBernoulli) {
-      state = rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
-    } else if (units == Units::kGaussian) {
-      state = mean + rng::normal(r.v[0], r.v[1]);
-    } else {
-      const float h = relu(mean);
-      state = relu(h + sqrtf(sigmoid(h)) * rng::normal(r.v[0], r.v[1]));
-    }
-    out[i] = state;
+    out[i] = sample_unit(units, means[i], rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+  }
+}
+
+// Means and samples in one pass (Backend::bias_activation_sample).
+__global__ void bias_activation_sample_kernel(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                              Units units, uint64_t seed, uint64_t counter, float* states) {
+  CUDL_GRID_STRIDE(i, rows * cols) {
+    const float mean = apply(act, y[i] + bias[i % cols]);
+    y[i] = mean;
+    states[i] = sample_unit(units, mean, rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
   }
 }
 
 }  // namespace
+
+void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                            Units units, uint64_t seed, uint64_t counter, float* states) {
+  if (rows * cols == 0) return;
+  bias_activation_sample_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, s>>>(y, bias, rows, cols, act, units,
+                                                                                      seed, counter, states);
+  CUDL_CHECK_LAUNCH();
+}
 
 void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                   float* out) {

@@ -19,6 +19,8 @@ void activation(cudaStream_t s, float* y, int64_t n, Activation act);
 void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act);
 void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out);
 void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n);
+void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                            Units units, uint64_t seed, uint64_t counter, float* states);
 void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                   float* out);
 void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args);

@@ -173,6 +173,18 @@ void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint6
   do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, first_draw, bx.data(), by.data(), bx.dim(0));
 }
 
+void Backend::bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
+                                     uint64_t counter, Tensor& states) {
+  const char* op = "bias_activation_sample";
+  require_on(*this, y, op, "y");
+  require_on(*this, bias, op, "bias");
+  require_on(*this, states, op, "states");
+  require_rank(y, 2, op, "y");
+  require_shape(bias, {y.dim(1)}, op, "bias");
+  require_shape(states, y.shape(), op, "states");
+  do_bias_activation_sample(y.data(), bias.data(), y.dim(0), y.dim(1), act, units, seed, counter, states.data());
+}
+
 void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out) {
   require_on(*this, means, "sample_units", "means");
   require_on(*this, out, "sample_units", "out");

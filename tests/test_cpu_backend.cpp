@@ -254,3 +254,23 @@ TEST(CpuBackend, SampleUnitsAreTheDocumentedDraws) {
   const rng::Philox4 r = rng::bits(3, rng::kStreamUnits, 42);
   EXPECT_FLOAT_EQ(s.to_vector()[2], 0.5f + rng::normal(r.v[0], r.v[1]));
 }
+
+TEST(CpuBackend, BiasActivationSampleEqualsTheTwoSteps) {
+  CpuBackend cpu(2);
+  const int64_t rows = 70, cols = 33;
+  const auto values = cudl::testing::uniform_values(3, rows * cols, -2.0f, 2.0f);
+  const auto bias_values = cudl::testing::uniform_values(4, cols, -1.0f, 1.0f);
+  const Tensor bias = Tensor::from_host(bias_values, {cols}, cpu);
+  for (Units units : {Units::kBernoulli, Units::kGaussian, Units::kNoisyRelu}) {
+    const Activation act = units == Units::kBernoulli ? Activation::kSigmoid
+                           : units == Units::kNoisyRelu ? Activation::kRelu
+                                                         : Activation::kIdentity;
+    Tensor fused = Tensor::from_host(values, {rows, cols}, cpu), fused_states({rows, cols}, cpu);
+    cpu.bias_activation_sample(fused, bias, act, units, 9, 123, fused_states);
+    Tensor two = Tensor::from_host(values, {rows, cols}, cpu), two_states({rows, cols}, cpu);
+    cpu.bias_activation(two, bias, act);
+    cpu.sample_units(two, units, 9, 123, two_states);
+    EXPECT_EQ(fused.to_vector(), two.to_vector()) << to_string(units);
+    EXPECT_EQ(fused_states.to_vector(), two_states.to_vector()) << to_string(units);
+  }
+}

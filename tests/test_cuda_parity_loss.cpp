@@ -206,4 +206,34 @@ TEST_F(CudaParity, MomentumStepSplitsDecayedPrefix) {
   }
 }
 
+// The fused activation + sampling pass: means to a few ulps; Bernoulli states equal except where
+// the CPU's and the GPU's sigmoid (an ulp apart) fall on either side of the element's uniform:
+// about one element in 10^7, so a handful at most is allowed (a missing write is NaN: counted).
+TEST_F(CudaParity, BiasActivationSampleMatches) {
+  uint64_t seed = 14000;
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {64, 800}, {257, 33}, {4097, 784}}) {
+    const std::vector<float> values = uniform_values(++seed, rows * cols, -3.0f, 3.0f);
+    const Pair bias = both(uniform_values(++seed, cols, -1.0f, 1.0f), {cols});
+    for (Units units : {Units::kBernoulli, Units::kGaussian, Units::kNoisyRelu}) {
+      const Activation act = units == Units::kBernoulli ? Activation::kSigmoid
+                             : units == Units::kNoisyRelu ? Activation::kRelu
+                                                           : Activation::kIdentity;
+      Pair y = both(values, {rows, cols});
+      Pair states = poisoned({rows, cols});
+      cpu.bias_activation_sample(y.cpu, bias.cpu, act, units, 5, 77, states.cpu);
+      gpu().bias_activation_sample(y.gpu, bias.gpu, act, units, 5, 77, states.gpu);
+      const std::string what = str("bias_activation_sample ", rows, cols) + " " + to_string(units);
+      expect_match(y, kUlps, what + " means");
+      if (units == Units::kBernoulli) {
+        const auto c = states.cpu.to_vector(), g = states.gpu.to_vector();
+        int64_t differ = 0;
+        for (size_t i = 0; i < c.size(); ++i) differ += c[i] != g[i];
+        EXPECT_LE(differ, 2) << what;
+      } else {
+        expect_match(states, Tol{1e-5, 1e-5}, what + " states");
+      }
+    }
+  }
+}
+
 }  // namespace

@@ -102,6 +102,11 @@ class Backend {
   // row rng::below(bits(seed, stream 0, first_draw + b)[0], x.rows()) of the data.
   // x(R×D), y(R), bx(B×D), by(B).
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx, Tensor& by);
+  // Fused activation and sampling (RBM up/down passes): y(N×H) ← act(y + bias) — the units'
+  // means — and states(N×H) ← a sample of `units` with those means, in one pass; the draws are
+  // those of sample_units(y, units, seed, counter, states).
+  void bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
+                              uint64_t counter, Tensor& states);
   // out ← a sample of `units` with the given means (same number of elements; may alias means).
   void sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out);
   // Classical momentum with gdbn's RBM weight decay, applied to the weights directly (not through
@@ -129,6 +134,8 @@ class Backend {
   virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
   virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                               uint64_t first_draw, float* bx, float* by, int64_t batch) = 0;
+  virtual void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                        Units units, uint64_t seed, uint64_t counter, float* states) = 0;
   virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                float* out) = 0;
   virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;

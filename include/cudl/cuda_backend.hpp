@@ -50,6 +50,8 @@ class CudaBackend final : public Backend {
   void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
   void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                       uint64_t first_draw, float* bx, float* by, int64_t batch) override;
+  void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                  Units units, uint64_t seed, uint64_t counter, float* states) override;
   void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                        float* out) override;
   void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;

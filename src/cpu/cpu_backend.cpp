@@ -222,6 +222,21 @@ void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, in
   }
 }
 
+void CpuBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                           Units units, uint64_t seed, uint64_t counter, float* states) {
+  pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [=](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t i = r * cols + c;
+        const float z = y[i] + bias[c];
+        const float mean = act == Activation::kRelu ? relu(z) : act == Activation::kSigmoid ? sigmoid(z) : z;
+        y[i] = mean;
+        states[i] = sample_unit(units, mean, rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+      }
+    }
+  });
+}
+
 void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                  float* out) {
   pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) {

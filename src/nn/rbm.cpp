@@ -85,7 +85,6 @@ void Rbm::compute_gradient(const Tensor& v0) {
                "Rbm: expected a batch [N, " + std::to_string(visible_) + "], found " + to_string(v0.shape()));
   const int64_t n = v0.dim(0);
   Scratch& s = scratch(n);
-  hidden_means(v0, s.p0);
   // The chain starts from the data (CD) or from the persistent chains (PCD).
   const bool persistent = config_.negative == Negative::kPersistent;
   if (persistent && chain_.empty()) {
@@ -95,24 +94,33 @@ void Rbm::compute_gradient(const Tensor& v0) {
   CUDL_REQUIRE(!persistent || chain_.shape() == v0.shape(),
                "Rbm: persistent chains hold " + to_string(chain_.shape()) + " but the batch is " +
                    to_string(v0.shape()));
+  // Means and samples come from one fused pass each (Backend::bias_activation_sample).
+  const Activation hidden_act = config_.hidden == Units::kBernoulli ? Activation::kSigmoid : Activation::kRelu;
+  const Activation visible_act = config_.visible == Units::kBernoulli ? Activation::kSigmoid : Activation::kIdentity;
+  auto up_and_sample = [&](const Tensor& v, Tensor& means) {
+    backend_.gemm(1.0f, v, Trans::kNo, w_, Trans::kNo, 0.0f, means);
+    backend_.bias_activation_sample(means, c_, hidden_act, config_.hidden, config_.seed, take_counter(means.size()), s.h);
+  };
   if (persistent) {
-    hidden_means(chain_, s.pk);
-    backend_.sample_units(s.pk, config_.hidden, config_.seed, take_counter(s.pk.size()), s.h);
+    hidden_means(v0, s.p0);
+    up_and_sample(chain_, s.pk);
   } else {
-    backend_.sample_units(s.p0, config_.hidden, config_.seed, take_counter(s.p0.size()), s.h);
+    backend_.gemm(1.0f, v0, Trans::kNo, w_, Trans::kNo, 0.0f, s.p0);
+    backend_.bias_activation_sample(s.p0, c_, hidden_act, config_.hidden, config_.seed, take_counter(s.p0.size()), s.h);
   }
   for (int step = 1; step <= config_.k; ++step) {
-    visible_means(s.h, s.vm);
-    const Tensor* v = &s.vm;
     if (config_.reconstruction == Reconstruction::kSamples) {
-      backend_.sample_units(s.vm, config_.visible, config_.seed, take_counter(s.vm.size()), s.v);
-      v = &s.v;
-    } else if (step == config_.k) {
-      s.v.copy_from(s.vm);
-      v = &s.v;
+      backend_.gemm(1.0f, s.h, Trans::kNo, w_, Trans::kYes, 0.0f, s.vm);
+      backend_.bias_activation_sample(s.vm, b_, visible_act, config_.visible, config_.seed, take_counter(s.vm.size()),
+                                      s.v);
+    } else {
+      visible_means(s.h, s.v);
     }
-    hidden_means(*v, s.pk);
-    if (step < config_.k) backend_.sample_units(s.pk, config_.hidden, config_.seed, take_counter(s.pk.size()), s.h);
+    if (step < config_.k) {
+      up_and_sample(s.v, s.pk);
+    } else {
+      hidden_means(s.v, s.pk);
+    }
   }
   if (persistent) chain_.copy_from(s.v);
   // Gradient of −log p summed over the batch: negative statistics minus positive ones.
