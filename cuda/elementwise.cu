@@ -76,13 +76,14 @@ __global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, N
   }
 }
 
-// Classical momentum with direct weight decay (Backend::momentum_step).
+// gdbn's RBM update (Backend::momentum_step).
 __global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
+  const float f = 1.0f - a.momentum;
   CUDL_GRID_STRIDE(i, n) {
-    const float keep = 1.0f - a.learn_rate * (i < a.decayed ? a.l2 : 0.0f);
-    const float vn = a.momentum * v[i] - a.learn_rate * a.grad_scale * g[i];
+    const float keep = 1.0f - f * a.learn_rate * (i < a.decayed ? a.l2 : 0.0f);
+    const float vn = a.momentum * v[i] - f * a.learn_rate * a.grad_scale * g[i];
     v[i] = vn;
-    w[i] = (w[i] + vn) * keep;
+    w[i] = w[i] * keep + vn;
   }
 }
 

@@ -230,13 +230,14 @@ TEST(CpuBackend, ElementwiseResultsDoNotDependOnThreads) {
 
 TEST(CpuBackend, MomentumStepHandWorked) {
   CpuBackend cpu(1);
-  // lr 0.5, μ 0.5, grad_scale 0.25, l2 0.1, first element decayed. w 2, v 1, g 2:
-  // v = 0.5·1 − 0.5·0.25·2 = 0.25; w₀ = (2 + 0.25)·(1 − 0.5·0.1) = 2.1375; w₁ = 2 + 0.25 = 2.25.
+  // gdbn's CDStep with lr 0.5, μ 0.5 (f = 0.5), grad_scale 0.25, l2 0.1, first element decayed;
+  // w 2, v 1, g 2:  v = 0.5·1 − 0.5·0.5·0.25·2 = 0.375;
+  // w₀ = 2·(1 − 0.5·0.5·0.1) + 0.375 = 2·0.975 + 0.375 = 2.325;  w₁ = 2 + 0.375 = 2.375.
   Tensor w = Tensor::from_host({2, 2}, {2}, cpu), v = Tensor::from_host({1, 1}, {2}, cpu);
   Tensor g = Tensor::from_host({2, 2}, {2}, cpu);
   cpu.momentum_step(w, v, g, {0.5f, 0.5f, 0.25f, 0.1f, 1});
-  expect_all_close(w.to_vector(), std::vector<double>{2.1375, 2.25}, 1e-6, 1e-6, "w");
-  expect_all_close(v.to_vector(), std::vector<double>{0.25, 0.25}, 1e-6, 1e-6, "v");
+  expect_all_close(w.to_vector(), std::vector<double>{2.325, 2.375}, 1e-6, 1e-6, "w");
+  expect_all_close(v.to_vector(), std::vector<double>{0.375, 0.375}, 1e-6, 1e-6, "v");
 }
 
 TEST(CpuBackend, SampleUnitsAreTheDocumentedDraws) {

@@ -38,8 +38,9 @@ TEST(DeepBeliefNet, UsesTheGdbnUnitsLayerByLayer) {
   DeepBeliefNet dbn(cpu, {784, 800, 800, 10}, {});
   EXPECT_EQ(dbn.rbm(0).config().visible, Units::kGaussian);
   EXPECT_EQ(dbn.rbm(0).config().hidden, Units::kNoisyRelu);
-  EXPECT_EQ(dbn.rbm(1).config().visible, Units::kGaussian);
-  EXPECT_EQ(dbn.rbm(2).config().hidden, Units::kBernoulli);
+  EXPECT_EQ(dbn.rbm(1).config().visible, Units::kNoisyRelu);
+  EXPECT_EQ(dbn.rbm(2).config().visible, Units::kNoisyRelu);
+  EXPECT_EQ(dbn.rbm(2).config().hidden, Units::kNoisyRelu);
   EXPECT_EQ(dbn.rbm(2).config().k, 1);
 }
 

@@ -109,10 +109,10 @@ class Backend {
                               uint64_t counter, Tensor& states);
   // out ← a sample of `units` with the given means (same number of elements; may alias means).
   void sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out);
-  // Classical momentum with gdbn's RBM weight decay, applied to the weights directly (not through
-  // the velocity), with NesterovArgs' fields:
-  //   v ← momentum·v − lr·grad_scale·g;  w ← (w + v)·(1 − lr·l2) on the first `decayed` elements,
-  //   w ← w + v on the rest.
+  // gdbn's RBM update (its CDStep): momentum that averages the gradient, and weight decay applied
+  // to the weights directly, with f = 1 − momentum:
+  //   v ← momentum·v − f·lr·grad_scale·g;  w ← w·(1 − f·lr·l2) + v   on the first `decayed` elements,
+  //   the same without the decay on the rest.
   void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
   // y ← y + alpha·x (same number of elements).
   void axpy(float alpha, const Tensor& x, Tensor& y);

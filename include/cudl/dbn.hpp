@@ -1,9 +1,10 @@
 #pragma once
 // DeepBeliefNet: a stack of RBMs trained greedily, layer by layer (each on the hidden means of
 // the one below), then unrolled into a Network for fine-tuning. The defaults are the nolearn /
-// gdbn pretraining of the 2014 run: every weight layer is an RBM trained with CD-1, the first
-// with Gaussian visible units (the data is real-valued), the hidden layers with noisy rectified
-// units, the top one (800→10) with Bernoulli hidden units.
+// gdbn pretraining of the 2014 run: every weight layer, the top 800→10 one too, is an RBM
+// trained with CD-1 and gdbn's update; the first has Gaussian visible units (the data is
+// real-valued); every RBM's hidden units are noisy rectified units, and each upper RBM's visible
+// units are the hidden units of the one below.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,8 +27,8 @@ class PretrainingDiverged : public Error {
 
 struct DbnConfig {
   Units first_visible = Units::kGaussian;
-  Units hidden = Units::kNoisyRelu;      // units of every hidden layer but the top one
-  Units top_hidden = Units::kBernoulli;  // units of the last RBM's hidden layer
+  Units hidden = Units::kNoisyRelu;      // hidden units of every RBM but the top one
+  Units top_hidden = Units::kNoisyRelu;  // hidden units of the last RBM
   int k = 1;
   float learn_rate = 0.3f;
   float momentum = 0.9f;

@@ -4,15 +4,16 @@
 //   energy, Bernoulli visible:  E(v, h) = −bᵀv − cᵀh − vᵀWh
 //   energy, Gaussian visible:   E(v, h) = ½‖v − b‖² − cᵀh − vᵀWh   (unit variance)
 //   hidden means  E[h | v]: σ(c + vᵀW) (Bernoulli), max(0, c + vᵀW) (noisy ReLU, gdbn's)
-//   visible means E[v | h]: σ(b + Wh) (Bernoulli), b + Wh (Gaussian)
+//   visible means E[v | h]: σ(b + Wh) (Bernoulli), b + Wh (Gaussian), max(0, b + Wh) (noisy
+//   ReLU: in a stack, the visible units of an upper RBM are the hidden units of the one below)
 // Training (CD-k, or persistent CD): the hidden states that drive the chain are SAMPLED; the
 // statistics use hidden PROBABILITIES (means): the gradient estimate is
 //   ∂ log p / ∂W ≈ (v₀ᵀ p(h|v₀) − v_kᵀ p(h|v_k)) / B,
 // and likewise for the biases. The visible units of the chain are means by default (the usual
 // practice, Reconstruction::kMeans) or samples (kSamples: a true Gibbs chain, as CD-k with large
-// k and persistent chains need to approach the model's distribution). Updates use classical
-// momentum; L2 decay shrinks the weights directly, W ← W·(1 − lr·l2), as gdbn does
-// (Backend::momentum_step).
+// k and persistent chains need to approach the model's distribution). Updates are gdbn's
+// (Backend::momentum_step): momentum averaging the gradient, with weight decay applied to the
+// weights directly.
 // W is V×H row-major, so the first layer's filters are its columns.
 #include <cstdint>
 #include <memory>
@@ -28,7 +29,7 @@ enum class Reconstruction { kMeans, kSamples };
 enum class Negative { kContrastive, kPersistent };  // CD-k, or PCD (chains kept across batches)
 
 struct RbmConfig {
-  Units visible = Units::kBernoulli;  // kBernoulli or kGaussian
+  Units visible = Units::kBernoulli;  // any Units
   Units hidden = Units::kBernoulli;   // kBernoulli or kNoisyRelu
   int k = 1;                          // Gibbs steps in the negative phase
   Negative negative = Negative::kContrastive;
@@ -91,12 +92,13 @@ class Rbm {
   // One epoch over data (R×V): floor(R/B) minibatches drawn with replacement; then the
   // monitoring figures of RbmEpochReport, on `heldout` too when given.
   RbmEpochReport train_epoch(const Tensor& data, int epoch, const Tensor* heldout = nullptr);
-  // The mean of free_energy() over rows, or NaN for noisy-ReLU hidden units.
+  // The mean of free_energy() over rows, or NaN where free_energy() is not defined.
   double mean_free_energy(const Tensor& data);
 
   // Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass).
   double reconstruction_error(const Tensor& data);
-  // F(v) per row, with p(v) ∝ exp(−F(v)). Bernoulli hidden units only (throws otherwise).
+  // F(v) per row, with p(v) ∝ exp(−F(v)). Bernoulli hidden units and Bernoulli or Gaussian
+  // visible units only (throws otherwise).
   std::vector<double> free_energy(const Tensor& data);
   // Exact mean log-likelihood of the rows of data, by enumerating all 2^H hidden states
   // (Bernoulli hidden units, H ≤ 24; throws otherwise).
@@ -109,6 +111,7 @@ class Rbm {
 
  private:
   struct Scratch;
+  Activation visible_activation() const;
   Scratch& scratch(int64_t rows);
   uint64_t take_counter(int64_t n);
 

@@ -35,14 +35,15 @@ void nesterov_range(float* __restrict w, float* __restrict v, const float* __res
   }
 }
 
-// Classical momentum with direct weight decay on one contiguous range (Backend::momentum_step).
+// gdbn's RBM update on one contiguous range (Backend::momentum_step).
 void momentum_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
                     float mu, float gs, float l2) {
-  const float keep = 1.0f - lr * l2;
+  const float f = 1.0f - mu;
+  const float keep = 1.0f - f * lr * l2;
   for (int64_t i = 0; i < n; ++i) {
-    const float vn = mu * v[i] - lr * gs * g[i];
+    const float vn = mu * v[i] - f * lr * gs * g[i];
     v[i] = vn;
-    w[i] = (w[i] + vn) * keep;
+    w[i] = w[i] * keep + vn;
   }
 }
 

@@ -21,11 +21,8 @@ DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, cons
                                         std::to_string(layers_.size()));
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
     RbmConfig rc;
-    // Above the first layer the visible units are the layer below's hidden units: real-valued
-    // (Gaussian) over noisy rectified units, binary over Bernoulli ones.
-    rc.visible = i == 0                                ? config.first_visible
-                 : config.hidden == Units::kNoisyRelu ? Units::kGaussian
-                                                      : Units::kBernoulli;
+    // Above the first layer the visible units are the layer below's hidden units.
+    rc.visible = i == 0 ? config.first_visible : config.hidden;
     rc.hidden = i + 2 == layers_.size() ? config.top_hidden : config.hidden;
     rc.k = config.k;
     rc.learn_rate = config.learn_rate;

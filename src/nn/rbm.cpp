@@ -28,8 +28,6 @@ Rbm::Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& con
     : backend_(backend), visible_(visible), hidden_(hidden), config_(config) {
   CUDL_REQUIRE(visible > 0 && hidden > 0, "Rbm: sizes must be positive, got " + std::to_string(visible) + " visible, " +
                                               std::to_string(hidden) + " hidden");
-  CUDL_REQUIRE(config.visible == Units::kBernoulli || config.visible == Units::kGaussian,
-               std::string("Rbm: visible units must be bernoulli or gaussian, got ") + to_string(config.visible));
   CUDL_REQUIRE(config.hidden == Units::kBernoulli || config.hidden == Units::kNoisyRelu,
                std::string("Rbm: hidden units must be bernoulli or noisy-relu, got ") + to_string(config.hidden));
   CUDL_REQUIRE(config.k >= 1, "Rbm: k must be at least 1, got " + std::to_string(config.k));
@@ -48,6 +46,15 @@ Rbm::Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& con
 }
 
 Rbm::~Rbm() = default;
+
+Activation Rbm::visible_activation() const {
+  switch (config_.visible) {
+    case Units::kBernoulli: return Activation::kSigmoid;
+    case Units::kNoisyRelu: return Activation::kRelu;
+    case Units::kGaussian: return Activation::kIdentity;
+  }
+  return Activation::kIdentity;
+}
 
 void Rbm::initialize(uint64_t seed, float weight_stddev) {
   backend_.fill(params_, 0.0f);
@@ -77,7 +84,7 @@ void Rbm::hidden_means(const Tensor& v, Tensor& h) {
 
 void Rbm::visible_means(const Tensor& h, Tensor& v) {
   backend_.gemm(1.0f, h, Trans::kNo, w_, Trans::kYes, 0.0f, v);  // v(N×V) = h(N×H)·Wᵀ
-  backend_.bias_activation(v, b_, config_.visible == Units::kBernoulli ? Activation::kSigmoid : Activation::kIdentity);
+  backend_.bias_activation(v, b_, visible_activation());
 }
 
 void Rbm::compute_gradient(const Tensor& v0) {
@@ -96,7 +103,7 @@ void Rbm::compute_gradient(const Tensor& v0) {
                    to_string(v0.shape()));
   // Means and samples come from one fused pass each (Backend::bias_activation_sample).
   const Activation hidden_act = config_.hidden == Units::kBernoulli ? Activation::kSigmoid : Activation::kRelu;
-  const Activation visible_act = config_.visible == Units::kBernoulli ? Activation::kSigmoid : Activation::kIdentity;
+  const Activation visible_act = visible_activation();
   auto up_and_sample = [&](const Tensor& v, Tensor& means) {
     backend_.gemm(1.0f, v, Trans::kNo, w_, Trans::kNo, 0.0f, means);
     backend_.bias_activation_sample(means, c_, hidden_act, config_.hidden, config_.seed, take_counter(means.size()), s.h);
@@ -165,7 +172,8 @@ RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* hel
   const Tensor train_rows = data.rows(0, std::min<int64_t>(data.dim(0), kMonitorRows));
   r.reconstruction_error = reconstruction_error(train_rows);
   r.free_energy = mean_free_energy(train_rows);
-  r.log_likelihood = config_.hidden == Units::kBernoulli && hidden_ <= 20 ? exact_log_likelihood(train_rows) : nan;
+  const bool enumerable = config_.hidden == Units::kBernoulli && config_.visible != Units::kNoisyRelu && hidden_ <= 20;
+  r.log_likelihood = enumerable ? exact_log_likelihood(train_rows) : nan;
   r.heldout_reconstruction_error = r.heldout_free_energy = nan;
   if (heldout != nullptr && heldout->rows() > 0) {
     const Tensor held = heldout->rows(0, std::min<int64_t>(heldout->dim(0), kMonitorRows));

@@ -25,8 +25,9 @@ double log_sum_exp(const std::vector<double>& terms) {
 }  // namespace
 
 std::vector<double> Rbm::free_energy(const Tensor& data) {
-  CUDL_REQUIRE(config_.hidden == Units::kBernoulli,
-               "Rbm::free_energy: defined in closed form for bernoulli hidden units only, not noisy-relu");
+  CUDL_REQUIRE(config_.hidden == Units::kBernoulli && config_.visible != Units::kNoisyRelu,
+               "Rbm::free_energy: defined in closed form for bernoulli hidden units and bernoulli or gaussian "
+               "visible units only");
   CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
                "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
   const std::vector<float> b = b_.to_vector(), c = c_.to_vector();
@@ -57,7 +58,8 @@ std::vector<double> Rbm::free_energy(const Tensor& data) {
 }
 
 double Rbm::mean_free_energy(const Tensor& data) {
-  if (config_.hidden != Units::kBernoulli || data.rows() == 0) return std::numeric_limits<double>::quiet_NaN();
+  if (config_.hidden != Units::kBernoulli || config_.visible == Units::kNoisyRelu || data.rows() == 0)
+    return std::numeric_limits<double>::quiet_NaN();
   double sum = 0.0;
   const std::vector<double> f = free_energy(data);
   for (double fe : f) sum += fe;
@@ -67,7 +69,8 @@ double Rbm::mean_free_energy(const Tensor& data) {
 // Z = Σ_h exp(cᵀh) · Π_i Σ_{v_i} exp(v_i (b_i + W_i·h)) for Bernoulli visible units, and
 // Σ_h exp(cᵀh + ½‖b + Wh‖² − ½‖b‖²) · (2π)^{V/2} for Gaussian ones.
 double Rbm::log_partition() {
-  CUDL_REQUIRE(config_.hidden == Units::kBernoulli, "Rbm::log_partition: bernoulli hidden units only");
+  CUDL_REQUIRE(config_.hidden == Units::kBernoulli && config_.visible != Units::kNoisyRelu,
+               "Rbm::log_partition: bernoulli hidden units and bernoulli or gaussian visible units only");
   CUDL_REQUIRE(hidden_ <= 24, "Rbm::log_partition: enumerating 2^" + std::to_string(hidden_) +
                                   " hidden states is too many (at most 24 hidden units)");
   const std::vector<float> w = w_.to_vector(), b = b_.to_vector(), c = c_.to_vector();
