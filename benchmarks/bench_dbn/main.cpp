@@ -1,7 +1,9 @@
 // bench_dbn: the 2014 nolearn DBN benchmark (784-800-800-10 on MNIST, 10 epochs), on cudl.
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <future>
 #include <iostream>
@@ -149,6 +151,18 @@ int main(int argc, char** argv) {
   if (run.options.help) {
     std::fputs(bench::usage(), stdout);
     return 0;
+  }
+  // An unwritable --json path is found now, not after the training it was meant to record.
+  if (!run.options.json.empty()) {
+    const std::string probe = run.options.json + ".tmp";
+    std::FILE* f = std::fopen(probe.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "bench_dbn: cannot write --json file %s: %s\n", run.options.json.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    std::fclose(f);
+    std::remove(probe.c_str());
   }
   int status = 0;
   try {
