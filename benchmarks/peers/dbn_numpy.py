@@ -7,7 +7,7 @@ way a competent person would with plain numpy (vectorised per minibatch).
 
     python3 benchmarks/peers/dbn_numpy.py --epochs 2 --threads 2 --json out.json
 """
-import argparse
+from peer_args import common_parser
 import json
 import math
 import os
@@ -17,19 +17,7 @@ import time
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get("CUDL_DATA", "/usr/share/datasets/fashion-mnist"),
-                   help="directory with IDX files (default: $CUDL_DATA, else Fashion-MNIST)")
-    p.add_argument("--layers", default="784,800,800,10", help="layer sizes (default 784,800,800,10)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--learn-rate", type=float, default=0.1)
-    p.add_argument("--decay", type=float, default=0.9, help="learning-rate factor after each epoch")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--l2", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=2014)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="BLAS threads (default: nproc)")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    p = common_parser(__doc__.splitlines()[0], "BLAS threads (default: nproc)")
     return p.parse_args()
 
 

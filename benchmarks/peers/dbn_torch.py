@@ -17,7 +17,7 @@ Warm-up steps (and, in graph mode, the capture) run before epoch 1 and are then 
 velocities, statistics and generator restored), so every mode trains the same 732×epochs steps.
 Exit status: 0 success, 1 diverged, 2 bad input or unavailable device.
 """
-import argparse
+from peer_args import common_parser
 import json
 import math
 import os
@@ -43,19 +43,7 @@ def process_elapsed():
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get("CUDL_DATA", "/usr/share/datasets/fashion-mnist"),
-                   help="directory with IDX files (default: $CUDL_DATA, else Fashion-MNIST)")
-    p.add_argument("--layers", default="784,800,800,10", help="layer sizes (default 784,800,800,10)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--learn-rate", type=float, default=0.1)
-    p.add_argument("--decay", type=float, default=0.9, help="learning-rate factor after each epoch")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--l2", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=2014)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: nproc)")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    p = common_parser(__doc__.splitlines()[0], "CPU threads (default: nproc)")
     p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda if available, else cpu")
     p.add_argument("--mode", choices=("eager", "graph"), default="eager",
                    help="eager: one Python call per operation; graph: one CUDA graph per training step")
