@@ -6,21 +6,12 @@
 #include <climits>
 #include <cstdint>
 
+#include "backend_impl.hpp"
 #include "check.hpp"
 #include "kernels.hpp"
 
 namespace cudl {
 
-struct CudaBackend::Impl {
-  int gpu = 0;
-  Precision precision = Precision::kFp32;
-  std::string description;
-  cudaStream_t stream = nullptr;
-  cublasHandle_t cublas = nullptr;
-  void* cublas_workspace = nullptr;
-  cudnnHandle_t cudnn = nullptr;  // created on first use (it costs ~0.1 s); for convolutions
-  static constexpr size_t kCublasWorkspace = size_t{32} << 20;  // cuBLAS's advice for Hopper
-};
 
 CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique<Impl>()) {
   const GpuProbe probe = probe_gpu();
@@ -56,6 +47,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
 CudaBackend::~CudaBackend() {
   // Destructors never throw: statuses are deliberately ignored here.
   if (impl_->stream) cudaStreamSynchronize(impl_->stream);
+  impl_->conv.reset();
+  if (impl_->workspace) cudaFree(impl_->workspace);
   if (impl_->cudnn) cudnnDestroy(impl_->cudnn);
   if (impl_->cublas) cublasDestroy(impl_->cublas);
   if (impl_->cublas_workspace) cudaFree(impl_->cublas_workspace);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "check.hpp"
+#include "device_math.cuh"
 #include "cudl/rng.hpp"
 #include "kernels.hpp"
 
@@ -11,16 +12,6 @@ namespace cudl::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float relu(float z) { return z < 0.0f ? 0.0f : z; }  // NaN stays NaN
-__device__ __forceinline__ float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
-
-__device__ __forceinline__ float apply(Activation act, float z) {
-  return act == Activation::kRelu ? relu(z) : act == Activation::kSigmoid ? sigmoid(z) : z;
-}
-
-#define CUDL_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 __global__ void fill_kernel(float* x, int64_t n, float value) {
   CUDL_GRID_STRIDE(i, n) x[i] = value;

@@ -32,4 +32,16 @@ void argmax_rows(cudaStream_t s, const float* x, int64_t rows, int64_t cols, flo
 void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                  uint64_t first_draw, float* bx, float* by, int64_t batch);
 
+
+// conv_kernels.cu: the convolutional layers' kernels (the convolutions are cuDNN's, cudnn_conv.cpp).
+void channel_bias_activation(cudaStream_t s, float* y, const float* bias, int64_t outer, int64_t channels,
+                             int64_t inner, Activation act);
+// How many partial sums per channel sum_channels uses: `partial` must hold channels × this.
+int sum_channels_splits(int64_t outer, int64_t channels, int64_t inner);
+void sum_channels(cudaStream_t s, float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
+                  float beta, float* out, float* partial);
+void pool2d_forward(cudaStream_t s, const float* x, const Pool2dShape& shape, float* y);
+void pool2d_backward(cudaStream_t s, const float* x, const float* dy, const Pool2dShape& shape, float* dx);
+void dropout(cudaStream_t s, const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y);
+
 }  // namespace cudl::cuda

@@ -57,6 +57,52 @@ struct NesterovArgs {
   int64_t decayed = 0;
 };
 
+// ---- convolution and pooling (NCHW) ----
+// Dimension letters: N batch, C input channels, H×W input size, K output channels (filters),
+// R×S filter size, P×Q output size.
+
+// Output size along one axis of a convolution or pooling window (floor mode, as cuDNN and
+// PyTorch compute it): (in + 2·pad − dilation·(kernel − 1) − 1) / stride + 1; ≤ 0 when the
+// window does not fit.
+int64_t window_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// A 2-D cross-correlation (what cuDNN and PyTorch call convolution): x (N×C×H×W) ⋆ w (K×C×R×S)
+// gives y (N×K×P×Q), with P = window_output_size(H, R, stride_h, pad_h, dilation_h), Q likewise.
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;  // zero padding on both sides
+  int64_t dilation_h = 1, dilation_w = 1;
+};
+
+// A convolution with every size resolved (the Backend's public members fill it in from the
+// tensors, after checking them).
+struct Conv2dShape {
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input
+  int64_t k = 0, r = 0, s = 0;         // filters
+  int64_t p = 0, q = 0;                // output
+  Conv2dParams params;
+};
+
+enum class PoolMode {
+  kMax,      // the largest input in the window (padding cells never win)
+  kAverage,  // the window's sum / (window_h · window_w): padding cells count as zeros, as in
+             // PyTorch's default count_include_pad=True
+};
+const char* to_string(PoolMode mode);
+
+struct Pool2dParams {
+  PoolMode mode = PoolMode::kMax;
+  int64_t window_h = 2, window_w = 2;
+  int64_t stride_h = 2, stride_w = 2;
+  int64_t pad_h = 0, pad_w = 0;  // at most half the window, as in PyTorch
+};
+
+struct Pool2dShape {
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input
+  int64_t p = 0, q = 0;                // output
+  Pool2dParams params;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -119,6 +165,28 @@ class Backend {
   // The fused Nesterov step (NesterovArgs) over all P parameters at once: w, v, g of size P.
   void nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
 
+  // ---- convolution, pooling, dropout (NCHW; see Conv2dParams for the letters) ----
+  // y(N×K×P×Q) ← x(N×C×H×W) ⋆ w(K×C×R×S).
+  void conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dParams& params, Tensor& y);
+  // dx(N×C×H×W) ← ∂L/∂x given dy = ∂L/∂y (overwrites dx).
+  void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Conv2dParams& params, Tensor& dx);
+  // dw(K×C×R×S) ← ∂L/∂w given x and dy (overwrites dw).
+  void conv2d_backward_filter(const Tensor& x, const Tensor& dy, const Conv2dParams& params, Tensor& dw);
+  // y(N×C×...) ← act(y + bias(C)), the bias broadcast over every position of channel c.
+  void channel_bias_activation(Tensor& y, const Tensor& bias, Activation act);
+  // out(C) ← alpha · Σ over n and positions of x(N×C×...) + beta · out (the bias gradient).
+  void sum_channels(float alpha, const Tensor& x, float beta, Tensor& out);
+  // y(N×C×P×Q) ← max or average of each window of x(N×C×H×W).
+  void pool2d_forward(const Tensor& x, const Pool2dParams& params, Tensor& y);
+  // dx(N×C×H×W) ← ∂L/∂x given the forward's x and y and dy = ∂L/∂y (overwrites dx). Max pooling
+  // routes each window's gradient to its first maximum in row-major order.
+  void pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Pool2dParams& params,
+                       Tensor& dx);
+  // Inverted dropout: y(i) ← x(i) / (1 − drop) if element i is kept, else 0. Element i is kept
+  // when rng::uniform(bits(seed, kStreamDropout, counter + i)[0]) > drop, so the same call on dy
+  // (same seed and counter) is the backward pass. 0 ≤ drop < 1; y may alias x.
+  void dropout(const Tensor& x, float drop, uint64_t seed, uint64_t counter, Tensor& y);
+
  protected:
   virtual void do_fill(float* x, int64_t n, float value) = 0;
   virtual void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) = 0;
@@ -141,6 +209,18 @@ class Backend {
   virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
   virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
   virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
+  virtual void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) = 0;
+  virtual void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) = 0;
+  virtual void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) = 0;
+  // y is (outer × channels × inner).
+  virtual void do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels,
+                                          int64_t inner, Activation act) = 0;
+  virtual void do_sum_channels(float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
+                               float beta, float* out) = 0;
+  virtual void do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) = 0;
+  virtual void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
+                                  float* dx) = 0;
+  virtual void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) = 0;
 };
 
 }  // namespace cudl

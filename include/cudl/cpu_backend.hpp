@@ -5,6 +5,7 @@
 // primitives use Eigen's vectorised arrays.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cudl/backend.hpp"
 
@@ -57,12 +58,28 @@ class CpuBackend final : public Backend {
   void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
   void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
   void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  // Convolution by im2col + GEMM (src/cpu/conv.cpp); pooling, dropout and the per-channel
+  // primitives (src/cpu/pool.cpp).
+  void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) override;
+  void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) override;
+  void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) override;
+  void do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels, int64_t inner,
+                                  Activation act) override;
+  void do_sum_channels(float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner, float beta,
+                       float* out) override;
+  void do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) override;
+  void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
+                          float* dx) override;
+  void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) override;
 
  private:
   using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);
   void update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range);
 
   std::unique_ptr<cpu::ThreadPool> pool_;
+  // Convolution scratch, grown on demand and reused: the im2col matrix and the output (or its
+  // gradient) in channel-major order (see conv.cpp).
+  std::vector<float> col_, kmajor_;
 };
 
 }  // namespace cudl

@@ -1,7 +1,7 @@
 #pragma once
-// CudaBackend: every primitive on one NVIDIA GPU, with cuBLAS for the products and our own
-// kernels for the rest (cuda/). It owns its stream, cuBLAS handle and workspace, and a cuDNN
-// handle created on first use; every CUDA, cuBLAS and cuDNN status is checked and reported as
+// CudaBackend: every primitive on one NVIDIA GPU, with cuBLAS for the products, cuDNN's graph
+// API for the convolutions and our own kernels for the rest (cuda/). It owns its stream, cuBLAS
+// handle and workspace, and a cuDNN handle created on first use; every CUDA, cuBLAS and cuDNN status is checked and reported as
 // cudl::Error with the library's own status text. No CUDA type appears here, so this header
 // compiles anywhere; the class is defined only in builds with the CUDA backend
 // (cudl::built_with_cuda()). Portable code uses cudl::make_backend(Device::kCuda, ...).
@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cudl/backend.hpp"
 #include "cudl/device.hpp"
@@ -28,6 +29,9 @@ class CudaBackend final : public Backend {
   Precision precision() const;
   // The cudaStream_t every primitive is queued on, for interoperation (capture, events).
   void* stream() const;
+  // One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and
+  // its workspace (see cuda/cudnn_conv.hpp).
+  std::vector<std::string> convolution_plans() const;
 
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr) noexcept override;
@@ -57,6 +61,17 @@ class CudaBackend final : public Backend {
   void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
   void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
   void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) override;
+  void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) override;
+  void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) override;
+  void do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels, int64_t inner,
+                                  Activation act) override;
+  void do_sum_channels(float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner, float beta,
+                       float* out) override;
+  void do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) override;
+  void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
+                          float* dx) override;
+  void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) override;
 
  private:
   struct Impl;

@@ -31,7 +31,7 @@ class Network {
   // Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; others ← 0.
   void initialize(uint64_t seed, float weight_stddev);
 
-  // Runs the layers on x (N × input_shape); returns the last layer's output, owned by the
+  // Runs the layers on x (N × input_shape, or N flat rows of numel(input_shape)); returns the last layer's output, owned by the
   // network and valid until the next forward with another batch size.
   const Tensor& forward(const Tensor& x, Mode mode);
   // After forward(x): back-propagates dout = ∂L/∂output (overwritten as scratch) and writes
@@ -58,6 +58,7 @@ class Network {
   };
   void build();
   Activations& activations(int64_t batch);
+  Tensor as_input(const Tensor& x) const;
 
   Backend& backend_;
   Shape input_shape_;

@@ -20,6 +20,7 @@ constexpr uint64_t kStreamSample = 0;   // minibatch row draws (Backend::sample_
 constexpr uint64_t kStreamShuffle = 1;  // the train/test split permutation
 constexpr uint64_t kStreamInit = 2;     // weight initialisation (Backend::fill_normal)
 constexpr uint64_t kStreamUnits = 3;    // stochastic units (Backend::sample_units)
+constexpr uint64_t kStreamDropout = 4;  // dropout masks (Backend::dropout)
 
 struct Philox4 {
   uint32_t v[4];

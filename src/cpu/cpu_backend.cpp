@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/activation.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
@@ -19,9 +20,8 @@ using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-// ReLU as (z < 0 ? 0 : z): NaN stays NaN (as in PyTorch), so bad values reach the loss check.
-inline float relu(float z) { return z < 0.0f ? 0.0f : z; }
+using cpu::relu;
+using cpu::sigmoid;
 
 // The fused Nesterov step on one contiguous range (see NesterovArgs). Scalars by value and
 // restrict pointers, so the loop vectorises without reloading anything per element.

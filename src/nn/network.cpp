@@ -94,29 +94,38 @@ Network::Activations& Network::activations(int64_t batch) {
   return acts_.emplace(batch, std::move(a)).first->second;
 }
 
-const Tensor& Network::forward(const Tensor& x, Mode mode) {
-  build();
+// x as N × input_shape: a batch of flat rows (N × numel(input_shape)) is viewed in that shape.
+Tensor Network::as_input(const Tensor& x) const {
   Shape expected = input_shape_;
   expected.insert(expected.begin(), x.rank() > 0 ? x.dim(0) : 0);
-  CUDL_REQUIRE(x.shape() == expected, "Network::forward: expected input " + to_string(expected) + " (N × " +
-                                          to_string(input_shape_) + "), found " + to_string(x.shape()));
-  Activations& a = activations(x.dim(0));
+  if (x.shape() == expected) return x.reshaped(expected);
+  CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == numel(input_shape_),
+               "Network::forward: expected input " + to_string(expected) + " (N × " + to_string(input_shape_) +
+                   ", or N × " + std::to_string(numel(input_shape_)) + " flat rows), found " + to_string(x.shape()));
+  return x.reshaped(expected);
+}
+
+const Tensor& Network::forward(const Tensor& x, Mode mode) {
+  build();
+  const Tensor in = as_input(x);
+  Activations& a = activations(in.dim(0));
   for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i]->forward(backend_, i == 0 ? x : a.out[i - 1], a.out[i], mode);
+    layers_[i]->forward(backend_, i == 0 ? in : a.out[i - 1], a.out[i], mode);
   }
   return a.out.back();
 }
 
 void Network::backward(const Tensor& x, Tensor& dout) {
   build();
-  Activations& a = activations(x.dim(0));
+  const Tensor in = as_input(x);
+  Activations& a = activations(in.dim(0));
   CUDL_REQUIRE(dout.shape() == a.out.back().shape(), "Network::backward: expected output gradient " +
                                                          to_string(a.out.back().shape()) + ", found " +
                                                          to_string(dout.shape()));
   Tensor* dy = &dout;
   for (size_t i = layers_.size(); i-- > 0;) {
     Tensor* dx = i == 0 ? nullptr : &a.grad[i];
-    layers_[i]->backward(backend_, i == 0 ? x : a.out[i - 1], a.out[i], *dy, dx);
+    layers_[i]->backward(backend_, i == 0 ? in : a.out[i - 1], a.out[i], *dy, dx);
     dy = dx;
   }
 }
@@ -124,13 +133,15 @@ void Network::backward(const Tensor& x, Tensor& dout) {
 std::string Network::summary() {
   build();
   std::string s = "input " + to_string(input_shape_) + "\n";
+  int64_t total = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     int64_t count = 0;
     for (const auto& spec : layers_[i]->param_specs(shapes_[i])) count += numel(spec.shape);
     s += "  " + layers_[i]->describe() + " -> " + to_string(shapes_[i + 1]) + ", " + std::to_string(count) +
          " parameters\n";
+    total += count;
   }
-  s += "total " + std::to_string(params_.size()) + " parameters";
+  s += "total " + std::to_string(total) + " parameters";
   return s;
 }
 

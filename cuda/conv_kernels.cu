@@ -1,0 +1,195 @@
+// Kernels of the convolutional layers other than the convolutions themselves (cuDNN, in
+// cudnn_conv.cpp): per-channel bias + activation, per-channel sums (the bias gradient),
+// max/average pooling and its gradient, and dropout. Each mirrors its CpuBackend counterpart
+// (src/cpu/pool.cpp) operation for operation, including summation order where it matters, and
+// none uses atomics, so results are deterministic.
+#include <algorithm>
+
+#include "check.hpp"
+#include "cudl/rng.hpp"
+#include "device_math.cuh"
+#include "kernels.hpp"
+
+namespace cudl::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// y(outer × channels × inner) ← act(y + bias[c]).
+__global__ void channel_bias_activation_kernel(float* y, const float* bias, int64_t channels, int64_t inner,
+                                               int64_t n, Activation act) {
+  CUDL_GRID_STRIDE(i, n) y[i] = apply(act, y[i] + bias[(i / inner) % channels]);
+}
+
+// partial[c · splits + b] ← Σ of part b of channel c's outer·inner values (a fixed-order
+// shared-memory tree, so the sum is the same on every run).
+__global__ void sum_channels_partial_kernel(const float* x, int64_t outer, int64_t channels, int64_t inner,
+                                            int splits, float* partial) {
+  __shared__ float shared[kThreads];
+  const int64_t c = blockIdx.y, part = blockIdx.x, m = outer * inner;
+  const int64_t begin = m * part / splits, end = m * (part + 1) / splits;
+  float acc = 0.0f;
+  for (int64_t idx = begin + threadIdx.x; idx < end; idx += blockDim.x) {
+    const int64_t n = idx / inner, j = idx - n * inner;
+    acc += x[(n * channels + c) * inner + j];
+  }
+  shared[threadIdx.x] = acc;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (static_cast<int>(threadIdx.x) < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[c * splits + part] = shared[0];
+}
+
+// out(c) ← alpha · Σ_b partial[c · splits + b] + beta · out(c), parts summed in order.
+__global__ void sum_channels_final_kernel(const float* partial, int64_t channels, int splits, float alpha,
+                                          float beta, float* out) {
+  CUDL_GRID_STRIDE(c, channels) {
+    float acc = 0.0f;
+    for (int b = 0; b < splits; ++b) acc += partial[c * splits + b];
+    out[c] = beta == 0.0f ? alpha * acc : alpha * acc + beta * out[c];
+  }
+}
+
+struct PoolGeometry {
+  int64_t h, w, p, q, window_h, window_w, stride_h, stride_w, pad_h, pad_w;
+  bool max;
+};
+
+PoolGeometry geometry(const Pool2dShape& s) {
+  const Pool2dParams& g = s.params;
+  return {s.h, s.w, s.p, s.q, g.window_h, g.window_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+          g.mode == PoolMode::kMax};
+}
+
+// The window of output (op, oq), clipped to the input: rows [h0, h1), columns [w0, w1).
+struct Window {
+  int64_t h0, h1, w0, w1;
+};
+
+__device__ __forceinline__ Window window_at(const PoolGeometry& g, int64_t op, int64_t oq) {
+  const int64_t top = op * g.stride_h - g.pad_h, left = oq * g.stride_w - g.pad_w;
+  return {max(top, int64_t{0}), min(top + g.window_h, g.h), max(left, int64_t{0}), min(left + g.window_w, g.w)};
+}
+
+// Offset in the plane of the window's first maximum, scanning rows then columns (as the CPU).
+__device__ __forceinline__ int64_t window_argmax(const float* plane, int64_t width, const Window& win) {
+  int64_t best = win.h0 * width + win.w0;
+  for (int64_t i = win.h0; i < win.h1; ++i) {
+    for (int64_t j = win.w0; j < win.w1; ++j) {
+      if (plane[i * width + j] > plane[best]) best = i * width + j;
+    }
+  }
+  return best;
+}
+
+// One thread per output element.
+__global__ void pool_forward_kernel(const float* x, PoolGeometry g, int64_t total, float* y) {
+  const float area = static_cast<float>(g.window_h * g.window_w);
+  CUDL_GRID_STRIDE(i, total) {
+    const int64_t plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
+    const int64_t op = rest / g.q, oq = rest - op * g.q;
+    const float* plane = x + plane_index * g.h * g.w;
+    const Window win = window_at(g, op, oq);
+    if (g.max) {
+      y[i] = plane[window_argmax(plane, g.w, win)];
+    } else {
+      float sum = 0.0f;
+      for (int64_t r = win.h0; r < win.h1; ++r) {
+        for (int64_t c = win.w0; c < win.w1; ++c) sum += plane[r * g.w + c];
+      }
+      y[i] = sum / area;
+    }
+  }
+}
+
+// One thread per input element: gathers the gradient of every window that covers it, in the
+// CPU's (row-major window) order, instead of scattering with atomics.
+__global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeometry g, int64_t total, float* dx) {
+  const float area = static_cast<float>(g.window_h * g.window_w);
+  CUDL_GRID_STRIDE(i, total) {
+    const int64_t plane_index = i / (g.h * g.w), offset = i - plane_index * g.h * g.w;
+    const int64_t ih = offset / g.w, iw = offset - ih * g.w;
+    const float* plane = x + plane_index * g.h * g.w;
+    const float* grad = dy + plane_index * g.p * g.q;
+    // Windows op with op·stride − pad ≤ ih < op·stride − pad + window.
+    const int64_t ph = ih + g.pad_h, pw = iw + g.pad_w;
+    const int64_t op0 = ph < g.window_h ? 0 : (ph - g.window_h) / g.stride_h + 1;
+    const int64_t op1 = min(ph / g.stride_h, g.p - 1);
+    const int64_t oq0 = pw < g.window_w ? 0 : (pw - g.window_w) / g.stride_w + 1;
+    const int64_t oq1 = min(pw / g.stride_w, g.q - 1);
+    float acc = 0.0f;
+    for (int64_t op = op0; op <= op1; ++op) {
+      for (int64_t oq = oq0; oq <= oq1; ++oq) {
+        const float gv = grad[op * g.q + oq];
+        if (g.max) {
+          if (window_argmax(plane, g.w, window_at(g, op, oq)) == offset) acc += gv;
+        } else {
+          acc += gv / area;
+        }
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
+__global__ void dropout_kernel(const float* x, int64_t n, float drop, float scale, uint64_t seed, uint64_t counter,
+                               float* y) {
+  CUDL_GRID_STRIDE(i, n) {
+    const rng::Philox4 r = rng::bits(seed, rng::kStreamDropout, counter + static_cast<uint64_t>(i));
+    y[i] = rng::uniform(r.v[0]) > drop ? x[i] * scale : 0.0f;
+  }
+}
+
+}  // namespace
+
+void channel_bias_activation(cudaStream_t s, float* y, const float* bias, int64_t outer, int64_t channels,
+                             int64_t inner, Activation act) {
+  const int64_t n = outer * channels * inner;
+  if (n == 0) return;
+  channel_bias_activation_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(y, bias, channels, inner, n, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+int sum_channels_splits(int64_t outer, int64_t channels, int64_t inner) {
+  // Enough blocks in all to fill a large GPU (~1024), each summing at least ~4096 values.
+  const int64_t by_blocks = std::max<int64_t>(1, 1024 / std::max<int64_t>(channels, 1));
+  const int64_t by_work = std::max<int64_t>(1, outer * inner / 4096);
+  return static_cast<int>(std::min(by_blocks, by_work));
+}
+
+void sum_channels(cudaStream_t s, float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
+                  float beta, float* out, float* partial) {
+  if (channels == 0) return;
+  CUDL_REQUIRE(channels <= 65535, "sum_channels: at most 65535 channels on the GPU, got " + std::to_string(channels));
+  const int splits = sum_channels_splits(outer, channels, inner);
+  sum_channels_partial_kernel<<<dim3(splits, static_cast<unsigned>(channels)), kThreads, 0, s>>>(
+      x, outer, channels, inner, splits, partial);
+  CUDL_CHECK_LAUNCH();
+  sum_channels_final_kernel<<<grid_for(channels, kThreads), kThreads, 0, s>>>(partial, channels, splits, alpha, beta,
+                                                                              out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void pool2d_forward(cudaStream_t s, const float* x, const Pool2dShape& shape, float* y) {
+  const int64_t total = shape.n * shape.c * shape.p * shape.q;
+  if (total == 0) return;
+  pool_forward_kernel<<<grid_for(total, kThreads), kThreads, 0, s>>>(x, geometry(shape), total, y);
+  CUDL_CHECK_LAUNCH();
+}
+
+void pool2d_backward(cudaStream_t s, const float* x, const float* dy, const Pool2dShape& shape, float* dx) {
+  const int64_t total = shape.n * shape.c * shape.h * shape.w;
+  if (total == 0) return;
+  pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, s>>>(x, dy, geometry(shape), total, dx);
+  CUDL_CHECK_LAUNCH();
+}
+
+void dropout(cudaStream_t s, const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
+  if (n == 0) return;
+  dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, drop, 1.0f / (1.0f - drop), seed, counter, y);
+  CUDL_CHECK_LAUNCH();
+}
+
+}  // namespace cudl::cuda

@@ -1,0 +1,55 @@
+#pragma once
+// Convolutions through cuDNN 9's graph API (the backend descriptors; the legacy
+// cudnnConvolution* calls are deprecated in cuDNN 9). One operation graph per (operation,
+// shape, pointer alignment), planned once and cached:
+//   - candidates come from cuDNN's heuristics (mode A, then the fallback list);
+//   - with Precision::kFp32, engines carrying CUDNN_NUMERICAL_NOTE_TENSOR_CORE (TF32 for float
+//     data) are rejected, so results are strict fp32; with kTf32 every engine is allowed;
+//   - when several candidates finalize, each is timed once on the real tensors and the fastest
+//     kept (set CUDL_CUDNN_AUTOTUNE=0 to take the heuristics' first choice instead);
+//   - the workspace is the backend's (a growable stream-ordered buffer passed in by the caller).
+#include <cudnn.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/backend.hpp"
+#include "cudl/device.hpp"
+
+namespace cudl::cuda {
+
+enum class ConvOp { kForward, kBackwardData, kBackwardFilter };
+
+class ConvPlans {
+ public:
+  // workspace(bytes) returns a device buffer of at least `bytes`, valid in stream order.
+  ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision,
+            std::function<void*(std::size_t)> workspace);
+  ~ConvPlans();
+  ConvPlans(const ConvPlans&) = delete;
+  ConvPlans& operator=(const ConvPlans&) = delete;
+
+  // Queues `op` with x (N×C×H×W), w (K×C×R×S), y (N×K×P×Q); the operation's output is y for
+  // kForward, x for kBackwardData (x then holds dx) and w for kBackwardFilter (dw); it is
+  // overwritten (beta = 0).
+  void run(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
+
+  // "forward 64×3×224×224 * 64×3×3×3: engine 12 (autotuned over 5), workspace 0 B", one line per plan.
+  std::vector<std::string> describe() const;
+
+ private:
+  struct Plan;
+  Plan& plan_for(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
+
+  cudnnHandle_t handle_;
+  cudaStream_t stream_;
+  Precision precision_;
+  std::function<void*(std::size_t)> workspace_;
+  std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace cudl::cuda

@@ -1,0 +1,96 @@
+#pragma once
+// Convolutional layers, written once against Backend like the dense ones (layers.hpp). Per-sample
+// shapes are C×H×W (NCHW batches); see Conv2dParams in backend.hpp for the letters.
+//
+//   cudl::Network net(backend, {1, 28, 28});
+//   net.add(cudl::conv2d(32, 5, cudl::Activation::kRelu, /*stride=*/1, /*padding=*/2))
+//      .add(cudl::max_pool2d(2))
+//      .add(cudl::flatten())
+//      .add(cudl::dropout(0.5))
+//      .add(cudl::dense(10));
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/layers.hpp"
+
+namespace cudl {
+
+// y = act(x ⋆ W + b): W (K×C×R×S) decayed, b (K) not; the activation is fused as in Dense.
+class Conv2d final : public Layer {
+ public:
+  Conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, Conv2dParams params = {},
+         Activation act = Activation::kIdentity);
+  std::string describe() const override;  // "Conv2d(32, 5×5, stride 1, padding 2, relu)"
+  Shape output_shape(const Shape& input) const override;
+  std::vector<ParamSpec> param_specs(const Shape& input) const override;
+  void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
+  void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+
+  Tensor& weight() { return w_; }
+  Tensor& bias() { return b_; }
+
+ private:
+  int64_t out_channels_, kernel_h_, kernel_w_;
+  Conv2dParams params_;
+  Activation act_;
+  Tensor w_, b_, gw_, gb_;
+};
+
+// Max or average pooling over windows of each channel.
+class Pool2d final : public Layer {
+ public:
+  explicit Pool2d(Pool2dParams params);
+  std::string describe() const override;  // "MaxPool2d(2×2, stride 2)"
+  Shape output_shape(const Shape& input) const override;
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
+  void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+
+ private:
+  Pool2dParams params_;
+};
+
+// C×H×W → C·H·W (a copy in the same row-major order).
+class Flatten final : public Layer {
+ public:
+  std::string describe() const override { return "Flatten"; }
+  Shape output_shape(const Shape& input) const override;
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
+  void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+};
+
+// Inverted dropout: in training, each element is zeroed with probability `drop` and the rest
+// scaled by 1/(1 − drop); in inference the layer is the identity. Masks are counter-based draws
+// (Backend::dropout) from `seed` and a counter that advances with every training forward, so
+// the backward pass regenerates the mask instead of storing it, and CPU and GPU drop the same
+// elements.
+class Dropout final : public Layer {
+ public:
+  explicit Dropout(float drop, uint64_t seed = 0x5eed);
+  std::string describe() const override;  // "Dropout(0.5)"
+  Shape output_shape(const Shape& input) const override { return input; }
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
+  void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+
+ private:
+  float drop_;
+  uint64_t seed_;
+  uint64_t counter_ = 0;       // first draw of the next training forward
+  uint64_t last_counter_ = 0;  // first draw of the last forward's mask
+  bool last_train_ = false;    // whether the last forward dropped anything
+};
+
+// Factories. conv2d(32, 5, Activation::kRelu, 1, 2): 32 filters of 5×5, stride 1, padding 2.
+std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation act = Activation::kIdentity,
+                              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1);
+std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, const Conv2dParams& params,
+                              Activation act = Activation::kIdentity);
+// Square windows; stride 0 means stride = window (non-overlapping).
+std::unique_ptr<Layer> max_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
+std::unique_ptr<Layer> avg_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
+std::unique_ptr<Layer> flatten();
+std::unique_ptr<Layer> dropout(float drop, uint64_t seed = 0x5eed);
+
+}  // namespace cudl
