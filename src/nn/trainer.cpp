@@ -40,9 +40,11 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
                "train: the network must end in K ≥ 2 class scores, found output " + to_string(out));
   const float max_loss = config.max_loss > 0.0f ? config.max_loss : 100.0f * std::log(static_cast<float>(out[0]));
 
-  Shape xb_shape = net.input_shape();
-  xb_shape.insert(xb_shape.begin(), config.batch);
-  Tensor xb(xb_shape, backend), yb({config.batch}, backend);
+  // Minibatches are drawn as flat rows (B × features); the network views them in its input shape.
+  CUDL_REQUIRE(x.cols() == numel(net.input_shape()), "train: x has rows of " + std::to_string(x.cols()) +
+                                                         " features, the network expects " +
+                                                         to_string(net.input_shape()));
+  Tensor xb({config.batch, x.cols()}, backend), yb({config.batch}, backend);
   Tensor dlogits({config.batch, out[0]}, backend);
   Tensor stats({LossStats::kSize}, backend);
   const std::vector<float> fresh_stats = {0.0f, 0.0f, -1.0f, 0.0f};
