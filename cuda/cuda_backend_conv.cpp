@@ -72,6 +72,25 @@ void CudaBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t see
   cuda::dropout(impl_->stream, x, n, drop, seed, counter, y);
 }
 
+void CudaBackend::do_batch_norm_train(const float* x, const float* gamma, const float* beta, int64_t outer,
+                                      int64_t channels, int64_t inner, const BatchNormArgs& args, float* running_mean,
+                                      float* running_var, float* saved, float* y) {
+  cuda::batch_norm_train(impl_->stream, x, gamma, beta, outer, channels, inner, args, running_mean, running_var, saved,
+                         y);
+}
+
+void CudaBackend::do_batch_norm_infer(const float* x, const float* gamma, const float* beta, const float* running_mean,
+                                      const float* running_var, int64_t outer, int64_t channels, int64_t inner,
+                                      float epsilon, float* y) {
+  cuda::batch_norm_infer(impl_->stream, x, gamma, beta, running_mean, running_var, outer, channels, inner, epsilon, y);
+}
+
+void CudaBackend::do_batch_norm_backward(const float* x, const float* dy, const float* gamma, const float* saved,
+                                         int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma,
+                                         float* dbeta) {
+  cuda::batch_norm_backward(impl_->stream, x, dy, gamma, saved, outer, channels, inner, dx, dgamma, dbeta);
+}
+
 std::vector<std::string> CudaBackend::convolution_plans() const {
   return impl_->conv ? impl_->conv->describe() : std::vector<std::string>{};
 }

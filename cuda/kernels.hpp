@@ -43,5 +43,14 @@ void sum_channels(cudaStream_t s, float alpha, const float* x, int64_t outer, in
 void pool2d_forward(cudaStream_t s, const float* x, const Pool2dShape& shape, float* y);
 void pool2d_backward(cudaStream_t s, const float* x, const float* dy, const Pool2dShape& shape, float* dx);
 void dropout(cudaStream_t s, const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y);
+// Batch normalisation: one block per channel for the statistics (channels ≤ 2³¹ − 1).
+void batch_norm_train(cudaStream_t s, const float* x, const float* gamma, const float* beta, int64_t outer,
+                      int64_t channels, int64_t inner, const BatchNormArgs& args, float* running_mean,
+                      float* running_var, float* saved, float* y);
+void batch_norm_infer(cudaStream_t s, const float* x, const float* gamma, const float* beta, const float* running_mean,
+                      const float* running_var, int64_t outer, int64_t channels, int64_t inner, float epsilon,
+                      float* y);
+void batch_norm_backward(cudaStream_t s, const float* x, const float* dy, const float* gamma, const float* saved,
+                         int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma, float* dbeta);
 
 }  // namespace cudl::cuda

@@ -1,6 +1,8 @@
 // The checked front half of the convolution, pooling and dropout primitives: every size is
 // resolved from the tensors and checked here, once, so the backends implement only arithmetic.
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "backend_checks.hpp"
 #include "cudl/backend.hpp"
@@ -156,6 +158,70 @@ void Backend::dropout(const Tensor& x, float drop, uint64_t seed, uint64_t count
   CUDL_REQUIRE(drop >= 0.0f && drop < 1.0f, "dropout: the drop probability must be in [0, 1), got " +
                                                 std::to_string(drop));
   do_dropout(x.data(), x.size(), drop, seed, counter, y.data());
+}
+
+namespace {
+
+using Named = std::initializer_list<std::pair<const Tensor*, const char*>>;
+
+void require_all_on(const Backend& backend, const char* op, Named tensors) {
+  for (const auto& [t, name] : tensors) require_on(backend, *t, op, name);
+}
+
+// (outer, channels, inner) of x, after checking the per-channel vectors against its channels.
+void batch_norm_split(const Tensor& x, const char* op, int64_t& outer, int64_t& channels, int64_t& inner,
+                      Named per_channel) {
+  channel_split(x, op, outer, channels, inner);
+  for (const auto& [t, name] : per_channel) require_shape(*t, {channels}, op, name);
+}
+
+}  // namespace
+
+void Backend::batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const BatchNormArgs& args,
+                               Tensor& running_mean, Tensor& running_var, Tensor& saved, Tensor& y) {
+  const char* op = "batch_norm_train";
+  require_all_on(*this, op, {{&x, "x"}, {&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"},
+                             {&running_var, "running_var"}, {&saved, "saved"}, {&y, "y"}});
+  int64_t outer, channels, inner;
+  batch_norm_split(x, op, outer, channels, inner,
+                   {{&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}});
+  require_shape(saved, {2, channels}, op, "saved");
+  require_shape(y, x.shape(), op, "y");
+  CUDL_REQUIRE(outer * inner > 1, std::string(op) + ": needs more than one value per channel to estimate a variance, "
+                                      "found input " + to_string(x.shape()));
+  CUDL_REQUIRE(args.epsilon > 0.0f && args.momentum >= 0.0f && args.momentum <= 1.0f,
+               std::string(op) + ": epsilon must be positive and momentum in [0, 1], got " +
+                   std::to_string(args.epsilon) + " and " + std::to_string(args.momentum));
+  do_batch_norm_train(x.data(), gamma.data(), beta.data(), outer, channels, inner, args, running_mean.data(),
+                      running_var.data(), saved.data(), y.data());
+}
+
+void Backend::batch_norm_infer(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                               const Tensor& running_var, float epsilon, Tensor& y) {
+  const char* op = "batch_norm_infer";
+  require_all_on(*this, op, {{&x, "x"}, {&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"},
+                             {&running_var, "running_var"}, {&y, "y"}});
+  int64_t outer, channels, inner;
+  batch_norm_split(x, op, outer, channels, inner,
+                   {{&gamma, "gamma"}, {&beta, "beta"}, {&running_mean, "running_mean"}, {&running_var, "running_var"}});
+  require_shape(y, x.shape(), op, "y");
+  CUDL_REQUIRE(epsilon > 0.0f, std::string(op) + ": epsilon must be positive, got " + std::to_string(epsilon));
+  do_batch_norm_infer(x.data(), gamma.data(), beta.data(), running_mean.data(), running_var.data(), outer, channels,
+                      inner, epsilon, y.data());
+}
+
+void Backend::batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& saved,
+                                  Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const char* op = "batch_norm_backward";
+  require_all_on(*this, op, {{&x, "x"}, {&dy, "dy"}, {&gamma, "gamma"}, {&saved, "saved"}, {&dx, "dx"},
+                             {&dgamma, "dgamma"}, {&dbeta, "dbeta"}});
+  int64_t outer, channels, inner;
+  batch_norm_split(x, op, outer, channels, inner, {{&gamma, "gamma"}, {&dgamma, "dgamma"}, {&dbeta, "dbeta"}});
+  require_shape(saved, {2, channels}, op, "saved");
+  require_shape(dy, x.shape(), op, "dy");
+  require_shape(dx, x.shape(), op, "dx");
+  do_batch_norm_backward(x.data(), dy.data(), gamma.data(), saved.data(), outer, channels, inner, dx.data(),
+                         dgamma.data(), dbeta.data());
 }
 
 }  // namespace cudl

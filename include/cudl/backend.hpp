@@ -103,6 +103,13 @@ struct Pool2dShape {
   Pool2dParams params;
 };
 
+// Batch normalisation over every dimension of x (N×C×...) but the channel, dimension 1: each
+// channel's statistics are taken over its M = N·(positions) values.
+struct BatchNormArgs {
+  float epsilon = 1e-5f;   // added to the variance
+  float momentum = 0.1f;   // running ← (1 − momentum)·running + momentum·batch (PyTorch's convention)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -186,6 +193,19 @@ class Backend {
   // when rng::uniform(bits(seed, kStreamDropout, counter + i)[0]) > drop, so the same call on dy
   // (same seed and counter) is the backward pass. 0 ≤ drop < 1; y may alias x.
   void dropout(const Tensor& x, float drop, uint64_t seed, uint64_t counter, Tensor& y);
+  // Training-mode batch normalisation of x (N×C×...): per channel, the batch mean μ and biased
+  // variance σ², s = 1/sqrt(σ² + ε), y ← γ·(x − μ)·s + β; saved (2×C) ← rows μ and s for the
+  // backward pass; running_mean and running_var (C) move towards μ and the unbiased variance.
+  void batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const BatchNormArgs& args,
+                        Tensor& running_mean, Tensor& running_var, Tensor& saved, Tensor& y);
+  // Inference-mode batch normalisation: y ← γ·(x − running_mean)/sqrt(running_var + ε) + β.
+  void batch_norm_infer(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                        const Tensor& running_var, float epsilon, Tensor& y);
+  // The gradients of batch_norm_train, from its x and saved statistics and dy: with
+  // x̂ = (x − μ)·s, dbeta ← Σ dy, dgamma ← Σ dy·x̂ (per channel, overwritten) and
+  // dx ← γ·s/M·(M·dy − dbeta − x̂·dgamma). dx may alias dy.
+  void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& saved, Tensor& dx,
+                           Tensor& dgamma, Tensor& dbeta);
 
  protected:
   virtual void do_fill(float* x, int64_t n, float value) = 0;
@@ -221,6 +241,17 @@ class Backend {
   virtual void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
                                   float* dx) = 0;
   virtual void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) = 0;
+  // x, y, dx, dy are (outer × channels × inner); gamma, beta, running statistics (channels);
+  // saved (2 × channels).
+  virtual void do_batch_norm_train(const float* x, const float* gamma, const float* beta, int64_t outer,
+                                   int64_t channels, int64_t inner, const BatchNormArgs& args, float* running_mean,
+                                   float* running_var, float* saved, float* y) = 0;
+  virtual void do_batch_norm_infer(const float* x, const float* gamma, const float* beta, const float* running_mean,
+                                   const float* running_var, int64_t outer, int64_t channels, int64_t inner,
+                                   float epsilon, float* y) = 0;
+  virtual void do_batch_norm_backward(const float* x, const float* dy, const float* gamma, const float* saved,
+                                      int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma,
+                                      float* dbeta) = 0;
 };
 
 }  // namespace cudl

@@ -82,6 +82,31 @@ class Dropout final : public Layer {
   bool last_train_ = false;    // whether the last forward dropped anything
 };
 
+// Batch normalisation per channel (dimension 1) of N×C×... inputs: in training, each channel is
+// normalised with its batch statistics, then scaled by γ and shifted by β (learned, not decayed,
+// starting at 1 and 0), and running averages of the statistics are kept; in inference the
+// running averages are used instead. The running statistics belong to the layer (they are not
+// parameters: the optimizer never sees them).
+class BatchNorm2d final : public Layer {
+ public:
+  explicit BatchNorm2d(BatchNormArgs args = {});
+  std::string describe() const override;  // "BatchNorm2d(eps 1e-05, momentum 0.1)"
+  Shape output_shape(const Shape& input) const override;
+  std::vector<ParamSpec> param_specs(const Shape& input) const override;
+  void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
+  void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+
+ private:
+  BatchNormArgs args_;
+  Tensor gamma_, beta_, ggamma_, gbeta_;
+  Tensor running_mean_, running_var_, saved_;
+  bool last_train_ = false;
+};
+
 // Factories. conv2d(32, 5, Activation::kRelu, 1, 2): 32 filters of 5×5, stride 1, padding 2.
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation act = Activation::kIdentity,
                               int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1);
@@ -92,5 +117,6 @@ std::unique_ptr<Layer> max_pool2d(int64_t window, int64_t stride = 0, int64_t pa
 std::unique_ptr<Layer> avg_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
 std::unique_ptr<Layer> flatten();
 std::unique_ptr<Layer> dropout(float drop, uint64_t seed = 0x5eed);
+std::unique_ptr<Layer> batch_norm2d(float epsilon = 1e-5f, float momentum = 0.1f);
 
 }  // namespace cudl

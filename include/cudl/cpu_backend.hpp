@@ -71,6 +71,14 @@ class CpuBackend final : public Backend {
   void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
                           float* dx) override;
   void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) override;
+  void do_batch_norm_train(const float* x, const float* gamma, const float* beta, int64_t outer, int64_t channels,
+                           int64_t inner, const BatchNormArgs& args, float* running_mean, float* running_var,
+                           float* saved, float* y) override;
+  void do_batch_norm_infer(const float* x, const float* gamma, const float* beta, const float* running_mean,
+                           const float* running_var, int64_t outer, int64_t channels, int64_t inner, float epsilon,
+                           float* y) override;
+  void do_batch_norm_backward(const float* x, const float* dy, const float* gamma, const float* saved, int64_t outer,
+                              int64_t channels, int64_t inner, float* dx, float* dgamma, float* dbeta) override;
 
  private:
   using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);

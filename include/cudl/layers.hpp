@@ -20,6 +20,9 @@ struct ParamSpec {
   std::string name;  // "weight", "bias"
   Shape shape;
   Decay decay;
+  // Network::initialize draws decayed weights from N(0, σ²); the other parameters start at this
+  // value (0 for biases, 1 for a batch-norm scale).
+  float initial = 0.0f;
 };
 
 class Layer {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/backend.hpp"
@@ -28,7 +29,8 @@ class Network {
   // Appends a layer; throws naming the layer if it does not fit the previous output shape.
   Network& add(std::unique_ptr<Layer> layer);
 
-  // Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; others ← 0.
+  // Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; the others
+  // ← their ParamSpec::initial value (0 for biases).
   void initialize(uint64_t seed, float weight_stddev);
 
   // Runs the layers on x (N × input_shape, or N flat rows of numel(input_shape)); returns the last layer's output, owned by the
@@ -67,6 +69,7 @@ class Network {
   bool built_ = false;
   Tensor params_, grads_;
   int64_t decayed_ = 0;
+  std::vector<std::pair<int64_t, ParamSpec>> layout_;  // every parameter's offset in params_
   std::map<int64_t, Activations> acts_;  // by batch size
 };
 

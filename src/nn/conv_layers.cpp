@@ -1,5 +1,7 @@
 #include "cudl/conv_layers.hpp"
 
+#include <cstdio>
+
 #include "cudl/error.hpp"
 
 namespace cudl {
@@ -159,6 +161,65 @@ void Dropout::backward(Backend& backend, const Tensor&, const Tensor&, Tensor& d
   backend.dropout(dy, drop_, seed_, last_counter_, *dx);  // the same mask and scale
 }
 
+// ---- BatchNorm2d ----
+
+BatchNorm2d::BatchNorm2d(BatchNormArgs args) : args_(args) {
+  CUDL_REQUIRE(args.epsilon > 0.0f && args.momentum >= 0.0f && args.momentum <= 1.0f,
+               "BatchNorm2d: epsilon must be positive and momentum in [0, 1], got " + std::to_string(args.epsilon) +
+                   " and " + std::to_string(args.momentum));
+}
+
+std::string BatchNorm2d::describe() const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "BatchNorm2d(eps %g, momentum %g)", args_.epsilon, args_.momentum);
+  return buf;
+}
+
+Shape BatchNorm2d::output_shape(const Shape& input) const {
+  require_image(*this, input);
+  return input;
+}
+
+std::vector<ParamSpec> BatchNorm2d::param_specs(const Shape& input) const {
+  output_shape(input);  // validates the input shape
+  return {{"gamma", {input[0]}, Decay::kNo, 1.0f}, {"beta", {input[0]}, Decay::kNo, 0.0f}};
+}
+
+void BatchNorm2d::bind(std::vector<Tensor> params, std::vector<Tensor> grads) {
+  CUDL_REQUIRE(params.size() == 2 && grads.size() == 2, describe() + ": expected 2 parameters to bind");
+  gamma_ = std::move(params[0]);
+  beta_ = std::move(params[1]);
+  ggamma_ = std::move(grads[0]);
+  gbeta_ = std::move(grads[1]);
+  Backend& backend = gamma_.backend();
+  const int64_t channels = gamma_.size();
+  running_mean_ = Tensor({channels}, backend);
+  running_var_ = Tensor({channels}, backend);
+  saved_ = Tensor({2, channels}, backend);
+  backend.fill(running_mean_, 0.0f);
+  backend.fill(running_var_, 1.0f);
+}
+
+void BatchNorm2d::forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) {
+  CUDL_REQUIRE(!gamma_.empty(), describe() + ": forward before the network bound its parameters");
+  CUDL_REQUIRE(x.rank() == 4 && x.dim(1) == gamma_.size(),
+               describe() + ": expected input [N, " + std::to_string(gamma_.size()) + ", H, W], found " +
+                   to_string(x.shape()));
+  last_train_ = mode == Mode::kTrain;
+  if (last_train_) {
+    backend.batch_norm_train(x, gamma_, beta_, args_, running_mean_, running_var_, saved_, y);
+  } else {
+    backend.batch_norm_infer(x, gamma_, beta_, running_mean_, running_var_, args_.epsilon, y);
+  }
+}
+
+void BatchNorm2d::backward(Backend& backend, const Tensor& x, const Tensor&, Tensor& dy, Tensor* dx) {
+  CUDL_REQUIRE(last_train_, describe() + ": backward needs a training-mode forward first (the last forward was in "
+                                         "inference mode, which uses the running statistics)");
+  // The first layer gets no dx: the input gradient is computed into dy itself (scratch).
+  backend.batch_norm_backward(x, dy, gamma_, saved_, dx != nullptr ? *dx : dy, ggamma_, gbeta_);
+}
+
 // ---- factories ----
 
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation act, int64_t stride, int64_t padding,
@@ -194,5 +255,8 @@ std::unique_ptr<Layer> avg_pool2d(int64_t window, int64_t stride, int64_t paddin
 }
 std::unique_ptr<Layer> flatten() { return std::make_unique<Flatten>(); }
 std::unique_ptr<Layer> dropout(float drop, uint64_t seed) { return std::make_unique<Dropout>(drop, seed); }
+std::unique_ptr<Layer> batch_norm2d(float epsilon, float momentum) {
+  return std::make_unique<BatchNorm2d>(BatchNormArgs{epsilon, momentum});
+}
 
 }  // namespace cudl

@@ -35,6 +35,7 @@ void Network::build() {
       for (size_t j = 0; j < specs[i].size(); ++j) {
         if (specs[i][j].decay != pass) continue;
         offsets[i][j] = total;
+        layout_.emplace_back(total, specs[i][j]);
         total += numel(specs[i][j].shape);
       }
     }
@@ -61,6 +62,11 @@ void Network::initialize(uint64_t seed, float weight_stddev) {
   if (decayed_ > 0) {
     Tensor weights = params_.slice(0, {decayed_});
     backend_.fill_normal(weights, seed, 0.0f, weight_stddev);
+  }
+  for (const auto& [offset, spec] : layout_) {
+    if (spec.decay == Decay::kYes || spec.initial == 0.0f) continue;
+    Tensor p = params_.slice(offset, {numel(spec.shape)});
+    backend_.fill(p, spec.initial);
   }
 }
 
