@@ -21,7 +21,7 @@ TEST_F(CudaParity, BatchNormTrainInferAndBackwardMatchTheCpu) {
     const std::vector<float> rm = uniform_values(25, s.c, -1.0f, 1.0f), rv = uniform_values(26, s.c, 0.5f, 2.0f);
     std::vector<std::vector<float>> out[2];
     for (int d = 0; d < 2; ++d) {
-      Backend& b = d == 0 ? static_cast<Backend&>(cpu_) : *gpu_;
+      Backend& b = d == 0 ? static_cast<Backend&>(cpu) : gpu();
       Tensor x = Tensor::from_host(xs, shape, b), dy = Tensor::from_host(dys, shape, b);
       Tensor g = Tensor::from_host(gs, {s.c}, b), beta = Tensor::from_host(bs, {s.c}, b);
       Tensor mean = Tensor::from_host(rm, {s.c}, b), var = Tensor::from_host(rv, {s.c}, b);
