@@ -37,6 +37,18 @@ int64_t chunk_samples(const Conv2dShape& s) {
   return std::clamp<int64_t>(kColBudget / std::max<int64_t>(d.kc * d.pq, 1), 1, s.n);
 }
 
+// The output columns q whose input column q·stride − pad + offset falls inside [0, width):
+// a contiguous range [lo, hi) (empty when lo ≥ hi), so the loops below need no bounds checks.
+struct Span {
+  Span(int64_t outputs, int64_t width, int64_t stride, int64_t pad, int64_t offset) {
+    const int64_t first = pad - offset;  // q·stride ≥ first
+    lo = std::clamp<int64_t>(first <= 0 ? 0 : (first + stride - 1) / stride, 0, outputs);
+    const int64_t last = width - 1 + pad - offset;  // q·stride ≤ last
+    hi = last < 0 ? 0 : std::clamp<int64_t>(last / stride + 1, lo, outputs);
+  }
+  int64_t lo, hi;
+};
+
 // col (Kc × nb·P·Q) ← the taps of samples [n0, n0 + nb) of x.
 void im2col(cpu::ThreadPool& pool, const float* x, const Conv2dShape& s, int64_t n0, int64_t nb, float* col) {
   const Dims d(s);
@@ -48,17 +60,22 @@ void im2col(cpu::ThreadPool& pool, const float* x, const Conv2dShape& s, int64_t
       const int64_t c = row / (s.r * s.s), r = row / s.s % s.r, k = row % s.s;
       const float* plane = x + (n0 + n) * d.image + c * s.h * s.w;
       float* out = col + row * cols + n * d.pq;
+      const Span span(s.q, s.w, g.stride_w, g.pad_w, k * g.dilation_w);
+      const int64_t shift = k * g.dilation_w - g.pad_w;  // input column of q is q·stride + shift
       for (int64_t p = 0; p < s.p; ++p, out += s.q) {
         const int64_t ih = p * g.stride_h - g.pad_h + r * g.dilation_h;
         if (ih < 0 || ih >= s.h) {
           std::fill(out, out + s.q, 0.0f);
           continue;
         }
-        const float* in = plane + ih * s.w;
-        for (int64_t q = 0; q < s.q; ++q) {
-          const int64_t iw = q * g.stride_w - g.pad_w + k * g.dilation_w;
-          out[q] = (iw >= 0 && iw < s.w) ? in[iw] : 0.0f;
+        const int64_t base = ih * s.w + shift;  // input offset of q is base + q·stride (≥ 0 inside the span)
+        std::fill(out, out + span.lo, 0.0f);
+        if (g.stride_w == 1) {
+          std::copy(plane + base + span.lo, plane + base + span.hi, out + span.lo);
+        } else {
+          for (int64_t q = span.lo; q < span.hi; ++q) out[q] = plane[base + q * g.stride_w];
         }
+        std::fill(out + span.hi, out + s.q, 0.0f);
       }
     }
   });
@@ -77,14 +94,13 @@ void col2im(cpu::ThreadPool& pool, const float* dcol, const Conv2dShape& s, int6
       for (int64_t r = 0; r < s.r; ++r) {
         for (int64_t k = 0; k < s.s; ++k) {
           const float* in = dcol + ((c * s.r + r) * s.s + k) * cols + n * d.pq;
+          const Span span(s.q, s.w, g.stride_w, g.pad_w, k * g.dilation_w);
+          const int64_t shift = k * g.dilation_w - g.pad_w;
           for (int64_t p = 0; p < s.p; ++p, in += s.q) {
             const int64_t ih = p * g.stride_h - g.pad_h + r * g.dilation_h;
             if (ih < 0 || ih >= s.h) continue;
-            float* out = plane + ih * s.w;
-            for (int64_t q = 0; q < s.q; ++q) {
-              const int64_t iw = q * g.stride_w - g.pad_w + k * g.dilation_w;
-              if (iw >= 0 && iw < s.w) out[iw] += in[q];
-            }
+            const int64_t base = ih * s.w + shift;
+            for (int64_t q = span.lo; q < span.hi; ++q) plane[base + q * g.stride_w] += in[q];
           }
         }
       }
