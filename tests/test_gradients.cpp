@@ -20,6 +20,7 @@
 #include "cudl/layers.hpp"
 #include "cudl/network.hpp"
 #include "cudl/tensor.hpp"
+#include "gradient_check.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -33,63 +34,12 @@ using cudl::Tensor;
 using cudl::testing::fresh_loss_stats;
 using cudl::testing::uniform_values;
 
-// Central difference (loss(t[i] + eps) − loss(t[i] − eps)) / 2eps; t[i] is restored afterwards.
-double central_difference(Tensor& t, int64_t i, float eps, const std::function<double()>& loss) {
-  std::vector<float> v = t.to_vector();
-  const float original = v[static_cast<size_t>(i)];
-  v[static_cast<size_t>(i)] = original + eps;
-  t.copy_from(v);
-  const double plus = loss();
-  v[static_cast<size_t>(i)] = original - eps;
-  t.copy_from(v);
-  const double minus = loss();
-  v[static_cast<size_t>(i)] = original;
-  t.copy_from(v);
-  return (plus - minus) / (2.0 * static_cast<double>(eps));
-}
-
-// Numerical gradient of loss with respect to every entry of t.
-std::vector<double> numerical_gradient(Tensor& t, float eps, const std::function<double()>& loss) {
-  std::vector<double> g(static_cast<size_t>(t.size()));
-  for (int64_t i = 0; i < t.size(); ++i) g[static_cast<size_t>(i)] = central_difference(t, i, eps, loss);
-  return g;
-}
-
-struct Tolerance {
-  double abs;  // per entry: |analytic − numeric| ≤ abs + rel·|numeric|
-  double rel;
-  double norm;  // whole vector: ‖analytic − numeric‖ ≤ norm·‖numeric‖
-};
-
-// Compares an analytic gradient with a numerical one, entry by entry and as a whole. The numeric
-// gradient must not be negligible, or the comparison would prove nothing.
-void expect_gradient_matches(const std::vector<float>& analytic, const std::vector<double>& numeric,
-                             const Tolerance& tol, const std::string& what) {
-  ASSERT_EQ(analytic.size(), numeric.size()) << what;
-  double diff2 = 0.0, norm2 = 0.0;
-  for (size_t i = 0; i < numeric.size(); ++i) {
-    const double a = analytic[i], n = numeric[i];
-    EXPECT_NEAR(a, n, tol.abs + tol.rel * std::abs(n)) << what << " entry " << i;
-    diff2 += (a - n) * (a - n);
-    norm2 += n * n;
-  }
-  ASSERT_GT(std::sqrt(norm2), 1e-2) << what << ": the numerical gradient is ~0, the check is vacuous";
-  EXPECT_LE(std::sqrt(diff2), tol.norm * std::sqrt(norm2)) << what << ": relative error of the whole gradient";
-}
-
-double dot(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
-  return s;
-}
-
-// Two views of a and b, for Layer::bind (which takes vectors of move-only tensors).
-std::vector<Tensor> views(const Tensor& a, const Tensor& b) {
-  std::vector<Tensor> v;
-  v.push_back(a.reshaped(a.shape()));
-  v.push_back(b.reshaped(b.shape()));
-  return v;
-}
+using cudl::testing::central_difference;
+using cudl::testing::dot;
+using cudl::testing::expect_gradient_matches;
+using cudl::testing::numerical_gradient;
+using cudl::testing::Tolerance;
+using cudl::testing::views;
 
 // ---- softmax cross-entropy ----
 
