@@ -7,18 +7,27 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CUDL_BUILD_DIR:-$root/build}
 
-packages=(build-essential cmake pkg-config libeigen3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
-          dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libeigen3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
+optional=(dataset-fashion-mnist)  # the default dataset where MNIST is absent; not in every release
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+for p in "${packages[@]}" "${optional[@]}"; do installed "$p" || missing+=("$p"); done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo_cmd=()
   [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # env after sudo: sudo does not pass DEBIAN_FRONTEND through by default.
+  apt=("${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  "${apt[@]}" update -qq
+  wanted=()
+  for p in "${missing[@]}"; do
+    if [[ " ${optional[*]} " == *" $p "* ]] && ! apt-cache show "$p" >/dev/null 2>&1; then
+      echo "setup: $p is not available from this system's package sources; skipping it" >&2
+    else
+      wanted+=("$p")
+    fi
+  done
+  ((${#wanted[@]})) && "${apt[@]}" install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
 fi
 
 cuda_args=()

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Writes report.md (the 2014 figures beside this run's) and chart.png (seconds per epoch, CPU vs
+GPU) into a launch-bench results directory, from what is there: run.json (what launch-bench
+launched), bench_cpu.json and bench_gpu.json (bench_dbn --json), steps.tsv and info.tsv
+(remote-bench.sh). Missing files are reported as missing, never filled in.
+
+Usage: scripts/ec2/report.py RESULTS_DIR
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import png_chart  # noqa: E402  (next to this file)
+
+# The 2014 run this project reproduces (nolearn/gdbn, 784-800-800-10, 10 epochs, MNIST 46,900 train
+# rows), as its write-up reports it: about 25 s/epoch on a CPU, about 8 s/epoch on an AWS
+# g2.2xlarge GPU (GRID K520), 97-98% test accuracy on both.
+SEED_2014 = [
+    {"run": "2014 seed, nolearn/gdbn, CPU", "machine": "a 2014 CPU", "seconds": 25.0, "accuracy": "97–98%"},
+    {"run": "2014 seed, nolearn/gdbn, GPU", "machine": "AWS g2.2xlarge (GRID K520)", "seconds": 8.0, "accuracy": "97–98%"},
+]
+
+
+def load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        print("report.py: %s: unreadable (%s)" % (path, e), file=sys.stderr)
+        return None
+
+
+def load_tsv(path, columns):
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 2:
+                    rows.append(dict(zip(columns, parts + [""] * (len(columns) - len(parts)))))
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def median_epoch(bench):
+    """The median epoch time of a successful bench_dbn run, else None."""
+    if not bench or bench.get("status") != "ok":
+        return None
+    t = (bench.get("timing") or {}).get("median_epoch_s")
+    if t:
+        return float(t)
+    secs = sorted(e["seconds"] for e in bench.get("epochs", []))
+    return secs[len(secs) // 2] if secs else None
+
+
+def accuracy(bench):
+    test = (bench or {}).get("test")
+    return None if not test else float(test["accuracy"])
+
+
+def dataset_text(bench):
+    d = (bench or {}).get("dataset") or {}
+    if not d.get("name"):
+        return ""
+    return "%s, %s train / %s test rows" % (d["name"], "{:,}".format(d.get("train_rows", 0)),
+                                           "{:,}".format(d.get("test_rows", 0)))
+
+
+def bench_row(name, bench, machine, step):
+    """One table row for this run's CPU or GPU benchmark, or why there is none."""
+    if bench is None:
+        why = "no result"
+        if step and step.get("status") in ("failed", "skipped"):
+            why = "%s: %s" % (step["status"], step.get("note") or "exit %s" % step.get("exit"))
+        return "| %s | %s | %s | | |" % (name, machine, why)
+    t = median_epoch(bench)
+    if t is None:
+        return "| %s | %s | failed: %s | | %s |" % (name, machine, bench.get("error") or bench.get("status"),
+                                                    dataset_text(bench))
+    epochs = len(bench.get("epochs", []))
+    acc = accuracy(bench)
+    return "| %s | %s | **%.3f s** (median of %d) | %s | %s |" % (
+        name, machine, t, epochs, "%.1f%%" % (100 * acc) if acc is not None else "", dataset_text(bench))
+
+
+def write_report(results):
+    run = load_json(os.path.join(results, "run.json")) or {}
+    cpu = load_json(os.path.join(results, "bench_cpu.json"))
+    gpu = load_json(os.path.join(results, "bench_gpu.json"))
+    steps = load_tsv(os.path.join(results, "steps.tsv"), ["step", "status", "exit", "seconds", "note"])
+    info = {r["step"]: r["status"] for r in load_tsv(os.path.join(results, "info.tsv"), ["step", "status"])}
+    step = {s["step"]: s for s in steps}
+    itype = run.get("instance_type", "this machine")
+    cpu_desc = ((cpu or {}).get("device") or {}).get("description") or info.get("cpu_model") or "CPU"
+    cpu_machine = "%s, %s" % (itype, cpu_desc[5:] if cpu_desc.startswith("cpu: ") else cpu_desc)
+    gpu_machine = "%s, %s" % (itype, info.get("gpu_name") or "no GPU found")
+
+    out = ["# bench_dbn on EC2, run %s" % run.get("run_id", os.path.basename(os.path.abspath(results))), ""]
+    if run:
+        out.append("%s (%s) in %s%s, AMI %s (%s), from source %s. Started %s, finished %s." % (
+            itype, run.get("market") or "?", run.get("region", "?"),
+            " (%s)" % run["availability_zone"] if run.get("availability_zone") else "",
+            run.get("ami_id") or "?", run.get("ami_name") or "name unknown", run.get("source") or "?",
+            run.get("started") or "?", run.get("finished") or "?"))
+        out.append("Worst-case cost estimate $%s ($%s/h from %s, max %s h)." % (
+            run.get("worst_case_usd"), run.get("price_per_hour"), run.get("price_source"), run.get("max_hours")))
+        out.append("")
+    if info:
+        out.append("GPU: %s, driver %s, built for CUDA architecture %s (CUDA backend built: %s). CPU: %s, %s vCPUs." % (
+            info.get("gpu_name") or "none found", info.get("gpu_driver") or "?", info.get("cuda_arch") or "?",
+            info.get("cuda_backend") or "?", info.get("cpu_model") or "?", info.get("cpus") or "?"))
+        out.append("")
+
+    out += ["| run | machine | time per epoch | test accuracy | data |",
+            "| --- | --- | ---: | ---: | --- |"]
+    for s in SEED_2014:
+        out.append("| %s | %s | ~%g s | %s | MNIST, 46,900 train rows |" % (s["run"], s["machine"], s["seconds"], s["accuracy"]))
+    out.append(bench_row("cudl CPU (`--device cpu`), this run", cpu, cpu_machine, step.get("bench_cpu")))
+    out.append(bench_row("cudl GPU (`--device gpu`), this run", gpu, gpu_machine, step.get("bench_gpu")))
+    out.append("")
+
+    t_cpu, t_gpu = median_epoch(cpu), median_epoch(gpu)
+    if t_cpu and t_gpu:
+        out.append("This run: the GPU takes %.3f s per epoch, the CPU %.3f s: **%.2f×** %s. "
+                   "The 2014 GPU was %.1f× faster than its CPU." % (
+                       t_gpu, t_cpu, max(t_cpu, t_gpu) / min(t_cpu, t_gpu),
+                       "faster on the GPU" if t_gpu < t_cpu else "faster on the CPU", 25.0 / 8.0))
+        out.append("")
+    names = {((b or {}).get("dataset") or {}).get("name") for b in (cpu, gpu)} - {None, ""}
+    if any(n != "MNIST" for n in names):
+        out.append("Note: this run used %s, not MNIST (MNIST could not be fetched: see logs/mnist.log); "
+                   "its accuracy is not comparable with the 2014 figures." % ", ".join(sorted(names)))
+        out.append("")
+
+    if steps:
+        out += ["## Steps on the instance", "", "| step | status | seconds | note |", "| --- | --- | ---: | --- |"]
+        for s in steps:
+            out.append("| %s | %s | %s | %s |" % (s["step"], s["status"], s["seconds"], s["note"].replace("|", "\\|")))
+        out.append("")
+    elif run:
+        out += ["No steps.tsv came back from the instance: see remote-console.log.", ""]
+
+    rows = max(len((cpu or {}).get("epochs", [])), len((gpu or {}).get("epochs", [])))
+    if rows:
+        out += ["## Epochs", "", "| epoch | CPU s | CPU loss | GPU s | GPU loss |", "| ---: | ---: | ---: | ---: | ---: |"]
+        for i in range(rows):
+            cells = []
+            for b in (cpu, gpu):
+                e = (b or {}).get("epochs", [])
+                cells += ["%.3f" % e[i]["seconds"], "%.4f" % e[i]["loss"]] if i < len(e) else ["", ""]
+            out.append("| %d | %s |" % (i + 1, " | ".join(cells)))
+        out.append("")
+
+    out += ["## Files", "",
+            "bench_cpu.json and bench_gpu.json (bench_dbn --json), chart.png, run.json, steps.tsv, info.tsv, "
+            "system.txt, nvidia-smi.txt, logs/ (per step), remote-console.log and launch.log.", ""]
+    with open(os.path.join(results, "report.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(out))
+
+    gray, blue, orange = (150, 150, 150), (52, 101, 164), (230, 120, 20)
+    bars = [
+        {"label": ["2014 CPU", "nolearn"], "value": 25.0, "color": gray, "note": "~25"},
+        {"label": ["2014 GPU", "g2.2xlarge"], "value": 8.0, "color": gray, "note": "~8"},
+        {"label": ["cudl CPU", itype], "value": t_cpu, "color": blue,
+         "note": ("%.2f" % t_cpu) if t_cpu else "failed"},
+        {"label": ["cudl GPU", itype], "value": t_gpu, "color": orange,
+         "note": ("%.2f" % t_gpu) if t_gpu else ("no GPU" if not info.get("gpu_name") else "failed")},
+    ]
+    subtitle = "784-800-800-10, %s" % (", ".join(sorted(names)) if names else "no data")
+    png = png_chart.bar_chart(bars, "bench_dbn: seconds per epoch (lower is better)", subtitle, "s/epoch")
+    with open(os.path.join(results, "chart.png"), "wb") as f:
+        f.write(png)
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] in ("-h", "--help"):
+        print(__doc__.strip(), file=sys.stderr if len(argv) != 2 else sys.stdout)
+        return 0 if len(argv) == 2 else 2
+    results = argv[1]
+    if not os.path.isdir(results):
+        print("report.py: %s: no such directory" % results, file=sys.stderr)
+        return 2
+    write_report(results)
+    print("report.py: wrote %s and %s" % (os.path.join(results, "report.md"), os.path.join(results, "chart.png")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
