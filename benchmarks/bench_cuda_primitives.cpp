@@ -1,11 +1,15 @@
 // Google Benchmark cases for the CUDA primitives of the 2014 training step, timed with CUDA
 // events on the backend's stream (manual time): the GEMM shapes of one 784-800-800-10 step at
 // batch 64 in fp32 and tf32, the fused update, softmax-CE, bias+ReLU, minibatch sampling and a
-// whole step. Skips every case with the reason where no GPU can be used.
+// whole step; then each convolution (fp32 and tf32), pooling and dropout primitive on VGG16's
+// shapes at 224×224, batch 64, and LeNet-like ones. Skips every case with the reason where no GPU
+// can be used.
 //   build/benchmarks/bench_cuda_primitives --benchmark_min_time=0.2
+//   build/benchmarks/bench_cuda_primitives --benchmark_filter='Conv2d|Pool2d|Dropout|Channel'
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
+#include <exception>
 #include <memory>
 #include <stdexcept>
 
@@ -177,6 +181,162 @@ void BM_CudaRbmCd1Step(benchmark::State& state) {
                                                                    benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_CudaRbmCd1Step)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// ---- convolution, pooling, dropout (NCHW) ----
+// A case whose primitive throws (a cuDNN error, a primitive not written yet) is reported as an
+// error and the program goes on to the next case.
+template <class Fn>
+void guarded(benchmark::State& state, Fn fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Conv2d shapes: N, C, H = W, K, R = S, stride, pad, tf32. VGG16's 3×3 layers at 224×224,
+// batch 64 (one per block, and the first, whose C = 3); LeNet-like 5×5 layers on 28×28, batch 64;
+// a strided 3×3 (ResNet-like downsampling).
+void CudaConvShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw", "k", "rs", "stride", "pad", "tf32"});
+  for (int64_t tf32 : {0, 1}) {
+    b->Args({64, 3, 224, 64, 3, 1, 1, tf32});
+    b->Args({64, 64, 224, 64, 3, 1, 1, tf32});
+    b->Args({64, 128, 112, 128, 3, 1, 1, tf32});
+    b->Args({64, 256, 56, 256, 3, 1, 1, tf32});
+    b->Args({64, 512, 28, 512, 3, 1, 1, tf32});
+    b->Args({64, 512, 14, 512, 3, 1, 1, tf32});
+    b->Args({64, 1, 28, 32, 5, 1, 2, tf32});
+    b->Args({64, 32, 14, 64, 5, 1, 2, tf32});
+    b->Args({64, 64, 56, 128, 3, 2, 1, tf32});
+  }
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+enum class ConvPass { kForward, kBackwardData, kBackwardFilter };
+
+void run_conv(benchmark::State& state, ConvPass pass) {
+  cudl::CudaBackend* gpu = backend(state.range(7) ? cudl::Precision::kTf32 : cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2), k = state.range(3),
+                  rs = state.range(4);
+    cudl::Conv2dParams params;
+    params.stride_h = params.stride_w = state.range(5);
+    params.pad_h = params.pad_w = state.range(6);
+    const int64_t pq = cudl::window_output_size(hw, rs, params.stride_h, params.pad_h, 1);
+    cudl::Tensor x = random_tensor(*gpu, {n, c, hw, hw}, 1), w = random_tensor(*gpu, {k, c, rs, rs}, 2);
+    cudl::Tensor y = random_tensor(*gpu, {n, k, pq, pq}, 3);
+    timed_loop(state, *gpu, [&] {
+      if (pass == ConvPass::kForward) {
+        gpu->conv2d_forward(x, w, params, y);
+      } else if (pass == ConvPass::kBackwardData) {
+        gpu->conv2d_backward_data(y, w, params, x);  // y plays dy, x plays dx
+      } else {
+        gpu->conv2d_backward_filter(x, y, params, w);  // y plays dy, w plays dw
+      }
+    });
+    const double flop = 2.0 * n * k * pq * pq * c * rs * rs;
+    state.counters["TFLOP/s"] = benchmark::Counter(flop * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+void BM_CudaConv2dForward(benchmark::State& state) { run_conv(state, ConvPass::kForward); }
+void BM_CudaConv2dBackwardData(benchmark::State& state) { run_conv(state, ConvPass::kBackwardData); }
+void BM_CudaConv2dBackwardFilter(benchmark::State& state) { run_conv(state, ConvPass::kBackwardFilter); }
+BENCHMARK(BM_CudaConv2dForward)->Apply(CudaConvShapes);
+BENCHMARK(BM_CudaConv2dBackwardData)->Apply(CudaConvShapes);
+BENCHMARK(BM_CudaConv2dBackwardFilter)->Apply(CudaConvShapes);
+
+// Pooling: N, C, H = W, window, stride, pad, average (0: max, 1: average). VGG16's first 2×2
+// pooling at 224×224, batch 64; LeNet's 2×2 on 28×28; an overlapping 3×3 stride 2 (ResNet's stem).
+void CudaPoolShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw", "win", "stride", "pad", "avg"});
+  for (int64_t avg : {0, 1}) {
+    b->Args({64, 64, 224, 2, 2, 0, avg});
+    b->Args({64, 32, 28, 2, 2, 0, avg});
+    b->Args({64, 64, 112, 3, 2, 1, avg});
+  }
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+// Bytes: forward reads x and writes y; backward reads x, y and dy and writes dx.
+void run_pool(benchmark::State& state, bool backward) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    cudl::Pool2dParams params;
+    params.mode = state.range(6) ? cudl::PoolMode::kAverage : cudl::PoolMode::kMax;
+    params.window_h = params.window_w = state.range(3);
+    params.stride_h = params.stride_w = state.range(4);
+    params.pad_h = params.pad_w = state.range(5);
+    const int64_t pq = cudl::window_output_size(hw, params.window_h, params.stride_h, params.pad_h, 1);
+    cudl::Tensor x = random_tensor(*gpu, {n, c, hw, hw}, 1), dx({n, c, hw, hw}, *gpu);
+    cudl::Tensor y({n, c, pq, pq}, *gpu), dy = random_tensor(*gpu, {n, c, pq, pq}, 2);
+    gpu->pool2d_forward(x, params, y);
+    if (backward) {
+      timed_loop(state, *gpu, [&] { gpu->pool2d_backward(x, y, dy, params, dx); });
+    } else {
+      timed_loop(state, *gpu, [&] { gpu->pool2d_forward(x, params, y); });
+    }
+    const double bytes = 4.0 * (backward ? 2 * x.size() + 2 * y.size() : x.size() + y.size());
+    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+void BM_CudaPool2dForward(benchmark::State& state) { run_pool(state, false); }
+void BM_CudaPool2dBackward(benchmark::State& state) { run_pool(state, true); }
+BENCHMARK(BM_CudaPool2dForward)->Apply(CudaPoolShapes);
+BENCHMARK(BM_CudaPool2dBackward)->Apply(CudaPoolShapes);
+
+// Inverted dropout over n elements (VGG16's 64×4096 dense activations; a 64×64×112×112 feature
+// map): reads x, writes y, one Philox draw per element.
+void BM_CudaDropout(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    cudl::Tensor x = random_tensor(*gpu, {state.range(0)}, 1), y({state.range(0)}, *gpu);
+    uint64_t counter = 0;
+    timed_loop(state, *gpu, [&] {
+      gpu->dropout(x, 0.5f, 7, counter, y);
+      counter += static_cast<uint64_t>(x.size());
+    });
+    state.counters["GB/s"] = benchmark::Counter(8e-9 * static_cast<double>(x.size()),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+BENCHMARK(BM_CudaDropout)->ArgName("n")->Arg(64 * 4096)->Arg(64 * 64 * 112 * 112)->UseManualTime()->Unit(
+    benchmark::kMicrosecond);
+
+// The convolution's bias + ReLU in place (reads and writes y), and the bias gradient's
+// per-channel sum (reads x), over N×C×H×W. Args: N, C, H = W (VGG16's first and last blocks).
+void CudaChannelShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw"})->Args({64, 64, 224})->Args({64, 512, 14})->Args({64, 32, 28});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+void BM_CudaChannelBiasRelu(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    cudl::Tensor y = random_tensor(*gpu, {n, c, hw, hw}, 1), b = random_tensor(*gpu, {c}, 2);
+    timed_loop(state, *gpu, [&] { gpu->channel_bias_activation(y, b, cudl::Activation::kRelu); });
+    state.counters["GB/s"] = benchmark::Counter(8e-9 * static_cast<double>(y.size()),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+void BM_CudaSumChannels(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    cudl::Tensor x = random_tensor(*gpu, {n, c, hw, hw}, 1), out({c}, *gpu);
+    timed_loop(state, *gpu, [&] { gpu->sum_channels(1.0f, x, 0.0f, out); });
+    state.counters["GB/s"] = benchmark::Counter(4e-9 * static_cast<double>(x.size()),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+BENCHMARK(BM_CudaChannelBiasRelu)->Apply(CudaChannelShapes);
+BENCHMARK(BM_CudaSumChannels)->Apply(CudaChannelShapes);
 
 }  // namespace
 

@@ -1,9 +1,12 @@
-// Google Benchmark cases for the CPU primitives that dominate the 2014 training step, with
-// GFLOP/s or GB/s counters. Threads: $CUDL_THREADS, else all available.
+// Google Benchmark cases for the CPU primitives that dominate the 2014 training step, and for
+// each convolution, pooling and dropout primitive on VGG- and LeNet-like shapes, with GFLOP/s or
+// GB/s counters. Threads: $CUDL_THREADS, else all available.
 //   build/benchmarks/bench_primitives --benchmark_min_time=0.2
+//   build/benchmarks/bench_primitives --benchmark_filter='Conv2d|Pool2d|Dropout|Channel'
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <exception>
 #include <memory>
 
 #include "cudl/cudl.hpp"
@@ -133,6 +136,164 @@ void BM_RbmCd1Step(benchmark::State& state) {
                                                                  benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_RbmCd1Step)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---- convolution, pooling, dropout (NCHW) ----
+// A case whose primitive throws is reported as an error, not a crash of the whole program.
+template <class Fn>
+void guarded(benchmark::State& state, Fn fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Conv2d shapes: N, C, H = W, K, R = S, stride, pad. VGG16's 3×3 layers at 32×32 (batch 16, as
+// bench_vgg runs on the CPU) and one at 224×224 (batch 1); LeNet-like 5×5 layers on 28×28
+// (batch 64); a strided 3×3 (ResNet-like downsampling).
+void ConvShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw", "k", "rs", "stride", "pad"});
+  b->Args({16, 3, 32, 64, 3, 1, 1});
+  b->Args({16, 64, 32, 64, 3, 1, 1});
+  b->Args({16, 128, 16, 128, 3, 1, 1});
+  b->Args({16, 256, 8, 256, 3, 1, 1});
+  b->Args({16, 512, 4, 512, 3, 1, 1});
+  b->Args({16, 512, 2, 512, 3, 1, 1});
+  b->Args({1, 64, 224, 64, 3, 1, 1});
+  b->Args({64, 1, 28, 32, 5, 1, 2});
+  b->Args({64, 32, 14, 64, 5, 1, 2});
+  b->Args({16, 64, 32, 128, 3, 2, 1});
+  b->UseRealTime();
+}
+
+enum class ConvPass { kForward, kBackwardData, kBackwardFilter };
+
+// Tensors of one convolution: x (N×C×H×W), w (K×C×R×S), y (N×K×P×Q), and its FLOP per pass.
+struct ConvCase {
+  explicit ConvCase(const benchmark::State& state) {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2), k = state.range(3), rs = state.range(4);
+    params.stride_h = params.stride_w = state.range(5);
+    params.pad_h = params.pad_w = state.range(6);
+    const int64_t pq = cudl::window_output_size(hw, rs, params.stride_h, params.pad_h, 1);
+    x = random_tensor({n, c, hw, hw}, 1);
+    w = random_tensor({k, c, rs, rs}, 2);
+    y = random_tensor({n, k, pq, pq}, 3);
+    flop = 2.0 * n * k * pq * pq * c * rs * rs;
+  }
+  cudl::Conv2dParams params;
+  cudl::Tensor x, w, y;
+  double flop = 0;
+};
+
+void run_conv(benchmark::State& state, ConvPass pass) {
+  guarded(state, [&] {
+    ConvCase cc(state);
+    for (auto _ : state) {
+      if (pass == ConvPass::kForward) {
+        backend().conv2d_forward(cc.x, cc.w, cc.params, cc.y);
+      } else if (pass == ConvPass::kBackwardData) {
+        backend().conv2d_backward_data(cc.y, cc.w, cc.params, cc.x);  // y plays dy, x plays dx
+      } else {
+        backend().conv2d_backward_filter(cc.x, cc.y, cc.params, cc.w);  // y plays dy, w plays dw
+      }
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(cc.flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+void BM_Conv2dForward(benchmark::State& state) { run_conv(state, ConvPass::kForward); }
+void BM_Conv2dBackwardData(benchmark::State& state) { run_conv(state, ConvPass::kBackwardData); }
+void BM_Conv2dBackwardFilter(benchmark::State& state) { run_conv(state, ConvPass::kBackwardFilter); }
+BENCHMARK(BM_Conv2dForward)->Apply(ConvShapes);
+BENCHMARK(BM_Conv2dBackwardData)->Apply(ConvShapes);
+BENCHMARK(BM_Conv2dBackwardFilter)->Apply(ConvShapes);
+
+// Pooling shapes: N, C, H = W, window, stride, pad, average (0: max, 1: average). VGG's 2×2 at
+// 32×32, LeNet's 2×2 on 28×28, an overlapping 3×3 stride 2 (ResNet's stem).
+void PoolShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw", "win", "stride", "pad", "avg"});
+  for (int64_t avg : {0, 1}) {
+    b->Args({16, 64, 32, 2, 2, 0, avg});
+    b->Args({64, 32, 28, 2, 2, 0, avg});
+    b->Args({16, 64, 32, 3, 2, 1, avg});
+  }
+  b->UseRealTime();
+}
+
+struct PoolCase {
+  explicit PoolCase(const benchmark::State& state) {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    params.mode = state.range(6) ? cudl::PoolMode::kAverage : cudl::PoolMode::kMax;
+    params.window_h = params.window_w = state.range(3);
+    params.stride_h = params.stride_w = state.range(4);
+    params.pad_h = params.pad_w = state.range(5);
+    const int64_t pq = cudl::window_output_size(hw, params.window_h, params.stride_h, params.pad_h, 1);
+    x = random_tensor({n, c, hw, hw}, 1);
+    dx = random_tensor({n, c, hw, hw}, 2);
+    y = random_tensor({n, c, pq, pq}, 3);
+    dy = random_tensor({n, c, pq, pq}, 4);
+  }
+  cudl::Pool2dParams params;
+  cudl::Tensor x, dx, y, dy;
+};
+
+// Bytes: forward reads x and writes y; backward reads x, y and dy and writes dx.
+void BM_Pool2dForward(benchmark::State& state) {
+  guarded(state, [&] {
+    PoolCase pc(state);
+    for (auto _ : state) backend().pool2d_forward(pc.x, pc.params, pc.y);
+    state.SetBytesProcessed(state.iterations() * 4 * (pc.x.size() + pc.y.size()));
+  });
+}
+void BM_Pool2dBackward(benchmark::State& state) {
+  guarded(state, [&] {
+    PoolCase pc(state);
+    backend().pool2d_forward(pc.x, pc.params, pc.y);
+    for (auto _ : state) backend().pool2d_backward(pc.x, pc.y, pc.dy, pc.params, pc.dx);
+    state.SetBytesProcessed(state.iterations() * 4 * (2 * pc.x.size() + 2 * pc.y.size()));
+  });
+}
+BENCHMARK(BM_Pool2dForward)->Apply(PoolShapes);
+BENCHMARK(BM_Pool2dBackward)->Apply(PoolShapes);
+
+// Inverted dropout over n elements (VGG's 16×4096 dense activations; a 16×64×32×32 feature map):
+// reads x, writes y, one Philox draw per element.
+void BM_Dropout(benchmark::State& state) {
+  guarded(state, [&] {
+    cudl::Tensor x = random_tensor({state.range(0)}, 1), y({state.range(0)}, backend());
+    uint64_t counter = 0;
+    for (auto _ : state) {
+      backend().dropout(x, 0.5f, 7, counter, y);
+      counter += static_cast<uint64_t>(x.size());
+    }
+    state.SetBytesProcessed(state.iterations() * 8 * x.size());
+    state.SetItemsProcessed(state.iterations() * x.size());
+  });
+}
+BENCHMARK(BM_Dropout)->ArgName("n")->Arg(16 * 4096)->Arg(16 * 64 * 32 * 32)->UseRealTime();
+
+// The convolution's bias + ReLU over N×C×H×W in place (reads and writes y), and the bias
+// gradient's per-channel sum (reads x). Args: N, C, H = W.
+void BM_ChannelBiasRelu(benchmark::State& state) {
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    cudl::Tensor y = random_tensor({n, c, hw, hw}, 1), b = random_tensor({c}, 2);
+    for (auto _ : state) backend().channel_bias_activation(y, b, cudl::Activation::kRelu);
+    state.SetBytesProcessed(state.iterations() * 8 * y.size());
+  });
+}
+void BM_SumChannels(benchmark::State& state) {
+  guarded(state, [&] {
+    const int64_t n = state.range(0), c = state.range(1), hw = state.range(2);
+    cudl::Tensor x = random_tensor({n, c, hw, hw}, 1), out({c}, backend());
+    for (auto _ : state) backend().sum_channels(1.0f, x, 0.0f, out);
+    state.SetBytesProcessed(state.iterations() * 4 * x.size());
+  });
+}
+void ChannelShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "c", "hw"})->Args({16, 64, 32})->Args({16, 512, 4})->Args({64, 32, 28})->UseRealTime();
+}
+BENCHMARK(BM_ChannelBiasRelu)->Apply(ChannelShapes);
+BENCHMARK(BM_SumChannels)->Apply(ChannelShapes);
 
 }  // namespace
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole GPU session in one call: build cudl with CUDA, run the tests and compute-sanitizer,
 # time bench_dbn (CPU, GPU fp32/tf32, MNIST t10k) and the PyTorch peer (eager/graph, fp32/tf32),
-# the CUDA primitives, and print a summary table LAST (only the tail of the output comes back).
+# the CUDA primitives (the 2014 step's, then convolution/pooling/dropout), then VGG16 beside
+# PyTorch (benchmarks/compare_vgg.sh, fp32 and tf32), and print a summary table LAST (only the
+# tail of the output comes back).
 #
 #   bash benchmarks/run_device.sh              # from the repository root, on the GPU machine
 #   bash benchmarks/run_device.sh --dry-run    # print every command, run none
@@ -10,13 +12,14 @@
 # Expects .device/prefix (Eigen, GoogleTest, Google Benchmark) and .device/data/{fashion-mnist,mnist}
 # staged by the caller. Writes at most 8 files under $OUT (default ./device-out): system.txt,
 # build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
-# Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S.
-# Stays within BUDGET_S seconds (default 530): every step's timeout is capped by what is left, and
-# the optional steps (sanitizers, primitives, the 10-epoch CPU run) are skipped after OPTIONAL_S
-# seconds (default 420).
+# Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
+# VGG_ROUNDS. Stays within BUDGET_S seconds (default 530): every step's timeout is capped by what
+# is left, and the optional steps (sanitizers, primitives, the 10-epoch CPU run) are skipped after
+# OPTIONAL_S seconds (default 420) and leave VGG_S seconds (default 150) to the VGG16 comparison,
+# which runs last (VGG_ROUNDS rounds of each program, default 2; VGG_S=0 skips it).
 set -uo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY=0
 SUMMARISE_DIR=
@@ -37,6 +40,9 @@ if [ "$DRY" = 0 ]; then
 fi
 BUDGET_S=${BUDGET_S:-530}
 OPTIONAL_S=${OPTIONAL_S:-420}
+VGG_S=${VGG_S:-150}
+VGG_ROUNDS=${VGG_ROUNDS:-2}
+RESERVE=0   # seconds that cap() keeps back for a later step (the VGG16 comparison)
 START=$(date +%s)
 DEADLINE=$((START + BUDGET_S))
 BUILD=build-device
@@ -70,11 +76,11 @@ now() { date +%s.%N; }
 seconds_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$STATUS"; }
 
-# Seconds a step may take: at most $1, and never past the deadline (less a margin for the summary).
-# Prints 0 when too little is left.
+# Seconds a step may take: at most $1, and never past the deadline (less a margin for the summary
+# and the RESERVE kept for a later step). Prints 0 when too little is left.
 cap() {
     local want=$1 left
-    left=$((DEADLINE - $(date +%s) - 15))
+    left=$((DEADLINE - $(date +%s) - 15 - RESERVE))
     [ "$left" -lt "$want" ] && want=$left
     [ "$want" -lt 10 ] && want=0
     echo "$want"
@@ -275,6 +281,22 @@ targets = [
      "info" if traj is not None else "not measured"),
 ]
 
+# VGG16 beside PyTorch (step 7): compare_vgg.sh's table and JSON, if it ran.
+vgg, vgg_md = None, None
+try:
+    vgg = json.load(open(os.path.join(work, "vgg", "compare.json")))
+    vgg_md = open(os.path.join(work, "vgg", "compare.md")).read()
+except (OSError, ValueError):
+    pass
+vgg_settings = next(((r.get("result") or {}).get("settings") for r in (vgg or {}).get("runs", []) if r.get("ok")),
+                    None)
+vgg_shape = (f"{vgg_settings['size']}×{vgg_settings['size']} batch {vgg_settings['batch']}, {vgg['device']}"
+             if vgg_settings else "224×224 batch 64")
+for precision in ("fp32", "tf32"):
+    v = ((vgg or {}).get("ratio_cudl_over_torch") or {}).get(precision)
+    targets.append((f"VGG16 {vgg_shape} {precision}: images/s within 10% of PyTorch (cudl/torch ≥ 0.90)",
+                    num(v, ".3f"), verdict(v, lambda x: x >= 0.90)))
+
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 gpu, driver, commit = os.environ["GPU_NAME"], os.environ["GPU_DRIVER"], os.environ["GIT_COMMIT"]
 md = [f"# cudl on the GPU: {gpu}", "",
@@ -296,13 +318,15 @@ md += ["", "| target | measured | verdict |", "| --- | --- | --- |"]
 md += [f"| {t} | {m} | {v} |" for t, m, v in targets]
 md += ["", "| check | state | detail |", "| --- | --- | --- |"]
 md += [f"| {c['check']} | {c['state']} | {c['detail']} |" for c in checks]
+if vgg_md:
+    md += ["", "## VGG16 beside PyTorch (benchmarks/compare_vgg.sh)", "", vgg_md.rstrip()]
 text = "\n".join(md) + "\n"
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write(text)
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump({"date": date, "gpu": gpu, "driver": driver, "commit": commit, "rows": rows,
                "ratios": ratios, "targets": [dict(zip(("target", "measured", "verdict"), t)) for t in targets],
-               "checks": checks,
+               "checks": checks, "vgg16": vgg,
                "runs": [{k: v for k, v in r.items() if k != "data"} | {"result": r["data"]} for r in runs]},
               f, indent=1)
     f.write("\n")
@@ -403,26 +427,36 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # 6. Optional, shortest first: the CUDA primitives, a 10-epoch CPU run (accuracy next to the
-#    GPU's), compute-sanitizer on the CUDA parity tests. Each skipped once OPTIONAL_S seconds have passed.
+#    GPU's), compute-sanitizer on the CUDA parity tests. Each skipped once OPTIONAL_S seconds have
+#    passed, and each leaves VGG_S seconds for step 7.
+[ "$VGG_S" -gt 0 ] 2>/dev/null && RESERVE=$VGG_S
 
 # The CUDA primitives: bench_cuda_primitives if built, else bench_primitives' CUDA cases if any.
-prim_run() {   # prim_run BINARY [FILTER]
-    local bin=$1 filter=${2:-}
-    local args=("$bin" --benchmark_min_time=0.2)   # a plain number: seconds, in old and new versions
+# The convolution, pooling and dropout cases run on their own, after the others, so that one
+# failing there (a primitive not yet written, a cuDNN error) loses none of the others.
+CNN_FILTER='Conv2d|Pool2d|Dropout|Channel'
+prim_run() {   # prim_run NAME LIMIT MIN_TIME BINARY [FILTER]
+    local name=$1 limit=$2 min_time=$3 bin=$4 filter=${5:-}
+    local args=("$bin" "--benchmark_min_time=$min_time")   # a plain number: seconds, in old and new versions
     [ -n "$filter" ] && args+=("--benchmark_filter=$filter")
-    run_logged "$PRIM_LOG" "$(cap 120)" "${args[@]}"
+    run_logged "$PRIM_LOG" "$(cap "$limit")" "${args[@]}"
     local errors
     errors=$(tail -n "+$((LOG_START + 1))" "$PRIM_LOG" 2>/dev/null | grep -c 'ERROR OCCURRED')
-    record primitives "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
+    record "$name" "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
         "$(basename "$bin")${filter:+ (filter $filter)}: ${errors:-0} cases reported an error; see primitives.log"
 }
 if ! optional_ok || [ "$(cap 60)" = 0 ]; then
     record primitives skipped "out of time"
 elif [ -x "$BUILD/benchmarks/bench_cuda_primitives" ] || [ "$DRY" = 1 ]; then
-    prim_run "$BUILD/benchmarks/bench_cuda_primitives"
+    prim_run primitives 120 0.2 "$BUILD/benchmarks/bench_cuda_primitives" "-$CNN_FILTER"
+    if optional_ok && [ "$(cap 60)" != 0 ]; then
+        prim_run "primitives (conv, pool, dropout)" 150 0.1 "$BUILD/benchmarks/bench_cuda_primitives" "$CNN_FILTER"
+    else
+        record "primitives (conv, pool, dropout)" skipped "out of time"
+    fi
 elif [ -x "$BUILD/benchmarks/bench_primitives" ] &&
      "$BUILD/benchmarks/bench_primitives" --benchmark_list_tests=true 2>/dev/null | grep -qiE 'cuda|gpu'; then
-    prim_run "$BUILD/benchmarks/bench_primitives" '[Cc][Uu][Dd][Aa]|[Gg][Pp][Uu]'
+    prim_run primitives 120 0.2 "$BUILD/benchmarks/bench_primitives" '[Cc][Uu][Dd][Aa]|[Gg][Pp][Uu]'
 else
     record primitives "no GPU cases" "neither bench_cuda_primitives nor CUDA cases in bench_primitives"
 fi
@@ -459,7 +493,33 @@ for tool in memcheck racecheck; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# 7. Summary, printed last.
+# 7. VGG16 beside PyTorch on this GPU (benchmarks/compare_vgg.sh: 224×224, batch 64, fp32 then
+#    tf32, alternating the programs), last: its failure or timeout loses nothing above, and its
+#    table lands in results.md (the runs' output in bench.log).
+RESERVE=0
+VGG_DIR=$WORK/vgg
+if [ "$VGG_S" -le 0 ] 2>/dev/null; then
+    record vgg16 skipped "VGG_S=$VGG_S"
+elif [ ! -x "$BUILD/benchmarks/bench_vgg" ] && [ "$DRY" = 0 ]; then
+    record vgg16 absent "$BUILD/benchmarks/bench_vgg was not built"
+elif [ "$(cap "$VGG_S")" = 0 ]; then
+    record vgg16 skipped "out of time"
+    say "skip vgg16: out of time"
+else
+    limit=$(cap "$VGG_S")
+    run_logged "$BENCH_LOG" "$limit" bash benchmarks/compare_vgg.sh --device gpu --build "$BUILD" --python "$PY" \
+        --size 224 --batch 64 --rounds "$VGG_ROUNDS" --budget "$((limit > 30 ? limit - 10 : limit))" \
+        --json-dir "$VGG_DIR"
+    ratios=$("$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))["ratio_cudl_over_torch"]
+print(", ".join(f"{p} {v:.3f}" if v else f"{p} -" for p, v in r.items()))' "$VGG_DIR/compare.json" 2>/dev/null)
+    record vgg16 "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
+        "cudl/torch images/s: ${ratios:-not measured}; runs in bench.log"
+    say "vgg16: exit $RC; cudl/torch ${ratios:-not measured}"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 8. Summary, printed last.
 if [ "$DRY" = 1 ]; then
     echo "+ summarise $WORK -> $OUT/results.md, $OUT/results.json (python3 heredoc)"
     exit 0

@@ -15,6 +15,7 @@
 
 #include "cudl/cpu_backend.hpp"
 #include "cudl/error.hpp"
+#include "cpu/conv.hpp"
 #include "test_support.hpp"
 #include "tolerance.hpp"
 
@@ -276,14 +277,14 @@ TEST(Conv2d, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_EQ(a.dw, b.dw);
 }
 
-// The CPU convolution keeps its im2col matrix within 2^24 floats by splitting the batch into
-// chunks of floor(2^24 / (C·R·S·P·Q)) samples. Here C·R·S·P·Q = 16·9·198² = 5,645,376, so the
-// chunks hold 2 samples and N = 5 splits as 2 + 2 + 1: the multi-sample path (with its layout
+// The CPU convolution keeps its im2col matrix within cpu::kConvColumnBudget (2^20) floats by
+// splitting the batch into chunks of floor(budget / (C·R·S·P·Q)) samples. Here C·R·S·P·Q =
+// 16·9·54² = 419,904, so the chunks hold 2 samples and N = 5 splits as 2 + 2 + 1: the multi-sample path (with its layout
 // permutations) runs at offset 0 and at a later offset, the one-sample path on the remainder,
 // and the filter gradient must accumulate across chunks.
 TEST(Conv2d, ChunkedBatchMatchesDirectLoops) {
-  const ConvCase cc{5, 16, 198, 198, 2, 3, 3, geometry(1, 1, 1, 1), 198, 198};
-  const int64_t per_sample = cc.c * cc.r * cc.s * cc.p * cc.q, budget = int64_t{1} << 24;
+  const ConvCase cc{5, 16, 54, 54, 2, 3, 3, geometry(1, 1, 1, 1), 54, 54};
+  const int64_t per_sample = cc.c * cc.r * cc.s * cc.p * cc.q, budget = cpu::kConvColumnBudget;
   ASSERT_TRUE(2 * per_sample <= budget && 3 * per_sample > budget) << "expected chunks of 2 samples";
   ASSERT_NE(cc.n % 2, 0) << "expected a remainder chunk";
   CpuBackend cpu(2);

@@ -19,13 +19,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu/conv.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/cpu_backend.hpp"
 
 namespace cudl {
 namespace {
 
-constexpr int64_t kColBudget = int64_t{1} << 24;  // 64 MiB of im2col matrix per chunk
+constexpr int64_t kColBudget = cpu::kConvColumnBudget;
 
 struct Dims {
   explicit Dims(const Conv2dShape& s) : kc(s.c * s.r * s.s), pq(s.p * s.q), image(s.c * s.h * s.w) {}

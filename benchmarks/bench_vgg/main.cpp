@@ -1,0 +1,149 @@
+// bench_vgg: VGG16 training throughput (images/s) on the CPU or the GPU, on synthetic data.
+// benchmarks/compare_vgg.sh runs it beside benchmarks/peers/vgg_torch.py (the same work in PyTorch).
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <random>
+
+#include "cudl/cudl.hpp"
+#include "options.hpp"
+#include "report.hpp"
+#include "vgg.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return buf;
+}
+
+// Builds the network and the synthetic batch, then times warm-up and timed training steps;
+// fills run as it goes so that a failure still leaves a record.
+void run_benchmark(bench::VggRun& run, Clock::time_point start) {
+  const auto& opt = run.options;
+  const cudl::Device device = opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
+  if (device == cudl::Device::kCuda) {
+    const cudl::GpuProbe probe = cudl::probe_gpu();
+    if (!probe.usable) throw cudl::Error("cannot use the GPU: " + probe.reason);
+  }
+  auto t0 = Clock::now();
+  cudl::BackendOptions backend_options;
+  backend_options.threads = opt.threads;
+  backend_options.precision = opt.precision;
+  std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
+  cudl::Backend& b = *backend;
+  run.device = b.describe();
+  run.backend_s = since(t0);
+  std::cout << bench::header_line(run) << "\n" << bench::data_line() << "\n" << bench::work_line(run) << "\n"
+            << std::flush;
+
+  t0 = Clock::now();
+  const int64_t n = opt.batch, k = opt.classes;
+  cudl::Network net(b, {3, opt.size, opt.size});
+  bench::add_vgg16(net, k, opt.seed);
+  bench::initialize_he(net, opt.seed);
+  run.summary = net.summary();
+  run.parameters = net.params().size();
+  run.flop_per_step = bench::vgg16_step_flop(opt.size, n, k);
+  std::cout << "network: " << run.summary << "\n" << std::flush;
+
+  // The synthetic batch: images x (N×3×S×S) ~ N(0, 1), labels y (N) uniform in [0, K).
+  cudl::Tensor x({n, 3, opt.size, opt.size}, b);
+  b.fill_normal(x, opt.seed ^ 0x1a6e5, 0.0f, 1.0f);
+  std::mt19937_64 gen(opt.seed);
+  std::uniform_int_distribution<int64_t> label(0, k - 1);
+  std::vector<float> labels(static_cast<size_t>(n));
+  for (float& l : labels) l = static_cast<float>(label(gen));
+  const cudl::Tensor y = cudl::Tensor::from_host(labels, {n}, b);
+  cudl::Tensor dlogits({n, k}, b);
+  cudl::Tensor stats = cudl::Tensor::from_host({0.0f, 0.0f, -1.0f, 0.0f}, {cudl::LossStats::kSize}, b);
+  cudl::NesterovSgd sgd(net, {opt.learn_rate, opt.momentum, opt.l2});
+  sgd.begin();
+  cudl::CrossEntropyArgs xent;  // gradients of the summed loss; the update divides by N, as in train()
+  b.synchronize();
+  run.setup_s = since(t0);
+
+  // One training step, as cudl::train runs it (without its per-step divergence check).
+  auto step = [&] {
+    const cudl::Tensor& logits = net.forward(x, cudl::Mode::kTrain);
+    b.softmax_cross_entropy(logits, y, xent, dlogits, stats);
+    net.backward(x, dlogits);
+    sgd.step(n);
+  };
+  auto timed_step = [&] {
+    const auto s0 = Clock::now();
+    step();
+    b.synchronize();
+    return since(s0) * 1e3;
+  };
+
+  t0 = Clock::now();
+  for (int i = 0; i < opt.warmup; ++i) run.warmup_ms.push_back(timed_step());
+  run.warmup_s = since(t0);
+  stats.copy_from(std::vector<float>{0.0f, 0.0f, -1.0f, 0.0f});
+  b.synchronize();
+
+  t0 = Clock::now();
+  for (int i = 0; i < opt.iters; ++i) run.iteration_ms.push_back(timed_step());
+  run.timed_s = since(t0);
+  const std::vector<float> st = stats.to_vector();
+  run.mean_loss = st[cudl::LossStats::kLossSum] / static_cast<double>(opt.iters * n);
+  run.total_s = since(start);
+  std::cout << bench::results_text(run) << std::flush;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto start = Clock::now();
+  bench::VggRun run;
+  run.date = utc_now();
+  try {
+    run.options = bench::parse_vgg_options(argc, argv);
+  } catch (const cudl::Error& e) {
+    std::fprintf(stderr, "bench_vgg: %s\n", e.what());
+    return 2;
+  }
+  if (run.options.help) {
+    std::fputs(bench::vgg_usage(), stdout);
+    return 0;
+  }
+  if (!run.options.json.empty()) {  // an unwritable --json path is found before the run
+    const std::string probe = run.options.json + ".tmp";
+    std::FILE* f = std::fopen(probe.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "bench_vgg: cannot write --json file %s: %s\n", run.options.json.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    std::fclose(f);
+    std::remove(probe.c_str());
+  }
+  int status = 0;
+  try {
+    run_benchmark(run, start);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_vgg: %s\n", e.what());
+    run.status = "error";
+    run.error = e.what();
+    status = 2;
+  }
+  run.total_s = since(start);
+  if (!run.options.json.empty()) {
+    try {
+      bench::write_json(run, run.options.json);
+    } catch (const cudl::Error& e) {
+      std::fprintf(stderr, "bench_vgg: %s\n", e.what());
+      return 2;
+    }
+  }
+  return status;
+}

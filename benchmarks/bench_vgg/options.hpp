@@ -1,0 +1,32 @@
+#pragma once
+// bench_vgg's command line.
+#include <cstdint>
+#include <string>
+
+#include "cudl/device.hpp"
+
+namespace bench {
+
+struct VggOptions {
+  std::string device = "cpu";  // cpu | gpu
+  std::string json;            // --json FILE
+  cudl::Precision precision = cudl::Precision::kFp32;  // GPU convolutions and products
+  int64_t size = 0;            // input S×S; 0: 224 on the GPU, 32 on the CPU
+  int64_t batch = 0;           // 0: 64 on the GPU, 16 on the CPU
+  int64_t classes = 1000;
+  int warmup = -1;             // untimed iterations first; -1: 5 on the GPU, 2 on the CPU
+  int iters = 0;               // timed iterations; 0: 20 on the GPU, 10 on the CPU
+  int threads = 0;             // CPU threads (0: all available)
+  uint64_t seed = 2014;        // synthetic data and initial weights
+  float learn_rate = 1e-4f;    // NesterovSgd, as the trainer uses it
+  float momentum = 0.9f;
+  float l2 = 5e-4f;            // the VGG paper's weight decay
+  bool help = false;
+};
+
+// Parses argv and fills the device-dependent defaults; throws cudl::Error naming the bad flag
+// or value.
+VggOptions parse_vgg_options(int argc, char** argv);
+const char* vgg_usage();
+
+}  // namespace bench

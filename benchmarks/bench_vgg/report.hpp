@@ -1,0 +1,38 @@
+#pragma once
+// What bench_vgg prints and writes to --json. vgg_torch.py writes the same fields.
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+
+namespace bench {
+
+struct VggRun {
+  VggOptions options;
+  std::string date;            // ISO 8601, UTC
+  std::string device;          // the backend's description
+  std::string summary;         // Network::summary()
+  int64_t parameters = 0;
+  double flop_per_step = 0;    // vgg16_step_flop
+  std::vector<double> warmup_ms, iteration_ms;
+  double mean_loss = 0;        // mean cross-entropy over the timed steps' samples
+  double backend_s = 0, setup_s = 0, warmup_s = 0, timed_s = 0, total_s = 0;
+  std::string status = "ok";   // ok | error
+  std::string error;
+};
+
+// Summary statistics of the timed iterations.
+struct Throughput {
+  double median_ms = 0, mean_ms = 0, min_ms = 0, max_ms = 0;
+  double median_images_s = 0, mean_images_s = 0;  // batch / median time; batch / mean time
+};
+Throughput throughput(const VggRun& run);
+
+std::string header_line(const VggRun& run);
+std::string data_line();
+std::string work_line(const VggRun& run);
+std::string results_text(const VggRun& run);  // iteration times, throughput, arithmetic, loss, timing
+// Writes the run as JSON to path; throws cudl::Error if the file cannot be written.
+void write_json(const VggRun& run, const std::string& path);
+
+}  // namespace bench

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""PyTorch peer of cudl's bench_vgg: VGG16 training throughput on synthetic data.
+
+The same network (VGG16 configuration D: thirteen 3x3 convolutions with ReLU, five 2x2 max
+poolings, Flatten, Linear 4096 + ReLU + Dropout 0.5, Linear 4096 + ReLU + Dropout 0.5, Linear K;
+NCHW float32, He-normal weights, zero biases) and the same work per timed iteration: forward,
+softmax cross-entropy, backward and one SGD step with Nesterov momentum and L2 weight decay on
+the weights only, on one batch of N(0, 1) images and uniform random labels made once on the
+device. The device is synchronised before each clock read. Written as a competent PyTorch user
+would for speed without changing the model: cudnn.benchmark on, in-place ReLU, gradients set to
+None between steps, the fused (else foreach) SGD implementation, no per-step host reads.
+
+    python3 benchmarks/peers/vgg_torch.py --device gpu --precision tf32 --json out.json
+    /root/torch-venv/bin/python benchmarks/peers/vgg_torch.py --device cpu --size 32 --batch 16
+
+Precision: fp32 is strict (torch.backends.cuda.matmul.allow_tf32 = False and
+torch.backends.cudnn.allow_tf32 = False); tf32 allows tensor cores in both (True, True).
+The update is torch.optim.SGD(nesterov=True), PyTorch's form of Nesterov momentum; cudl's
+NesterovSgd is gdbn's (the look-ahead form). Both are a few elementwise passes over all
+parameters, the same memory traffic up to a constant: the iterates differ, the work does not.
+Exit status: 0 success, 2 bad input or unavailable device.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+FEATURES = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]  # 0: max pooling
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", choices=("cpu", "gpu", "cuda"), default="cpu",
+                   help="where to run (default cpu; cuda is the same as gpu)")
+    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
+                   help="GPU convolutions and products in strict fp32 (default) or on tf32 tensor cores")
+    p.add_argument("--size", type=int, help="input SxS, S a multiple of 32 (default 224 on the GPU, 32 on the CPU)")
+    p.add_argument("--batch", type=int, help="images per step (default 64 on the GPU, 16 on the CPU)")
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--warmup", type=int, help="untimed steps first (default 5 on the GPU, 2 on the CPU)")
+    p.add_argument("--iters", type=int, help="timed steps (default 20 on the GPU, 10 on the CPU)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all available)")
+    p.add_argument("--seed", type=int, default=2014)
+    p.add_argument("--learn-rate", type=float, default=1e-4)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--l2", type=float, default=5e-4)
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC activations and weights (not the default: cudl is NCHW)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    a = p.parse_args()
+    if a.device == "cuda":
+        a.device = "gpu"
+    gpu = a.device == "gpu"
+    a.size = a.size if a.size is not None else (224 if gpu else 32)
+    a.batch = a.batch if a.batch is not None else (64 if gpu else 16)
+    a.warmup = a.warmup if a.warmup is not None else (5 if gpu else 2)
+    a.iters = a.iters if a.iters is not None else (20 if gpu else 10)
+    if a.size < 32 or a.size % 32:
+        p.error(f"--size: VGG16 halves the input five times, so S must be a multiple of 32, found {a.size}")
+    if a.batch < 1 or a.iters < 1 or a.warmup < 0 or a.classes < 2 or a.threads < 0:
+        p.error("--batch ≥ 1, --iters ≥ 1, --warmup ≥ 0, --classes ≥ 2 and --threads ≥ 0 are required")
+    if a.learn_rate <= 0 or not 0 <= a.momentum < 1 or a.l2 < 0:
+        p.error("--learn-rate > 0, 0 ≤ --momentum < 1 and --l2 ≥ 0 are required")
+    return a
+
+
+ARGS = parse_args()      # before importing torch, so that --help and bad flags answer at once
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def fail(message, result=None, path=None):
+    print(f"vgg_torch.py: {message}", file=sys.stderr)
+    if result is not None and path:
+        result.update(status="error", error=message)
+        write_json(result, path)
+    sys.exit(2)
+
+
+def write_json(result, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def vgg16(size, classes):
+    layers, channels = [], 3
+    for k in FEATURES:
+        if k == 0:
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(channels, k, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = k
+    side = size // 32
+    layers += [nn.Flatten(),
+               nn.Linear(channels * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+               nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+               nn.Linear(4096, classes)]
+    net = nn.Sequential(*layers)
+    weighted = [m for m in net if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for i, m in enumerate(weighted):   # He normal (fan-in); the last layer gain 1; biases 0, as bench_vgg
+        fan_in = m.weight[0].numel()
+        gain = 1.0 if i + 1 == len(weighted) else 2.0
+        nn.init.normal_(m.weight, 0.0, math.sqrt(gain / fan_in))
+        nn.init.zeros_(m.bias)
+    return net
+
+
+def step_flop(size, batch, classes):
+    """FLOP (2 per multiply-add) of the convolution and dense products of one training step, as
+    bench_vgg counts them: forward, weight gradients, input gradients of all but the first layer."""
+    flop, channels, side, first = 0.0, 3, size, True
+    for k in FEATURES:
+        if k == 0:
+            side //= 2
+            continue
+        flop += 2.0 * batch * k * side * side * channels * 9 * (2 if first else 3)
+        first, channels = False, k
+    dense = [channels * side * side, 4096, 4096, classes]
+    return flop + sum(3 * 2.0 * batch * a * b for a, b in zip(dense[:-1], dense[1:]))
+
+
+def make_optimizer(net, a, dev):
+    """SGD with Nesterov momentum; L2 on the weights only (as cudl decays weights, not biases).
+    The fused implementation where this PyTorch has it for the device, else foreach."""
+    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
+    groups = [{"params": weights, "weight_decay": a.l2}, {"params": biases, "weight_decay": 0.0}]
+    for impl in ("fused", "foreach"):
+        try:
+            opt = torch.optim.SGD(groups, lr=a.learn_rate, momentum=a.momentum, nesterov=True, **{impl: True})
+            return opt, impl
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    return torch.optim.SGD(groups, lr=a.learn_rate, momentum=a.momentum, nesterov=True), "for-loop"
+
+
+def main(a):
+    start = time.perf_counter()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gpu = a.device == "gpu"
+    result = {"tool": "vgg_torch", "date": date, "status": "ok", "error": None}
+    if gpu and not torch.cuda.is_available():
+        fail("--device gpu: no usable CUDA device (torch.cuda.is_available() is False)", result, a.json)
+    dev = torch.device("cuda" if gpu else "cpu")
+    tf32 = a.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    name = torch.cuda.get_device_name(dev) if gpu else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    precision = a.precision if gpu else "fp32"
+    description = (f"torch {torch.__version__} " + (f"cuda {torch.version.cuda} cudnn {torch.backends.cudnn.version()}"
+                                                    if gpu else f"cpu (mkldnn {torch.backends.mkldnn.is_available()})")
+                   + f": {name}, {precision}")
+    print(f"torch vgg_torch.py | VGG16 (configuration D) on 3×{a.size}×{a.size} images, {a.classes} classes "
+          f"| batch {a.batch} | {description}")
+    print("data: synthetic (one batch of N(0, 1) images and uniform random labels, made once on the device; "
+          "no input pipeline is timed)")
+
+    setup_start = time.perf_counter()
+    torch.manual_seed(a.seed)
+    memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+    net = vgg16(a.size, a.classes).to(dev, memory_format=memory_format)
+    net.train()
+    opt, impl = make_optimizer(net, a, dev)
+    x = torch.randn(a.batch, 3, a.size, a.size, device=dev).contiguous(memory_format=memory_format)
+    y = torch.randint(0, a.classes, (a.batch,), device=dev)
+    loss_sum = torch.zeros((), device=dev)
+    loss_fn = nn.CrossEntropyLoss()          # the batch mean: cudl sums and its update divides by N
+    parameters = sum(p.numel() for p in net.parameters())
+    flop = step_flop(a.size, a.batch, a.classes)
+    print(f"work per iteration: forward, softmax cross-entropy, backward, SGD update (Nesterov momentum "
+          f"{a.momentum:g}, learn rate {a.learn_rate:g}, L2 {a.l2:g} on weights, {impl}); the device is synchronised "
+          f"before each clock read; {a.warmup} warm-up + {a.iters} timed iterations, precision {precision}"
+          + (", channels-last" if a.channels_last else ""))
+    print(f"network: {len(net)} modules, {parameters} parameters")
+
+    def sync():
+        if gpu:
+            torch.cuda.synchronize()
+
+    def timed_step():
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        loss_sum.add_(loss.detach())
+        sync()
+        return (time.perf_counter() - t0) * 1e3
+
+    sync()
+    setup_s = time.perf_counter() - setup_start
+    try:
+        t0 = time.perf_counter()
+        warmup_ms = [timed_step() for _ in range(a.warmup)]
+        warmup_s = time.perf_counter() - t0
+        loss_sum.zero_()
+        sync()
+        t0 = time.perf_counter()
+        iteration_ms = [timed_step() for _ in range(a.iters)]
+        timed_s = time.perf_counter() - t0
+        mean_loss = loss_sum.item() / a.iters
+    except RuntimeError as e:             # out of memory, cuDNN errors
+        fail(str(e).splitlines()[0] if str(e) else repr(e), result, a.json)
+
+    med, mean = statistics.median(iteration_ms), statistics.fmean(iteration_ms)
+    total_s = time.perf_counter() - start
+    print("warm-up ms: " + " ".join(f"{t:.1f}" for t in warmup_ms))
+    print("iteration ms: " + " ".join(f"{t:.1f}" for t in iteration_ms))
+    print(f"throughput: median {a.batch / med * 1e3:.1f} images/s ({med:.2f} ms/iteration), mean "
+          f"{a.batch / mean * 1e3:.1f} images/s ({mean:.2f} ms/iteration); min {min(iteration_ms):.2f} ms, "
+          f"max {max(iteration_ms):.2f} ms")
+    print(f"arithmetic: {flop * 1e-9:.2f} GFLOP per iteration (convolution and dense products, forward and "
+          f"backward), {flop / (med * 1e-3) * 1e-9:.1f} GFLOP/s at the median")
+    print(f"mean loss over the timed iterations {mean_loss:.4f} (ln K = {math.log(a.classes):.4f})")
+    print(f"timing: setup {setup_s:.3f} s, warm-up {warmup_s:.3f} s, timed {timed_s:.3f} s, total {total_s:.3f} s")
+
+    if a.json:
+        result.update({
+            "device": {"kind": a.device, "description": description, "threads_requested": a.threads,
+                       "threads": torch.get_num_threads(), "precision": precision},
+            "settings": {"network": "VGG16-D", "size": a.size, "batch": a.batch, "classes": a.classes,
+                         "warmup": a.warmup, "iters": a.iters, "seed": a.seed, "learn_rate": a.learn_rate,
+                         "momentum": a.momentum, "l2": a.l2, "data": "synthetic",
+                         "work": "forward+loss+backward+update"},
+            "network": {"parameters": parameters, "summary": str(net)},
+            "torch": {"version": torch.__version__, "cuda": torch.version.cuda,
+                      "cudnn": torch.backends.cudnn.version() if gpu else None, "optimizer": f"SGD nesterov ({impl})",
+                      "cudnn_benchmark": True, "allow_tf32_matmul": tf32, "allow_tf32_cudnn": tf32,
+                      "memory_format": "channels_last" if a.channels_last else "contiguous (NCHW)"},
+            "flop_per_iteration": flop,
+            "warmup_ms": warmup_ms, "iteration_ms": iteration_ms,
+            "ms_per_iteration": {"median": med, "mean": mean, "min": min(iteration_ms), "max": max(iteration_ms)},
+            "images_per_s": {"median": a.batch / med * 1e3, "mean": a.batch / mean * 1e3},
+            "mean_loss": mean_loss,
+            "timing": {"setup_s": setup_s, "warmup_s": warmup_s, "timed_s": timed_s, "total_s": total_s},
+        })
+        write_json(result, a.json)
+
+
+if __name__ == "__main__":
+    main(ARGS)
