@@ -1,28 +1,22 @@
 // bench_dbn: the 2014 nolearn DBN benchmark (784-800-800-10 on MNIST, 10 epochs), on cudl.
-#include <chrono>
 #include <cmath>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <future>
 #include <iostream>
 
+#include "cli.hpp"
+#include "clock.hpp"
 #include "cudl/cudl.hpp"
+#include "json.hpp"
 #include "options.hpp"
 #include "report.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using bench::Clock;
+using bench::since;
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return buf;
-}
+constexpr const char* kTool = "bench_dbn";  // the prefix of every error message
 
 // gdbn's DBN pretraining: every weight layer an RBM, trained greedily with CD-1, then copied
 // into the network that fine-tuning starts from.
@@ -56,12 +50,7 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
 // Trains and evaluates; fills run as it goes so a failure still leaves a full record.
 void run_benchmark(bench::Run& run, Clock::time_point start) {
   auto& opt = run.options;
-  const cudl::Device device = opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
-  // An unusable GPU is reported at once, before any data is read.
-  if (device == cudl::Device::kCuda) {
-    const cudl::GpuProbe probe = cudl::probe_gpu();
-    if (!probe.usable) throw cudl::Error("cannot use the GPU: " + probe.reason);
-  }
+  const cudl::Device device = bench::usable_device(opt.device);  // an unusable GPU fails before the data is read
   // Reading and splitting the data (zlib-bound, ~0.6 s) overlaps creating the backend (CUDA
   // context and cuBLAS handle for a GPU).
   auto t0 = Clock::now();
@@ -141,11 +130,11 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
 int main(int argc, char** argv) {
   const auto start = Clock::now();
   bench::Run run;
-  run.date = utc_now();
+  run.date = bench::utc_now();
   try {
     run.options = bench::parse_options(argc, argv);
   } catch (const cudl::Error& e) {
-    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     return 2;
   }
   if (run.options.help) {
@@ -153,43 +142,26 @@ int main(int argc, char** argv) {
     return 0;
   }
   // An unwritable --json path is found now, not after the training it was meant to record.
-  if (!run.options.json.empty()) {
-    const std::string probe = run.options.json + ".tmp";
-    std::FILE* f = std::fopen(probe.c_str(), "w");
-    if (f == nullptr) {
-      std::fprintf(stderr, "bench_dbn: cannot write --json file %s: %s\n", run.options.json.c_str(),
-                   std::strerror(errno));
-      return 2;
-    }
-    std::fclose(f);
-    std::remove(probe.c_str());
-  }
+  if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
   int status = 0;
   try {
     run_benchmark(run, start);
   } catch (const cudl::Diverged& e) {
-    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     run.error = e.what();
     status = 3;
   } catch (const cudl::PretrainingDiverged& e) {
-    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     run.status = "diverged";
     run.error = e.what();
     status = 3;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_dbn: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     run.status = "error";
     run.error = e.what();
     status = 2;
   }
   run.total_s = since(start);
-  if (!run.options.json.empty()) {
-    try {
-      bench::write_json(run, run.options.json);
-    } catch (const cudl::Error& e) {
-      std::fprintf(stderr, "bench_dbn: %s\n", e.what());
-      return 2;
-    }
-  }
-  return status;
+  if (run.options.json.empty()) return status;
+  return bench::save_json(kTool, run.options.json, bench::to_json(run), status);
 }

@@ -1,29 +1,12 @@
 #include "options.hpp"
 
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
-
+#include "cli.hpp"
 #include "cudl/error.hpp"
 
 namespace bench {
 namespace {
 
-double parse_number(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
-    throw cudl::Error(flag + ": expected a number, found '" + text + "'");
-  return v;
-}
-
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo) {
-  const double v = parse_number(flag, text);
-  if (v != std::floor(v) || v < static_cast<double>(lo) || v > 1e12)
-    throw cudl::Error(flag + ": expected a whole number ≥ " + std::to_string(lo) + ", found '" + text + "'");
-  return static_cast<int64_t>(v);
-}
+constexpr double kMaxWhole = 1e12;  // the largest whole number a flag accepts
 
 std::vector<int64_t> parse_layers(const std::string& text) {
   std::vector<int64_t> out;
@@ -31,7 +14,7 @@ std::vector<int64_t> parse_layers(const std::string& text) {
   while (start <= text.size()) {
     const size_t comma = text.find_first_of(",-", start);
     const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    out.push_back(parse_int("--layers", part, 1));
+    out.push_back(parse_int("--layers", part, 1, kMaxWhole));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -85,13 +68,11 @@ Options parse_options(int argc, char** argv) {
     if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
     const std::string v = argv[++i];
     if (flag == "--device") {
-      if (v != "cpu" && v != "gpu") throw cudl::Error("--device: expected cpu or gpu, found '" + v + "'");
-      o.device = v;
+      o.device = parse_device(v);
     } else if (flag == "--precision") {
-      if (v != "fp32" && v != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + v + "'");
-      o.precision = v == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
+      o.precision = parse_precision(v);
     } else if (flag == "--pretrain-epochs") {
-      o.pretrain_epochs = static_cast<int>(parse_int(flag, v, 0));
+      o.pretrain_epochs = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--pretrain-learn-rate") {
       o.pretrain_learn_rate = static_cast<float>(parse_number(flag, v));
       if (o.pretrain_learn_rate <= 0) throw cudl::Error("--pretrain-learn-rate: must be positive, found '" + v + "'");
@@ -118,18 +99,18 @@ Options parse_options(int argc, char** argv) {
       o.train.l2 = static_cast<float>(parse_number(flag, v));
       if (o.train.l2 < 0) throw cudl::Error("--l2: must be non-negative, found '" + v + "'");
     } else if (flag == "--batch") {
-      o.train.batch = parse_int(flag, v, 1);
+      o.train.batch = parse_int(flag, v, 1, kMaxWhole);
     } else if (flag == "--epochs") {
-      o.train.epochs = static_cast<int>(parse_int(flag, v, 0));
+      o.train.epochs = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--layers") {
       o.layers = parse_layers(v);
     } else if (flag == "--test-size") {
       o.test_size = parse_number(flag, v);
       if (o.test_size <= 0 || o.test_size >= 1) throw cudl::Error("--test-size: must be in (0, 1), found '" + v + "'");
     } else if (flag == "--seed") {
-      o.train.seed = static_cast<uint64_t>(parse_int(flag, v, 0));
+      o.train.seed = static_cast<uint64_t>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(parse_int(flag, v, 0));
+      o.threads = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--max-loss") {
       o.train.max_loss = static_cast<float>(parse_number(flag, v));
       if (o.train.max_loss <= 0) throw cudl::Error("--max-loss: must be positive, found '" + v + "'");

@@ -2,50 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <sstream>
 
-#include "cudl/error.hpp"
+#include "json.hpp"
 
 namespace bench {
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 std::string layers_text(const std::vector<int64_t>& layers) {
   std::string s;
   for (size_t i = 0; i < layers.size(); ++i) s += (i ? "-" : "") + std::to_string(layers[i]);
   return s;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-// JSON numbers: non-finite values (a diverged loss) become null.
-std::string num(double v) { return std::isfinite(v) ? fmt("%.9g", v) : "null"; }
-
-template <class T>
-std::string array(const std::vector<T>& xs) {
-  std::string s = "[";
-  for (size_t i = 0; i < xs.size(); ++i) s += (i ? ", " : "") + num(static_cast<double>(xs[i]));
-  return s + "]";
 }
 
 }  // namespace
@@ -100,7 +67,7 @@ std::string timing_line(const Run& r) {
          fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s";
 }
 
-void write_json(const Run& r, const std::string& path) {
+std::string to_json(const Run& r) {
   const auto& t = r.options.train;
   std::ostringstream j;
   j << "{\n  \"tool\": \"bench_dbn\",\n  \"date\": " << quote(r.date) << ",\n  \"status\": " << quote(r.status)
@@ -154,16 +121,7 @@ void write_json(const Run& r, const std::string& path) {
     << ", \"train_s\": " << num(r.train_s)
     << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
     << ", \"total_s\": " << num(r.total_s) << "}\n}\n";
-  // Write a sibling temporary file and rename it, so an existing report is never left half-written.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    CUDL_REQUIRE(out.good(), "cannot write --json file " + tmp);
-    out << j.str();
-    out.close();
-    CUDL_REQUIRE(!out.fail(), "error writing --json file " + tmp);
-  }
-  CUDL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename " + tmp + " to " + path);
+  return j.str();
 }
 
 }  // namespace bench

@@ -41,7 +41,7 @@ std::string pretrain_header(size_t layer, const PretrainedLayer& p);
 std::string pretrain_line(const cudl::RbmEpochReport& e);
 std::string timing_line(const Run& run);
 double median_epoch_seconds(const Run& run);
-// Writes the run as JSON to path; throws cudl::Error if the file cannot be written.
-void write_json(const Run& run, const std::string& path);
+// The run as the --json report (main writes it with save_json).
+std::string to_json(const Run& run);
 
 }  // namespace bench

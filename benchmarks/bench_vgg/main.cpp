@@ -1,39 +1,29 @@
 // bench_vgg: VGG16 training throughput (images/s) on the CPU or the GPU, on synthetic data.
 // benchmarks/compare_vgg.sh runs it beside benchmarks/peers/vgg_torch.py (the same work in PyTorch).
-#include <cerrno>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <iostream>
 #include <random>
 
+#include "cli.hpp"
+#include "clock.hpp"
 #include "cudl/cudl.hpp"
+#include "json.hpp"
 #include "options.hpp"
 #include "report.hpp"
 #include "vgg.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using bench::Clock;
+using bench::since;
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return buf;
-}
+constexpr const char* kTool = "bench_vgg";  // the prefix of every error message
 
 // Builds the network and the synthetic batch, then times warm-up and timed training steps;
 // fills run as it goes so that a failure still leaves a record.
 void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   const auto& opt = run.options;
-  const cudl::Device device = opt.device == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
-  if (device == cudl::Device::kCuda) {
-    const cudl::GpuProbe probe = cudl::probe_gpu();
-    if (!probe.usable) throw cudl::Error("cannot use the GPU: " + probe.reason);
-  }
+  const cudl::Device device = bench::usable_device(opt.device);
   auto t0 = Clock::now();
   cudl::BackendOptions backend_options;
   backend_options.threads = opt.threads;
@@ -105,45 +95,28 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
 int main(int argc, char** argv) {
   const auto start = Clock::now();
   bench::VggRun run;
-  run.date = utc_now();
+  run.date = bench::utc_now();
   try {
     run.options = bench::parse_vgg_options(argc, argv);
   } catch (const cudl::Error& e) {
-    std::fprintf(stderr, "bench_vgg: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     return 2;
   }
   if (run.options.help) {
     std::fputs(bench::vgg_usage(), stdout);
     return 0;
   }
-  if (!run.options.json.empty()) {  // an unwritable --json path is found before the run
-    const std::string probe = run.options.json + ".tmp";
-    std::FILE* f = std::fopen(probe.c_str(), "w");
-    if (f == nullptr) {
-      std::fprintf(stderr, "bench_vgg: cannot write --json file %s: %s\n", run.options.json.c_str(),
-                   std::strerror(errno));
-      return 2;
-    }
-    std::fclose(f);
-    std::remove(probe.c_str());
-  }
+  if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
   int status = 0;
   try {
     run_benchmark(run, start);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_vgg: %s\n", e.what());
+    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
     run.status = "error";
     run.error = e.what();
     status = 2;
   }
   run.total_s = since(start);
-  if (!run.options.json.empty()) {
-    try {
-      bench::write_json(run, run.options.json);
-    } catch (const cudl::Error& e) {
-      std::fprintf(stderr, "bench_vgg: %s\n", e.what());
-      return 2;
-    }
-  }
-  return status;
+  if (run.options.json.empty()) return status;
+  return bench::save_json(kTool, run.options.json, bench::to_json(run), status);
 }

@@ -1,29 +1,12 @@
 #include "options.hpp"
 
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
-
+#include "cli.hpp"
 #include "cudl/error.hpp"
 
 namespace bench {
 namespace {
 
-double parse_number(const std::string& flag, const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
-    throw cudl::Error(flag + ": expected a number, found '" + text + "'");
-  return v;
-}
-
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo) {
-  const double v = parse_number(flag, text);
-  if (v != std::floor(v) || v < static_cast<double>(lo) || v > 1e9)
-    throw cudl::Error(flag + ": expected a whole number ≥ " + std::to_string(lo) + ", found '" + text + "'");
-  return static_cast<int64_t>(v);
-}
+constexpr double kMaxWhole = 1e9;  // the largest whole number a flag accepts
 
 }  // namespace
 
@@ -67,28 +50,26 @@ VggOptions parse_vgg_options(int argc, char** argv) {
     if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
     const std::string v = argv[++i];
     if (flag == "--device") {
-      if (v != "cpu" && v != "gpu") throw cudl::Error("--device: expected cpu or gpu, found '" + v + "'");
-      o.device = v;
+      o.device = parse_device(v);
     } else if (flag == "--precision") {
-      if (v != "fp32" && v != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + v + "'");
-      o.precision = v == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
+      o.precision = parse_precision(v);
     } else if (flag == "--size") {
-      o.size = parse_int(flag, v, 32);
+      o.size = parse_int(flag, v, 32, kMaxWhole);
       if (o.size % 32 != 0)
         throw cudl::Error("--size: VGG16 halves the input five times, so S must be a multiple of 32, found '" + v +
                           "'");
     } else if (flag == "--batch") {
-      o.batch = parse_int(flag, v, 1);
+      o.batch = parse_int(flag, v, 1, kMaxWhole);
     } else if (flag == "--classes") {
-      o.classes = parse_int(flag, v, 2);
+      o.classes = parse_int(flag, v, 2, kMaxWhole);
     } else if (flag == "--warmup") {
-      o.warmup = static_cast<int>(parse_int(flag, v, 0));
+      o.warmup = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--iters") {
-      o.iters = static_cast<int>(parse_int(flag, v, 1));
+      o.iters = static_cast<int>(parse_int(flag, v, 1, kMaxWhole));
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(parse_int(flag, v, 0));
+      o.threads = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--seed") {
-      o.seed = static_cast<uint64_t>(parse_int(flag, v, 0));
+      o.seed = static_cast<uint64_t>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--learn-rate") {
       o.learn_rate = static_cast<float>(parse_number(flag, v));
       if (o.learn_rate <= 0) throw cudl::Error("--learn-rate: must be positive, found '" + v + "'");

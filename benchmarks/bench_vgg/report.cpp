@@ -2,44 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <numeric>
 #include <sstream>
 
-#include "cudl/error.hpp"
+#include "json.hpp"
 
 namespace bench {
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string num(double v) { return std::isfinite(v) ? fmt("%.9g", v) : "null"; }
-
-std::string array(const std::vector<double>& xs) {
-  std::string s = "[";
-  for (size_t i = 0; i < xs.size(); ++i) s += (i ? ", " : "") + num(xs[i]);
-  return s + "]";
-}
 
 std::string list_ms(const std::vector<double>& xs) {
   std::string s;
@@ -113,7 +82,7 @@ std::string results_text(const VggRun& r) {
   return s;
 }
 
-void write_json(const VggRun& r, const std::string& path) {
+std::string to_json(const VggRun& r) {
   const auto& o = r.options;
   const Throughput t = throughput(r);
   std::ostringstream j;
@@ -137,15 +106,7 @@ void write_json(const VggRun& r, const std::string& path) {
   j << "  \"timing\": {\"backend_s\": " << num(r.backend_s) << ", \"setup_s\": " << num(r.setup_s)
     << ", \"warmup_s\": " << num(r.warmup_s) << ", \"timed_s\": " << num(r.timed_s) << ", \"total_s\": "
     << num(r.total_s) << "}\n}\n";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    CUDL_REQUIRE(out.good(), "cannot write --json file " + tmp);
-    out << j.str();
-    out.close();
-    CUDL_REQUIRE(!out.fail(), "error writing --json file " + tmp);
-  }
-  CUDL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename " + tmp + " to " + path);
+  return j.str();
 }
 
 }  // namespace bench

@@ -32,7 +32,7 @@ std::string header_line(const VggRun& run);
 std::string data_line();
 std::string work_line(const VggRun& run);
 std::string results_text(const VggRun& run);  // iteration times, throughput, arithmetic, loss, timing
-// Writes the run as JSON to path; throws cudl::Error if the file cannot be written.
-void write_json(const VggRun& run, const std::string& path);
+// The run as the --json report (main writes it with save_json).
+std::string to_json(const VggRun& run);
 
 }  // namespace bench

@@ -1,0 +1,60 @@
+#include "cli.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "cudl/error.hpp"
+
+namespace bench {
+
+double parse_number(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v))
+    throw cudl::Error(flag + ": expected a number, found '" + text + "'");
+  return v;
+}
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, double hi) {
+  const double v = parse_number(flag, text);
+  if (v != std::floor(v) || v < static_cast<double>(lo) || v > hi)
+    throw cudl::Error(flag + ": expected a whole number ≥ " + std::to_string(lo) + ", found '" + text + "'");
+  return static_cast<int64_t>(v);
+}
+
+std::string parse_device(const std::string& text) {
+  if (text != "cpu" && text != "gpu") throw cudl::Error("--device: expected cpu or gpu, found '" + text + "'");
+  return text;
+}
+
+cudl::Precision parse_precision(const std::string& text) {
+  if (text != "fp32" && text != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + text + "'");
+  return text == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
+}
+
+cudl::Device usable_device(const std::string& kind) {
+  const cudl::Device device = kind == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
+  if (device == cudl::Device::kCuda) {
+    const cudl::GpuProbe probe = cudl::probe_gpu();
+    if (!probe.usable) throw cudl::Error("cannot use the GPU: " + probe.reason);
+  }
+  return device;
+}
+
+bool json_path_writable(const char* tool, const std::string& path) {
+  const std::string probe = path + ".tmp";
+  std::FILE* f = std::fopen(probe.c_str(), "w");
+  if (f == nullptr) {
+    std::fprintf(stderr, "%s: cannot write --json file %s: %s\n", tool, path.c_str(), std::strerror(errno));
+    return false;
+  }
+  std::fclose(f);
+  std::remove(probe.c_str());
+  return true;
+}
+
+}  // namespace bench

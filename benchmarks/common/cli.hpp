@@ -1,0 +1,30 @@
+#pragma once
+// The command-line pieces every benchmark program (bench_dbn, bench_vgg) shares: values parsed
+// with errors that name the flag, and the checks made before a run: the GPU and the --json path.
+#include <cstdint>
+#include <string>
+
+#include "cudl/device.hpp"
+
+namespace bench {
+
+// text as a finite number; throws cudl::Error "FLAG: expected a number, found 'TEXT'".
+double parse_number(const std::string& flag, const std::string& text);
+// text as a whole number in [lo, hi]; throws cudl::Error "FLAG: expected a whole number ≥ LO,
+// found 'TEXT'". hi is each program's sanity bound and is not named in the message.
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, double hi);
+// --device: "cpu" or "gpu", returned as given; anything else throws cudl::Error.
+std::string parse_device(const std::string& text);
+// --precision: fp32 or tf32; anything else throws cudl::Error.
+cudl::Precision parse_precision(const std::string& text);
+
+// The device that --device named ("cpu" or "gpu"). A GPU is checked at once, before any data is
+// read or backend made: throws cudl::Error "cannot use the GPU: REASON" when none is usable.
+cudl::Device usable_device(const std::string& kind);
+
+// Creates and removes path + ".tmp", so that an unwritable --json path is found before the run it
+// was meant to record. On failure prints "TOOL: cannot write --json file PATH: REASON" on stderr
+// and returns false.
+bool json_path_writable(const char* tool, const std::string& path);
+
+}  // namespace bench
