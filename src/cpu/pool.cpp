@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "cpu/activation.hpp"
 #include "cpu/thread_pool.hpp"
@@ -15,51 +16,71 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 15;
 
-// The window of output (p, q), clipped to the input: rows [h0, h1), columns [w0, w1).
-struct Window {
-  Window(const Pool2dShape& s, int64_t p, int64_t q) {
-    const Pool2dParams& g = s.params;
-    const int64_t top = p * g.stride_h - g.pad_h, left = q * g.stride_w - g.pad_w;
-    h0 = std::max<int64_t>(top, 0);
-    h1 = std::min(top + g.window_h, s.h);
-    w0 = std::max<int64_t>(left, 0);
-    w1 = std::min(left + g.window_w, s.w);
+// The windows' extents clipped to the input, per output row (rows [lo[p], hi[p])) or column.
+struct Extents {
+  Extents(int64_t outputs, int64_t size, int64_t window, int64_t stride, int64_t pad) : lo(outputs), hi(outputs) {
+    for (int64_t o = 0; o < outputs; ++o) {
+      const int64_t start = o * stride - pad;
+      lo[o] = std::max<int64_t>(start, 0);
+      hi[o] = std::min(start + window, size);
+    }
   }
-  int64_t h0, h1, w0, w1;
+  std::vector<int64_t> lo, hi;
 };
 
-// Offset in the plane of the window's first maximum, scanning rows then columns.
-int64_t argmax(const float* plane, int64_t width, const Window& win) {
-  int64_t best = win.h0 * width + win.w0;
-  for (int64_t i = win.h0; i < win.h1; ++i) {
-    for (int64_t j = win.w0; j < win.w1; ++j) {
-      if (plane[i * width + j] > plane[best]) best = i * width + j;
+struct Windows {
+  explicit Windows(const Pool2dShape& s)
+      : rows(s.p, s.h, s.params.window_h, s.params.stride_h, s.params.pad_h),
+        cols(s.q, s.w, s.params.window_w, s.params.stride_w, s.params.pad_w) {}
+  Extents rows, cols;
+};
+
+// Offset in the plane of the window's first maximum, scanning rows then columns (a later value
+// wins only if strictly greater, so ties go to the first and a NaN never replaces a number).
+inline int64_t argmax(const float* plane, int64_t width, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+  int64_t best = h0 * width + w0;
+  float best_value = plane[best];
+  for (int64_t i = h0; i < h1; ++i) {
+    for (int64_t j = w0; j < w1; ++j) {
+      if (plane[i * width + j] > best_value) {
+        best = i * width + j;
+        best_value = plane[best];
+      }
     }
   }
   return best;
+}
+
+// Calls fn(p, q, h0, h1, w0, w1) for every output of a plane.
+template <typename F>
+void for_windows(const Pool2dShape& s, const Windows& win, F&& fn) {
+  for (int64_t p = 0; p < s.p; ++p) {
+    const int64_t h0 = win.rows.lo[p], h1 = win.rows.hi[p];
+    for (int64_t q = 0; q < s.q; ++q) fn(p, q, h0, h1, win.cols.lo[q], win.cols.hi[q]);
+  }
 }
 
 }  // namespace
 
 void CpuBackend::do_pool2d_forward(const float* x, const Pool2dShape& s, float* y) {
   const float area = static_cast<float>(s.params.window_h * s.params.window_w);
+  const Windows win(s);
   pool_->parallel_for(s.n * s.c, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const float* plane = x + t * s.h * s.w;
       float* out = y + t * s.p * s.q;
-      for (int64_t p = 0; p < s.p; ++p) {
-        for (int64_t q = 0; q < s.q; ++q) {
-          const Window win(s, p, q);
-          if (s.params.mode == PoolMode::kMax) {
-            out[p * s.q + q] = plane[argmax(plane, s.w, win)];
-            continue;
-          }
+      if (s.params.mode == PoolMode::kMax) {
+        for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+          out[p * s.q + q] = plane[argmax(plane, s.w, h0, h1, w0, w1)];
+        });
+      } else {
+        for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
           float sum = 0.0f;
-          for (int64_t i = win.h0; i < win.h1; ++i) {
-            for (int64_t j = win.w0; j < win.w1; ++j) sum += plane[i * s.w + j];
+          for (int64_t i = h0; i < h1; ++i) {
+            for (int64_t j = w0; j < w1; ++j) sum += plane[i * s.w + j];
           }
           out[p * s.q + q] = sum / area;
-        }
+        });
       }
     }
   });
@@ -68,24 +89,24 @@ void CpuBackend::do_pool2d_forward(const float* x, const Pool2dShape& s, float* 
 void CpuBackend::do_pool2d_backward(const float* x, const float*, const float* dy, const Pool2dShape& s,
                                     float* dx) {
   const float area = static_cast<float>(s.params.window_h * s.params.window_w);
+  const Windows win(s);
   pool_->parallel_for(s.n * s.c, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const float* plane = x + t * s.h * s.w;
       const float* grad = dy + t * s.p * s.q;
       float* out = dx + t * s.h * s.w;
       std::fill(out, out + s.h * s.w, 0.0f);
-      for (int64_t p = 0; p < s.p; ++p) {
-        for (int64_t q = 0; q < s.q; ++q) {
-          const Window win(s, p, q);
+      if (s.params.mode == PoolMode::kMax) {
+        for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
+          out[argmax(plane, s.w, h0, h1, w0, w1)] += grad[p * s.q + q];
+        });
+      } else {
+        for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
           const float g = grad[p * s.q + q];
-          if (s.params.mode == PoolMode::kMax) {
-            out[argmax(plane, s.w, win)] += g;
-            continue;
+          for (int64_t i = h0; i < h1; ++i) {
+            for (int64_t j = w0; j < w1; ++j) out[i * s.w + j] += g / area;
           }
-          for (int64_t i = win.h0; i < win.h1; ++i) {
-            for (int64_t j = win.w0; j < win.w1; ++j) out[i * s.w + j] += g / area;
-          }
-        }
+        });
       }
     }
   });
