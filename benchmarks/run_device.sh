@@ -468,28 +468,35 @@ else
     say "skip cudl-cpu-10: out of time"
 fi
 
-PARITY=$BUILD/tests/test_cuda_parity
+# The parity tests under compute-sanitizer: the 2014 step's primitives, then the convolutional
+# ones (cuDNN's autotuning off there: it would time every engine under the sanitizer).
 for tool in memcheck racecheck; do
+  for unit in test_cuda_parity test_cuda_parity_conv test_cuda_parity_bn; do
+    PARITY=$BUILD/tests/$unit
+    name=$tool
+    [ "$unit" = test_cuda_parity ] || name="$tool-${unit#test_cuda_parity_}"
     if [ ! -x "$PARITY" ] && [ "$DRY" = 0 ]; then
-        record "$tool" absent "$PARITY was not built"
+        record "$name" absent "$PARITY was not built"
         continue
     fi
     if ! optional_ok || [ "$(cap 150)" = 0 ]; then
-        record "$tool" skipped "out of time (${OPTIONAL_S}s budget for optional steps)"
-        say "skip $tool: out of time"
+        record "$name" skipped "out of time (${OPTIONAL_S}s budget for optional steps)"
+        say "skip $name: out of time"
         continue
     fi
-    run_logged "$SAN_LOG" "$(cap 150)" compute-sanitizer --tool "$tool" --print-limit 50 "$PARITY" --gtest_brief=1
+    run_logged "$SAN_LOG" "$(cap 150)" env CUDL_CUDNN_AUTOTUNE=0 compute-sanitizer --tool "$tool" --print-limit 50 \
+        "$PARITY" --gtest_brief=1
     summary=$(tail -n "+$((LOG_START + 1))" "$SAN_LOG" 2>/dev/null | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' |
               tail -1 | sed 's/^=* *//')
     if [ "$RC" = 124 ]; then
-        record "$tool" timeout "killed after the time limit; ${summary:-no summary}"
+        record "$name" timeout "killed after the time limit; ${summary:-no summary}"
     elif grep -qE 'ERROR SUMMARY: 0 errors|RACECHECK SUMMARY: .*\(0 errors' <<< "$summary"; then
-        record "$tool" clean "${summary} (test exit $RC)"
+        record "$name" clean "${summary} (test exit $RC)"
     else
-        record "$tool" errors "${summary:-no summary line} (test exit $RC); see sanitizer.log"
+        record "$name" errors "${summary:-no summary line} (test exit $RC); see sanitizer.log"
     fi
-    say "$tool: exit $RC; ${summary:-}"
+    say "$name: exit $RC; ${summary:-}"
+  done
 done
 
 # ---------------------------------------------------------------------------------------------
