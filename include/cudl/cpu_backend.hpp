@@ -83,6 +83,7 @@ class CpuBackend final : public Backend {
  private:
   using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);
   void update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range);
+  const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
 
   std::unique_ptr<cpu::ThreadPool> pool_;
   // Convolution scratch, grown on demand and reused: the im2col matrix and the output (or its

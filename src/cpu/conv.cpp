@@ -135,54 +135,57 @@ float* grow(std::vector<float>& buffer, int64_t size) {
   return buffer.data();
 }
 
+// Calls fn(n0, nb, cols) for each chunk of nb samples starting at n0 (cols = nb·P·Q), with the
+// im2col buffer grown to a chunk's size.
+template <typename F>
+void for_chunks(const Conv2dShape& s, std::vector<float>& col, F&& fn) {
+  const Dims d(s);
+  const int64_t chunk = chunk_samples(s);
+  grow(col, d.kc * chunk * d.pq);
+  for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
+    const int64_t nb = std::min(chunk, s.n - n0);
+    fn(n0, nb, nb * d.pq);
+  }
+}
+
 }  // namespace
+
+// The chunk's dy in channel-major order: dy itself for one sample, else permuted into kmajor_.
+const float* CpuBackend::conv_output_gradient(const float* dy, const Conv2dShape& s, int64_t n0, int64_t nb) {
+  if (nb == 1) return dy + n0 * s.k * s.p * s.q;
+  float* buffer = grow(kmajor_, s.k * nb * s.p * s.q);
+  permute(*pool_, Direction::kToKMajor, s, n0, nb, dy, buffer);
+  return buffer;
+}
 
 void CpuBackend::do_conv2d_forward(const float* x, const float* w, const Conv2dShape& s, float* y) {
   const Dims d(s);
-  const int64_t chunk = chunk_samples(s);
-  float* col = grow(col_, d.kc * chunk * d.pq);
-  for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
-    const int64_t nb = std::min(chunk, s.n - n0), cols = nb * d.pq;
-    im2col(*pool_, x, s, n0, nb, col);
+  for_chunks(s, col_, [&](int64_t n0, int64_t nb, int64_t cols) {
+    im2col(*pool_, x, s, n0, nb, col_.data());
     float* yk = nb == 1 ? y + n0 * s.k * d.pq : grow(kmajor_, s.k * cols);
-    do_gemm(Trans::kNo, Trans::kNo, s.k, cols, d.kc, 1.0f, w, d.kc, col, cols, 0.0f, yk, cols);  // Yk = w·col
+    do_gemm(Trans::kNo, Trans::kNo, s.k, cols, d.kc, 1.0f, w, d.kc, col_.data(), cols, 0.0f, yk, cols);  // w·col
     if (nb > 1) permute(*pool_, Direction::kToNchw, s, n0, nb, yk, y);
-  }
+  });
 }
 
 void CpuBackend::do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& s, float* dw) {
   const Dims d(s);
-  const int64_t chunk = chunk_samples(s);
-  float* col = grow(col_, d.kc * chunk * d.pq);
-  for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
-    const int64_t nb = std::min(chunk, s.n - n0), cols = nb * d.pq;
-    im2col(*pool_, x, s, n0, nb, col);
-    const float* dyk = dy + n0 * s.k * d.pq;
-    if (nb > 1) {
-      float* buffer = grow(kmajor_, s.k * cols);
-      permute(*pool_, Direction::kToKMajor, s, n0, nb, dy, buffer);
-      dyk = buffer;
-    }
-    // dw (K × Kc) (+)= dYk · colᵀ
-    do_gemm(Trans::kNo, Trans::kYes, s.k, d.kc, cols, 1.0f, dyk, cols, col, cols, n0 == 0 ? 0.0f : 1.0f, dw, d.kc);
-  }
+  for_chunks(s, col_, [&](int64_t n0, int64_t nb, int64_t cols) {
+    im2col(*pool_, x, s, n0, nb, col_.data());
+    const float* dyk = conv_output_gradient(dy, s, n0, nb);
+    // dw (K × Kc) (+)= dYk · colᵀ, accumulated over the chunks
+    do_gemm(Trans::kNo, Trans::kYes, s.k, d.kc, cols, 1.0f, dyk, cols, col_.data(), cols, n0 == 0 ? 0.0f : 1.0f, dw,
+            d.kc);
+  });
 }
 
 void CpuBackend::do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& s, float* dx) {
   const Dims d(s);
-  const int64_t chunk = chunk_samples(s);
-  float* dcol = grow(col_, d.kc * chunk * d.pq);
-  for (int64_t n0 = 0; n0 < s.n; n0 += chunk) {
-    const int64_t nb = std::min(chunk, s.n - n0), cols = nb * d.pq;
-    const float* dyk = dy + n0 * s.k * d.pq;
-    if (nb > 1) {
-      float* buffer = grow(kmajor_, s.k * cols);
-      permute(*pool_, Direction::kToKMajor, s, n0, nb, dy, buffer);
-      dyk = buffer;
-    }
-    do_gemm(Trans::kYes, Trans::kNo, d.kc, cols, s.k, 1.0f, w, d.kc, dyk, cols, 0.0f, dcol, cols);  // wᵀ·dYk
-    col2im(*pool_, dcol, s, n0, nb, dx);
-  }
+  for_chunks(s, col_, [&](int64_t n0, int64_t nb, int64_t cols) {
+    const float* dyk = conv_output_gradient(dy, s, n0, nb);
+    do_gemm(Trans::kYes, Trans::kNo, d.kc, cols, s.k, 1.0f, w, d.kc, dyk, cols, 0.0f, col_.data(), cols);  // wᵀ·dYk
+    col2im(*pool_, col_.data(), s, n0, nb, dx);
+  });
 }
 
 }  // namespace cudl
