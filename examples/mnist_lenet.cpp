@@ -118,6 +118,7 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
   });
 
+  for (const std::string& plan : cudl::convolution_plans(dev)) std::printf("cuDNN plan: %s\n", plan.c_str());
   const auto report = cudl::classification_report(cudl::to_labels(split.test.y), cudl::predict(net, x_test),
                                                   static_cast<int>(data.classes));
   std::printf("%s\ntest accuracy %.4f | train %.2f s (%.3f s/epoch)\n", cudl::format_report(report).c_str(),

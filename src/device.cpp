@@ -34,4 +34,12 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
 #endif
 }
 
+std::vector<std::string> convolution_plans(const Backend& backend) {
+#if defined(CUDL_HAVE_CUDA)
+  if (const auto* gpu = dynamic_cast<const CudaBackend*>(&backend)) return gpu->convolution_plans();
+#endif
+  (void)backend;
+  return {};
+}
+
 }  // namespace cudl

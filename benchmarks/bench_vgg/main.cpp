@@ -84,6 +84,8 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   t0 = Clock::now();
   for (int i = 0; i < opt.iters; ++i) run.iteration_ms.push_back(timed_step());
   run.timed_s = since(t0);
+  run.plans = cudl::convolution_plans(b);
+  for (const std::string& plan : run.plans) std::cout << "cuDNN plan: " << plan << "\n";
   const std::vector<float> st = stats.to_vector();
   run.mean_loss = st[cudl::LossStats::kLossSum] / static_cast<double>(opt.iters * n);
   run.total_s = since(start);

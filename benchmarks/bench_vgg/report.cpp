@@ -96,6 +96,9 @@ std::string to_json(const VggRun& r) {
     << num(o.momentum) << ", \"l2\": " << num(o.l2)
     << ", \"data\": \"synthetic\", \"work\": \"forward+loss+backward+update\"},\n";
   j << "  \"network\": {\"parameters\": " << r.parameters << ", \"summary\": " << quote(r.summary) << "},\n";
+  j << "  \"convolution_plans\": [";
+  for (size_t i = 0; i < r.plans.size(); ++i) j << (i ? ", " : "") << quote(r.plans[i]);
+  j << "],\n";
   j << "  \"flop_per_iteration\": " << num(r.flop_per_step) << ",\n";
   j << "  \"warmup_ms\": " << array(r.warmup_ms) << ",\n  \"iteration_ms\": " << array(r.iteration_ms) << ",\n";
   j << "  \"ms_per_iteration\": {\"median\": " << num(t.median_ms) << ", \"mean\": " << num(t.mean_ms)

@@ -12,6 +12,7 @@ struct VggRun {
   std::string date;            // ISO 8601, UTC
   std::string device;          // the backend's description
   std::string summary;         // Network::summary()
+  std::vector<std::string> plans;  // the GPU's cuDNN convolution plans (cudl::convolution_plans)
   int64_t parameters = 0;
   double flop_per_step = 0;    // vgg16_step_flop
   std::vector<double> warmup_ms, iteration_ms;

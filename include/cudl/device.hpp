@@ -3,6 +3,7 @@
 // needs a GPU and a recent enough driver at run time; each absence is reported in one sentence.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cudl/backend.hpp"
 
@@ -29,6 +30,10 @@ struct BackendOptions {
   int gpu = 0;                            // CUDA device ordinal
   Precision precision = Precision::kFp32;  // GPU only
 };
+
+// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
+// engine, how it was chosen, workspace); empty for the CPU backend or before any convolution.
+std::vector<std::string> convolution_plans(const Backend& backend);
 
 // A backend for `device`. Throws cudl::Error with the probe's sentence when a GPU is asked for
 // and cannot be used.
