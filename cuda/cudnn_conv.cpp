@@ -8,95 +8,18 @@
 #include <limits>
 
 #include "check.hpp"
+#include "cudnn_graph.hpp"
 
 namespace cudl::cuda {
 namespace {
 
-// Owns one cuDNN backend descriptor.
-class Descriptor {
- public:
-  explicit Descriptor(cudnnBackendDescriptorType_t type) { CUDL_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_)); }
-  ~Descriptor() {
-    if (d_ != nullptr) cudnnBackendDestroyDescriptor(d_);
-  }
-  Descriptor(Descriptor&& other) noexcept : d_(other.d_) { other.d_ = nullptr; }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  Descriptor& operator=(Descriptor&&) = delete;
-
-  cudnnBackendDescriptor_t get() const { return d_; }
-  cudnnBackendDescriptor_t* ptr() { return &d_; }
-
-  template <typename T>
-  Descriptor& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count, const T* values) {
-    CUDL_CUDNN_CHECK(cudnnBackendSetAttribute(d_, name, type, count, values));
-    return *this;
-  }
-  Descriptor& set_descriptor(cudnnBackendAttributeName_t name, const Descriptor& value) {
-    cudnnBackendDescriptor_t d = value.get();
-    return set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  }
-  Descriptor& set_int64(cudnnBackendAttributeName_t name, std::vector<int64_t> values) {
-    return set(name, CUDNN_TYPE_INT64, static_cast<int64_t>(values.size()), values.data());
-  }
-  void finalize() { CUDL_CUDNN_CHECK(cudnnBackendFinalize(d_)); }
-  // Finalize, returning the status instead of throwing (a plan may be unsupported).
-  cudnnStatus_t try_finalize() { return cudnnBackendFinalize(d_); }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-};
-
-// The operation graph and execution plans take the handle through attributes that cuDNN 9.x
-// marks deprecated in its newest releases (in favour of device-property descriptors, added in
-// 9.8); they remain supported, and are what every 9.x release accepts.
+// The execution plan takes the handle through an attribute that cuDNN 9.x marks deprecated in
+// its newest releases (in favour of device-property descriptors, added in 9.8); it remains
+// supported, and is what every 9.x release accepts.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-constexpr cudnnBackendAttributeName_t kGraphHandle = CUDNN_ATTR_OPERATIONGRAPH_HANDLE;
 constexpr cudnnBackendAttributeName_t kPlanHandle = CUDNN_ATTR_EXECUTION_PLAN_HANDLE;
 #pragma GCC diagnostic pop
-
-constexpr int64_t kUidX = 'x', kUidW = 'w', kUidY = 'y';
-
-// The largest of 16, 8, 4 bytes that divides the address.
-int64_t alignment(const void* p) {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return a % 16 == 0 ? 16 : a % 8 == 0 ? 8 : 4;
-}
-
-Descriptor tensor(int64_t uid, const std::vector<int64_t>& dims, int64_t align) {
-  Descriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
-  std::vector<int64_t> strides(dims.size(), 1);
-  for (size_t i = dims.size() - 1; i-- > 0;) strides[i] = strides[i + 1] * dims[i + 1];
-  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
-  t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type)
-      .set_int64(CUDNN_ATTR_TENSOR_DIMENSIONS, dims)
-      .set_int64(CUDNN_ATTR_TENSOR_STRIDES, strides)
-      .set_int64(CUDNN_ATTR_TENSOR_UNIQUE_ID, {uid})
-      .set_int64(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, {align});
-  t.finalize();
-  return t;
-}
-
-const char* name(ConvOp op) {
-  switch (op) {
-    case ConvOp::kForward: return "forward";
-    case ConvOp::kBackwardData: return "backward-data";
-    case ConvOp::kBackwardFilter: return "backward-filter";
-  }
-  return "?";
-}
-
-std::string shape_text(const Conv2dShape& s) {
-  auto d = [](std::initializer_list<int64_t> v) {
-    std::string out;
-    for (int64_t x : v) out += (out.empty() ? "" : "×") + std::to_string(x);
-    return out;
-  };
-  const Conv2dParams& p = s.params;
-  return d({s.n, s.c, s.h, s.w}) + " ⋆ " + d({s.k, s.c, s.r, s.s}) + " (stride " + d({p.stride_h, p.stride_w}) +
-         ", padding " + d({p.pad_h, p.pad_w}) + ", dilation " + d({p.dilation_h, p.dilation_w}) + ")";
-}
 
 bool has_note(const Descriptor& config, cudnnBackendNumericalNote_t wanted) {
   Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
@@ -188,59 +111,8 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
   auto found = plans_.find(key);
   if (found != plans_.end()) return *found->second;
 
-  const Descriptor tx = tensor(kUidX, {s.n, s.c, s.h, s.w}, alignment(x));
-  const Descriptor tw = tensor(kUidW, {s.k, s.c, s.r, s.s}, alignment(w));
-  const Descriptor ty = tensor(kUidY, {s.n, s.k, s.p, s.q}, alignment(y));
-
-  Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
-  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
-  const int64_t dims = 2;
-  conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute)
-      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)
-      .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &dims)
-      .set_int64(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, {p.stride_h, p.stride_w})
-      .set_int64(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, {p.pad_h, p.pad_w})
-      .set_int64(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, {p.pad_h, p.pad_w})
-      .set_int64(CUDNN_ATTR_CONVOLUTION_DILATIONS, {p.dilation_h, p.dilation_w});
-  conv.finalize();
-
-  // The three operations differ only in their descriptor type and attribute names: x, w and y
-  // are (input, filters, output) for the forward pass, (dx, w, dy) and (x, dw, dy) backwards.
-  struct OpAttributes {
-    cudnnBackendDescriptorType_t type;
-    cudnnBackendAttributeName_t x, w, y, conv, alpha, beta;
-  };
-  static const OpAttributes kAttributes[] = {
-      {CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA},
-      {CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA},
-      {CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,
-       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA},
-  };
-  const OpAttributes& a = kAttributes[static_cast<int>(op)];
-  const float alpha = 1.0f, beta = 0.0f;
-  auto operation = std::make_unique<Descriptor>(a.type);
-  operation->set_descriptor(a.x, tx)
-      .set_descriptor(a.w, tw)
-      .set_descriptor(a.y, ty)
-      .set_descriptor(a.conv, conv)
-      .set(a.alpha, CUDNN_TYPE_FLOAT, 1, &alpha)
-      .set(a.beta, CUDNN_TYPE_FLOAT, 1, &beta);
-  operation->finalize();
-
-  Descriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-  cudnnBackendDescriptor_t ops = operation->get();
-  graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ops)
-      .set(kGraphHandle, CUDNN_TYPE_HANDLE, 1, &handle_);
-  graph.finalize();
+  const ConvGraph built = convolution_graph(op, s, alignment(x), alignment(w), alignment(y), handle_);
+  const Descriptor& graph = built.graph();
 
   // Candidates: the heuristics' list, then the fallback list, filtered by precision, each
   // finalized into an execution plan (an engine may not support this shape: skipped).
@@ -272,7 +144,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
     if (!candidates.empty()) break;
   }
   CUDL_REQUIRE(!candidates.empty(), std::string("cuDNN has no ") + to_string(precision_) + " engine for the " +
-                                        name(op) + " convolution " + shape_text(s) + " (" +
+                                        to_string(op) + " convolution " + shape_text(s) + " (" +
                                         std::to_string(rejected_tf32) + " TF32 engines rejected)");
 
   size_t best = 0;
@@ -303,11 +175,11 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
     CUDL_REQUIRE(best_ms < std::numeric_limits<float>::infinity(),
-                 std::string("no cuDNN engine could execute the ") + name(op) + " convolution " + shape_text(s));
+                 std::string("no cuDNN engine could execute the ") + to_string(op) + " convolution " + shape_text(s));
   }
   std::unique_ptr<Plan> chosen = std::move(candidates[best]);
   chosen->candidates = static_cast<int>(candidates.size());
-  chosen->text = std::string(name(op)) + " " + shape_text(s) + ": engine " + std::to_string(chosen->engine) +
+  chosen->text = std::string(to_string(op)) + " " + shape_text(s) + ": engine " + std::to_string(chosen->engine) +
                  (candidates.size() > 1 && autotune_enabled()
                       ? " (fastest of " + std::to_string(candidates.size()) + ")"
                       : " (heuristics' first choice)") +

@@ -19,10 +19,9 @@
 
 #include "cudl/backend.hpp"
 #include "cudl/device.hpp"
+#include "cudnn_graph.hpp"
 
 namespace cudl::cuda {
-
-enum class ConvOp { kForward, kBackwardData, kBackwardFilter };
 
 class ConvPlans {
  public:
