@@ -59,14 +59,7 @@ Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged.
 
 Options parse_options(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      o.help = true;
-      continue;
-    }
-    if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
-    const std::string v = argv[++i];
+  for_each_flag(argc, argv, &o.help, [&](const std::string& flag, const std::string& v) {
     if (flag == "--device") {
       o.device = parse_device(v);
     } else if (flag == "--precision") {
@@ -115,9 +108,10 @@ Options parse_options(int argc, char** argv) {
       o.train.max_loss = static_cast<float>(parse_number(flag, v));
       if (o.train.max_loss <= 0) throw cudl::Error("--max-loss: must be positive, found '" + v + "'");
     } else {
-      throw cudl::Error("unknown option '" + flag + "' (see --help)");
+      return false;
     }
-  }
+    return true;
+  });
   return o;
 }
 

@@ -41,14 +41,7 @@ Exit status: 0 success, 2 bad input or unavailable device.
 
 VggOptions parse_vgg_options(int argc, char** argv) {
   VggOptions o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      o.help = true;
-      continue;
-    }
-    if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
-    const std::string v = argv[++i];
+  for_each_flag(argc, argv, &o.help, [&](const std::string& flag, const std::string& v) {
     if (flag == "--device") {
       o.device = parse_device(v);
     } else if (flag == "--precision") {
@@ -82,9 +75,10 @@ VggOptions parse_vgg_options(int argc, char** argv) {
     } else if (flag == "--json") {
       o.json = v;
     } else {
-      throw cudl::Error("unknown option '" + flag + "' (see --help)");
+      return false;
     }
-  }
+    return true;
+  });
   const bool gpu = o.device == "gpu";
   if (o.size == 0) o.size = gpu ? 224 : 32;
   if (o.batch == 0) o.batch = gpu ? 64 : 16;

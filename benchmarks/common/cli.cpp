@@ -57,4 +57,19 @@ bool json_path_writable(const char* tool, const std::string& path) {
   return true;
 }
 
+bool for_each_flag(int argc, char** argv, bool* help,
+                   const std::function<bool(const std::string& flag, const std::string& value)>& handle) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      *help = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw cudl::Error(flag == "" ? "empty argument" : flag + ": missing value (see --help)");
+    const std::string value = argv[++i];
+    if (!handle(flag, value)) throw cudl::Error("unknown option '" + flag + "' (see --help)");
+  }
+  return *help;
+}
+
 }  // namespace bench

@@ -2,6 +2,7 @@
 // The command-line pieces every benchmark program (bench_dbn, bench_vgg) shares: values parsed
 // with errors that name the flag, and the checks made before a run: the GPU and the --json path.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "cudl/device.hpp"
@@ -17,6 +18,11 @@ int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, 
 std::string parse_device(const std::string& text);
 // --precision: fp32 or tf32; anything else throws cudl::Error.
 cudl::Precision parse_precision(const std::string& text);
+
+// Walks argv as "--flag value" pairs: --help/-h set *help; a flag without a value, or a handler
+// that returns false (an unknown flag), throws cudl::Error naming it.
+bool for_each_flag(int argc, char** argv, bool* help,
+                   const std::function<bool(const std::string& flag, const std::string& value)>& handle);
 
 // The device that --device named ("cpu" or "gpu"). A GPU is checked at once, before any data is
 // read or backend made: throws cudl::Error "cannot use the GPU: REASON" when none is usable.
