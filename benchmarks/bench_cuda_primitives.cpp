@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "guarded.hpp"
 #include "cudl/cudl.hpp"
 #include "cudl/cuda_backend.hpp"
 
@@ -183,16 +184,7 @@ void BM_CudaRbmCd1Step(benchmark::State& state) {
 BENCHMARK(BM_CudaRbmCd1Step)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // ---- convolution, pooling, dropout (NCHW) ----
-// A case whose primitive throws (a cuDNN error, a primitive not written yet) is reported as an
-// error and the program goes on to the next case.
-template <class Fn>
-void guarded(benchmark::State& state, Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
+using bench::guarded;  // a throwing case is reported as an error (common/guarded.hpp)
 
 // Conv2d shapes: N, C, H = W, K, R = S, stride, pad, tf32. VGG16's 3×3 layers at 224×224,
 // batch 64 (one per block, and the first, whose C = 3); LeNet-like 5×5 layers on 28×28, batch 64;

@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 
+#include "guarded.hpp"
 #include "cudl/cudl.hpp"
 
 namespace {
@@ -138,15 +139,7 @@ void BM_RbmCd1Step(benchmark::State& state) {
 BENCHMARK(BM_RbmCd1Step)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---- convolution, pooling, dropout (NCHW) ----
-// A case whose primitive throws is reported as an error, not a crash of the whole program.
-template <class Fn>
-void guarded(benchmark::State& state, Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
+using bench::guarded;  // a throwing case is reported as an error (common/guarded.hpp)
 
 // Conv2d shapes: N, C, H = W, K, R = S, stride, pad. VGG16's 3×3 layers at 32×32 (batch 16, as
 // bench_vgg runs on the CPU) and one at 224×224 (batch 1); LeNet-like 5×5 layers on 28×28
