@@ -237,6 +237,7 @@ ratios = {
     "torch graph tf32 / cudl gpu tf32": ratio("torch-graph-tf32", "cudl-gpu-tf32"),
     "cudl cpu / cudl gpu fp32": ratio("cudl-cpu", "cudl-gpu-fp32"),
     "cudl gpu fp32 / cudl gpu tf32": ratio("cudl-gpu-fp32", "cudl-gpu-tf32"),
+    "cudl gpu eager fp32 / cudl gpu captured fp32": ratio("cudl-gpu-fp32-eager", "cudl-gpu-fp32"),
 }
 
 
@@ -412,6 +413,7 @@ BENCH_DBN=$BUILD/benchmarks/bench_dbn
 bench cudl-gpu-fp32 cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-tf32 cudl gpu - tf32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision tf32 --data "$FASHION"
+bench cudl-gpu-fp32-eager cudl gpu eager fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --launch eager --data "$FASHION"
 bench cudl-cpu cudl cpu - fp32 "$FASHION" 120 "$BENCH_DBN" --device cpu --threads 16 --data "$FASHION" --epochs 3
 bench cudl-gpu-fp32-mnist cudl gpu - fp32 "$MNIST" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$MNIST"
 

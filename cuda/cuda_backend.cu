@@ -63,6 +63,11 @@ Precision CudaBackend::precision() const { return impl_->precision; }
 void* CudaBackend::stream() const { return impl_->stream; }
 
 void* CudaBackend::allocate(std::size_t bytes) {
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDL_CUDA_CHECK(cudaStreamIsCapturing(impl_->stream, &capturing));
+  CUDL_REQUIRE(capturing == cudaStreamCaptureStatusNone,
+               "cannot allocate " + std::to_string(bytes) + " bytes while capturing: allocate every tensor (e.g. "
+               "Network::reserve) before begin_capture()");
   void* p = nullptr;
   const cudaError_t status = cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, impl_->stream);
   if (status != cudaSuccess) {
@@ -136,8 +141,9 @@ void CudaBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t
 }
 
 void CudaBackend::do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                           const CrossEntropyArgs& args, float* dlogits, float* stats) {
-  cuda::softmax_cross_entropy(impl_->stream, logits, labels, rows, classes, args, dlogits, stats);
+                                           const CrossEntropyArgs& args, const uint64_t* step_counter,
+                                           float* dlogits, float* stats) {
+  cuda::softmax_cross_entropy(impl_->stream, logits, labels, rows, classes, args, step_counter, dlogits, stats);
 }
 
 void CudaBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) {
@@ -145,8 +151,45 @@ void CudaBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, flo
 }
 
 void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                 uint64_t first_draw, float* bx, float* by, int64_t batch) {
-  cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, bx, by, batch);
+                                 uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                                 int64_t batch) {
+  cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, draw_counter, bx, by, batch);
+}
+
+void CudaBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) {
+  cuda::add_to_counter(impl_->stream, counter, delta);
+}
+
+// ---- CUDA graphs ----
+
+namespace {
+
+class CudaGraph final : public Captured {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
+  ~CudaGraph() override { cudaGraphExecDestroy(exec_); }
+  void replay() override { CUDL_CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+void CudaBackend::begin_capture() {
+  // Thread-local mode: another thread's unrelated CUDA calls do not invalidate the capture.
+  CUDL_CUDA_CHECK(cudaStreamBeginCapture(impl_->stream, cudaStreamCaptureModeThreadLocal));
+}
+
+std::unique_ptr<Captured> CudaBackend::end_capture() {
+  cudaGraph_t graph = nullptr;
+  CUDL_CUDA_CHECK(cudaStreamEndCapture(impl_->stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUDL_CUDA_CHECK(status);
+  return std::make_unique<CudaGraph>(exec, impl_->stream);
 }
 
 void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,

@@ -16,7 +16,8 @@ constexpr int kLossThreads = 256;
 // (LossStats) when its mean loss is non-finite or above max_loss and no earlier step was
 // recorded. A label outside [0, K) makes its row's loss NaN, so it is reported, not hidden.
 __global__ void softmax_xent_kernel(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                    CrossEntropyArgs args, float* dlogits, float* stats) {
+                                    CrossEntropyArgs args, const uint64_t* step_counter, float* dlogits,
+                                    float* stats) {
   __shared__ float loss_part[kLossThreads];
   __shared__ float err_part[kLossThreads];
   float loss = 0.0f, errors = 0.0f;
@@ -56,7 +57,8 @@ __global__ void softmax_xent_kernel(const float* logits, const float* labels, in
     stats[LossStats::kErrors] += err_part[0];
     const float mean = rows > 0 ? sum / static_cast<float>(rows) : 0.0f;
     if (stats[LossStats::kBadStep] < 0.0f && (!isfinite(mean) || mean > args.max_loss)) {
-      stats[LossStats::kBadStep] = static_cast<float>(args.step);
+      const int64_t step = step_counter != nullptr ? static_cast<int64_t>(*step_counter) : args.step;
+      stats[LossStats::kBadStep] = static_cast<float>(step);
       stats[LossStats::kBadValue] = mean;
     }
   }
@@ -77,7 +79,9 @@ __global__ void argmax_kernel(const float* x, int64_t rows, int64_t cols, float*
 // Batch row b copies data row below(bits(seed, kStreamSample, first_draw + b)[0], rows): the same
 // draw as CpuBackend. One block per batch row (grid-stride over the batch), threads over columns.
 __global__ void sample_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                   uint64_t first_draw, float* bx, float* by, int64_t batch) {
+                                   uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                                   int64_t batch) {
+  if (draw_counter != nullptr) first_draw += *draw_counter;
   for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
     const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
     const int64_t row = rng::below(r.v[0], static_cast<uint32_t>(rows));
@@ -91,8 +95,8 @@ __global__ void sample_rows_kernel(const float* x, const float* y, int64_t rows,
 }  // namespace
 
 void softmax_cross_entropy(cudaStream_t s, const float* logits, const float* labels, int64_t rows, int64_t classes,
-                           const CrossEntropyArgs& args, float* dlogits, float* stats) {
-  softmax_xent_kernel<<<1, kLossThreads, 0, s>>>(logits, labels, rows, classes, args, dlogits, stats);
+                           const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits, float* stats) {
+  softmax_xent_kernel<<<1, kLossThreads, 0, s>>>(logits, labels, rows, classes, args, step_counter, dlogits, stats);
   CUDL_CHECK_LAUNCH();
 }
 
@@ -103,10 +107,19 @@ void argmax_rows(cudaStream_t s, const float* x, int64_t rows, int64_t cols, flo
 }
 
 void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                 uint64_t first_draw, float* bx, float* by, int64_t batch) {
+                 uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) {
   if (batch == 0) return;
   const int blocks = static_cast<int>(batch < 4096 ? batch : 4096);
-  sample_rows_kernel<<<blocks, 128, 0, s>>>(x, y, rows, cols, seed, first_draw, bx, by, batch);
+  sample_rows_kernel<<<blocks, 128, 0, s>>>(x, y, rows, cols, seed, first_draw, draw_counter, bx, by, batch);
+  CUDL_CHECK_LAUNCH();
+}
+
+namespace {
+__global__ void add_to_counter_kernel(uint64_t* counter, uint64_t delta) { *counter += delta; }
+}  // namespace
+
+void add_to_counter(cudaStream_t s, uint64_t* counter, uint64_t delta) {
+  add_to_counter_kernel<<<1, 1, 0, s>>>(counter, delta);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -93,19 +93,58 @@ void Backend::sum_rows(float alpha, const Tensor& x, float beta, Tensor& out) {
   do_sum_rows(alpha, x.data(), x.dim(0), x.dim(1), beta, out.data());
 }
 
-void Backend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
-                                    Tensor& dlogits, Tensor& stats) {
+namespace {
+
+void require_counter(const Backend& backend, const Tensor& counter, const char* op) {
+  require_on(backend, counter, op, "counter");
+  require_shape(counter, {2}, op, "counter (a tensor from make_counter)");
+}
+
+const uint64_t* counter_bits(const Tensor& counter) { return reinterpret_cast<const uint64_t*>(counter.data()); }
+
+void require_softmax(const Backend& backend, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
+                     const Tensor& stats) {
   const char* op = "softmax_cross_entropy";
-  require_on(*this, logits, op, "logits");
-  require_on(*this, labels, op, "labels");
-  require_on(*this, dlogits, op, "dlogits");
-  require_on(*this, stats, op, "stats");
+  require_on(backend, logits, op, "logits");
+  require_on(backend, labels, op, "labels");
+  require_on(backend, dlogits, op, "dlogits");
+  require_on(backend, stats, op, "stats");
   require_rank(logits, 2, op, "logits");
   require_shape(labels, {logits.dim(0)}, op, "labels");
   require_shape(dlogits, logits.shape(), op, "dlogits");
   require_shape(stats, {LossStats::kSize}, op, "stats");
-  do_softmax_cross_entropy(logits.data(), labels.data(), logits.dim(0), logits.dim(1), args, dlogits.data(),
-                           stats.data());
+}
+
+void require_sample_rows(const Backend& backend, const Tensor& x, const Tensor& y, const Tensor& bx, const Tensor& by) {
+  const char* op = "sample_rows";
+  require_on(backend, x, op, "x");
+  require_on(backend, y, op, "y");
+  require_on(backend, bx, op, "bx");
+  require_on(backend, by, op, "by");
+  require_rank(x, 2, op, "x");
+  CUDL_REQUIRE(x.dim(0) > 0, "sample_rows: the data has no rows");
+  CUDL_REQUIRE(x.dim(0) <= 0xFFFFFFFFll, "sample_rows: more than 2^32 rows");
+  require_shape(y, {x.dim(0)}, op, "y");
+  require_rank(bx, 2, op, "bx");
+  require_shape(bx, {bx.dim(0), x.dim(1)}, op, "bx");
+  require_shape(by, {bx.dim(0)}, op, "by");
+}
+
+}  // namespace
+
+void Backend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
+                                    Tensor& dlogits, Tensor& stats) {
+  require_softmax(*this, logits, labels, dlogits, stats);
+  do_softmax_cross_entropy(logits.data(), labels.data(), logits.dim(0), logits.dim(1), args, nullptr,
+                           dlogits.data(), stats.data());
+}
+
+void Backend::softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
+                                    const Tensor& step, Tensor& dlogits, Tensor& stats) {
+  require_softmax(*this, logits, labels, dlogits, stats);
+  require_counter(*this, step, "softmax_cross_entropy");
+  do_softmax_cross_entropy(logits.data(), labels.data(), logits.dim(0), logits.dim(1), args, counter_bits(step),
+                           dlogits.data(), stats.data());
 }
 
 void Backend::argmax_rows(const Tensor& x, Tensor& out) {
@@ -119,19 +158,51 @@ void Backend::argmax_rows(const Tensor& x, Tensor& out) {
 
 void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx,
                           Tensor& by) {
-  const char* op = "sample_rows";
-  require_on(*this, x, op, "x");
-  require_on(*this, y, op, "y");
-  require_on(*this, bx, op, "bx");
-  require_on(*this, by, op, "by");
-  require_rank(x, 2, op, "x");
-  CUDL_REQUIRE(x.dim(0) > 0, "sample_rows: the data has no rows");
-  CUDL_REQUIRE(x.dim(0) <= 0xFFFFFFFFll, "sample_rows: more than 2^32 rows");
-  require_shape(y, {x.dim(0)}, op, "y");
-  require_rank(bx, 2, op, "bx");
-  require_shape(bx, {bx.dim(0), x.dim(1)}, op, "bx");
-  require_shape(by, {bx.dim(0)}, op, "by");
-  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, first_draw, bx.data(), by.data(), bx.dim(0));
+  require_sample_rows(*this, x, y, bx, by);
+  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, first_draw, nullptr, bx.data(), by.data(),
+                 bx.dim(0));
+}
+
+void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& first_draw, Tensor& bx,
+                          Tensor& by) {
+  require_sample_rows(*this, x, y, bx, by);
+  require_counter(*this, first_draw, "sample_rows");
+  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, 0, counter_bits(first_draw), bx.data(), by.data(),
+                 bx.dim(0));
+}
+
+// ---- counters and capture ----
+
+Tensor make_counter(Backend& backend, uint64_t value) {
+  Tensor counter({2}, backend);
+  backend.set_counter(counter, value);
+  return counter;
+}
+
+uint64_t read_counter(const Tensor& counter) {
+  CUDL_REQUIRE(counter.shape() == Shape{2}, "read_counter: expected a counter (shape [2], from make_counter), found " +
+                                                to_string(counter.shape()));
+  uint64_t value = 0;
+  counter.backend().copy_to_host(counter.data(), &value, sizeof value);
+  return value;
+}
+
+void Backend::set_counter(Tensor& counter, uint64_t value) {
+  require_counter(*this, counter, "set_counter");
+  copy_from_host(&value, counter.data(), sizeof value);
+}
+
+void Backend::add_to_counter(Tensor& counter, uint64_t delta) {
+  require_counter(*this, counter, "add_to_counter");
+  do_add_to_counter(reinterpret_cast<uint64_t*>(counter.data()), delta);
+}
+
+void Backend::begin_capture() {
+  detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");
+}
+
+std::unique_ptr<Captured> Backend::end_capture() {
+  detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");
 }
 
 void Backend::bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,

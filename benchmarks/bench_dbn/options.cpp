@@ -32,6 +32,8 @@ Nesterov SGD on minibatches drawn with replacement, then sklearn's classificatio
   --device cpu|gpu     where to train (default cpu)
   --precision fp32|tf32  GPU products in strict fp32 (default; agrees with the CPU) or on tf32
                        tensor cores
+  --launch auto|eager  GPU steps: auto replays one captured step per epoch (a CUDA graph) where
+                       the backend and network allow it (default); eager queues every primitive
   --data DIR           IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist
                        in the project, then /usr/share/datasets/fashion-mnist)
   --json FILE          also write everything printed, machine-readably
@@ -64,6 +66,9 @@ Options parse_options(int argc, char** argv) {
       o.device = parse_device(v);
     } else if (flag == "--precision") {
       o.precision = parse_precision(v);
+    } else if (flag == "--launch") {
+      if (v != "auto" && v != "eager") throw cudl::Error("--launch: expected auto or eager, found '" + v + "'");
+      o.train.launch = v == "auto" ? cudl::StepLaunch::kAuto : cudl::StepLaunch::kEager;
     } else if (flag == "--pretrain-epochs") {
       o.pretrain_epochs = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
     } else if (flag == "--pretrain-learn-rate") {

@@ -64,7 +64,8 @@ std::string timing_line(const Run& r) {
   return "timing: backend " + fmt("%.3f", r.backend_s) + " s during load " + fmt("%.3f", r.load_s) +
          " s, train " + fmt("%.3f", r.train_s) + " s (" +
          fmt("%.3f", per_epoch) + " s/epoch, median " + fmt("%.3f", median_epoch_seconds(r)) + "), evaluate " +
-         fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s";
+         fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s" +
+         (!r.epochs.empty() && r.epochs.front().captured ? " (each epoch replays one captured step)" : "");
 }
 
 std::string to_json(const Run& r) {
@@ -78,7 +79,8 @@ std::string to_json(const Run& r) {
     << ", \"classes\": " << r.classes << "},\n";
   j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
     << ", \"threads_requested\": " << r.options.threads << ", \"precision\": "
-    << quote(r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32") << "},\n";
+    << quote(r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32") << ", \"captured_steps\": "
+    << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << "},\n";
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
     << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed

@@ -10,6 +10,7 @@
 // step can be queued on a GPU stream and captured as a CUDA graph.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cudl/tensor.hpp"
@@ -110,6 +111,25 @@ struct BatchNormArgs {
   float momentum = 0.1f;   // running ← (1 − momentum)·running + momentum·batch (PyTorch's convention)
 };
 
+class Backend;
+
+// A 64-bit counter in a backend's memory: a tensor of shape [2] holding the bits of one uint64.
+// Arguments that change from step to step (the first minibatch draw, the step number) are read
+// from counters by the primitives' counter overloads, so that one captured step (a CUDA graph)
+// can be replayed step after step while the counters advance on the device.
+Tensor make_counter(Backend& backend, uint64_t value = 0);
+// The counter's value (waits for the backend's queued work).
+uint64_t read_counter(const Tensor& counter);
+
+// Work recorded once and replayed (a CUDA graph on the GPU): see Backend::begin_capture.
+class Captured {
+ public:
+  virtual ~Captured() = default;
+  // Queues the recorded primitives again, with the tensors and arguments they were recorded with
+  // (counters are read when the work runs).
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -207,6 +227,24 @@ class Backend {
   void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& saved, Tensor& dx,
                            Tensor& dgamma, Tensor& dbeta);
 
+  // ---- counters and capture (see make_counter) ----
+  // counter ← value (a host transfer: not while capturing).
+  void set_counter(Tensor& counter, uint64_t value);
+  // counter ← counter + delta, queued like any primitive.
+  void add_to_counter(Tensor& counter, uint64_t delta);
+  // sample_rows with the first draw read from a counter when the work runs.
+  void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& first_draw, Tensor& bx, Tensor& by);
+  // softmax_cross_entropy with the step number (args.step) read from a counter when the work runs.
+  void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
+                             const Tensor& step, Tensor& dlogits, Tensor& stats);
+  // Whether begin_capture works here (CudaBackend: yes; CpuBackend: no).
+  virtual bool can_capture() const { return false; }
+  // Between begin_capture() and end_capture() the primitives are recorded, not run: no host
+  // transfer, synchronisation or allocation is allowed (allocate every tensor first), and every
+  // argument is frozen except what counters hold. end_capture() returns the recorded work.
+  virtual void begin_capture();
+  virtual std::unique_ptr<Captured> end_capture();
+
  protected:
   virtual void do_fill(float* x, int64_t n, float value) = 0;
   virtual void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) = 0;
@@ -217,11 +255,16 @@ class Backend {
   virtual void do_activation(float* y, int64_t n, Activation act) = 0;
   virtual void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) = 0;
   virtual void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) = 0;
+  // step_counter, when not null, holds the step number to record instead of args.step.
   virtual void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                        const CrossEntropyArgs& args, float* dlogits, float* stats) = 0;
+                                        const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
+                                        float* stats) = 0;
   virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
+  // draw_counter, when not null, is added to first_draw when the work runs.
   virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                              uint64_t first_draw, float* bx, float* by, int64_t batch) = 0;
+                              uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                              int64_t batch) = 0;
+  virtual void do_add_to_counter(uint64_t* counter, uint64_t delta) = 0;
   virtual void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                         Units units, uint64_t seed, uint64_t counter, float* states) = 0;
   virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,

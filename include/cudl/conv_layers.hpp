@@ -31,6 +31,8 @@ class Conv2d final : public Layer {
 
   Tensor& weight() { return w_; }
   Tensor& bias() { return b_; }
+  // Not yet: cuDNN plans are chosen (and timed) on a convolution's first call.
+  bool capturable() const override { return false; }
 
  private:
   int64_t out_channels_, kernel_h_, kernel_w_;
@@ -73,6 +75,8 @@ class Dropout final : public Layer {
   Shape output_shape(const Shape& input) const override { return input; }
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+  // Not yet: the mask's counter advances on the host.
+  bool capturable() const override { return false; }
 
  private:
   float drop_;

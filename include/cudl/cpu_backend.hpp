@@ -47,10 +47,12 @@ class CpuBackend final : public Backend {
   void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) override;
   void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) override;
   void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                const CrossEntropyArgs& args, float* dlogits, float* stats) override;
+                                const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
+                                float* stats) override;
   void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
   void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                      uint64_t first_draw, float* bx, float* by, int64_t batch) override;
+                      uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) override;
+  void do_add_to_counter(uint64_t* counter, uint64_t delta) override;
   void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                   Units units, uint64_t seed, uint64_t counter, float* states) override;
   void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,

@@ -42,6 +42,9 @@ class Layer {
   // Given x, the forward output y and dy = ∂L/∂y (scratch: the layer may overwrite it), writes
   // the parameter gradients (overwriting them) and, when dx is not null, dx = ∂L/∂x.
   virtual void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) = 0;
+  // Whether forward and backward may be captured once and replayed (Backend::begin_capture):
+  // no host-side state that changes from call to call, no allocation, no synchronisation.
+  virtual bool capturable() const { return true; }
 };
 
 // Fully connected: y = act(x·W + b), W (D×H), b (H). The activation is fused into the layer

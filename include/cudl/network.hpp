@@ -40,6 +40,12 @@ class Network {
   // every parameter gradient into grads().
   void backward(const Tensor& x, Tensor& dout);
 
+  // Allocates the activations for batches of `batch` rows now (forward would on first use), so
+  // that a step can be captured (Backend::begin_capture) without allocating.
+  void reserve(int64_t batch);
+  // Whether every layer can be captured and replayed (Layer::capturable).
+  bool capturable() const;
+
   Backend& backend() const { return backend_; }
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return shapes_.back(); }

@@ -14,6 +14,13 @@
 
 namespace cudl {
 
+// How the steps of an epoch are queued. kAuto: on a backend that can capture (a GPU) and a
+// network whose layers all can (Layer::capturable), one step is captured per epoch (a CUDA
+// graph: the learning rate is fixed within an epoch) and replayed for every step, the
+// minibatch draw and the step number advancing in device counters; otherwise each primitive is
+// queued one by one. kEager: always one by one. Both give the same arithmetic.
+enum class StepLaunch { kAuto, kEager };
+
 struct TrainConfig {
   int epochs = 10;
   int64_t batch = 64;
@@ -23,6 +30,7 @@ struct TrainConfig {
   float l2 = 1e-4f;
   uint64_t seed = 2014;   // minibatch draws
   float max_loss = 0.0f;  // a minibatch mean loss above this is divergence; 0: 100·ln(K)
+  StepLaunch launch = StepLaunch::kAuto;
 };
 
 struct EpochReport {
@@ -33,6 +41,7 @@ struct EpochReport {
   double err = 0.0;       // training misclassification rate over the same draws
   double seconds = 0.0;   // wall time of the epoch, queued work included
   float learn_rate = 0.0f;
+  bool captured = false;  // whether the epoch replayed one captured step (StepLaunch)
 };
 
 class Diverged : public Error {

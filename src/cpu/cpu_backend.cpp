@@ -168,7 +168,8 @@ void CpuBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t 
 }
 
 void CpuBackend::do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                          const CrossEntropyArgs& args, float* dlogits, float* stats) {
+                                          const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
+                                          float* stats) {
   double loss_sum = 0.0;
   int64_t errors = 0;
   for (int64_t r = 0; r < rows; ++r) {
@@ -198,7 +199,8 @@ void CpuBackend::do_softmax_cross_entropy(const float* logits, const float* labe
   stats[LossStats::kErrors] += static_cast<float>(errors);
   const double mean = rows > 0 ? loss_sum / static_cast<double>(rows) : 0.0;
   if (stats[LossStats::kBadStep] < 0.0f && (!std::isfinite(mean) || mean > args.max_loss)) {
-    stats[LossStats::kBadStep] = static_cast<float>(args.step);
+    const int64_t step = step_counter != nullptr ? static_cast<int64_t>(*step_counter) : args.step;
+    stats[LossStats::kBadStep] = static_cast<float>(step);
     stats[LossStats::kBadValue] = static_cast<float>(mean);
   }
 }
@@ -213,8 +215,12 @@ void CpuBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, floa
   }
 }
 
+void CpuBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) { *counter += delta; }
+
 void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                uint64_t first_draw, float* bx, float* by, int64_t batch) {
+                                uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                                int64_t batch) {
+  if (draw_counter != nullptr) first_draw += *draw_counter;
   for (int64_t b = 0; b < batch; ++b) {
     const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
     const int64_t row = rng::below(r.v[0], static_cast<uint32_t>(rows));

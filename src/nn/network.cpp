@@ -100,6 +100,19 @@ Network::Activations& Network::activations(int64_t batch) {
   return acts_.emplace(batch, std::move(a)).first->second;
 }
 
+void Network::reserve(int64_t batch) {
+  build();
+  CUDL_REQUIRE(batch > 0, "Network::reserve: batch must be positive, got " + std::to_string(batch));
+  activations(batch);
+}
+
+bool Network::capturable() const {
+  for (const auto& layer : layers_) {
+    if (!layer->capturable()) return false;
+  }
+  return true;
+}
+
 // x as N × input_shape: a batch of flat rows (N × numel(input_shape)) is viewed in that shape.
 Tensor Network::as_input(const Tensor& x) const {
   Shape expected = input_shape_;

@@ -51,6 +51,14 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
   // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
   // checks once per epoch (no host synchronisation inside an epoch) and names the first bad step.
   const bool check_each_step = backend.device() == Device::kCpu;
+  // Captured steps (StepLaunch): every tensor they touch exists before the capture.
+  const bool captured = config.launch == StepLaunch::kAuto && backend.can_capture() && net.capturable();
+  Tensor draw, step;
+  if (captured) {
+    net.reserve(config.batch);
+    draw = make_counter(backend);
+    step = make_counter(backend);
+  }
 
   NesterovSgd opt(net, {config.learn_rate, config.momentum, config.l2});
   CrossEntropyArgs xent;
@@ -62,17 +70,42 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
     stats.copy_from(fresh_stats);
     opt.begin();
     const uint64_t draw0 = static_cast<uint64_t>(epoch - 1) * static_cast<uint64_t>(steps * config.batch);
-    for (int64_t s = 0; s < steps; ++s) {
-      backend.sample_rows(x, y, config.seed, draw0 + static_cast<uint64_t>(s * config.batch), xb, yb);
-      const Tensor& logits = net.forward(xb, Mode::kTrain);
-      xent.step = s;
-      backend.softmax_cross_entropy(logits, yb, xent, dlogits, stats);
-      if (check_each_step) {
-        const std::vector<float> st = stats.to_vector();
-        if (st[LossStats::kBadStep] >= 0.0f) throw Diverged(epoch, s + 1, st[LossStats::kBadValue], opt.learn_rate());
+    if (captured) {
+      // One step recorded with the draw and step numbers in device counters, then replayed.
+      backend.set_counter(draw, draw0);
+      backend.set_counter(step, 0);
+      backend.begin_capture();
+      std::unique_ptr<Captured> work;
+      try {
+        backend.sample_rows(x, y, config.seed, draw, xb, yb);
+        const Tensor& logits = net.forward(xb, Mode::kTrain);
+        backend.softmax_cross_entropy(logits, yb, xent, step, dlogits, stats);
+        net.backward(xb, dlogits);
+        opt.step(config.batch);
+        backend.add_to_counter(draw, static_cast<uint64_t>(config.batch));
+        backend.add_to_counter(step, 1);
+      } catch (...) {
+        try {
+          backend.end_capture();  // leave the stream out of capture mode
+        } catch (...) {
+        }
+        throw;  // the first error is the one reported
       }
-      net.backward(xb, dlogits);
-      opt.step(config.batch);
+      work = backend.end_capture();
+      for (int64_t s = 0; s < steps; ++s) work->replay();
+    } else {
+      for (int64_t s = 0; s < steps; ++s) {
+        backend.sample_rows(x, y, config.seed, draw0 + static_cast<uint64_t>(s * config.batch), xb, yb);
+        const Tensor& logits = net.forward(xb, Mode::kTrain);
+        xent.step = s;
+        backend.softmax_cross_entropy(logits, yb, xent, dlogits, stats);
+        if (check_each_step) {
+          const std::vector<float> st = stats.to_vector();
+          if (st[LossStats::kBadStep] >= 0.0f) throw Diverged(epoch, s + 1, st[LossStats::kBadValue], opt.learn_rate());
+        }
+        net.backward(xb, dlogits);
+        opt.step(config.batch);
+      }
     }
     opt.end();
     const std::vector<float> st = stats.to_vector();  // waits for the epoch's queued work
@@ -89,6 +122,7 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
     r.err = st[LossStats::kErrors] / static_cast<double>(r.samples);
     r.seconds = std::chrono::duration<double>(t1 - t0).count();
     r.learn_rate = opt.learn_rate();
+    r.captured = captured;
     reports.push_back(r);
     if (on_epoch) on_epoch(r);
     opt.set_learn_rate(opt.learn_rate() * config.decay);

@@ -1,0 +1,95 @@
+// Device counters (make_counter) and the primitives' counter overloads, on the CPU: they must
+// compute exactly what the host-argument forms compute, since a captured step (a CUDA graph)
+// replays them. Capture itself needs a GPU: tests/test_cuda_training.cpp.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cudl/conv_layers.hpp"
+#include "cudl/cpu_backend.hpp"
+#include "cudl/network.hpp"
+#include "test_support.hpp"
+
+using namespace cudl;
+using cudl::testing::error_of;
+using cudl::testing::fresh_loss_stats;
+using cudl::testing::uniform_values;
+using ::testing::HasSubstr;
+
+TEST(Counter, HoldsSixtyFourBitValues) {
+  CpuBackend cpu(1);
+  Tensor c = make_counter(cpu, 0xFFFFFFFFull);
+  EXPECT_EQ(read_counter(c), 0xFFFFFFFFull);
+  cpu.add_to_counter(c, 1);  // carries into the high word
+  EXPECT_EQ(read_counter(c), 0x100000000ull);
+  cpu.set_counter(c, 7);
+  cpu.add_to_counter(c, 64);
+  EXPECT_EQ(read_counter(c), 71u);
+}
+
+TEST(Counter, SampleRowsFromACounterDrawsTheSameRows) {
+  CpuBackend cpu(1);
+  const int64_t rows = 37, cols = 5, batch = 8;
+  const Tensor x = Tensor::from_host(uniform_values(1, rows * cols, -1, 1), {rows, cols}, cpu);
+  std::vector<float> labels(rows);
+  for (int64_t r = 0; r < rows; ++r) labels[r] = static_cast<float>(r);
+  const Tensor y = Tensor::from_host(labels, {rows}, cpu);
+  Tensor bx1({batch, cols}, cpu), by1({batch}, cpu), bx2({batch, cols}, cpu), by2({batch}, cpu);
+  for (uint64_t first : {0ull, 8ull, 1000003ull, 0xFFFFFFFFull}) {
+    cpu.sample_rows(x, y, 2014, first, bx1, by1);
+    const Tensor counter = make_counter(cpu, first);
+    cpu.sample_rows(x, y, 2014, counter, bx2, by2);
+    EXPECT_EQ(bx1.to_vector(), bx2.to_vector()) << "first draw " << first;
+    EXPECT_EQ(by1.to_vector(), by2.to_vector()) << "first draw " << first;
+  }
+}
+
+TEST(Counter, SoftmaxCrossEntropyRecordsTheCountersStep) {
+  CpuBackend cpu(1);
+  const float inf = std::numeric_limits<float>::infinity();
+  const Tensor logits = Tensor::from_host({0.0f, inf, 1.0f, 2.0f}, {2, 2}, cpu);  // row 0 is not finite
+  const Tensor labels = Tensor::from_host({0.0f, 1.0f}, {2}, cpu);
+  Tensor d({2, 2}, cpu), stats = fresh_loss_stats(cpu);
+  CrossEntropyArgs args;
+  args.step = 3;  // ignored: the counter holds the step
+  const Tensor step = make_counter(cpu, 41);
+  cpu.softmax_cross_entropy(logits, labels, args, step, d, stats);
+  const std::vector<float> st = stats.to_vector();
+  EXPECT_EQ(st[LossStats::kBadStep], 41.0f);
+  // The same batch through the host form records args.step, and the results are otherwise equal.
+  Tensor d2({2, 2}, cpu), stats2 = fresh_loss_stats(cpu);
+  cpu.softmax_cross_entropy(logits, labels, args, d2, stats2);
+  EXPECT_EQ(stats2.to_vector()[LossStats::kBadStep], 3.0f);
+  const std::vector<float> a = d.to_vector(), b = d2.to_vector();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) << i;
+}
+
+TEST(Counter, ShapesAndBackendsAreChecked) {
+  CpuBackend cpu(1);
+  Tensor wrong({3}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.add_to_counter(wrong, 1); }), HasSubstr("counter (a tensor from make_counter)"));
+  EXPECT_THAT(error_of([&] { read_counter(wrong); }), HasSubstr("expected a counter"));
+}
+
+TEST(Capture, TheCpuBackendSaysItCannotCapture) {
+  CpuBackend cpu(1);
+  EXPECT_FALSE(cpu.can_capture());
+  EXPECT_THAT(error_of([&] { cpu.begin_capture(); }), HasSubstr("cannot capture work"));
+}
+
+TEST(Capture, NetworksKnowWhetherTheirLayersCanBeReplayed) {
+  CpuBackend cpu(1);
+  Network mlp(cpu, {8});
+  mlp.add(dense(4, Activation::kRelu)).add(dense(2));
+  EXPECT_TRUE(mlp.capturable());
+  Network with_dropout(cpu, {8});
+  with_dropout.add(dense(4, Activation::kRelu)).add(dropout(0.5f)).add(dense(2));
+  EXPECT_FALSE(with_dropout.capturable());
+  Network conv(cpu, {1, 4, 4});
+  conv.add(conv2d(2, 3)).add(flatten()).add(dense(2));
+  EXPECT_FALSE(conv.capturable());
+  EXPECT_THAT(error_of([&] { mlp.reserve(0); }), HasSubstr("batch must be positive"));
+}
