@@ -54,6 +54,9 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
   // Captured steps (StepLaunch): every tensor they touch exists before the capture.
   const bool captured = config.launch == StepLaunch::kAuto && backend.can_capture() && net.capturable();
   Tensor draw, step;
+  // The captured step; replaced each epoch only after the epoch's statistics were read (the
+  // replays have finished then), since a graph must not be destroyed while it runs.
+  std::unique_ptr<Captured> work;
   if (captured) {
     net.reserve(config.batch);
     draw = make_counter(backend);
@@ -75,7 +78,6 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
       backend.set_counter(draw, draw0);
       backend.set_counter(step, 0);
       backend.begin_capture();
-      std::unique_ptr<Captured> work;
       try {
         backend.sample_rows(x, y, config.seed, draw, xb, yb);
         const Tensor& logits = net.forward(xb, Mode::kTrain);
