@@ -147,3 +147,40 @@ TEST(BatchNorm, ErrorsNameTheProblem) {
   Network net(cpu, {8});
   EXPECT_THAT(error_of([&] { net.add(batch_norm2d()); }), HasSubstr("expected a per-sample input of shape [C, H, W]"));
 }
+
+// A convolution feeding a batch norm needs no bias (the norm's β replaces it): Conv2d with
+// Bias::kNo has only its filters, computes what a biased one with zero bias computes, and the
+// conv → batch-norm stack's gradients match finite differences.
+TEST(BatchNorm, UnbiasedConvolutionFeedsIt) {
+  CpuBackend cpu(1);
+  Conv2dParams p;
+  p.pad_h = p.pad_w = 1;
+  Network plain(cpu, {2, 5, 4}), biased(cpu, {2, 5, 4});
+  plain.add(conv2d(3, 3, 3, p, Activation::kRelu, Bias::kNo)).add(batch_norm2d());
+  biased.add(conv2d(3, 3, 3, p, Activation::kRelu)).add(batch_norm2d());
+  plain.initialize(5, 0.3f);
+  biased.initialize(5, 0.3f);
+  EXPECT_EQ(plain.layer(0).describe(), "Conv2d(3, 3×3, stride 1, padding 1, relu, no bias)");
+  ASSERT_EQ(plain.params().size(), 3 * 2 * 3 * 3 + 3 + 3);  // filters, γ, β
+  ASSERT_EQ(biased.params().size(), plain.params().size() + 3);
+  const Shape in = {4, 2, 5, 4};
+  Tensor x = Tensor::from_host(uniform_values(31, numel(in), -1.0f, 1.0f), in, cpu);
+  EXPECT_EQ(plain.forward(x, Mode::kTrain).to_vector(), biased.forward(x, Mode::kTrain).to_vector());
+
+  // Finite differences through a linear convolution (ReLU kinks would break the quotients).
+  Network linear(cpu, {2, 5, 4});
+  linear.add(conv2d(3, 3, 3, p, Activation::kIdentity, Bias::kNo)).add(batch_norm2d());
+  linear.initialize(5, 0.3f);
+  const std::vector<float> ws = uniform_values(32, numel(in) / 2 * 3, -1.0f, 1.0f);
+  auto loss = [&]() {
+    const std::vector<float> y = linear.forward(x, Mode::kTrain).to_vector();
+    double l = 0.0;
+    for (size_t i = 0; i < y.size(); ++i) l += static_cast<double>(ws[i]) * y[i];
+    return l;
+  };
+  loss();
+  Tensor dout = Tensor::from_host(ws, {4, 3, 5, 4}, cpu);
+  linear.backward(x, dout);
+  expect_gradient_matches(linear.grads().to_vector(), numerical_gradient(linear.params(), 1e-2f, loss),
+                          Tolerance{2e-3, 1e-2, 2e-3}, "filters, γ, β");
+}

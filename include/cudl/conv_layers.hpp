@@ -17,11 +17,15 @@
 
 namespace cudl {
 
+// Whether a layer adds a learned bias (a convolution followed by BatchNorm2d needs none).
+enum class Bias { kYes, kNo };
+
 // y = act(x ⋆ W + b): W (K×C×R×S) decayed, b (K) not; the activation is fused as in Dense.
+// With Bias::kNo, y = act(x ⋆ W) and the layer has no b.
 class Conv2d final : public Layer {
  public:
   Conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, Conv2dParams params = {},
-         Activation act = Activation::kIdentity);
+         Activation act = Activation::kIdentity, Bias bias = Bias::kYes);
   std::string describe() const override;  // "Conv2d(32, 5×5, stride 1, padding 2, relu)"
   Shape output_shape(const Shape& input) const override;
   std::vector<ParamSpec> param_specs(const Shape& input) const override;
@@ -38,6 +42,7 @@ class Conv2d final : public Layer {
   int64_t out_channels_, kernel_h_, kernel_w_;
   Conv2dParams params_;
   Activation act_;
+  Bias bias_;
   Tensor w_, b_, gw_, gb_;
 };
 
@@ -115,7 +120,7 @@ class BatchNorm2d final : public Layer {
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation act = Activation::kIdentity,
                               int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1);
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, const Conv2dParams& params,
-                              Activation act = Activation::kIdentity);
+                              Activation act = Activation::kIdentity, Bias bias = Bias::kYes);
 // Square windows; stride 0 means stride = window (non-overlapping).
 std::unique_ptr<Layer> max_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
 std::unique_ptr<Layer> avg_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);

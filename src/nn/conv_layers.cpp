@@ -28,8 +28,9 @@ void require_image(const Layer& layer, const Shape& input) {
 
 // ---- Conv2d ----
 
-Conv2d::Conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, Conv2dParams params, Activation act)
-    : out_channels_(out_channels), kernel_h_(kernel_h), kernel_w_(kernel_w), params_(params), act_(act) {
+Conv2d::Conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, Conv2dParams params, Activation act,
+               Bias bias)
+    : out_channels_(out_channels), kernel_h_(kernel_h), kernel_w_(kernel_w), params_(params), act_(act), bias_(bias) {
   CUDL_REQUIRE(out_channels > 0 && kernel_h > 0 && kernel_w > 0,
                "Conv2d: output channels and kernel sizes must be positive, got " + std::to_string(out_channels) +
                    " channels of " + pair(kernel_h, kernel_w));
@@ -42,7 +43,8 @@ std::string Conv2d::describe() const {
   return "Conv2d(" + std::to_string(out_channels_) + ", " + pair(kernel_h_, kernel_w_) +
          geometry(params_.stride_h, params_.stride_w, params_.pad_h, params_.pad_w, params_.dilation_h,
                   params_.dilation_w) +
-         (act_ == Activation::kIdentity ? "" : std::string(", ") + to_string(act_)) + ")";
+         (act_ == Activation::kIdentity ? "" : std::string(", ") + to_string(act_)) +
+         (bias_ == Bias::kNo ? ", no bias" : "") + ")";
 }
 
 Shape Conv2d::output_shape(const Shape& input) const {
@@ -55,16 +57,21 @@ Shape Conv2d::output_shape(const Shape& input) const {
 
 std::vector<ParamSpec> Conv2d::param_specs(const Shape& input) const {
   output_shape(input);  // validates the input shape
-  return {{"weight", {out_channels_, input[0], kernel_h_, kernel_w_}, Decay::kYes},
-          {"bias", {out_channels_}, Decay::kNo}};
+  std::vector<ParamSpec> specs = {{"weight", {out_channels_, input[0], kernel_h_, kernel_w_}, Decay::kYes}};
+  if (bias_ == Bias::kYes) specs.push_back({"bias", {out_channels_}, Decay::kNo});
+  return specs;
 }
 
 void Conv2d::bind(std::vector<Tensor> params, std::vector<Tensor> grads) {
-  CUDL_REQUIRE(params.size() == 2 && grads.size() == 2, describe() + ": expected 2 parameters to bind");
+  const size_t count = bias_ == Bias::kYes ? 2 : 1;
+  CUDL_REQUIRE(params.size() == count && grads.size() == count,
+               describe() + ": expected " + std::to_string(count) + " parameters to bind");
   w_ = std::move(params[0]);
-  b_ = std::move(params[1]);
   gw_ = std::move(grads[0]);
-  gb_ = std::move(grads[1]);
+  if (bias_ == Bias::kYes) {
+    b_ = std::move(params[1]);
+    gb_ = std::move(grads[1]);
+  }
 }
 
 void Conv2d::forward(Backend& backend, const Tensor& x, Tensor& y, Mode) {
@@ -72,13 +79,17 @@ void Conv2d::forward(Backend& backend, const Tensor& x, Tensor& y, Mode) {
   CUDL_REQUIRE(x.rank() == 4 && x.dim(1) == w_.dim(1),
                describe() + ": expected input [N, " + std::to_string(w_.dim(1)) + ", H, W], found " +
                    to_string(x.shape()));
-  backend.conv2d_forward(x, w_, params_, y);         // y = x ⋆ W
-  backend.channel_bias_activation(y, b_, act_);      // y = act(y + b)
+  backend.conv2d_forward(x, w_, params_, y);  // y = x ⋆ W
+  if (bias_ == Bias::kYes) {
+    backend.channel_bias_activation(y, b_, act_);  // y = act(y + b)
+  } else {
+    backend.activation(y, act_);  // y = act(y)
+  }
 }
 
 void Conv2d::backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) {
   backend.activation_backward(dy, y, act_);              // dz = dy ⊙ act'(z)
-  backend.sum_channels(1.0f, dy, 0.0f, gb_);              // gb(K) = Σ_{n,p,q} dz
+  if (bias_ == Bias::kYes) backend.sum_channels(1.0f, dy, 0.0f, gb_);  // gb(K) = Σ_{n,p,q} dz
   backend.conv2d_backward_filter(x, dy, params_, gw_);   // gW = ∂L/∂W
   if (dx != nullptr) backend.conv2d_backward_data(dy, w_, params_, *dx);
 }
@@ -232,8 +243,8 @@ std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation a
 }
 
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, const Conv2dParams& params,
-                              Activation act) {
-  return std::make_unique<Conv2d>(out_channels, kernel_h, kernel_w, params, act);
+                              Activation act, Bias bias) {
+  return std::make_unique<Conv2d>(out_channels, kernel_h, kernel_w, params, act, bias);
 }
 
 namespace {
