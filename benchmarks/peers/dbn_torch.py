@@ -18,6 +18,7 @@ velocities, statistics and generator restored), so every mode trains the same 73
 Exit status: 0 success, 1 diverged, 2 bad input or unavailable device.
 """
 from peer_args import common_parser
+from peer_common import cpu_name, set_torch_precision
 import json
 import math
 import os
@@ -71,25 +72,6 @@ from idx_data import load_dataset, split_rows  # noqa: E402
 def fail(message, status=2):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
-
-
-def set_precision(precision):
-    """fp32: strict IEEE float32 products; tf32: cuBLAS/cuDNN may use tf32 tensor cores."""
-    tf32 = precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 class Dbn:
@@ -277,7 +259,7 @@ def main(a):
     if a.mode == "graph" and a.device != "cuda":
         fail("--mode graph needs --device cuda: CUDA graphs do not exist on the CPU (use --mode eager)")
     dev = torch.device(a.device)
-    set_precision(a.precision)
+    set_torch_precision(torch, a.precision)
     if a.device == "cpu":
         torch.set_num_threads(a.threads)
         device_name = cpu_name()

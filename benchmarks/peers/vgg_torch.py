@@ -73,6 +73,8 @@ ARGS = parse_args()      # before importing torch, so that --help and bad flags 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from peer_common import cpu_name, set_torch_precision  # noqa: E402
+
 
 def fail(message, result=None, path=None):
     print(f"vgg_torch.py: {message}", file=sys.stderr)
@@ -88,17 +90,6 @@ def write_json(result, path):
         json.dump(result, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def vgg16(size, classes):
@@ -162,8 +153,7 @@ def main(a):
         fail("--device gpu: no usable CUDA device (torch.cuda.is_available() is False)", result, a.json)
     dev = torch.device("cuda" if gpu else "cpu")
     tf32 = a.precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    set_torch_precision(torch, a.precision)
     torch.backends.cudnn.benchmark = True
     if a.threads > 0:
         torch.set_num_threads(a.threads)
