@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/backend.hpp"
 #include "cudl/tensor.hpp"
 
 namespace cudl::testing {
@@ -69,6 +70,14 @@ inline std::vector<Tensor> views(const Tensor& a, const Tensor& b) {
   v.push_back(a.reshaped(a.shape()));
   v.push_back(b.reshaped(b.shape()));
   return v;
+}
+
+// For tests parameterised by activation: every activation, named in the test names.
+inline auto every_activation() {
+  return ::testing::Values(Activation::kIdentity, Activation::kRelu, Activation::kSigmoid);
+}
+inline std::string activation_name(const ::testing::TestParamInfo<Activation>& info) {
+  return cudl::to_string(info.param);
 }
 
 }  // namespace cudl::testing

@@ -137,11 +137,7 @@ TEST_P(Conv2dGradient, BackwardOverwritesStaleGradientsAndDxIsOptional) {
   EXPECT_EQ(gb_.to_vector(), gb);
 }
 
-INSTANTIATE_TEST_SUITE_P(Activations, Conv2dGradient,
-                         ::testing::Values(Activation::kIdentity, Activation::kRelu, Activation::kSigmoid),
-                         [](const ::testing::TestParamInfo<Activation>& param_info) {
-                           return std::string(to_string(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Activations, Conv2dGradient, cudl::testing::every_activation(), cudl::testing::activation_name);
 
 // ---- parameter-free layers ----
 

@@ -246,11 +246,7 @@ TEST_P(DenseGradient, ParameterGradientsDoNotDependOnRequestingDx) {
   EXPECT_EQ(gb_.to_vector(), gb);
 }
 
-INSTANTIATE_TEST_SUITE_P(Activations, DenseGradient,
-                         ::testing::Values(Activation::kIdentity, Activation::kRelu, Activation::kSigmoid),
-                         [](const ::testing::TestParamInfo<Activation>& param_info) {
-                           return std::string(cudl::to_string(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Activations, DenseGradient, cudl::testing::every_activation(), cudl::testing::activation_name);
 
 // ---- ActivationLayer ----
 
