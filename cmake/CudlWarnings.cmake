@@ -1,7 +1,9 @@
-# cudl_target_defaults(<target>): warnings-as-errors and the CPU instruction set for our own targets.
+# cudl_target_defaults(<target>): warnings (errors with CUDL_WERROR) and the CPU instruction set for our own targets.
 function(cudl_target_defaults target)
-  target_compile_options(${target} PRIVATE
-    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wshadow -Werror>)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wshadow>)
+  if(CUDL_WERROR)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+  endif()
   if(CUDL_NATIVE)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
   endif()

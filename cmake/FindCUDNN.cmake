@@ -30,8 +30,19 @@ if(_cudnn_python)
   endif()
 endif()
 
+# Library first, each hinted folder tried for every name before the next folder (NAMES_PER_DIR:
+# pip's wheel has only libcudnn.so.9, and without it a system libcudnn.so found by the first name
+# would win over the wheel's); the header is then looked for beside that library before anywhere
+# else, so that header and library come from the same install.
+find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR HINTS ${_cudnn_hints}
+             PATH_SUFFIXES lib64 lib lib/x64 lib/x86_64-linux-gnu)
+if(CUDNN_LIBRARY)
+  get_filename_component(_cudnn_libdir "${CUDNN_LIBRARY}" DIRECTORY)
+  get_filename_component(_cudnn_root "${_cudnn_libdir}" DIRECTORY)
+  find_path(CUDNN_INCLUDE_DIR cudnn_version.h HINTS "${_cudnn_root}" ${_cudnn_hints} PATH_SUFFIXES include
+            NO_DEFAULT_PATH)
+endif()
 find_path(CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_cudnn_hints} PATH_SUFFIXES include)
-find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints} PATH_SUFFIXES lib64 lib lib/x64)
 
 if(CUDNN_INCLUDE_DIR AND EXISTS "${CUDNN_INCLUDE_DIR}/cudnn_version.h")
   file(STRINGS "${CUDNN_INCLUDE_DIR}/cudnn_version.h" _cudnn_defs REGEX "^#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ")
