@@ -12,6 +12,7 @@
 #include <exception>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "guarded.hpp"
 #include "cudl/cudl.hpp"
@@ -19,23 +20,36 @@
 
 namespace {
 
-cudl::CudaBackend* backend(cudl::Precision precision) {
-  static std::unique_ptr<cudl::CudaBackend> fp32, tf32;
-  static std::string why;
-  if (!why.empty()) return nullptr;
-  auto& slot = precision == cudl::Precision::kFp32 ? fp32 : tf32;
-  if (!slot) {
-    const cudl::GpuProbe probe = cudl::probe_gpu();
-    if (!probe.usable) {
-      why = probe.reason;
-      return nullptr;
+// The GPU backends the cases share (one per precision), created on first use. main owns them, so
+// they are destroyed before main returns, while the CUDA runtime is still up (a static backend
+// would be destroyed at exit, after the runtime has begun tearing itself down).
+class Backends {
+ public:
+  // The backend of that precision, or null (every later call too) when no GPU can be used.
+  cudl::CudaBackend* get(cudl::Precision precision) {
+    if (!why_.empty()) return nullptr;
+    auto& slot = precision == cudl::Precision::kFp32 ? fp32_ : tf32_;
+    if (!slot) {
+      const cudl::GpuProbe probe = cudl::probe_gpu();
+      if (!probe.usable) {
+        why_ = probe.reason;
+        return nullptr;
+      }
+      cudl::BackendOptions options;
+      options.precision = precision;
+      slot = std::make_unique<cudl::CudaBackend>(options);
     }
-    cudl::BackendOptions options;
-    options.precision = precision;
-    slot = std::make_unique<cudl::CudaBackend>(options);
+    return slot.get();
   }
-  return slot.get();
-}
+
+ private:
+  std::unique_ptr<cudl::CudaBackend> fp32_, tf32_;
+  std::string why_;
+};
+
+Backends* the_backends = nullptr;  // main's, while the benchmarks run
+
+cudl::CudaBackend* backend(cudl::Precision precision) { return the_backends->get(precision); }
 
 // Times fn over one iteration with events on the backend's stream.
 template <class Fn>
@@ -332,4 +346,16 @@ BENCHMARK(BM_CudaSumChannels)->Apply(CudaChannelShapes);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN(), with the backends owned here: they go before main returns.
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  {
+    Backends backends;
+    the_backends = &backends;
+    benchmark::RunSpecifiedBenchmarks();
+    the_backends = nullptr;
+  }
+  benchmark::Shutdown();
+  return 0;
+}

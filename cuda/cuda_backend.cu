@@ -23,6 +23,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
                                                             std::to_string(count) + " (numbered from 0)");
   impl_->gpu = options.gpu;
   impl_->precision = options.precision;
+  impl_->conv_transforms = options.conv_transforms;
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));
   cudaDeviceProp prop{};
   CUDL_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->gpu));
@@ -33,26 +34,32 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   CUDL_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, impl_->gpu));
   uint64_t keep = UINT64_MAX;
   CUDL_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
-  CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
-  CUDL_CUBLAS_CHECK(cublasCreate(&impl_->cublas));
-  CUDL_CUBLAS_CHECK(cublasSetStream(impl_->cublas, impl_->stream));
+  // Each resource goes to its owner in impl_ as soon as it exists: if a later step throws,
+  // destroying impl_ frees it (see Impl).
+  CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream.handle, cudaStreamNonBlocking));
+  cublasHandle_t cublas = nullptr;
+  CUDL_CUBLAS_CHECK(cublasCreate(&cublas));
+  impl_->cublas.reset(cublas);
+  CUDL_CUBLAS_CHECK(cublasSetStream(cublas, impl_->stream));
   // A workspace of our own, so cuBLAS never allocates inside a captured CUDA graph.
-  CUDL_CUDA_CHECK(cudaMalloc(&impl_->cublas_workspace, Impl::kCublasWorkspace));
-  CUDL_CUBLAS_CHECK(cublasSetWorkspace(impl_->cublas, impl_->cublas_workspace, Impl::kCublasWorkspace));
-  CUDL_CUBLAS_CHECK(cublasSetMathMode(impl_->cublas, impl_->precision == Precision::kTf32
-                                                         ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                         : CUBLAS_DEFAULT_MATH));
+  void* cublas_workspace = nullptr;
+  CUDL_CUDA_CHECK(cudaMalloc(&cublas_workspace, Impl::kCublasWorkspace));
+  impl_->cublas_workspace.reset(cublas_workspace);
+  CUDL_CUBLAS_CHECK(cublasSetWorkspace(cublas, cublas_workspace, Impl::kCublasWorkspace));
+  CUDL_CUBLAS_CHECK(cublasSetMathMode(cublas, impl_->precision == Precision::kTf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                                   : CUBLAS_DEFAULT_MATH));
 }
 
-CudaBackend::~CudaBackend() {
-  // Destructors never throw: statuses are deliberately ignored here.
-  if (impl_->stream) cudaStreamSynchronize(impl_->stream);
-  impl_->conv.reset();
-  if (impl_->workspace) cudaFree(impl_->workspace);
-  if (impl_->cudnn) cudnnDestroy(impl_->cudnn);
-  if (impl_->cublas) cublasDestroy(impl_->cublas);
-  if (impl_->cublas_workspace) cudaFree(impl_->cublas_workspace);
-  if (impl_->stream) cudaStreamDestroy(impl_->stream);
+CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
+
+// Destructors never throw: statuses are deliberately ignored here. Work still queued may use any
+// of the resources, so the stream is synchronised first; then the plans go before the cuDNN
+// handle they were made with, and the members (declared in the reverse order) free the cuBLAS
+// handle, then the workspaces (the stream-ordered one on the stream), then the stream.
+CudaBackend::Impl::~Impl() {
+  if (stream.handle != nullptr) cudaStreamSynchronize(stream.handle);
+  conv.reset();
+  if (cudnn != nullptr) cudnnDestroy(cudnn);
 }
 
 std::string CudaBackend::describe() const {
@@ -60,7 +67,7 @@ std::string CudaBackend::describe() const {
 }
 
 Precision CudaBackend::precision() const { return impl_->precision; }
-void* CudaBackend::stream() const { return impl_->stream; }
+void* CudaBackend::stream() const { return impl_->stream.handle; }
 
 void* CudaBackend::allocate(std::size_t bytes) {
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
@@ -115,11 +122,17 @@ void CudaBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean,
 void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) {
+    // An empty sum: C = beta·C, as CpuBackend (cuBLAS would reject the zero leading dimension of
+    // an empty A or B).
+    cuda::scale_matrix(impl_->stream, c, m, n, ldc, beta);
+    return;
+  }
   for (int64_t d : {m, n, k, lda, ldb, ldc})
     CUDL_REQUIRE(d <= INT_MAX, "gemm: dimension " + std::to_string(d) + " exceeds cuBLAS's 32-bit limit");
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  CUDL_CUBLAS_CHECK(cublasGemmEx(impl_->cublas, tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
+  CUDL_CUBLAS_CHECK(cublasGemmEx(impl_->cublas.get(), tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  ta == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
                                  static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
                                  static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F,

@@ -1,6 +1,8 @@
 // CudaBackend's convolutional primitives: convolutions through cuDNN's graph API
 // (cudnn_conv.cpp), the rest through our kernels (conv_kernels.cu).
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "backend_impl.hpp"
 #include "check.hpp"
@@ -9,19 +11,22 @@
 namespace cudl {
 
 void* CudaBackend::Impl::scratch(size_t bytes) {
-  if (bytes <= workspace_bytes) return workspace;
+  if (bytes <= workspace_bytes) return workspace.get();
   const size_t grown = std::max(bytes, workspace_bytes + workspace_bytes / 2);
   void* fresh = nullptr;
   const cudaError_t status = cudaMallocAsync(&fresh, grown, stream);
   if (status != cudaSuccess) {
-    cudaGetLastError();
-    throw Error("out of GPU memory allocating a " + std::to_string(grown) + "-byte workspace on " + description + ": " +
-                cudaGetErrorString(status));
+    cudaGetLastError();  // clear this call's error so the backend stays usable
+    throw Error(std::string(status == cudaErrorMemoryAllocation ? "out of GPU memory" : "GPU allocation failed") +
+                " allocating a " + std::to_string(grown) + "-byte workspace on " + description + ": " +
+                cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
   }
-  if (workspace != nullptr) CUDL_CUDA_CHECK(cudaFreeAsync(workspace, stream));
-  workspace = fresh;
+  // The new buffer is owned before the old one is let go; the old one is freed in stream order,
+  // so work already queued on it still finds it.
+  cuda::StreamMemory old = std::exchange(workspace, cuda::StreamMemory(fresh, cuda::StreamFree{stream}));
   workspace_bytes = grown;
-  return workspace;
+  if (old) CUDL_CUDA_CHECK(cudaFreeAsync(old.release(), stream));
+  return workspace.get();
 }
 
 cuda::ConvPlans& CudaBackend::Impl::conv_plans() {
@@ -30,7 +35,8 @@ cuda::ConvPlans& CudaBackend::Impl::conv_plans() {
       CUDL_CUDNN_CHECK(cudnnCreate(&cudnn));
       CUDL_CUDNN_CHECK(cudnnSetStream(cudnn, stream));
     }
-    conv = std::make_unique<cuda::ConvPlans>(cudnn, stream, precision, [this](size_t bytes) { return scratch(bytes); });
+    conv = std::make_unique<cuda::ConvPlans>(cudnn, stream, precision, conv_transforms,
+                                             [this](size_t bytes) { return scratch(bytes); });
   }
   return *conv;
 }

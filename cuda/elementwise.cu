@@ -51,6 +51,14 @@ __global__ void sum_rows_kernel(float alpha, const float* x, int64_t rows, int64
   }
 }
 
+// C(m×n, leading dimension ldc) ← beta·C; beta = 0 writes zeros without reading C.
+__global__ void scale_matrix_kernel(float* c, int64_t m, int64_t n, int64_t ldc, float beta) {
+  CUDL_GRID_STRIDE(i, m * n) {
+    float* ci = c + (i / n) * ldc + i % n;
+    *ci = beta == 0.0f ? 0.0f : beta * *ci;
+  }
+}
+
 __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
   CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
@@ -165,6 +173,12 @@ void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, A
 void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
   if (cols == 0) return;
   sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, s>>>(alpha, x, rows, cols, beta, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void scale_matrix(cudaStream_t s, float* c, int64_t m, int64_t n, int64_t ldc, float beta) {
+  if (m * n == 0 || beta == 1.0f) return;  // beta = 1 leaves C as it is
+  scale_matrix_kernel<<<grid_for(m * n, kThreads), kThreads, 0, s>>>(c, m, n, ldc, beta);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -18,6 +18,9 @@ void bias_activation(cudaStream_t s, float* y, const float* bias, int64_t rows, 
 void activation(cudaStream_t s, float* y, int64_t n, Activation act);
 void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act);
 void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out);
+// C(m×n, row-major, leading dimension ldc ≥ n) ← beta·C, writing 0 where beta = 0 (C is then
+// not read, so NaN there is overwritten): a GEMM with k = 0, as CpuBackend computes it.
+void scale_matrix(cudaStream_t s, float* c, int64_t m, int64_t n, int64_t ldc, float beta);
 void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n);
 void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                             Units units, uint64_t seed, uint64_t counter, float* states);

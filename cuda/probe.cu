@@ -21,9 +21,13 @@ GpuProbe probe_cuda_runtime() {
     p.reason = "no NVIDIA driver is installed on this machine (libcuda was not found), so there is no usable GPU";
     return p;
   }
-  if (err == cudaErrorInsufficientDriver || driver < runtime) {
-    p.reason = "the NVIDIA driver supports CUDA " + version_string(driver) + " but cudl was built with CUDA " +
-               version_string(runtime) + "; update the driver";
+  // A driver older than the runtime may still run it (CUDA's minor-version compatibility within a
+  // major version), so the versions are not compared here: the runtime itself says when it cannot.
+  if (err == cudaErrorInsufficientDriver || err == cudaErrorSystemDriverMismatch ||
+      err == cudaErrorCompatNotSupportedOnDevice) {
+    p.reason = "the NVIDIA driver (which supports CUDA " + version_string(driver) + ") cannot run cudl's CUDA " +
+               version_string(runtime) + " runtime (" + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) +
+               "); update the driver";
     return p;
   }
   if (err == cudaErrorNoDevice || (err == cudaSuccess && count == 0)) {

@@ -146,6 +146,72 @@ TEST_F(CudaParity, GemmTf32AllTransposes) {
   }
 }
 
+// k = 0: an empty sum, so C = beta·C; beta = 0 writes exact zeros without reading C (NaN there is
+// overwritten). An A of m×0 (or a B of 0×n) has a zero row stride, which cuBLAS rejects: the
+// backend must not hand it over. beta·C is one multiplication on either side: exact.
+const GemmScale kEmptySumScales[] = {{1.0f, 0.0f}, {1.5f, 0.5f}, {-0.75f, 1.0f}, {2.0f, -2.0f}};
+
+TEST_F(CudaParity, GemmWithKZeroScalesC) {
+  const GemmShape shapes[] = {{1, 1, 0}, {7, 5, 0}, {64, 800, 0}, {257, 255, 0}, {1000, 1500, 0}};
+  uint64_t seed = 700;
+  for (const GemmShape& s : shapes)
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (Trans tb : {Trans::kNo, Trans::kYes})
+        for (const GemmScale& sc : kEmptySumScales) {
+          const GemmResult r = run_gemm(cpu, gpu(), s, ta, tb, sc, seed += 3);
+          expect_all_close(r.gpu, r.cpu, 0.0, 0.0, r.what);
+          if (sc.beta == 0.0f) {
+            EXPECT_EQ(std::count(r.gpu.begin(), r.gpu.end(), 0.0f), s.m * s.n) << r.what << ": not all zeros";
+          }
+        }
+}
+
+// Backend::gemm always passes ldc = n, so a C with a longer row stride is reached through
+// do_gemm, which is protected: a pointer to it taken in a class derived from Backend calls each
+// backend's own do_gemm (a virtual call) with any strides. The class is never instantiated.
+struct DoGemm : Backend {
+  static constexpr auto pointer() { return &DoGemm::do_gemm; }
+};
+
+// k = 0 on an m×n window of an m×ldc buffer (ldc > n): the window becomes beta·C (zeros for
+// beta = 0 over NaN), and the columns past n, finite values distinct from any result, are left
+// alone. A and B are null: with k = 0 neither may be read.
+TEST_F(CudaParity, GemmWithKZeroKeepsColumnsPastNOfAStridedC) {
+  struct Strided {
+    int64_t m, n, ldc;
+  };
+  // 1000×1500 needs several grid-stride passes.
+  const Strided shapes[] = {{1, 1, 2}, {7, 5, 9}, {37, 5, 64}, {64, 800, 801}, {1000, 1500, 1503}};
+  constexpr auto do_gemm = DoGemm::pointer();
+  uint64_t seed = 800;
+  for (const Strided& s : shapes)
+    for (const GemmScale& sc : kEmptySumScales) {
+      const std::string what = str("gemm k 0, m,n,ldc", s.m, s.n, s.ldc) + " alpha " + std::to_string(sc.alpha) +
+                               " beta " + std::to_string(sc.beta);
+      // The window: random in [-1, 1], or NaN for beta = 0; the columns past n: in [2, 3].
+      std::vector<float> cv = uniform_values(++seed, s.m * s.ldc, 2.0f, 3.0f);
+      const std::vector<float> window = uniform_values(++seed, s.m * s.n, -1.0f, 1.0f);
+      std::vector<float> expected = cv;
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t j = 0; j < s.n; ++j) {
+          const size_t at = static_cast<size_t>(i * s.ldc + j);
+          cv[at] = sc.beta == 0.0f ? kNaN : window[static_cast<size_t>(i * s.n + j)];
+          expected[at] = sc.beta == 0.0f ? 0.0f : sc.beta * cv[at];
+        }
+      Pair c = both(cv, {s.m, s.ldc});
+      for (Trans ta : {Trans::kNo, Trans::kYes}) {
+        Tensor c_gpu = Tensor::from_host(cv, {s.m, s.ldc}, gpu());
+        (gpu().*do_gemm)(ta, Trans::kNo, s.m, s.n, 0, sc.alpha, nullptr, 0, nullptr, 0, sc.beta, c_gpu.data(), s.ldc);
+        expect_all_close(c_gpu.to_vector(), expected, 0.0, 0.0, what + (ta == Trans::kYes ? " Aᵀ" : " A"));
+      }
+      (cpu.*do_gemm)(Trans::kNo, Trans::kNo, s.m, s.n, 0, sc.alpha, nullptr, 0, nullptr, 0, sc.beta, c.cpu.data(),
+                     s.ldc);
+      (gpu().*do_gemm)(Trans::kNo, Trans::kNo, s.m, s.n, 0, sc.alpha, nullptr, 0, nullptr, 0, sc.beta, c.gpu.data(),
+                       s.ldc);
+      expect_match(c, kExact, what + " (against CpuBackend)");
+    }
+}
+
 // ---- activations ----
 
 const Activation kActivations[] = {Activation::kIdentity, Activation::kRelu, Activation::kSigmoid};
