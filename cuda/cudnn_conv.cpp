@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -21,7 +22,8 @@ namespace {
 constexpr cudnnBackendAttributeName_t kPlanHandle = CUDNN_ATTR_EXECUTION_PLAN_HANDLE;
 #pragma GCC diagnostic pop
 
-bool has_note(const Descriptor& config, cudnnBackendNumericalNote_t wanted) {
+// The numerical notes of a configuration's engine (CUDNN_NUMERICAL_NOTE_*).
+std::vector<cudnnBackendNumericalNote_t> numerical_notes(const Descriptor& config) {
   Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
   int64_t count = 0;
   CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
@@ -29,7 +31,64 @@ bool has_note(const Descriptor& config, cudnnBackendNumericalNote_t wanted) {
   cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
   CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                             CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count, notes));
-  return std::find(notes, notes + count, wanted) != notes + count;
+  return std::vector<cudnnBackendNumericalNote_t>(notes, notes + std::min<int64_t>(count, CUDNN_NUMERICAL_NOTE_TYPE_COUNT));
+}
+
+bool has(const std::vector<cudnnBackendNumericalNote_t>& notes, cudnnBackendNumericalNote_t wanted) {
+  return std::find(notes.begin(), notes.end(), wanted) != notes.end();
+}
+
+const char* note_name(cudnnBackendNumericalNote_t note) {
+  switch (note) {
+    case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: return "tensor-core";
+    case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS: return "down-convert-inputs";
+    case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION: return "reduced-precision-reduction";
+    case CUDNN_NUMERICAL_NOTE_FFT: return "fft";
+    case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC: return "nondeterministic";
+    case CUDNN_NUMERICAL_NOTE_WINOGRAD: return "winograd";
+    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4: return "winograd-4x4";
+    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6: return "winograd-6x6";
+    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13: return "winograd-13x13";
+    case CUDNN_NUMERICAL_NOTE_STRICT_NAN_PROP: return "strict-nan-prop";
+    default: return "note-?";
+  }
+}
+
+// "[winograd, winograd-4x4]", or "[no numerical notes]".
+std::string notes_text(const std::vector<cudnnBackendNumericalNote_t>& notes) {
+  if (notes.empty()) return "[no numerical notes]";
+  std::string text = "[";
+  for (size_t i = 0; i < notes.size(); ++i) text += (i ? ", " : "") + std::string(note_name(notes[i]));
+  return text + "]";
+}
+
+bool transforms(const std::vector<cudnnBackendNumericalNote_t>& notes) {
+  return has(notes, CUDNN_NUMERICAL_NOTE_FFT) || has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD) ||
+         has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4) || has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6) ||
+         has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13);
+}
+
+// Why an engine is not allowed under this policy, or nullptr. Like PyTorch: inputs are never
+// down-converted (e.g. fp32 to fp16) and reductions never run in reduced precision, in fp32 or in
+// tf32; tensor cores (TF32 for float data) only in tf32; FFT and Winograd engines only when
+// transforms are allowed.
+const char* rejection(const std::vector<cudnnBackendNumericalNote_t>& notes, Precision precision,
+                      bool allow_transforms) {
+  if (has(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) return "down-convert-inputs";
+  if (has(notes, CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)) return "reduced-precision-reduction";
+  if (precision == Precision::kFp32 && has(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) return "tensor-core";
+  if (!allow_transforms && transforms(notes)) return "fft/winograd";
+  return nullptr;
+}
+
+bool transforms_allowed_by_environment() {
+  const char* v = std::getenv("CUDL_CUDNN_TRANSFORMS");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+bool verbose() {
+  const char* v = std::getenv("CUDL_CUDNN_VERBOSE");
+  return v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
 }
 
 int64_t engine_index(const Descriptor& config) {
@@ -90,16 +149,25 @@ constexpr int64_t kMaxWorkspace = int64_t{1} << 30;  // plans needing more than 
 }  // namespace
 
 struct ConvPlans::Plan {
+  // The operation graph and the engine configuration the plan was made from: cuDNN's plan refers
+  // to them, so they live exactly as long as it (members are destroyed in reverse order).
+  std::shared_ptr<const ConvGraph> graph;
+  Descriptor config{CUDNN_BACKEND_ENGINECFG_DESCRIPTOR};
   Descriptor plan{CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR};
+  std::vector<cudnnBackendNumericalNote_t> notes;
   int64_t workspace = 0;
   int64_t engine = -1;
   int candidates = 0;
   std::string text;
 };
 
-ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision,
+ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, bool allow_transforms,
                      std::function<void*(std::size_t)> workspace)
-    : handle_(handle), stream_(stream), precision_(precision), workspace_(std::move(workspace)) {}
+    : handle_(handle),
+      stream_(stream),
+      precision_(precision),
+      allow_transforms_(allow_transforms && transforms_allowed_by_environment()),
+      workspace_(std::move(workspace)) {}
 
 ConvPlans::~ConvPlans() = default;
 
@@ -111,26 +179,35 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
   auto found = plans_.find(key);
   if (found != plans_.end()) return *found->second;
 
-  const ConvGraph built = convolution_graph(op, s, alignment(x), alignment(w), alignment(y), handle_);
-  const Descriptor& graph = built.graph();
+  const auto built = std::make_shared<const ConvGraph>(
+      convolution_graph(op, s, alignment(x), alignment(w), alignment(y), handle_));
+  const Descriptor& graph = built->graph();
+  const bool loud = verbose();
+  const std::string what = std::string(to_string(op)) + " " + shape_text(s);
 
   // Candidates: the heuristics' list, then the fallback list, filtered by precision, each
   // finalized into an execution plan (an engine may not support this shape: skipped).
   std::vector<std::unique_ptr<Plan>> candidates;
-  int rejected_tf32 = 0;
+  std::map<std::string, int> rejected;  // reason -> engines rejected for it
   for (cudnnBackendHeurMode_t heur : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     for (Descriptor& config : heuristic_configs(graph, heur)) {
       if (candidates.size() >= kMaxCandidates) break;
-      if (precision_ == Precision::kFp32 && has_note(config, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) {
-        ++rejected_tf32;
+      const int64_t index = engine_index(config);
+      std::vector<cudnnBackendNumericalNote_t> notes = numerical_notes(config);
+      if (const char* why = rejection(notes, precision_, allow_transforms_)) {
+        ++rejected[why];
+        if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s rejected (%s)\n", what.c_str(),
+                               static_cast<long long>(index), notes_text(notes).c_str(), why);
         continue;
       }
-      const int64_t index = engine_index(config);
       bool duplicate = false;
       for (const auto& c : candidates) duplicate = duplicate || c->engine == index;
       if (duplicate) continue;
       auto candidate = std::make_unique<Plan>();
-      cudnnBackendDescriptor_t cfg = config.get();
+      candidate->graph = built;
+      candidate->config = std::move(config);
+      candidate->notes = std::move(notes);
+      cudnnBackendDescriptor_t cfg = candidate->config.get();
       candidate->plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle_)
           .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
       if (candidate->plan.try_finalize() != CUDNN_STATUS_SUCCESS) continue;
@@ -143,12 +220,15 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
     }
     if (!candidates.empty()) break;
   }
-  CUDL_REQUIRE(!candidates.empty(), std::string("cuDNN has no ") + to_string(precision_) + " engine for the " +
-                                        to_string(op) + " convolution " + shape_text(s) + " (" +
-                                        std::to_string(rejected_tf32) + " TF32 engines rejected)");
+  std::string rejected_text;
+  for (const auto& [why, n] : rejected)
+    rejected_text += (rejected_text.empty() ? "" : ", ") + std::to_string(n) + " " + why;
+  CUDL_REQUIRE(!candidates.empty(), std::string("cuDNN has no ") + to_string(precision_) + " engine for the " + what +
+                                        " (rejected: " + (rejected_text.empty() ? "none" : rejected_text) + ")");
 
   size_t best = 0;
-  if (candidates.size() > 1 && autotune_enabled()) {
+  const bool tuned = candidates.size() > 1 && autotune_enabled();
+  if (tuned) {
     // Time each candidate on the real tensors: one warm-up run, then the best of three.
     cudaEvent_t start = nullptr, stop = nullptr;
     CUDL_CUDA_CHECK(cudaEventCreate(&start));
@@ -167,23 +247,26 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
         CUDL_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
         if (rep > 0) ms = std::min(ms, elapsed);
       }
+      if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s workspace %lld B: %.4f ms\n", what.c_str(),
+                             static_cast<long long>(candidates[i]->engine), notes_text(candidates[i]->notes).c_str(),
+                             static_cast<long long>(candidates[i]->workspace), static_cast<double>(ms));
       if (ms < best_ms) {
         best_ms = ms;
         best = i;
       }
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
+    CUDL_CUDA_CHECK(cudaEventDestroy(start));
+    CUDL_CUDA_CHECK(cudaEventDestroy(stop));
     CUDL_REQUIRE(best_ms < std::numeric_limits<float>::infinity(),
-                 std::string("no cuDNN engine could execute the ") + to_string(op) + " convolution " + shape_text(s));
+                 std::string("no cuDNN engine could execute the ") + what);
   }
   std::unique_ptr<Plan> chosen = std::move(candidates[best]);
   chosen->candidates = static_cast<int>(candidates.size());
-  chosen->text = std::string(to_string(op)) + " " + shape_text(s) + ": engine " + std::to_string(chosen->engine) +
-                 (candidates.size() > 1 && autotune_enabled()
-                      ? " (fastest of " + std::to_string(candidates.size()) + ")"
-                      : " (heuristics' first choice)") +
-                 ", workspace " + std::to_string(chosen->workspace) + " B";
+  chosen->text = what + ": engine " + std::to_string(chosen->engine) + " " + notes_text(chosen->notes) +
+                 (tuned ? " (fastest of " + std::to_string(candidates.size()) + ")" : " (heuristics' first choice)") +
+                 ", workspace " + std::to_string(chosen->workspace) + " B" +
+                 (rejected_text.empty() ? "" : "; rejected " + rejected_text);
+  if (loud) std::fprintf(stderr, "cudl: cuDNN chose %s\n", chosen->text.c_str());
   return *plans_.emplace(std::move(key), std::move(chosen)).first->second;
 }
 

@@ -3,8 +3,10 @@
 // cudnnConvolution* calls are deprecated in cuDNN 9). One operation graph per (operation,
 // shape, pointer alignment), planned once and cached:
 //   - candidates come from cuDNN's heuristics (mode A, then the fallback list);
-//   - with Precision::kFp32, engines carrying CUDNN_NUMERICAL_NOTE_TENSOR_CORE (TF32 for float
-//     data) are rejected, so results are strict fp32; with kTf32 every engine is allowed;
+//   - engines are filtered by their numerical notes, as PyTorch does: never one that
+//     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data)
+//     only with Precision::kTf32; FFT and Winograd engines (fp32 arithmetic, fewer
+//     multiplications, a larger rounding error) only when allow_transforms is true;
 //   - when several candidates finalize, each is timed once on the real tensors and the fastest
 //     kept (set CUDL_CUDNN_AUTOTUNE=0 to take the heuristics' first choice instead);
 //   - the workspace is the backend's (a growable stream-ordered buffer passed in by the caller).
@@ -26,7 +28,7 @@ namespace cudl::cuda {
 class ConvPlans {
  public:
   // workspace(bytes) returns a device buffer of at least `bytes`, valid in stream order.
-  ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision,
+  ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, bool allow_transforms,
             std::function<void*(std::size_t)> workspace);
   ~ConvPlans();
   ConvPlans(const ConvPlans&) = delete;
@@ -37,7 +39,9 @@ class ConvPlans {
   // overwritten (beta = 0).
   void run(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
 
-  // "forward 64×3×224×224 * 64×3×3×3: engine 12 (autotuned over 5), workspace 0 B", one line per plan.
+  // One line per plan: "forward 64×3×224×224 ⋆ 64×3×3×3 (...): engine 12 [no numerical notes]
+  // (fastest of 5), workspace 0 B; rejected 3 tensor-core". CUDL_CUDNN_VERBOSE=1 also prints every
+  // candidate, its notes and its time, to stderr as plans are made.
   std::vector<std::string> describe() const;
 
  private:
@@ -47,6 +51,7 @@ class ConvPlans {
   cudnnHandle_t handle_;
   cudaStream_t stream_;
   Precision precision_;
+  bool allow_transforms_;
   std::function<void*(std::size_t)> workspace_;
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };

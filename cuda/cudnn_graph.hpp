@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/backend.hpp"
@@ -32,7 +33,10 @@ class Descriptor {
   Descriptor(Descriptor&& other) noexcept : d_(other.d_) { other.d_ = nullptr; }
   Descriptor(const Descriptor&) = delete;
   Descriptor& operator=(const Descriptor&) = delete;
-  Descriptor& operator=(Descriptor&&) = delete;
+  Descriptor& operator=(Descriptor&& other) noexcept {  // the old descriptor goes with `other`
+    std::swap(d_, other.d_);
+    return *this;
+  }
 
   cudnnBackendDescriptor_t get() const { return d_; }
   cudnnBackendDescriptor_t* ptr() { return &d_; }

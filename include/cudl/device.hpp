@@ -29,6 +29,13 @@ struct BackendOptions {
   int threads = 0;                        // CPU threads (0: all this process may use)
   int gpu = 0;                            // CUDA device ordinal
   Precision precision = Precision::kFp32;  // GPU only
+  // GPU convolutions only: whether cuDNN may choose FFT and Winograd engines. They compute in the
+  // chosen precision with fewer multiplications, so their rounding error is larger than a direct
+  // or implicit-GEMM convolution's (about 1e-3 relative to the output's scale has been seen on a
+  // 5×5 filter gradient, against ~1e-6 for the direct form); PyTorch allows them too. false keeps
+  // every convolution to the direct arithmetic (CUDL_CUDNN_TRANSFORMS=0 in the environment does
+  // the same for every backend of the process).
+  bool conv_transforms = true;
 };
 
 // The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
