@@ -74,11 +74,11 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
     opt.begin();
     const uint64_t draw0 = static_cast<uint64_t>(epoch - 1) * static_cast<uint64_t>(steps * config.batch);
     if (captured) {
-      // One step recorded with the draw and step numbers in device counters, then replayed.
-      backend.set_counter(draw, draw0);
-      backend.set_counter(step, 0);
-      backend.begin_capture();
-      try {
+      // One step with the draw and step numbers in device counters: on the first epoch run once
+      // eagerly (so that cuBLAS and cuDNN initialise and pick their kernels outside any capture),
+      // then recorded and replayed for the epoch's remaining steps. The eager and the captured
+      // step queue the same work, so the results are those of an all-eager epoch.
+      auto counted_step = [&] {
         backend.sample_rows(x, y, config.seed, draw, xb, yb);
         const Tensor& logits = net.forward(xb, Mode::kTrain);
         backend.softmax_cross_entropy(logits, yb, xent, step, dlogits, stats);
@@ -86,15 +86,28 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
         opt.step(config.batch);
         backend.add_to_counter(draw, static_cast<uint64_t>(config.batch));
         backend.add_to_counter(step, 1);
-      } catch (...) {
-        try {
-          backend.end_capture();  // leave the stream out of capture mode
-        } catch (...) {
-        }
-        throw;  // the first error is the one reported
+      };
+      backend.set_counter(draw, draw0);
+      backend.set_counter(step, 0);
+      int64_t done = 0;
+      if (epoch == 1 && steps > 0) {
+        counted_step();
+        done = 1;
       }
-      work = backend.end_capture();
-      for (int64_t s = 0; s < steps; ++s) work->replay();
+      if (done < steps) {
+        backend.begin_capture();
+        try {
+          counted_step();
+        } catch (...) {
+          try {
+            backend.end_capture();  // leave the stream out of capture mode
+          } catch (...) {
+          }
+          throw;  // the first error is the one reported
+        }
+        work = backend.end_capture();
+        for (int64_t s = done; s < steps; ++s) work->replay();
+      }
     } else {
       for (int64_t s = 0; s < steps; ++s) {
         backend.sample_rows(x, y, config.seed, draw0 + static_cast<uint64_t>(s * config.batch), xb, yb);
