@@ -186,6 +186,21 @@ md += ["", "| target | measured | verdict |", "| --- | --- | --- |"]
 md += [f"| {t} | {m} | {v} |" for t, m, v in targets]
 md += ["", "| check | state | detail |", "| --- | --- | --- |"]
 md += [f"| {c['check']} | {c['state']} | {c['detail']} |" for c in checks]
+# RBM pretraining (the *-rbm runs): each layer's CD-1 epochs, in seconds.
+rbm_rows = []
+for r in runs:
+    for layer in ((r["data"] or {}).get("pretraining") or []):
+        secs = [e.get("seconds") for e in layer.get("epochs", [])]
+        rbm_rows.append({"run": r["name"], "device": r["device"], "layer": layer.get("layer"),
+                         "rbm": f"{layer.get('visible')}-{layer.get('hidden')}", "units": layer.get("units"),
+                         "epoch_s": secs})
+if rbm_rows:
+    md += ["", "## RBM pretraining (CD-1, one epoch = every training row once)", "",
+           "| run | device | layer | RBM | units | epoch 1 s | epoch 2 s |", "| --- | --- | ---: | --- | --- | ---: | ---: |"]
+    for x in rbm_rows:
+        e = x["epoch_s"] + [None, None]
+        md.append(f"| {x['run']} | {x['device']} | {x['layer']} | {x['rbm']} | {x['units']} "
+                  f"| {num(e[0], '.4f')} | {num(e[1], '.4f')} |")
 if vgg_md:
     md += ["", "## VGG16 beside PyTorch (benchmarks/compare_vgg.sh)", "", vgg_md.rstrip()]
 text = "\n".join(md) + "\n"
@@ -194,7 +209,7 @@ with open(os.path.join(out, "results.md"), "w") as f:
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump({"date": date, "gpu": gpu, "driver": driver, "commit": commit, "rows": rows,
                "ratios": ratios, "targets": [dict(zip(("target", "measured", "verdict"), t)) for t in targets],
-               "checks": checks, "vgg16": vgg,
+               "checks": checks, "vgg16": vgg, "rbm": rbm_rows,
                "runs": [{k: v for k, v in r.items() if k != "data"} | {"result": r["data"]} for r in runs]},
               f, indent=1)
     f.write("\n")
