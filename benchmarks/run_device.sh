@@ -8,18 +8,20 @@
 #   bash benchmarks/run_device.sh              # from the repository root, on the GPU machine
 #   bash benchmarks/run_device.sh --dry-run    # print every command, run none
 #   bash benchmarks/run_device.sh --summarise DIR   # only rerun the summary on DIR (manifest.tsv + JSON)
+#   TESTS_ONLY=1 bash benchmarks/run_device.sh  # a recheck after a fix: build, tests, sanitizers; no timings
 #
 # Expects .device/prefix (Eigen, GoogleTest, Google Benchmark) and .device/data/{fashion-mnist,mnist}
 # staged by the caller. Writes at most 8 files under $OUT (default ./device-out): system.txt,
 # build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
 # Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
-# VGG_ROUNDS. Stays within BUDGET_S seconds (default 530): every step's timeout is capped by what
+# VGG_ROUNDS, TESTS_ONLY (1: skip every timed run), SANITIZE (the sanitizer runs to do, by name, e.g.
+# "memcheck-conv racecheck-training"; default all). Stays within BUDGET_S seconds (default 530): every step's timeout is capped by what
 # is left, and the optional steps (sanitizers, primitives, the 10-epoch CPU run) are skipped after
 # OPTIONAL_S seconds (default 420) and leave VGG_S seconds (default 150) to the VGG16 comparison,
 # which runs last (VGG_ROUNDS rounds of each program, default 2; VGG_S=0 skips it).
 set -uo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DRY=0
 SUMMARISE_DIR=
@@ -42,6 +44,9 @@ BUDGET_S=${BUDGET_S:-530}
 OPTIONAL_S=${OPTIONAL_S:-420}
 VGG_S=${VGG_S:-150}
 VGG_ROUNDS=${VGG_ROUNDS:-2}
+TESTS_ONLY=${TESTS_ONLY:-0}
+SANITIZE=${SANITIZE:-all}
+[ "$TESTS_ONLY" = 1 ] && VGG_S=0
 RESERVE=0   # seconds that cap() keeps back for a later step (the VGG16 comparison)
 START=$(date +%s)
 DEADLINE=$((START + BUDGET_S))
@@ -226,6 +231,7 @@ say "conv engines: exit $RC"
 # ---------------------------------------------------------------------------------------------
 # 4. bench_dbn.
 BENCH_DBN=$BUILD/benchmarks/bench_dbn
+if [ "$TESTS_ONLY" != 1 ]; then
 bench cudl-gpu-fp32 cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-tf32 cudl gpu - tf32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision tf32 --data "$FASHION"
@@ -248,6 +254,7 @@ for run in eager-fp32 graph-fp32 graph-tf32 eager-tf32; do
     bench "torch-$run" torch cuda "$mode" "$precision" "$FASHION" 150 \
         "$PY" "$PEER" --device cuda --mode "$mode" --precision "$precision" --data "$FASHION" --epochs 10
 done
+fi   # TESTS_ONLY
 
 # ---------------------------------------------------------------------------------------------
 # 6. Optional, shortest first: the CUDA primitives, a 10-epoch CPU run (accuracy next to the
@@ -269,7 +276,9 @@ prim_run() {   # prim_run NAME LIMIT MIN_TIME BINARY [FILTER]
     record "$name" "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
         "$(basename "$bin")${filter:+ (filter $filter)}: ${errors:-0} cases reported an error; see primitives.log"
 }
-if ! optional_ok || [ "$(cap 60)" = 0 ]; then
+if [ "$TESTS_ONLY" = 1 ]; then
+    record primitives skipped "TESTS_ONLY=1"
+elif ! optional_ok || [ "$(cap 60)" = 0 ]; then
     record primitives skipped "out of time"
 elif [ -x "$BUILD/benchmarks/bench_cuda_primitives" ] || [ "$DRY" = 1 ]; then
     prim_run primitives 120 0.2 "$BUILD/benchmarks/bench_cuda_primitives" "-$CNN_FILTER"
@@ -286,7 +295,9 @@ else
 fi
 say "primitives done"
 
-if optional_ok; then
+if [ "$TESTS_ONLY" = 1 ]; then
+    :
+elif optional_ok; then
     bench cudl-cpu-10 cudl cpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device cpu --threads 16 --data "$FASHION"
 else
     say "skip cudl-cpu-10: out of time"
@@ -303,6 +314,9 @@ for tool in memcheck racecheck; do
     name=$tool
     [ "$unit" = test_cuda_parity ] || name="$tool-${unit#test_cuda_}"
     name=${name/-parity_/-}
+    if [ "$SANITIZE" != all ] && [[ " $SANITIZE " != *" $name "* ]]; then
+        continue
+    fi
     if [ ! -x "$PARITY" ] && [ "$DRY" = 0 ]; then
         record "$name" absent "$PARITY was not built"
         continue
@@ -316,6 +330,9 @@ for tool in memcheck racecheck; do
     [ "$tool" = memcheck ] && autotune=1
     filter=()
     [ "$unit" = test_cuda_parity ] && filter=(--gtest_filter=-*AbsurdAllocation*)
+    # racecheck over three whole training epochs outlasts any budget: the step's kernels (eager
+    # and captured) are the same in the shorter tests.
+    [ "$tool/$unit" = racecheck/test_cuda_training ] && filter=(--gtest_filter=-*ThreeEpochs*)
     run_logged "$SAN_LOG" "$(cap 150)" env CUDL_CUDNN_AUTOTUNE=$autotune "CUDL_MNIST_DIR=$MNIST" \
         compute-sanitizer --tool "$tool" --print-limit 50 "$PARITY" --gtest_brief=1 "${filter[@]}"
     summary=$(tail -n "+$((LOG_START + 1))" "$SAN_LOG" 2>/dev/null | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' |

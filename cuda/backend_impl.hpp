@@ -67,7 +67,7 @@ struct CudaBackend::Impl {
 
   int gpu = 0;
   Precision precision = Precision::kFp32;
-  bool conv_transforms = true;  // BackendOptions::conv_transforms: FFT/Winograd engines allowed
+  ConvSearch conv_search = ConvSearch::kFastest;  // BackendOptions::conv_search
   std::string description;
   cuda::Stream stream;                  // destroyed last
   cuda::DeviceMemory cublas_workspace;  // outlives the cuBLAS handle that uses it

@@ -23,7 +23,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
                                                             std::to_string(count) + " (numbered from 0)");
   impl_->gpu = options.gpu;
   impl_->precision = options.precision;
-  impl_->conv_transforms = options.conv_transforms;
+  impl_->conv_search = options.conv_search;
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));
   cudaDeviceProp prop{};
   CUDL_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->gpu));

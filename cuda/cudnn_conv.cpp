@@ -81,11 +81,6 @@ const char* rejection(const std::vector<cudnnBackendNumericalNote_t>& notes, Pre
   return nullptr;
 }
 
-bool transforms_allowed_by_environment() {
-  const char* v = std::getenv("CUDL_CUDNN_TRANSFORMS");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
 bool verbose() {
   const char* v = std::getenv("CUDL_CUDNN_VERBOSE");
   return v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
@@ -161,12 +156,12 @@ struct ConvPlans::Plan {
   std::string text;
 };
 
-ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, bool allow_transforms,
+ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, ConvSearch search,
                      std::function<void*(std::size_t)> workspace)
     : handle_(handle),
       stream_(stream),
       precision_(precision),
-      allow_transforms_(allow_transforms && transforms_allowed_by_environment()),
+      search_(search),
       workspace_(std::move(workspace)) {}
 
 ConvPlans::~ConvPlans() = default;
@@ -194,7 +189,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
       if (candidates.size() >= kMaxCandidates) break;
       const int64_t index = engine_index(config);
       std::vector<cudnnBackendNumericalNote_t> notes = numerical_notes(config);
-      if (const char* why = rejection(notes, precision_, allow_transforms_)) {
+      if (const char* why = rejection(notes, precision_, search_ == ConvSearch::kFastest)) {
         ++rejected[why];
         if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s rejected (%s)\n", what.c_str(),
                                static_cast<long long>(index), notes_text(notes).c_str(), why);
@@ -227,7 +222,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
                                         " (rejected: " + (rejected_text.empty() ? "none" : rejected_text) + ")");
 
   size_t best = 0;
-  const bool tuned = candidates.size() > 1 && autotune_enabled();
+  const bool tuned = candidates.size() > 1 && search_ == ConvSearch::kFastest && autotune_enabled();
   if (tuned) {
     // Time each candidate on the real tensors: one warm-up run, then the best of three.
     cudaEvent_t start = nullptr, stop = nullptr;
@@ -263,7 +258,8 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
   std::unique_ptr<Plan> chosen = std::move(candidates[best]);
   chosen->candidates = static_cast<int>(candidates.size());
   chosen->text = what + ": engine " + std::to_string(chosen->engine) + " " + notes_text(chosen->notes) +
-                 (tuned ? " (fastest of " + std::to_string(candidates.size()) + ")" : " (heuristics' first choice)") +
+                 (tuned ? " (fastest of " + std::to_string(candidates.size()) + ")"
+                        : " (heuristics' first of " + std::to_string(candidates.size()) + ")") +
                  ", workspace " + std::to_string(chosen->workspace) + " B" +
                  (rejected_text.empty() ? "" : "; rejected " + rejected_text);
   if (loud) std::fprintf(stderr, "cudl: cuDNN chose %s\n", chosen->text.c_str());

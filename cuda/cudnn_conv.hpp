@@ -6,9 +6,10 @@
 //   - engines are filtered by their numerical notes, as PyTorch does: never one that
 //     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data)
 //     only with Precision::kTf32; FFT and Winograd engines (fp32 arithmetic, fewer
-//     multiplications, a larger rounding error) only when allow_transforms is true;
-//   - when several candidates finalize, each is timed once on the real tensors and the fastest
-//     kept (set CUDL_CUDNN_AUTOTUNE=0 to take the heuristics' first choice instead);
+//     multiplications, a larger rounding error) only with ConvSearch::kFastest;
+//   - kFastest: when several candidates finalize, each is timed on the real tensors and the
+//     fastest kept (CUDL_CUDNN_AUTOTUNE=0 takes the heuristics' first choice instead); kPrecise:
+//     the heuristics' first choice, untimed;
 //   - the workspace is the backend's (a growable stream-ordered buffer passed in by the caller).
 #include <cudnn.h>
 
@@ -28,7 +29,7 @@ namespace cudl::cuda {
 class ConvPlans {
  public:
   // workspace(bytes) returns a device buffer of at least `bytes`, valid in stream order.
-  ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, bool allow_transforms,
+  ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, ConvSearch search,
             std::function<void*(std::size_t)> workspace);
   ~ConvPlans();
   ConvPlans(const ConvPlans&) = delete;
@@ -51,7 +52,7 @@ class ConvPlans {
   cudnnHandle_t handle_;
   cudaStream_t stream_;
   Precision precision_;
-  bool allow_transforms_;
+  ConvSearch search_;
   std::function<void*(std::size_t)> workspace_;
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };

@@ -24,6 +24,7 @@ GpuProbe probe_gpu() {
 #endif
 
 const char* to_string(Precision precision) { return precision == Precision::kFp32 ? "fp32" : "tf32"; }
+const char* to_string(ConvSearch search) { return search == ConvSearch::kFastest ? "fastest" : "precise"; }
 
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
   if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads);

@@ -25,17 +25,27 @@ GpuProbe probe_gpu();
 enum class Precision { kFp32, kTf32 };
 const char* to_string(Precision precision);
 
+// How the GPU backend chooses each convolution's cuDNN engine (once per operation and shape).
+// Either way only engines that compute in the backend's Precision are considered: never one that
+// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32.
+enum class ConvSearch {
+  // Every such engine cuDNN proposes (FFT and Winograd ones too) is timed on the first call and
+  // the fastest kept, as PyTorch does with cudnn.benchmark. Some of them trade accuracy for speed:
+  // on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input and 5×5 filters (cuDNN
+  // 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the exact result, normwise,
+  // where a direct convolution is ~1e-6 off.
+  kFastest,
+  // No FFT or Winograd engine, and no timing: cuDNN's heuristics' first choice among the rest.
+  // Results agree with the CPU's to fp32 rounding on every shape the parity tests check.
+  kPrecise,
+};
+const char* to_string(ConvSearch search);  // "fastest", "precise"
+
 struct BackendOptions {
   int threads = 0;                        // CPU threads (0: all this process may use)
   int gpu = 0;                            // CUDA device ordinal
   Precision precision = Precision::kFp32;  // GPU only
-  // GPU convolutions only: whether cuDNN may choose FFT and Winograd engines. They compute in the
-  // chosen precision with fewer multiplications, so their rounding error is larger than a direct
-  // or implicit-GEMM convolution's (about 1e-3 relative to the output's scale has been seen on a
-  // 5×5 filter gradient, against ~1e-6 for the direct form); PyTorch allows them too. false keeps
-  // every convolution to the direct arithmetic (CUDL_CUDNN_TRANSFORMS=0 in the environment does
-  // the same for every backend of the process).
-  bool conv_transforms = true;
+  ConvSearch conv_search = ConvSearch::kFastest;  // GPU convolutions only
 };
 
 // The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
