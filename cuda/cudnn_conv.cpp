@@ -2,14 +2,17 @@
 #include "cudnn_conv.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "check.hpp"
 #include "cudnn_graph.hpp"
+#include "kernels.hpp"
 
 namespace cudl::cuda {
 namespace {
@@ -139,6 +142,29 @@ bool autotune_enabled() {
 }
 
 constexpr size_t kMaxCandidates = 8;
+
+// A stream-ordered device buffer for the planning step alone (freed in stream order).
+class DeviceScratch {
+ public:
+  DeviceScratch() = default;
+  DeviceScratch(cudaStream_t stream, size_t bytes) : stream_(stream) {
+    CUDL_CUDA_CHECK(cudaMallocAsync(&p_, bytes, stream));
+  }
+  DeviceScratch(DeviceScratch&& o) noexcept : p_(std::exchange(o.p_, nullptr)), stream_(o.stream_) {}
+  DeviceScratch& operator=(DeviceScratch&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(stream_, o.stream_);
+    return *this;
+  }
+  ~DeviceScratch() {
+    if (p_ != nullptr) cudaFreeAsync(p_, stream_);
+  }
+  void* get() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
 constexpr int64_t kMaxWorkspace = int64_t{1} << 30;  // plans needing more than 1 GiB are skipped
 
 }  // namespace
@@ -182,21 +208,24 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
 
   // Candidates: the heuristics' list, then the fallback list, filtered by precision, each
   // finalized into an execution plan (an engine may not support this shape: skipped).
-  std::vector<std::unique_ptr<Plan>> candidates;
+  // Candidates: the heuristics' list (mode A, else the fallback list) filtered by precision, each
+  // finalized into an execution plan (an engine may not support this shape: skipped).
   std::map<std::string, int> rejected;  // reason -> engines rejected for it
-  for (cudnnBackendHeurMode_t heur : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+  auto candidates_from = [&](cudnnBackendHeurMode_t heur, bool allow_transforms, size_t most) {
+    std::vector<std::unique_ptr<Plan>> listed;
     for (Descriptor& config : heuristic_configs(graph, heur)) {
-      if (candidates.size() >= kMaxCandidates) break;
+      if (listed.size() >= most) break;
       const int64_t index = engine_index(config);
       std::vector<cudnnBackendNumericalNote_t> notes = numerical_notes(config);
-      if (const char* why = rejection(notes, precision_, search_ == ConvSearch::kFastest)) {
-        ++rejected[why];
-        if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s rejected (%s)\n", what.c_str(),
-                               static_cast<long long>(index), notes_text(notes).c_str(), why);
+      if (const char* why = rejection(notes, precision_, allow_transforms)) {
+        if (most > 1) ++rejected[why];
+        if (loud && most > 1)
+          std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s rejected (%s)\n", what.c_str(),
+                       static_cast<long long>(index), notes_text(notes).c_str(), why);
         continue;
       }
       bool duplicate = false;
-      for (const auto& c : candidates) duplicate = duplicate || c->engine == index;
+      for (const auto& c : listed) duplicate = duplicate || c->engine == index;
       if (duplicate) continue;
       auto candidate = std::make_unique<Plan>();
       candidate->graph = built;
@@ -211,56 +240,130 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
                                                 CUDNN_TYPE_INT64, 1, &count, &candidate->workspace));
       if (candidate->workspace > kMaxWorkspace) continue;
       candidate->engine = index;
-      candidates.push_back(std::move(candidate));
+      listed.push_back(std::move(candidate));
     }
-    if (!candidates.empty()) break;
-  }
+    return listed;
+  };
+  std::vector<std::unique_ptr<Plan>> candidates = candidates_from(CUDNN_HEUR_MODE_A, true, kMaxCandidates);
+  if (candidates.empty()) candidates = candidates_from(CUDNN_HEUR_MODE_FALLBACK, true, kMaxCandidates);
   std::string rejected_text;
   for (const auto& [why, n] : rejected)
     rejected_text += (rejected_text.empty() ? "" : ", ") + std::to_string(n) + " " + why;
   CUDL_REQUIRE(!candidates.empty(), std::string("cuDNN has no ") + to_string(precision_) + " engine for the " + what +
                                         " (rejected: " + (rejected_text.empty() ? "none" : rejected_text) + ")");
 
-  size_t best = 0;
-  const bool tuned = candidates.size() > 1 && search_ == ConvSearch::kFastest && autotune_enabled();
-  if (tuned) {
-    // Time each candidate on the real tensors: one warm-up run, then the best of three.
-    cudaEvent_t start = nullptr, stop = nullptr;
-    CUDL_CUDA_CHECK(cudaEventCreate(&start));
-    CUDL_CUDA_CHECK(cudaEventCreate(&stop));
-    float best_ms = std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      float ms = std::numeric_limits<float>::infinity();
-      for (int rep = 0; rep < 4; ++rep) {
-        void* ws = workspace_(static_cast<std::size_t>(candidates[i]->workspace));
-        CUDL_CUDA_CHECK(cudaEventRecord(start, stream_));
-        const cudnnStatus_t status = execute(handle_, candidates[i]->plan, x, w, y, ws);
-        CUDL_CUDA_CHECK(cudaEventRecord(stop, stream_));
-        CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
-        if (status != CUDNN_STATUS_SUCCESS) break;  // this engine cannot run here after all
-        float elapsed = 0.0f;
-        CUDL_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
-        if (rep > 0) ms = std::min(ms, elapsed);
-      }
-      if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s workspace %lld B: %.4f ms\n", what.c_str(),
-                             static_cast<long long>(candidates[i]->engine), notes_text(candidates[i]->notes).c_str(),
-                             static_cast<long long>(candidates[i]->workspace), static_cast<double>(ms));
-      if (ms < best_ms) {
-        best_ms = ms;
-        best = i;
-      }
-    }
-    CUDL_CUDA_CHECK(cudaEventDestroy(start));
-    CUDL_CUDA_CHECK(cudaEventDestroy(stop));
-    CUDL_REQUIRE(best_ms < std::numeric_limits<float>::infinity(),
-                 std::string("no cuDNN engine could execute the ") + what);
+  const bool timed = candidates.size() > 1 && autotune_enabled();
+  const bool precise = search_ == ConvSearch::kPrecise;
+  // kPrecise: every candidate's output is compared with that of a reference engine (the first of
+  // cuDNN's fallback list without FFT or Winograd notes); one further than `tolerance` from it,
+  // normwise, is never chosen, whatever its notes say. Needs the output's element count.
+  const double tolerance = precision_ == Precision::kFp32 ? 1e-4 : 5e-3;
+  std::unique_ptr<Plan> reference;
+  const float* out = op == ConvOp::kForward ? y : op == ConvOp::kBackwardData ? x : w;
+  const int64_t out_count = op == ConvOp::kForward        ? s.n * s.k * s.p * s.q
+                            : op == ConvOp::kBackwardData ? s.n * s.c * s.h * s.w
+                                                          : s.k * s.c * s.r * s.s;
+  DeviceScratch ref_out, sums;
+  if (precise) {
+    std::vector<std::unique_ptr<Plan>> refs = candidates_from(CUDNN_HEUR_MODE_FALLBACK, false, 1);
+    if (refs.empty()) refs = candidates_from(CUDNN_HEUR_MODE_A, false, 1);
+    CUDL_REQUIRE(!refs.empty(), "cuDNN has no engine without FFT or Winograd notes to check the " + what +
+                                    " against (ConvSearch::kPrecise)");
+    reference = std::move(refs.front());
+    ref_out = DeviceScratch(stream_, sizeof(float) * static_cast<size_t>(out_count));
+    sums = DeviceScratch(stream_, 2 * sizeof(double));
+    CUDL_CUDNN_CHECK(execute(handle_, reference->plan, x, w, y,
+                             workspace_(static_cast<std::size_t>(reference->workspace))));
+    CUDL_CUDA_CHECK(cudaMemcpyAsync(ref_out.get(), out, sizeof(float) * static_cast<size_t>(out_count),
+                                    cudaMemcpyDeviceToDevice, stream_));
   }
-  std::unique_ptr<Plan> chosen = std::move(candidates[best]);
+  // ‖candidate's output − reference's‖ / ‖reference's‖, after the candidate has just run.
+  auto deviation = [&]() {
+    CUDL_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, 2 * sizeof(double), stream_));
+    normwise_difference(stream_, out, static_cast<const float*>(ref_out.get()), out_count,
+                        static_cast<double*>(sums.get()));
+    double host[2] = {0.0, 0.0};
+    CUDL_CUDA_CHECK(cudaMemcpyAsync(host, sums.get(), sizeof(host), cudaMemcpyDeviceToHost, stream_));
+    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return host[1] > 0.0 ? std::sqrt(host[0] / host[1]) : std::sqrt(host[0]);
+  };
+
+  // Time each candidate on the real tensors (one warm-up run, then the best of three) where
+  // timing is on; otherwise take them in the heuristics' order. Under kPrecise skip the ones
+  // that disagree with the reference.
+  cudaEvent_t start = nullptr, stop = nullptr;
+  CUDL_CUDA_CHECK(cudaEventCreate(&start));
+  CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+  size_t best = candidates.size();
+  float best_ms = std::numeric_limits<float>::infinity();
+  std::string off_text;  // the candidates kPrecise turned down, with their deviations
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (!timed && !precise && i > 0) break;
+    float ms = std::numeric_limits<float>::infinity();
+    const int reps = timed ? 4 : 1;
+    bool ran = true;
+    for (int rep = 0; rep < reps; ++rep) {
+      void* ws = workspace_(static_cast<std::size_t>(candidates[i]->workspace));
+      CUDL_CUDA_CHECK(cudaEventRecord(start, stream_));
+      const cudnnStatus_t status = execute(handle_, candidates[i]->plan, x, w, y, ws);
+      CUDL_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
+      if (status != CUDNN_STATUS_SUCCESS) {  // this engine cannot run here after all
+        ran = false;
+        break;
+      }
+      float elapsed = 0.0f;
+      CUDL_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
+      if (rep > 0 || reps == 1) ms = std::min(ms, elapsed);
+    }
+    if (!ran) continue;
+    double dev = -1.0;
+    if (precise) dev = deviation();
+    const bool agrees = !precise || dev <= tolerance;
+    if (loud) {
+      std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s workspace %lld B: %.4f ms", what.c_str(),
+                   static_cast<long long>(candidates[i]->engine), notes_text(candidates[i]->notes).c_str(),
+                   static_cast<long long>(candidates[i]->workspace), static_cast<double>(ms));
+      if (precise)
+        std::fprintf(stderr, ", %.3g from engine %lld%s", dev, static_cast<long long>(reference->engine),
+                     agrees ? "" : " (too far)");
+      std::fprintf(stderr, "\n");
+    }
+    if (!agrees) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "engine %lld %.2g", static_cast<long long>(candidates[i]->engine), dev);
+      off_text += (off_text.empty() ? "" : ", ") + std::string(buf);
+      continue;
+    }
+    if (best == candidates.size() || ms < best_ms) {
+      best_ms = ms;
+      best = i;
+    }
+    if (!timed) break;  // the heuristics' first (that agrees) is the choice
+  }
+  CUDL_CUDA_CHECK(cudaEventDestroy(start));
+  CUDL_CUDA_CHECK(cudaEventDestroy(stop));
+
+  std::unique_ptr<Plan> chosen;
+  std::string how;
+  if (best < candidates.size()) {
+    chosen = std::move(candidates[best]);
+    how = timed ? "fastest of " + std::to_string(candidates.size()) : "heuristics' first of " + std::to_string(candidates.size());
+  } else {
+    CUDL_REQUIRE(precise, std::string("no cuDNN engine could execute the ") + what);
+    chosen = std::move(reference);  // every candidate disagreed with it, or none ran
+    how = "the reference: no candidate of " + std::to_string(candidates.size()) + " agreed";
+  }
+  if (precise) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.0e", tolerance);
+    how += std::string(", checked within ") + buf + " of engine " +
+           std::to_string(reference ? reference->engine : chosen->engine);
+    if (!off_text.empty()) how += "; too far: " + off_text;
+  }
   chosen->candidates = static_cast<int>(candidates.size());
-  chosen->text = what + ": engine " + std::to_string(chosen->engine) + " " + notes_text(chosen->notes) +
-                 (tuned ? " (fastest of " + std::to_string(candidates.size()) + ")"
-                        : " (heuristics' first of " + std::to_string(candidates.size()) + ")") +
-                 ", workspace " + std::to_string(chosen->workspace) + " B" +
+  chosen->text = what + ": engine " + std::to_string(chosen->engine) + " " + notes_text(chosen->notes) + " (" + how +
+                 "), workspace " + std::to_string(chosen->workspace) + " B" +
                  (rejected_text.empty() ? "" : "; rejected " + rejected_text);
   if (loud) std::fprintf(stderr, "cudl: cuDNN chose %s\n", chosen->text.c_str());
   return *plans_.emplace(std::move(key), std::move(chosen)).first->second;

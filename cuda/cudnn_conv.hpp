@@ -6,10 +6,11 @@
 //   - engines are filtered by their numerical notes, as PyTorch does: never one that
 //     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data)
 //     only with Precision::kTf32; FFT and Winograd engines (fp32 arithmetic, fewer
-//     multiplications, a larger rounding error) only with ConvSearch::kFastest;
-//   - kFastest: when several candidates finalize, each is timed on the real tensors and the
-//     fastest kept (CUDL_CUDNN_AUTOTUNE=0 takes the heuristics' first choice instead); kPrecise:
-//     the heuristics' first choice, untimed;
+//     multiplications, a larger rounding error) are allowed;
+//   - when several candidates finalize, each is timed on the real tensors and the fastest kept
+//     (CUDL_CUDNN_AUTOTUNE=0 takes them in the heuristics' order instead);
+//   - ConvSearch::kPrecise also compares each candidate's output with a reference engine's (the
+//     first fallback engine without FFT/Winograd notes) and never keeps one that disagrees;
 //   - the workspace is the backend's (a growable stream-ordered buffer passed in by the caller).
 #include <cudnn.h>
 

@@ -59,6 +59,31 @@ __global__ void scale_matrix_kernel(float* c, int64_t m, int64_t n, int64_t ldc,
   }
 }
 
+// One block's partial sums of (a − ref)² and ref², reduced in shared memory, then added to sums.
+__global__ void normwise_difference_kernel(const float* a, const float* ref, int64_t n, double* sums) {
+  __shared__ double diff[kThreads], norm[kThreads];
+  double d = 0.0, r = 0.0;
+  CUDL_GRID_STRIDE(i, n) {
+    const double e = static_cast<double>(a[i]) - static_cast<double>(ref[i]);
+    d += e * e;
+    r += static_cast<double>(ref[i]) * static_cast<double>(ref[i]);
+  }
+  diff[threadIdx.x] = d;
+  norm[threadIdx.x] = r;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      diff[threadIdx.x] += diff[threadIdx.x + half];
+      norm[threadIdx.x] += norm[threadIdx.x + half];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    atomicAdd(&sums[0], diff[0]);
+    atomicAdd(&sums[1], norm[0]);
+  }
+}
+
 __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
   CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
@@ -173,6 +198,12 @@ void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, A
 void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
   if (cols == 0) return;
   sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, s>>>(alpha, x, rows, cols, beta, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void normwise_difference(cudaStream_t s, const float* a, const float* ref, int64_t n, double* sums) {
+  if (n == 0) return;
+  normwise_difference_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(a, ref, n, sums);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -17,6 +17,9 @@ void fill_normal(cudaStream_t s, float* x, int64_t n, uint64_t seed, float mean,
 void bias_activation(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act);
 void activation(cudaStream_t s, float* y, int64_t n, Activation act);
 void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act);
+// sums[0] += Σ (a[i] − ref[i])², sums[1] += Σ ref[i]² over n elements, in double (the caller
+// zeroes sums first). For checking one cuDNN engine's output against another's.
+void normwise_difference(cudaStream_t s, const float* a, const float* ref, int64_t n, double* sums);
 void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out);
 // C(m×n, row-major, leading dimension ldc ≥ n) ← beta·C, writing 0 where beta = 0 (C is then
 // not read, so NaN there is overwritten): a GEMM with k = 0, as CpuBackend computes it.
