@@ -104,8 +104,9 @@ void BM_CudaNesterovStep(benchmark::State& state) {
   if (gpu == nullptr) return state.SkipWithError("no usable GPU");
   const int64_t p = state.range(0);
   cudl::Tensor w = random_tensor(*gpu, {p}, 1), v = random_tensor(*gpu, {p}, 2), g = random_tensor(*gpu, {p}, 3);
-  const cudl::NesterovArgs args{0.1f, 0.9f, 1.0f / 64, 1e-4f, p - 1610};
-  timed_loop(state, *gpu, [&] { gpu->nesterov_step(w, v, g, args); });
+  const cudl::Tensor lr = cudl::Tensor::from_host({0.1f}, {1}, *gpu);
+  const cudl::NesterovArgs args{0.9f, 1.0f / 64, 1e-4f, p - 1610};
+  timed_loop(state, *gpu, [&] { gpu->nesterov_step(w, v, g, lr, args); });
   state.counters["GB/s"] = benchmark::Counter(20.0 * p * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_CudaNesterovStep)->Arg(784 * 800 + 800 * 800 + 800 * 10 + 1610)->UseManualTime();
@@ -155,7 +156,8 @@ void BM_CudaTrainStep(benchmark::State& state) {
   cudl::Network net(*gpu, {784});
   net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
   net.initialize(1, 0.05f);
-  cudl::NesterovSgd opt(net, {0.01f, 0.9f, 1e-4f});
+  cudl::GdbnNesterov opt(net.param_set(), {/*learn_rate=*/0.01f, /*momentum=*/0.9f, /*l2=*/1e-4f,
+                                           /*grad_scale=*/1.0f / 64});
   cudl::Tensor xb({64, 784}, *gpu), yb({64}, *gpu), d({64, 10}, *gpu);
   cudl::Tensor stats = cudl::Tensor::from_host({0, 0, -1, 0}, {4}, *gpu);
   opt.begin();
@@ -166,7 +168,7 @@ void BM_CudaTrainStep(benchmark::State& state) {
     const cudl::Tensor& logits = net.forward(xb, cudl::Mode::kTrain);
     gpu->softmax_cross_entropy(logits, yb, {}, d, stats);
     net.backward(xb, d);
-    opt.step(64);
+    opt.step();
   });
   state.counters["epoch_ms"] = benchmark::Counter(1e-3 / 732, benchmark::Counter::kIsIterationInvariantRate |
                                                                    benchmark::Counter::kInvert);

@@ -57,8 +57,9 @@ BENCHMARK(BM_Gemm)
 void BM_NesterovStep(benchmark::State& state) {
   const int64_t p = state.range(0);
   cudl::Tensor w = random_tensor({p}, 1), v = random_tensor({p}, 2), g = random_tensor({p}, 3);
-  const cudl::NesterovArgs args{0.1f, 0.9f, 1.0f / 64, 1e-4f, p - 1610};
-  for (auto _ : state) backend().nesterov_step(w, v, g, args);
+  const cudl::Tensor lr = cudl::Tensor::from_host({0.1f}, {1}, backend());
+  const cudl::NesterovArgs args{0.9f, 1.0f / 64, 1e-4f, p - 1610};
+  for (auto _ : state) backend().nesterov_step(w, v, g, lr, args);
   state.counters["GB/s"] = benchmark::Counter(20.0 * p * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_NesterovStep)->Arg(784 * 800 + 800 * 800 + 800 * 10 + 1610)->UseRealTime();
@@ -94,7 +95,8 @@ void BM_TrainStep(benchmark::State& state) {
   cudl::Network net(backend(), {784});
   net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
   net.initialize(1, 0.05f);
-  cudl::NesterovSgd opt(net, {0.01f, 0.9f, 1e-4f});
+  cudl::GdbnNesterov opt(net.param_set(), {/*learn_rate=*/0.01f, /*momentum=*/0.9f, /*l2=*/1e-4f,
+                                           /*grad_scale=*/1.0f / 64});
   cudl::Tensor xb({64, 784}, backend()), yb({64}, backend()), d({64, 10}, backend());
   cudl::Tensor stats = cudl::Tensor::from_host({0, 0, -1, 0}, {4}, backend());
   opt.begin();
@@ -105,7 +107,7 @@ void BM_TrainStep(benchmark::State& state) {
     const cudl::Tensor& logits = net.forward(xb, cudl::Mode::kTrain);
     backend().softmax_cross_entropy(logits, yb, {}, d, stats);
     net.backward(xb, d);
-    opt.step(64);
+    opt.step();
   }
   const double flops = 2.0 * 64 * (2 * 784 * 800 + 3 * 800 * 800 + 3 * 800 * 10);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

@@ -215,16 +215,12 @@ void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, ui
   cuda::sample_units(impl_->stream, means, n, units, seed, counter, out);
 }
 
-void CudaBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+void CudaBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
   cuda::momentum_step(impl_->stream, w, v, g, n, args);
 }
 
 void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
   cuda::axpy(impl_->stream, alpha, x, y, n);
-}
-
-void CudaBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
-  cuda::nesterov_step(impl_->stream, w, v, g, n, args);
 }
 
 }  // namespace cudl

@@ -88,20 +88,8 @@ __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
   CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
 
-// The fused gdbn Nesterov step (see NesterovArgs): one pass over all parameters.
-__global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
-  CUDL_GRID_STRIDE(i, n) {
-    const float l2 = i < a.decayed ? a.l2 : 0.0f;
-    const float wi = w[i];
-    const float d = a.learn_rate * (-a.grad_scale * g[i] - l2 * wi);
-    const float vn = a.momentum * v[i] + d;
-    v[i] = vn;
-    w[i] = wi + (d + a.momentum * vn);
-  }
-}
-
 // gdbn's RBM update (Backend::momentum_step).
-__global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, NesterovArgs a) {
+__global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, MomentumArgs a) {
   const float f = 1.0f - a.momentum;
   CUDL_GRID_STRIDE(i, n) {
     const float keep = 1.0f - f * a.learn_rate * (i < a.decayed ? a.l2 : 0.0f);
@@ -154,7 +142,7 @@ void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, ui
   CUDL_CHECK_LAUNCH();
 }
 
-void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
   if (n == 0) return;
   momentum_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(w, v, g, n, args);
   CUDL_CHECK_LAUNCH();
@@ -216,12 +204,6 @@ void scale_matrix(cudaStream_t s, float* c, int64_t m, int64_t n, int64_t ldc, f
 void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n) {
   if (n == 0) return;
   axpy_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(alpha, x, y, n);
-  CUDL_CHECK_LAUNCH();
-}
-
-void nesterov_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
-  if (n == 0) return;
-  nesterov_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(w, v, g, n, args);
   CUDL_CHECK_LAUNCH();
 }
 

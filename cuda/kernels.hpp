@@ -29,8 +29,7 @@ void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t
                             Units units, uint64_t seed, uint64_t counter, float* states);
 void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                   float* out);
-void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args);
-void nesterov_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const NesterovArgs& args);
+void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const MomentumArgs& args);
 
 // step_counter / draw_counter: device counters read when the kernel runs, or null (see Backend).
 void softmax_cross_entropy(cudaStream_t s, const float* logits, const float* labels, int64_t rows, int64_t classes,

@@ -1,4 +1,5 @@
 // The checked front half of every Backend primitive: shapes and devices are validated here,
+#include <cmath>
 // once, so CpuBackend and CudaBackend implement only the arithmetic.
 #include "cudl/backend.hpp"
 
@@ -171,6 +172,27 @@ void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const
                  bx.dim(0));
 }
 
+void Backend::cosine_learning_rate(const CosineArgs& args, const Tensor& step, Tensor& lr) {
+  require_counter(*this, step, "cosine_learning_rate");
+  require_on(*this, lr, "cosine_learning_rate", "lr");
+  require_shape(lr, {1}, "cosine_learning_rate", "lr");
+  CUDL_REQUIRE(std::isfinite(args.base) && args.base >= 0.0f && args.warmup_steps >= 0 && args.total_steps >= 1 &&
+                   args.min_factor >= 0.0f && args.min_factor <= 1.0f,
+               "cosine_learning_rate: expected base ≥ 0, warm-up ≥ 0, total ≥ 1 and min_factor in [0, 1]");
+  do_cosine_learning_rate(args, counter_bits(step), lr.data());
+}
+
+void Backend::shuffled_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& position, Tensor& bx,
+                            Tensor& by) {
+  require_sample_rows(*this, x, y, bx, by);
+  require_counter(*this, position, "shuffled_rows");
+  CUDL_REQUIRE(bx.dim(0) <= x.dim(0), "shuffled_rows: a batch of " + std::to_string(bx.dim(0)) +
+                                          " rows cannot be drawn without replacement from " +
+                                          std::to_string(x.dim(0)));
+  do_shuffled_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, counter_bits(position), bx.data(), by.data(),
+                   bx.dim(0));
+}
+
 // ---- counters and capture ----
 
 Tensor make_counter(Backend& backend, uint64_t value) {
@@ -224,8 +246,8 @@ void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint
   do_sample_units(means.data(), means.size(), units, seed, counter, out.data());
 }
 
-void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args) {
-  require_update(*this, w, v, g, args, "momentum_step");
+void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const MomentumArgs& args) {
+  require_update(*this, w, v, g, args.decayed, "momentum_step");
   do_momentum_step(w.data(), v.data(), g.data(), w.size(), args);
 }
 
@@ -236,9 +258,60 @@ void Backend::axpy(float alpha, const Tensor& x, Tensor& y) {
   do_axpy(alpha, x.data(), y.data(), y.size());
 }
 
-void Backend::nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args) {
-  require_update(*this, w, v, g, args, "nesterov_step");
-  do_nesterov_step(w.data(), v.data(), g.data(), w.size(), args);
+// ---- the optimizers' updates ----
+
+namespace {
+
+void require_learning_rate(const Backend& backend, const Tensor& lr, const char* op) {
+  require_on(backend, lr, op, "lr");
+  require_shape(lr, {1}, op, "lr (the learning rate: one float)");
+}
+
+// An optional state tensor: when `used`, of w's size on this backend.
+float* optional_state(const Backend& backend, const Tensor& w, Tensor& state, bool used, const char* op,
+                      const char* name, const char* when) {
+  if (!used) return nullptr;
+  CUDL_REQUIRE(!state.empty(), std::string(op) + ": " + when + " needs " + name + " (" + std::to_string(w.size()) +
+                                   " elements), found an empty tensor");
+  require_on(backend, state, op, name);
+  require_same_size(w, state, op, "w", name);
+  return state.data();
+}
+
+}  // namespace
+
+void Backend::nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const Tensor& lr, const NesterovArgs& args) {
+  const char* op = "nesterov_step";
+  require_update(*this, w, v, g, args.decayed, op);
+  require_learning_rate(*this, lr, op);
+  do_nesterov_step(w.data(), v.data(), g.data(), w.size(), lr.data(), args);
+}
+
+void Backend::sgd_step(Tensor& w, Tensor& buf, const Tensor& g, const Tensor& lr, const Tensor& step,
+                       const SgdArgs& args) {
+  const char* op = "sgd_step";
+  require_on(*this, w, op, "w");
+  require_on(*this, g, op, "g");
+  require_same_size(w, g, op, "w", "g");
+  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(), std::string(op) + ": decayed count " +
+                                                                  std::to_string(args.decayed) + " outside [0, " +
+                                                                  std::to_string(w.size()) + "]");
+  require_learning_rate(*this, lr, op);
+  require_counter(*this, step, op);
+  float* b = optional_state(*this, w, buf, args.momentum != 0.0f, op, "buf", "momentum ≠ 0");
+  do_sgd_step(w.data(), b, g.data(), w.size(), lr.data(), counter_bits(step), args);
+}
+
+void Backend::adam_step(Tensor& w, Tensor& m, Tensor& v, Tensor& vmax, const Tensor& g, const Tensor& lr,
+                        const Tensor& step, const AdamArgs& args) {
+  const char* op = "adam_step";
+  require_update(*this, w, m, g, args.decayed, op, "m");
+  require_on(*this, v, op, "v");
+  require_same_size(w, v, op, "w", "v");
+  require_learning_rate(*this, lr, op);
+  require_counter(*this, step, op);
+  float* vm = optional_state(*this, w, vmax, args.amsgrad, op, "vmax", "amsgrad");
+  do_adam_step(w.data(), m.data(), v.data(), vm, g.data(), w.size(), lr.data(), counter_bits(step), args);
 }
 
 }  // namespace cudl

@@ -38,15 +38,14 @@ inline void require_same_size(const Tensor& a, const Tensor& b, const char* op, 
 // The checks shared by the parameter updates: w, v, g of one size P on this backend, and a
 // decayed prefix inside [0, P].
 inline void require_update(const Backend& backend, const Tensor& w, const Tensor& v, const Tensor& g,
-                    const NesterovArgs& args, const char* op) {
+                           int64_t decayed, const char* op, const char* v_name = "v") {
   require_on(backend, w, op, "w");
-  require_on(backend, v, op, "v");
+  require_on(backend, v, op, v_name);
   require_on(backend, g, op, "g");
-  require_same_size(w, v, op, "w", "v");
+  require_same_size(w, v, op, "w", v_name);
   require_same_size(w, g, op, "w", "g");
-  CUDL_REQUIRE(args.decayed >= 0 && args.decayed <= w.size(), std::string(op) + ": decayed count " +
-                                                                  std::to_string(args.decayed) + " outside [0, " +
-                                                                  std::to_string(w.size()) + "]");
+  CUDL_REQUIRE(decayed >= 0 && decayed <= w.size(), std::string(op) + ": decayed count " + std::to_string(decayed) +
+                                                        " outside [0, " + std::to_string(w.size()) + "]");
 }
 
 

@@ -208,8 +208,9 @@ TEST(CpuBackend, NesterovStepHandWorked) {
   //     w = 2 − 0.6 + 0.5·(−0.1) = 1.35.
   // p1: w 2, v 1, g 4: d = 0.5·(−1) = −0.5; v = 0.5 − 0.5 = 0; w = 2 − 0.5 + 0 = 1.5.
   Tensor w = make(cpu, {2, 2}, {2}), v = make(cpu, {1, 1}, {2}), g = make(cpu, {4, 4}, {2});
-  NesterovArgs args{0.5f, 0.5f, 0.25f, 0.1f, 1};
-  cpu.nesterov_step(w, v, g, args);
+  const Tensor lr = make(cpu, {0.5f}, {1});
+  NesterovArgs args{0.5f, 0.25f, 0.1f, 1};
+  cpu.nesterov_step(w, v, g, lr, args);
   expect_all_close(w.to_vector(), std::vector<double>{1.35, 1.5}, 1e-6, 1e-6, "w");
   expect_all_close(v.to_vector(), std::vector<double>{-0.1, 0.0}, 1e-6, 1e-6, "v");
 }
@@ -219,10 +220,11 @@ TEST(CpuBackend, ElementwiseResultsDoNotDependOnThreads) {
   const int64_t n = 300001;
   auto run = [&](CpuBackend& cpu) {
     Tensor w({n}, cpu), v({n}, cpu), g({n}, cpu);
+    const Tensor lr = Tensor::from_host({0.1f}, {1}, cpu);
     cpu.fill_normal(w, 1, 0, 1);
     cpu.fill_normal(v, 2, 0, 1);
     cpu.fill_normal(g, 3, 0, 1);
-    cpu.nesterov_step(w, v, g, {0.1f, 0.9f, 1.0f / 64, 1e-4f, n / 3});
+    cpu.nesterov_step(w, v, g, lr, {0.9f, 1.0f / 64, 1e-4f, n / 3});
     return w.to_vector();
   };
   EXPECT_EQ(run(one), run(two));

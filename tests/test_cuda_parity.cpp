@@ -314,12 +314,107 @@ TEST_F(CudaParity, NesterovStepSplitsDecayedPrefix) {
       if (decayed < 0 || decayed > c.n) continue;
       const std::string what = str("nesterov_step n", c.n) + " decayed " + std::to_string(decayed);
       Pair w = both(wv, {c.n}), v = both(vv, {c.n});
-      const Pair g = both(gv, {c.n});
-      const NesterovArgs args{0.3f, 0.9f, 1.0f / 64, c.l2, decayed};
-      cpu.nesterov_step(w.cpu, v.cpu, g.cpu, args);
-      gpu().nesterov_step(w.gpu, v.gpu, g.gpu, args);
+      const Pair g = both(gv, {c.n}), lr = both({0.3f}, {1});
+      const NesterovArgs args{0.9f, 1.0f / 64, c.l2, decayed};
+      cpu.nesterov_step(w.cpu, v.cpu, g.cpu, lr.cpu, args);
+      gpu().nesterov_step(w.gpu, v.gpu, g.gpu, lr.gpu, args);
       expect_match(w, kUlps, what + " w");
       expect_match(v, kUlps, what + " v");
+    }
+  }
+}
+
+// The learning rate is read from its tensor when the kernel runs: changing the tensor between
+// two queued steps changes the second.
+TEST_F(CudaParity, NesterovStepReadsTheLearningRateTensor) {
+  const int64_t n = 257;
+  Pair w = both(uniform_values(9100, n, -1.0f, 1.0f), {n}), v = both(uniform_values(9101, n, -1.0f, 1.0f), {n});
+  const Pair g = both(uniform_values(9102, n, -4.0f, 4.0f), {n});
+  Pair lr = both({0.3f}, {1});
+  const NesterovArgs args{0.9f, 1.0f / 64, 0.25f, n / 2};
+  for (float rate : {0.3f, 0.0f, 1.5f}) {
+    lr.cpu.copy_from(std::vector<float>{rate});
+    lr.gpu.copy_from(std::vector<float>{rate});
+    cpu.nesterov_step(w.cpu, v.cpu, g.cpu, lr.cpu, args);
+    gpu().nesterov_step(w.gpu, v.gpu, g.gpu, lr.gpu, args);
+  }
+  expect_match(w, kUlps, "nesterov_step w after three rates");
+  expect_match(v, kUlps, "nesterov_step v after three rates");
+}
+
+// Three steps of each SGD form, the decayed prefix ending at an odd position, the step counter
+// advanced between them as Sgd does. The GPU's momentum buffer starts as NaN: the first step
+// (counter 0) must set it to the gradient without reading it.
+TEST_F(CudaParity, SgdStepFollowsTheCounter) {
+  struct Form {
+    const char* name;
+    SgdArgs args;
+  };
+  const Form forms[] = {{"plain", {0.0f, 0.0f, false, 0.1f, 0}},
+                        {"momentum dampening", {0.9f, 0.25f, false, 0.1f, 0}},
+                        {"nesterov", {0.9f, 0.0f, true, 0.25f, 0}}};
+  uint64_t seed = 9200;
+  for (int64_t n : kSizes) {
+    for (const Form& f : forms) {
+      const std::string what = str("sgd_step n", n) + " " + f.name;
+      SgdArgs args = f.args;
+      args.decayed = std::min<int64_t>((n / 2) | 1, n);
+      Pair w = both(uniform_values(++seed, n, -1.0f, 1.0f), {n});
+      Pair buf = args.momentum != 0.0f ? poisoned({n}) : Pair{};
+      const Pair lr = both({0.05f}, {1});
+      Pair step{make_counter(cpu), make_counter(gpu())};
+      for (int s = 0; s < 3; ++s) {
+        const Pair g = both(uniform_values(++seed, n, -4.0f, 4.0f), {n});
+        cpu.sgd_step(w.cpu, buf.cpu, g.cpu, lr.cpu, step.cpu, args);
+        gpu().sgd_step(w.gpu, buf.gpu, g.gpu, lr.gpu, step.gpu, args);
+        cpu.add_to_counter(step.cpu, 1);
+        gpu().add_to_counter(step.gpu, 1);
+      }
+      expect_match(w, kUlps, what + " w");
+      if (args.momentum != 0.0f) expect_match(buf, kUlps, what + " buf");
+    }
+  }
+}
+
+// Three steps of each Adam form (the counter advanced before each, as Adam does), then one at
+// step 10⁶ (bias corrections near 1) with another learning rate; amsgrad's maximum included.
+TEST_F(CudaParity, AdamStepFollowsTheCounter) {
+  struct Form {
+    const char* name;
+    AdamArgs args;
+  };
+  const Form forms[] = {{"adam", {0.9f, 0.999f, 1e-8f, 0.0f, false, false, 0}},
+                        {"adam l2 amsgrad", {0.8f, 0.99f, 1e-6f, 0.1f, false, true, 0}},
+                        {"adamw", {0.9f, 0.999f, 1e-8f, 0.25f, true, false, 0}},
+                        {"adamw amsgrad", {0.9f, 0.95f, 1e-8f, 0.5f, true, true, 0}}};
+  uint64_t seed = 9300;
+  for (int64_t n : kSizes) {
+    for (const Form& f : forms) {
+      const std::string what = str("adam_step n", n) + " " + f.name;
+      AdamArgs args = f.args;
+      args.decayed = std::min<int64_t>((n / 2) | 1, n);
+      Pair w = both(uniform_values(++seed, n, -1.0f, 1.0f), {n});
+      Pair m = both(std::vector<float>(n, 0.0f), {n}), v = both(std::vector<float>(n, 0.0f), {n});
+      Pair vmax = args.amsgrad ? both(std::vector<float>(n, 0.0f), {n}) : Pair{};
+      Pair lr = both({0.01f}, {1});
+      Pair step{make_counter(cpu), make_counter(gpu())};
+      for (int s = 0; s < 4; ++s) {
+        if (s == 3) {
+          cpu.set_counter(step.cpu, 999999);
+          gpu().set_counter(step.gpu, 999999);
+          lr.cpu.copy_from(std::vector<float>{0.003f});
+          lr.gpu.copy_from(std::vector<float>{0.003f});
+        }
+        const Pair g = both(uniform_values(++seed, n, -4.0f, 4.0f), {n});
+        cpu.add_to_counter(step.cpu, 1);
+        gpu().add_to_counter(step.gpu, 1);
+        cpu.adam_step(w.cpu, m.cpu, v.cpu, vmax.cpu, g.cpu, lr.cpu, step.cpu, args);
+        gpu().adam_step(w.gpu, m.gpu, v.gpu, vmax.gpu, g.gpu, lr.gpu, step.gpu, args);
+      }
+      expect_match(w, kUlps, what + " w");
+      expect_match(m, kUlps, what + " m");
+      expect_match(v, kUlps, what + " v");
+      if (args.amsgrad) expect_match(vmax, kUlps, what + " vmax");
     }
   }
 }

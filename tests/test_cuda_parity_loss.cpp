@@ -197,7 +197,7 @@ TEST_F(CudaParity, MomentumStepSplitsDecayedPrefix) {
       if (decayed > n) continue;
       Pair w = both(wv, {n}), v = both(vv, {n});
       const Pair g = both(gv, {n});
-      const NesterovArgs args{0.05f, 0.5f, 1.0f / 64, 0.25f, decayed};
+      const MomentumArgs args{0.05f, 0.5f, 1.0f / 64, 0.25f, decayed};
       cpu.momentum_step(w.cpu, v.cpu, g.cpu, args);
       gpu().momentum_step(w.gpu, v.gpu, g.gpu, args);
       expect_match(w, kUlps, str("momentum_step w n", n) + " decayed " + std::to_string(decayed));

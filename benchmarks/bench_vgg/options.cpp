@@ -16,7 +16,7 @@ Training throughput of VGG16 (configuration D: 13 3×3 convolutions with ReLU in
 64, 128, 256, 512, 512 channels, each block ending in 2×2 max pooling; then Dense 4096 ReLU,
 Dropout 0.5, Dense 4096 ReLU, Dropout 0.5, Dense K) on synthetic data: one batch of N(0, 1)
 images and uniform random labels, made once on the device. Each timed iteration is one training
-step as cudl's trainer does it: forward, softmax cross-entropy, backward, the NesterovSgd update;
+step as cudl's trainer does it: forward, softmax cross-entropy, backward, the GdbnNesterov update;
 the backend is synchronised before the clock is read. benchmarks/peers/vgg_torch.py times the
 same work in PyTorch.
 

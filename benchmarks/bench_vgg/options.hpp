@@ -18,7 +18,7 @@ struct VggOptions {
   int iters = 0;               // timed iterations; 0: 20 on the GPU, 10 on the CPU
   int threads = 0;             // CPU threads (0: all available)
   uint64_t seed = 2014;        // synthetic data and initial weights
-  float learn_rate = 1e-4f;    // NesterovSgd, as the trainer uses it
+  float learn_rate = 1e-4f;    // GdbnNesterov, as the 2014 preset uses it
   float momentum = 0.9f;
   float l2 = 5e-4f;            // the VGG paper's weight decay
   bool help = false;

@@ -56,7 +56,7 @@ std::string data_line() {
 
 std::string work_line(const VggRun& r) {
   const auto& o = r.options;
-  return "work per iteration: forward, softmax cross-entropy, backward, NesterovSgd update (learn rate " +
+  return "work per iteration: forward, softmax cross-entropy, backward, GdbnNesterov update (learn rate " +
          fmt("%g", o.learn_rate) + ", momentum " + fmt("%g", o.momentum) + ", L2 " + fmt("%g", o.l2) +
          "); the backend is synchronised before each clock read; " + std::to_string(o.warmup) + " warm-up + " +
          std::to_string(o.iters) + " timed iterations, precision " + precision_of(r);

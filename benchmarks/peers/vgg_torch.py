@@ -16,7 +16,7 @@ None between steps, the fused (else foreach) SGD implementation, no per-step hos
 Precision: fp32 is strict (torch.backends.cuda.matmul.allow_tf32 = False and
 torch.backends.cudnn.allow_tf32 = False); tf32 allows tensor cores in both (True, True).
 The update is torch.optim.SGD(nesterov=True), PyTorch's form of Nesterov momentum; cudl's
-NesterovSgd is gdbn's (the look-ahead form). Both are a few elementwise passes over all
+GdbnNesterov is gdbn's (the look-ahead form). Both are a few elementwise passes over all
 parameters, the same memory traffic up to a constant: the iterates differ, the work does not.
 Exit status: 0 success, 2 bad input or unavailable device.
 """

@@ -45,17 +45,64 @@ struct CrossEntropyArgs {
   float max_loss = 1e30f;      // a batch whose mean loss exceeds this counts as diverged
 };
 
-// One fused gdbn Nesterov step over P parameters (see NesterovSgd in optimizer.hpp for the
-// derivation). Between steps w holds the look-ahead point W + momentum·V and v the velocity V:
+// The optimizers' fused updates (optimizer.hpp), each over all P parameters in one pass, with the
+// learning rate read from a one-float tensor when the work runs; weight decay applies to the
+// first `decayed` elements only (the weights; the rest are biases).
+
+// gdbn's Nesterov step (GdbnNesterov in optimizer.hpp has the derivation). Between steps w holds
+// the look-ahead point W + momentum·V and v the velocity V:
 //   d = lr · (−grad_scale·g − l2·w)   for the first `decayed` elements (weights),
 //   d = lr · (−grad_scale·g)          for the rest (biases);
 //   v ← momentum·v + d;   w ← w + d + momentum·v   (the new look-ahead point).
 struct NesterovArgs {
+  float momentum = 0.0f;
+  float grad_scale = 1.0f;
+  float l2 = 0.0f;
+  int64_t decayed = 0;
+};
+
+// PyTorch's SGD (Sgd in optimizer.hpp), with t the step counter's value when the work runs:
+//   g ← g + weight_decay·w (weights);  buf ← g if t = 0, else momentum·buf + (1 − dampening)·g;
+//   g ← g + momentum·buf if nesterov, else buf;  w ← w − lr·g.  (momentum = 0: no buffer.)
+struct SgdArgs {
+  float momentum = 0.0f;
+  float dampening = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+  int64_t decayed = 0;
+};
+
+// PyTorch's Adam, or AdamW when decoupled (Adam in optimizer.hpp), with t ≥ 1 the step counter's
+// value when the work runs (the caller advances it first):
+//   g ← g + weight_decay·w (Adam) or w ← w·(1 − lr·weight_decay) (AdamW), on weights;
+//   m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  vmax ← max(vmax, v) (amsgrad);
+//   w ← w − (lr / (1 − β₁ᵗ))·m / (√(vmax or v) / √(1 − β₂ᵗ) + eps).
+struct AdamArgs {
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  bool decoupled = false;
+  bool amsgrad = false;
+  int64_t decayed = 0;
+};
+
+// gdbn's RBM update (Backend::momentum_step), with its learning rate as an argument.
+struct MomentumArgs {
   float learn_rate = 0.0f;
   float momentum = 0.0f;
   float grad_scale = 1.0f;
   float l2 = 0.0f;
   int64_t decayed = 0;
+};
+
+// CosineSchedule's per-step learning rate (schedule.hpp): base·f(t), warm-up over warmup_steps,
+// then a half cosine to base·min_factor at total_steps.
+struct CosineArgs {
+  float base = 0.0f;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;
+  float min_factor = 0.0f;
 };
 
 // ---- convolution and pooling (NCHW) ----
@@ -186,11 +233,20 @@ class Backend {
   // to the weights directly, with f = 1 − momentum:
   //   v ← momentum·v − f·lr·grad_scale·g;  w ← w·(1 − f·lr·l2) + v   on the first `decayed` elements,
   //   the same without the decay on the rest.
-  void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
+  void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const MomentumArgs& args);
   // y ← y + alpha·x (same number of elements).
   void axpy(float alpha, const Tensor& x, Tensor& y);
-  // The fused Nesterov step (NesterovArgs) over all P parameters at once: w, v, g of size P.
-  void nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const NesterovArgs& args);
+  // The optimizers' updates (NesterovArgs, SgdArgs, AdamArgs): w, g and each state tensor of P
+  // elements, lr a one-float tensor read when the work runs, step a counter (make_counter).
+  // gdbn's Nesterov step: v the velocity.
+  void nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const Tensor& lr, const NesterovArgs& args);
+  // SGD: buf the momentum buffer (ignored, and may be empty, when momentum = 0); the step
+  // counter is 0 on the first step.
+  void sgd_step(Tensor& w, Tensor& buf, const Tensor& g, const Tensor& lr, const Tensor& step, const SgdArgs& args);
+  // Adam/AdamW: m, v the moments, vmax their running maximum (ignored, and may be empty, unless
+  // amsgrad); the step counter holds t ≥ 1 (this step's number).
+  void adam_step(Tensor& w, Tensor& m, Tensor& v, Tensor& vmax, const Tensor& g, const Tensor& lr, const Tensor& step,
+                 const AdamArgs& args);
 
   // ---- convolution, pooling, dropout (NCHW; see Conv2dParams for the letters) ----
   // y(N×K×P×Q) ← x(N×C×H×W) ⋆ w(K×C×R×S).
@@ -234,6 +290,14 @@ class Backend {
   void add_to_counter(Tensor& counter, uint64_t delta);
   // sample_rows with the first draw read from a counter when the work runs.
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& first_draw, Tensor& bx, Tensor& by);
+  // lr (1 value) ← CosineSchedule's rate for step t, t the counter's value when the work runs.
+  void cosine_learning_rate(const CosineArgs& args, const Tensor& step, Tensor& lr);
+  // Shuffled epochs without replacement: with the R rows of x (R × F) and y (R), and t the
+  // counter's value when the work runs, row b of the batch (bx: B × F, by: B) is row
+  // rng::permuted(seed, e, p + b, R) where e = t / R and p = t mod R (p + B ≤ R is required; the
+  // caller advances the counter by B per step and to the next multiple of R per epoch). So one
+  // captured step serves every epoch, each with its own permutation.
+  void shuffled_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& position, Tensor& bx, Tensor& by);
   // softmax_cross_entropy with the step number (args.step) read from a counter when the work runs.
   void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
                              const Tensor& step, Tensor& dlogits, Tensor& stats);
@@ -261,6 +325,9 @@ class Backend {
                                         float* stats) = 0;
   virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
   // draw_counter, when not null, is added to first_draw when the work runs.
+  virtual void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) = 0;
+  virtual void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                const uint64_t* position, float* bx, float* by, int64_t batch) = 0;
   virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                               uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
                               int64_t batch) = 0;
@@ -269,9 +336,16 @@ class Backend {
                                         Units units, uint64_t seed, uint64_t counter, float* states) = 0;
   virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                float* out) = 0;
-  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
+  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) = 0;
   virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
-  virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) = 0;
+  // The optimizers' updates (CPU: src/cpu/optim.cpp; CUDA: cuda/optim.cu). lr points to one
+  // float, step to a counter's bits; buf is null when momentum = 0, vmax null unless amsgrad.
+  virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                                const NesterovArgs& args) = 0;
+  virtual void do_sgd_step(float* w, float* buf, const float* g, int64_t n, const float* lr, const uint64_t* step,
+                           const SgdArgs& args) = 0;
+  virtual void do_adam_step(float* w, float* m, float* v, float* vmax, const float* g, int64_t n, const float* lr,
+                            const uint64_t* step, const AdamArgs& args) = 0;
   virtual void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) = 0;
   virtual void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) = 0;
   virtual void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) = 0;

@@ -50,6 +50,9 @@ class CpuBackend final : public Backend {
                                 const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
                                 float* stats) override;
   void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
+  void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) override;
+  void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                        const uint64_t* position, float* bx, float* by, int64_t batch) override;
   void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                       uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) override;
   void do_add_to_counter(uint64_t* counter, uint64_t delta) override;
@@ -57,9 +60,15 @@ class CpuBackend final : public Backend {
                                   Units units, uint64_t seed, uint64_t counter, float* states) override;
   void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                        float* out) override;
-  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) override;
   void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
-  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  // The optimizers' updates (src/cpu/optim.cpp).
+  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                        const NesterovArgs& args) override;
+  void do_sgd_step(float* w, float* buf, const float* g, int64_t n, const float* lr, const uint64_t* step,
+                   const SgdArgs& args) override;
+  void do_adam_step(float* w, float* m, float* v, float* vmax, const float* g, int64_t n, const float* lr,
+                    const uint64_t* step, const AdamArgs& args) override;
   // Convolution by im2col + GEMM (src/cpu/conv.cpp); pooling, dropout and the per-channel
   // primitives (src/cpu/pool.cpp).
   void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) override;
@@ -84,7 +93,7 @@ class CpuBackend final : public Backend {
 
  private:
   using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);
-  void update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range);
+  void update(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args, UpdateRange range);
   const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
 
   std::unique_ptr<cpu::ThreadPool> pool_;

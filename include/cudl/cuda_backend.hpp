@@ -58,6 +58,9 @@ class CudaBackend final : public Backend {
                                 const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
                                 float* stats) override;
   void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
+  void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) override;
+  void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                        const uint64_t* position, float* bx, float* by, int64_t batch) override;
   void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
                       uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) override;
   void do_add_to_counter(uint64_t* counter, uint64_t delta) override;
@@ -65,9 +68,15 @@ class CudaBackend final : public Backend {
                                   Units units, uint64_t seed, uint64_t counter, float* states) override;
   void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                        float* out) override;
-  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) override;
   void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
-  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) override;
+  // The optimizers' updates (cuda/optim.cu).
+  void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                        const NesterovArgs& args) override;
+  void do_sgd_step(float* w, float* buf, const float* g, int64_t n, const float* lr, const uint64_t* step,
+                   const SgdArgs& args) override;
+  void do_adam_step(float* w, float* m, float* v, float* vmax, const float* g, int64_t n, const float* lr,
+                    const uint64_t* step, const AdamArgs& args) override;
   void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) override;
   void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) override;
   void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) override;

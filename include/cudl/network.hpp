@@ -16,6 +16,7 @@
 
 #include "cudl/backend.hpp"
 #include "cudl/layers.hpp"
+#include "cudl/optimizer.hpp"  // ParamSet
 
 namespace cudl {
 
@@ -56,6 +57,8 @@ class Network {
   Tensor& params();
   Tensor& grads();
   int64_t decayed_params();
+  // The three together, for an optimizer: {&params(), &grads(), decayed_params()}.
+  ParamSet param_set();
   // A multi-line listing: one line per layer with its output shape and parameter count.
   std::string summary();
 

@@ -21,6 +21,7 @@ constexpr uint64_t kStreamShuffle = 1;  // the train/test split permutation
 constexpr uint64_t kStreamInit = 2;     // weight initialisation (Backend::fill_normal)
 constexpr uint64_t kStreamUnits = 3;    // stochastic units (Backend::sample_units)
 constexpr uint64_t kStreamDropout = 4;  // dropout masks (Backend::dropout)
+constexpr uint64_t kStreamEpoch = 5;    // per-epoch row permutations (Backend::shuffled_rows)
 
 struct Philox4 {
   uint32_t v[4];
@@ -60,6 +61,29 @@ CUDL_HD float uniform(uint32_t word) {
 // An integer uniform in [0, n) from a 32-bit word (Lemire's multiply-shift; bias < n / 2^32).
 CUDL_HD uint32_t below(uint32_t word, uint32_t n) {
   return static_cast<uint32_t>((static_cast<uint64_t>(word) * n) >> 32);
+}
+
+// Element p of a pseudo-random permutation of [0, n) chosen by (seed, epoch), for 0 ≤ p < n ≤
+// 2^32: a 4-round Feistel network on the smallest domain of 4^k ≥ n values (a bijection there),
+// cycle-walked into [0, n) (a bijection of [0, n), taking fewer than 4 rounds of walking on
+// average). Stateless, so each position is computed on its own, on the host or the device.
+CUDL_HD uint32_t permuted(uint64_t seed, uint64_t epoch, uint32_t p, uint32_t n) {
+  int half = 1;  // bits in each half of the Feistel domain
+  while (half < 16 && (uint64_t{1} << (2 * half)) < n) ++half;
+  const uint32_t mask = (uint32_t{1} << half) - 1u;
+  uint32_t x = p;
+  do {
+    uint32_t left = x >> half, right = x & mask;
+    for (uint32_t round = 0; round < 4; ++round) {
+      const uint64_t counter = (epoch << 36) | (uint64_t{round} << 32) | right;
+      const uint32_t f = bits(seed, kStreamEpoch, counter).v[0] & mask;
+      const uint32_t next = left ^ f;
+      left = right;
+      right = next;
+    }
+    x = (left << half) | right;
+  } while (x >= n);
+  return x;
 }
 
 // A standard normal from two words (Box-Muller, cosine branch).

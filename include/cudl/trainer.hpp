@@ -1,47 +1,71 @@
 #pragma once
-// The training loop of the 2014 run (nolearn.dbn over gdbn): each epoch draws floor(R/B)
-// minibatches of B rows uniformly with replacement (on the backend, counter-based), takes a
-// Nesterov step on the summed softmax cross-entropy, and reports the mean loss and error rate
-// over the epoch's draws (measured at the look-ahead weights, as gdbn did); the learning rate
-// is multiplied by `decay` after each epoch. Divergence (a non-finite or exploding minibatch
-// loss) stops training with cudl::Diverged.
+// The training loop (docs/design/training-core.md). One step, written once:
+//   [draw the batch]  [schedule → learning rate]  forward  loss  backward  optimizer.step()
+// queued eagerly, or captured once as a CUDA graph and replayed (StepLaunch), with the same
+// arithmetic. Trainer exposes that step for a loop of one's own; fit() runs epochs of it with
+// sampling, validation, early stopping, callbacks and progress. train() is the 2014 run
+// (presets::Gdbn2014) in one call.
+//
+//   cudl::SoftmaxCrossEntropy loss;
+//   cudl::Adam opt(net.param_set(), cudl::AdamOptions{});
+//   cudl::FitOptions o;  o.epochs = 20;  o.validation = {&x_valid, &y_valid};
+//   cudl::History h = cudl::fit(net, loss, opt, x, y, o);
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "cudl/error.hpp"
+#include "cudl/loss.hpp"
 #include "cudl/network.hpp"
+#include "cudl/optimizer.hpp"
+#include "cudl/schedule.hpp"
 
 namespace cudl {
 
 // How the steps of an epoch are queued. kAuto: on a backend that can capture (a GPU) and a
-// network whose layers all can (Layer::capturable), one step is captured per epoch (a CUDA
-// graph: the learning rate is fixed within an epoch) and replayed for every step, the
-// minibatch draw and the step number advancing in device counters; otherwise each primitive is
-// queued one by one. kEager: always one by one. Both give the same arithmetic.
+// network whose layers all can (Layer::capturable), the run's first step is queued eagerly (so
+// that libraries initialise outside a capture), the next one is captured once (a CUDA graph) and
+// replayed for every later step of every epoch, everything that changes between steps living in
+// device memory (counters, the learning rate). Otherwise, and with kEager, each primitive is
+// queued one by one. Both give the same arithmetic.
 enum class StepLaunch { kAuto, kEager };
 
-struct TrainConfig {
-  int epochs = 10;
-  int64_t batch = 64;
-  float learn_rate = 0.3f;
-  float decay = 0.9f;
-  float momentum = 0.9f;
-  float l2 = 1e-4f;
-  uint64_t seed = 2014;   // minibatch draws
-  float max_loss = 0.0f;  // a minibatch mean loss above this is divergence; 0: 100·ln(K)
-  StepLaunch launch = StepLaunch::kAuto;
-};
+// How fit() draws an epoch's minibatches from the R training rows (batch B):
+// kShuffle: every row once per epoch, in a fresh pseudo-random order per epoch (computed on the
+// device, Backend::shuffled_rows); floor(R/B) full batches, the last R mod B rows of that order
+// left out (PyTorch's drop_last). kWithReplacement: floor(R/B) batches of rows drawn uniformly
+// with replacement (the 2014 run).
+enum class Sampling { kShuffle, kWithReplacement };
+
+// fit()'s output while it runs: kAuto: a live bar per epoch on a terminal (stderr), else one
+// line per epoch; kBar, kLines: those, always; kNone: nothing.
+enum class Progress { kAuto, kBar, kLines, kNone };
 
 struct EpochReport {
   int epoch = 0;          // 1-based
   int64_t steps = 0;      // minibatches
   int64_t samples = 0;    // steps · batch
-  double loss = 0.0;      // mean per-sample cross-entropy over the epoch's draws
-  double err = 0.0;       // training misclassification rate over the same draws
-  double seconds = 0.0;   // wall time of the epoch, queued work included
-  float learn_rate = 0.0f;
-  bool captured = false;  // whether the epoch replayed one captured step (StepLaunch)
+  double loss = 0.0;      // mean per-sample training loss over the epoch's batches
+  double err = 0.0;       // training error rate over the same batches (classification losses)
+  double seconds = 0.0;   // wall time of the epoch's steps, queued work included
+  float learn_rate = 0.0f;  // at the epoch's start (per-step schedules move it within the epoch)
+  bool captured = false;  // whether the epoch replayed a captured step (StepLaunch)
+  bool validated = false; // whether valid_loss and valid_err were measured after this epoch
+  double valid_loss = 0.0, valid_err = 0.0;
+  double valid_seconds = 0.0;
+};
+
+// Progress inside an epoch, for a per-step callback (reading it synchronises with the device).
+struct StepReport {
+  int epoch = 0;
+  int64_t step = 0;       // steps done in this epoch
+  int64_t steps = 0;      // steps in the epoch
+  int64_t samples = 0;    // rows trained on so far in this epoch
+  double loss = 0.0;      // mean loss so far in this epoch
+  double err = 0.0;
+  double seconds = 0.0;   // since the epoch's start
 };
 
 class Diverged : public Error {
@@ -52,8 +76,116 @@ class Diverged : public Error {
   double value;       // that minibatch's mean loss
 };
 
-// Trains net on x (R × features) and y (R, class indices as floats), both on net's backend.
-// on_epoch, if given, is called after every epoch. Returns one report per epoch.
+struct EarlyStopping {
+  int patience = 0;        // epochs without improvement of the validation loss before stopping; 0: off
+  double min_delta = 0.0;  // an improvement is a fall of more than this
+  bool restore_best = true;  // put the best epoch's parameters back when stopping or finishing
+};
+
+struct FitOptions {
+  int epochs = 10;
+  int64_t batch = 64;
+  Sampling sampling = Sampling::kShuffle;
+  uint64_t seed = 1;  // the minibatch order
+  StepLaunch launch = StepLaunch::kAuto;
+  // Evaluated every `validate_every` epochs (and after the last) when set: loss and error rate
+  // in Mode::kInfer over all its rows, in batches of `batch`.
+  const Tensor* valid_x = nullptr;
+  const Tensor* valid_y = nullptr;
+  int validate_every = 1;
+  EarlyStopping early_stopping;  // needs validation data
+  Progress progress = Progress::kAuto;
+  std::function<void(const EpochReport&)> on_epoch;
+  // Called every `every_steps` steps within an epoch; the only host reads inside an epoch (on a
+  // GPU each one waits for the queued steps), so keep it rare. 0: never.
+  int64_t every_steps = 0;
+  std::function<void(const StepReport&)> on_steps;
+};
+
+struct History {
+  std::vector<EpochReport> epochs;
+  bool stopped_early = false;
+  int best_epoch = 0;  // the epoch with the lowest validation loss (0 without validation)
+};
+
+// One training step and its bookkeeping, for fit() and for a loop of one's own. Holds the
+// network, loss, optimizer and schedule by reference; they must outlive it.
+class Trainer {
+ public:
+  Trainer(Network& net, const Loss& loss, Optimizer& opt, Schedule* schedule = nullptr,
+          StepLaunch launch = StepLaunch::kAuto);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // One step on a batch the caller filled: xb (B × features, any B ≥ 1), yb (B). Queued; no host
+  // read. Statistics accumulate in stats() until reset_stats().
+  void step(const Tensor& xb, const Tensor& yb);
+
+  // An epoch of `steps` steps of `batch` rows drawn from x, y (on the network's backend) as
+  // `sampling` says, the draws positioned by `epoch` (1-based) and `seed`; runs the schedule's
+  // epoch hook first; checks divergence at the end (and at each on_steps call). Used by fit().
+  EpochReport run_epoch(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch, Sampling sampling,
+                        uint64_t seed, int64_t every_steps = 0,
+                        const std::function<void(const StepReport&)>& on_steps = {});
+
+  // Mean loss and error rate of the network on x, y in Mode::kInfer (the optimizer's end() and
+  // begin() around it where it keeps a look-ahead point), in batches of `batch`.
+  std::pair<double, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch);
+
+  Tensor& stats() { return stats_; }
+  void reset_stats();
+  Network& network() { return net_; }
+  Optimizer& optimizer() { return opt_; }
+
+ private:
+  struct Batches;
+  void queue_step(const Tensor& xb, const Tensor& yb);
+  void check_divergence(int epoch, const LossTotals& totals);
+
+  Network& net_;
+  const Loss& loss_;
+  Optimizer& opt_;
+  Schedule* schedule_;
+  StepLaunch launch_;
+  Tensor stats_;
+  Tensor step_in_epoch_;  // the loss's step numbers (a counter, zeroed per epoch)
+  Tensor dlogits_;
+  std::unique_ptr<Batches> batches_;  // fit's own batch buffers, counters and captured step
+  int64_t eager_steps_ = 0;           // steps queued so far (the first is never captured)
+};
+
+// Trains net on x (R × features) and y (R targets), both on net's backend. Returns every epoch's
+// report. Throws Diverged when a batch's loss is not finite or exceeds the loss's limit.
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+            const FitOptions& options = {}, Schedule* schedule = nullptr);
+
+namespace presets {
+
+// The 2014 run (nolearn.dbn over gdbn): softmax cross-entropy summed over the batch, gdbn's
+// Nesterov momentum (grad_scale 1/B), L2 on weights only, minibatches drawn with replacement,
+// the learning rate ×decay after each epoch, divergence above max_loss (0: 100·ln K).
+struct Gdbn2014 {
+  int epochs = 10;
+  int64_t batch = 64;
+  float learn_rate = 0.3f;
+  float decay = 0.9f;
+  float momentum = 0.9f;
+  float l2 = 1e-4f;
+  uint64_t seed = 2014;
+  float max_loss = 0.0f;
+  StepLaunch launch = StepLaunch::kAuto;
+
+  SoftmaxCrossEntropy loss() const { return SoftmaxCrossEntropy(Reduction::kSum, max_loss); }
+  std::unique_ptr<GdbnNesterov> optimizer(ParamSet params) const;
+  ExponentialSchedule schedule() const { return ExponentialSchedule(decay); }
+  FitOptions options() const;  // sampling with replacement, no progress output
+};
+
+}  // namespace presets
+
+// The 2014 run in one call (presets::Gdbn2014 through fit()), kept for its many callers.
+using TrainConfig = presets::Gdbn2014;
 std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
                                const std::function<void(const EpochReport&)>& on_epoch = {});
 

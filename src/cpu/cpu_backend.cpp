@@ -12,6 +12,7 @@
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
 #include "cudl/rng.hpp"
+#include "formulas/schedule_rules.hpp"
 
 namespace cudl {
 namespace {
@@ -23,19 +24,8 @@ using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 using cpu::relu;
 using cpu::sigmoid;
 
-// The fused Nesterov step on one contiguous range (see NesterovArgs). Scalars by value and
+// gdbn's RBM update on one contiguous range (Backend::momentum_step). Scalars by value and
 // restrict pointers, so the loop vectorises without reloading anything per element.
-void nesterov_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
-                    float mu, float gs, float l2) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float d = lr * (-gs * g[i] - l2 * w[i]);
-    const float vn = mu * v[i] + d;
-    v[i] = vn;
-    w[i] += d + mu * vn;
-  }
-}
-
-// gdbn's RBM update on one contiguous range (Backend::momentum_step).
 void momentum_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
                     float mu, float gs, float l2) {
   const float f = 1.0f - mu;
@@ -229,6 +219,24 @@ void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, in
   }
 }
 
+void CpuBackend::do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) {
+  *lr = formulas::cosine_learning_rate(args, *step);
+}
+
+void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                  const uint64_t* position, float* bx, float* by, int64_t batch) {
+  const uint64_t t = *position, n = static_cast<uint64_t>(rows);
+  const uint64_t epoch = t / n, first = t % n;
+  CUDL_REQUIRE(first + static_cast<uint64_t>(batch) <= n,
+               "shuffled_rows: positions " + std::to_string(first) + ".." + std::to_string(first + batch - 1) +
+                   " run past the epoch's " + std::to_string(rows) + " rows");
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(first + b), static_cast<uint32_t>(n));
+    std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
+    by[b] = y[row];
+  }
+}
+
 void CpuBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                            Units units, uint64_t seed, uint64_t counter, float* states) {
   pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [=](int64_t b, int64_t e) {
@@ -252,7 +260,7 @@ void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uin
   });
 }
 
-void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
+void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
   update(w, v, g, n, args, momentum_range);
 }
 
@@ -260,13 +268,9 @@ void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
   pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) { axpy_range(alpha, x + b, y + b, e - b); });
 }
 
-void CpuBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args) {
-  update(w, v, g, n, args, nesterov_range);
-}
-
 // Runs an update rule over [0, n) in parallel, with L2 on the decayed prefix only.
-void CpuBackend::update(float* w, float* v, const float* g, int64_t n, const NesterovArgs& args, UpdateRange range) {
-  const NesterovArgs a = args;
+void CpuBackend::update(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args, UpdateRange range) {
+  const MomentumArgs a = args;
   pool_->parallel_for(n, kGrain, [w, v, g, a, range](int64_t b, int64_t e) {
     const int64_t mid = std::clamp(a.decayed, b, e);
     range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);

@@ -85,6 +85,11 @@ int64_t Network::decayed_params() {
   return decayed_;
 }
 
+ParamSet Network::param_set() {
+  build();
+  return ParamSet{&params_, &grads_, decayed_};
+}
+
 Network::Activations& Network::activations(int64_t batch) {
   auto it = acts_.find(batch);
   if (it != acts_.end()) return it->second;

@@ -1,43 +1,179 @@
+// The optimizers (optimizer.hpp): each step() queues one fused Backend update over the whole
+// parameter set and advances the step counter, with no host transfer, so it can be captured.
 #include "cudl/optimizer.hpp"
 
 #include <cmath>
+#include <vector>
 
 #include "cudl/error.hpp"
 
 namespace cudl {
+namespace {
 
-NesterovSgd::NesterovSgd(Network& net, const NesterovConfig& config)
-    : net_(net), config_(config), velocity_(net.params().shape(), net.backend()) {
-  CUDL_REQUIRE(std::isfinite(config.learn_rate) && config.learn_rate > 0.0f,
-               "NesterovSgd: learning rate must be positive, got " + std::to_string(config.learn_rate));
-  CUDL_REQUIRE(config.momentum >= 0.0f && config.momentum < 1.0f,
-               "NesterovSgd: momentum must be in [0, 1), got " + std::to_string(config.momentum));
-  CUDL_REQUIRE(config.l2 >= 0.0f, "NesterovSgd: L2 cost must be non-negative, got " + std::to_string(config.l2));
-  net.backend().fill(velocity_, 0.0f);
+std::string str(float x) { return std::to_string(x); }
+
+// Throws unless lo ≤ x < hi (x finite).
+void require_in(float x, float lo, float hi, const char* who, const char* what) {
+  CUDL_REQUIRE(std::isfinite(x) && x >= lo && x < hi, std::string(who) + ": " + what + " must be in [" + str(lo) +
+                                                          ", " + str(hi) + "), got " + str(x));
 }
 
-void NesterovSgd::begin() {
+// Throws unless x is finite and ≥ 0.
+void require_non_negative(float x, const char* who, const char* what) {
+  CUDL_REQUIRE(std::isfinite(x) && x >= 0.0f,
+               std::string(who) + ": " + what + " must be finite and ≥ 0, got " + str(x));
+}
+
+ParamSet checked(ParamSet p, float learn_rate, const char* who) {
+  const std::string w(who);
+  CUDL_REQUIRE(p.params != nullptr && p.grads != nullptr, w + ": the parameter set has no params or no grads tensor");
+  CUDL_REQUIRE(!p.params->empty(), w + ": the parameter set is empty");
+  CUDL_REQUIRE(&p.params->backend() == &p.grads->backend(),
+               w + ": params live on " + p.params->backend().describe() + " but grads on " +
+                   p.grads->backend().describe());
+  CUDL_REQUIRE(p.params->size() == p.grads->size(), w + ": params " + to_string(p.params->shape()) + " and grads " +
+                                                        to_string(p.grads->shape()) + " differ in size");
+  CUDL_REQUIRE(p.decayed >= 0 && p.decayed <= p.params->size(),
+               w + ": decayed count " + std::to_string(p.decayed) + " outside [0, " +
+                   std::to_string(p.params->size()) + "]");
+  require_non_negative(learn_rate, who, "learning rate");
+  return p;
+}
+
+// A state tensor of P zeros.
+Tensor zeros_like(const Tensor& t) {
+  Tensor z(t.shape(), t.backend());
+  t.backend().fill(z, 0.0f);
+  return z;
+}
+
+}  // namespace
+
+// ---- Optimizer ----
+
+Optimizer::Optimizer(ParamSet params, float learn_rate, const char* who)
+    : params_(checked(params, learn_rate, who)),
+      base_learn_rate_(learn_rate),
+      lr_({1}, params_.params->backend()),
+      step_(make_counter(params_.params->backend())) {
+  set_learning_rate(learn_rate);
+}
+
+void Optimizer::set_learning_rate(float lr) {
+  require_non_negative(lr, "set_learning_rate", "learning rate");
+  backend().copy_from_host(&lr, lr_.data(), sizeof lr);
+}
+
+float Optimizer::current_learning_rate() const {
+  float lr = 0.0f;
+  backend().copy_to_host(lr_.data(), &lr, sizeof lr);
+  return lr;
+}
+
+// ---- Sgd ----
+
+Sgd::Sgd(ParamSet params, const SgdOptions& options) : Optimizer(params, options.learn_rate, "Sgd"), options_(options) {
+  require_in(options.momentum, 0.0f, 1.0f, "Sgd", "momentum");
+  CUDL_REQUIRE(std::isfinite(options.dampening) && options.dampening >= 0.0f && options.dampening <= 1.0f,
+               "Sgd: dampening must be in [0, 1], got " + str(options.dampening));
+  require_non_negative(options.weight_decay, "Sgd", "weight decay");
+  CUDL_REQUIRE(!options.nesterov || (options.momentum > 0.0f && options.dampening == 0.0f),
+               "Sgd: Nesterov momentum requires momentum > 0 and dampening 0, got momentum " + str(options.momentum) +
+                   " and dampening " + str(options.dampening));
+  if (options.momentum > 0.0f) momentum_ = zeros_like(*params_.params);
+}
+
+void Sgd::step() {
+  SgdArgs args;
+  args.momentum = options_.momentum;
+  args.dampening = options_.dampening;
+  args.nesterov = options_.nesterov;
+  args.weight_decay = options_.weight_decay;
+  args.decayed = params_.decayed;
+  backend().sgd_step(*params_.params, momentum_, *params_.grads, lr_, step_, args);  // reads step = t − 1
+  backend().add_to_counter(step_, 1);
+}
+
+std::vector<std::pair<std::string, Tensor*>> Sgd::state() {
+  std::vector<std::pair<std::string, Tensor*>> s;
+  if (!momentum_.empty()) s.emplace_back("momentum_buffer", &momentum_);
+  s.emplace_back("step", &step_);
+  return s;
+}
+
+// ---- Adam ----
+
+Adam::Adam(ParamSet params, const AdamOptions& options, Decay decay)
+    : Optimizer(params, options.learn_rate, decay == Decay::kDecoupled ? "AdamW" : "Adam"),
+      options_(options),
+      decay_(decay) {
+  const char* who = decay == Decay::kDecoupled ? "AdamW" : "Adam";
+  require_in(options.beta1, 0.0f, 1.0f, who, "beta1");
+  require_in(options.beta2, 0.0f, 1.0f, who, "beta2");
+  CUDL_REQUIRE(std::isfinite(options.eps) && options.eps > 0.0f,
+               std::string(who) + ": eps must be finite and > 0, got " + str(options.eps));
+  require_non_negative(options.weight_decay, who, "weight decay");
+  m_ = zeros_like(*params_.params);
+  v_ = zeros_like(*params_.params);
+  if (options.amsgrad) vmax_ = zeros_like(*params_.params);
+}
+
+void Adam::step() {
+  AdamArgs args;
+  args.beta1 = options_.beta1;
+  args.beta2 = options_.beta2;
+  args.eps = options_.eps;
+  args.weight_decay = options_.weight_decay;
+  args.decoupled = decay_ == Decay::kDecoupled;
+  args.amsgrad = options_.amsgrad;
+  args.decayed = params_.decayed;
+  backend().add_to_counter(step_, 1);  // the update reads t ≥ 1, this step's number
+  backend().adam_step(*params_.params, m_, v_, vmax_, *params_.grads, lr_, step_, args);
+}
+
+std::vector<std::pair<std::string, Tensor*>> Adam::state() {
+  std::vector<std::pair<std::string, Tensor*>> s{{"exp_avg", &m_}, {"exp_avg_sq", &v_}};
+  if (options_.amsgrad) s.emplace_back("max_exp_avg_sq", &vmax_);
+  s.emplace_back("step", &step_);
+  return s;
+}
+
+// ---- GdbnNesterov ----
+
+GdbnNesterov::GdbnNesterov(ParamSet params, const GdbnNesterovOptions& options)
+    : Optimizer(params, options.learn_rate, "GdbnNesterov"), options_(options) {
+  require_in(options.momentum, 0.0f, 1.0f, "GdbnNesterov", "momentum");
+  require_non_negative(options.l2, "GdbnNesterov", "L2 cost");
+  CUDL_REQUIRE(std::isfinite(options.grad_scale) && options.grad_scale > 0.0f,
+               "GdbnNesterov: grad_scale must be finite and > 0, got " + str(options.grad_scale));
+  velocity_ = zeros_like(*params_.params);
+}
+
+void GdbnNesterov::begin() {
   if (active_) return;
-  net_.backend().axpy(config_.momentum, velocity_, net_.params());
+  backend().axpy(options_.momentum, velocity_, *params_.params);
   active_ = true;
 }
 
-void NesterovSgd::step(int64_t batch) {
-  CUDL_REQUIRE(active_, "NesterovSgd::step: call begin() first");
-  CUDL_REQUIRE(batch > 0, "NesterovSgd::step: batch must be positive, got " + std::to_string(batch));
+void GdbnNesterov::step() {
+  CUDL_REQUIRE(active_, "GdbnNesterov::step: call begin() first (the gradients must be taken at the look-ahead point)");
   NesterovArgs args;
-  args.learn_rate = config_.learn_rate;
-  args.momentum = config_.momentum;
-  args.grad_scale = 1.0f / static_cast<float>(batch);
-  args.l2 = config_.l2;
-  args.decayed = net_.decayed_params();
-  net_.backend().nesterov_step(net_.params(), velocity_, net_.grads(), args);
+  args.momentum = options_.momentum;
+  args.grad_scale = options_.grad_scale;
+  args.l2 = options_.l2;
+  args.decayed = params_.decayed;
+  backend().nesterov_step(*params_.params, velocity_, *params_.grads, lr_, args);
+  backend().add_to_counter(step_, 1);
 }
 
-void NesterovSgd::end() {
+void GdbnNesterov::end() {
   if (!active_) return;
-  net_.backend().axpy(-config_.momentum, velocity_, net_.params());
+  backend().axpy(-options_.momentum, velocity_, *params_.params);
   active_ = false;
+}
+
+std::vector<std::pair<std::string, Tensor*>> GdbnNesterov::state() {
+  return {{"velocity", &velocity_}, {"step", &step_}};
 }
 
 }  // namespace cudl

@@ -141,7 +141,7 @@ void Rbm::compute_gradient(const Tensor& v0) {
 
 void Rbm::train_batch(const Tensor& v0) {
   compute_gradient(v0);
-  NesterovArgs args;
+  MomentumArgs args;
   args.learn_rate = config_.learn_rate;
   args.momentum = config_.momentum;
   args.grad_scale = 1.0f / static_cast<float>(v0.dim(0));

@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "cudl/optimizer.hpp"
+#include "nn/progress.hpp"
 
 namespace cudl {
 namespace {
@@ -13,6 +15,10 @@ std::string format_value(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -25,79 +31,128 @@ Diverged::Diverged(int epoch_, int64_t minibatch_, double value_, float learn_ra
       minibatch(minibatch_),
       value(value_) {}
 
-std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
-                               const std::function<void(const EpochReport&)>& on_epoch) {
-  Backend& backend = net.backend();
-  CUDL_REQUIRE(config.epochs >= 0, "train: epochs must be non-negative, got " + std::to_string(config.epochs));
-  CUDL_REQUIRE(config.batch > 0, "train: batch must be positive, got " + std::to_string(config.batch));
-  CUDL_REQUIRE(x.rank() >= 1 && y.shape() == Shape{x.rows()},
-               "train: labels " + to_string(y.shape()) + " do not match data " + to_string(x.shape()));
-  const int64_t steps = x.rows() / config.batch;
-  CUDL_REQUIRE(steps > 0, "train: " + std::to_string(x.rows()) + " rows are fewer than one batch of " +
-                              std::to_string(config.batch));
-  const Shape& out = net.output_shape();
-  CUDL_REQUIRE(out.size() == 1 && out[0] >= 2,
-               "train: the network must end in K ≥ 2 class scores, found output " + to_string(out));
-  const float max_loss = config.max_loss > 0.0f ? config.max_loss : 100.0f * std::log(static_cast<float>(out[0]));
+// fit()'s batch buffers (B × features, B), the draw counter and the captured step, kept while
+// the batch shape stays the same.
+struct Trainer::Batches {
+  int64_t batch = 0, features = 0;
+  Tensor xb, yb, draw;
+  Sampling sampling = Sampling::kShuffle;
+  const Tensor* x = nullptr;
+  const Tensor* y = nullptr;
+  uint64_t seed = 0;
+  std::unique_ptr<Captured> graph;
+};
 
-  // Minibatches are drawn as flat rows (B × features); the network views them in its input shape.
-  CUDL_REQUIRE(x.cols() == numel(net.input_shape()), "train: x has rows of " + std::to_string(x.cols()) +
-                                                         " features, the network expects " +
-                                                         to_string(net.input_shape()));
-  Tensor xb({config.batch, x.cols()}, backend), yb({config.batch}, backend);
-  Tensor dlogits({config.batch, out[0]}, backend);
-  Tensor stats({LossStats::kSize}, backend);
-  const std::vector<float> fresh_stats = {0.0f, 0.0f, -1.0f, 0.0f};
-  // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
-  // checks once per epoch (no host synchronisation inside an epoch) and names the first bad step.
-  const bool check_each_step = backend.device() == Device::kCpu;
-  // Captured steps (StepLaunch): every tensor they touch exists before the capture.
-  const bool captured = config.launch == StepLaunch::kAuto && backend.can_capture() && net.capturable();
-  Tensor draw, step;
-  // The captured step; replaced each epoch only after the epoch's statistics were read (the
-  // replays have finished then), since a graph must not be destroyed while it runs.
-  std::unique_ptr<Captured> work;
-  if (captured) {
-    net.reserve(config.batch);
-    draw = make_counter(backend);
-    step = make_counter(backend);
+Trainer::Trainer(Network& net, const Loss& loss, Optimizer& opt, Schedule* schedule, StepLaunch launch)
+    : net_(net),
+      loss_(loss),
+      opt_(opt),
+      schedule_(schedule),
+      launch_(launch),
+      stats_(Loss::make_stats(net.backend())),
+      step_in_epoch_(make_counter(net.backend())) {
+  CUDL_REQUIRE(&opt.backend() == &net.backend(),
+               "Trainer: the optimizer's parameters live on another backend than the network");
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::reset_stats() {
+  Loss::reset(stats_);
+  net_.backend().set_counter(step_in_epoch_, 0);
+}
+
+void Trainer::queue_step(const Tensor& xb, const Tensor& yb) {
+  if (schedule_ != nullptr) schedule_->before_step(opt_);
+  const Tensor& logits = net_.forward(xb, Mode::kTrain);
+  if (dlogits_.shape() != logits.shape()) dlogits_ = Tensor(logits.shape(), net_.backend());
+  loss_.forward_backward(logits, yb, step_in_epoch_, dlogits_, stats_);
+  net_.backward(xb, dlogits_);
+  opt_.step();
+  net_.backend().add_to_counter(step_in_epoch_, 1);
+}
+
+void Trainer::step(const Tensor& xb, const Tensor& yb) {
+  queue_step(xb, yb);
+  ++eager_steps_;
+}
+
+void Trainer::check_divergence(int epoch, const LossTotals& totals) {
+  if (totals.bad_step >= 0) {
+    opt_.end();
+    throw Diverged(epoch, totals.bad_step + 1, totals.bad_value, opt_.current_learning_rate());
   }
+}
 
-  NesterovSgd opt(net, {config.learn_rate, config.momentum, config.l2});
-  CrossEntropyArgs xent;
-  xent.grad_scale = 1.0f;  // gradients of the summed loss; the optimizer divides by B
-  xent.max_loss = max_loss;
-  std::vector<EpochReport> reports;
-  for (int epoch = 1; epoch <= config.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    stats.copy_from(fresh_stats);
-    opt.begin();
-    const uint64_t draw0 = static_cast<uint64_t>(epoch - 1) * static_cast<uint64_t>(steps * config.batch);
-    if (captured) {
-      // One step with the draw and step numbers in device counters: on the first epoch run once
-      // eagerly (so that cuBLAS and cuDNN initialise and pick their kernels outside any capture),
-      // then recorded and replayed for the epoch's remaining steps. The eager and the captured
-      // step queue the same work, so the results are those of an all-eager epoch.
-      auto counted_step = [&] {
-        backend.sample_rows(x, y, config.seed, draw, xb, yb);
-        const Tensor& logits = net.forward(xb, Mode::kTrain);
-        backend.softmax_cross_entropy(logits, yb, xent, step, dlogits, stats);
-        net.backward(xb, dlogits);
-        opt.step(config.batch);
-        backend.add_to_counter(draw, static_cast<uint64_t>(config.batch));
-        backend.add_to_counter(step, 1);
-      };
-      backend.set_counter(draw, draw0);
-      backend.set_counter(step, 0);
-      int64_t done = 0;
-      if (epoch == 1 && steps > 0) {
-        counted_step();
-        done = 1;
-      }
-      if (done < steps) {
+EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
+                               Sampling sampling, uint64_t seed, int64_t every_steps,
+                               const std::function<void(const StepReport&)>& on_steps) {
+  Backend& backend = net_.backend();
+  CUDL_REQUIRE(x.rank() == 2 && y.rank() == 1 && x.dim(0) == y.dim(0),
+               "fit: expected x (R × features) and y (R), found " + to_string(x.shape()) + " and " +
+                   to_string(y.shape()));
+  CUDL_REQUIRE(batch >= 1, "fit: the batch size must be at least 1, got " + std::to_string(batch));
+  const int64_t rows = x.dim(0);
+  const int64_t steps = rows / batch;
+  CUDL_REQUIRE(steps >= 1, "fit: " + std::to_string(rows) + " rows are fewer than one batch of " +
+                               std::to_string(batch));
+  CUDL_REQUIRE(x.dim(1) == numel(net_.input_shape()), "fit: x has rows of " + std::to_string(x.dim(1)) +
+                                                          " features, the network expects " +
+                                                          to_string(net_.input_shape()));
+  if (!batches_ || batches_->batch != batch || batches_->features != x.dim(1) || batches_->sampling != sampling ||
+      batches_->x != &x || batches_->y != &y || batches_->seed != seed) {
+    batches_ = std::make_unique<Batches>();
+    batches_->batch = batch;
+    batches_->features = x.dim(1);
+    batches_->xb = Tensor({batch, x.dim(1)}, backend);
+    batches_->yb = Tensor({batch}, backend);
+    batches_->draw = make_counter(backend);
+    batches_->sampling = sampling;
+    batches_->x = &x;
+    batches_->y = &y;
+    batches_->seed = seed;
+  }
+  Batches& b = *batches_;
+  const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable();
+  if (capture) net_.reserve(batch);
+  // The epoch's first draw: gdbn's draws continue from the previous epoch's; a shuffled epoch e
+  // reads positions (e − 1)·R … of its own permutation.
+  const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
+  backend.set_counter(b.draw, sampling == Sampling::kWithReplacement
+                                  ? e0 * static_cast<uint64_t>(steps * batch)
+                                  : e0 * static_cast<uint64_t>(rows));
+  if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
+  EpochReport r;
+  r.epoch = epoch;
+  r.steps = steps;
+  r.samples = steps * batch;
+  r.learn_rate = opt_.current_learning_rate();
+  r.captured = capture;
+  reset_stats();
+
+  auto draw_and_step = [&] {
+    if (sampling == Sampling::kWithReplacement) {
+      backend.sample_rows(x, y, seed, b.draw, b.xb, b.yb);
+    } else {
+      backend.shuffled_rows(x, y, seed, b.draw, b.xb, b.yb);
+    }
+    queue_step(b.xb, b.yb);
+    backend.add_to_counter(b.draw, static_cast<uint64_t>(batch));
+  };
+  // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
+  // checks once per epoch (and at each on_steps call) and names the first bad step.
+  const bool check_each_step = backend.device() == Device::kCpu;
+  const auto t0 = std::chrono::steady_clock::now();
+  opt_.begin();
+  for (int64_t s = 0; s < steps; ++s) {
+    if (!capture || eager_steps_ == 0) {
+      draw_and_step();
+      ++eager_steps_;
+    } else {
+      if (!b.graph) {
         backend.begin_capture();
         try {
-          counted_step();
+          draw_and_step();
         } catch (...) {
           try {
             backend.end_capture();  // leave the stream out of capture mode
@@ -105,44 +160,154 @@ std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, c
           }
           throw;  // the first error is the one reported
         }
-        work = backend.end_capture();
-        for (int64_t s = done; s < steps; ++s) work->replay();
+        b.graph = backend.end_capture();
       }
-    } else {
-      for (int64_t s = 0; s < steps; ++s) {
-        backend.sample_rows(x, y, config.seed, draw0 + static_cast<uint64_t>(s * config.batch), xb, yb);
-        const Tensor& logits = net.forward(xb, Mode::kTrain);
-        xent.step = s;
-        backend.softmax_cross_entropy(logits, yb, xent, dlogits, stats);
-        if (check_each_step) {
-          const std::vector<float> st = stats.to_vector();
-          if (st[LossStats::kBadStep] >= 0.0f) throw Diverged(epoch, s + 1, st[LossStats::kBadValue], opt.learn_rate());
-        }
-        net.backward(xb, dlogits);
-        opt.step(config.batch);
+      b.graph->replay();
+    }
+    const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
+    if (check_each_step || report) {
+      const LossTotals t = Loss::read(stats_);
+      check_divergence(epoch, t);
+      if (report) {
+        StepReport sr;
+        sr.epoch = epoch;
+        sr.step = s + 1;
+        sr.steps = steps;
+        sr.samples = (s + 1) * batch;
+        sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
+        sr.err = t.errors / static_cast<double>((s + 1) * batch);
+        sr.seconds = seconds_since(t0);
+        on_steps(sr);
       }
     }
-    opt.end();
-    const std::vector<float> st = stats.to_vector();  // waits for the epoch's queued work
-    const auto t1 = std::chrono::steady_clock::now();
-    if (st[LossStats::kBadStep] >= 0.0f) {
-      throw Diverged(epoch, static_cast<int64_t>(st[LossStats::kBadStep]) + 1, st[LossStats::kBadValue],
-                     opt.learn_rate());
-    }
-    EpochReport r;
-    r.epoch = epoch;
-    r.steps = steps;
-    r.samples = steps * config.batch;
-    r.loss = st[LossStats::kLossSum] / static_cast<double>(r.samples);
-    r.err = st[LossStats::kErrors] / static_cast<double>(r.samples);
-    r.seconds = std::chrono::duration<double>(t1 - t0).count();
-    r.learn_rate = opt.learn_rate();
-    r.captured = captured;
-    reports.push_back(r);
-    if (on_epoch) on_epoch(r);
-    opt.set_learn_rate(opt.learn_rate() * config.decay);
   }
-  return reports;
+  opt_.end();
+  const LossTotals t = Loss::read(stats_);  // waits for the epoch's queued work
+  r.seconds = seconds_since(t0);
+  check_divergence(epoch, t);
+  r.loss = t.loss_sum / static_cast<double>(r.samples);
+  r.err = t.errors / static_cast<double>(r.samples);
+  return r;
+}
+
+std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, int64_t batch) {
+  Backend& backend = net_.backend();
+  CUDL_REQUIRE(x.rank() == 2 && y.rank() == 1 && x.dim(0) == y.dim(0) && x.dim(0) > 0,
+               "evaluate: expected x (R × features) and y (R) with R ≥ 1, found " + to_string(x.shape()) + " and " +
+                   to_string(y.shape()));
+  CUDL_REQUIRE(batch >= 1, "evaluate: the batch size must be at least 1, got " + std::to_string(batch));
+  opt_.end();  // the true weights (GdbnNesterov keeps a look-ahead point while training)
+  Tensor stats = Loss::make_stats(backend);
+  Tensor step = make_counter(backend);
+  Tensor dlogits;
+  const int64_t rows = x.dim(0);
+  for (int64_t first = 0; first < rows; first += batch) {
+    const int64_t n = std::min(batch, rows - first);
+    const Tensor xb = x.rows(first, first + n);
+    const Tensor yb = y.rows(first, first + n);
+    const Tensor& logits = net_.forward(xb, Mode::kInfer);
+    if (dlogits.shape() != logits.shape()) dlogits = Tensor(logits.shape(), backend);
+    // The statistics are per-sample sums whatever the reduction; the gradient is not used.
+    loss_.forward_backward(logits, yb, step, dlogits, stats);
+  }
+  const LossTotals t = Loss::read(stats);
+  return {t.loss_sum / static_cast<double>(rows), t.errors / static_cast<double>(rows)};
+}
+
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+            const FitOptions& options, Schedule* schedule) {
+  CUDL_REQUIRE(options.epochs >= 0, "fit: epochs must be ≥ 0, got " + std::to_string(options.epochs));
+  const bool validating = options.valid_x != nullptr || options.valid_y != nullptr;
+  CUDL_REQUIRE(!validating || (options.valid_x != nullptr && options.valid_y != nullptr),
+               "fit: validation needs both valid_x and valid_y");
+  CUDL_REQUIRE(options.validate_every >= 1,
+               "fit: validate_every must be ≥ 1, got " + std::to_string(options.validate_every));
+  CUDL_REQUIRE(options.early_stopping.patience == 0 || validating,
+               "fit: early stopping needs validation data (valid_x, valid_y)");
+  Trainer trainer(net, loss, opt, schedule, options.launch);
+  ProgressPrinter progress(options.progress, options.epochs);
+  History h;
+  double best = std::numeric_limits<double>::infinity();
+  Tensor best_params;
+  int since_best = 0;
+  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+    auto on_steps = [&](const StepReport& s) {
+      progress.step(s);
+      if (options.on_steps && options.every_steps > 0 && s.step % options.every_steps == 0) options.on_steps(s);
+    };
+    const int64_t every = progress.every_steps(x.dim(0) / std::max<int64_t>(options.batch, 1), options.every_steps);
+    EpochReport r = trainer.run_epoch(x, y, epoch, options.epochs, options.batch, options.sampling, options.seed,
+                                      every, on_steps);
+    if (validating && (epoch % options.validate_every == 0 || epoch == options.epochs)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto [vl, ve] = trainer.evaluate(*options.valid_x, *options.valid_y, options.batch);
+      r.validated = true;
+      r.valid_loss = vl;
+      r.valid_err = ve;
+      r.valid_seconds = seconds_since(t0);
+    }
+    if (schedule != nullptr) schedule->end_epoch(r.validated ? r.valid_loss : r.loss);
+    h.epochs.push_back(r);
+    progress.epoch(r);
+    if (options.on_epoch) options.on_epoch(r);
+    if (r.validated) {
+      if (r.valid_loss < best - options.early_stopping.min_delta) {
+        best = r.valid_loss;
+        h.best_epoch = epoch;
+        since_best = 0;
+        if (options.early_stopping.patience > 0 && options.early_stopping.restore_best) {
+          if (best_params.size() != net.params().size()) best_params = Tensor(net.params().shape(), net.backend());
+          net.backend().copy(net.params().data(), best_params.data(), sizeof(float) * net.params().size());
+        }
+      } else if (options.early_stopping.patience > 0 && ++since_best >= options.early_stopping.patience) {
+        h.stopped_early = true;
+        break;
+      }
+    }
+  }
+  if (h.best_epoch > 0 && best_params.size() == net.params().size() &&
+      h.best_epoch != h.epochs.back().epoch) {
+    net.backend().copy(best_params.data(), net.params().data(), sizeof(float) * net.params().size());
+  }
+  return h;
+}
+
+namespace presets {
+
+std::unique_ptr<GdbnNesterov> Gdbn2014::optimizer(ParamSet params) const {
+  GdbnNesterovOptions o;
+  o.learn_rate = learn_rate;
+  o.momentum = momentum;
+  o.l2 = l2;
+  o.grad_scale = 1.0f / static_cast<float>(batch);
+  return std::make_unique<GdbnNesterov>(params, o);
+}
+
+FitOptions Gdbn2014::options() const {
+  FitOptions o;
+  o.epochs = epochs;
+  o.batch = batch;
+  o.sampling = Sampling::kWithReplacement;
+  o.seed = seed;
+  o.launch = launch;
+  o.progress = Progress::kNone;
+  return o;
+}
+
+}  // namespace presets
+
+std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
+                               const std::function<void(const EpochReport&)>& on_epoch) {
+  CUDL_REQUIRE(net.num_layers() > 0, "train: the network has no layers");
+  const Shape out = net.output_shape();
+  CUDL_REQUIRE(out.size() == 1 && out[0] >= 2,
+               "train: the network must end in K ≥ 2 class scores, found output " + to_string(out));
+  const SoftmaxCrossEntropy loss = config.loss();
+  std::unique_ptr<GdbnNesterov> opt = config.optimizer(net.param_set());
+  ExponentialSchedule schedule = config.schedule();
+  FitOptions options = config.options();
+  options.on_epoch = on_epoch;
+  return fit(net, loss, *opt, x, y, options, &schedule).epochs;
 }
 
 }  // namespace cudl

@@ -1,0 +1,56 @@
+// The training loop's small primitives: minibatches without replacement (Backend::shuffled_rows)
+// and the per-step learning rate (Backend::cosine_learning_rate), each kernel beside its
+// CudaBackend member (no forwarder).
+#include "backend_impl.hpp"
+#include "check.hpp"
+#include "cudl/rng.hpp"
+#include "formulas/schedule_rules.hpp"
+#include "kernels.hpp"
+
+namespace cudl {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One thread per (batch row b, column c): with t = *position, row b is the epoch's permuted
+// row at position t mod R + b. Positions past the epoch (a caller's error the host cannot see
+// here) give NaN rows, so the loss reports them.
+__global__ void shuffled_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                     const uint64_t* position, float* bx, float* by, int64_t batch) {
+  const uint64_t t = *position, n = static_cast<uint64_t>(rows);
+  const uint64_t epoch = t / n, first = t % n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < batch * cols;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = i / cols, c = i % cols;
+    const uint64_t p = first + static_cast<uint64_t>(b);
+    if (p >= n) {
+      bx[i] = nanf("");
+      if (c == 0) by[b] = nanf("");
+      continue;
+    }
+    const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(p), static_cast<uint32_t>(n));
+    bx[i] = x[row * cols + c];
+    if (c == 0) by[b] = y[row];
+  }
+}
+
+__global__ void cosine_learning_rate_kernel(CosineArgs args, const uint64_t* step, float* lr) {
+  *lr = formulas::cosine_learning_rate(args, *step);
+}
+
+}  // namespace
+
+void CudaBackend::do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) {
+  cosine_learning_rate_kernel<<<1, 1, 0, impl_->stream>>>(args, step, lr);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+                                   const uint64_t* position, float* bx, float* by, int64_t batch) {
+  if (batch == 0) return;
+  shuffled_rows_kernel<<<cuda::grid_for(batch * cols, kThreads), kThreads, 0, impl_->stream>>>(
+      x, y, rows, cols, seed, position, bx, by, batch);
+  CUDL_CHECK_LAUNCH();
+}
+
+}  // namespace cudl

@@ -1,0 +1,51 @@
+#include "cudl/loss.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include "cudl/error.hpp"
+
+namespace cudl {
+
+const char* to_string(Reduction reduction) { return reduction == Reduction::kMean ? "mean" : "sum"; }
+
+Tensor Loss::make_stats(Backend& backend) {
+  Tensor stats({LossStats::kSize}, backend);
+  reset(stats);
+  return stats;
+}
+
+void Loss::reset(Tensor& stats) {
+  CUDL_REQUIRE(stats.size() == LossStats::kSize, "Loss::reset: not a statistics tensor (make_stats), found " +
+                                                      std::to_string(stats.size()) + " values");
+  stats.copy_from(std::vector<float>{0.0f, 0.0f, -1.0f, 0.0f});
+}
+
+LossTotals Loss::read(const Tensor& stats) {
+  CUDL_REQUIRE(stats.size() == LossStats::kSize, "Loss::read: not a statistics tensor (make_stats), found " +
+                                                      std::to_string(stats.size()) + " values");
+  const std::vector<float> s = stats.to_vector();
+  LossTotals t;
+  t.loss_sum = s[LossStats::kLossSum];
+  t.errors = s[LossStats::kErrors];
+  t.bad_step = s[LossStats::kBadStep] >= 0.0f ? static_cast<int64_t>(s[LossStats::kBadStep]) : -1;
+  t.bad_value = s[LossStats::kBadValue];
+  return t;
+}
+
+SoftmaxCrossEntropy::SoftmaxCrossEntropy(Reduction reduction, float max_loss)
+    : reduction_(reduction), max_loss_(max_loss) {
+  CUDL_REQUIRE(!std::isnan(max_loss), "SoftmaxCrossEntropy: max_loss is NaN");
+}
+
+void SoftmaxCrossEntropy::forward_backward(const Tensor& logits, const Tensor& targets, const Tensor& step,
+                                           Tensor& dlogits, Tensor& stats) const {
+  CUDL_REQUIRE(logits.rank() == 2 && logits.dim(1) >= 2,
+               "SoftmaxCrossEntropy: expected N × K class scores with K ≥ 2, found " + to_string(logits.shape()));
+  CrossEntropyArgs args;
+  args.grad_scale = reduction_ == Reduction::kMean ? 1.0f / static_cast<float>(logits.dim(0)) : 1.0f;
+  args.max_loss = max_loss_ > 0.0f ? max_loss_ : 100.0f * std::log(static_cast<float>(logits.dim(1)));
+  logits.backend().softmax_cross_entropy(logits, targets, args, step, dlogits, stats);
+}
+
+}  // namespace cudl

@@ -1,0 +1,29 @@
+#pragma once
+// fit()'s progress output (FitOptions::progress), on stderr: a live bar per epoch on a terminal
+// ("epoch 3/10 [=========>      ] 412/732  loss 0.2841  err 8.12%  51.2k samples/s  ETA 0.6s"),
+// else one line per epoch. The bar is redrawn at most ~25 times per epoch, each redraw a host
+// read of the loss statistics (on a GPU it waits for the queued steps).
+#include <cstdint>
+#include <cstdio>
+
+#include "cudl/trainer.hpp"
+
+namespace cudl {
+
+class ProgressPrinter {
+ public:
+  ProgressPrinter(Progress mode, int epochs, std::FILE* out = stderr);
+  // How often run_epoch must report steps for the bar and a callback every `user_every` steps
+  // (0: never) to both be served; 0 when neither needs it.
+  int64_t every_steps(int64_t steps, int64_t user_every) const;
+  void step(const StepReport& s);
+  void epoch(const EpochReport& r);
+  bool bar() const { return bar_; }
+
+ private:
+  int epochs_;
+  std::FILE* out_;
+  bool bar_ = false, lines_ = false;
+};
+
+}  // namespace cudl
