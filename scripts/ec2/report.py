@@ -2,7 +2,9 @@
 """Writes report.md (the 2014 figures beside this run's) and chart.png (seconds per epoch, CPU vs
 GPU) into a launch-bench results directory, from what is there: run.json (what launch-bench
 launched), bench_cpu.json and bench_gpu.json (bench_dbn --json), steps.tsv and info.tsv
-(remote-bench.sh). Missing files are reported as missing, never filled in.
+(remote-bench.sh). Missing files are reported as missing, never filled in. chart.png is drawn with
+matplotlib (scripts/plot_run.py) where it can be imported, else with the dependency-free
+png_chart.py beside this file (also when CUDL_NO_MATPLOTLIB is set); report.md says which.
 
 Usage: scripts/ec2/report.py RESULTS_DIR
 """
@@ -11,12 +13,15 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import png_chart  # noqa: E402  (next to this file)
+import plot_run  # noqa: E402  (scripts/plot_run.py: imports matplotlib only when it draws)
 
 # The 2014 run this project reproduces (nolearn/gdbn, 784-800-800-10, 10 epochs, MNIST 46,900 train
 # rows), as its write-up reports it: about 25 s/epoch on a CPU, about 8 s/epoch on an AWS
-# g2.2xlarge GPU (GRID K520), 97-98% test accuracy on both.
+# g2.2xlarge GPU (GRID K520), 97-98% test accuracy on both. scripts/plot_run.py has a copy of the
+# two times (tests/ec2/test_plot_run.py checks that they agree).
 SEED_2014 = [
     {"run": "2014 seed, nolearn/gdbn, CPU", "machine": "a 2014 CPU", "seconds": 25.0, "accuracy": "97–98%"},
     {"run": "2014 seed, nolearn/gdbn, GPU", "machine": "AWS g2.2xlarge (GRID K520)", "seconds": 8.0, "accuracy": "97–98%"},
@@ -156,25 +161,40 @@ def write_report(results):
             out.append("| %d | %s |" % (i + 1, " | ".join(cells)))
         out.append("")
 
+    drawn_by = write_chart(results, itype, t_cpu, t_gpu, info, names)
     out += ["## Files", "",
-            "bench_cpu.json and bench_gpu.json (bench_dbn --json), chart.png, run.json, steps.tsv, info.tsv, "
-            "system.txt, nvidia-smi.txt, logs/ (per step), remote-console.log and launch.log.", ""]
+            "bench_cpu.json and bench_gpu.json (bench_dbn --json), chart.png (drawn %s), run.json, steps.tsv, "
+            "info.tsv, system.txt, nvidia-smi.txt, logs/ (per step), remote-console.log and launch.log." % drawn_by, ""]
     with open(os.path.join(results, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(out))
 
-    gray, blue, orange = (150, 150, 150), (52, 101, 164), (230, 120, 20)
+
+def write_chart(results, itype, t_cpu, t_gpu, info, names):
+    """Writes chart.png, with matplotlib (plot_run.speed_chart) where it can, else with png_chart;
+    returns what drew it, for report.md."""
+    path = os.path.join(results, "chart.png")
     bars = [
-        {"label": ["2014 CPU", "nolearn"], "value": 25.0, "color": gray, "note": "~25"},
-        {"label": ["2014 GPU", "g2.2xlarge"], "value": 8.0, "color": gray, "note": "~8"},
-        {"label": ["cudl CPU", itype], "value": t_cpu, "color": blue,
-         "note": ("%.2f" % t_cpu) if t_cpu else "failed"},
-        {"label": ["cudl GPU", itype], "value": t_gpu, "color": orange,
-         "note": ("%.2f" % t_gpu) if t_gpu else ("no GPU" if not info.get("gpu_name") else "failed")},
+        {"label": ["2014 CPU", "nolearn"], "value": 25.0, "color": plot_run.GRAY, "note": "~25 s"},
+        {"label": ["2014 GPU", "g2.2xlarge"], "value": 8.0, "color": plot_run.GRAY, "note": "~8 s"},
+        {"label": ["cudl CPU", itype], "value": t_cpu, "color": plot_run.BLUE,
+         "note": ("%.2f s" % t_cpu) if t_cpu else "failed"},
+        {"label": ["cudl GPU", itype], "value": t_gpu, "color": plot_run.ORANGE,
+         "note": ("%.2f s" % t_gpu) if t_gpu else ("no GPU" if not info.get("gpu_name") else "failed")},
     ]
+    title = "bench_dbn: seconds per epoch (lower is better)"
     subtitle = "784-800-800-10, %s" % (", ".join(sorted(names)) if names else "no data")
-    png = png_chart.bar_chart(bars, "bench_dbn: seconds per epoch (lower is better)", subtitle, "s/epoch")
-    with open(os.path.join(results, "chart.png"), "wb") as f:
-        f.write(png)
+    if plot_run.available():
+        try:
+            import matplotlib
+            plot_run.speed_chart(bars, path, title, subtitle + "; median epoch, as in report.md")
+            return "with matplotlib %s by scripts/plot_run.py" % matplotlib.__version__
+        except Exception as e:  # a broken matplotlib must not cost the report its chart
+            print("report.py: matplotlib failed (%s: %s); drawing chart.png with png_chart.py" %
+                  (type(e).__name__, e), file=sys.stderr)
+    with open(path, "wb") as f:
+        f.write(png_chart.bar_chart(bars, title, subtitle, "s/epoch"))
+    return ("by scripts/ec2/png_chart.py, the dependency-free fallback: install python3-matplotlib "
+            "for a clearer one")
 
 
 def main(argv):

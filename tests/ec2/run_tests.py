@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Runs the tests of scripts/ec2 (launch-bench, remote-bench.sh, report.py) without AWS: a moto
-server stands in for AWS and a loopback sshd for the instance. Needs moto (server mode), boto3,
-the aws CLI and openssh-server; the tests that run bench_dbn need a build ($CUDL_BUILD_DIR, else
-build/), and skip, saying so, without one.
+"""Runs the tests of scripts/ec2 (launch-bench, remote-bench.sh, report.py, and scripts/plot_run.py,
+which report.py uses) without AWS: a moto server stands in for AWS and a loopback sshd for the
+instance. Needs moto (server mode), boto3, the aws CLI and openssh-server; the tests that run
+bench_dbn need a build ($CUDL_BUILD_DIR, else build/), and the matplotlib charts need matplotlib
+importable by this Python (python3-matplotlib): without them those tests skip, saying so.
 
 The tests are spread over --jobs worker processes (default 2: most of the time goes to starting
 the aws CLI, which is CPU-bound), each with its own moto servers and sshd. The last line is
@@ -22,7 +23,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ["test_scripts", "test_report", "test_remote_bench", "test_launch_bench"]
+MODULES = ["test_scripts", "test_report", "test_plot_run", "test_remote_bench", "test_launch_bench"]
 
 
 def test_ids(pattern):

@@ -1,6 +1,8 @@
 """scripts/ec2/report.py: the markdown table (the 2014 figures beside this run's) and the PNG chart,
 checked by decoding the PNG with the standard library. The GPU-success case uses the checked-in
-fixtures (invented numbers, labelled as such); the real CPU case is in test_launch_bench.py."""
+fixtures (invented numbers, labelled as such); the real CPU case is in test_launch_bench.py.
+These tests draw the chart with the dependency-free png_chart.py (CUDL_NO_MATPLOTLIB=1), so they run
+everywhere; the matplotlib chart is checked in test_plot_run.py where matplotlib is installed."""
 
 import json
 import os
@@ -53,7 +55,8 @@ class ReportTest(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def report(self):
-        r = subprocess.run(["python3", REPORT, self.dir], capture_output=True, text=True)
+        env = dict(os.environ, CUDL_NO_MATPLOTLIB="1")  # the fallback chart, decodable here
+        r = subprocess.run(["python3", REPORT, self.dir], capture_output=True, text=True, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(self.dir, "report.md")) as f:
             md = f.read()
@@ -81,6 +84,8 @@ class ReportTest(unittest.TestCase):
         self.assertIn("**4.00×** faster on the GPU", md)
         self.assertIn("| 3 | 2.000 | 0.1000 | 0.500 | 0.1000 |", md)
         self.assertNotIn("not comparable", md)  # MNIST: comparable with 2014
+        self.assertIn("chart.png (drawn by scripts/ec2/png_chart.py, the dependency-free fallback: "
+                      "install python3-matplotlib", md)
         self.assertEqual((width, height), (960, 500))
         self.assertTrue({BLUE, ORANGE, GRAY} <= colors(rows), "the chart lacks a bar")
 
