@@ -163,10 +163,10 @@ void CudaBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, flo
   cuda::argmax_rows(impl_->stream, x, rows, cols, out);
 }
 
-void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                 uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
-                                 int64_t batch) {
-  cuda::sample_rows(impl_->stream, x, y, rows, cols, seed, first_draw, draw_counter, bx, by, batch);
+void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                 uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx,
+                                 float* by, int64_t batch) {
+  cuda::sample_rows(impl_->stream, x, y, rows, cols, target_cols, seed, first_draw, draw_counter, bx, by, batch);
 }
 
 void CudaBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) {
@@ -213,10 +213,6 @@ void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t
 void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                   float* out) {
   cuda::sample_units(impl_->stream, means, n, units, seed, counter, out);
-}
-
-void CudaBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
-  cuda::momentum_step(impl_->stream, w, v, g, n, args);
 }
 
 void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {

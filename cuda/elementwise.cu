@@ -88,17 +88,6 @@ __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
   CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
 
-// gdbn's RBM update (Backend::momentum_step).
-__global__ void momentum_kernel(float* w, float* v, const float* g, int64_t n, MomentumArgs a) {
-  const float f = 1.0f - a.momentum;
-  CUDL_GRID_STRIDE(i, n) {
-    const float keep = 1.0f - f * a.learn_rate * (i < a.decayed ? a.l2 : 0.0f);
-    const float vn = a.momentum * v[i] - f * a.learn_rate * a.grad_scale * g[i];
-    v[i] = vn;
-    w[i] = w[i] * keep + vn;
-  }
-}
-
 // One stochastic unit from its mean and its Philox draw: the same formula as CpuBackend.
 __device__ __forceinline__ float sample_unit(Units units, float mean, const rng::Philox4& r) {
   if (units == Units::kBernoulli) return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
@@ -139,12 +128,6 @@ void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, ui
                   float* out) {
   if (n == 0) return;
   sample_units_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(means, n, units, seed, counter, out);
-  CUDL_CHECK_LAUNCH();
-}
-
-void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
-  if (n == 0) return;
-  momentum_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(w, v, g, n, args);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -29,14 +29,15 @@ void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t
                             Units units, uint64_t seed, uint64_t counter, float* states);
 void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                   float* out);
-void momentum_step(cudaStream_t s, float* w, float* v, const float* g, int64_t n, const MomentumArgs& args);
 
 // step_counter / draw_counter: device counters read when the kernel runs, or null (see Backend).
 void softmax_cross_entropy(cudaStream_t s, const float* logits, const float* labels, int64_t rows, int64_t classes,
                            const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits, float* stats);
 void argmax_rows(cudaStream_t s, const float* x, int64_t rows, int64_t cols, float* out);
-void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                 uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch);
+// y and by hold target_cols values per row.
+void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                 uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                 int64_t batch);
 void add_to_counter(cudaStream_t s, uint64_t* counter, uint64_t delta);
 
 

@@ -14,7 +14,8 @@ constexpr int kLossThreads = 256;
 // error, gradient dlogits = grad_scale·(p − onehot) (may alias logits). The block then sums
 // the loss and errors, and thread 0 adds them to stats and records the batch as diverged
 // (LossStats) when its mean loss is non-finite or above max_loss and no earlier step was
-// recorded. A label outside [0, K) makes its row's loss NaN, so it is reported, not hidden.
+// recorded. A label outside [0, K) (NaN included: the range is checked on the float before it is
+// converted) makes its row's loss NaN, so it is reported, not hidden; its gradient is p·grad_scale.
 __global__ void softmax_xent_kernel(const float* logits, const float* labels, int64_t rows, int64_t classes,
                                     CrossEntropyArgs args, const uint64_t* step_counter, float* dlogits,
                                     float* stats) {
@@ -25,8 +26,9 @@ __global__ void softmax_xent_kernel(const float* logits, const float* labels, in
     const float* z = logits + r * classes;
     float* d = dlogits + r * classes;
     const float label_f = labels[r];
-    const int64_t label = static_cast<int64_t>(label_f);
-    const bool valid = label_f >= 0.0f && label < classes && static_cast<float>(label) == label_f;
+    const bool in_range = label_f >= 0.0f && label_f < static_cast<float>(classes);
+    const int64_t label = in_range ? static_cast<int64_t>(label_f) : -1;
+    const bool valid = in_range && label < classes && static_cast<float>(label) == label_f;
     int64_t best = 0;
     for (int64_t k = 1; k < classes; ++k)
       if (z[k] > z[best]) best = k;
@@ -77,10 +79,11 @@ __global__ void argmax_kernel(const float* x, int64_t rows, int64_t cols, float*
 }
 
 // Batch row b copies data row below(bits(seed, kStreamSample, first_draw + b)[0], rows): the same
-// draw as CpuBackend. One block per batch row (grid-stride over the batch), threads over columns.
-__global__ void sample_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                   uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
-                                   int64_t batch) {
+// draw as CpuBackend. One block per batch row (grid-stride over the batch), threads over columns
+// (the row's features, then its target_cols targets).
+__global__ void sample_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                   uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx,
+                                   float* by, int64_t batch) {
   if (draw_counter != nullptr) first_draw += *draw_counter;
   for (int64_t b = blockIdx.x; b < batch; b += gridDim.x) {
     const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
@@ -88,7 +91,8 @@ __global__ void sample_rows_kernel(const float* x, const float* y, int64_t rows,
     const float* src = x + row * cols;
     float* dst = bx + b * cols;
     for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = src[c];
-    if (threadIdx.x == 0) by[b] = y[row];
+    for (int64_t c = threadIdx.x; c < target_cols; c += blockDim.x)
+      by[b * target_cols + c] = y[row * target_cols + c];
   }
 }
 
@@ -106,11 +110,13 @@ void argmax_rows(cudaStream_t s, const float* x, int64_t rows, int64_t cols, flo
   CUDL_CHECK_LAUNCH();
 }
 
-void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                 uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) {
+void sample_rows(cudaStream_t s, const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                 uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+                 int64_t batch) {
   if (batch == 0) return;
   const int blocks = static_cast<int>(batch < 4096 ? batch : 4096);
-  sample_rows_kernel<<<blocks, 128, 0, s>>>(x, y, rows, cols, seed, first_draw, draw_counter, bx, by, batch);
+  sample_rows_kernel<<<blocks, 128, 0, s>>>(x, y, rows, cols, target_cols, seed, first_draw, draw_counter, bx, by,
+                                            batch);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -24,6 +24,16 @@ __global__ void nesterov_kernel(float* w, float* v, const float* g, int64_t n, c
   }
 }
 
+__global__ void rbm_momentum_kernel(float* w, float* v, const float* g, int64_t n, const float* lr, MomentumArgs a) {
+  const float rate = *lr;
+  CUDL_GRID_STRIDE(i, n) {
+    float wi = w[i], vi = v[i];
+    formulas::rbm_momentum_update(wi, vi, g[i], rate, a.momentum, a.grad_scale, i < a.decayed ? a.l2 : 0.0f);
+    v[i] = vi;
+    w[i] = wi;
+  }
+}
+
 // buf is null when momentum = 0.
 __global__ void sgd_kernel(float* w, float* buf, const float* g, int64_t n, const float* lr, const uint64_t* step,
                            SgdArgs a) {
@@ -63,6 +73,13 @@ void CudaBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n
                                    const NesterovArgs& args) {
   if (n == 0) return;
   nesterov_kernel<<<cuda::grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(w, v, g, n, lr, args);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                                   const MomentumArgs& args) {
+  if (n == 0) return;
+  rbm_momentum_kernel<<<cuda::grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(w, v, g, n, lr, args);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -12,25 +12,26 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One thread per (batch row b, column c): with t = *position, row b is the epoch's permuted
-// row at position t mod R + b. Positions past the epoch (a caller's error the host cannot see
-// here) give NaN rows, so the loss reports them.
-__global__ void shuffled_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                     const uint64_t* position, float* bx, float* by, int64_t batch) {
+// One thread per (batch row b, column c) of the row's cols features followed by its target_cols
+// targets: with t = *position, row b is the epoch's permuted row at position t mod R + b.
+// Positions past the epoch (a caller's error the host cannot see here) give NaN rows, so the
+// loss reports them.
+__global__ void shuffled_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                     uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) {
   const uint64_t t = *position, n = static_cast<uint64_t>(rows);
   const uint64_t epoch = t / n, first = t % n;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < batch * cols;
+  const int64_t width = cols + target_cols;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < batch * width;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = i / cols, c = i % cols;
+    const int64_t b = i / width, c = i % width;
+    float* dst = c < cols ? bx + b * cols + c : by + b * target_cols + (c - cols);
     const uint64_t p = first + static_cast<uint64_t>(b);
     if (p >= n) {
-      bx[i] = nanf("");
-      if (c == 0) by[b] = nanf("");
+      *dst = nanf("");
       continue;
     }
     const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(p), static_cast<uint32_t>(n));
-    bx[i] = x[row * cols + c];
-    if (c == 0) by[b] = y[row];
+    *dst = c < cols ? x[row * cols + c] : y[row * target_cols + (c - cols)];
   }
 }
 
@@ -45,11 +46,11 @@ void CudaBackend::do_cosine_learning_rate(const CosineArgs& args, const uint64_t
   CUDL_CHECK_LAUNCH();
 }
 
-void CudaBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                   const uint64_t* position, float* bx, float* by, int64_t batch) {
+void CudaBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                   uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) {
   if (batch == 0) return;
-  shuffled_rows_kernel<<<cuda::grid_for(batch * cols, kThreads), kThreads, 0, impl_->stream>>>(
-      x, y, rows, cols, seed, position, bx, by, batch);
+  shuffled_rows_kernel<<<cuda::grid_for(batch * (cols + target_cols), kThreads), kThreads, 0, impl_->stream>>>(
+      x, y, rows, cols, target_cols, seed, position, bx, by, batch);
   CUDL_CHECK_LAUNCH();
 }
 

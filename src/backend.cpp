@@ -125,10 +125,32 @@ void require_sample_rows(const Backend& backend, const Tensor& x, const Tensor& 
   require_rank(x, 2, op, "x");
   CUDL_REQUIRE(x.dim(0) > 0, "sample_rows: the data has no rows");
   CUDL_REQUIRE(x.dim(0) <= 0xFFFFFFFFll, "sample_rows: more than 2^32 rows");
-  require_shape(y, {x.dim(0)}, op, "y");
+  CUDL_REQUIRE((y.rank() == 1 || (y.rank() == 2 && y.dim(1) >= 1)) && y.dim(0) == x.dim(0),
+               std::string(op) + ": y expected shape [" + std::to_string(x.dim(0)) + "] (class indices) or [" +
+                   std::to_string(x.dim(0)) + ", T] with T ≥ 1 (target rows), found " + to_string(y.shape()));
   require_rank(bx, 2, op, "bx");
   require_shape(bx, {bx.dim(0), x.dim(1)}, op, "bx");
-  require_shape(by, {bx.dim(0)}, op, "by");
+  Shape by_shape = y.shape();
+  by_shape[0] = bx.dim(0);
+  require_shape(by, by_shape, op, "by");
+}
+
+// The values per row of y (1 for class indices).
+int64_t target_cols(const Tensor& y) { return y.rank() == 1 ? 1 : y.dim(1); }
+
+void require_elementwise_loss(const Backend& backend, const Tensor& pred, const Tensor& target, const Tensor& step,
+                              const Tensor& dpred, const Tensor& stats, const char* op) {
+  require_on(backend, pred, op, "prediction");
+  require_on(backend, target, op, "targets");
+  require_on(backend, dpred, op, "gradient");
+  require_on(backend, stats, op, "stats");
+  require_rank(pred, 2, op, "prediction");
+  CUDL_REQUIRE(pred.dim(1) >= 1, std::string(op) + ": the prediction " + to_string(pred.shape()) +
+                                     " has no values per sample");
+  require_shape(target, pred.shape(), op, "targets");
+  require_shape(dpred, pred.shape(), op, "gradient");
+  require_shape(stats, {LossStats::kSize}, op, "stats");
+  require_counter(backend, step, op);
 }
 
 }  // namespace
@@ -160,16 +182,16 @@ void Backend::argmax_rows(const Tensor& x, Tensor& out) {
 void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx,
                           Tensor& by) {
   require_sample_rows(*this, x, y, bx, by);
-  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, first_draw, nullptr, bx.data(), by.data(),
-                 bx.dim(0));
+  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), target_cols(y), seed, first_draw, nullptr, bx.data(),
+                 by.data(), bx.dim(0));
 }
 
 void Backend::sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& first_draw, Tensor& bx,
                           Tensor& by) {
   require_sample_rows(*this, x, y, bx, by);
   require_counter(*this, first_draw, "sample_rows");
-  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, 0, counter_bits(first_draw), bx.data(), by.data(),
-                 bx.dim(0));
+  do_sample_rows(x.data(), y.data(), x.dim(0), x.dim(1), target_cols(y), seed, 0, counter_bits(first_draw),
+                 bx.data(), by.data(), bx.dim(0));
 }
 
 void Backend::cosine_learning_rate(const CosineArgs& args, const Tensor& step, Tensor& lr) {
@@ -189,8 +211,23 @@ void Backend::shuffled_rows(const Tensor& x, const Tensor& y, uint64_t seed, con
   CUDL_REQUIRE(bx.dim(0) <= x.dim(0), "shuffled_rows: a batch of " + std::to_string(bx.dim(0)) +
                                           " rows cannot be drawn without replacement from " +
                                           std::to_string(x.dim(0)));
-  do_shuffled_rows(x.data(), y.data(), x.dim(0), x.dim(1), seed, counter_bits(position), bx.data(), by.data(),
-                   bx.dim(0));
+  do_shuffled_rows(x.data(), y.data(), x.dim(0), x.dim(1), target_cols(y), seed, counter_bits(position), bx.data(),
+                   by.data(), bx.dim(0));
+}
+
+void Backend::mean_squared_error(const Tensor& pred, const Tensor& target, const ElementwiseLossArgs& args,
+                                 const Tensor& step, Tensor& dpred, Tensor& stats) {
+  require_elementwise_loss(*this, pred, target, step, dpred, stats, "mean_squared_error");
+  do_mean_squared_error(pred.data(), target.data(), pred.dim(0), pred.dim(1), args, counter_bits(step), dpred.data(),
+                        stats.data());
+}
+
+void Backend::binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                               const ElementwiseLossArgs& args, const Tensor& step, Tensor& dlogits,
+                                               Tensor& stats) {
+  require_elementwise_loss(*this, logits, targets, step, dlogits, stats, "binary_cross_entropy_with_logits");
+  do_binary_cross_entropy_with_logits(logits.data(), targets.data(), logits.dim(0), logits.dim(1), args,
+                                      counter_bits(step), dlogits.data(), stats.data());
 }
 
 // ---- counters and capture ----
@@ -246,11 +283,6 @@ void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint
   do_sample_units(means.data(), means.size(), units, seed, counter, out.data());
 }
 
-void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const MomentumArgs& args) {
-  require_update(*this, w, v, g, args.decayed, "momentum_step");
-  do_momentum_step(w.data(), v.data(), g.data(), w.size(), args);
-}
-
 void Backend::axpy(float alpha, const Tensor& x, Tensor& y) {
   require_on(*this, x, "axpy", "x");
   require_on(*this, y, "axpy", "y");
@@ -279,6 +311,13 @@ float* optional_state(const Backend& backend, const Tensor& w, Tensor& state, bo
 }
 
 }  // namespace
+
+void Backend::momentum_step(Tensor& w, Tensor& v, const Tensor& g, const Tensor& lr, const MomentumArgs& args) {
+  const char* op = "momentum_step";
+  require_update(*this, w, v, g, args.decayed, op);
+  require_learning_rate(*this, lr, op);
+  do_momentum_step(w.data(), v.data(), g.data(), w.size(), lr.data(), args);
+}
 
 void Backend::nesterov_step(Tensor& w, Tensor& v, const Tensor& g, const Tensor& lr, const NesterovArgs& args) {
   const char* op = "nesterov_step";

@@ -237,7 +237,8 @@ TEST(CpuBackend, MomentumStepHandWorked) {
   // w₀ = 2·(1 − 0.5·0.5·0.1) + 0.375 = 2·0.975 + 0.375 = 2.325;  w₁ = 2 + 0.375 = 2.375.
   Tensor w = Tensor::from_host({2, 2}, {2}, cpu), v = Tensor::from_host({1, 1}, {2}, cpu);
   Tensor g = Tensor::from_host({2, 2}, {2}, cpu);
-  cpu.momentum_step(w, v, g, {0.5f, 0.5f, 0.25f, 0.1f, 1});
+  const Tensor lr = Tensor::from_host({0.5f}, {1}, cpu);
+  cpu.momentum_step(w, v, g, lr, {0.5f, 0.25f, 0.1f, 1});
   expect_all_close(w.to_vector(), std::vector<double>{2.325, 2.375}, 1e-6, 1e-6, "w");
   expect_all_close(v.to_vector(), std::vector<double>{0.375, 0.375}, 1e-6, 1e-6, "v");
 }

@@ -113,6 +113,85 @@ TEST_F(CudaParity, SoftmaxCrossEntropyRecordsTheFirstDivergedStep) {
   }
 }
 
+// ---- the elementwise losses (mean_squared_error, binary_cross_entropy_with_logits) ----
+
+enum class Elementwise { kMse, kBce };
+
+void run_elementwise(Backend& b, Elementwise which, const Tensor& p, const Tensor& t, const ElementwiseLossArgs& args,
+                     const Tensor& step, Tensor& d, Tensor& stats) {
+  if (which == Elementwise::kMse) {
+    b.mean_squared_error(p, t, args, step, d, stats);
+  } else {
+    b.binary_cross_entropy_with_logits(p, t, args, step, d, stats);
+  }
+}
+
+// Gradients to a few ulps (CUDA's expf/log1pf against glibc's), the loss sums to the double sum's
+// rounding, the error counts exactly (an exact count divided once). Shapes from one element to
+// more elements than the block has threads many times over, rows of one value and rows wider
+// than the block. Targets: values for MSE; hard and soft labels for BCE.
+TEST_F(CudaParity, ElementwiseLosses) {
+  const int64_t shapes[][2] = {{1, 1}, {7, 3}, {64, 10}, {257, 1}, {100003, 3}, {5, 3001}, {3, 100003}};
+  uint64_t seed = 6100;
+  for (const Elementwise which : {Elementwise::kMse, Elementwise::kBce}) {
+    for (const auto& s : shapes) {
+      const int64_t n = s[0] * s[1];
+      const std::string what = str(which == Elementwise::kMse ? "mse" : "bce", s[0], s[1]);
+      const Pair p = both(uniform_values(++seed, n, -5.0f, 5.0f), {s[0], s[1]});
+      std::vector<float> tv = which == Elementwise::kMse ? uniform_values(++seed, n, -5.0f, 5.0f)
+                                                          : uniform_values(++seed, n, 0.0f, 1.0f);
+      if (which == Elementwise::kBce)
+        for (size_t i = 0; i < tv.size(); i += 2) tv[i] = tv[i] > 0.5f ? 1.0f : 0.0f;  // half hard labels
+      const Pair t = both(tv, {s[0], s[1]});
+      const Pair step{make_counter(cpu, 9), make_counter(gpu(), 9)};
+      Pair d = poisoned({s[0], s[1]});
+      Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+      ElementwiseLossArgs args;
+      args.grad_scale = 1.0f / static_cast<float>(s[0]);
+      run_elementwise(cpu, which, p.cpu, t.cpu, args, step.cpu, d.cpu, stats.cpu);
+      run_elementwise(gpu(), which, p.gpu, t.gpu, args, step.gpu, d.gpu, stats.gpu);
+      expect_match(d, {2e-6 * args.grad_scale, 1e-5}, what + " gradient");
+      expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what);
+      // In place, and a second batch adds to the statistics.
+      Pair q = both(p.cpu.to_vector(), {s[0], s[1]});
+      run_elementwise(cpu, which, q.cpu, t.cpu, args, step.cpu, q.cpu, stats.cpu);
+      run_elementwise(gpu(), which, q.gpu, t.gpu, args, step.gpu, q.gpu, stats.gpu);
+      expect_match(q, {2e-6 * args.grad_scale, 1e-5}, what + " gradient in place");
+      expect_stats_match(stats.gpu.to_vector(), stats.cpu.to_vector(), what + ", accumulated");
+    }
+  }
+}
+
+// The first diverged step (a loss above max_loss, then a NaN target) is recorded from the counter
+// on both, with the same value.
+TEST_F(CudaParity, ElementwiseLossesRecordTheFirstDivergedStep) {
+  for (const Elementwise which : {Elementwise::kMse, Elementwise::kBce}) {
+    const Pair calm = both(uniform_values(6200, 21, -1.0f, 1.0f), {7, 3});
+    const Pair huge = both(std::vector<float>(21, -1000.0f), {7, 3});
+    const Pair targets = both(std::vector<float>(21, 1.0f), {7, 3});
+    std::vector<float> nan_t(21, 1.0f);
+    nan_t[4] = kNaN;
+    const Pair nan_targets = both(nan_t, {7, 3});
+    Pair stats{fresh_loss_stats(cpu), fresh_loss_stats(gpu())};
+    Pair step{make_counter(cpu, 4), make_counter(gpu(), 4)};
+    Pair d = poisoned({7, 3});
+    ElementwiseLossArgs args;
+    args.max_loss = 10.0f;
+    const std::pair<const Pair*, const Pair*> batches[] = {{&calm, &targets}, {&huge, &targets}, {&calm, &nan_targets}};
+    for (const auto& [p, t] : batches) {
+      run_elementwise(cpu, which, p->cpu, t->cpu, args, step.cpu, d.cpu, stats.cpu);
+      run_elementwise(gpu(), which, p->gpu, t->gpu, args, step.gpu, d.gpu, stats.gpu);
+      cpu.add_to_counter(step.cpu, 1);
+      gpu().add_to_counter(step.gpu, 1);
+    }
+    const std::vector<float> c = stats.cpu.to_vector(), g = stats.gpu.to_vector();
+    ASSERT_EQ(c[LossStats::kBadStep], 5.0f) << "the CPU reference changed";
+    EXPECT_EQ(g[LossStats::kBadStep], 5.0f);
+    EXPECT_TRUE(close(g[LossStats::kBadValue], c[LossStats::kBadValue], 1e-4, 1e-6))
+        << "bad value " << g[LossStats::kBadValue] << ", cpu " << c[LossStats::kBadValue];
+  }
+}
+
 // ---- prediction and sampling ----
 
 // Entries drawn from {-2, -1, 0, 1}, so most rows hold several equal maxima: the first wins.
@@ -162,6 +241,30 @@ TEST_F(CudaParity, SampleRowsDrawsTheSameRows) {
   }
 }
 
+// Target rows (R × T) travel with their rows, in both draws (the shuffled one from position R + 1:
+// epoch 1, its second row, so B ≤ R − 1); shapes with T wider than a block.
+TEST_F(CudaParity, DrawsCopyTheSameTargetRows) {
+  const int64_t cases[][4] = {{13, 3, 2, 12}, {257, 5, 1, 64}, {1000, 7, 300, 33}, {100003, 2, 3, 255}};
+  uint64_t seed = 7500;
+  for (const auto& c : cases) {
+    const int64_t rows = c[0], cols = c[1], tcols = c[2], batch = c[3];
+    const std::string what = str("draws with targets", rows, cols, tcols);
+    const Pair x = both(uniform_values(++seed, rows * cols, -1.0f, 1.0f), {rows, cols});
+    const Pair y = both(uniform_values(++seed, rows * tcols, -1.0f, 1.0f), {rows, tcols});
+    Pair bx = poisoned({batch, cols}), by = poisoned({batch, tcols});
+    cpu.sample_rows(x.cpu, y.cpu, 3, 1000, bx.cpu, by.cpu);
+    gpu().sample_rows(x.gpu, y.gpu, 3, 1000, bx.gpu, by.gpu);
+    expect_match(bx, kExact, what + " sample_rows x");
+    expect_match(by, kExact, what + " sample_rows y");
+    const Pair position{make_counter(cpu, static_cast<uint64_t>(rows) + 1), make_counter(gpu(), rows + 1)};
+    Pair sx = poisoned({batch, cols}), sy = poisoned({batch, tcols});
+    cpu.shuffled_rows(x.cpu, y.cpu, 3, position.cpu, sx.cpu, sy.cpu);
+    gpu().shuffled_rows(x.gpu, y.gpu, 3, position.gpu, sx.gpu, sy.gpu);
+    expect_match(sx, kExact, what + " shuffled_rows x");
+    expect_match(sy, kExact, what + " shuffled_rows y");
+  }
+}
+
 // ---- updates ----
 
 // RBM units: the same Philox draws give the same states. Bernoulli states are exact (the
@@ -197,9 +300,10 @@ TEST_F(CudaParity, MomentumStepSplitsDecayedPrefix) {
       if (decayed > n) continue;
       Pair w = both(wv, {n}), v = both(vv, {n});
       const Pair g = both(gv, {n});
-      const MomentumArgs args{0.05f, 0.5f, 1.0f / 64, 0.25f, decayed};
-      cpu.momentum_step(w.cpu, v.cpu, g.cpu, args);
-      gpu().momentum_step(w.gpu, v.gpu, g.gpu, args);
+      const MomentumArgs args{0.5f, 1.0f / 64, 0.25f, decayed};
+      const Pair lr = both({0.05f}, {1});
+      cpu.momentum_step(w.cpu, v.cpu, g.cpu, lr.cpu, args);
+      gpu().momentum_step(w.gpu, v.gpu, g.gpu, lr.gpu, args);
       expect_match(w, kUlps, str("momentum_step w n", n) + " decayed " + std::to_string(decayed));
       expect_match(v, kUlps, str("momentum_step v n", n) + " decayed " + std::to_string(decayed));
     }

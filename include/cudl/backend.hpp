@@ -30,10 +30,11 @@ enum class Units {
 };
 const char* to_string(Units units);
 
-// Layout of the 4-float statistics tensor that softmax_cross_entropy accumulates into.
+// Layout of the 4-float statistics tensor that the loss primitives (softmax_cross_entropy,
+// mean_squared_error, binary_cross_entropy_with_logits) accumulate into.
 struct LossStats {
-  static constexpr int kLossSum = 0;     // Σ per-sample cross-entropy
-  static constexpr int kErrors = 1;      // Σ misclassified samples
+  static constexpr int kLossSum = 0;     // Σ per-sample loss
+  static constexpr int kErrors = 1;      // Σ misclassified samples (a fraction of one per sample for BCE; 0 for MSE)
   static constexpr int kBadStep = 2;     // first step whose mean loss was non-finite or > max_loss; -1 if none
   static constexpr int kBadValue = 3;    // that step's mean loss
   static constexpr int kSize = 4;
@@ -43,6 +44,13 @@ struct CrossEntropyArgs {
   float grad_scale = 1.0f;     // dlogits = grad_scale · (softmax − onehot)
   int64_t step = 0;            // step number recorded in kBadStep when this batch diverges
   float max_loss = 1e30f;      // a batch whose mean loss exceeds this counts as diverged
+};
+
+// The elementwise losses (mean_squared_error, binary_cross_entropy_with_logits); the step
+// number comes from a counter.
+struct ElementwiseLossArgs {
+  float grad_scale = 1.0f;  // the gradient of grad_scale · Σ per-sample losses
+  float max_loss = 1e30f;   // a batch whose mean per-sample loss exceeds this counts as diverged
 };
 
 // The optimizers' fused updates (optimizer.hpp), each over all P parameters in one pass, with the
@@ -87,9 +95,8 @@ struct AdamArgs {
   int64_t decayed = 0;
 };
 
-// gdbn's RBM update (Backend::momentum_step), with its learning rate as an argument.
+// gdbn's RBM update (Backend::momentum_step, the RbmMomentum optimizer).
 struct MomentumArgs {
-  float learn_rate = 0.0f;
   float momentum = 0.0f;
   float grad_scale = 1.0f;
   float l2 = 0.0f;
@@ -220,7 +227,7 @@ class Backend {
   void argmax_rows(const Tensor& x, Tensor& out);
   // Draws bx.rows() rows of (x, y) uniformly with replacement: row b of the batch is
   // row rng::below(bits(seed, stream 0, first_draw + b)[0], x.rows()) of the data.
-  // x(R×D), y(R), bx(B×D), by(B).
+  // x(R×D), bx(B×D); y(R) and by(B) (class indices), or y(R×T) and by(B×T) (target rows).
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, uint64_t first_draw, Tensor& bx, Tensor& by);
   // Fused activation and sampling (RBM up/down passes): y(N×H) ← act(y + bias) — the units'
   // means — and states(N×H) ← a sample of `units` with those means, in one pass; the draws are
@@ -233,7 +240,7 @@ class Backend {
   // to the weights directly, with f = 1 − momentum:
   //   v ← momentum·v − f·lr·grad_scale·g;  w ← w·(1 − f·lr·l2) + v   on the first `decayed` elements,
   //   the same without the decay on the rest.
-  void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const MomentumArgs& args);
+  void momentum_step(Tensor& w, Tensor& v, const Tensor& g, const Tensor& lr, const MomentumArgs& args);
   // y ← y + alpha·x (same number of elements).
   void axpy(float alpha, const Tensor& x, Tensor& y);
   // The optimizers' updates (NesterovArgs, SgdArgs, AdamArgs): w, g and each state tensor of P
@@ -292,8 +299,8 @@ class Backend {
   void sample_rows(const Tensor& x, const Tensor& y, uint64_t seed, const Tensor& first_draw, Tensor& bx, Tensor& by);
   // lr (1 value) ← CosineSchedule's rate for step t, t the counter's value when the work runs.
   void cosine_learning_rate(const CosineArgs& args, const Tensor& step, Tensor& lr);
-  // Shuffled epochs without replacement: with the R rows of x (R × F) and y (R), and t the
-  // counter's value when the work runs, row b of the batch (bx: B × F, by: B) is row
+  // Shuffled epochs without replacement: with the R rows of x (R × F) and y (R, or R × T), and t
+  // the counter's value when the work runs, row b of the batch (bx: B × F; by: B, or B × T) is row
   // rng::permuted(seed, e, p + b, R) where e = t / R and p = t mod R (p + B ≤ R is required; the
   // caller advances the counter by B per step and to the next multiple of R per epoch). So one
   // captured step serves every epoch, each with its own permutation.
@@ -301,6 +308,22 @@ class Backend {
   // softmax_cross_entropy with the step number (args.step) read from a counter when the work runs.
   void softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyArgs& args,
                              const Tensor& step, Tensor& dlogits, Tensor& stats);
+  // The elementwise losses of a prediction (N × D) against targets of the same shape, each fused
+  // with its gradient (dpred may alias pred) and the batch's statistics: stats += Σ per-sample
+  // losses, each sample's loss being the mean over its D elements, so that loss_sum / N is
+  // PyTorch's reduction='mean' over all N·D elements; divergence (the batch's mean per-sample loss
+  // not finite or above args.max_loss) is recorded with the step counter's value when the work
+  // runs. Targets are checked for shape only: a NaN target makes the loss NaN, which the
+  // divergence check reports.
+  // Mean squared error: loss Σ_d (p − t)² / D per sample; dpred = grad_scale·2(p − t)/D; no errors.
+  void mean_squared_error(const Tensor& pred, const Tensor& target, const ElementwiseLossArgs& args,
+                          const Tensor& step, Tensor& dpred, Tensor& stats);
+  // Binary cross-entropy of logits x against targets t in [0, 1] (multi-label): loss
+  // Σ_d (max(x, 0) − x·t + log1p(exp(−|x|))) / D per sample (PyTorch's BCEWithLogitsLoss);
+  // dlogits = grad_scale·(σ(x) − t)/D; errors += (elements where (x > 0) ≠ (t > 0.5)) / D, so a
+  // sample adds the fraction of its labels it gets wrong.
+  void binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets, const ElementwiseLossArgs& args,
+                                        const Tensor& step, Tensor& dlogits, Tensor& stats);
   // Whether begin_capture works here (CudaBackend: yes; CpuBackend: no).
   virtual bool can_capture() const { return false; }
   // Between begin_capture() and end_capture() the primitives are recorded, not run: no host
@@ -326,17 +349,27 @@ class Backend {
   virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
   // draw_counter, when not null, is added to first_draw when the work runs.
   virtual void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) = 0;
-  virtual void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                const uint64_t* position, float* bx, float* by, int64_t batch) = 0;
-  virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                              uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+  // y and by hold target_cols values per row (1 for class indices).
+  virtual void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) = 0;
+  virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                              uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
                               int64_t batch) = 0;
+  // The elementwise losses (CPU: src/cpu/elementwise_losses.cpp; CUDA: cuda/elementwise_losses.cu),
+  // over rows × cols elements; step points to a counter's bits.
+  virtual void do_mean_squared_error(const float* pred, const float* target, int64_t rows, int64_t cols,
+                                     const ElementwiseLossArgs& args, const uint64_t* step, float* dpred,
+                                     float* stats) = 0;
+  virtual void do_binary_cross_entropy_with_logits(const float* logits, const float* targets, int64_t rows,
+                                                   int64_t cols, const ElementwiseLossArgs& args, const uint64_t* step,
+                                                   float* dlogits, float* stats) = 0;
   virtual void do_add_to_counter(uint64_t* counter, uint64_t delta) = 0;
   virtual void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                         Units units, uint64_t seed, uint64_t counter, float* states) = 0;
   virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                float* out) = 0;
-  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) = 0;
+  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                                const MomentumArgs& args) = 0;
   virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
   // The optimizers' updates (CPU: src/cpu/optim.cpp; CUDA: cuda/optim.cu). lr points to one
   // float, step to a counter's bits; buf is null when momentum = 0, vmax null unless amsgrad.

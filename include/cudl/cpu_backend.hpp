@@ -51,16 +51,24 @@ class CpuBackend final : public Backend {
                                 float* stats) override;
   void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) override;
   void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) override;
-  void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+  void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols, uint64_t seed,
                         const uint64_t* position, float* bx, float* by, int64_t batch) override;
-  void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
+  void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols, uint64_t seed,
                       uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by, int64_t batch) override;
+  // The elementwise losses (src/cpu/elementwise_losses.cpp).
+  void do_mean_squared_error(const float* pred, const float* target, int64_t rows, int64_t cols,
+                             const ElementwiseLossArgs& args, const uint64_t* step, float* dpred,
+                             float* stats) override;
+  void do_binary_cross_entropy_with_logits(const float* logits, const float* targets, int64_t rows, int64_t cols,
+                                           const ElementwiseLossArgs& args, const uint64_t* step, float* dlogits,
+                                           float* stats) override;
   void do_add_to_counter(uint64_t* counter, uint64_t delta) override;
   void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                   Units units, uint64_t seed, uint64_t counter, float* states) override;
   void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                        float* out) override;
-  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) override;
+  void do_momentum_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                        const MomentumArgs& args) override;
   void do_axpy(float alpha, const float* x, float* y, int64_t n) override;
   // The optimizers' updates (src/cpu/optim.cpp).
   void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const float* lr,
@@ -92,8 +100,6 @@ class CpuBackend final : public Backend {
                               int64_t channels, int64_t inner, float* dx, float* dgamma, float* dbeta) override;
 
  private:
-  using UpdateRange = void (*)(float*, float*, const float*, int64_t, float, float, float, float);
-  void update(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args, UpdateRange range);
   const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
 
   std::unique_ptr<cpu::ThreadPool> pool_;

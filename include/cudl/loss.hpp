@@ -1,5 +1,6 @@
 #pragma once
-// Losses over a network's output (N × K) and the targets (N), each one fused Backend primitive
+// Losses over a network's output (N × K or N × D) and the targets (class indices (N), or values
+// (N × D)), each one fused Backend primitive
 // that writes ∂L/∂output and adds the batch's statistics to a small tensor on the backend, so
 // that a training step never reads anything back: the statistics are read once per epoch (or
 // when a callback asks). A batch whose mean loss is not finite or exceeds max_loss is recorded
@@ -21,7 +22,7 @@ const char* to_string(Reduction reduction);  // "mean", "sum"
 // The statistics of a run of batches, as read from the device.
 struct LossTotals {
   double loss_sum = 0.0;  // Σ per-sample loss
-  double errors = 0.0;    // Σ misclassified samples (classification losses)
+  double errors = 0.0;    // Σ misclassified samples (classification losses; 0 for MeanSquaredError)
   int64_t bad_step = -1;  // the first diverged step's number (0-based), or -1
   double bad_value = 0.0; // that step's mean loss
 };
@@ -29,8 +30,8 @@ struct LossTotals {
 class Loss {
  public:
   virtual ~Loss() = default;
-  // Queues: dlogits ← ∂L/∂logits for this batch (targets: N values), stats += its totals (see
-  // make_stats), and the divergence check with the step number in `step` (a counter).
+  // Queues: dlogits ← ∂L/∂logits for this batch (targets: as the loss says), stats += its totals
+  // (see make_stats), and the divergence check with the step number in `step` (a counter).
   virtual void forward_backward(const Tensor& logits, const Tensor& targets, const Tensor& step, Tensor& dlogits,
                                 Tensor& stats) const = 0;
   virtual std::string name() const = 0;
@@ -53,6 +54,51 @@ class SoftmaxCrossEntropy final : public Loss {
   void forward_backward(const Tensor& logits, const Tensor& targets, const Tensor& step, Tensor& dlogits,
                         Tensor& stats) const override;
   std::string name() const override { return "softmax-cross-entropy"; }
+  Reduction reduction() const override { return reduction_; }
+  float max_loss() const { return max_loss_; }
+
+ private:
+  Reduction reduction_;
+  float max_loss_;
+};
+
+// The elementwise losses below take predictions (N × D) and targets (N × D), or targets (N) when
+// D = 1. A sample's loss is the mean of its D element terms, so the epoch's mean loss (loss_sum/N)
+// is PyTorch's reduction='mean' over all N·D elements, whatever D. The gradient is that of
+// s·Σ per-sample losses with s = 1/N (kMean: exactly PyTorch's 'mean' gradient) or 1 (kSum: the
+// sum of per-sample means, 1/D of PyTorch's reduction='sum', which also sums over D). Targets are
+// checked for shape only; a NaN target makes the batch's loss NaN, reported as divergence.
+
+// Regression: per-sample loss Σ_d (p − t)²/D; dpred = s·2(p − t)/D; no errors (err reads 0).
+// max_loss ≤ 0 means 1e30: the loss is in the targets' squared units, which the loss cannot know,
+// so by default only a non-finite (or about to overflow) batch is divergence; give a bound that
+// suits the targets' scale to stop a run that explodes earlier.
+class MeanSquaredError final : public Loss {
+ public:
+  explicit MeanSquaredError(Reduction reduction = Reduction::kMean, float max_loss = 0.0f);
+  void forward_backward(const Tensor& pred, const Tensor& targets, const Tensor& step, Tensor& dpred,
+                        Tensor& stats) const override;
+  std::string name() const override { return "mean-squared-error"; }
+  Reduction reduction() const override { return reduction_; }
+  float max_loss() const { return max_loss_; }
+
+ private:
+  Reduction reduction_;
+  float max_loss_;
+};
+
+// Multi-label classification (D independent binary labels, targets in [0, 1]) on logits:
+// per-sample loss Σ_d (max(x, 0) − x·t + log1p(exp(−|x|)))/D, PyTorch's BCEWithLogitsLoss;
+// dlogits = s·(σ(x) − t)/D. Errors: each sample adds the fraction of its D labels whose
+// prediction (x > 0) differs from (t > 0.5), so err is the mean fraction of wrong labels (the
+// Hamming loss). max_loss ≤ 0 means 100·ln 2 ≈ 69.3: logits near 0 give ln 2 per sample, the
+// same factor of 100 above the initial loss as SoftmaxCrossEntropy's 100·ln K.
+class BinaryCrossEntropyWithLogits final : public Loss {
+ public:
+  explicit BinaryCrossEntropyWithLogits(Reduction reduction = Reduction::kMean, float max_loss = 0.0f);
+  void forward_backward(const Tensor& logits, const Tensor& targets, const Tensor& step, Tensor& dlogits,
+                        Tensor& stats) const override;
+  std::string name() const override { return "binary-cross-entropy-with-logits"; }
   Reduction reduction() const override { return reduction_; }
   float max_loss() const { return max_loss_; }
 

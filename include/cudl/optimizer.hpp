@@ -167,4 +167,32 @@ class GdbnNesterov final : public Optimizer {
   bool active_ = false;
 };
 
+// gdbn's RBM update (its CDStep), used by Rbm: momentum averaging the gradient, weight decay on
+// the weights directly. With f = 1 − μ and g the gradient of the summed objective:
+//   v ← μv − f·lr·grad_scale·g;  w ← w·(1 − f·lr·l2) + v    (biases: no decay factor).
+struct RbmMomentumOptions {
+  float learn_rate = 0.1f;
+  float momentum = 0.5f;
+  float l2 = 2e-4f;
+  float grad_scale = 1.0f;  // 1/B for a gradient summed over a batch of B
+};
+
+class RbmMomentum final : public Optimizer {
+ public:
+  // Velocities start at zero.
+  RbmMomentum(ParamSet params, const RbmMomentumOptions& options);
+  void step() override;
+  std::vector<std::pair<std::string, Tensor*>> state() override;  // "velocity", "step"
+  std::string name() const override { return "rbm-momentum"; }
+  const RbmMomentumOptions& options() const { return options_; }
+  // Velocities back to zero and the step count to 0 (a fresh start of the same parameters).
+  void reset();
+  // For a batch of another size (grad_scale = 1/B): takes effect at the next step.
+  void set_grad_scale(float grad_scale);
+
+ private:
+  RbmMomentumOptions options_;
+  Tensor velocity_;
+};
+
 }  // namespace cudl

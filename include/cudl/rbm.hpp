@@ -12,7 +12,7 @@
 // and likewise for the biases. The visible units of the chain are means by default (the usual
 // practice, Reconstruction::kMeans) or samples (kSamples: a true Gibbs chain, as CD-k with large
 // k and persistent chains need to approach the model's distribution). Updates are gdbn's
-// (Backend::momentum_step): momentum averaging the gradient, with weight decay applied to the
+// (RbmMomentum, Backend::momentum_step): momentum averaging the gradient, with weight decay applied to the
 // weights directly.
 // W is V×H row-major, so the first layer's filters are its columns.
 #include <cstdint>
@@ -22,8 +22,12 @@
 #include <vector>
 
 #include "cudl/backend.hpp"
+#include "cudl/optimizer.hpp"
 
 namespace cudl {
+namespace detail {
+class EpochLoop;  // src/nn/epoch_loop.hpp
+}
 
 enum class Reconstruction { kMeans, kSamples };
 enum class Negative { kContrastive, kPersistent };  // CD-k, or PCD (chains kept across batches)
@@ -70,10 +74,14 @@ class Rbm {
   int64_t visible() const { return visible_; }
   int64_t hidden() const { return hidden_; }
   const RbmConfig& config() const { return config_; }
-  void set_learn_rate(float lr) { config_.learn_rate = lr; }
+  void set_learn_rate(float lr);
   Backend& backend() const { return backend_; }
   // Views of the flat parameter buffer [W (V×H) | b (V) | c (H)].
   Tensor& params() { return params_; }
+  // params() and gradient() with the weights W as the decayed prefix, for an optimizer.
+  ParamSet param_set();
+  // The update (gdbn's momentum step, configured from RbmConfig) and its state.
+  RbmMomentum& optimizer() { return *opt_; }
   Tensor& weights() { return w_; }
   Tensor& visible_bias() { return b_; }
   Tensor& hidden_bias() { return c_; }
@@ -118,11 +126,13 @@ class Rbm {
   Backend& backend_;
   int64_t visible_, hidden_;
   RbmConfig config_;
-  Tensor params_, grad_, velocity_;
+  Tensor params_, grad_;
+  std::unique_ptr<RbmMomentum> opt_;
+  std::unique_ptr<detail::EpochLoop> loop_;  // the minibatch driver fit() uses too
+  Tensor no_targets_;                        // zeros: the driver draws (row, target) pairs
   Tensor w_, b_, c_, gw_, gb_, gc_;
   Tensor chain_;
   uint64_t counter_ = 0;  // unit samples drawn so far (their Philox counter)
-  uint64_t draws_ = 0;    // minibatch rows drawn so far
   std::vector<std::pair<int64_t, std::unique_ptr<Scratch>>> scratch_;
 };
 

@@ -23,6 +23,9 @@
 #include "cudl/schedule.hpp"
 
 namespace cudl {
+namespace detail {
+class EpochLoop;  // src/nn/epoch_loop.hpp
+}
 
 // How the steps of an epoch are queued. kAuto: on a backend that can capture (a GPU) and a
 // network whose layers all can (Layer::capturable), the run's first step is queued eagerly (so
@@ -118,8 +121,9 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // One step on a batch the caller filled: xb (B × features, any B ≥ 1), yb (B). Queued; no host
-  // read. Statistics accumulate in stats() until reset_stats().
+  // One step on a batch the caller filled: xb (B × features, any B ≥ 1), yb (B, or B × D: as the
+  // loss takes its targets). Queued; no host read. Statistics accumulate in stats() until
+  // reset_stats().
   void step(const Tensor& xb, const Tensor& yb);
 
   // An epoch of `steps` steps of `batch` rows drawn from x, y (on the network's backend) as
@@ -139,7 +143,6 @@ class Trainer {
   Optimizer& optimizer() { return opt_; }
 
  private:
-  struct Batches;
   void queue_step(const Tensor& xb, const Tensor& yb);
   void check_divergence(int epoch, const LossTotals& totals);
 
@@ -151,12 +154,12 @@ class Trainer {
   Tensor stats_;
   Tensor step_in_epoch_;  // the loss's step numbers (a counter, zeroed per epoch)
   Tensor dlogits_;
-  std::unique_ptr<Batches> batches_;  // fit's own batch buffers, counters and captured step
-  int64_t eager_steps_ = 0;           // steps queued so far (the first is never captured)
+  std::unique_ptr<detail::EpochLoop> loop_;  // fit's batch buffers, draw counter and captured step
 };
 
-// Trains net on x (R × features) and y (R targets), both on net's backend. Returns every epoch's
-// report. Throws Diverged when a batch's loss is not finite or exceeds the loss's limit.
+// Trains net on x (R × features) and y (R class indices, or R × D target rows, as the loss
+// takes them), both on net's backend. Returns every epoch's report. Throws Diverged when a
+// batch's loss is not finite or exceeds the loss's limit.
 History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
             const FitOptions& options = {}, Schedule* schedule = nullptr);
 

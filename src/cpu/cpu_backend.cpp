@@ -24,19 +24,6 @@ using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 using cpu::relu;
 using cpu::sigmoid;
 
-// gdbn's RBM update on one contiguous range (Backend::momentum_step). Scalars by value and
-// restrict pointers, so the loop vectorises without reloading anything per element.
-void momentum_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
-                    float mu, float gs, float l2) {
-  const float f = 1.0f - mu;
-  const float keep = 1.0f - f * lr * l2;
-  for (int64_t i = 0; i < n; ++i) {
-    const float vn = mu * v[i] - f * lr * gs * g[i];
-    v[i] = vn;
-    w[i] = w[i] * keep + vn;
-  }
-}
-
 // One stochastic unit from its mean and two Philox words (the same formula on the GPU).
 inline float sample_unit(Units units, float mean, const rng::Philox4& r) {
   switch (units) {
@@ -166,8 +153,11 @@ void CpuBackend::do_softmax_cross_entropy(const float* logits, const float* labe
     const float* z = logits + r * classes;
     float* d = dlogits + r * classes;
     const float label_f = labels[r];
-    const int64_t label = static_cast<int64_t>(label_f);
-    CUDL_REQUIRE(label_f >= 0.0f && label < classes && static_cast<float>(label) == label_f,
+    // The range is checked on the float before it is converted (converting NaN or 1e30 to an
+    // integer is undefined); NaN fails the comparisons.
+    const bool in_range = label_f >= 0.0f && label_f < static_cast<float>(classes);
+    const int64_t label = in_range ? static_cast<int64_t>(label_f) : -1;
+    CUDL_REQUIRE(in_range && label < classes && static_cast<float>(label) == label_f,
                  "softmax_cross_entropy: label " + std::to_string(label_f) + " of row " + std::to_string(r) +
                      " is not a class index in [0, " + std::to_string(classes) + ")");
     int64_t best = 0;
@@ -207,15 +197,15 @@ void CpuBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, floa
 
 void CpuBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) { *counter += delta; }
 
-void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
+void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
                                 int64_t batch) {
   if (draw_counter != nullptr) first_draw += *draw_counter;
   for (int64_t b = 0; b < batch; ++b) {
     const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
     const int64_t row = rng::below(r.v[0], static_cast<uint32_t>(rows));
     std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
-    by[b] = y[row];
+    for (int64_t c = 0; c < target_cols; ++c) by[b * target_cols + c] = y[row * target_cols + c];
   }
 }
 
@@ -223,8 +213,8 @@ void CpuBackend::do_cosine_learning_rate(const CosineArgs& args, const uint64_t*
   *lr = formulas::cosine_learning_rate(args, *step);
 }
 
-void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, uint64_t seed,
-                                  const uint64_t* position, float* bx, float* by, int64_t batch) {
+void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
+                                  uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) {
   const uint64_t t = *position, n = static_cast<uint64_t>(rows);
   const uint64_t epoch = t / n, first = t % n;
   CUDL_REQUIRE(first + static_cast<uint64_t>(batch) <= n,
@@ -233,7 +223,7 @@ void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, 
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(first + b), static_cast<uint32_t>(n));
     std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
-    by[b] = y[row];
+    for (int64_t c = 0; c < target_cols; ++c) by[b * target_cols + c] = y[row * target_cols + c];
   }
 }
 
@@ -260,22 +250,9 @@ void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uin
   });
 }
 
-void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args) {
-  update(w, v, g, n, args, momentum_range);
-}
-
 void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
   pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) { axpy_range(alpha, x + b, y + b, e - b); });
 }
 
-// Runs an update rule over [0, n) in parallel, with L2 on the decayed prefix only.
-void CpuBackend::update(float* w, float* v, const float* g, int64_t n, const MomentumArgs& args, UpdateRange range) {
-  const MomentumArgs a = args;
-  pool_->parallel_for(n, kGrain, [w, v, g, a, range](int64_t b, int64_t e) {
-    const int64_t mid = std::clamp(a.decayed, b, e);
-    range(w + b, v + b, g + b, mid - b, a.learn_rate, a.momentum, a.grad_scale, a.l2);
-    range(w + mid, v + mid, g + mid, e - mid, a.learn_rate, a.momentum, a.grad_scale, 0.0f);
-  });
-}
 
 }  // namespace cudl

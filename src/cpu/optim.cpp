@@ -21,6 +21,11 @@ void nesterov_range(float* __restrict w, float* __restrict v, const float* __res
   for (int64_t i = 0; i < n; ++i) formulas::gdbn_nesterov_update(w[i], v[i], g[i], lr, mu, gs, l2);
 }
 
+void rbm_momentum_range(float* __restrict w, float* __restrict v, const float* __restrict g, int64_t n, float lr,
+                        float mu, float gs, float l2) {
+  for (int64_t i = 0; i < n; ++i) formulas::rbm_momentum_update(w[i], v[i], g[i], lr, mu, gs, l2);
+}
+
 // buf is null when momentum = 0 (the rule then never touches it).
 void sgd_range(float* __restrict w, float* __restrict buf, const float* __restrict g, int64_t n, float lr,
                const SgdArgs a, float weight_decay, bool first) {
@@ -54,6 +59,17 @@ void CpuBackend::do_nesterov_step(float* w, float* v, const float* g, int64_t n,
     const int64_t mid = std::clamp(a.decayed, b, e);
     nesterov_range(w + b, v + b, g + b, mid - b, rate, a.momentum, a.grad_scale, a.l2);
     nesterov_range(w + mid, v + mid, g + mid, e - mid, rate, a.momentum, a.grad_scale, 0.0f);
+  });
+}
+
+void CpuBackend::do_momentum_step(float* w, float* v, const float* g, int64_t n, const float* lr,
+                                  const MomentumArgs& args) {
+  const MomentumArgs a = args;
+  const float rate = *lr;
+  pool_->parallel_for(n, kGrain, [w, v, g, a, rate](int64_t b, int64_t e) {
+    const int64_t mid = std::clamp(a.decayed, b, e);
+    rbm_momentum_range(w + b, v + b, g + b, mid - b, rate, a.momentum, a.grad_scale, a.l2);
+    rbm_momentum_range(w + mid, v + mid, g + mid, e - mid, rate, a.momentum, a.grad_scale, 0.0f);
   });
 }
 

@@ -23,6 +23,17 @@ CUDL_HD void gdbn_nesterov_update(float& w, float& v, float g, float lr, float m
   w = w + (d + momentum * vn);
 }
 
+// ---- gdbn's RBM update (Backend::momentum_step, RbmMomentum) ----
+// Momentum averaging the gradient (f = 1 − μ), weight decay applied to the weight directly; l2 is
+// the L2 cost for a weight and 0 for a bias (1 − f·lr·0 = 1 exactly, as the 2014 code had it).
+CUDL_HD void rbm_momentum_update(float& w, float& v, float g, float lr, float momentum, float grad_scale, float l2) {
+  const float f = 1.0f - momentum;
+  const float keep = 1.0f - f * lr * l2;
+  const float vn = momentum * v - f * lr * grad_scale * g;
+  v = vn;
+  w = w * keep + vn;
+}
+
 // ---- PyTorch's SGD (Backend::sgd_step, Sgd) ----
 // weight_decay is the argument's value for a weight and 0 for a bias; buf (the momentum buffer)
 // is read and written only when momentum ≠ 0; first: this is the buffer's first step (the step

@@ -176,4 +176,40 @@ std::vector<std::pair<std::string, Tensor*>> GdbnNesterov::state() {
   return {{"velocity", &velocity_}, {"step", &step_}};
 }
 
+// ---- RbmMomentum ----
+
+RbmMomentum::RbmMomentum(ParamSet params, const RbmMomentumOptions& options)
+    : Optimizer(params, options.learn_rate, "RbmMomentum"), options_(options) {
+  require_in(options.momentum, 0.0f, 1.0f, "RbmMomentum", "momentum");
+  require_non_negative(options.l2, "RbmMomentum", "L2 cost");
+  CUDL_REQUIRE(std::isfinite(options.grad_scale) && options.grad_scale > 0.0f,
+               "RbmMomentum: grad_scale must be finite and > 0, got " + str(options.grad_scale));
+  velocity_ = zeros_like(*params_.params);
+}
+
+void RbmMomentum::step() {
+  MomentumArgs args;
+  args.momentum = options_.momentum;
+  args.grad_scale = options_.grad_scale;
+  args.l2 = options_.l2;
+  args.decayed = params_.decayed;
+  backend().momentum_step(*params_.params, velocity_, *params_.grads, lr_, args);
+  backend().add_to_counter(step_, 1);
+}
+
+void RbmMomentum::set_grad_scale(float grad_scale) {
+  CUDL_REQUIRE(std::isfinite(grad_scale) && grad_scale > 0.0f,
+               "RbmMomentum: grad_scale must be finite and > 0, got " + str(grad_scale));
+  options_.grad_scale = grad_scale;
+}
+
+void RbmMomentum::reset() {
+  backend().fill(velocity_, 0.0f);
+  backend().set_counter(step_, 0);
+}
+
+std::vector<std::pair<std::string, Tensor*>> RbmMomentum::state() {
+  return {{"velocity", &velocity_}, {"step", &step_}};
+}
+
 }  // namespace cudl

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cudl/error.hpp"
+#include "nn/epoch_loop.hpp"
 
 namespace cudl {
 namespace {
@@ -35,13 +36,18 @@ Rbm::Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& con
   const int64_t p = visible * hidden + visible + hidden;
   params_ = Tensor({p}, backend);
   grad_ = Tensor({p}, backend);
-  velocity_ = Tensor({p}, backend);
   w_ = params_.slice(0, {visible, hidden});
   b_ = params_.slice(visible * hidden, {visible});
   c_ = params_.slice(visible * hidden + visible, {hidden});
   gw_ = grad_.slice(0, {visible, hidden});
   gb_ = grad_.slice(visible * hidden, {visible});
   gc_ = grad_.slice(visible * hidden + visible, {hidden});
+  RbmMomentumOptions o;
+  o.learn_rate = config.learn_rate;
+  o.momentum = config.momentum;
+  o.l2 = config.l2;
+  o.grad_scale = 1.0f / static_cast<float>(config.batch);
+  opt_ = std::make_unique<RbmMomentum>(param_set(), o);
   initialize(config.seed, 0.01f);
 }
 
@@ -60,7 +66,7 @@ void Rbm::initialize(uint64_t seed, float weight_stddev) {
   backend_.fill(params_, 0.0f);
   backend_.fill_normal(w_, seed, 0.0f, weight_stddev);
   backend_.fill(grad_, 0.0f);
-  backend_.fill(velocity_, 0.0f);
+  opt_->reset();
   chain_ = Tensor();
 }
 
@@ -141,14 +147,16 @@ void Rbm::compute_gradient(const Tensor& v0) {
 
 void Rbm::train_batch(const Tensor& v0) {
   compute_gradient(v0);
-  MomentumArgs args;
-  args.learn_rate = config_.learn_rate;
-  args.momentum = config_.momentum;
-  args.grad_scale = 1.0f / static_cast<float>(v0.dim(0));
-  args.l2 = config_.l2;
-  args.decayed = visible_ * hidden_;
-  backend_.momentum_step(params_, velocity_, grad_, args);
+  opt_->set_grad_scale(1.0f / static_cast<float>(v0.dim(0)));
+  opt_->step();
 }
+
+void Rbm::set_learn_rate(float lr) {
+  config_.learn_rate = lr;
+  opt_->set_learning_rate(lr);
+}
+
+ParamSet Rbm::param_set() { return ParamSet{&params_, &grad_, visible_ * hidden_}; }
 
 RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* heldout) {
   CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
@@ -157,13 +165,18 @@ RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* hel
   CUDL_REQUIRE(steps > 0, "Rbm: " + std::to_string(data.dim(0)) + " rows are fewer than one batch of " +
                               std::to_string(config_.batch));
   const auto t0 = std::chrono::steady_clock::now();
-  Tensor labels({data.dim(0)}, backend_), batch({config_.batch, visible_}, backend_), batch_labels({config_.batch}, backend_);
-  backend_.fill(labels, 0.0f);
-  for (int64_t s = 0; s < steps; ++s) {
-    backend_.sample_rows(data, labels, config_.seed, draws_, batch, batch_labels);
-    draws_ += static_cast<uint64_t>(config_.batch);
-    train_batch(batch);
+  // The minibatches are fit()'s (detail::EpochLoop: draws with replacement continuing from the
+  // previous epochs'); an RBM has no targets, so they come from a column of zeros.
+  if (no_targets_.rank() != 1 || no_targets_.dim(0) != data.dim(0)) {
+    no_targets_ = Tensor({data.dim(0)}, backend_);
+    backend_.fill(no_targets_, 0.0f);
   }
+  if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed, data, no_targets_))
+    loop_ = std::make_unique<detail::EpochLoop>(backend_, config_.batch, visible_, Sampling::kWithReplacement,
+                                                config_.seed);
+  // Eager: each CD step draws its unit samples from a host-side counter.
+  loop_->run(data, no_targets_, epoch, steps, /*capture=*/false,
+             [this](const Tensor& v0, const Tensor&) { train_batch(v0); }, {});
   backend_.synchronize();
   RbmEpochReport r;
   r.epoch = epoch;

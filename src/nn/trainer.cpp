@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cudl/optimizer.hpp"
+#include "nn/epoch_loop.hpp"
 #include "nn/progress.hpp"
 
 namespace cudl {
@@ -30,18 +31,6 @@ Diverged::Diverged(int epoch_, int64_t minibatch_, double value_, float learn_ra
       epoch(epoch_),
       minibatch(minibatch_),
       value(value_) {}
-
-// fit()'s batch buffers (B × features, B), the draw counter and the captured step, kept while
-// the batch shape stays the same.
-struct Trainer::Batches {
-  int64_t batch = 0, features = 0;
-  Tensor xb, yb, draw;
-  Sampling sampling = Sampling::kShuffle;
-  const Tensor* x = nullptr;
-  const Tensor* y = nullptr;
-  uint64_t seed = 0;
-  std::unique_ptr<Captured> graph;
-};
 
 Trainer::Trainer(Network& net, const Loss& loss, Optimizer& opt, Schedule* schedule, StepLaunch launch)
     : net_(net),
@@ -72,10 +61,7 @@ void Trainer::queue_step(const Tensor& xb, const Tensor& yb) {
   net_.backend().add_to_counter(step_in_epoch_, 1);
 }
 
-void Trainer::step(const Tensor& xb, const Tensor& yb) {
-  queue_step(xb, yb);
-  ++eager_steps_;
-}
+void Trainer::step(const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); }
 
 void Trainer::check_divergence(int epoch, const LossTotals& totals) {
   if (totals.bad_step >= 0) {
@@ -88,8 +74,8 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
                                Sampling sampling, uint64_t seed, int64_t every_steps,
                                const std::function<void(const StepReport&)>& on_steps) {
   Backend& backend = net_.backend();
-  CUDL_REQUIRE(x.rank() == 2 && y.rank() == 1 && x.dim(0) == y.dim(0),
-               "fit: expected x (R × features) and y (R), found " + to_string(x.shape()) + " and " +
+  CUDL_REQUIRE(x.rank() == 2 && (y.rank() == 1 || y.rank() == 2) && x.dim(0) == y.dim(0),
+               "fit: expected x (R × features) and y (R) or (R × targets), found " + to_string(x.shape()) + " and " +
                    to_string(y.shape()));
   CUDL_REQUIRE(batch >= 1, "fit: the batch size must be at least 1, got " + std::to_string(batch));
   const int64_t rows = x.dim(0);
@@ -99,28 +85,10 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
   CUDL_REQUIRE(x.dim(1) == numel(net_.input_shape()), "fit: x has rows of " + std::to_string(x.dim(1)) +
                                                           " features, the network expects " +
                                                           to_string(net_.input_shape()));
-  if (!batches_ || batches_->batch != batch || batches_->features != x.dim(1) || batches_->sampling != sampling ||
-      batches_->x != &x || batches_->y != &y || batches_->seed != seed) {
-    batches_ = std::make_unique<Batches>();
-    batches_->batch = batch;
-    batches_->features = x.dim(1);
-    batches_->xb = Tensor({batch, x.dim(1)}, backend);
-    batches_->yb = Tensor({batch}, backend);
-    batches_->draw = make_counter(backend);
-    batches_->sampling = sampling;
-    batches_->x = &x;
-    batches_->y = &y;
-    batches_->seed = seed;
-  }
-  Batches& b = *batches_;
+  if (!loop_ || !loop_->serves(batch, x.dim(1), sampling, seed, x, y))
+    loop_ = std::make_unique<detail::EpochLoop>(backend, batch, x.dim(1), sampling, seed);
   const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable();
   if (capture) net_.reserve(batch);
-  // The epoch's first draw: gdbn's draws continue from the previous epoch's; a shuffled epoch e
-  // reads positions (e − 1)·R … of its own permutation.
-  const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
-  backend.set_counter(b.draw, sampling == Sampling::kWithReplacement
-                                  ? e0 * static_cast<uint64_t>(steps * batch)
-                                  : e0 * static_cast<uint64_t>(rows));
   if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
   EpochReport r;
   r.epoch = epoch;
@@ -130,57 +98,28 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
   r.captured = capture;
   reset_stats();
 
-  auto draw_and_step = [&] {
-    if (sampling == Sampling::kWithReplacement) {
-      backend.sample_rows(x, y, seed, b.draw, b.xb, b.yb);
-    } else {
-      backend.shuffled_rows(x, y, seed, b.draw, b.xb, b.yb);
-    }
-    queue_step(b.xb, b.yb);
-    backend.add_to_counter(b.draw, static_cast<uint64_t>(batch));
-  };
   // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
   // checks once per epoch (and at each on_steps call) and names the first bad step.
   const bool check_each_step = backend.device() == Device::kCpu;
   const auto t0 = std::chrono::steady_clock::now();
   opt_.begin();
-  for (int64_t s = 0; s < steps; ++s) {
-    if (!capture || eager_steps_ == 0) {
-      draw_and_step();
-      ++eager_steps_;
-    } else {
-      if (!b.graph) {
-        backend.begin_capture();
-        try {
-          draw_and_step();
-        } catch (...) {
-          try {
-            backend.end_capture();  // leave the stream out of capture mode
-          } catch (...) {
-          }
-          throw;  // the first error is the one reported
-        }
-        b.graph = backend.end_capture();
-      }
-      b.graph->replay();
-    }
-    const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
-    if (check_each_step || report) {
-      const LossTotals t = Loss::read(stats_);
-      check_divergence(epoch, t);
-      if (report) {
-        StepReport sr;
-        sr.epoch = epoch;
-        sr.step = s + 1;
-        sr.steps = steps;
-        sr.samples = (s + 1) * batch;
-        sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
-        sr.err = t.errors / static_cast<double>((s + 1) * batch);
-        sr.seconds = seconds_since(t0);
-        on_steps(sr);
-      }
-    }
-  }
+  loop_->run(x, y, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
+             [&](int64_t s) {
+               const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
+               if (!check_each_step && !report) return;
+               const LossTotals t = Loss::read(stats_);
+               check_divergence(epoch, t);
+               if (!report) return;
+               StepReport sr;
+               sr.epoch = epoch;
+               sr.step = s + 1;
+               sr.steps = steps;
+               sr.samples = (s + 1) * batch;
+               sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
+               sr.err = t.errors / static_cast<double>((s + 1) * batch);
+               sr.seconds = seconds_since(t0);
+               on_steps(sr);
+             });
   opt_.end();
   const LossTotals t = Loss::read(stats_);  // waits for the epoch's queued work
   r.seconds = seconds_since(t0);
@@ -192,9 +131,9 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
 
 std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, int64_t batch) {
   Backend& backend = net_.backend();
-  CUDL_REQUIRE(x.rank() == 2 && y.rank() == 1 && x.dim(0) == y.dim(0) && x.dim(0) > 0,
-               "evaluate: expected x (R × features) and y (R) with R ≥ 1, found " + to_string(x.shape()) + " and " +
-                   to_string(y.shape()));
+  CUDL_REQUIRE(x.rank() == 2 && (y.rank() == 1 || y.rank() == 2) && x.dim(0) == y.dim(0) && x.dim(0) > 0,
+               "evaluate: expected x (R × features) and y (R) or (R × targets) with R ≥ 1, found " +
+                   to_string(x.shape()) + " and " + to_string(y.shape()));
   CUDL_REQUIRE(batch >= 1, "evaluate: the batch size must be at least 1, got " + std::to_string(batch));
   opt_.end();  // the true weights (GdbnNesterov keeps a look-ahead point while training)
   Tensor stats = Loss::make_stats(backend);

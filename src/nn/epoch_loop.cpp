@@ -1,0 +1,76 @@
+#include "nn/epoch_loop.hpp"
+
+namespace cudl::detail {
+
+EpochLoop::EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed)
+    : backend_(backend),
+      batch_(batch),
+      features_(features),
+      sampling_(sampling),
+      seed_(seed),
+      xb_({batch, features}, backend),
+      yb_({batch}, backend),
+      draw_(make_counter(backend)) {}
+
+EpochLoop::~EpochLoop() = default;
+
+bool EpochLoop::serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
+                       const Tensor& y) const {
+  return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && &x == x_ && &y == y_;
+}
+
+void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+                    const std::function<void(const Tensor&, const Tensor&)>& step,
+                    const std::function<void(int64_t)>& after) {
+  CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && (y.rank() == 1 || y.rank() == 2) && y.dim(0) == x.dim(0),
+               "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R] or [R, T], found " +
+                   to_string(x.shape()) + " and " + to_string(y.shape()));
+  Shape yb_shape = y.shape();  // [B] (class indices) or [B, T] (target rows)
+  yb_shape[0] = batch_;
+  if (yb_.shape() != yb_shape) {
+    yb_ = Tensor(yb_shape, backend_);
+    graph_.reset();  // the captured draw writes yb_ by address
+  }
+  CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * batch_ <= x.dim(0),
+               "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(batch_) + " rows in epoch " +
+                   std::to_string(epoch) + " do not fit " + std::to_string(x.dim(0)) + " rows");
+  if (&x != x_ || &y != y_) graph_.reset();  // the captured draw reads x and y by address
+  x_ = &x;
+  y_ = &y;
+  const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
+  backend_.set_counter(draw_, sampling_ == Sampling::kWithReplacement ? e0 * static_cast<uint64_t>(steps * batch_)
+                                                                      : e0 * static_cast<uint64_t>(x.dim(0)));
+  auto draw_and_step = [&] {
+    if (sampling_ == Sampling::kWithReplacement) {
+      backend_.sample_rows(x, y, seed_, draw_, xb_, yb_);
+    } else {
+      backend_.shuffled_rows(x, y, seed_, draw_, xb_, yb_);
+    }
+    step(xb_, yb_);
+    backend_.add_to_counter(draw_, static_cast<uint64_t>(batch_));
+  };
+  for (int64_t s = 0; s < steps; ++s) {
+    if (!capture || steps_run_ == 0) {
+      draw_and_step();  // the first step of a run is eager: libraries initialise outside a capture
+    } else {
+      if (!graph_) {
+        backend_.begin_capture();
+        try {
+          draw_and_step();
+        } catch (...) {
+          try {
+            backend_.end_capture();  // leave the stream out of capture mode
+          } catch (...) {
+          }
+          throw;  // the first error is the one reported
+        }
+        graph_ = backend_.end_capture();
+      }
+      graph_->replay();
+    }
+    ++steps_run_;
+    if (after) after(s);
+  }
+}
+
+}  // namespace cudl::detail

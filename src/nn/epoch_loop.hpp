@@ -1,0 +1,48 @@
+#pragma once
+// The one minibatch driver and epoch loop of cudl, shared by fit() (Trainer::run_epoch) and RBM
+// pretraining (Rbm::train_epoch): fixed batch buffers, a draw counter on the backend, and a loop
+// that draws B rows and runs a step on them, `steps` times, eagerly or by replaying one captured
+// (draw + step) after the loop's first, eager, step.
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "cudl/backend.hpp"
+#include "cudl/trainer.hpp"
+
+namespace cudl::detail {
+
+class EpochLoop {
+ public:
+  // Batches of `batch` rows of `features` values (and one target each) drawn from the rows of
+  // the x, y later given to run(), as `sampling` says, under `seed`.
+  EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed);
+  ~EpochLoop();
+
+  // Whether this loop was made for these settings (else make a new one).
+  bool serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
+              const Tensor& y) const;
+
+  // Epoch `epoch` (1-based) of `steps` steps over x (R × features) and y (R, or R × T; yb is then
+  // B or B × T): positions the draw counter at the epoch's first draw (with replacement:
+  // continuing the previous epochs' draws; shuffled: the epoch's own permutation), then for each
+  // step draws into xb, yb and calls step(xb, yb); with `capture` (the backend and the step must
+  // be capturable), every step after the loop's first is a replay of one captured draw + step.
+  // after(s) is called after step s (0-based), on the host, without waiting for the device.
+  void run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+           const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
+           const std::function<void(int64_t)>& after);
+
+ private:
+  Backend& backend_;
+  int64_t batch_, features_;
+  Sampling sampling_;
+  uint64_t seed_;
+  const Tensor* x_ = nullptr;
+  const Tensor* y_ = nullptr;
+  Tensor xb_, yb_, draw_;
+  std::unique_ptr<Captured> graph_;
+  int64_t steps_run_ = 0;
+};
+
+}  // namespace cudl::detail
