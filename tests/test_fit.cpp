@@ -293,6 +293,18 @@ TEST(Fit, BadOptionsAreNamed) {
               HasSubstr("needs both valid_x and valid_y"));
 }
 
+namespace {
+// Everything written to a tmpfile, which is then closed.
+std::string read_and_close(std::FILE* f) {
+  std::rewind(f);
+  std::string text;
+  char buf[256];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+}  // namespace
+
 TEST(Progress, LinesModePrintsOneLinePerEpoch) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
@@ -313,11 +325,7 @@ TEST(Progress, LinesModePrintsOneLinePerEpoch) {
     r.valid_err = 0.25;
     p.epoch(r);
   }
-  std::rewind(f);
-  char buf[512] = {};
-  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  const std::string text(buf, n);
+  const std::string text = read_and_close(f);
   EXPECT_THAT(text, HasSubstr("epoch 1/2  10 steps  loss 0.2500  err 12.50%  valid loss 0.5000  err 25.00%"));
   EXPECT_THAT(text, HasSubstr("1.3k samples/s"));
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);
@@ -339,11 +347,7 @@ TEST(Progress, BarModeRedrawsInPlace) {
     s.seconds = 1.0;
     p.step(s);
   }
-  std::rewind(f);
-  char buf[512] = {};
-  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  const std::string text(buf, n);
+  const std::string text = read_and_close(f);
   EXPECT_THAT(text, HasSubstr("epoch 2/3 [============>           ] 50/100"));
   EXPECT_THAT(text, HasSubstr("3.2k samples/s  ETA 1.0s"));
 }
