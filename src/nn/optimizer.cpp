@@ -140,12 +140,19 @@ std::vector<std::pair<std::string, Tensor*>> Adam::state() {
 
 // ---- GdbnNesterov ----
 
+namespace {
+// The settings the two momentum updates (GdbnNesterov, RbmMomentum) share.
+void require_momentum_options(float momentum, float l2, float grad_scale, const char* who) {
+  require_in(momentum, 0.0f, 1.0f, who, "momentum");
+  require_non_negative(l2, who, "L2 cost");
+  CUDL_REQUIRE(std::isfinite(grad_scale) && grad_scale > 0.0f,
+               std::string(who) + ": grad_scale must be finite and > 0, got " + str(grad_scale));
+}
+}  // namespace
+
 GdbnNesterov::GdbnNesterov(ParamSet params, const GdbnNesterovOptions& options)
     : Optimizer(params, options.learn_rate, "GdbnNesterov"), options_(options) {
-  require_in(options.momentum, 0.0f, 1.0f, "GdbnNesterov", "momentum");
-  require_non_negative(options.l2, "GdbnNesterov", "L2 cost");
-  CUDL_REQUIRE(std::isfinite(options.grad_scale) && options.grad_scale > 0.0f,
-               "GdbnNesterov: grad_scale must be finite and > 0, got " + str(options.grad_scale));
+  require_momentum_options(options.momentum, options.l2, options.grad_scale, "GdbnNesterov");
   velocity_ = zeros_like(*params_.params);
 }
 
@@ -180,10 +187,7 @@ std::vector<std::pair<std::string, Tensor*>> GdbnNesterov::state() {
 
 RbmMomentum::RbmMomentum(ParamSet params, const RbmMomentumOptions& options)
     : Optimizer(params, options.learn_rate, "RbmMomentum"), options_(options) {
-  require_in(options.momentum, 0.0f, 1.0f, "RbmMomentum", "momentum");
-  require_non_negative(options.l2, "RbmMomentum", "L2 cost");
-  CUDL_REQUIRE(std::isfinite(options.grad_scale) && options.grad_scale > 0.0f,
-               "RbmMomentum: grad_scale must be finite and > 0, got " + str(options.grad_scale));
+  require_momentum_options(options.momentum, options.l2, options.grad_scale, "RbmMomentum");
   velocity_ = zeros_like(*params_.params);
 }
 
@@ -198,8 +202,7 @@ void RbmMomentum::step() {
 }
 
 void RbmMomentum::set_grad_scale(float grad_scale) {
-  CUDL_REQUIRE(std::isfinite(grad_scale) && grad_scale > 0.0f,
-               "RbmMomentum: grad_scale must be finite and > 0, got " + str(grad_scale));
+  require_momentum_options(options_.momentum, options_.l2, grad_scale, "RbmMomentum");
   options_.grad_scale = grad_scale;
 }
 
