@@ -1,24 +1,28 @@
-// Kernels of the convolutional layers other than the convolutions themselves (cuDNN, in
-// cudnn_conv.cpp): per-channel bias + activation, per-channel sums (the bias gradient),
-// max/average pooling and its gradient, dropout, and batch normalisation. Each mirrors its CpuBackend counterpart
+// CudaBackend's primitives of the convolutional layers other than the convolutions themselves
+// (cuDNN, cudnn_conv.cpp) and batch normalisation (batch_norm.cu): per-channel bias + activation,
+// per-channel sums (the bias gradient), max/average pooling and its gradient, and dropout, each
+// kernel beside the member that launches it. Each mirrors its CpuBackend counterpart
 // (src/cpu/pool.cpp) operation for operation, including summation order where it matters, and
 // none uses atomics, so results are deterministic.
 #include <algorithm>
 
+#include "backend_impl.hpp"
 #include "check.hpp"
 #include "cudl/rng.hpp"
 #include "device_math.cuh"
+#include "formulas/unit_rules.hpp"
 #include "kernels.hpp"
 
-namespace cudl::cuda {
+namespace cudl {
 namespace {
 
 constexpr int kThreads = 256;
+using cuda::grid_for;
 
 // y(outer × channels × inner) ← act(y + bias[c]).
 __global__ void channel_bias_activation_kernel(float* y, const float* bias, int64_t channels, int64_t inner,
                                                int64_t n, Activation act) {
-  CUDL_GRID_STRIDE(i, n) y[i] = apply(act, y[i] + bias[(i / inner) % channels]);
+  CUDL_GRID_STRIDE(i, n) y[i] = formulas::activate(act, y[i] + bias[(i / inner) % channels]);
 }
 
 // partial[c · splits + b] ← Σ of part b of channel c's outer·inner values (a fixed-order
@@ -136,102 +140,23 @@ __global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeomet
 
 __global__ void dropout_kernel(const float* x, int64_t n, float drop, float scale, uint64_t seed, uint64_t counter,
                                float* y) {
-  CUDL_GRID_STRIDE(i, n) {
-    const rng::Philox4 r = rng::bits(seed, rng::kStreamDropout, counter + static_cast<uint64_t>(i));
-    y[i] = rng::uniform(r.v[0]) > drop ? x[i] * scale : 0.0f;
-  }
-}
-
-// The sum of every thread's v over the block (a fixed-order tree), returned to every thread.
-__device__ float block_sum(float v, float* shared) {
-  shared[threadIdx.x] = v;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (static_cast<int>(threadIdx.x) < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float total = shared[0];
-  __syncthreads();  // shared may be reused right after
-  return total;
-}
-
-// Batch normalisation, one block per channel c: its M = outer·inner values are `outer` runs of
-// `inner` contiguous floats. Two passes for the statistics (mean, then squared deviations), as
-// the CPU does.
-__global__ void batch_norm_train_kernel(const float* x, const float* gamma, const float* beta, int64_t outer,
-                                        int64_t channels, int64_t inner, BatchNormArgs args, float* running_mean,
-                                        float* running_var, float* saved, float* y) {
-  __shared__ float shared[kThreads];
-  const int64_t c = blockIdx.x, m = outer * inner;
-  float acc = 0.0f;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) acc += x[((i / inner) * channels + c) * inner + i % inner];
-  const float mean = block_sum(acc, shared) / static_cast<float>(m);
-  acc = 0.0f;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const float d = x[((i / inner) * channels + c) * inner + i % inner] - mean;
-    acc += d * d;
-  }
-  const float squares = block_sum(acc, shared);
-  const float inv_std = rsqrtf(squares / static_cast<float>(m) + args.epsilon);
-  const float scale = gamma[c] * inv_std, shift = beta[c] - mean * scale;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t at = ((i / inner) * channels + c) * inner + i % inner;
-    y[at] = x[at] * scale + shift;
-  }
-  if (threadIdx.x == 0) {
-    saved[c] = mean;
-    saved[channels + c] = inv_std;
-    running_mean[c] = (1.0f - args.momentum) * running_mean[c] + args.momentum * mean;
-    running_var[c] = (1.0f - args.momentum) * running_var[c] + args.momentum * (squares / static_cast<float>(m - 1));
-  }
-}
-
-__global__ void batch_norm_infer_kernel(const float* x, const float* gamma, const float* beta,
-                                        const float* running_mean, const float* running_var, int64_t channels,
-                                        int64_t inner, int64_t n, float epsilon, float* y) {
-  CUDL_GRID_STRIDE(i, n) {
-    const int64_t c = (i / inner) % channels;
-    const float scale = gamma[c] * rsqrtf(running_var[c] + epsilon);
-    y[i] = x[i] * scale + (beta[c] - running_mean[c] * scale);
-  }
-}
-
-__global__ void batch_norm_backward_kernel(const float* x, const float* dy, const float* gamma, const float* saved,
-                                           int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma,
-                                           float* dbeta) {
-  __shared__ float shared[kThreads];
-  const int64_t c = blockIdx.x, m = outer * inner;
-  const float mean = saved[c], inv_std = saved[channels + c];
-  float acc_dy = 0.0f, acc_dy_xhat = 0.0f;
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t at = ((i / inner) * channels + c) * inner + i % inner;
-    acc_dy += dy[at];
-    acc_dy_xhat += dy[at] * ((x[at] - mean) * inv_std);
-  }
-  const float sum_dy = block_sum(acc_dy, shared);
-  const float sum_dy_xhat = block_sum(acc_dy_xhat, shared);
-  const float k = gamma[c] * inv_std;
-  const float a = k * sum_dy / static_cast<float>(m), b = k * sum_dy_xhat / static_cast<float>(m);
-  for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-    const int64_t at = ((i / inner) * channels + c) * inner + i % inner;
-    dx[at] = k * dy[at] - a - b * ((x[at] - mean) * inv_std);
-  }
-  if (threadIdx.x == 0) {
-    dgamma[c] = sum_dy_xhat;
-    dbeta[c] = sum_dy;
-  }
+  CUDL_GRID_STRIDE(i, n) y[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
 }
 
 }  // namespace
 
-void channel_bias_activation(cudaStream_t s, float* y, const float* bias, int64_t outer, int64_t channels,
-                             int64_t inner, Activation act) {
+void CudaBackend::do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels,
+                                             int64_t inner, Activation act) {
   const int64_t n = outer * channels * inner;
   if (n == 0) return;
-  channel_bias_activation_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(y, bias, channels, inner, n, act);
+  channel_bias_activation_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(y, bias, channels, inner, n,
+                                                                                        act);
   CUDL_CHECK_LAUNCH();
 }
 
+namespace {
+
+// How many partial sums per channel do_sum_channels uses.
 int sum_channels_splits(int64_t outer, int64_t channels, int64_t inner) {
   // Enough blocks in all to fill a large GPU (~1024), each summing at least ~4096 values.
   const int64_t by_blocks = std::max<int64_t>(1, 1024 / std::max<int64_t>(channels, 1));
@@ -239,64 +164,43 @@ int sum_channels_splits(int64_t outer, int64_t channels, int64_t inner) {
   return static_cast<int>(std::min(by_blocks, by_work));
 }
 
-void sum_channels(cudaStream_t s, float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
-                  float beta, float* out, float* partial) {
+}  // namespace
+
+void CudaBackend::do_sum_channels(float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
+                                  float beta, float* out) {
   if (channels == 0) return;
   CUDL_REQUIRE(channels <= 65535, "sum_channels: at most 65535 channels on the GPU, got " + std::to_string(channels));
   const int splits = sum_channels_splits(outer, channels, inner);
-  sum_channels_partial_kernel<<<dim3(splits, static_cast<unsigned>(channels)), kThreads, 0, s>>>(
+  auto* partial = static_cast<float*>(impl_->scratch(sizeof(float) * static_cast<size_t>(channels) * splits));
+  sum_channels_partial_kernel<<<dim3(splits, static_cast<unsigned>(channels)), kThreads, 0, impl_->stream>>>(
       x, outer, channels, inner, splits, partial);
   CUDL_CHECK_LAUNCH();
-  sum_channels_final_kernel<<<grid_for(channels, kThreads), kThreads, 0, s>>>(partial, channels, splits, alpha, beta,
-                                                                              out);
+  sum_channels_final_kernel<<<grid_for(channels, kThreads), kThreads, 0, impl_->stream>>>(partial, channels, splits,
+                                                                                          alpha, beta, out);
   CUDL_CHECK_LAUNCH();
 }
 
-void pool2d_forward(cudaStream_t s, const float* x, const Pool2dShape& shape, float* y) {
+void CudaBackend::do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) {
   const int64_t total = shape.n * shape.c * shape.p * shape.q;
   if (total == 0) return;
-  pool_forward_kernel<<<grid_for(total, kThreads), kThreads, 0, s>>>(x, geometry(shape), total, y);
+  pool_forward_kernel<<<grid_for(total, kThreads), kThreads, 0, impl_->stream>>>(x, geometry(shape), total, y);
   CUDL_CHECK_LAUNCH();
 }
 
-void pool2d_backward(cudaStream_t s, const float* x, const float* dy, const Pool2dShape& shape, float* dx) {
+// The CPU uses the forward output y to find each window's maximum; the GPU recomputes it from x.
+void CudaBackend::do_pool2d_backward(const float* x, const float*, const float* dy, const Pool2dShape& shape,
+                                     float* dx) {
   const int64_t total = shape.n * shape.c * shape.h * shape.w;
   if (total == 0) return;
-  pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, s>>>(x, dy, geometry(shape), total, dx);
+  pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, impl_->stream>>>(x, dy, geometry(shape), total, dx);
   CUDL_CHECK_LAUNCH();
 }
 
-void dropout(cudaStream_t s, const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
+void CudaBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
   if (n == 0) return;
-  dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, drop, 1.0f / (1.0f - drop), seed, counter, y);
+  dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(x, n, drop, 1.0f / (1.0f - drop), seed,
+                                                                        counter, y);
   CUDL_CHECK_LAUNCH();
 }
 
-void batch_norm_train(cudaStream_t s, const float* x, const float* gamma, const float* beta, int64_t outer,
-                      int64_t channels, int64_t inner, const BatchNormArgs& args, float* running_mean,
-                      float* running_var, float* saved, float* y) {
-  if (channels == 0) return;
-  batch_norm_train_kernel<<<static_cast<unsigned>(channels), kThreads, 0, s>>>(
-      x, gamma, beta, outer, channels, inner, args, running_mean, running_var, saved, y);
-  CUDL_CHECK_LAUNCH();
-}
-
-void batch_norm_infer(cudaStream_t s, const float* x, const float* gamma, const float* beta, const float* running_mean,
-                      const float* running_var, int64_t outer, int64_t channels, int64_t inner, float epsilon,
-                      float* y) {
-  const int64_t n = outer * channels * inner;
-  if (n == 0) return;
-  batch_norm_infer_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, gamma, beta, running_mean, running_var,
-                                                                      channels, inner, n, epsilon, y);
-  CUDL_CHECK_LAUNCH();
-}
-
-void batch_norm_backward(cudaStream_t s, const float* x, const float* dy, const float* gamma, const float* saved,
-                         int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma, float* dbeta) {
-  if (channels == 0) return;
-  batch_norm_backward_kernel<<<static_cast<unsigned>(channels), kThreads, 0, s>>>(x, dy, gamma, saved, outer,
-                                                                                  channels, inner, dx, dgamma, dbeta);
-  CUDL_CHECK_LAUNCH();
-}
-
-}  // namespace cudl::cuda
+}  // namespace cudl

@@ -1,6 +1,6 @@
-// CudaBackend: handles, stream, memory and the cuBLAS products; the other primitives are our
-// kernels (elementwise.cu, loss.cu). Everything is queued on one stream; only the explicit
-// transfers synchronise.
+// CudaBackend: handles, stream, memory, CUDA graphs and the cuBLAS products. Every other
+// primitive is defined beside its kernel (elementwise.cu, loss.cu, optim.cu, conv_kernels.cu, …).
+// Everything is queued on one stream; only the explicit transfers synchronise.
 #include "cudl/cuda_backend.hpp"
 
 #include <climits>
@@ -110,12 +110,6 @@ void CudaBackend::copy(const void* src, void* dst, std::size_t bytes) {
 
 void CudaBackend::synchronize() { CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
 
-void CudaBackend::do_fill(float* x, int64_t n, float value) { cuda::fill(impl_->stream, x, n, value); }
-
-void CudaBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
-  cuda::fill_normal(impl_->stream, x, n, seed, mean, stddev);
-}
-
 // Row-major C(m×n) = op(A)·op(B) is column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, and a row-major
 // matrix read column-major is its transpose: so cuBLAS gets B first, then A, with their own
 // transpose flags, and the dimensions n, m, k.
@@ -137,40 +131,6 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
                                  static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
                                  static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F,
                                  static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT));
-}
-
-void CudaBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
-  cuda::bias_activation(impl_->stream, y, bias, rows, cols, act);
-}
-
-void CudaBackend::do_activation(float* y, int64_t n, Activation act) { cuda::activation(impl_->stream, y, n, act); }
-
-void CudaBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
-  cuda::activation_backward(impl_->stream, dy, y, n, act);
-}
-
-void CudaBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
-  cuda::sum_rows(impl_->stream, alpha, x, rows, cols, beta, out);
-}
-
-void CudaBackend::do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                           const CrossEntropyArgs& args, const uint64_t* step_counter,
-                                           float* dlogits, float* stats) {
-  cuda::softmax_cross_entropy(impl_->stream, logits, labels, rows, classes, args, step_counter, dlogits, stats);
-}
-
-void CudaBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) {
-  cuda::argmax_rows(impl_->stream, x, rows, cols, out);
-}
-
-void CudaBackend::do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
-                                 uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx,
-                                 float* by, int64_t batch) {
-  cuda::sample_rows(impl_->stream, x, y, rows, cols, target_cols, seed, first_draw, draw_counter, bx, by, batch);
-}
-
-void CudaBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) {
-  cuda::add_to_counter(impl_->stream, counter, delta);
 }
 
 // ---- CUDA graphs ----
@@ -203,20 +163,6 @@ std::unique_ptr<Captured> CudaBackend::end_capture() {
   cudaGraphDestroy(graph);
   CUDL_CUDA_CHECK(status);
   return std::make_unique<CudaGraph>(exec, impl_->stream);
-}
-
-void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                                            Units units, uint64_t seed, uint64_t counter, float* states) {
-  cuda::bias_activation_sample(impl_->stream, y, bias, rows, cols, act, units, seed, counter, states);
-}
-
-void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
-                                  float* out) {
-  cuda::sample_units(impl_->stream, means, n, units, seed, counter, out);
-}
-
-void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
-  cuda::axpy(impl_->stream, alpha, x, y, n);
 }
 
 }  // namespace cudl

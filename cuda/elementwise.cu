@@ -1,44 +1,43 @@
-// Elementwise and reduction kernels of CudaBackend: each kernel next to its launcher, with a
-// 64-bit grid-stride loop. Arithmetic mirrors CpuBackend (src/cpu/cpu_backend.cpp) so the parity
-// tests can hold them to tight tolerances.
+// CudaBackend's elementwise and reduction primitives: each kernel beside the CudaBackend member
+// that launches it (no forwarder), a 64-bit grid-stride loop calling per element the rule the CPU
+// loops also call (formulas/unit_rules.hpp), so the parity tests can hold them to tight tolerances.
+// Also the helper launchers other files use (kernels.hpp): grid_for, scale_matrix (do_gemm with
+// k = 0) and normwise_difference (the cuDNN engine check).
 #include <algorithm>
 
+#include "backend_impl.hpp"
 #include "check.hpp"
-#include "device_math.cuh"
 #include "cudl/rng.hpp"
+#include "device_math.cuh"
+#include "formulas/unit_rules.hpp"
 #include "kernels.hpp"
 
-namespace cudl::cuda {
+namespace cudl {
 namespace {
 
 constexpr int kThreads = 256;
+using cuda::grid_for;
 
 __global__ void fill_kernel(float* x, int64_t n, float value) {
   CUDL_GRID_STRIDE(i, n) x[i] = value;
 }
 
 __global__ void fill_normal_kernel(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
-  CUDL_GRID_STRIDE(i, n) {
-    const rng::Philox4 r = rng::bits(seed, rng::kStreamInit, static_cast<uint64_t>(i));
-    x[i] = mean + stddev * rng::normal(r.v[0], r.v[1]);
-  }
+  CUDL_GRID_STRIDE(i, n) x[i] = formulas::normal_init_at(seed, i, mean, stddev);
 }
 
 // y(rows×cols) ← act(y + bias) row by row.
 __global__ void bias_activation_kernel(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
-  CUDL_GRID_STRIDE(i, rows * cols) y[i] = apply(act, y[i] + bias[i % cols]);
+  CUDL_GRID_STRIDE(i, rows * cols) y[i] = formulas::activate(act, y[i] + bias[i % cols]);
 }
 
 __global__ void activation_kernel(float* y, int64_t n, Activation act) {
-  CUDL_GRID_STRIDE(i, n) y[i] = apply(act, y[i]);
+  CUDL_GRID_STRIDE(i, n) y[i] = formulas::activate(act, y[i]);
 }
 
 // dy ← dy ⊙ act'(·) from the forward output y.
 __global__ void activation_backward_kernel(float* dy, const float* y, int64_t n, Activation act) {
-  CUDL_GRID_STRIDE(i, n) {
-    const float v = y[i];
-    dy[i] = act == Activation::kRelu ? (v > 0.0f ? dy[i] : 0.0f) : dy[i] * v * (1.0f - v);
-  }
+  CUDL_GRID_STRIDE(i, n) dy[i] = formulas::activation_grad(act, dy[i], y[i]);
 }
 
 // out(cols) ← alpha · Σ_r x(r, :) + beta · out: one thread per column, rows summed in order
@@ -88,88 +87,86 @@ __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
   CUDL_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
 
-// One stochastic unit from its mean and its Philox draw: the same formula as CpuBackend.
-__device__ __forceinline__ float sample_unit(Units units, float mean, const rng::Philox4& r) {
-  if (units == Units::kBernoulli) return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
-  if (units == Units::kGaussian) return mean + rng::normal(r.v[0], r.v[1]);
-  const float h = relu(mean);
-  return relu(h + sqrtf(sigmoid(h)) * rng::normal(r.v[0], r.v[1]));
-}
-
 // Stochastic units from their means.
 __global__ void sample_units_kernel(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                     float* out) {
-  CUDL_GRID_STRIDE(i, n) {
-    out[i] = sample_unit(units, means[i], rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
-  }
+  CUDL_GRID_STRIDE(i, n) out[i] = formulas::sample_unit_at(units, means[i], seed, counter, i);
 }
 
 // Means and samples in one pass (Backend::bias_activation_sample).
 __global__ void bias_activation_sample_kernel(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                               Units units, uint64_t seed, uint64_t counter, float* states) {
   CUDL_GRID_STRIDE(i, rows * cols) {
-    const float mean = apply(act, y[i] + bias[i % cols]);
+    const float mean = formulas::activate(act, y[i] + bias[i % cols]);
     y[i] = mean;
-    states[i] = sample_unit(units, mean, rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+    states[i] = formulas::sample_unit_at(units, mean, seed, counter, i);
   }
 }
 
 }  // namespace
 
-void bias_activation_sample(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                            Units units, uint64_t seed, uint64_t counter, float* states) {
-  if (rows * cols == 0) return;
-  bias_activation_sample_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, s>>>(y, bias, rows, cols, act, units,
-                                                                                      seed, counter, states);
+void CudaBackend::do_fill(float* x, int64_t n, float value) {
+  if (n == 0) return;
+  fill_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(x, n, value);
   CUDL_CHECK_LAUNCH();
 }
 
-void sample_units(cudaStream_t s, const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
-                  float* out) {
+void CudaBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
   if (n == 0) return;
-  sample_units_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(means, n, units, seed, counter, out);
+  fill_normal_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(x, n, seed, mean, stddev);
   CUDL_CHECK_LAUNCH();
 }
+
+void CudaBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  if (rows * cols == 0) return;
+  bias_activation_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, impl_->stream>>>(y, bias, rows, cols, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_activation(float* y, int64_t n, Activation act) {
+  if (n == 0 || act == Activation::kIdentity) return;
+  activation_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(y, n, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
+  if (n == 0 || act == Activation::kIdentity) return;
+  activation_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(dy, y, n, act);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
+  if (cols == 0) return;
+  sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, impl_->stream>>>(alpha, x, rows, cols, beta, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  axpy_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(alpha, x, y, n);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                            Units units, uint64_t seed, uint64_t counter, float* states) {
+  if (rows * cols == 0) return;
+  bias_activation_sample_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, impl_->stream>>>(
+      y, bias, rows, cols, act, units, seed, counter, states);
+  CUDL_CHECK_LAUNCH();
+}
+
+void CudaBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
+                                  float* out) {
+  if (n == 0) return;
+  sample_units_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(means, n, units, seed, counter, out);
+  CUDL_CHECK_LAUNCH();
+}
+
+namespace cuda {
 
 int grid_for(int64_t n, int threads_per_block) {
   const int64_t blocks = (n + threads_per_block - 1) / threads_per_block;
   return static_cast<int>(std::clamp<int64_t>(blocks, 1, 4096));
-}
-
-void fill(cudaStream_t s, float* x, int64_t n, float value) {
-  if (n == 0) return;
-  fill_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, value);
-  CUDL_CHECK_LAUNCH();
-}
-
-void fill_normal(cudaStream_t s, float* x, int64_t n, uint64_t seed, float mean, float stddev) {
-  if (n == 0) return;
-  fill_normal_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, n, seed, mean, stddev);
-  CUDL_CHECK_LAUNCH();
-}
-
-void bias_activation(cudaStream_t s, float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
-  if (rows * cols == 0) return;
-  bias_activation_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, s>>>(y, bias, rows, cols, act);
-  CUDL_CHECK_LAUNCH();
-}
-
-void activation(cudaStream_t s, float* y, int64_t n, Activation act) {
-  if (n == 0 || act == Activation::kIdentity) return;
-  activation_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(y, n, act);
-  CUDL_CHECK_LAUNCH();
-}
-
-void activation_backward(cudaStream_t s, float* dy, const float* y, int64_t n, Activation act) {
-  if (n == 0 || act == Activation::kIdentity) return;
-  activation_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(dy, y, n, act);
-  CUDL_CHECK_LAUNCH();
-}
-
-void sum_rows(cudaStream_t s, float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
-  if (cols == 0) return;
-  sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, s>>>(alpha, x, rows, cols, beta, out);
-  CUDL_CHECK_LAUNCH();
 }
 
 void normwise_difference(cudaStream_t s, const float* a, const float* ref, int64_t n, double* sums) {
@@ -184,10 +181,5 @@ void scale_matrix(cudaStream_t s, float* c, int64_t m, int64_t n, int64_t ldc, f
   CUDL_CHECK_LAUNCH();
 }
 
-void axpy(cudaStream_t s, float alpha, const float* x, float* y, int64_t n) {
-  if (n == 0) return;
-  axpy_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(alpha, x, y, n);
-  CUDL_CHECK_LAUNCH();
-}
-
-}  // namespace cudl::cuda
+}  // namespace cuda
+}  // namespace cudl

@@ -265,6 +265,24 @@ TEST_F(CudaParity, DrawsCopyTheSameTargetRows) {
   }
 }
 
+// The per-step cosine rate (warm-up, the half cosine, the floor after total_steps), read from a
+// step counter when the work runs: both compute it in double from the same formula.
+TEST_F(CudaParity, CosineLearningRateFollowsTheCounter) {
+  CosineArgs args;
+  args.base = 0.3f;
+  args.warmup_steps = 5;
+  args.total_steps = 1000;
+  args.min_factor = 0.01f;
+  for (const uint64_t t : {uint64_t{0}, uint64_t{4}, uint64_t{5}, uint64_t{6}, uint64_t{501}, uint64_t{999},
+                           uint64_t{1000}, uint64_t{1} << 33}) {
+    const Pair step{make_counter(cpu, t), make_counter(gpu(), t)};
+    Pair lr = poisoned({1});
+    cpu.cosine_learning_rate(args, step.cpu, lr.cpu);
+    gpu().cosine_learning_rate(args, step.gpu, lr.gpu);
+    expect_match(lr, {0.0, 1e-6}, "cosine_learning_rate at step " + std::to_string(t));
+  }
+}
+
 // ---- updates ----
 
 // RBM units: the same Philox draws give the same states. Bernoulli states are exact (the

@@ -20,6 +20,7 @@
 
 using namespace cudl;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -350,4 +351,24 @@ TEST(Progress, BarModeRedrawsInPlace) {
   const std::string text = read_and_close(f);
   EXPECT_THAT(text, HasSubstr("epoch 2/3 [============>           ] 50/100"));
   EXPECT_THAT(text, HasSubstr("3.2k samples/s  ETA 1.0s"));
+}
+
+TEST(Progress, ARegressionLossShowsNoErrorRate) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    ProgressPrinter p(Progress::kLines, 1, f, MeanSquaredError().counts_errors());
+    EpochReport r;
+    r.epoch = 1;
+    r.steps = 4;
+    r.loss = 0.125;
+    r.validated = true;
+    r.valid_loss = 0.25;
+    p.epoch(r);
+  }
+  const std::string text = read_and_close(f);
+  EXPECT_THAT(text, HasSubstr("epoch 1/1  4 steps  loss 0.1250  valid loss 0.2500  lr"));
+  EXPECT_THAT(text, Not(HasSubstr("err")));
+  EXPECT_TRUE(SoftmaxCrossEntropy().counts_errors());
+  EXPECT_TRUE(BinaryCrossEntropyWithLogits().counts_errors());
 }

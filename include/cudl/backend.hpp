@@ -333,75 +333,9 @@ class Backend {
   virtual std::unique_ptr<Captured> end_capture();
 
  protected:
-  virtual void do_fill(float* x, int64_t n, float value) = 0;
-  virtual void do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) = 0;
-  // Row-major: C(m×n) = alpha · op(A) · op(B) + beta · C; lda/ldb/ldc are row strides.
-  virtual void do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                       int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) = 0;
-  virtual void do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) = 0;
-  virtual void do_activation(float* y, int64_t n, Activation act) = 0;
-  virtual void do_activation_backward(float* dy, const float* y, int64_t n, Activation act) = 0;
-  virtual void do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) = 0;
-  // step_counter, when not null, holds the step number to record instead of args.step.
-  virtual void do_softmax_cross_entropy(const float* logits, const float* labels, int64_t rows, int64_t classes,
-                                        const CrossEntropyArgs& args, const uint64_t* step_counter, float* dlogits,
-                                        float* stats) = 0;
-  virtual void do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) = 0;
-  // draw_counter, when not null, is added to first_draw when the work runs.
-  virtual void do_cosine_learning_rate(const CosineArgs& args, const uint64_t* step, float* lr) = 0;
-  // y and by hold target_cols values per row (1 for class indices).
-  virtual void do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
-                                uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) = 0;
-  virtual void do_sample_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
-                              uint64_t seed, uint64_t first_draw, const uint64_t* draw_counter, float* bx, float* by,
-                              int64_t batch) = 0;
-  // The elementwise losses (CPU: src/cpu/elementwise_losses.cpp; CUDA: cuda/elementwise_losses.cu),
-  // over rows × cols elements; step points to a counter's bits.
-  virtual void do_mean_squared_error(const float* pred, const float* target, int64_t rows, int64_t cols,
-                                     const ElementwiseLossArgs& args, const uint64_t* step, float* dpred,
-                                     float* stats) = 0;
-  virtual void do_binary_cross_entropy_with_logits(const float* logits, const float* targets, int64_t rows,
-                                                   int64_t cols, const ElementwiseLossArgs& args, const uint64_t* step,
-                                                   float* dlogits, float* stats) = 0;
-  virtual void do_add_to_counter(uint64_t* counter, uint64_t delta) = 0;
-  virtual void do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                                        Units units, uint64_t seed, uint64_t counter, float* states) = 0;
-  virtual void do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
-                               float* out) = 0;
-  virtual void do_momentum_step(float* w, float* v, const float* g, int64_t n, const float* lr,
-                                const MomentumArgs& args) = 0;
-  virtual void do_axpy(float alpha, const float* x, float* y, int64_t n) = 0;
-  // The optimizers' updates (CPU: src/cpu/optim.cpp; CUDA: cuda/optim.cu). lr points to one
-  // float, step to a counter's bits; buf is null when momentum = 0, vmax null unless amsgrad.
-  virtual void do_nesterov_step(float* w, float* v, const float* g, int64_t n, const float* lr,
-                                const NesterovArgs& args) = 0;
-  virtual void do_sgd_step(float* w, float* buf, const float* g, int64_t n, const float* lr, const uint64_t* step,
-                           const SgdArgs& args) = 0;
-  virtual void do_adam_step(float* w, float* m, float* v, float* vmax, const float* g, int64_t n, const float* lr,
-                            const uint64_t* step, const AdamArgs& args) = 0;
-  virtual void do_conv2d_forward(const float* x, const float* w, const Conv2dShape& shape, float* y) = 0;
-  virtual void do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& shape, float* dx) = 0;
-  virtual void do_conv2d_backward_filter(const float* x, const float* dy, const Conv2dShape& shape, float* dw) = 0;
-  // y is (outer × channels × inner).
-  virtual void do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels,
-                                          int64_t inner, Activation act) = 0;
-  virtual void do_sum_channels(float alpha, const float* x, int64_t outer, int64_t channels, int64_t inner,
-                               float beta, float* out) = 0;
-  virtual void do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) = 0;
-  virtual void do_pool2d_backward(const float* x, const float* y, const float* dy, const Pool2dShape& shape,
-                                  float* dx) = 0;
-  virtual void do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) = 0;
-  // x, y, dx, dy are (outer × channels × inner); gamma, beta, running statistics (channels);
-  // saved (2 × channels).
-  virtual void do_batch_norm_train(const float* x, const float* gamma, const float* beta, int64_t outer,
-                                   int64_t channels, int64_t inner, const BatchNormArgs& args, float* running_mean,
-                                   float* running_var, float* saved, float* y) = 0;
-  virtual void do_batch_norm_infer(const float* x, const float* gamma, const float* beta, const float* running_mean,
-                                   const float* running_var, int64_t outer, int64_t channels, int64_t inner,
-                                   float epsilon, float* y) = 0;
-  virtual void do_batch_norm_backward(const float* x, const float* dy, const float* gamma, const float* saved,
-                                      int64_t outer, int64_t channels, int64_t inner, float* dx, float* dgamma,
-                                      float* dbeta) = 0;
+#define CUDL_BACKEND_PRIMITIVE(name, params) virtual void name params = 0;
+#include "cudl/backend_primitives.inc"
+#undef CUDL_BACKEND_PRIMITIVE
 };
 
 }  // namespace cudl

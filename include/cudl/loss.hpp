@@ -36,6 +36,9 @@ class Loss {
                                 Tensor& stats) const = 0;
   virtual std::string name() const = 0;
   virtual Reduction reduction() const = 0;
+  // Whether the loss counts errors (misclassified samples or labels): false for a regression
+  // loss, whose LossTotals::errors is always 0 (progress output then shows no error rate).
+  virtual bool counts_errors() const { return true; }
 
   // A statistics tensor on `backend`, zeroed (reset does it again).
   static Tensor make_stats(Backend& backend);
@@ -80,6 +83,7 @@ class MeanSquaredError final : public Loss {
                         Tensor& stats) const override;
   std::string name() const override { return "mean-squared-error"; }
   Reduction reduction() const override { return reduction_; }
+  bool counts_errors() const override { return false; }
   float max_loss() const { return max_loss_; }
 
  private:

@@ -1,14 +1,13 @@
 #pragma once
-// Scalar activations shared by the CPU primitives.
-#include <cmath>
-
+// The CPU's activation loop over one contiguous run (the per-element rules are
+// formulas/unit_rules.hpp, shared with the GPU).
 #include "cudl/backend.hpp"
+#include "formulas/unit_rules.hpp"
 
 namespace cudl::cpu {
 
-inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-// ReLU as (z < 0 ? 0 : z): NaN stays NaN (as in PyTorch), so bad values reach the loss check.
-inline float relu(float z) { return z < 0.0f ? 0.0f : z; }
+using formulas::relu;
+using formulas::sigmoid;
 
 // y[i] ← act(y[i] + b) over n contiguous values (one channel's plane, or one row).
 inline void add_activate(float* __restrict y, int64_t n, float b, Activation act) {

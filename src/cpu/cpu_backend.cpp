@@ -12,31 +12,17 @@
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
 #include "cudl/rng.hpp"
+#include "formulas/loss_rules.hpp"
 #include "formulas/schedule_rules.hpp"
+#include "formulas/unit_rules.hpp"
 
 namespace cudl {
 namespace {
 
-using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
-using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-using cpu::relu;
-using cpu::sigmoid;
-
-// One stochastic unit from its mean and two Philox words (the same formula on the GPU).
-inline float sample_unit(Units units, float mean, const rng::Philox4& r) {
-  switch (units) {
-    case Units::kBernoulli: return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
-    case Units::kGaussian: return mean + rng::normal(r.v[0], r.v[1]);
-    case Units::kNoisyRelu: {
-      const float h = mean < 0.0f ? 0.0f : mean;
-      const float s = h + std::sqrt(sigmoid(h)) * rng::normal(r.v[0], r.v[1]);
-      return s < 0.0f ? 0.0f : s;
-    }
-  }
-  return mean;
-}
+using formulas::relu;
+using formulas::sigmoid;
 
 void axpy_range(float alpha, const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
@@ -79,10 +65,7 @@ void CpuBackend::do_fill(float* x, int64_t n, float value) {
 
 void CpuBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, float stddev) {
   pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const rng::Philox4 r = rng::bits(seed, rng::kStreamInit, static_cast<uint64_t>(i));
-      x[i] = mean + stddev * rng::normal(r.v[0], r.v[1]);
-    }
+    for (int64_t i = b; i < e; ++i) x[i] = formulas::normal_init_at(seed, i, mean, stddev);
   });
 }
 
@@ -124,10 +107,11 @@ void CpuBackend::do_activation(float* y, int64_t n, Activation act) {
 void CpuBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
   if (act == Activation::kIdentity) return;
   pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    ArrayMap d(dy + b, e - b);
-    const ConstArrayMap yv(y + b, e - b);
-    if (act == Activation::kRelu) d = (yv > 0.0f).select(d, 0.0f);
-    if (act == Activation::kSigmoid) d *= yv * (1.0f - yv);
+    if (act == Activation::kRelu) {
+      for (int64_t i = b; i < e; ++i) dy[i] = formulas::relu_grad(dy[i], y[i]);
+    } else {
+      for (int64_t i = b; i < e; ++i) dy[i] = formulas::sigmoid_grad(dy[i], y[i]);
+    }
   });
 }
 
@@ -150,49 +134,20 @@ void CpuBackend::do_softmax_cross_entropy(const float* logits, const float* labe
   double loss_sum = 0.0;
   int64_t errors = 0;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* z = logits + r * classes;
-    float* d = dlogits + r * classes;
-    const float label_f = labels[r];
-    // The range is checked on the float before it is converted (converting NaN or 1e30 to an
-    // integer is undefined); NaN fails the comparisons.
-    const bool in_range = label_f >= 0.0f && label_f < static_cast<float>(classes);
-    const int64_t label = in_range ? static_cast<int64_t>(label_f) : -1;
-    CUDL_REQUIRE(in_range && label < classes && static_cast<float>(label) == label_f,
-                 "softmax_cross_entropy: label " + std::to_string(label_f) + " of row " + std::to_string(r) +
-                     " is not a class index in [0, " + std::to_string(classes) + ")");
-    int64_t best = 0;
-    for (int64_t k = 1; k < classes; ++k)
-      if (z[k] > z[best]) best = k;
-    const float zmax = z[best];
-    double denom = 0.0;
-    for (int64_t k = 0; k < classes; ++k) denom += std::exp(static_cast<double>(z[k] - zmax));
-    const double log_denom = std::log(denom);
-    loss_sum += log_denom - static_cast<double>(z[label] - zmax);
-    errors += best != label;
-    // d may alias z: read z[k] before writing d[k].
-    for (int64_t k = 0; k < classes; ++k) {
-      const float p = static_cast<float>(std::exp(static_cast<double>(z[k] - zmax) - log_denom));
-      d[k] = args.grad_scale * (p - (k == label ? 1.0f : 0.0f));
-    }
+    const int64_t label = formulas::class_index(labels[r], classes);
+    CUDL_REQUIRE(label >= 0, "softmax_cross_entropy: label " + std::to_string(labels[r]) + " of row " +
+                                 std::to_string(r) + " is not a class index in [0, " + std::to_string(classes) + ")");
+    const formulas::RowCrossEntropy row =
+        formulas::softmax_xent_row(logits + r * classes, dlogits + r * classes, classes, label, args.grad_scale);
+    loss_sum += row.loss;
+    errors += row.error;
   }
-  stats[LossStats::kLossSum] += static_cast<float>(loss_sum);
-  stats[LossStats::kErrors] += static_cast<float>(errors);
-  const double mean = rows > 0 ? loss_sum / static_cast<double>(rows) : 0.0;
-  if (stats[LossStats::kBadStep] < 0.0f && (!std::isfinite(mean) || mean > args.max_loss)) {
-    const int64_t step = step_counter != nullptr ? static_cast<int64_t>(*step_counter) : args.step;
-    stats[LossStats::kBadStep] = static_cast<float>(step);
-    stats[LossStats::kBadValue] = static_cast<float>(mean);
-  }
+  const int64_t step = step_counter != nullptr ? static_cast<int64_t>(*step_counter) : args.step;
+  formulas::add_elementwise_stats(stats, loss_sum, errors, rows, 1, args.max_loss, step);
 }
 
 void CpuBackend::do_argmax_rows(const float* x, int64_t rows, int64_t cols, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* z = x + r * cols;
-    int64_t best = 0;
-    for (int64_t k = 1; k < cols; ++k)
-      if (z[k] > z[best]) best = k;
-    out[r] = static_cast<float>(best);
-  }
+  for (int64_t r = 0; r < rows; ++r) out[r] = static_cast<float>(formulas::argmax(x + r * cols, cols));
 }
 
 void CpuBackend::do_add_to_counter(uint64_t* counter, uint64_t delta) { *counter += delta; }
@@ -202,8 +157,7 @@ void CpuBackend::do_sample_rows(const float* x, const float* y, int64_t rows, in
                                 int64_t batch) {
   if (draw_counter != nullptr) first_draw += *draw_counter;
   for (int64_t b = 0; b < batch; ++b) {
-    const rng::Philox4 r = rng::bits(seed, rng::kStreamSample, first_draw + static_cast<uint64_t>(b));
-    const int64_t row = rng::below(r.v[0], static_cast<uint32_t>(rows));
+    const int64_t row = formulas::drawn_row(seed, first_draw + static_cast<uint64_t>(b), rows);
     std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
     for (int64_t c = 0; c < target_cols; ++c) by[b * target_cols + c] = y[row * target_cols + c];
   }
@@ -233,10 +187,9 @@ void CpuBackend::do_bias_activation_sample(float* y, const float* bias, int64_t 
     for (int64_t r = b; r < e; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t i = r * cols + c;
-        const float z = y[i] + bias[c];
-        const float mean = act == Activation::kRelu ? relu(z) : act == Activation::kSigmoid ? sigmoid(z) : z;
+        const float mean = formulas::activate(act, y[i] + bias[c]);
         y[i] = mean;
-        states[i] = sample_unit(units, mean, rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+        states[i] = formulas::sample_unit_at(units, mean, seed, counter, i);
       }
     }
   });
@@ -246,7 +199,7 @@ void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uin
                                  float* out) {
   pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      out[i] = sample_unit(units, means[i], rng::bits(seed, rng::kStreamUnits, counter + static_cast<uint64_t>(i)));
+      out[i] = formulas::sample_unit_at(units, means[i], seed, counter, i);
   });
 }
 

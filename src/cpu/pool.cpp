@@ -8,6 +8,7 @@
 
 #include "cpu/activation.hpp"
 #include "cpu/thread_pool.hpp"
+#include "formulas/unit_rules.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/rng.hpp"
 
@@ -115,10 +116,7 @@ void CpuBackend::do_pool2d_backward(const float* x, const float*, const float* d
 void CpuBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
   const float scale = 1.0f / (1.0f - drop);
   pool_->parallel_for(n, kGrain, [=](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const rng::Philox4 r = rng::bits(seed, rng::kStreamDropout, counter + static_cast<uint64_t>(i));
-      y[i] = rng::uniform(r.v[0]) > drop ? x[i] * scale : 0.0f;
-    }
+    for (int64_t i = begin; i < end; ++i) y[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
   });
 }
 

@@ -1,10 +1,17 @@
 #pragma once
-// The elementwise losses' formulas (Backend::mean_squared_error, binary_cross_entropy_with_logits),
-// written once for the CPU loop (src/cpu/elementwise_losses.cpp) and the CUDA kernel
-// (cuda/elementwise_losses.cu). Each backend computes one coefficient per launch, calls the
+// The losses' formulas, written once for the CPU loops (src/cpu/cpu_backend.cpp,
+// src/cpu/elementwise_losses.cpp) and the CUDA kernels (cuda/loss.cu, cuda/elementwise_losses.cu).
+//
+// Softmax cross-entropy (Backend::softmax_cross_entropy): each backend calls softmax_xent_row per
+// row, sums the row losses in double and adds them with add_elementwise_stats (one "element" per
+// row); only the order of that double sum differs.
+//
+// The elementwise losses (Backend::mean_squared_error, binary_cross_entropy_with_logits): Each backend computes one coefficient per launch, calls the
 // element rule per element (summing the loss terms in double, counting mismatches exactly) and
 // then add_elementwise_stats once, so the two differ only in the order of a double sum and in
 // their expf/log1pf (a few float ulps).
+#include <math.h>
+
 #include <cmath>
 #include <cstdint>
 
@@ -18,6 +25,47 @@ struct ElementLoss {
   float loss;
   float grad;
 };
+
+// ---- softmax cross-entropy ----
+
+// The class index a label stands for, or −1 when it is not an integer in [0, classes). The range
+// is checked on the float before it is converted (converting NaN or 1e30 to an integer is
+// undefined); NaN fails the comparisons.
+CUDL_HD int64_t class_index(float label, int64_t classes) {
+  if (!(label >= 0.0f && label < static_cast<float>(classes))) return -1;
+  const int64_t k = static_cast<int64_t>(label);
+  return k < classes && static_cast<float>(k) == label ? k : -1;
+}
+
+// The index of the first maximum of z[0, n) (0 when n = 0; NaN entries never win).
+CUDL_HD int64_t argmax(const float* z, int64_t n) {
+  int64_t best = 0;
+  for (int64_t k = 1; k < n; ++k)
+    if (z[k] > z[best]) best = k;
+  return best;
+}
+
+struct RowCrossEntropy {
+  double loss;   // −log softmax(z)[label]; NaN when label is −1
+  bool error;    // the first maximum is not the label
+};
+
+// One row of logits z (`classes` wide) with its class index (or −1): the loss, whether it is
+// misclassified, and d = grad_scale·(softmax(z) − onehot(label)), which may alias z (each z[k] is
+// read before d[k] is written). The softmax is formed in double from the shifted logits.
+CUDL_HD RowCrossEntropy softmax_xent_row(const float* z, float* d, int64_t classes, int64_t label, float grad_scale) {
+  const int64_t best = argmax(z, classes);
+  const float zmax = z[best];
+  double denom = 0.0;
+  for (int64_t k = 0; k < classes; ++k) denom += exp(static_cast<double>(z[k] - zmax));
+  const double log_denom = log(denom);
+  const double loss = label >= 0 ? log_denom - static_cast<double>(z[label] - zmax) : static_cast<double>(NAN);
+  for (int64_t k = 0; k < classes; ++k) {
+    const float p = static_cast<float>(exp(static_cast<double>(z[k] - zmax) - log_denom));
+    d[k] = grad_scale * (p - (k == label ? 1.0f : 0.0f));
+  }
+  return {loss, best != label};
+}
 
 // ---- mean squared error ----
 // The gradient coefficient 2·grad_scale/D, so that dp = grad_scale·2(p − t)/D.

@@ -164,7 +164,7 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
   CUDL_REQUIRE(options.early_stopping.patience == 0 || validating,
                "fit: early stopping needs validation data (valid_x, valid_y)");
   Trainer trainer(net, loss, opt, schedule, options.launch);
-  ProgressPrinter progress(options.progress, options.epochs);
+  ProgressPrinter progress(options.progress, options.epochs, stderr, loss.counts_errors());
   History h;
   double best = std::numeric_limits<double>::infinity();
   Tensor best_params;
