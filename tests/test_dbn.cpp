@@ -1,6 +1,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"
 #include "cudl/dbn.hpp"
@@ -42,6 +45,29 @@ TEST(DeepBeliefNet, UsesTheGdbnUnitsLayerByLayer) {
   EXPECT_EQ(dbn.rbm(2).config().visible, Units::kNoisyRelu);
   EXPECT_EQ(dbn.rbm(2).config().hidden, Units::kNoisyRelu);
   EXPECT_EQ(dbn.rbm(2).config().k, 1);
+}
+
+TEST(DeepBeliefNet, PretrainingDivergenceIsTheTrainingLoopsDivergedNamingTheLayer) {
+  CpuBackend cpu(1);
+  DbnConfig cfg;
+  cfg.batch = 8;
+  DeepBeliefNet dbn(cpu, {6, 5, 3}, cfg);
+  std::vector<float> xv = cudl::testing::uniform_values(7, 16 * 6, 0.0f, 1.0f);
+  xv[3] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = Tensor::from_host(xv, {16, 6}, cpu);
+  int reports = 0;
+  try {
+    dbn.pretrain(x, 2, [&](int64_t, const RbmEpochReport&) { ++reports; });
+    FAIL() << "NaN data did not stop pretraining";
+  } catch (const Diverged& e) {
+    EXPECT_EQ(e.layer, 1);
+    EXPECT_EQ(e.epoch, 1);
+    EXPECT_EQ(e.minibatch, 0);
+    EXPECT_TRUE(std::isnan(e.value));
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("pretraining diverged: layer 1, epoch 1: reconstruction error nan"),
+                                HasSubstr("learning rate 0.3")));
+  }
+  EXPECT_EQ(reports, 1);  // on_epoch saw the epoch before the throw
 }
 
 TEST(DeepBeliefNet, GreedyPretrainingLowersEachLayersReconstructionError) {

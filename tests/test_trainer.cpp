@@ -100,7 +100,7 @@ TEST(Train, StopsAtOnceOnNonFiniteLoss) {
     EXPECT_EQ(e.minibatch, expected_step % 16 + 1);
     EXPECT_TRUE(std::isnan(e.value));
     EXPECT_THAT(e.what(), HasSubstr("mean loss nan"));
-    EXPECT_THAT(e.what(), HasSubstr("try a lower --learn-rate"));
+    EXPECT_THAT(e.what(), HasSubstr("try a lower learning rate"));
     EXPECT_EQ(epochs_seen, e.epoch - 1);
   }
 }

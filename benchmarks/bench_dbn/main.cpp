@@ -147,11 +147,7 @@ int main(int argc, char** argv) {
   try {
     run_benchmark(run, start);
   } catch (const cudl::Diverged& e) {
-    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
-    run.error = e.what();
-    status = 3;
-  } catch (const cudl::PretrainingDiverged& e) {
-    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
+    std::fprintf(stderr, "%s: %s (%s)\n", kTool, e.what(), e.layer > 0 ? "--pretrain-learn-rate" : "--learn-rate");
     run.status = "diverged";
     run.error = e.what();
     status = 3;

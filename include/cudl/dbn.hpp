@@ -16,15 +16,6 @@
 
 namespace cudl {
 
-// Pretraining stopped because an RBM's reconstruction error became non-finite.
-class PretrainingDiverged : public Error {
- public:
-  PretrainingDiverged(int64_t layer, int epoch, double value, float learn_rate);
-  int64_t layer;  // 1-based
-  int epoch;      // 1-based
-  double value;   // the reconstruction error
-};
-
 struct DbnConfig {
   Units first_visible = Units::kGaussian;
   Units hidden = Units::kNoisyRelu;      // hidden units of every RBM but the top one
@@ -49,7 +40,8 @@ class DeepBeliefNet {
 
   // Greedy pretraining: RBM i trains `epochs` epochs on data (R × layers[0]) passed through the
   // hidden means of RBMs 0..i-1. on_epoch(layer index, report) is called after every epoch.
-  // Throws PretrainingDiverged, after that epoch's on_epoch, if the reconstruction error is not finite.
+  // Throws Diverged (with its layer set), after that epoch's on_epoch, if the reconstruction
+  // error is not finite.
   // `heldout` (rows × layers[0]), when given, is passed up the same way and monitored each epoch.
   void pretrain(const Tensor& data, int epochs,
                 const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch = {},

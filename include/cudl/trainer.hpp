@@ -71,14 +71,6 @@ struct StepReport {
   double seconds = 0.0;   // since the epoch's start
 };
 
-class Diverged : public Error {
- public:
-  Diverged(int epoch, int64_t minibatch, double value, float learn_rate);
-  int epoch;          // 1-based
-  int64_t minibatch;  // 1-based within the epoch
-  double value;       // that minibatch's mean loss
-};
-
 struct EarlyStopping {
   int patience = 0;        // epochs without improvement of the validation loss before stopping; 0: off
   double min_delta = 0.0;  // an improvement is a fall of more than this

@@ -7,14 +7,6 @@
 
 namespace cudl {
 
-PretrainingDiverged::PretrainingDiverged(int64_t layer_, int epoch_, double value_, float learn_rate)
-    : Error("pretraining diverged: layer " + std::to_string(layer_) + ", epoch " + std::to_string(epoch_) +
-            ": reconstruction error " + std::to_string(value_) + " (learning rate " + std::to_string(learn_rate) +
-            "); try a lower --pretrain-learn-rate"),
-      layer(layer_),
-      epoch(epoch_),
-      value(value_) {}
-
 DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, const DbnConfig& config)
     : backend_(backend), layers_(std::move(layers)) {
   CUDL_REQUIRE(layers_.size() >= 2, "DeepBeliefNet: expected at least two layer sizes, found " +
@@ -64,7 +56,7 @@ void DeepBeliefNet::pretrain(const Tensor& data, int epochs,
       const RbmEpochReport report = r.train_epoch(input, e, held);
       if (on_epoch) on_epoch(i, report);
       if (!std::isfinite(report.reconstruction_error))
-        throw PretrainingDiverged(i + 1, e, report.reconstruction_error, r.config().learn_rate);
+        throw Diverged::pretraining(i + 1, e, report.reconstruction_error, r.config().learn_rate);
     }
     if (i + 1 == num_rbms()) break;
     // The next RBM learns from this one's hidden means.

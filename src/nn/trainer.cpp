@@ -12,25 +12,11 @@
 namespace cudl {
 namespace {
 
-std::string format_value(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
-
-Diverged::Diverged(int epoch_, int64_t minibatch_, double value_, float learn_rate)
-    : Error("training diverged at epoch " + std::to_string(epoch_) + ", minibatch " + std::to_string(minibatch_) +
-            ": mean loss " + format_value(value_) + " (learning rate " + format_value(learn_rate) +
-            "); try a lower --learn-rate"),
-      epoch(epoch_),
-      minibatch(minibatch_),
-      value(value_) {}
 
 Trainer::Trainer(Network& net, const Loss& loss, Optimizer& opt, Schedule* schedule, StepLaunch launch)
     : net_(net),
