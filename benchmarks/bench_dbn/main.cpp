@@ -1,4 +1,8 @@
 // bench_dbn: the 2014 nolearn DBN benchmark (784-800-800-10 on MNIST, 10 epochs), on cudl.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <future>
@@ -17,6 +21,30 @@ using bench::Clock;
 using bench::since;
 
 constexpr const char* kTool = "bench_dbn";  // the prefix of every error message
+
+// Set by the first SIGINT or SIGTERM (the handler is then reset, so a second one ends the process
+// at once); training stops after its current step, and pretraining after its current epoch.
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop.store(true);
+  static const char msg[] =
+      "\nbench_dbn: stopping after this step (a checkpoint is written with --checkpoint); again to quit now\n";
+  const ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);  // async-signal-safe
+  (void)ignored;
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;  // the next signal takes the default action: exit at once
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Thrown when a signal arrives during pretraining, which keeps no checkpoint.
+struct Interrupted {};
 
 // gdbn's DBN pretraining: every weight layer an RBM, trained greedily with CD-1, then copied
 // into the network that fine-tuning starts from.
@@ -42,6 +70,7 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
     shown = layer;
     run.pretraining[layer].epochs.push_back(e);
     std::cout << bench::pretrain_line(e) << std::flush;
+    if (g_stop.load()) throw Interrupted{};
   }, &x_heldout);
   dbn.unroll_into(net);
   run.pretrain_s = since(t0);
@@ -99,20 +128,53 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
     net.add(cudl::dense(opt.layers[i], last ? cudl::Activation::kIdentity : cudl::Activation::kRelu));
   }
   net.initialize(opt.train.seed, 0.05f);  // gdbn: every weight matrix 0.05·N(0,1), biases 0
-  if (opt.pretrain_epochs > 0) pretrain(run, *backend, x, x_test, net);  // monitored on the test split
+  if (opt.pretrain_epochs > 0) {
+    try {
+      pretrain(run, *backend, x, x_test, net);  // monitored on the test split
+    } catch (const Interrupted&) {
+      run.status = "interrupted";
+      return;
+    }
+  }
+  if (!opt.resume.empty()) {
+    const cudl::CheckpointInfo info = cudl::inspect_checkpoint(opt.resume);
+    run.resumed_epochs = info.epoch;
+    std::cout << "resuming " << opt.resume << ": " << info.epoch << " epochs done, saved " << info.saved_at
+              << " from " << info.saved_from << "\n";
+  }
 
+  // The 2014 run (presets::Gdbn2014, what cudl::train runs), through fit for its checkpoints.
+  const cudl::SoftmaxCrossEntropy loss = opt.train.loss();
+  std::unique_ptr<cudl::GdbnNesterov> optimizer = opt.train.optimizer(net.param_set());
+  cudl::ExponentialSchedule schedule = opt.train.schedule();
+  cudl::FitOptions fit = opt.train.options();
+  fit.on_epoch = [&](const cudl::EpochReport& e) {
+    run.epochs.push_back(e);
+    std::cout << bench::epoch_block(e) << std::flush;
+  };
+  fit.checkpoint_path = opt.checkpoint;
+  fit.checkpoint_every = opt.checkpoint_every;
+  fit.resume_from = opt.resume;
+  fit.stop = &g_stop;
   t0 = Clock::now();
   try {
-    cudl::train(net, x, y, opt.train, [&](const cudl::EpochReport& e) {
-      run.epochs.push_back(e);
-      std::cout << bench::epoch_block(e) << std::flush;
-    });
+    const cudl::History h = cudl::fit(net, loss, *optimizer, x, y, fit, &schedule);
+    run.epochs = h.epochs;  // a resumed run's earlier epochs too
+    if (h.interrupted) run.status = "interrupted";
   } catch (const cudl::Diverged&) {
     run.train_s = since(t0);
     run.status = "diverged";
     throw;
   }
   run.train_s = since(t0);
+  if (run.status == "interrupted") {
+    if (!opt.checkpoint.empty()) std::cout << "checkpoint written to " << opt.checkpoint << "\n";
+    return;
+  }
+  if (!opt.save.empty()) {
+    cudl::save_model(net, opt.save);
+    std::cout << "model saved to " << opt.save << "\n";
+  }
 
   t0 = Clock::now();
   const std::vector<int> predicted = cudl::predict(net, x_test);
@@ -141,11 +203,17 @@ int main(int argc, char** argv) {
     std::fputs(bench::usage(), stdout);
     return 0;
   }
-  // An unwritable --json path is found now, not after the training it was meant to record.
+  // An unwritable output path is found now, not after the training it was meant to record.
   if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
+  if (!run.options.save.empty() && !bench::json_path_writable(kTool, run.options.save, "--save")) return 2;
+  if (!run.options.checkpoint.empty() &&
+      !bench::json_path_writable(kTool, run.options.checkpoint, "--checkpoint"))
+    return 2;
+  install_signal_handlers();
   int status = 0;
   try {
     run_benchmark(run, start);
+    if (run.status == "interrupted") status = 130;
   } catch (const cudl::Diverged& e) {
     std::fprintf(stderr, "%s: %s (%s)\n", kTool, e.what(), e.layer > 0 ? "--pretrain-learn-rate" : "--learn-rate");
     run.status = "diverged";

@@ -54,8 +54,16 @@ Nesterov SGD on minibatches drawn with replacement, then sklearn's classificatio
                        fine-tune the unrolled network (default 0: no pretraining, as in 2014)
   --pretrain-learn-rate X, --pretrain-momentum X
                        pretraining settings (default: the fine-tuning ones)
+  --save FILE          save the trained model (safetensors; cudl::load_model reads it)
+  --checkpoint FILE    save the run (model, optimizer, position) after every N epochs (below),
+                       after the last, and on Ctrl-C / SIGTERM
+  --checkpoint-every N epochs between checkpoints (default 1)
+  --resume FILE        continue the run saved in FILE (same data and settings); --epochs stays
+                       the run's total: --epochs 4 --resume of a 2-epoch checkpoint trains 3 and 4
   --help               this text
-Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged.
+Ctrl-C or SIGTERM while training finishes the current step, writes the checkpoint (with
+--checkpoint) and the --json (status "interrupted"), and exits 130; a second one exits at once.
+Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged, 130 interrupted.
 )";
 }
 
@@ -78,6 +86,15 @@ Options parse_options(int argc, char** argv) {
       o.pretrain_momentum = static_cast<float>(parse_number(flag, v));
       if (o.pretrain_momentum < 0 || o.pretrain_momentum >= 1)
         throw cudl::Error("--pretrain-momentum: must be in [0, 1), found '" + v + "'");
+    } else if (flag == "--save") {
+      o.save = v;
+    } else if (flag == "--checkpoint") {
+      o.checkpoint = v;
+    } else if (flag == "--checkpoint-every") {
+      o.checkpoint_every = static_cast<int>(parse_int(flag, v, 1, 1e9));
+      o.checkpoint_every_given = true;
+    } else if (flag == "--resume") {
+      o.resume = v;
     } else if (flag == "--data") {
       o.data = v;
     } else if (flag == "--json") {
@@ -117,6 +134,10 @@ Options parse_options(int argc, char** argv) {
     }
     return true;
   });
+  if (o.checkpoint_every_given && o.checkpoint.empty())
+    throw cudl::Error("--checkpoint-every: needs --checkpoint FILE");
+  if (!o.resume.empty() && o.pretrain_epochs > 0)
+    throw cudl::Error("--resume: the checkpoint holds the pretrained weights; drop --pretrain-epochs");
   return o;
 }
 

@@ -22,6 +22,11 @@ struct Options {
   int pretrain_epochs = 0;             // 0: no pretraining (the 2014 run's default)
   float pretrain_learn_rate = 0.0f;    // 0: the fine-tuning learning rate
   float pretrain_momentum = -1.0f;     // < 0: the fine-tuning momentum
+  std::string save;                    // --save FILE: the model, at the end
+  std::string checkpoint;              // --checkpoint FILE: the run, every checkpoint_every epochs
+  int checkpoint_every = 1;
+  bool checkpoint_every_given = false;
+  std::string resume;                  // --resume FILE
   bool help = false;
 };
 

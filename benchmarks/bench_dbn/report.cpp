@@ -60,7 +60,8 @@ double median_epoch_seconds(const Run& r) {
 }
 
 std::string timing_line(const Run& r) {
-  const double per_epoch = r.epochs.empty() ? 0.0 : r.train_s / static_cast<double>(r.epochs.size());
+  const size_t trained = r.epochs.size() - std::min(r.epochs.size(), static_cast<size_t>(r.resumed_epochs));
+  const double per_epoch = trained == 0 ? 0.0 : r.train_s / static_cast<double>(trained);
   return "timing: backend " + fmt("%.3f", r.backend_s) + " s during load " + fmt("%.3f", r.load_s) +
          " s, train " + fmt("%.3f", r.train_s) + " s (" +
          fmt("%.3f", per_epoch) + " s/epoch, median " + fmt("%.3f", median_epoch_seconds(r)) + "), evaluate " +
@@ -85,7 +86,8 @@ std::string to_json(const Run& r) {
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
     << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed
     << ", \"test_size\": " << num(r.options.test_size) << ", \"pretrain_epochs\": " << r.options.pretrain_epochs
-    << "},\n";
+    << ", \"resumed_from\": " << (r.options.resume.empty() ? "null" : quote(r.options.resume))
+    << ", \"resumed_epochs\": " << r.resumed_epochs << "},\n";
   j << "  \"pretraining\": [";
   for (size_t l = 0; l < r.pretraining.size(); ++l) {
     const auto& p = r.pretraining[l];

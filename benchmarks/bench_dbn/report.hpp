@@ -25,12 +25,13 @@ struct Run {
   std::string date;           // ISO 8601, UTC
   std::vector<PretrainedLayer> pretraining;
   double pretrain_s = 0;
-  std::vector<cudl::EpochReport> epochs;
+  std::vector<cudl::EpochReport> epochs;  // every epoch of the run, a resumed run's earlier ones too
+  int resumed_epochs = 0;                 // epochs the --resume checkpoint had finished
   bool evaluated = false;
   cudl::ClassificationReport report;
   double backend_s = 0;  // creating the backend, overlapped with loading
   double load_s = 0, train_s = 0, evaluate_s = 0, total_s = 0;  // load: until the data is on the device
-  std::string status = "ok";  // ok | diverged | error
+  std::string status = "ok";  // ok | diverged | error | interrupted
   std::string error;
 };
 

@@ -45,11 +45,11 @@ cudl::Device usable_device(const std::string& kind) {
   return device;
 }
 
-bool json_path_writable(const char* tool, const std::string& path) {
+bool json_path_writable(const char* tool, const std::string& path, const char* flag) {
   const std::string probe = path + ".tmp";
   std::FILE* f = std::fopen(probe.c_str(), "w");
   if (f == nullptr) {
-    std::fprintf(stderr, "%s: cannot write --json file %s: %s\n", tool, path.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "%s: cannot write %s file %s: %s\n", tool, flag, path.c_str(), std::strerror(errno));
     return false;
   }
   std::fclose(f);

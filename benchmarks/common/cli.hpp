@@ -28,9 +28,9 @@ bool for_each_flag(int argc, char** argv, bool* help,
 // read or backend made: throws cudl::Error "cannot use the GPU: REASON" when none is usable.
 cudl::Device usable_device(const std::string& kind);
 
-// Creates and removes path + ".tmp", so that an unwritable --json path is found before the run it
-// was meant to record. On failure prints "TOOL: cannot write --json file PATH: REASON" on stderr
-// and returns false.
-bool json_path_writable(const char* tool, const std::string& path);
+// Creates and removes path + ".tmp" (never touching path itself), so that an unwritable output
+// path is found before the run it was meant to record. On failure prints "TOOL: cannot write FLAG
+// file PATH: REASON" on stderr and returns false.
+bool json_path_writable(const char* tool, const std::string& path, const char* flag = "--json");
 
 }  // namespace bench

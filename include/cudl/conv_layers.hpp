@@ -33,6 +33,9 @@ class Conv2d final : public Layer {
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
 
+  // "conv2d": out_channels, kernel_h, kernel_w, stride_h/w, pad_h/w, dilation_h/w, activation, bias
+  LayerConfig config() const override;
+
   Tensor& weight() { return w_; }
   Tensor& bias() { return b_; }
   // Not yet: cuDNN plans are chosen (and timed) on a convolution's first call.
@@ -54,6 +57,7 @@ class Pool2d final : public Layer {
   Shape output_shape(const Shape& input) const override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+  LayerConfig config() const override;  // "pool2d": mode, window_h/w, stride_h/w, pad_h/w
 
  private:
   Pool2dParams params_;
@@ -63,6 +67,7 @@ class Pool2d final : public Layer {
 class Flatten final : public Layer {
  public:
   std::string describe() const override { return "Flatten"; }
+  LayerConfig config() const override { return {"flatten", {}}; }
   Shape output_shape(const Shape& input) const override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
@@ -82,6 +87,8 @@ class Dropout final : public Layer {
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
   // Not yet: the mask's counter advances on the host.
   bool capturable() const override { return false; }
+  LayerConfig config() const override;  // "dropout": drop, seed
+  std::vector<std::pair<std::string, uint64_t*>> counters() override { return {{"counter", &counter_}}; }
 
  private:
   float drop_;
@@ -105,6 +112,10 @@ class BatchNorm2d final : public Layer {
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+
+  LayerConfig config() const override;  // "batch_norm2d": epsilon, momentum
+  // "running_mean", "running_var" (channels each).
+  std::vector<std::pair<std::string, Tensor*>> state() override;
 
   const Tensor& running_mean() const { return running_mean_; }
   const Tensor& running_var() const { return running_var_; }

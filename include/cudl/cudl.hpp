@@ -1,6 +1,7 @@
 #pragma once
 // The whole public API of cudl. No CUDA or Eigen header is included from here.
 #include "cudl/backend.hpp"
+#include "cudl/checkpoint.hpp"
 #include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/backend.hpp"
@@ -23,6 +24,20 @@ struct ParamSpec {
   // Network::initialize draws decayed weights from N(0, σ²); the other parameters start at this
   // value (0 for biases, 1 for a batch-norm scale).
   float initial = 0.0f;
+};
+
+// A layer's type and settings, enough to build it again (checkpoints store one per layer): e.g.
+// {"dense", {{"units", "800"}, {"activation", "relu"}}}. Values are text: integers in decimal,
+// floats with enough digits to read back the same float. An empty type marks a layer that
+// cannot be rebuilt from a file (a user's own layer that does not override Layer::config); its
+// parameters still save and load into a network built by hand.
+struct LayerConfig {
+  std::string type;
+  std::vector<std::pair<std::string, std::string>> settings;
+  // The value of `key`; throws naming the layer type and the key when it is missing.
+  const std::string& at(const std::string& key) const;
+  bool operator==(const LayerConfig& o) const { return type == o.type && settings == o.settings; }
+  bool operator!=(const LayerConfig& o) const { return !(*this == o); }
 };
 
 class Layer {
@@ -45,6 +60,13 @@ class Layer {
   // Whether forward and backward may be captured once and replayed (Backend::begin_capture):
   // no host-side state that changes from call to call, no allocation, no synchronisation.
   virtual bool capturable() const { return true; }
+  // What builds this layer again (see LayerConfig); the default: not rebuildable.
+  virtual LayerConfig config() const { return {}; }
+  // State that is not a parameter but must be saved with it (BatchNorm2d's running statistics),
+  // by name; valid once the network has bound the layer's parameters.
+  virtual std::vector<std::pair<std::string, Tensor*>> state() { return {}; }
+  // Host-side integer state (Dropout's mask counter), by name.
+  virtual std::vector<std::pair<std::string, uint64_t*>> counters() { return {}; }
 };
 
 // Fully connected: y = act(x·W + b), W (D×H), b (H). The activation is fused into the layer
@@ -58,6 +80,7 @@ class Dense final : public Layer {
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+  LayerConfig config() const override;  // "dense": units, activation
 
   int64_t units() const { return units_; }
   Activation activation() const { return act_; }
@@ -81,6 +104,7 @@ class ActivationLayer final : public Layer {
   Shape output_shape(const Shape& input) const override { return input; }
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
+  LayerConfig config() const override;  // "activation": activation
 
  private:
   Activation act_;

@@ -59,6 +59,9 @@ class Network {
   int64_t decayed_params();
   // The three together, for an optimizer: {&params(), &grads(), decayed_params()}.
   ParamSet param_set();
+  // Layer i's parameters, by name in param_specs order, as views into params() (e.g. Dense:
+  // {"weight", [in, out]}, {"bias", [out]}); empty for a layer without parameters.
+  std::vector<std::pair<std::string, Tensor>> layer_params(int64_t i);
   // A multi-line listing: one line per layer with its output shape and parameter count.
   std::string summary();
 
@@ -79,6 +82,7 @@ class Network {
   Tensor params_, grads_;
   int64_t decayed_ = 0;
   std::vector<std::pair<int64_t, ParamSpec>> layout_;  // every parameter's offset in params_
+  std::vector<std::vector<std::pair<int64_t, ParamSpec>>> layer_layout_;  // the same, by layer
   std::map<int64_t, Activations> acts_;  // by batch size
 };
 

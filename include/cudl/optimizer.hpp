@@ -46,6 +46,11 @@ class Optimizer {
   virtual std::vector<std::pair<std::string, Tensor*>> state() = 0;
   // "sgd", "adam", "adamw", "gdbn-nesterov".
   virtual std::string name() const = 0;
+  // Whether begin() has moved the parameters to a point end() has not yet undone (GdbnNesterov's
+  // look-ahead): a checkpoint written then records it, and assume_lookahead(true) on loading
+  // puts the optimizer back in that state without moving the parameters.
+  virtual bool in_lookahead() const { return false; }
+  virtual void assume_lookahead(bool lookahead) { (void)lookahead; }
 
   // The configured learning rate (schedules scale it) and the one-float tensor the update reads.
   float base_learning_rate() const { return base_learn_rate_; }
@@ -156,6 +161,8 @@ class GdbnNesterov final : public Optimizer {
   void begin() override;  // idempotent while active
   void end() override;
   bool active() const { return active_; }
+  bool in_lookahead() const override { return active_; }
+  void assume_lookahead(bool lookahead) override { active_ = lookahead; }
   std::vector<std::pair<std::string, Tensor*>> state() override;  // "velocity", "step"
   std::string name() const override { return "gdbn-nesterov"; }
   const GdbnNesterovOptions& options() const { return options_; }

@@ -9,6 +9,8 @@
 // base = Optimizer::base_learning_rate().
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cudl/optimizer.hpp"
 
@@ -29,6 +31,11 @@ class Schedule {
   virtual bool per_step() const { return false; }
   // One line, e.g. "exponential ×0.9 per epoch".
   virtual std::string describe() const = 0;
+  // What a checkpoint must keep for a resumed run to continue exactly, by name (ReduceOnPlateau's
+  // rate and plateau count; the others recompute their rate from the epoch or step number), and
+  // putting it back (an Error names a key this schedule does not have).
+  virtual std::vector<std::pair<std::string, double>> state() const { return {}; }
+  virtual void set_state(const std::vector<std::pair<std::string, double>>& state);
 };
 
 // f = 1.
@@ -93,6 +100,9 @@ class ReduceOnPlateau final : public Schedule {
   void end_epoch(double metric) override;
   std::string describe() const override;
   float rate() const { return rate_; }
+  // "rate", "best", "have_best", "bad_epochs", "cooling".
+  std::vector<std::pair<std::string, double>> state() const override;
+  void set_state(const std::vector<std::pair<std::string, double>>& state) override;
 
  private:
   float factor_, threshold_, min_rate_;

@@ -10,8 +10,10 @@
 //   cudl::Adam opt(net.param_set(), cudl::AdamOptions{});
 //   cudl::FitOptions o;  o.epochs = 20;  o.validation = {&x_valid, &y_valid};
 //   cudl::History h = cudl::fit(net, loss, opt, x, y, o);
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,7 +80,7 @@ struct EarlyStopping {
 };
 
 struct FitOptions {
-  int epochs = 10;
+  int epochs = 10;  // the run's total, also when resuming
   int64_t batch = 64;
   Sampling sampling = Sampling::kShuffle;
   uint64_t seed = 1;  // the minibatch order
@@ -95,12 +97,51 @@ struct FitOptions {
   // GPU each one waits for the queued steps), so keep it rare. 0: never.
   int64_t every_steps = 0;
   std::function<void(const StepReport&)> on_steps;
+
+  // Checkpoints (docs/design/checkpoints.md), when checkpoint_path is set: the network, the
+  // optimizer's and schedule's state and the run's position, written atomically after every
+  // `checkpoint_every` epochs, after the last (or an early stop), and when `stop` ends the run.
+  std::string checkpoint_path;
+  int checkpoint_every = 1;
+  // When set: continue the run saved in this checkpoint (it must exist): the network, optimizer
+  // and schedule get the saved state and the run goes on from the saved epoch and step until
+  // `epochs`, so that 2 epochs + resume to 4 equal 4 epochs bit for bit. The data and batch,
+  // sampling and seed must be the saved run's (an Error names what differs).
+  std::string resume_from;
+  // Polled on the host after every step (no device sync). Once it reads true, fit finishes the
+  // step, writes the checkpoint (when checkpoint_path is set) and returns with `interrupted`
+  // set; the finished epochs are in the History.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct History {
-  std::vector<EpochReport> epochs;
+  std::vector<EpochReport> epochs;  // every finished epoch of the run (a resumed run's earlier ones too)
   bool stopped_early = false;
+  bool interrupted = false;  // FitOptions::stop ended the run
   int best_epoch = 0;  // the epoch with the lowest validation loss (0 without validation)
+};
+
+// Where a fit() run stands, as a checkpoint records it (save_checkpoint / load_checkpoint).
+struct FitState {
+  int epoch = 0;      // epochs finished
+  int64_t step = 0;   // steps finished in epoch + 1 when the run stopped inside it, else 0
+  // The run's settings, which a resume must share (the minibatch draws depend on them).
+  int64_t rows = 0;
+  int64_t batch = 0;
+  Sampling sampling = Sampling::kShuffle;
+  uint64_t seed = 0;
+  // Inside an epoch (step > 0): its loss statistics so far (the LossStats floats), time, and the
+  // learning rate at its start (its report's).
+  std::vector<float> epoch_stats;
+  double epoch_seconds = 0.0;
+  float epoch_learn_rate = 0.0f;
+  // Early stopping's bookkeeping, and the best epoch's parameters (with restore_best).
+  bool stopped_early = false;
+  int best_epoch = 0;
+  double best_valid_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  std::vector<float> best_params;
+  std::vector<EpochReport> history;  // the finished epochs' reports
 };
 
 // One training step and its bookkeeping, for fit() and for a loop of one's own. Holds the
@@ -135,6 +176,15 @@ class Trainer {
   Optimizer& optimizer() { return opt_; }
 
  private:
+  friend History fit(Network&, const Loss&, Optimizer&, const Tensor&, const Tensor&, const FitOptions&, Schedule*);
+  // run_epoch from step `first_step` with the statistics in stats() carried over (a resumed
+  // epoch), stopping after any step at which *stop reads true: `done` receives the steps
+  // finished. A stopped epoch leaves the optimizer as it is (a GdbnNesterov still at its
+  // look-ahead point), for an exact checkpoint; its report covers the finished steps.
+  EpochReport run_epoch_from(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
+                             Sampling sampling, uint64_t seed, int64_t every_steps,
+                             const std::function<void(const StepReport&)>& on_steps, int64_t first_step,
+                             const std::atomic<bool>* stop, int64_t& done);
   void queue_step(const Tensor& xb, const Tensor& yb);
   void check_divergence(int epoch, const LossTotals& totals);
 

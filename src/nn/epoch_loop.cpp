@@ -19,9 +19,9 @@ bool EpochLoop::serves(int64_t batch, int64_t features, Sampling sampling, uint6
   return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && &x == x_ && &y == y_;
 }
 
-void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
-                    const std::function<void(const Tensor&, const Tensor&)>& step,
-                    const std::function<void(int64_t)>& after) {
+int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+                       const std::function<void(const Tensor&, const Tensor&)>& step,
+                       const std::function<bool(int64_t)>& after, int64_t first_step) {
   CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && (y.rank() == 1 || y.rank() == 2) && y.dim(0) == x.dim(0),
                "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R] or [R, T], found " +
                    to_string(x.shape()) + " and " + to_string(y.shape()));
@@ -31,6 +31,8 @@ void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, 
     yb_ = Tensor(yb_shape, backend_);
     graph_.reset();  // the captured draw writes yb_ by address
   }
+  CUDL_REQUIRE(first_step >= 0 && first_step <= steps,
+               "EpochLoop: cannot resume at step " + std::to_string(first_step) + " of " + std::to_string(steps));
   CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * batch_ <= x.dim(0),
                "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(batch_) + " rows in epoch " +
                    std::to_string(epoch) + " do not fit " + std::to_string(x.dim(0)) + " rows");
@@ -38,8 +40,9 @@ void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, 
   x_ = &x;
   y_ = &y;
   const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
-  backend_.set_counter(draw_, sampling_ == Sampling::kWithReplacement ? e0 * static_cast<uint64_t>(steps * batch_)
-                                                                      : e0 * static_cast<uint64_t>(x.dim(0)));
+  const uint64_t epoch_start = sampling_ == Sampling::kWithReplacement ? e0 * static_cast<uint64_t>(steps * batch_)
+                                                                        : e0 * static_cast<uint64_t>(x.dim(0));
+  backend_.set_counter(draw_, epoch_start + static_cast<uint64_t>(first_step * batch_));
   auto draw_and_step = [&] {
     if (sampling_ == Sampling::kWithReplacement) {
       backend_.sample_rows(x, y, seed_, draw_, xb_, yb_);
@@ -49,7 +52,7 @@ void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, 
     step(xb_, yb_);
     backend_.add_to_counter(draw_, static_cast<uint64_t>(batch_));
   };
-  for (int64_t s = 0; s < steps; ++s) {
+  for (int64_t s = first_step; s < steps; ++s) {
     if (!capture || steps_run_ == 0) {
       draw_and_step();  // the first step of a run is eager: libraries initialise outside a capture
     } else {
@@ -69,8 +72,9 @@ void EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, 
       graph_->replay();
     }
     ++steps_run_;
-    if (after) after(s);
+    if (after && !after(s)) return s + 1;
   }
+  return steps;
 }
 
 }  // namespace cudl::detail

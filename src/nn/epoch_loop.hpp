@@ -28,10 +28,12 @@ class EpochLoop {
   // continuing the previous epochs' draws; shuffled: the epoch's own permutation), then for each
   // step draws into xb, yb and calls step(xb, yb); with `capture` (the backend and the step must
   // be capturable), every step after the loop's first is a replay of one captured draw + step.
-  // after(s) is called after step s (0-based), on the host, without waiting for the device.
-  void run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
-           const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
-           const std::function<void(int64_t)>& after);
+  // after(s) is called after step s (0-based), on the host, without waiting for the device;
+  // returning false ends the epoch there. first_step > 0 resumes an epoch after that many steps
+  // (the draws continue as if the epoch had run from its start). Returns the steps finished.
+  int64_t run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+              const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
+              const std::function<bool(int64_t)>& after, int64_t first_step = 0);
 
  private:
   Backend& backend_;

@@ -45,9 +45,11 @@ void Network::build() {
   grads_ = Tensor({total}, backend_);
   backend_.fill(params_, 0.0f);
   backend_.fill(grads_, 0.0f);
+  layer_layout_.assign(layers_.size(), {});
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<Tensor> p, g;
     for (size_t j = 0; j < specs[i].size(); ++j) {
+      layer_layout_[i].emplace_back(offsets[i][j], specs[i][j]);
       p.push_back(params_.slice(offsets[i][j], specs[i][j].shape));
       g.push_back(grads_.slice(offsets[i][j], specs[i][j].shape));
     }
@@ -88,6 +90,16 @@ int64_t Network::decayed_params() {
 ParamSet Network::param_set() {
   build();
   return ParamSet{&params_, &grads_, decayed_};
+}
+
+std::vector<std::pair<std::string, Tensor>> Network::layer_params(int64_t i) {
+  build();
+  CUDL_REQUIRE(i >= 0 && i < num_layers(), "Network::layer_params: no layer " + std::to_string(i) + " in a network of " +
+                                               std::to_string(num_layers()));
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [offset, spec] : layer_layout_[static_cast<size_t>(i)])
+    out.emplace_back(spec.name, params_.slice(offset, spec.shape));
+  return out;
 }
 
 Network::Activations& Network::activations(int64_t batch) {

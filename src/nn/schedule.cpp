@@ -130,4 +130,47 @@ std::string ReduceOnPlateau::describe() const {
   return "×" + number(factor_) + " after " + std::to_string(patience_) + " epochs without improvement";
 }
 
+void Schedule::set_state(const std::vector<std::pair<std::string, double>>& state) {
+  CUDL_REQUIRE(state.empty(), "schedule '" + describe() + "' keeps no state, but was given '" + state.front().first +
+                                  "' (saved by another schedule?)");
+}
+
+std::vector<std::pair<std::string, double>> ReduceOnPlateau::state() const {
+  return {{"rate", rate_},
+          {"best", best_},
+          {"have_best", have_best_ ? 1.0 : 0.0},
+          {"bad_epochs", bad_epochs_},
+          {"cooling", cooling_}};
+}
+
+void ReduceOnPlateau::set_state(const std::vector<std::pair<std::string, double>>& state) {
+  float rate = -1.0f;
+  double best = 0.0;
+  bool have_best = false;
+  int bad_epochs = 0, cooling = 0;
+  for (const auto& [key, value] : state) {
+    const bool count = key == "bad_epochs" || key == "cooling";
+    CUDL_REQUIRE(!count || (value >= 0.0 && value <= 1e9 && value == std::floor(value)),
+                 "ReduceOnPlateau: state '" + key + "' must be a count, found " + number(static_cast<float>(value)));
+    if (key == "rate") {
+      rate = static_cast<float>(value);  // saved from a float: exact
+    } else if (key == "best") {
+      best = value;
+    } else if (key == "have_best") {
+      have_best = value != 0.0;
+    } else if (key == "bad_epochs") {
+      bad_epochs = static_cast<int>(value);
+    } else if (key == "cooling") {
+      cooling = static_cast<int>(value);
+    } else {
+      throw Error("ReduceOnPlateau: unknown state '" + key + "' (saved by another schedule?)");
+    }
+  }
+  rate_ = rate;
+  best_ = best;
+  have_best_ = have_best;
+  bad_epochs_ = bad_epochs;
+  cooling_ = cooling;
+}
+
 }  // namespace cudl

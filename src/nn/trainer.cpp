@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "cudl/checkpoint.hpp"
 #include "cudl/optimizer.hpp"
 #include "nn/epoch_loop.hpp"
 #include "nn/progress.hpp"
@@ -59,6 +60,15 @@ void Trainer::check_divergence(int epoch, const LossTotals& totals) {
 EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
                                Sampling sampling, uint64_t seed, int64_t every_steps,
                                const std::function<void(const StepReport&)>& on_steps) {
+  reset_stats();
+  int64_t done = 0;
+  return run_epoch_from(x, y, epoch, epochs, batch, sampling, seed, every_steps, on_steps, 0, nullptr, done);
+}
+
+EpochReport Trainer::run_epoch_from(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
+                                    Sampling sampling, uint64_t seed, int64_t every_steps,
+                                    const std::function<void(const StepReport&)>& on_steps, int64_t first_step,
+                                    const std::atomic<bool>* stop, int64_t& done) {
   Backend& backend = net_.backend();
   CUDL_REQUIRE(x.rank() == 2 && (y.rank() == 1 || y.rank() == 2) && x.dim(0) == y.dim(0),
                "fit: expected x (R × features) and y (R) or (R × targets), found " + to_string(x.shape()) + " and " +
@@ -82,36 +92,42 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
   r.samples = steps * batch;
   r.learn_rate = opt_.current_learning_rate();
   r.captured = capture;
-  reset_stats();
+  backend.set_counter(step_in_epoch_, static_cast<uint64_t>(first_step));
 
   // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
   // checks once per epoch (and at each on_steps call) and names the first bad step.
   const bool check_each_step = backend.device() == Device::kCpu;
   const auto t0 = std::chrono::steady_clock::now();
   opt_.begin();
-  loop_->run(x, y, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
-             [&](int64_t s) {
-               const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
-               if (!check_each_step && !report) return;
-               const LossTotals t = Loss::read(stats_);
-               check_divergence(epoch, t);
-               if (!report) return;
-               StepReport sr;
-               sr.epoch = epoch;
-               sr.step = s + 1;
-               sr.steps = steps;
-               sr.samples = (s + 1) * batch;
-               sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
-               sr.err = t.errors / static_cast<double>((s + 1) * batch);
-               sr.seconds = seconds_since(t0);
-               on_steps(sr);
-             });
-  opt_.end();
+  done = loop_->run(
+      x, y, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
+      [&](int64_t s) {
+        const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
+        const bool go_on = stop == nullptr || !stop->load();
+        if (!check_each_step && !report) return go_on;
+        const LossTotals t = Loss::read(stats_);
+        check_divergence(epoch, t);
+        if (!report) return go_on;
+        StepReport sr;
+        sr.epoch = epoch;
+        sr.step = s + 1;
+        sr.steps = steps;
+        sr.samples = (s + 1) * batch;
+        sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
+        sr.err = t.errors / static_cast<double>((s + 1) * batch);
+        sr.seconds = seconds_since(t0);
+        on_steps(sr);
+        return go_on;
+      },
+      first_step);
+  if (done == steps) opt_.end();  // a stopped epoch keeps the optimizer's state as it is
   const LossTotals t = Loss::read(stats_);  // waits for the epoch's queued work
   r.seconds = seconds_since(t0);
   check_divergence(epoch, t);
-  r.loss = t.loss_sum / static_cast<double>(r.samples);
-  r.err = t.errors / static_cast<double>(r.samples);
+  r.steps = done;
+  r.samples = done * batch;
+  r.loss = done > 0 ? t.loss_sum / static_cast<double>(r.samples) : 0.0;
+  r.err = done > 0 ? t.errors / static_cast<double>(r.samples) : 0.0;
   return r;
 }
 
@@ -139,6 +155,24 @@ std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, in
   return {t.loss_sum / static_cast<double>(rows), t.errors / static_cast<double>(rows)};
 }
 
+namespace {
+
+// A resume must continue the saved run: the draws depend on the rows, batch, sampling and seed.
+void require_same_run(const FitState& saved, const FitState& now, const std::string& path) {
+  auto differs = [&](const char* what, const std::string& was, const std::string& is) {
+    throw Error("fit: cannot resume from " + path + ": it was saved by a run with " + what + " " + was +
+                ", this run has " + is + " (the minibatch draws would differ)");
+  };
+  if (saved.rows != now.rows) differs("training rows", std::to_string(saved.rows), std::to_string(now.rows));
+  if (saved.batch != now.batch) differs("batch", std::to_string(saved.batch), std::to_string(now.batch));
+  if (saved.sampling != now.sampling)
+    differs("sampling", saved.sampling == Sampling::kShuffle ? "shuffle" : "with replacement",
+            now.sampling == Sampling::kShuffle ? "shuffle" : "with replacement");
+  if (saved.seed != now.seed) differs("seed", std::to_string(saved.seed), std::to_string(now.seed));
+}
+
+}  // namespace
+
 History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
             const FitOptions& options, Schedule* schedule) {
   CUDL_REQUIRE(options.epochs >= 0, "fit: epochs must be ≥ 0, got " + std::to_string(options.epochs));
@@ -149,20 +183,65 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
                "fit: validate_every must be ≥ 1, got " + std::to_string(options.validate_every));
   CUDL_REQUIRE(options.early_stopping.patience == 0 || validating,
                "fit: early stopping needs validation data (valid_x, valid_y)");
+  CUDL_REQUIRE(options.checkpoint_every >= 1,
+               "fit: checkpoint_every must be ≥ 1, got " + std::to_string(options.checkpoint_every));
+  CUDL_REQUIRE(x.rank() >= 1 && options.batch >= 1, "fit: expected x (R × features) and a batch of at least 1");
+  Backend& backend = net.backend();
   Trainer trainer(net, loss, opt, schedule, options.launch);
   ProgressPrinter progress(options.progress, options.epochs, stderr, loss.counts_errors());
+  const bool keep_best = options.early_stopping.patience > 0 && options.early_stopping.restore_best;
   History h;
-  double best = std::numeric_limits<double>::infinity();
+  FitState st;  // where the run stands: what a checkpoint records
+  st.rows = x.dim(0);
+  st.batch = options.batch;
+  st.sampling = options.sampling;
+  st.seed = options.seed;
   Tensor best_params;
-  int since_best = 0;
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  if (!options.resume_from.empty()) {
+    FitState saved = load_checkpoint(options.resume_from, net, opt, schedule);
+    require_same_run(saved, st, options.resume_from);
+    st = std::move(saved);
+    h.epochs = st.history;
+    h.best_epoch = st.best_epoch;
+    h.stopped_early = st.stopped_early;
+    if (!st.best_params.empty()) best_params = Tensor::from_host(st.best_params, net.params().shape(), backend);
+    if (st.stopped_early) return h;
+  }
+  const int64_t steps = st.rows / options.batch;
+  auto checkpoint = [&] {
+    if (options.checkpoint_path.empty()) return;
+    st.history = h.epochs;
+    st.best_params = keep_best && best_params.size() == net.params().size() ? best_params.to_vector()
+                                                                             : std::vector<float>{};
+    save_checkpoint(options.checkpoint_path, net, opt, schedule, st);
+  };
+  int64_t first_step = st.step;
+  for (int epoch = st.epoch + 1; epoch <= options.epochs; ++epoch) {
     auto on_steps = [&](const StepReport& s) {
       progress.step(s);
       if (options.on_steps && options.every_steps > 0 && s.step % options.every_steps == 0) options.on_steps(s);
     };
-    const int64_t every = progress.every_steps(x.dim(0) / std::max<int64_t>(options.batch, 1), options.every_steps);
-    EpochReport r = trainer.run_epoch(x, y, epoch, options.epochs, options.batch, options.sampling, options.seed,
-                                      every, on_steps);
+    const int64_t every = progress.every_steps(steps, options.every_steps);
+    trainer.reset_stats();
+    const double carried_seconds = first_step > 0 ? st.epoch_seconds : 0.0;
+    if (first_step > 0 && st.epoch_stats.size() == static_cast<size_t>(LossStats::kSize))
+      trainer.stats().copy_from(st.epoch_stats);
+    int64_t done = 0;
+    EpochReport r = trainer.run_epoch_from(x, y, epoch, options.epochs, options.batch, options.sampling, options.seed,
+                                           every, on_steps, first_step, options.stop, done);
+    r.seconds += carried_seconds;
+    if (first_step > 0) r.learn_rate = st.epoch_learn_rate;
+    first_step = 0;
+    if (done < steps) {  // stopped inside the epoch: save exactly where it stands
+      h.interrupted = true;
+      st.step = done;
+      st.epoch_stats = trainer.stats().to_vector();
+      st.epoch_seconds = r.seconds;
+      st.epoch_learn_rate = r.learn_rate;
+      checkpoint();
+      opt.end();  // the network holds the true weights when fit returns
+      break;
+    }
     if (validating && (epoch % options.validate_every == 0 || epoch == options.epochs)) {
       const auto t0 = std::chrono::steady_clock::now();
       const auto [vl, ve] = trainer.evaluate(*options.valid_x, *options.valid_y, options.batch);
@@ -175,24 +254,37 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
     h.epochs.push_back(r);
     progress.epoch(r);
     if (options.on_epoch) options.on_epoch(r);
+    bool stop_early = false;
     if (r.validated) {
-      if (r.valid_loss < best - options.early_stopping.min_delta) {
-        best = r.valid_loss;
+      if (r.valid_loss < st.best_valid_loss - options.early_stopping.min_delta) {
+        st.best_valid_loss = r.valid_loss;
         h.best_epoch = epoch;
-        since_best = 0;
-        if (options.early_stopping.patience > 0 && options.early_stopping.restore_best) {
-          if (best_params.size() != net.params().size()) best_params = Tensor(net.params().shape(), net.backend());
-          net.backend().copy(net.params().data(), best_params.data(), sizeof(float) * net.params().size());
+        st.since_best = 0;
+        if (keep_best) {
+          if (best_params.size() != net.params().size()) best_params = Tensor(net.params().shape(), backend);
+          backend.copy(net.params().data(), best_params.data(), sizeof(float) * net.params().size());
         }
-      } else if (options.early_stopping.patience > 0 && ++since_best >= options.early_stopping.patience) {
-        h.stopped_early = true;
-        break;
+      } else if (options.early_stopping.patience > 0 && ++st.since_best >= options.early_stopping.patience) {
+        stop_early = h.stopped_early = true;
       }
     }
+    st.epoch = epoch;
+    st.step = 0;
+    st.epoch_stats.clear();
+    st.epoch_seconds = 0.0;
+    st.best_epoch = h.best_epoch;
+    st.stopped_early = stop_early;
+    const bool stopping = options.stop != nullptr && options.stop->load();
+    if (epoch % options.checkpoint_every == 0 || epoch == options.epochs || stop_early || stopping) checkpoint();
+    if (stop_early) break;
+    if (stopping) {
+      h.interrupted = epoch < options.epochs;
+      break;
+    }
   }
-  if (h.best_epoch > 0 && best_params.size() == net.params().size() &&
+  if (!h.interrupted && h.best_epoch > 0 && best_params.size() == net.params().size() && !h.epochs.empty() &&
       h.best_epoch != h.epochs.back().epoch) {
-    net.backend().copy(best_params.data(), net.params().data(), sizeof(float) * net.params().size());
+    backend.copy(best_params.data(), net.params().data(), sizeof(float) * net.params().size());
   }
   return h;
 }
