@@ -10,8 +10,8 @@
 #   bash benchmarks/run_device.sh --summarise DIR   # only rerun the summary on DIR (manifest.tsv + JSON)
 #   TESTS_ONLY=1 bash benchmarks/run_device.sh  # a recheck after a fix: build, tests, sanitizers; no timings
 #
-# Expects .device/prefix (Eigen, GoogleTest, Google Benchmark) and .device/data/{fashion-mnist,mnist}
-# staged by the caller. Writes at most 8 files under $OUT (default ./device-out): system.txt,
+# Expects .device/prefix (Eigen, GoogleTest, Google Benchmark, nlohmann-json) and
+# .device/data/{fashion-mnist,mnist}, staged by scripts/stage-device.sh on the caller's machine. Writes at most 8 files under $OUT (default ./device-out): system.txt,
 # build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
 # Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
 # VGG_ROUNDS, TESTS_ONLY (1: skip every timed run), SANITIZE (the sanitizer runs to do, by name, e.g.
@@ -189,6 +189,8 @@ else {
 fi
 say "GPU: $GPU_NAME (driver $GPU_DRIVER); commit $GIT_COMMIT; cuDNN: ${CUDNN_PATH:-NOT FOUND}"
 [ -n "$CUDNN_PATH" ] || record cudnn missing "python3 -c 'import nvidia.cudnn' failed; configure will likely fail"
+[ -f "$PREFIX/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" ] ||
+    record staging missing "no nlohmann-json in $PREFIX: stage with scripts/stage-device.sh, not the shared stager alone"
 
 # ---------------------------------------------------------------------------------------------
 # 2. Configure and build.
