@@ -348,3 +348,53 @@ TEST(Checkpoint, ReduceOnPlateauKeepsItsState) {
   ConstantSchedule c;
   EXPECT_THAT(error_of([&] { c.set_state({{"rate", 1.0}}); }), HasSubstr("keeps no state"));
 }
+
+// Every optimizer's state travels: SGD with and without its momentum buffer (absent when the
+// momentum is 0), Adam with amsgrad's extra moment.
+TEST(Checkpoint, EveryOptimizersStateRoundTrips) {
+  TempDir dir;
+  CpuBackend cpu(1);
+  const Blobs data(256);
+  const Tensor x = Tensor::from_host(data.x, {256, 8}, cpu), y = Tensor::from_host(data.y, {256}, cpu);
+  const SoftmaxCrossEntropy loss;
+  auto check = [&](auto make, const char* what) {
+    std::vector<float> straight, resumed;
+    for (int pass = 0; pass < 2; ++pass) {
+      std::unique_ptr<Network> net = mlp(cpu);
+      auto opt = make(net->param_set());
+      FitOptions o;
+      o.progress = Progress::kNone;
+      o.batch = 32;
+      if (pass == 0) {
+        o.epochs = 3;
+        fit(*net, loss, opt, x, y, o);
+        straight = net->params().to_vector();
+      } else {
+        o.epochs = 1;
+        o.checkpoint_path = dir.str("opt.ckpt");
+        fit(*net, loss, opt, x, y, o);
+        std::unique_ptr<Network> fresh = mlp(cpu);
+        auto opt2 = make(fresh->param_set());
+        o.epochs = 3;
+        o.checkpoint_path.clear();
+        o.resume_from = dir.str("opt.ckpt");
+        fit(*fresh, loss, opt2, x, y, o);
+        resumed = fresh->params().to_vector();
+      }
+    }
+    EXPECT_EQ(resumed, straight) << what;
+  };
+  check([](ParamSet p) { return Sgd(p, SgdOptions{}); }, "sgd");
+  check([](ParamSet p) {
+    SgdOptions s;
+    s.momentum = 0.9f;
+    s.nesterov = true;
+    s.weight_decay = 1e-3f;
+    return Sgd(p, s);
+  }, "sgd with nesterov momentum");
+  check([](ParamSet p) {
+    AdamOptions a;
+    a.amsgrad = true;
+    return Adam(p, a);
+  }, "adam with amsgrad");
+}
