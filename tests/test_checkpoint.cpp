@@ -19,6 +19,7 @@
 #include "test_support.hpp"
 
 using namespace cudl;
+using cudl::testing::Blobs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using cudl::testing::error_of;
@@ -26,20 +27,6 @@ using cudl::testing::TempDir;
 
 namespace {
 
-// Two Gaussian blobs in 8 dimensions, labels 0/1.
-struct Blobs {
-  std::vector<float> x, y;
-  explicit Blobs(int64_t n, uint64_t seed = 5) {
-    for (int64_t r = 0; r < n; ++r) {
-      const int label = static_cast<int>(r % 2);
-      y.push_back(static_cast<float>(label));
-      for (int c = 0; c < 8; ++c) {
-        const rng::Philox4 b = rng::bits(seed, 7, static_cast<uint64_t>(r * 8 + c));
-        x.push_back((label ? 1.0f : -1.0f) + 0.5f * rng::normal(b.v[0], b.v[1]));
-      }
-    }
-  }
-};
 
 std::unique_ptr<Network> mlp(Backend& backend, bool with_dropout = false) {
   auto net = std::make_unique<Network>(backend, Shape{8});

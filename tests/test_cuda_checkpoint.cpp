@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_parity.hpp"
 #include "cudl/checkpoint.hpp"
 #include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
@@ -25,17 +26,9 @@ using cudl::testing::TempDir;
 
 namespace {
 
-class CudaCheckpoint : public ::testing::Test {
+// The parity fixture's CPU and GPU (skipping without a GPU), and a folder for the files.
+class CudaCheckpoint : public CudaParity {
  protected:
-  void SetUp() override {
-    const GpuProbe probe = probe_gpu();
-    if (!probe.usable) GTEST_SKIP() << "no usable GPU: " << probe.reason;
-    gpu_ = std::make_unique<CudaBackend>(BackendOptions{});
-  }
-  CudaBackend& gpu() { return *gpu_; }
-
-  CpuBackend cpu{2};
-  std::unique_ptr<CudaBackend> gpu_;
   TempDir dir;
 };
 

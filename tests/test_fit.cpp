@@ -19,26 +19,12 @@
 #include "test_support.hpp"
 
 using namespace cudl;
+using cudl::testing::Blobs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 namespace {
 
-// Two Gaussian blobs in 8 dimensions, labels 0/1 (as test_trainer.cpp).
-struct Blobs {
-  std::vector<float> x, y;
-  int64_t rows;
-  explicit Blobs(int64_t n, uint64_t seed = 5) : rows(n) {
-    for (int64_t r = 0; r < n; ++r) {
-      const int label = static_cast<int>(r % 2);
-      y.push_back(static_cast<float>(label));
-      for (int c = 0; c < 8; ++c) {
-        const rng::Philox4 b = rng::bits(seed, 7, static_cast<uint64_t>(r * 8 + c));
-        x.push_back((label ? 1.0f : -1.0f) + 0.5f * rng::normal(b.v[0], b.v[1]));
-      }
-    }
-  }
-};
 
 // A weighted sum of every parameter: moves with any change to any of them.
 double checksum(Network& net) {

@@ -161,4 +161,23 @@ inline std::string why_no_shared_mnist() {
   return "no real MNIST t10k files at '" + dir + "' (set CUDL_MNIST_DIR, or stage .device/data/mnist)";
 }
 
+// Two Gaussian blobs in 8 dimensions, labels 0/1 (alternating), centred at ±1 with σ 0.5: a
+// problem every optimizer learns in a few epochs, for the training-loop tests.
+struct Blobs {
+  std::vector<float> x, y;
+  int64_t rows;
+  explicit Blobs(int64_t n, uint64_t seed = 5) : rows(n) {
+    for (int64_t r = 0; r < n; ++r) {
+      const int label = static_cast<int>(r % 2);
+      y.push_back(static_cast<float>(label));
+      for (int c = 0; c < 8; ++c) {
+        const rng::Philox4 b = rng::bits(seed, 7, static_cast<uint64_t>(r * 8 + c));
+        x.push_back((label ? 1.0f : -1.0f) + 0.5f * rng::normal(b.v[0], b.v[1]));
+      }
+    }
+  }
+  Tensor x_on(Backend& backend) const { return Tensor::from_host(x, {rows, 8}, backend); }  // N×8
+  Tensor y_on(Backend& backend) const { return Tensor::from_host(y, {rows}, backend); }     // N
+};
+
 }  // namespace cudl::testing

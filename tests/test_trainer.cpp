@@ -10,27 +10,11 @@
 #include "test_support.hpp"
 
 using namespace cudl;
+using cudl::testing::Blobs;
 using cudl::testing::error_of;
 using ::testing::HasSubstr;
 
 namespace {
-// Two Gaussian blobs in 8 dimensions, labels 0/1, separable.
-struct Blobs {
-  std::vector<float> x, y;
-  int64_t rows;
-  explicit Blobs(int64_t n) : rows(n) {
-    for (int64_t r = 0; r < n; ++r) {
-      const int label = static_cast<int>(r % 2);
-      y.push_back(static_cast<float>(label));
-      for (int c = 0; c < 8; ++c) {
-        const rng::Philox4 b = rng::bits(5, 7, static_cast<uint64_t>(r * 8 + c));
-        x.push_back((label ? 1.0f : -1.0f) + 0.5f * rng::normal(b.v[0], b.v[1]));
-      }
-    }
-  }
-  Tensor x_on(Backend& backend) const { return Tensor::from_host(x, {rows, 8}, backend); }  // N×8
-  Tensor y_on(Backend& backend) const { return Tensor::from_host(y, {rows}, backend); }     // N
-};
 
 // What most tests train: the 8 → 16 (relu) → 2 network, initialised with seed 1 and scale
 // 0.1, and the blobs uploaded as x and y.

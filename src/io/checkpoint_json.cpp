@@ -1,9 +1,7 @@
 #include "io/checkpoint_json.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <map>
 
@@ -70,22 +68,10 @@ json parse_json(const std::string& text, const std::string& what) {
   }
 }
 
-uint64_t parse_u64(const std::string& text, const std::string& what) {
-  errno = 0;
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  CUDL_REQUIRE(!text.empty() && text[0] >= '0' && text[0] <= '9' && end == text.c_str() + text.size() && errno == 0,
-               what + ": not an unsigned integer: '" + text + "'");
-  return v;
-}
-
 int parse_int(const std::string& text, const std::string& what) {
-  errno = 0;
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  CUDL_REQUIRE(!text.empty() && end == text.c_str() + text.size() && errno == 0 &&
-                   v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
-               what + ": not an integer: '" + text + "'");
+  const int64_t v = parse_i64(text, what);
+  CUDL_REQUIRE(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
+               what + ": out of range: '" + text + "'");
   return static_cast<int>(v);
 }
 

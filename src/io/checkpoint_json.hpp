@@ -13,13 +13,13 @@
 #include "cudl/network.hpp"
 #include "cudl/schedule.hpp"
 #include "cudl/trainer.hpp"
+#include "parse_number.hpp"
 
 namespace cudl::detail {
 
 // Parses text as JSON; an Error names `what` and the parser's complaint.
 nlohmann::json parse_json(const std::string& text, const std::string& what);
-// A decimal integer in [0, 2^64) or [−2^31, 2^31); an Error names `what` and the text.
-uint64_t parse_u64(const std::string& text, const std::string& what);
+// A decimal int; an Error names `what` and the text (parse_u64 and the others: parse_number.hpp).
 int parse_int(const std::string& text, const std::string& what);
 
 // j[key] as a T; an Error names `what`, the key and the JSON type found.

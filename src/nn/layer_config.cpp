@@ -1,16 +1,13 @@
 // Layers as data: each layer's config() (its type and settings as text) and the factory that
 // builds a layer from one (make_layer), side by side so that each is the other's inverse; and
 // the layers' non-parameter state lists. Checkpoints (src/io/checkpoint.cpp) store the configs.
-#include <cerrno>
-#include <cinttypes>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 
 #include "cudl/conv_layers.hpp"
 #include "cudl/error.hpp"
 #include "cudl/layers.hpp"
 #include "nn/layer_factory.hpp"
+#include "parse_number.hpp"
 
 namespace cudl {
 namespace {
@@ -26,34 +23,12 @@ std::string text(float v) {
 
 // The setting `key` of config c as a number, or an Error naming the layer type, key and value.
 int64_t integer(const LayerConfig& c, const std::string& key) {
-  const std::string& v = c.at(key);
-  errno = 0;
-  char* end = nullptr;
-  const long long n = std::strtoll(v.c_str(), &end, 10);
-  CUDL_REQUIRE(!v.empty() && end == v.c_str() + v.size() && errno == 0,
-               c.type + ": setting " + key + " is not an integer: '" + v + "'");
-  return n;
+  return detail::parse_i64(c.at(key), c.type + ": setting " + key);
 }
-
 uint64_t unsigned_integer(const LayerConfig& c, const std::string& key) {
-  const std::string& v = c.at(key);
-  errno = 0;
-  char* end = nullptr;
-  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  CUDL_REQUIRE(!v.empty() && v[0] != '-' && end == v.c_str() + v.size() && errno == 0,
-               c.type + ": setting " + key + " is not an unsigned integer: '" + v + "'");
-  return n;
+  return detail::parse_u64(c.at(key), c.type + ": setting " + key);
 }
-
-float real(const LayerConfig& c, const std::string& key) {
-  const std::string& v = c.at(key);
-  errno = 0;
-  char* end = nullptr;
-  const float f = std::strtof(v.c_str(), &end);
-  CUDL_REQUIRE(!v.empty() && end == v.c_str() + v.size() && errno == 0 && std::isfinite(f),
-               c.type + ": setting " + key + " is not a finite number: '" + v + "'");
-  return f;
-}
+float real(const LayerConfig& c, const std::string& key) { return detail::parse_f32(c.at(key), c.type + ": setting " + key); }
 
 Activation activation(const LayerConfig& c, const std::string& key = "activation") {
   const std::string& v = c.at(key);
