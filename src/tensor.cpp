@@ -1,5 +1,7 @@
 #include "cudl/tensor.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "cudl/backend.hpp"
@@ -17,7 +19,11 @@ std::string to_string(const Shape& shape) {
 
 int64_t numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    CUDL_REQUIRE(d >= 0, "negative dimension in shape " + to_string(shape));
+    CUDL_REQUIRE(!__builtin_mul_overflow(n, d, &n),
+                 "shape " + to_string(shape) + " has more elements than a 64-bit count holds");
+  }
   return n;
 }
 
@@ -33,7 +39,10 @@ struct Tensor::Storage {
 
 Tensor::Tensor(Shape shape, Backend& backend) : shape_(std::move(shape)) {
   for (int64_t d : shape_) CUDL_REQUIRE(d >= 0, "negative dimension in tensor shape " + to_string(shape_));
-  const size_t bytes = static_cast<size_t>(std::max<int64_t>(numel(shape_), 1)) * sizeof(float);
+  const int64_t n = numel(shape_);
+  CUDL_REQUIRE(n <= std::numeric_limits<int64_t>::max() / static_cast<int64_t>(sizeof(float)),
+               "tensor shape " + to_string(shape_) + ": " + std::to_string(n) + " floats exceed any memory");
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
   storage_ = std::make_shared<Storage>(&backend, backend.allocate(bytes));
   data_ = static_cast<float*>(storage_->ptr);
 }
@@ -78,7 +87,8 @@ Device Tensor::device() const { return backend().device(); }
 
 Tensor Tensor::slice(int64_t offset, Shape shape) const {
   CUDL_REQUIRE(storage_, "slice of an empty tensor");
-  CUDL_REQUIRE(offset >= 0 && offset + numel(shape) <= size(),
+  // Written so that no sum can overflow: offset ≤ size, then count ≤ size − offset.
+  CUDL_REQUIRE(offset >= 0 && offset <= size() && numel(shape) <= size() - offset,
                "slice of " + std::to_string(numel(shape)) + " elements at offset " + std::to_string(offset) +
                    " exceeds a tensor of " + std::to_string(size()) + " elements " + to_string(shape_));
   Tensor t;

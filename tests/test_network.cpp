@@ -73,6 +73,18 @@ TEST(Network, ShapeErrorsNameLayerAndShapes) {
   EXPECT_THROW(net.add(dense(3)), Error);  // built: no more layers
 }
 
+// bench_dbn --layers 784,5033370,916220332710,10 crashed (the flat parameter buffer's byte count
+// wrapped to 264 bytes): now the allocation is refused with the shape named.
+TEST(Network, AParameterCountBeyondMemoryIsAnErrorNotACrash) {
+  CpuBackend cpu(1);
+  Network net(cpu, {784});
+  net.add(dense(5033370, Activation::kRelu)).add(dense(916220332710, Activation::kRelu)).add(dense(10));
+  EXPECT_THAT(cudl::testing::error_of([&] { net.initialize(1, 0.05f); }), HasSubstr("floats exceed any memory"));
+  Network worse(cpu, {1 << 20});
+  worse.add(dense(int64_t{1} << 42)).add(dense(int64_t{1} << 42));
+  EXPECT_THAT(cudl::testing::error_of([&] { worse.initialize(1, 0.05f); }), HasSubstr("64-bit"));
+}
+
 TEST(Network, SummaryListsLayersAndParameterCounts) {
   CpuBackend cpu(1);
   Network net(cpu, {784});

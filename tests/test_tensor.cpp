@@ -197,6 +197,23 @@ TEST(Tensor, BadSliceNamesSizesAndShape) {
   EXPECT_THAT(error_of([] { (void)Tensor().slice(0, {1}); }), HasSubstr("empty tensor"));
 }
 
+// Sizes that overflow 64 bits (or the bytes of an allocation) are errors naming the shape, not
+// a small allocation reporting a huge size (found by hand: Tensor({2^31, 2^31}) allocated 64
+// bytes and reported 2^62 elements) or a view far outside its tensor.
+TEST(Tensor, SizesThatOverflowAreErrorsNamingTheShape) {
+  CpuBackend cpu(1);
+  const int64_t big = int64_t{1} << 31, huge = int64_t{1} << 40;
+  EXPECT_THAT(error_of([&] { Tensor t({big, big}, cpu); }),
+              AllOf(HasSubstr("[2147483648, 2147483648]"), HasSubstr("floats exceed any memory")));
+  EXPECT_THAT(error_of([&] { Tensor t({huge, huge}, cpu); }),
+              AllOf(HasSubstr("[1099511627776, 1099511627776]"), HasSubstr("more elements than a 64-bit count")));
+  EXPECT_THAT(error_of([&] { (void)cudl::numel({huge, huge}); }), HasSubstr("64-bit"));
+  EXPECT_THAT(error_of([&] { (void)cudl::numel({3, -1}); }), HasSubstr("negative dimension in shape [3, -1]"));
+  Tensor t({16}, cpu);
+  EXPECT_THAT(error_of([&] { (void)t.slice(INT64_MAX - 2, {4}); }), HasSubstr("exceeds a tensor of 16 elements"));
+  EXPECT_THAT(error_of([&] { (void)t.slice(2, {huge, huge}); }), HasSubstr("64-bit"));
+}
+
 TEST(Tensor, BadReshapeNamesBothShapes) {
   CpuBackend cpu(1);
   Tensor t({2, 3}, cpu);

@@ -36,7 +36,8 @@ void Network::build() {
         if (specs[i][j].decay != pass) continue;
         offsets[i][j] = total;
         layout_.emplace_back(total, specs[i][j]);
-        total += numel(specs[i][j].shape);
+        CUDL_REQUIRE(!__builtin_add_overflow(total, numel(specs[i][j].shape), &total),
+                     "Network: " + layers_[i]->describe() + " brings the parameter count past 2^63");
       }
     }
     if (pass == Decay::kYes) decayed_ = total;
