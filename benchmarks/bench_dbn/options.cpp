@@ -6,7 +6,7 @@
 namespace bench {
 namespace {
 
-constexpr double kMaxWhole = 1e12;  // the largest whole number a flag accepts
+constexpr int kMaxThreads = 4096;  // more CPU threads than any machine this runs on
 
 std::vector<int64_t> parse_layers(const std::string& text) {
   std::vector<int64_t> out;
@@ -14,7 +14,7 @@ std::vector<int64_t> parse_layers(const std::string& text) {
   while (start <= text.size()) {
     const size_t comma = text.find_first_of(",-", start);
     const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    out.push_back(parse_int("--layers", part, 1, kMaxWhole));
+    out.push_back(parse_whole<int64_t>("--layers", part, 1));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -78,7 +78,7 @@ Options parse_options(int argc, char** argv) {
       if (v != "auto" && v != "eager") throw cudl::Error("--launch: expected auto or eager, found '" + v + "'");
       o.train.launch = v == "auto" ? cudl::StepLaunch::kAuto : cudl::StepLaunch::kEager;
     } else if (flag == "--pretrain-epochs") {
-      o.pretrain_epochs = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
+      o.pretrain_epochs = parse_whole<int>(flag, v, 0);
     } else if (flag == "--pretrain-learn-rate") {
       o.pretrain_learn_rate = static_cast<float>(parse_number(flag, v));
       if (o.pretrain_learn_rate <= 0) throw cudl::Error("--pretrain-learn-rate: must be positive, found '" + v + "'");
@@ -91,7 +91,7 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--checkpoint") {
       o.checkpoint = v;
     } else if (flag == "--checkpoint-every") {
-      o.checkpoint_every = static_cast<int>(parse_int(flag, v, 1, 1e9));
+      o.checkpoint_every = parse_whole<int>(flag, v, 1);
       o.checkpoint_every_given = true;
     } else if (flag == "--resume") {
       o.resume = v;
@@ -114,18 +114,18 @@ Options parse_options(int argc, char** argv) {
       o.train.l2 = static_cast<float>(parse_number(flag, v));
       if (o.train.l2 < 0) throw cudl::Error("--l2: must be non-negative, found '" + v + "'");
     } else if (flag == "--batch") {
-      o.train.batch = parse_int(flag, v, 1, kMaxWhole);
+      o.train.batch = parse_whole<int64_t>(flag, v, 1);
     } else if (flag == "--epochs") {
-      o.train.epochs = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
+      o.train.epochs = parse_whole<int>(flag, v, 0);
     } else if (flag == "--layers") {
       o.layers = parse_layers(v);
     } else if (flag == "--test-size") {
       o.test_size = parse_number(flag, v);
       if (o.test_size <= 0 || o.test_size >= 1) throw cudl::Error("--test-size: must be in (0, 1), found '" + v + "'");
     } else if (flag == "--seed") {
-      o.train.seed = static_cast<uint64_t>(parse_int(flag, v, 0, kMaxWhole));
+      o.train.seed = parse_uint64(flag, v);
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
+      o.threads = parse_whole<int>(flag, v, 0, kMaxThreads);
     } else if (flag == "--max-loss") {
       o.train.max_loss = static_cast<float>(parse_number(flag, v));
       if (o.train.max_loss <= 0) throw cudl::Error("--max-loss: must be positive, found '" + v + "'");

@@ -6,7 +6,6 @@
 namespace bench {
 namespace {
 
-constexpr double kMaxWhole = 1e9;  // the largest whole number a flag accepts
 
 }  // namespace
 
@@ -47,22 +46,22 @@ VggOptions parse_vgg_options(int argc, char** argv) {
     } else if (flag == "--precision") {
       o.precision = parse_precision(v);
     } else if (flag == "--size") {
-      o.size = parse_int(flag, v, 32, kMaxWhole);
+      o.size = parse_whole<int64_t>(flag, v, 32);
       if (o.size % 32 != 0)
         throw cudl::Error("--size: VGG16 halves the input five times, so S must be a multiple of 32, found '" + v +
                           "'");
     } else if (flag == "--batch") {
-      o.batch = parse_int(flag, v, 1, kMaxWhole);
+      o.batch = parse_whole<int64_t>(flag, v, 1);
     } else if (flag == "--classes") {
-      o.classes = parse_int(flag, v, 2, kMaxWhole);
+      o.classes = parse_whole<int64_t>(flag, v, 2);
     } else if (flag == "--warmup") {
-      o.warmup = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
+      o.warmup = parse_whole<int>(flag, v, 0);
     } else if (flag == "--iters") {
-      o.iters = static_cast<int>(parse_int(flag, v, 1, kMaxWhole));
+      o.iters = parse_whole<int>(flag, v, 1);
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(parse_int(flag, v, 0, kMaxWhole));
+      o.threads = parse_whole<int>(flag, v, 0, 4096);
     } else if (flag == "--seed") {
-      o.seed = static_cast<uint64_t>(parse_int(flag, v, 0, kMaxWhole));
+      o.seed = parse_uint64(flag, v);
     } else if (flag == "--learn-rate") {
       o.learn_rate = static_cast<float>(parse_number(flag, v));
       if (o.learn_rate <= 0) throw cudl::Error("--learn-rate: must be positive, found '" + v + "'");

@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -19,11 +21,39 @@ double parse_number(const std::string& flag, const std::string& text) {
   return v;
 }
 
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, double hi) {
-  const double v = parse_number(flag, text);
-  if (v != std::floor(v) || v < static_cast<double>(lo) || v > hi)
-    throw cudl::Error(flag + ": expected a whole number ≥ " + std::to_string(lo) + ", found '" + text + "'");
-  return static_cast<int64_t>(v);
+namespace {
+
+[[noreturn]] void not_whole(const std::string& flag, const std::string& text, const std::string& lo,
+                            const std::string& hi) {
+  parse_number(flag, text);  // text that is no number at all says so
+  throw cudl::Error(flag + ": expected a whole number in [" + lo + ", " + hi + "], found '" + text + "'");
+}
+
+// Digits after an optional sign, and nothing else (strtoll alone skips spaces and accepts "+").
+bool whole_text(const std::string& text, bool sign) {
+  size_t i = sign && !text.empty() && text[0] == '-' ? 1 : 0;
+  if (i == text.size()) return false;
+  for (; i < text.size(); ++i)
+    if (text[i] < '0' || text[i] > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, int64_t hi) {
+  errno = 0;
+  const long long v = whole_text(text, true) ? std::strtoll(text.c_str(), nullptr, 10) : 0;
+  if (!whole_text(text, true) || errno == ERANGE || v < lo || v > hi)
+    not_whole(flag, text, std::to_string(lo), std::to_string(hi));
+  return v;
+}
+
+uint64_t parse_uint64(const std::string& flag, const std::string& text) {
+  errno = 0;
+  const unsigned long long v = whole_text(text, false) ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+  if (!whole_text(text, false) || errno == ERANGE)
+    not_whole(flag, text, "0", std::to_string(std::numeric_limits<uint64_t>::max()));
+  return v;
 }
 
 std::string parse_device(const std::string& text) {
@@ -46,6 +76,11 @@ cudl::Device usable_device(const std::string& kind) {
 }
 
 bool json_path_writable(const char* tool, const std::string& path, const char* flag) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {  // the final rename would fail
+    std::fprintf(stderr, "%s: cannot write %s file %s: it is a directory\n", tool, flag, path.c_str());
+    return false;
+  }
   const std::string probe = path + ".tmp";
   std::FILE* f = std::fopen(probe.c_str(), "w");
   if (f == nullptr) {

@@ -3,6 +3,8 @@
 // with errors that name the flag, and the checks made before a run: the GPU and the --json path.
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <type_traits>
 #include <string>
 
 #include "cudl/device.hpp"
@@ -11,9 +13,16 @@ namespace bench {
 
 // text as a finite number; throws cudl::Error "FLAG: expected a number, found 'TEXT'".
 double parse_number(const std::string& flag, const std::string& text);
-// text as a whole number in [lo, hi]; throws cudl::Error "FLAG: expected a whole number ≥ LO,
-// found 'TEXT'". hi is each program's sanity bound and is not named in the message.
-int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, double hi);
+// text as a whole number (decimal digits) in [lo, hi]; throws cudl::Error "FLAG: expected a
+// whole number in [LO, HI], found 'TEXT'" (or "expected a number" for text that is none). Never
+// narrows: parse_whole<T> checks the range of the type it returns.
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo, int64_t hi);
+uint64_t parse_uint64(const std::string& flag, const std::string& text);
+template <typename T>
+T parse_whole(const std::string& flag, const std::string& text, T lo, T hi = std::numeric_limits<T>::max()) {
+  static_assert(std::is_signed_v<T> && sizeof(T) <= sizeof(int64_t), "parse_uint64 for unsigned values");
+  return static_cast<T>(parse_int(flag, text, lo, hi));
+}
 // --device: "cpu" or "gpu", returned as given; anything else throws cudl::Error.
 std::string parse_device(const std::string& text);
 // --precision: fp32 or tf32; anything else throws cudl::Error.

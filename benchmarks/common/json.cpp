@@ -1,6 +1,8 @@
 #include "json.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 
@@ -40,9 +42,16 @@ void write_json_file(const std::string& path, const std::string& text) {
     CUDL_REQUIRE(out.good(), "cannot write --json file " + tmp);
     out << text;
     out.close();
-    CUDL_REQUIRE(!out.fail(), "error writing --json file " + tmp);
+    if (out.fail()) {
+      std::remove(tmp.c_str());
+      throw cudl::Error("error writing --json file " + tmp);
+    }
   }
-  CUDL_REQUIRE(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename " + tmp + " to " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());  // never leave the temporary file behind
+    throw cudl::Error("cannot rename " + tmp + " to " + path + ": " + why);
+  }
 }
 
 int save_json(const char* tool, const std::string& path, const std::string& text, int status) {
