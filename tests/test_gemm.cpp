@@ -3,7 +3,9 @@
 // strides larger than the row, and more threads than blocks.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -93,4 +95,27 @@ TEST(Gemm, ZeroDepthScalesC) {
   std::vector<float> c = {1, 2, std::numeric_limits<float>::quiet_NaN(), 4};
   cpu::sgemm(pool, Trans::kNo, Trans::kNo, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c.data(), 2);
   EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0}));
+}
+
+// An exception in a task (the GEMM's packing buffer failing to allocate, say) reaches the caller
+// of run() instead of terminating the process from a worker thread, after every started task has
+// returned; the pool is then as good as new.
+TEST(ThreadPool, ATaskExceptionReachesTheCallerAndThePoolStaysUsable) {
+  cudl::cpu::ThreadPool pool(2);
+  std::atomic<int> ran{0};
+  for (int round = 0; round < 50; ++round) {
+    try {
+      pool.run(64, [&](int64_t t) {
+        ++ran;
+        if (t % 8 == 3) throw cudl::Error("task " + std::to_string(t) + " failed");
+      });
+      FAIL() << "run() returned although tasks threw";
+    } catch (const cudl::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("failed"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GT(ran.load(), 0);
+  std::atomic<int64_t> sum{0};
+  pool.run(100, [&](int64_t t) { sum += t; });
+  EXPECT_EQ(sum.load(), 4950);
 }

@@ -1,6 +1,7 @@
 #include "cpu/thread_pool.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "cudl/error.hpp"
 
@@ -35,9 +36,20 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
+// Every task is counted as finished, run or skipped, so that run() always completes; an
+// exception must never escape a worker thread (std::terminate) nor leave run() before the
+// workers are done with `fn` (which lives in run()'s caller).
 void ThreadPool::drain(const std::function<void(int64_t)>& fn, int64_t tasks) {
   for (int64_t t = next_.fetch_add(1); t < tasks; t = next_.fetch_add(1)) {
-    fn(t);
+    if (!failed_.load(std::memory_order_acquire)) {
+      try {
+        fn(t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_release);
+      }
+    }
     finished_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
@@ -82,15 +94,22 @@ void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
     tasks_ = tasks;
     next_.store(0);
     finished_.store(0);
+    failed_.store(false);
+    error_ = nullptr;
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   drain(fn, tasks);
   auto all_done = [&] { return finished_.load(std::memory_order_acquire) >= tasks && active_.load() == 0; };
   for (int i = 0; i < kSpinPolls && !all_done(); ++i) cpu_relax();
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, all_done);
-  job_ = nullptr;
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, all_done);
+    job_ = nullptr;
+    error = std::exchange(error_, nullptr);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

@@ -2,10 +2,13 @@
 // A small fixed-size thread pool for the CPU backend. Workers sleep on a condition variable
 // between jobs (after a short bounded spin), so they cost nothing while the machine's cores are
 // busy with other work. run() executes fn(0..tasks-1) across the pool and the calling thread,
-// and returns when all tasks are done. Not reentrant: one run() at a time per pool.
+// and returns when all tasks are done. An exception thrown by a task (on any thread) stops the
+// tasks not yet started and is rethrown by run() once every started task has returned; the
+// first one wins. Not reentrant: one run() at a time per pool.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -42,6 +45,8 @@ class ThreadPool {
   std::atomic<int> active_{0};  // workers inside drain(); changed under mutex_
   std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
+  std::atomic<bool> failed_{false};  // a task of this job threw: skip the rest
+  std::exception_ptr error_;         // the first exception, set under mutex_
 };
 
 }  // namespace cudl::cpu
