@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -278,6 +279,30 @@ TEST(Fit, BadOptionsAreNamed) {
   f.valid_x = &s.vx;
   EXPECT_THAT(cudl::testing::error_of([&] { fit(s.net, loss, opt, s.x, s.y, f); }),
               HasSubstr("needs both valid_x and valid_y"));
+}
+
+// NaN or an infinity in the data is a data error naming where it is, found before training (it
+// used to surface as "divergence" with advice to lower the learning rate), and nothing trains.
+TEST(Fit, NonFiniteDataIsAnErrorNamingRowAndColumn) {
+  Fixture s;
+  SoftmaxCrossEntropy loss;
+  GdbnNesterov opt(s.net.param_set(), GdbnNesterovOptions{});
+  const std::vector<float> before = s.net.params().to_vector();
+  std::vector<float> xv = s.train_data.x;
+  xv[13 * 8 + 5] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor bad_x = Tensor::from_host(xv, {s.train_data.rows, 8}, s.cpu);
+  FitOptions f;
+  f.progress = Progress::kNone;
+  EXPECT_THAT(cudl::testing::error_of([&] { fit(s.net, loss, opt, bad_x, s.y, f); }),
+              HasSubstr("fit: x holds NaN at row 13, column 5 (of [640, 8])"));
+  std::vector<float> vyv = s.valid_data.y;
+  vyv[7] = std::numeric_limits<float>::infinity();
+  const Tensor bad_vy = Tensor::from_host(vyv, {s.valid_data.rows}, s.cpu);
+  f.valid_x = &s.vx;
+  f.valid_y = &bad_vy;
+  EXPECT_THAT(cudl::testing::error_of([&] { fit(s.net, loss, opt, s.x, s.y, f); }),
+              HasSubstr("fit: valid_y holds an infinity at row 7, column 0"));
+  EXPECT_EQ(s.net.params().to_vector(), before);
 }
 
 namespace {

@@ -200,8 +200,9 @@ class Trainer {
 };
 
 // Trains net on x (R × features) and y (R class indices, or R × D target rows, as the loss
-// takes them), both on net's backend. Returns every epoch's report. Throws Diverged when a
-// batch's loss is not finite or exceeds the loss's limit.
+// takes them), both on net's backend. Returns every epoch's report. Throws Error naming the row
+// and column when x, y or the validation data hold NaN or an infinity (checked once, before
+// training), and Diverged when a batch's loss is not finite or exceeds the loss's limit.
 History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
             const FitOptions& options = {}, Schedule* schedule = nullptr);
 
