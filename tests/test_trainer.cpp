@@ -63,10 +63,12 @@ TEST(Train, IsDeterministicForASeed) {
   EXPECT_NE(run(3).second, run(4).second);
 }
 
-TEST(Train, StopsAtOnceOnNonFiniteLoss) {
+// (Non-finite data is refused before training: test_fit.cpp. A finite but absurd row still
+// makes an absurd loss, which must stop training at the very minibatch that draws it.)
+TEST(Train, StopsAtOnceAtTheFirstMinibatchWithAnAbsurdLoss) {
   CpuBackend cpu(1);
   Blobs data(256);
-  data.x[0] = std::numeric_limits<float>::quiet_NaN();  // row 0 poisons any batch that draws it
+  for (int c = 0; c < 8; ++c) data.x[c] = 1e30f;  // row 0 poisons any batch that draws it
   BlobsSetup s(cpu, data);
   TrainConfig cfg;
   cfg.epochs = 3;
@@ -82,8 +84,8 @@ TEST(Train, StopsAtOnceOnNonFiniteLoss) {
       if (rng::below(rng::bits(cfg.seed, rng::kStreamSample, d).v[0], 256) == 0) expected_step = d / 16;
     EXPECT_EQ(e.epoch, static_cast<int>(expected_step / 16) + 1);
     EXPECT_EQ(e.minibatch, expected_step % 16 + 1);
-    EXPECT_TRUE(std::isnan(e.value));
-    EXPECT_THAT(e.what(), HasSubstr("mean loss nan"));
+    EXPECT_GT(e.value, 1e20);
+    EXPECT_THAT(e.what(), HasSubstr("mean loss "));
     EXPECT_THAT(e.what(), HasSubstr("try a lower learning rate"));
     EXPECT_EQ(epochs_seen, e.epoch - 1);
   }
