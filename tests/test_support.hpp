@@ -133,32 +133,23 @@ inline Bytes gzip(const Bytes& plain) {
   return out;
 }
 
-// The real MNIST digits (t10k-*.gz and perhaps train-*.gz), if this checkout sits beside the
-// shared data: CUDL_SHARED_DATA_DIR/mnist, else CUDL_SOURCE_DIR/../shared/data/mnist (both
-// compile definitions); "" if neither is defined. The directory need not exist.
-// The real MNIST t10k digits: $CUDL_MNIST_DIR if set; else ../shared/data/mnist beside the
-// checkout (this workplace); else .device/data/mnist inside it (staged for the GPU machine by
-// ../shared/tools/stage-device.sh, where ../shared does not travel).
+// The real MNIST t10k digits: $CUDL_MNIST_DIR when set, else tests/data/mnist in this
+// repository (shipped with it, so every test runs from a fresh clone).
 inline std::string shared_mnist_dir() {
   if (const char* env = std::getenv("CUDL_MNIST_DIR"); env != nullptr && *env != '\0') return env;
-#if defined(CUDL_SHARED_DATA_DIR)
-  return std::string(CUDL_SHARED_DATA_DIR) + "/mnist";
-#elif defined(CUDL_SOURCE_DIR)
-  const std::string beside = std::string(CUDL_SOURCE_DIR) + "/../shared/data/mnist";
-  if (std::filesystem::exists(beside + "/t10k-images-idx3-ubyte.gz")) return beside;
-  const std::string staged = std::string(CUDL_SOURCE_DIR) + "/.device/data/mnist";
-  if (std::filesystem::exists(staged + "/t10k-images-idx3-ubyte.gz")) return staged;
-  return beside;
+#if defined(CUDL_SOURCE_DIR)
+  return std::string(CUDL_SOURCE_DIR) + "/tests/data/mnist";
 #else
   return "";
 #endif
 }
 
-// Why a test of the real digits must skip, or "" when shared_mnist_dir() holds the t10k files.
+// Why a test of the real digits must skip, or "" when shared_mnist_dir() holds the t10k files
+// (only where CUDL_MNIST_DIR names another folder, or the repository lost its test data).
 inline std::string why_no_shared_mnist() {
   const std::string dir = shared_mnist_dir();
   if (!dir.empty() && std::filesystem::exists(dir + "/t10k-images-idx3-ubyte.gz")) return "";
-  return "no real MNIST t10k files at '" + dir + "' (set CUDL_MNIST_DIR, or stage .device/data/mnist)";
+  return "no real MNIST t10k files at '" + dir + "' (tests/data/mnist is part of the repository)";
 }
 
 // Two Gaussian blobs in 8 dimensions, labels 0/1 (alternating), centred at ±1 with σ 0.5: a
