@@ -1,15 +1,21 @@
-// Datasets from IDX directories: loading (splits, scaling, mismatches), discovery order of
-// find_dataset, and the seeded train/test split (sizes, permutation, determinism).
+// Datasets from IDX directories: loading (splits, scaling, mismatches, bounded memory), discovery
+// order of find_dataset, and the seeded train/test split (sizes, permutation, determinism).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/data.hpp"
@@ -71,6 +77,44 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux: KiB
+}
+
+// Loads `dir` in a forked child, so that its peak RSS (ru_maxrss, which in the child starts from
+// the parent's RSS at the fork, not from the parent's peak) leaves out other tests' memory. The
+// load must fail with a cudl::Error holding `expected`, the child's peak RSS stay under 1 GiB
+// and grow by at most `growth_mib` MiB. The child reports to a file and by its exit status.
+void expect_bounded_failure(const TempDir& dir, const std::string& expected, int64_t growth_mib) {
+  const std::string report = dir.str("report.txt");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::ofstream out(report);
+    const int64_t before = peak_rss_bytes();
+    std::string message = "(none)";
+    try {
+      cudl::load_idx_dataset(dir.str(), "MNIST");
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    const int64_t after = peak_rss_bytes();
+    out << "error: " << message << "\npeak RSS " << after << " bytes, " << before << " at the fork"
+        << std::endl;
+    const bool bounded = after < (int64_t{1} << 30) && after - before <= (growth_mib << 20);
+    _exit(message.find(expected) == std::string::npos ? 1 : bounded ? 0 : 2);
+  }
+  int status = 0;
+  ASSERT_TRUE(pid > 0 && waitpid(pid, &status, 0) == pid) << "fork or waitpid failed";
+  std::ostringstream text;
+  text << std::ifstream(report).rdbuf();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << " (1: wrong or no "
+      << "error, 2: too much memory), signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0)
+      << "\n" << text.str();
+}
 
 // ---------------------------------------------------------------------------------------------
 // load_idx_dataset
@@ -163,6 +207,79 @@ TEST(LoadIdxDataset, LabelOutOfRangeIsAnError) {
   write_file(dir.path() / "t10k-labels-idx1-ubyte", idx_labels(labels));
   EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
               HasSubstr("label 10 at index 11 is out of range: expected a class below 10"));
+}
+
+// Issue 12's bomb: 2.7 million 28×28 images of zeros (2.1 GB, inside the readers' 2 GiB limit)
+// in 2 MB of gzip members of 16 MiB each. Before the cap, bench_dbn reached 11 GB and more.
+TEST(LoadIdxDataset, GzipBombFailsAfterTheHeaderWithBoundedMemory) {
+  TempDir dir;
+  constexpr uint32_t kCount = 2'700'000;
+  constexpr uint64_t kPayload = uint64_t{kCount} * 28 * 28;
+  constexpr uint64_t kMember = uint64_t{1} << 24;
+  Bytes bomb = gzip(idx_images(kCount, 28, 28, {}));
+  const Bytes member = gzip(Bytes(kMember, 0));
+  for (uint64_t i = 0; i < kPayload / kMember; ++i) bomb.insert(bomb.end(), member.begin(), member.end());
+  for (const uint8_t b : gzip(Bytes(kPayload % kMember, 0))) bomb.push_back(b);
+  ASSERT_LT(bomb.size(), 3u << 20);
+  dir.write("t10k-images-idx3-ubyte.gz", bomb);
+  dir.write("t10k-labels-idx1-ubyte.gz", gzip(idx_labels(Bytes(kCount, 0))));
+  expect_bounded_failure(dir,
+                         dir.str("t10k-images-idx3-ubyte.gz") +
+                             ": the header gives 2700000 images of 28×28: as floats (2700000 rows "
+                             "× 784 features × 4 bytes) that is 8467200000 bytes, over the cap of "
+                             "1073741824 bytes (LoadOptions::max_float_bytes",
+                         /*growth_mib=*/64);
+}
+
+// Under the cap, a header that promises 300,000 images (940 MB as floats) to a file holding
+// 1,000 costs what the file holds: x is reserved, not filled, until data arrives.
+TEST(LoadIdxDataset, FileThatPromisesMoreThanItHoldsCostsWhatItHolds) {
+  TempDir dir;
+  dir.write("t10k-images-idx3-ubyte.gz", gzip(idx_images(300'000, 28, 28, Bytes(1000 * 784, 7))));
+  dir.write("t10k-labels-idx1-ubyte.gz", gzip(idx_labels(Bytes(300'000, 0))));
+  expect_bounded_failure(dir, "truncated payload: the header promises 300000 images of 28×28",
+                         /*growth_mib=*/256);
+}
+
+TEST(LoadIdxDataset, CapIsConfigurableAndCountsBothSplits) {
+  TempDir dir;
+  write_split(dir.path(), "t10k", 5, 2, 2, /*gz=*/true);  // 5 rows × 4 features × 4 = 80 bytes
+  cudl::LoadOptions options;
+  options.max_float_bytes = 79;
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST", options); }),
+              HasSubstr(dir.str("t10k-images-idx3-ubyte.gz") +
+                        ": the header gives 5 images of 2×2: as floats (5 rows × 4 features × 4 "
+                        "bytes) that is 80 bytes, over the cap of 79 bytes"));
+  options.max_float_bytes = 80;
+  EXPECT_EQ(cudl::load_idx_dataset(dir.str(), "MNIST", options).rows, 5);
+  write_split(dir.path(), "train", 3, 2, 2, /*gz=*/false);  // 48 more bytes: 128 in all
+  options.max_float_bytes = 127;
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST", options); }),
+              HasSubstr(dir.str("train-images-idx3-ubyte") + " (3 images) and " +
+                        dir.str("t10k-images-idx3-ubyte.gz") +
+                        " (5 images) of 2×2 take 128 bytes together as floats, over the cap of "
+                        "127 bytes"));
+  options.max_float_bytes = 0;
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST", options); }),
+              HasSubstr("LoadOptions::max_float_bytes must be positive, got 0"));
+}
+
+TEST(PeekIdxDataset, GivesTheShapeFromTheHeadersAlone) {
+  TempDir dir;
+  write_split(dir.path(), "train", 3, 2, 5, /*gz=*/true);
+  // t10k promises 1000 images and 1000 labels but holds 2 of each: only the load finds out.
+  dir.write("t10k-images-idx3-ubyte", idx_images(1000, 2, 5, Bytes(20, 1)));
+  dir.write("t10k-labels-idx1-ubyte", idx_labels(Bytes(2, 1), 1000));
+  const cudl::DatasetShape shape = cudl::peek_idx_dataset(dir.str(), "MNIST");
+  EXPECT_EQ(shape.rows, 1003);
+  EXPECT_EQ(shape.features, 10);
+  EXPECT_EQ(shape.classes, 10);
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("truncated payload"));
+  dir.write("t10k-labels-idx1-ubyte", idx_labels(Bytes(999, 1)));
+  EXPECT_THAT(error_of([&] { cudl::peek_idx_dataset(dir.str(), "MNIST"); }),
+              HasSubstr("holds 1000 images but " + dir.str("t10k-labels-idx1-ubyte") +
+                        " holds 999 labels"));
 }
 
 TEST(LoadIdxDataset, RealMnistT10kLoadsTenThousandScaledDigits) {
@@ -351,6 +468,25 @@ TEST(TrainTestSplit, RejectsASplitThatLeavesASideEmpty) {
               HasSubstr("leaves 0 training and 0 test rows"));
   EXPECT_THAT(error_of([&] { cudl::train_test_split(indexed(10), 0.95, 1); }),
               HasSubstr("leaves 0 training and 10 test rows"));
+}
+
+TEST(TrainTestSplit, MovingTheDataGivesTheSameSplitAsCopyingIt) {
+  cudl::Dataset d;  // 1,001 rows of 3 features, every value distinct
+  d.rows = 1001;
+  d.features = 3;
+  d.classes = 10;
+  for (int64_t i = 0; i < d.rows * d.features; ++i) d.x.push_back(static_cast<float>(i));
+  for (int64_t i = 0; i < d.rows; ++i) d.y.push_back(static_cast<float>(i % 10));
+  for (const double f : {0.33, 0.5, 0.9, 0.001}) {  // train kept in place, then test (0.9)
+    const cudl::Split copied = cudl::train_test_split(d, f, 2014);
+    cudl::Dataset moved_from = d;
+    const cudl::Split moved = cudl::train_test_split(std::move(moved_from), f, 2014);
+    for (const auto& [a, b] : {std::pair(&moved.train, &copied.train), std::pair(&moved.test, &copied.test)}) {
+      EXPECT_EQ(a->rows, b->rows) << f;
+      EXPECT_EQ(a->x, b->x) << f;
+      EXPECT_EQ(a->y, b->y) << f;
+    }
+  }
 }
 
 TEST(TrainTestSplit, RejectsAnInconsistentDataset) {

@@ -1,5 +1,5 @@
-// The IDX reader: good files (plain and gzip) round trip; every kind of bad file is an Error
-// whose message names the file and the problem; garbled files never crash it.
+// The IDX reader: good files (plain and gzip) round trip; headers read alone; every kind of bad
+// file is an Error whose message names the file and the problem; garbled files never crash it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -86,6 +86,41 @@ TEST(IdxLabels, PlainAndGzipRoundTrip) {
               ElementsAreArray(labels));
   EXPECT_THAT(cudl::read_idx_labels(dir.write("l.gz", gzip(idx_labels(labels))), 10),
               ElementsAreArray(labels));
+}
+
+TEST(IdxHeader, ReadsTheSizesOfEitherKindWithoutThePayload) {
+  TempDir dir;
+  // Both files promise far more than they hold: the header alone is read, so both pass.
+  const cudl::IdxHeader im =
+      cudl::read_idx_header(dir.write("im.gz", gzip(idx_images(1000, 28, 27, counting_pixels(5)))));
+  EXPECT_EQ(im.magic, cudl::kIdxImagesMagic);
+  EXPECT_EQ(im.count, 1000);
+  EXPECT_EQ(im.rows, 28);
+  EXPECT_EQ(im.cols, 27);
+  const cudl::IdxHeader lab = cudl::read_idx_header(dir.write("lab", idx_labels({1, 2}, 60000)));
+  EXPECT_EQ(lab.magic, cudl::kIdxLabelsMagic);
+  EXPECT_EQ(lab.count, 60000);
+  EXPECT_EQ(lab.rows, 0);
+  EXPECT_EQ(lab.cols, 0);
+}
+
+TEST(IdxHeader, RejectsWhatTheReadersReject) {
+  TempDir dir;
+  const auto header_error = [](const std::string& path) {
+    return error_of([&] { cudl::read_idx_header(path); });
+  };
+  EXPECT_THAT(header_error(dir.write("text", Bytes{'h', 'e', 'l', 'l', 'o', '\n'})),
+              HasSubstr("text: expected IDX magic 0x00000803 (images) or 0x00000801 (labels), "
+                        "found 0x68656c6c (not an IDX file)"));
+  EXPECT_THAT(header_error(dir.write("empty", {})), HasSubstr("found only 0 bytes"));
+  EXPECT_THAT(header_error(dir.write("zero", idx_images(5, 0, 28, {}))),
+              HasSubstr("zero: the header gives 5 images of 0×28: every dimension must be"));
+  EXPECT_THAT(header_error(dir.write("huge", idx_labels({}, 0xffffffff))),
+              HasSubstr("huge: the header gives 4294967295 labels: more than the 2147483648-byte"));
+  Bytes cut = idx_images(1, 2, 2, {});
+  cut.resize(9);
+  EXPECT_THAT(header_error(dir.write("cut", cut)),
+              HasSubstr("cut: truncated IDX header: expected 16 bytes, found 9"));
 }
 
 TEST(IdxErrors, MissingFileNamesFileAndCause) {

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/cpu_backend.hpp"
@@ -203,6 +206,22 @@ TEST(FormatReport, MatchesSklearnLayoutExactly) {
 
 TEST(ToLabels, ConvertsFloatClassIndices) {
   EXPECT_THAT(cudl::to_labels({0.0f, 2.0f, 1.0f, 9.0f}), ElementsAre(0, 2, 1, 9));
+  EXPECT_THAT(cudl::to_labels({2147483520.0f}), ElementsAre(2147483520));  // the last float < 2^31
+}
+
+// Each is checked before it is converted (converting NaN or 1e30 to int is undefined behaviour,
+// which UBSan reports); the error names the index and the value.
+TEST(ToLabels, RejectsWhatIsNotAClassIndexNamingIndexAndValue) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::pair<float, std::string>> bad = {
+      {std::nanf(""), "nan"}, {inf, "inf"},         {-inf, "-inf"},         {-1.0f, "-1"},
+      {0.5f, "0.5"},          {2147483648.0f, "2147483648"}, {1e30f, "1.00000002e+30"}};
+  for (const auto& [value, shown] : bad) {
+    EXPECT_THAT(error_of([&] { cudl::to_labels({1.0f, 3.0f, value}); }),
+                HasSubstr("to_labels: label " + shown + " at index 2 is not a class index (an "
+                          "integer in [0, 2^31))"))
+        << shown;
+  }
 }
 
 // ---- predict ----
@@ -261,6 +280,32 @@ TEST_F(Predict, NonPositiveBatchThrows) {
   cudl::Tensor x = cudl::Tensor::from_host(kRows, {7, 2}, cpu_);
   EXPECT_THAT(error_of([&] { cudl::predict(net_, x, 0); }),
               AllOf(HasSubstr("predict"), HasSubstr("batch must be positive, got 0")));
+}
+
+// Non-finite input is an error naming the row and column of x, never a class (before: NaN
+// scores lost every comparison of the argmax, which then answered class 0).
+TEST_F(Predict, NonFiniteInputIsAnErrorNamingRowAndColumn) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const auto& [value, shown] : {std::pair(std::nanf(""), "nan"), std::pair(inf, "inf"),
+                                     std::pair(-inf, "-inf")}) {
+    std::vector<float> rows = kRows;
+    rows[4 * 2 + 1] = value;  // row 4 (in the second batch of 3), column 1
+    const cudl::Tensor x = cudl::Tensor::from_host(rows, {7, 2}, cpu_);
+    EXPECT_THAT(error_of([&] { cudl::predict(net_, x, 3); }),
+                AllOf(HasSubstr("predict: row 4 of x gives the non-finite score "),
+                      HasSubstr(std::string("x holds ") + shown + " at row 4, column 1")))
+        << shown;
+  }
+}
+
+TEST_F(Predict, NonFiniteParametersWithFiniteInputAreNamedAsSuch) {
+  auto& layer = dynamic_cast<cudl::Dense&>(net_.layer(0));
+  layer.bias().reshaped({3}).copy_from({0, std::nanf(""), 0.5f});
+  const cudl::Tensor x = cudl::Tensor::from_host(kRows, {7, 2}, cpu_);
+  EXPECT_THAT(error_of([&] { cudl::predict(net_, x, 3); }),
+              AllOf(HasSubstr("row 0 of x gives the non-finite score nan for class 1"),
+                    HasSubstr("every input value of the row is finite, so the network's "
+                              "parameters are not")));
 }
 
 TEST_F(Predict, PredictionsFeedTheReport) {

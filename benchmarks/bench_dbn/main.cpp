@@ -84,15 +84,18 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
   // context and cuBLAS handle for a GPU).
   auto t0 = Clock::now();
   run.location = cudl::find_dataset(opt.data, CUDL_SOURCE_DIR);
-  struct Loaded {
-    cudl::Dataset data;
-    cudl::Split split;
-  };
-  auto loading = std::async(std::launch::async, [&run, &opt] {
-    Loaded l;
-    l.data = cudl::load_idx_dataset(run.location.dir, run.location.name);
-    l.split = cudl::train_test_split(l.data, opt.test_size, opt.train.seed);
-    return l;
+  // The files' headers give the shape (and check the size cap), so a wrong --layers fails
+  // before any payload is read.
+  const cudl::DatasetShape data = cudl::peek_idx_dataset(run.location.dir, run.location.name);
+  if (opt.layers.front() != data.features)
+    throw cudl::Error("--layers: the first size must be the " + std::to_string(data.features) +
+                      " input features of " + run.location.name + ", found " + std::to_string(opt.layers.front()));
+  if (opt.layers.back() != data.classes)
+    throw cudl::Error("--layers: the last size must be the " + std::to_string(data.classes) + " classes of " +
+                      run.location.name + ", found " + std::to_string(opt.layers.back()));
+  auto loading = std::async(std::launch::async, [&run, &opt] {  // the split reuses the data's storage
+    return cudl::train_test_split(cudl::load_idx_dataset(run.location.dir, run.location.name), opt.test_size,
+                                  opt.train.seed);
   });
   cudl::BackendOptions backend_options;
   backend_options.threads = opt.threads;
@@ -100,16 +103,8 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
   run.device = backend->describe();
   run.backend_s = since(t0);
-  const Loaded loaded = loading.get();
-  const cudl::Dataset& data = loaded.data;
-  const cudl::Split& split = loaded.split;
+  const cudl::Split split = loading.get();
   if (!opt.learn_rate_given) opt.train.learn_rate = run.location.name == "Fashion-MNIST" ? 0.1f : 0.3f;
-  if (opt.layers.front() != data.features)
-    throw cudl::Error("--layers: the first size must be the " + std::to_string(data.features) +
-                      " input features of " + run.location.name + ", found " + std::to_string(opt.layers.front()));
-  if (opt.layers.back() != data.classes)
-    throw cudl::Error("--layers: the last size must be the " + std::to_string(data.classes) + " classes of " +
-                      run.location.name + ", found " + std::to_string(opt.layers.back()));
   run.rows = data.rows;
   run.features = data.features;
   run.classes = data.classes;

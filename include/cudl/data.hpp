@@ -7,6 +7,22 @@
 
 namespace cudl {
 
+constexpr uint32_t kIdxImagesMagic = 0x00000803;  // IDX3: unsigned bytes, 3 dimensions
+constexpr uint32_t kIdxLabelsMagic = 0x00000801;  // IDX1: unsigned bytes, 1 dimension
+
+// The header of an IDX image or label file: what its payload will hold.
+struct IdxHeader {
+  uint32_t magic = 0;          // kIdxImagesMagic or kIdxLabelsMagic
+  int64_t count = 0;           // images or labels
+  int64_t rows = 0, cols = 0;  // the image size; 0 × 0 for a label file
+};
+
+// Reads only the header of an IDX3 image or IDX1 label file, gzip or plain (a few bytes are
+// decompressed, whatever the payload's size), and validates it as the readers below do: the
+// magic, every dimension at least 1, the payload within the readers' 2 GiB limit. The payload
+// itself is not read, so a truncated or over-long file passes here and fails in the reader.
+IdxHeader read_idx_header(const std::string& path);
+
 // An IDX image file: count images of rows×cols bytes, row-major, image after image.
 struct IdxImages {
   int64_t count = 0, rows = 0, cols = 0;
@@ -24,6 +40,8 @@ IdxImages read_idx_images(const std::string& path);
 std::vector<uint8_t> read_idx_labels(const std::string& path, int num_classes);
 
 // A labelled dataset in host memory: x is rows×features floats, y holds class indices as floats.
+// Loaded from IDX files, x lies in [0, 1] and y in [0, classes): bytes hold no NaN or Inf, so
+// loading needs no finiteness check (data built by hand is checked where it is used).
 struct Dataset {
   std::string name;      // e.g. "MNIST", "Fashion-MNIST"
   std::string source;    // directory it was read from
@@ -32,11 +50,40 @@ struct Dataset {
   std::vector<float> y;  // rows
 };
 
+// Limits on what load_idx_dataset may load.
+struct LoadOptions {
+  // The most bytes x (rows × features floats) may take. 1 GiB by default: MNIST's 70,000 rows of
+  // 784 take 220 MB, and a corrupt or hostile header (a 2 MB gzip file of zeros can claim 2.7
+  // million images) fails at once instead of exhausting memory. Raise it for larger sets
+  // (EMNIST ByClass needs 2.6 GB). Must be positive.
+  int64_t max_float_bytes = int64_t{1} << 30;
+};
+
+// What load_idx_dataset would load, learnt from the four files' headers alone (see
+// peek_idx_dataset): rows, features per row (rows × cols of an image) and classes.
+struct DatasetShape {
+  int64_t rows = 0, features = 0, classes = 0;
+};
+
 // Loads a directory holding the IDX files of MNIST or Fashion-MNIST:
 // train-{images-idx3,labels-idx1}-ubyte[.gz] and t10k-{...}-ubyte[.gz]. With both splits the
 // rows are train followed by t10k (70,000); with only the t10k files, those (10,000). Pixels
 // are scaled by 1/255. Image/label count mismatch is an error naming both files and counts.
-Dataset load_idx_dataset(const std::string& dir, const std::string& name);
+// Every header is read and checked before any payload (see peek_idx_dataset), so an x over
+// options.max_float_bytes is an error naming the file, its count and image size, the bytes and
+// the cap, raised before anything is decompressed or allocated. Memory: x is reserved once and
+// filled only as data arrives (the first split's pixels go straight into it as floats); beside
+// it there is only the t10k payload as bytes (a quarter of its floats) while a training split
+// decompresses in parallel: about x + x/28 for MNIST, never a second copy of x.
+Dataset load_idx_dataset(const std::string& dir, const std::string& name,
+                         const LoadOptions& options = {});
+
+// The checks of load_idx_dataset that need no payload (files present, headers valid, image and
+// label counts equal, image sizes equal across splits, the cap) and the shape it would load; a
+// few bytes of each file are read, so a caller can check the shape against its network before
+// paying for the load.
+DatasetShape peek_idx_dataset(const std::string& dir, const std::string& name,
+                              const LoadOptions& options = {});
 
 // Where bench_dbn's data comes from and why.
 struct DatasetLocation {
@@ -58,6 +105,11 @@ DatasetLocation find_dataset(const std::string& cli_dir, const std::string& proj
 struct Split {
   Dataset train, test;
 };
+// Copies every row: the peak is twice the data (the data and both sides).
 Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed);
+// The same split, bit for bit, reusing data's storage: the smaller side is copied out, then the
+// larger side's rows are permuted in place and data's buffers are moved into it (they keep
+// their capacity). The peak is the data plus its smaller side, not twice the data.
+Split train_test_split(Dataset&& data, double test_fraction, uint64_t seed);
 
 }  // namespace cudl

@@ -8,8 +8,11 @@
 
 namespace cudl {
 
-// Predicted class (argmax of the network's output) for every row of x (R × input shape),
-// evaluated in batches of `batch` rows on the network's backend.
+// Predicted class (argmax of the network's output, first maximum on ties) for every row of x
+// (R × input shape), evaluated in batches of `batch` rows on the network's backend. A row whose
+// scores are not all finite is an Error naming the row and the first non-finite value of x in
+// it (value and column), never a class: NaN or ±Inf in x, or non-finite parameters. (±Inf that
+// reaches only saturating units, e.g. sigmoid(+Inf) = 1, gives finite scores and their class.)
 std::vector<int> predict(Network& net, const Tensor& x, int64_t batch = 1000);
 
 struct ClassificationReport {
@@ -29,7 +32,9 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
 // wide as "avg / total", two spaces, then 9-wide precision, recall, f1-score and support.
 std::string format_report(const ClassificationReport& report);
 
-// Labels stored as floats (Dataset::y) converted to ints.
+// Labels stored as floats (Dataset::y) converted to ints. Each must be an integer in [0, 2^31):
+// NaN, ±Inf, a negative or fractional value, or one ≥ 2^31 is an Error naming its index and
+// value, checked before any conversion.
 std::vector<int> to_labels(const std::vector<float>& y);
 
 }  // namespace cudl

@@ -45,24 +45,85 @@ bool holds_idx(const std::string& dir) {
   return !find_idx(dir, kTestImages).empty() && !find_idx(dir, kTestLabels).empty();
 }
 
-std::string dims(const IdxImages& im) {
-  return std::to_string(im.rows) + "×" + std::to_string(im.cols);
+std::string dims(const IdxHeader& h) {
+  return std::to_string(h.rows) + "×" + std::to_string(h.cols);
 }
 
-// One split's images and labels, read and checked to agree in count.
-struct Part {
-  IdxImages images;
-  std::vector<uint8_t> labels;
-  std::string images_path;
+std::string str(int64_t v) { return std::to_string(v); }
+
+// One split's files and what their headers promise (images and labels agree in count).
+struct PartPlan {
+  std::string images_path, labels_path;
+  IdxHeader images;
 };
 
-Part read_part(const std::string& images_path, const std::string& labels_path) {
-  Part part{read_idx_images(images_path), read_idx_labels(labels_path, kClasses), images_path};
-  const auto n_labels = static_cast<int64_t>(part.labels.size());
-  CUDL_REQUIRE(part.images.count == n_labels,
-               "image/label count mismatch: " + images_path + " holds " +
-                   std::to_string(part.images.count) + " images but " + labels_path +
-                   " holds " + std::to_string(n_labels) + " labels");
+// Everything load_idx_dataset checks before reading a payload, and the shape it will load.
+struct Plan {
+  std::vector<PartPlan> parts;  // train (if present), then t10k
+  DatasetShape shape;
+};
+
+// The bytes x takes as floats for `count` images of h's size; below 2^35, as the readers'
+// 2 GiB payload limit bounds count·rows·cols.
+int64_t float_bytes(const IdxHeader& h, int64_t count) {
+  return count * h.rows * h.cols * static_cast<int64_t>(sizeof(float));
+}
+
+std::string cap_text(const LoadOptions& options) {
+  return "the cap of " + str(options.max_float_bytes) +
+         " bytes (LoadOptions::max_float_bytes; raise it to load a larger set, if the header "
+         "is right)";
+}
+
+PartPlan plan_part(const std::string& images_path, const std::string& labels_path,
+                   const LoadOptions& options) {
+  PartPlan part{images_path, labels_path, detail::read_idx_header(images_path, kIdxImagesMagic)};
+  const IdxHeader& h = part.images;
+  const int64_t bytes = float_bytes(h, h.count);
+  CUDL_REQUIRE(bytes <= options.max_float_bytes,
+               images_path + ": the header gives " + str(h.count) + " images of " + dims(h) +
+                   ": as floats (" + str(h.count) + " rows × " + str(h.rows * h.cols) +
+                   " features × 4 bytes) that is " + str(bytes) + " bytes, over " +
+                   cap_text(options));
+  const int64_t n_labels = detail::read_idx_header(labels_path, kIdxLabelsMagic).count;
+  CUDL_REQUIRE(h.count == n_labels, "image/label count mismatch: " + images_path + " holds " +
+                                        str(h.count) + " images but " + labels_path +
+                                        " holds " + str(n_labels) + " labels");
+  return part;
+}
+
+// Converts pixels to floats in [0, 1] at the end of x (whose capacity the caller reserved).
+void append_pixels(std::vector<float>& x, const uint8_t* px, size_t n) {
+  const size_t at = x.size();
+  x.resize(at + n);
+  float* out = x.data() + at;
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(px[i]) / 255.f;
+}
+
+// Reads a split's labels (checked against the header's count, in case the file changed since)
+// and appends them to y as floats.
+void append_labels(std::vector<float>& y, const PartPlan& part) {
+  const std::vector<uint8_t> labels = read_idx_labels(part.labels_path, kClasses);
+  CUDL_REQUIRE(static_cast<int64_t>(labels.size()) == part.images.count,
+               "image/label count mismatch: " + part.images_path + " holds " +
+                   str(part.images.count) + " images but " + part.labels_path + " holds " +
+                   str(static_cast<int64_t>(labels.size())) + " labels");
+  for (const uint8_t label : labels) y.push_back(static_cast<float>(label));
+}
+
+// A split read whole: its pixels as bytes (a quarter of their size as floats) and its labels.
+struct Part {
+  IdxImages images;
+  std::vector<float> y;
+};
+
+Part read_part(const PartPlan& plan) {
+  Part part{read_idx_images(plan.images_path), {}};
+  const IdxImages& im = part.images;
+  CUDL_REQUIRE(im.count == plan.images.count && im.rows == plan.images.rows &&
+                   im.cols == plan.images.cols,
+               plan.images_path + ": the file changed while it was being loaded");
+  append_labels(part.y, plan);
   return part;
 }
 
@@ -99,9 +160,37 @@ Dataset take_rows(const Dataset& data, const std::vector<int64_t>& order, size_t
   return out;
 }
 
-}  // namespace
+// Permutes the rows of `data` in place so that row i becomes the old row order[(i + offset) %
+// rows]: each cycle of that permutation is followed once, with one row of scratch.
+void gather_rows_in_place(Dataset& data, const std::vector<int64_t>& order, size_t offset) {
+  const size_t n = order.size(), f = static_cast<size_t>(data.features);
+  float* x = data.x.data();
+  std::vector<bool> placed(n, false);
+  std::vector<float> row(f);
+  for (size_t start = 0; start < n; ++start) {
+    if (placed[start]) continue;
+    std::copy_n(x + start * f, f, row.data());  // the cycle's first row, overwritten first
+    const float label = data.y[start];
+    for (size_t i = start;;) {
+      placed[i] = true;
+      const auto from = static_cast<size_t>(order[(i + offset) % n]);
+      if (from == start) {
+        std::copy_n(row.data(), f, x + i * f);
+        data.y[i] = label;
+        break;
+      }
+      std::copy_n(x + from * f, f, x + i * f);
+      data.y[i] = data.y[from];
+      i = from;
+    }
+  }
+}
 
-Dataset load_idx_dataset(const std::string& dir, const std::string& name) {
+// The checks of load_idx_dataset that read only headers, in the order a user would fix them.
+Plan plan_load(const std::string& dir, const std::string& name, const LoadOptions& options) {
+  CUDL_REQUIRE(options.max_float_bytes > 0,
+               "load_idx_dataset: LoadOptions::max_float_bytes must be positive, got " +
+                   str(options.max_float_bytes));
   std::error_code ec;
   CUDL_REQUIRE(fs::is_directory(dir, ec), dir + ": not a directory (looking for " + name + ")");
   const std::string test_images = find_idx(dir, kTestImages);
@@ -118,33 +207,61 @@ Dataset load_idx_dataset(const std::string& dir, const std::string& name) {
                    " but no " + (train_images.empty() ? kTrainImages : kTrainLabels) +
                    "[.gz]: the training split needs both files, or neither");
 
-  // The two splits are decompressed at the same time (zlib inflates one stream on one core).
-  std::vector<Part> parts;  // train (if present), then t10k
-  auto test_part = std::async(std::launch::async, [&] { return read_part(test_images, test_labels); });
-  if (!train_images.empty()) parts.push_back(read_part(train_images, train_labels));
-  parts.push_back(test_part.get());
-  const IdxImages& first = parts.front().images;
-  const IdxImages& last = parts.back().images;
-  CUDL_REQUIRE(first.rows == last.rows && first.cols == last.cols,
-               "image size mismatch: " + parts.front().images_path + " holds " + dims(first) +
-                   " images but " + parts.back().images_path + " holds " + dims(last));
+  Plan plan;
+  if (!train_images.empty()) plan.parts.push_back(plan_part(train_images, train_labels, options));
+  plan.parts.push_back(plan_part(test_images, test_labels, options));
+  const PartPlan& first = plan.parts.front();
+  const PartPlan& last = plan.parts.back();
+  CUDL_REQUIRE(first.images.rows == last.images.rows && first.images.cols == last.images.cols,
+               "image size mismatch: " + first.images_path + " holds " + dims(first.images) +
+                   " images but " + last.images_path + " holds " + dims(last.images));
+  for (const PartPlan& p : plan.parts) plan.shape.rows += p.images.count;
+  plan.shape.features = first.images.rows * first.images.cols;
+  plan.shape.classes = kClasses;
+  const int64_t bytes = float_bytes(first.images, plan.shape.rows);
+  CUDL_REQUIRE(bytes <= options.max_float_bytes,
+               first.images_path + " (" + str(first.images.count) + " images) and " +
+                   last.images_path + " (" + str(last.images.count) + " images) of " +
+                   dims(first.images) + " take " + str(bytes) + " bytes together as floats, over " +
+                   cap_text(options));
+  return plan;
+}
 
+}  // namespace
+
+DatasetShape peek_idx_dataset(const std::string& dir, const std::string& name,
+                              const LoadOptions& options) {
+  return plan_load(dir, name, options).shape;
+}
+
+Dataset load_idx_dataset(const std::string& dir, const std::string& name,
+                         const LoadOptions& options) {
+  const Plan plan = plan_load(dir, name, options);
   Dataset data;
   data.name = name;
   data.source = dir;
-  data.features = first.rows * first.cols;
-  data.classes = kClasses;
-  for (const Part& p : parts) data.rows += p.images.count;
-  data.x.resize(static_cast<size_t>(data.rows * data.features));
-  data.y.resize(static_cast<size_t>(data.rows));
-  size_t at = 0, label_at = 0;
-  for (const Part& p : parts) {
-    const uint8_t* px = p.images.pixels.data();
-    float* out = data.x.data() + at;
-    const size_t n = p.images.pixels.size();
-    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(px[i]) / 255.f;
-    for (const uint8_t label : p.labels) data.y[label_at++] = static_cast<float>(label);
-    at += n;
+  data.rows = plan.shape.rows;
+  data.features = plan.shape.features;
+  data.classes = plan.shape.classes;
+  // Reserved, not resized: the pages are touched only as data arrives, so a file that promises
+  // more than it holds costs what it holds (and at most the cap, checked above).
+  data.x.reserve(static_cast<size_t>(data.rows * data.features));
+  data.y.reserve(static_cast<size_t>(data.rows));
+  // The two splits are decompressed at the same time (zlib inflates one stream on one core):
+  // the first straight into x as floats, the t10k split beside it as bytes, appended last.
+  const PartPlan& first = plan.parts.front();
+  std::future<Part> test_part;
+  if (plan.parts.size() == 2) {
+    test_part = std::async(std::launch::async, [&plan] { return read_part(plan.parts.back()); });
+  }
+  detail::read_idx_images_into(first.images_path, first.images, [&data](const uint8_t* px, size_t n) {
+    append_pixels(data.x, px, n);
+  });
+  append_labels(data.y, first);
+  if (test_part.valid()) {
+    Part test = test_part.get();
+    append_pixels(data.x, test.images.pixels.data(), test.images.pixels.size());
+    data.y.insert(data.y.end(), test.y.begin(), test.y.end());
   }
   return data;
 }
@@ -179,7 +296,12 @@ DatasetLocation find_dataset(const std::string& cli_dir, const std::string& proj
   return detail::find_dataset_in(cli_dir, project_root, kFashionDir);
 }
 
-Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed) {
+namespace {
+
+// Checks a split's arguments and returns the seeded permutation of data's rows, whose first
+// n_test entries are the test rows.
+std::vector<int64_t> split_order(const Dataset& data, double test_fraction, uint64_t seed,
+                                 int64_t& n_test) {
   CUDL_REQUIRE(test_fraction > 0.0 && test_fraction < 1.0,
                "train_test_split: test_fraction must lie in (0, 1), got " +
                    std::to_string(test_fraction));
@@ -192,7 +314,7 @@ Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed)
   CUDL_REQUIRE(data.rows <= int64_t{UINT32_MAX},
                "train_test_split: at most 2^32 - 1 rows, got " + std::to_string(data.rows));
   // ceil in double, as sklearn does: 0.33 of 70,000 rows is 23,100 test rows.
-  const auto n_test = static_cast<int64_t>(std::ceil(test_fraction * static_cast<double>(data.rows)));
+  n_test = static_cast<int64_t>(std::ceil(test_fraction * static_cast<double>(data.rows)));
   const int64_t n_train = data.rows - n_test;
   CUDL_REQUIRE(n_test >= 1 && n_train >= 1,
                "train_test_split: test_fraction " + std::to_string(test_fraction) + " of " +
@@ -208,10 +330,40 @@ Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed)
     const uint32_t j = rng::below(word, static_cast<uint32_t>(i + 1));
     std::swap(order[static_cast<size_t>(i)], order[j]);
   }
+  return order;
+}
+
+}  // namespace
+
+Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed) {
+  int64_t n_test = 0;
+  const std::vector<int64_t> order = split_order(data, test_fraction, seed, n_test);
   Split split;
   auto test = std::async(std::launch::async, [&] { return take_rows(data, order, 0, static_cast<size_t>(n_test)); });
   split.train = take_rows(data, order, static_cast<size_t>(n_test), order.size());
   split.test = test.get();
+  return split;
+}
+
+Split train_test_split(Dataset&& data, double test_fraction, uint64_t seed) {
+  int64_t n_test = 0;
+  const std::vector<int64_t> order = split_order(data, test_fraction, seed, n_test);
+  const auto rows = order.size(), test_rows = static_cast<size_t>(n_test);
+  // The larger side stays in data's buffers: rows [0, kept) after the gather. The test side is
+  // order[0, n_test), so it starts at offset 0; the training side at offset n_test.
+  const bool keep_test = test_rows > rows - test_rows;
+  Split split;
+  if (keep_test) {
+    split.train = take_rows(data, order, test_rows, rows);
+  } else {
+    split.test = take_rows(data, order, 0, test_rows);
+  }
+  gather_rows_in_place(data, order, keep_test ? 0 : test_rows);
+  const size_t kept = keep_test ? test_rows : rows - test_rows;
+  data.rows = static_cast<int64_t>(kept);
+  data.x.resize(kept * static_cast<size_t>(data.features));
+  data.y.resize(kept);
+  (keep_test ? split.test : split.train) = std::move(data);
   return split;
 }
 

@@ -1,5 +1,8 @@
 #pragma once
-// Private to src/data and its tests (not installed): the seams of dataset.cpp.
+// Private to src/data and its tests (not installed): the seams of dataset.cpp and idx.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "cudl/data.hpp"
@@ -9,5 +12,16 @@ namespace cudl::detail {
 // find_dataset with the last resort as a parameter, so a test can name one that is absent.
 DatasetLocation find_dataset_in(const std::string& cli_dir, const std::string& project_root,
                                 const std::string& fallback_dir);
+
+// read_idx_header for a file that must be of one kind: `magic` is kIdxImagesMagic or
+// kIdxLabelsMagic, and another magic is the readers' "expected IDX magic …, found …" error.
+IdxHeader read_idx_header(const std::string& path, uint32_t magic);
+
+// Reads the IDX3 image file at `path` as read_idx_images does (same checks, same errors), but
+// hands its payload to `sink` in chunks of at most 64 KiB instead of returning it, so no buffer
+// the size of the payload exists. The header must equal `expected` (what an earlier
+// read_idx_header found: a file changed in between is an error).
+void read_idx_images_into(const std::string& path, const IdxHeader& expected,
+                          const std::function<void(const uint8_t* pixels, size_t n)>& sink);
 
 }  // namespace cudl::detail

@@ -15,12 +15,13 @@
 
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
+#include "data/dataset_internal.hpp"
 
 namespace cudl {
 namespace {
 
-constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned bytes, 3 dimensions
-constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimension
+constexpr uint32_t kImagesMagic = kIdxImagesMagic;
+constexpr uint32_t kLabelsMagic = kIdxLabelsMagic;
 constexpr uint64_t kMaxPayload = uint64_t{1} << 31;  // bytes; MNIST's largest file holds 47 MB
 constexpr size_t kChunk = size_t{1} << 16;
 
@@ -157,39 +158,64 @@ std::string describe_magic(uint32_t found) {
          (dims == 1 ? " dimension" : " dimensions") + kind + ")";
 }
 
-// Reads an IDX header with `magic` and `ndims` sizes (1 or 3) and returns the sizes.
-std::vector<uint64_t> read_header(ByteSource& src, const std::string& path, uint32_t magic,
-                                  size_t ndims) {
-  uint8_t header[16];
-  const size_t want = 4 + 4 * ndims;
-  const size_t got = src.read(header, want);
-  CUDL_REQUIRE(got >= 4, path + ": expected IDX magic " + hex32(magic) + ", found only " +
-                             num(got) + " bytes" + src.truncation_note());
+// Reads the 4-byte magic; `magic` is the one expected, or 0 for either kind.
+uint32_t read_magic(ByteSource& src, const std::string& path, uint32_t magic) {
+  const std::string expected = magic != 0 ? "expected IDX magic " + hex32(magic)
+                                          : "expected IDX magic " + hex32(kImagesMagic) +
+                                                " (images) or " + hex32(kLabelsMagic) + " (labels)";
+  uint8_t header[4];
+  const size_t got = src.read(header, 4);
+  CUDL_REQUIRE(got == 4, path + ": " + expected + ", found only " + num(got) + " bytes" +
+                             src.truncation_note());
   const uint32_t found = be32(header);
-  CUDL_REQUIRE(found == magic, path + ": expected IDX magic " + hex32(magic) + ", found " +
-                                   hex32(found) + describe_magic(found));
-  CUDL_REQUIRE(got == want, path + ": truncated IDX header: expected " + num(want) +
-                                " bytes, found " + num(got) + src.truncation_note());
-  std::vector<uint64_t> sizes(ndims);
-  for (size_t d = 0; d < ndims; ++d) sizes[d] = be32(header + 4 + 4 * d);
-  return sizes;
+  const bool ok = magic != 0 ? found == magic : found == kImagesMagic || found == kLabelsMagic;
+  CUDL_REQUIRE(ok, path + ": " + expected + ", found " + hex32(found) + describe_magic(found));
+  return found;
 }
 
-// Reads exactly `bytes` bytes of payload, then requires the data to end there.
-// `what` names the payload for messages, e.g. "10000 images of 28×28".
-std::vector<uint8_t> read_payload(ByteSource& src, const std::string& path, uint64_t bytes,
-                                  const std::string& what) {
-  std::vector<uint8_t> out;
-  uint64_t got = 0;
-  while (got < bytes) {
-    // Grow geometrically but never past the header's promise nor far past the data seen.
-    const uint64_t step64 = std::min<uint64_t>(bytes - got, std::max<uint64_t>(kChunk, got));
-    const size_t step = static_cast<size_t>(step64);
-    out.resize(static_cast<size_t>(got) + step);
-    const size_t r = src.read(out.data() + got, step);
-    got += r;
-    if (r < step) break;
+// "10000 images of 28×28" or "60000 labels", for messages.
+std::string describe(const IdxHeader& h) {
+  const auto count = static_cast<uint64_t>(h.count);
+  if (h.magic == kLabelsMagic) return num(count) + (count == 1 ? " label" : " labels");
+  return num(count) + (count == 1 ? " image of " : " images of ") +
+         num(static_cast<uint64_t>(h.rows)) + "×" + num(static_cast<uint64_t>(h.cols));
+}
+
+// Reads the sizes that follow `magic` (3 for images, 1 for labels) and validates them: every
+// one at least 1, the payload within kMaxPayload.
+IdxHeader read_sizes(ByteSource& src, const std::string& path, uint32_t magic) {
+  const size_t ndims = magic == kImagesMagic ? 3 : 1;
+  uint8_t sizes[12];
+  const size_t got = src.read(sizes, 4 * ndims);
+  CUDL_REQUIRE(got == 4 * ndims, path + ": truncated IDX header: expected " + num(4 + 4 * ndims) +
+                                     " bytes, found " + num(4 + got) + src.truncation_note());
+  const uint64_t count = be32(sizes);
+  const uint64_t rows = ndims == 3 ? be32(sizes + 4) : 1, cols = ndims == 3 ? be32(sizes + 8) : 1;
+  IdxHeader h;
+  h.magic = magic;
+  h.count = static_cast<int64_t>(count);
+  if (ndims == 3) {
+    h.rows = static_cast<int64_t>(rows);
+    h.cols = static_cast<int64_t>(cols);
   }
+  const std::string what = describe(h);
+  if (ndims == 3) {
+    CUDL_REQUIRE(count > 0 && rows > 0 && cols > 0,
+                 path + ": the header gives " + what + ": every dimension must be at least 1");
+  } else {
+    CUDL_REQUIRE(count > 0, path + ": the header gives 0 labels: expected at least 1");
+  }
+  const uint64_t per_item = rows * cols;  // < 2^64: both factors < 2^32
+  CUDL_REQUIRE(per_item <= kMaxPayload && count <= kMaxPayload / per_item,
+               path + ": the header gives " + what + ": more than the " + num(kMaxPayload) +
+                   "-byte limit (corrupt header?)");
+  return h;
+}
+
+// Requires `got` to be the `bytes` the header promised and the data to end there.
+// `what` names the payload for messages, e.g. "10000 images of 28×28".
+void finish_payload(ByteSource& src, const std::string& path, uint64_t got, uint64_t bytes,
+                    const std::string& what) {
   CUDL_REQUIRE(got == bytes, path + ": truncated payload: the header promises " + what + " = " +
                                  num(bytes) + " bytes, found " + num(got) +
                                  src.truncation_note());
@@ -208,28 +234,71 @@ std::vector<uint8_t> read_payload(ByteSource& src, const std::string& path, uint
                                "-byte payload of " + what);
   CUDL_REQUIRE(!src.truncated(), path + ": the gzip stream is cut short: the file ends inside "
                                         "compressed data, after the complete payload");
+}
+
+// Reads exactly `bytes` bytes of payload, then requires the data to end there.
+std::vector<uint8_t> read_payload(ByteSource& src, const std::string& path, uint64_t bytes,
+                                  const std::string& what) {
+  std::vector<uint8_t> out;
+  uint64_t got = 0;
+  while (got < bytes) {
+    // Grow geometrically but never past the header's promise nor far past the data seen.
+    const uint64_t step64 = std::min<uint64_t>(bytes - got, std::max<uint64_t>(kChunk, got));
+    const size_t step = static_cast<size_t>(step64);
+    out.resize(static_cast<size_t>(got) + step);
+    const size_t r = src.read(out.data() + got, step);
+    got += r;
+    if (r < step) break;
+  }
+  finish_payload(src, path, got, bytes, what);
   return out;
+}
+
+uint64_t payload_bytes(const IdxHeader& h) {
+  return h.magic == kLabelsMagic ? static_cast<uint64_t>(h.count)
+                                 : static_cast<uint64_t>(h.count * h.rows * h.cols);
 }
 
 }  // namespace
 
+IdxHeader read_idx_header(const std::string& path) {
+  ByteSource src(path);
+  return read_sizes(src, path, read_magic(src, path, 0));
+}
+
+IdxHeader detail::read_idx_header(const std::string& path, uint32_t magic) {
+  ByteSource src(path);
+  return read_sizes(src, path, read_magic(src, path, magic));
+}
+
+void detail::read_idx_images_into(const std::string& path, const IdxHeader& expected,
+                                  const std::function<void(const uint8_t*, size_t)>& sink) {
+  ByteSource src(path);
+  const IdxHeader h = read_sizes(src, path, read_magic(src, path, kImagesMagic));
+  CUDL_REQUIRE(h.count == expected.count && h.rows == expected.rows && h.cols == expected.cols,
+               path + ": the file changed while it was being loaded: its header gave " +
+                   describe(expected) + ", now " + describe(h));
+  const uint64_t bytes = payload_bytes(h);
+  std::vector<uint8_t> chunk(static_cast<size_t>(std::min<uint64_t>(bytes, kChunk)));
+  uint64_t got = 0;
+  while (got < bytes) {
+    const auto step = static_cast<size_t>(std::min<uint64_t>(bytes - got, chunk.size()));
+    const size_t r = src.read(chunk.data(), step);
+    if (r > 0) sink(chunk.data(), r);
+    got += r;
+    if (r < step) break;
+  }
+  finish_payload(src, path, got, bytes, describe(h));
+}
+
 IdxImages read_idx_images(const std::string& path) {
   ByteSource src(path);
-  const std::vector<uint64_t> dims = read_header(src, path, kImagesMagic, 3);
-  const uint64_t count = dims[0], rows = dims[1], cols = dims[2];
-  const std::string what =
-      num(count) + (count == 1 ? " image of " : " images of ") + num(rows) + "×" + num(cols);
-  CUDL_REQUIRE(count > 0 && rows > 0 && cols > 0,
-               path + ": the header gives " + what + ": every dimension must be at least 1");
-  const uint64_t per_image = rows * cols;  // < 2^64: both factors < 2^32
-  CUDL_REQUIRE(per_image <= kMaxPayload && count <= kMaxPayload / per_image,
-               path + ": the header gives " + what + ": more than the " + num(kMaxPayload) +
-                   "-byte limit (corrupt header?)");
+  const IdxHeader h = read_sizes(src, path, read_magic(src, path, kImagesMagic));
   IdxImages images;
-  images.count = static_cast<int64_t>(count);
-  images.rows = static_cast<int64_t>(rows);
-  images.cols = static_cast<int64_t>(cols);
-  images.pixels = read_payload(src, path, count * per_image, what);
+  images.count = h.count;
+  images.rows = h.rows;
+  images.cols = h.cols;
+  images.pixels = read_payload(src, path, payload_bytes(h), describe(h));
   return images;
 }
 
@@ -237,12 +306,8 @@ std::vector<uint8_t> read_idx_labels(const std::string& path, int num_classes) {
   CUDL_REQUIRE(num_classes >= 1,
                path + ": num_classes must be at least 1, got " + std::to_string(num_classes));
   ByteSource src(path);
-  const uint64_t count = read_header(src, path, kLabelsMagic, 1)[0];
-  const std::string what = num(count) + (count == 1 ? " label" : " labels");
-  CUDL_REQUIRE(count > 0, path + ": the header gives 0 labels: expected at least 1");
-  CUDL_REQUIRE(count <= kMaxPayload, path + ": the header gives " + what + ": more than the " +
-                                         num(kMaxPayload) + "-byte limit (corrupt header?)");
-  std::vector<uint8_t> labels = read_payload(src, path, count, what);
+  const IdxHeader h = read_sizes(src, path, read_magic(src, path, kLabelsMagic));
+  std::vector<uint8_t> labels = read_payload(src, path, payload_bytes(h), describe(h));
   for (size_t i = 0; i < labels.size(); ++i) {
     CUDL_REQUIRE(labels[i] < num_classes,
                  path + ": label " + num(labels[i]) + " at index " + num(i) +
