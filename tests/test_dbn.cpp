@@ -51,23 +51,35 @@ TEST(DeepBeliefNet, PretrainingDivergenceIsTheTrainingLoopsDivergedNamingTheLaye
   CpuBackend cpu(1);
   DbnConfig cfg;
   cfg.batch = 8;
+  cfg.learn_rate = 1e30f;  // the first epoch's updates overflow
   DeepBeliefNet dbn(cpu, {6, 5, 3}, cfg);
-  std::vector<float> xv = cudl::testing::uniform_values(7, 16 * 6, 0.0f, 1.0f);
-  xv[3] = std::numeric_limits<float>::quiet_NaN();
-  const Tensor x = Tensor::from_host(xv, {16, 6}, cpu);
+  const Tensor x = Tensor::from_host(cudl::testing::uniform_values(7, 16 * 6, 0.0f, 1.0f), {16, 6}, cpu);
   int reports = 0;
   try {
     dbn.pretrain(x, 2, [&](int64_t, const RbmEpochReport&) { ++reports; });
-    FAIL() << "NaN data did not stop pretraining";
+    FAIL() << "a learning rate of 1e30 did not stop pretraining";
   } catch (const Diverged& e) {
     EXPECT_EQ(e.layer, 1);
     EXPECT_EQ(e.epoch, 1);
     EXPECT_EQ(e.minibatch, 0);
-    EXPECT_TRUE(std::isnan(e.value));
-    EXPECT_THAT(e.what(), AllOf(HasSubstr("pretraining diverged: layer 1, epoch 1: reconstruction error nan"),
-                                HasSubstr("learning rate 0.3")));
+    EXPECT_FALSE(std::isfinite(e.value));
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("pretraining diverged: layer 1, epoch 1: reconstruction error "),
+                                HasSubstr("learning rate 1e+30")));
   }
   EXPECT_EQ(reports, 1);  // on_epoch saw the epoch before the throw
+}
+
+// NaN in the data is a data error naming where it is, before any training (not "divergence").
+TEST(DeepBeliefNet, NonFiniteDataIsAnErrorNamingRowAndColumn) {
+  CpuBackend cpu(1);
+  DbnConfig cfg;
+  cfg.batch = 8;
+  DeepBeliefNet dbn(cpu, {6, 5, 3}, cfg);
+  std::vector<float> xv = cudl::testing::uniform_values(7, 16 * 6, 0.0f, 1.0f);
+  xv[2 * 6 + 3] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = Tensor::from_host(xv, {16, 6}, cpu);
+  EXPECT_THAT(cudl::testing::error_of([&] { dbn.pretrain(x, 1); }),
+              HasSubstr("DeepBeliefNet::pretrain: data holds NaN at row 2, column 3 (of [16, 6])"));
 }
 
 TEST(DeepBeliefNet, GreedyPretrainingLowersEachLayersReconstructionError) {

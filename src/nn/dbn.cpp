@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cudl/error.hpp"
+#include "nn/data_checks.hpp"
 
 namespace cudl {
 
@@ -46,6 +47,7 @@ void DeepBeliefNet::pretrain(const Tensor& data, int epochs,
     CUDL_REQUIRE(t == nullptr || (t->rank() == 2 && t->dim(1) == layers_[0]),
                  "DeepBeliefNet::pretrain: expected data [R, " + std::to_string(layers_[0]) + "], found " +
                      to_string(t->shape()));
+    if (t != nullptr) detail::require_finite(*t, "DeepBeliefNet::pretrain", t == &data ? "data" : "heldout");
   }
   Tensor below, below_heldout;  // the current layer's inputs, once they are not the originals
   for (int64_t i = 0; i < num_rbms(); ++i) {

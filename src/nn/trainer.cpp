@@ -7,6 +7,7 @@
 
 #include "cudl/checkpoint.hpp"
 #include "cudl/optimizer.hpp"
+#include "nn/data_checks.hpp"
 #include "nn/epoch_loop.hpp"
 #include "nn/progress.hpp"
 
@@ -157,21 +158,6 @@ std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, in
 
 namespace {
 
-// Non-finite training data would surface as "divergence" after a step (and suggest a lower
-// learning rate); it is a data error, found once before training by one host pass.
-void require_finite(const Tensor& t, const char* what) {
-  std::vector<float> copy;  // a device tensor is read back once; a host one is scanned in place
-  if (t.device() != Device::kCpu) copy = t.to_vector();
-  const float* v = copy.empty() ? t.data() : copy.data();
-  const int64_t n = t.size(), cols = std::max<int64_t>(t.cols(), 1);
-  for (int64_t i = 0; i < n; ++i) {
-    if (std::isfinite(v[i])) continue;
-    throw Error(std::string("fit: ") + what + " holds " + (std::isnan(v[i]) ? "NaN" : "an infinity") + " at row " +
-                std::to_string(i / cols) + ", column " + std::to_string(i % cols) + " (of " + to_string(t.shape()) +
-                ")");
-  }
-}
-
 // A resume must continue the saved run: the draws depend on the rows, batch, sampling and seed.
 void require_same_run(const FitState& saved, const FitState& now, const std::string& path) {
   auto differs = [&](const char* what, const std::string& was, const std::string& is) {
@@ -202,11 +188,11 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
                "fit: checkpoint_every must be ≥ 1, got " + std::to_string(options.checkpoint_every));
   CUDL_REQUIRE(x.rank() >= 1 && options.batch >= 1, "fit: expected x (R × features) and a batch of at least 1");
   Backend& backend = net.backend();
-  require_finite(x, "x");
-  require_finite(y, "y");
+  detail::require_finite(x, "fit", "x");
+  detail::require_finite(y, "fit", "y");
   if (validating) {
-    require_finite(*options.valid_x, "valid_x");
-    require_finite(*options.valid_y, "valid_y");
+    detail::require_finite(*options.valid_x, "fit", "valid_x");
+    detail::require_finite(*options.valid_y, "fit", "valid_y");
   }
   Trainer trainer(net, loss, opt, schedule, options.launch);
   ProgressPrinter progress(options.progress, options.epochs, stderr, loss.counts_errors());
