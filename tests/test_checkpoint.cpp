@@ -385,3 +385,83 @@ TEST(Checkpoint, EveryOptimizersStateRoundTrips) {
     return Adam(p, a);
   }, "adam with amsgrad");
 }
+
+namespace {
+
+// Rewrites text in a file's JSON header (the metadata), fixing the header's length: the data and
+// its CRC are untouched, so only the metadata checks can refuse the result.
+void rewrite_header(const std::string& path, const std::string& from, const std::string& to) {
+  std::vector<char> b = read_bytes(path);
+  uint64_t n = 0;
+  std::memcpy(&n, b.data(), 8);
+  std::string header(b.begin() + 8, b.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+  const size_t at = header.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  header.replace(at, from.size(), to);
+  n = header.size();
+  std::vector<char> out(8);
+  std::memcpy(out.data(), &n, 8);
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), b.begin() + 8 + static_cast<std::ptrdiff_t>(header.size() - to.size() + from.size()), b.end());
+  write_bytes(path, out);
+}
+
+}  // namespace
+
+// Found by the checkpoint fuzzer: values checked only when applied (the saved learning rate, the
+// schedule's state) let a refused checkpoint change the network first; and a run of another
+// batch size was refused only after loading. Every refusal now leaves everything as it was.
+TEST(Checkpoint, ARefusedCheckpointChangesNothing) {
+  TempDir dir;
+  CpuBackend cpu(1);
+  const Blobs data(256);
+  const Tensor x = Tensor::from_host(data.x, {256, 8}, cpu), y = Tensor::from_host(data.y, {256}, cpu);
+  const SoftmaxCrossEntropy loss;
+  {
+    std::unique_ptr<Network> net = mlp(cpu);
+    Adam opt(net->param_set(), AdamOptions{});
+    ReduceOnPlateau plateau(0.5f, 1);
+    FitOptions o;
+    o.epochs = 1;
+    o.batch = 32;
+    o.progress = Progress::kNone;
+    o.checkpoint_path = dir.str("run.ckpt");
+    fit(*net, loss, opt, x, y, o, &plateau);
+  }
+  const std::vector<char> good = read_bytes(dir.str("run.ckpt"));
+  std::unique_ptr<Network> net = mlp(cpu);
+  net->initialize(42, 0.3f);
+  Adam opt(net->param_set(), AdamOptions{});
+  ReduceOnPlateau plateau(0.5f, 1);
+  const std::vector<float> before = net->params().to_vector();
+  auto refused = [&](const std::string& from, const std::string& to, const std::string& why) {
+    write_bytes(dir.str("bad.ckpt"), good);
+    rewrite_header(dir.str("bad.ckpt"), from, to);
+    EXPECT_THAT(error_of([&] { load_checkpoint(dir.str("bad.ckpt"), *net, opt, &plateau); }), HasSubstr(why)) << to;
+    EXPECT_EQ(net->params().to_vector(), before) << to;
+    EXPECT_EQ(read_counter(opt.step_count()), 0u) << to;
+  };
+  refused("\\\"bad_epochs\\\":0.0", "\\\"bad_epochs\\\":0.5", "must be a count");
+  refused("\\\"bad_epochs\\\":0.0", "\\\"velocity\\\":0.0", "unknown state 'velocity'");
+  refused("\\\"learning_rate\\\":", "\\\"learning_rate\\\":-", "is not a learning rate");
+  // A resume of another run is refused before anything is loaded, too.
+  FitOptions o;
+  o.epochs = 2;
+  o.batch = 64;
+  o.progress = Progress::kNone;
+  o.resume_from = dir.str("run.ckpt");
+  EXPECT_THAT(error_of([&] { fit(*net, loss, opt, x, y, o, &plateau); }), HasSubstr("batch 32, this run has 64"));
+  EXPECT_EQ(net->params().to_vector(), before);
+}
+
+// Found by the fuzzer: a model file whose architecture describes a layer of 10^12 units (and does
+// not hold its weights) made load_model allocate and fill terabytes before finding out.
+TEST(Checkpoint, AModelFileCannotMakeTheLoaderAllocateMoreThanItHolds) {
+  TempDir dir;
+  CpuBackend cpu(1);
+  std::unique_ptr<Network> net = mlp(cpu);
+  save_model(*net, dir.str("m.safetensors"));
+  rewrite_header(dir.str("m.safetensors"), "\\\"units\\\":\\\"2\\\"", "\\\"units\\\":\\\"1000000000000\\\"");
+  EXPECT_THAT(error_of([&] { load_model(dir.str("m.safetensors"), cpu); }),
+              AllOf(HasSubstr("layer 1 Dense(1000000000000) weight"), HasSubstr("expected F32 [16, 1000000000000]")));
+}

@@ -36,6 +36,9 @@ class Schedule {
   // putting it back (an Error names a key this schedule does not have).
   virtual std::vector<std::pair<std::string, double>> state() const { return {}; }
   virtual void set_state(const std::vector<std::pair<std::string, double>>& state);
+  // Throws exactly what set_state would, changing nothing (a checkpoint is checked whole before
+  // anything is loaded).
+  virtual void check_state(const std::vector<std::pair<std::string, double>>& state) const;
 };
 
 // f = 1.
@@ -103,6 +106,7 @@ class ReduceOnPlateau final : public Schedule {
   // "rate", "best", "have_best", "bad_epochs", "cooling".
   std::vector<std::pair<std::string, double>> state() const override;
   void set_state(const std::vector<std::pair<std::string, double>>& state) override;
+  void check_state(const std::vector<std::pair<std::string, double>>& state) const override;
 
  private:
   float factor_, threshold_, min_rate_;

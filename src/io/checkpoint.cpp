@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <ctime>
@@ -186,6 +187,17 @@ void save_model(Network& net, const std::string& path) {
 std::unique_ptr<Network> load_model(const std::string& path, Backend& backend) {
   const File f = open_file(path);
   std::unique_ptr<Network> net = detail::network_from_json(f.architecture, backend, path);
+  // Every parameter's tensor must be in the file, with its shape, before the network allocates
+  // them: the memory a file can make us allocate is then bounded by the file's own size (a file
+  // describing a layer of 10^12 units, without its 4 TB of weights, is refused here).
+  Shape shape = net->input_shape();
+  for (int64_t i = 0; i < net->num_layers(); ++i) {
+    const Layer& layer = net->layer(i);
+    for (const ParamSpec& spec : layer.param_specs(shape))
+      require_tensor(f, layer_name(i, spec.name), DType::kF32, spec.shape,
+                     "layer " + std::to_string(i) + " " + layer.describe() + " " + spec.name);
+    shape = layer.output_shape(shape);
+  }
   net->initialize(0, 0.0f);  // builds it; every value is then loaded
   load_model_part(f, *net);
   return net;
@@ -243,6 +255,13 @@ void save_checkpoint(const std::string& path, Network& net, Optimizer& opt, cons
 }
 
 FitState load_checkpoint(const std::string& path, Network& net, Optimizer& opt, Schedule* schedule) {
+  return detail::load_checkpoint_if(path, net, opt, schedule, {});
+}
+
+namespace detail {
+
+FitState load_checkpoint_if(const std::string& path, Network& net, Optimizer& opt, Schedule* schedule,
+                            const std::function<void(const FitState&)>& accept) {
   const File f = open_file(path);
   CUDL_REQUIRE(f.kind == "checkpoint", path + ": a model file, not a checkpoint: it holds no optimizer or run "
                                               "state (load it with load_model or load_weights)");
@@ -272,15 +291,20 @@ FitState load_checkpoint(const std::string& path, Network& net, Optimizer& opt, 
     require_tensor(f, "optimizer.lookahead_params", DType::kF32, net.params().shape(), "look-ahead parameters");
     lookahead_params = floats(f, "optimizer.lookahead_params");
   }
-  const float learning_rate = static_cast<float>(detail::get<double>(o, "learning_rate", path + ": optimizer"));
+  const double saved_rate = detail::get<double>(o, "learning_rate", path + ": optimizer");
+  CUDL_REQUIRE(std::isfinite(saved_rate) && saved_rate >= 0.0 && saved_rate <= 3.4e38,
+               path + ": optimizer: the learning rate " + std::to_string(saved_rate) + " is not a learning rate");
+  const float learning_rate = static_cast<float>(saved_rate);
   // The schedule and the run's position.
   const auto schedule_state = detail::check_schedule(detail::parse_json(meta.at("schedule"), path + ": schedule"),
                                                      schedule, path);
+  if (schedule != nullptr) schedule->check_state(schedule_state);
   FitState state = detail::fit_state_from_json(detail::parse_json(meta.at("fit"), path + ": fit"), path);
   if (f.st.contains("fit.best_params")) {
     require_tensor(f, "fit.best_params", DType::kF32, net.params().shape(), "early stopping's best parameters");
     state.best_params = floats(f, "fit.best_params");
   }
+  if (accept) accept(state);
   // Everything checked: now change the network, the optimizer and the schedule.
   opt.assume_lookahead(false);
   model.apply();
@@ -295,6 +319,8 @@ FitState load_checkpoint(const std::string& path, Network& net, Optimizer& opt, 
   if (schedule != nullptr) schedule->set_state(schedule_state);
   return state;
 }
+
+}  // namespace detail
 
 CheckpointInfo inspect_checkpoint(const std::string& path) {
   const File f = open_file(path);

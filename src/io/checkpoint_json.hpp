@@ -4,6 +4,7 @@
 // and named in its errors. Internal to the library (src/io/checkpoint.cpp).
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -57,6 +58,12 @@ std::vector<std::pair<std::string, double>> check_schedule(const nlohmann::json&
                                                            const std::string& path);
 
 nlohmann::json fit_state_json(const FitState& state);
+
+// load_checkpoint, with `accept` (when set) called on the saved FitState after every check of the
+// file and before anything is loaded: fit() refuses there a checkpoint of another run, so that a
+// refused resume leaves the network and optimizer as they were.
+FitState load_checkpoint_if(const std::string& path, Network& net, Optimizer& opt, Schedule* schedule,
+                            const std::function<void(const FitState&)>& accept);
 // Everything but best_params (a tensor of the file).
 FitState fit_state_from_json(const nlohmann::json& j, const std::string& path);
 

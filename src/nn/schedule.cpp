@@ -130,7 +130,9 @@ std::string ReduceOnPlateau::describe() const {
   return "×" + number(factor_) + " after " + std::to_string(patience_) + " epochs without improvement";
 }
 
-void Schedule::set_state(const std::vector<std::pair<std::string, double>>& state) {
+void Schedule::set_state(const std::vector<std::pair<std::string, double>>& state) { check_state(state); }
+
+void Schedule::check_state(const std::vector<std::pair<std::string, double>>& state) const {
   CUDL_REQUIRE(state.empty(), "schedule '" + describe() + "' keeps no state, but was given '" + state.front().first +
                                   "' (saved by another schedule?)");
 }
@@ -143,34 +145,55 @@ std::vector<std::pair<std::string, double>> ReduceOnPlateau::state() const {
           {"cooling", cooling_}};
 }
 
-void ReduceOnPlateau::set_state(const std::vector<std::pair<std::string, double>>& state) {
+namespace {
+
+struct PlateauState {
   float rate = -1.0f;
   double best = 0.0;
   bool have_best = false;
   int bad_epochs = 0, cooling = 0;
+};
+
+// ReduceOnPlateau's saved state, every value checked: a rate that is a finite non-negative float
+// (or −1, "not started"), counts that are whole and not negative, no unknown key.
+PlateauState parse_plateau(const std::vector<std::pair<std::string, double>>& state) {
+  PlateauState p;
   for (const auto& [key, value] : state) {
     const bool count = key == "bad_epochs" || key == "cooling";
     CUDL_REQUIRE(!count || (value >= 0.0 && value <= 1e9 && value == std::floor(value)),
                  "ReduceOnPlateau: state '" + key + "' must be a count, found " + number(static_cast<float>(value)));
     if (key == "rate") {
-      rate = static_cast<float>(value);  // saved from a float: exact
+      CUDL_REQUIRE(value == -1.0 || (std::isfinite(value) && value >= 0.0 && value <= 3.4e38),
+                   "ReduceOnPlateau: state 'rate' must be a learning rate, found " + number(static_cast<float>(value)));
+      p.rate = static_cast<float>(value);  // saved from a float: exact
     } else if (key == "best") {
-      best = value;
+      p.best = value;
     } else if (key == "have_best") {
-      have_best = value != 0.0;
+      p.have_best = value != 0.0;
     } else if (key == "bad_epochs") {
-      bad_epochs = static_cast<int>(value);
+      p.bad_epochs = static_cast<int>(value);
     } else if (key == "cooling") {
-      cooling = static_cast<int>(value);
+      p.cooling = static_cast<int>(value);
     } else {
       throw Error("ReduceOnPlateau: unknown state '" + key + "' (saved by another schedule?)");
     }
   }
-  rate_ = rate;
-  best_ = best;
-  have_best_ = have_best;
-  bad_epochs_ = bad_epochs;
-  cooling_ = cooling;
+  return p;
+}
+
+}  // namespace
+
+void ReduceOnPlateau::check_state(const std::vector<std::pair<std::string, double>>& state) const {
+  parse_plateau(state);
+}
+
+void ReduceOnPlateau::set_state(const std::vector<std::pair<std::string, double>>& state) {
+  const PlateauState p = parse_plateau(state);
+  rate_ = p.rate;
+  best_ = p.best;
+  have_best_ = p.have_best;
+  bad_epochs_ = p.bad_epochs;
+  cooling_ = p.cooling;
 }
 
 }  // namespace cudl

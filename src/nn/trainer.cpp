@@ -7,6 +7,7 @@
 
 #include "cudl/checkpoint.hpp"
 #include "cudl/optimizer.hpp"
+#include "io/checkpoint_json.hpp"
 #include "nn/data_checks.hpp"
 #include "nn/epoch_loop.hpp"
 #include "nn/progress.hpp"
@@ -205,8 +206,9 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
   st.seed = options.seed;
   Tensor best_params;
   if (!options.resume_from.empty()) {
-    FitState saved = load_checkpoint(options.resume_from, net, opt, schedule);
-    require_same_run(saved, st, options.resume_from);
+    FitState saved = detail::load_checkpoint_if(options.resume_from, net, opt, schedule, [&](const FitState& s) {
+      require_same_run(s, st, options.resume_from);
+    });
     st = std::move(saved);
     h.epochs = st.history;
     h.best_epoch = st.best_epoch;
