@@ -1,14 +1,15 @@
 #include "cudl/device.hpp"
 
 #include "cudl/cpu_backend.hpp"
-#if defined(CUDL_HAVE_CUDA)
+#include "cudl/version.hpp"  // CUDL_HAVE_CUDA: 1 in a build with the CUDA backend
+#if CUDL_HAVE_CUDA
 #include "cudl/cuda_backend.hpp"
 #endif
 #include "cudl/error.hpp"
 
 namespace cudl {
 
-#if defined(CUDL_HAVE_CUDA)
+#if CUDL_HAVE_CUDA
 GpuProbe probe_cuda_runtime();  // cuda/probe.cu
 bool built_with_cuda() { return true; }
 GpuProbe probe_gpu() { return probe_cuda_runtime(); }
@@ -28,7 +29,7 @@ const char* to_string(ConvSearch search) { return search == ConvSearch::kFastest
 
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
   if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads);
-#if defined(CUDL_HAVE_CUDA)
+#if CUDL_HAVE_CUDA
   return std::make_unique<CudaBackend>(options);
 #else
   throw Error("cannot use the GPU: " + probe_gpu().reason);
@@ -36,7 +37,7 @@ std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& optio
 }
 
 std::vector<std::string> convolution_plans(const Backend& backend) {
-#if defined(CUDL_HAVE_CUDA)
+#if CUDL_HAVE_CUDA
   if (const auto* gpu = dynamic_cast<const CudaBackend*>(&backend)) return gpu->convolution_plans();
 #endif
   (void)backend;

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/consumer/run.sh BUILD_DIR: cudl as its users get it. Installs the (built) tree in BUILD_DIR
+# into a temporary prefix with `cmake --install`, checks what was installed, builds
+# tests/consumer/main.cpp against that prefix twice (a CMake project with find_package(cudl), and
+# g++ with pkg-config), and runs both: each trains on the CPU (exit 0), and asked for the GPU
+# either trains there or, without a usable GPU, prints the library's sentence and exits 2. The
+# installed bench_dbn runs from outside the source tree and finds its data there. Run by .ci/run.
+# Keeps the prefix and the builds when CUDL_CONSUMER_KEEP is set (prints where).
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: tests/consumer/run.sh BUILD_DIR" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+expect=$root/tests/cli/expect.sh
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cudl-consumer.XXXXXX")
+if [ -n "${CUDL_CONSUMER_KEEP:-}" ]; then
+  echo "consumer: keeping $tmp"
+else
+  trap 'rm -rf "$tmp"' EXIT
+fi
+prefix=$tmp/prefix
+step() { echo "consumer: $*"; }
+fail() { echo "consumer: FAILED: $*" >&2; exit 1; }
+
+step "installing $build into $prefix"
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
+
+# What a user finds there. The headers compile with a plain C++17 compiler and only the prefix on
+# the include path (no CUDA, no Eigen); the CMake package does not ask for Eigen or nlohmann-json.
+cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
+lib=$(cache CMAKE_INSTALL_LIBDIR)  # lib, or Debian's lib/<triplet>
+lib=${lib:-lib}
+expected=(include/cudl/cudl.hpp include/cudl/version.hpp "$lib/libcudl.a" "$lib/cmake/cudl/cudlConfig.cmake"
+          "$lib/pkgconfig/cudl.pc" share/doc/cudl/LICENSE share/doc/cudl/NOTICE)
+benchmarks=$(cache CUDL_BUILD_BENCHMARKS)
+[ "$benchmarks" = OFF ] || expected+=(bin/bench_dbn)
+[ "$(cache CUDL_BUILD_EXAMPLES)" = OFF ] ||
+  expected+=(libexec/cudl/mnist_mlp libexec/cudl/mnist_dbn libexec/cudl/mnist_lenet libexec/cudl/train_your_data
+             libexec/cudl/predict)
+for f in "${expected[@]}"; do
+  [ -e "$prefix/$f" ] || fail "$f was not installed (see $tmp/install.log)"
+done
+if grep -El 'Eigen3|nlohmann_json' "$prefix/$lib"/cmake/cudl/*.cmake; then
+  fail "the installed CMake package names Eigen or nlohmann-json (above); consumers must not need them"
+fi
+step "every installed header, included together with only -I$prefix/include"
+for h in "$prefix"/include/cudl/*.hpp; do echo "#include <cudl/$(basename "$h")>"; done >"$tmp/all_headers.cpp"
+"${CXX:-g++}" -std=c++17 -fsyntax-only -Wall -Wextra -Werror -I"$prefix/include" "$tmp/all_headers.cpp"
+have_cuda=$(sed -n 's/^#define CUDL_HAVE_CUDA \([01]\)$/\1/p' "$prefix/include/cudl/version.hpp")
+[ -n "$have_cuda" ] || fail "no CUDL_HAVE_CUDA 0/1 in the installed cudl/version.hpp"
+
+# The two builds. The CMake one is configured with Eigen3 and nlohmann_json made unfindable, so
+# a package that still asked for them would fail here.
+step "CMake consumer (find_package(cudl), CUDA backend $have_cuda)"
+cmake -S "$here/cmake" -B "$tmp/cmake" -G "${CUDL_CONSUMER_GENERATOR:-Unix Makefiles}" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON \
+  -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON >"$tmp/cmake.log" 2>&1 ||
+  { cat "$tmp/cmake.log"; fail "configuring the CMake consumer"; }
+cmake --build "$tmp/cmake" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "building the CMake consumer"; }
+step "pkg-config consumer: $(PKG_CONFIG_PATH=$prefix/$lib/pkgconfig pkg-config --cflags --static --libs cudl)"
+mkdir -p "$tmp/pkgconfig"
+PKG_CONFIG_PATH=$prefix/$lib/pkgconfig make -s -C "$here/pkgconfig" OUT="$tmp/pkgconfig" >"$tmp/pkgconfig.log" 2>&1 ||
+  { cat "$tmp/pkgconfig.log"; fail "building the pkg-config consumer"; }
+
+# Each trains on the CPU, and asked for the GPU trains there or refuses in one sentence (exit 2).
+gpu_usable=0
+nvidia-smi -L >/dev/null 2>&1 && gpu_usable=1
+for exe in "$tmp/cmake/consumer" "$tmp/pkgconfig/consumer"; do
+  step "$exe"
+  "$expect" 0 "^trained on .*accuracy (9[0-9]|100)\.[0-9]%" "$exe"
+  if [ "$gpu_usable" = 1 ] && [ "$have_cuda" = 1 ]; then
+    "$expect" 0 "^trained on .*accuracy (9[0-9]|100)\.[0-9]%" "$exe" --device gpu
+  else
+    "$expect" 2 "^consumer: cannot use the GPU: [A-Za-z].*" "$exe" --device gpu
+  fi
+done
+
+# The installed bench_dbn, run from an empty folder with the data copied out of the source tree
+# ($CUDL_DATA), and the source folder compiled into it masked by an empty one where this machine
+# allows a private mount namespace (unshare -m: root or CAP_SYS_ADMIN). One short epoch of the
+# shipped MNIST test digits.
+if [ "$benchmarks" = OFF ]; then
+  step "passed (bench_dbn not built: CUDL_BUILD_BENCHMARKS=OFF)"
+  exit 0
+fi
+mkdir -p "$tmp/run" "$tmp/data" "$tmp/empty"
+cp "$root"/tests/data/mnist/*.gz "$tmp/data/"
+cp "$expect" "$tmp/expect.sh"
+bench=("$tmp/expect.sh" 0 "test accuracy 0\.[89]" "$prefix/bin/bench_dbn" --epochs 1 --threads 2)
+if unshare -m true 2>/dev/null; then
+  step "installed bench_dbn, from outside the source tree, $root masked"
+  # shellcheck disable=SC2016  # $1.. are the inner shell's arguments
+  unshare -m bash -c 'mount --bind "$1" "$2" && [ ! -e "$2/CMakeLists.txt" ] && cd "$3" && shift 3 && exec "$@"' \
+    _ "$tmp/empty" "$root" "$tmp/run" env CUDL_DATA="$tmp/data" "${bench[@]}"
+else
+  step "installed bench_dbn, from outside the source tree (unshare -m not permitted: $root left in place)"
+  (cd "$tmp/run" && CUDL_DATA=$tmp/data "${bench[@]}")
+fi
+step "passed"
