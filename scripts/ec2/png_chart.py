@@ -97,11 +97,24 @@ def fmt(v):
     return ("%.0f" % v) if v >= 10 or v == int(v) else ("%.2g" % v if v < 1 else "%.1f" % v)
 
 
-def bar_chart(bars, title, subtitle, ylabel, width=960, height=500):
+FOOTNOTE_COLOR = (60, 60, 60)
+
+
+def footnote_top(height, lines, n):
+    """Where line N of a footnote of LINES lines starts (y), at the foot of a chart HEIGHT high."""
+    return height - 22 * (lines - n) - 4
+
+
+def bar_chart(bars, title, subtitle, ylabel, width=960, height=500, footnote=()):
     """BARS: dicts with 'label' (list of lines), 'value' (float or None), 'color', 'note' (text shown
-    above the bar, or in place of a missing one). Returns PNG bytes."""
+    above the bar, or in place of a missing one). FOOTNOTE: lines centred below the chart (the
+    canvas grows by 22 pixels a line). Returns PNG bytes."""
+    footnote = list(footnote or [])
+    height += 22 * len(footnote)
     c = Canvas(width, height)
-    left, right, top, bottom = 90, 30, 96, 70
+    left, right, top, bottom = 90, 30, 96, 70 + 22 * len(footnote)
+    for n, line in enumerate(footnote):
+        c.centered_text(width / 2, footnote_top(height, len(footnote), n), line, FOOTNOTE_COLOR, 2)
     plot_w, plot_h = width - left - right, height - top - bottom
     c.centered_text(width / 2, 14, title, scale=3)
     c.centered_text(width / 2, 46, subtitle, color=(80, 80, 80), scale=2)

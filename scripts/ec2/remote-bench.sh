@@ -157,6 +157,8 @@ skip() { record "$1" skipped - 0 "$2"; say "$1: skipped ($2)"; }
 if command -v nvidia-smi > /dev/null 2>&1; then
   { nvidia-smi; echo; nvidia-smi -q; } > "$out/nvidia-smi.txt" 2>&1 || true
   info gpu_name "$(nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null | head -n 1)"
+  # All the GPUs here; bench_dbn uses the first (training on several GPUs is not available yet).
+  info gpu_count "$(nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null | grep -c . || true)"
   info gpu_driver "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2> /dev/null | head -n 1)"
 else
   echo "nvidia-smi: not found (no NVIDIA driver on this machine)" > "$out/nvidia-smi.txt"
@@ -165,7 +167,8 @@ fi
 info cpu_model "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2> /dev/null | head -n 1)"
 info cpus "$(nproc)"
 info hostname "$(hostname)"
-if [ -r "$src/SOURCE.txt" ]; then info source "$(head -n 1 "$src/SOURCE.txt")"; fi
+# launch-bench writes SOURCE.txt beside the source tree (the tree holds exactly the tracked files).
+if [ -r "$src/../SOURCE.txt" ]; then info source "$(head -n 1 "$src/../SOURCE.txt")"; fi
 
 if [ "$arch" = auto ]; then
   arch=$(detect_arch 2> "$out/logs/arch.log")

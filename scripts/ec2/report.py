@@ -11,7 +11,9 @@ Usage: scripts/ec2/report.py RESULTS_DIR
 
 import json
 import os
+import struct
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
@@ -93,6 +95,96 @@ def bench_row(name, bench, machine, step):
         name, machine, t, epochs, "%.1f%%" % (100 * acc) if acc is not None else "", dataset_text(bench))
 
 
+def duration_text(seconds):
+    """1 h 2 min, 14 min 3 s, 42 s."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return "%d h %d min" % (s // 3600, s % 3600 // 60)
+    if s >= 60:
+        return "%d min %d s" % (s // 60, s % 60)
+    return "%d s" % s
+
+
+def usd(v):
+    return "$%.2f" % v if v >= 0.995 or v == 0 else "$%.3f" % v
+
+
+def gpu_text(run, info):
+    """How many GPUs the instance has, and that bench_dbn used one of them."""
+    try:
+        n = int(info.get("gpu_count") or run.get("gpus") or 0)
+    except ValueError:
+        n = 0
+    name = info.get("gpu_name") or run.get("gpu_name") or ""
+    if n > 1:
+        return "%d GPUs (%s); bench_dbn used one of them (training on several GPUs is not available yet)" % (n, name)
+    if n == 1:
+        return "1 GPU (%s)" % name
+    return "unknown"
+
+
+def run_facts(run, info):
+    """The table of what the run was and what it cost (run.json, from launch-bench)."""
+    market = run.get("market") or "not launched"
+    spot = market == "spot"
+    price = run.get("price_per_hour")
+    rows = [("instance type", "%s: %s" % (run.get("instance_type", "?"), gpu_text(run, info))),
+            ("region", "%s%s" % (run.get("region", "?"),
+                                 " (%s)" % run["availability_zone"] if run.get("availability_zone") else "")),
+            ("market", "spot (one-time)" if spot else market),
+            ("hourly price", "$%s/h (%s)%s" % (price, run.get("price_source") or "?",
+                                              "; spot is billed at most this" if spot else "")),
+            ("wall time", "%s (launch-bench's start to its end%s)" % (
+                duration_text(run["wall_seconds"]), ", teardown included" if run.get("teardown") else "")
+             if run.get("wall_seconds") is not None else "unknown")]
+    secs = run.get("instance_seconds") or 0
+    if run.get("cost_usd") is not None and secs > 0:
+        rows.append(("cost of the run", "about **%s**%s: %s of instance time%s at $%s/h (per second, one minute at least), "
+                     "with the %s GiB gp3 volume and the public IPv4 address" % (
+                         usd(float(run["cost_usd"])), " at most (spot)" if spot else "", duration_text(secs),
+                         " so far, still running (--keep)" if run.get("kept") else " from launch to termination",
+                         price, run.get("volume_gb", "?"))))
+    elif run.get("cost_usd") is not None:
+        rows.append(("cost of the run", "$0: no instance was launched"))
+    rows.append(("worst case", "$%s (%s h at most, the max-hours guard)" % (run.get("worst_case_usd"), run.get("max_hours"))))
+    if run.get("kept"):
+        rows.append(("teardown", "none yet: the instance was kept (--keep); end it with launch-bench down --run-id %s"
+                     % run.get("run_id", "ID")))
+    elif run.get("teardown"):
+        rows.append(("teardown", run["teardown"]))
+    out = ["| item | this run |", "| --- | --- |"]
+    out += ["| %s | %s |" % (k, str(v).replace("|", "\\|")) for k, v in rows]
+    return out + [""]
+
+
+def chart_facts(run):
+    """Two lines for the chart: the instance and its price; the wall time and the cost."""
+    line1 = "%s %s in %s at $%s/h" % (run.get("instance_type", "?"), run.get("market") or "not launched",
+                                        run.get("region", "?"), run.get("price_per_hour"))
+    parts = []
+    if run.get("wall_seconds") is not None:
+        parts.append("wall time %s" % duration_text(run["wall_seconds"]))
+    if run.get("cost_usd") is not None:
+        parts.append("cost %sabout %s" % ("at most " if run.get("market") == "spot" else "", usd(float(run["cost_usd"]))))
+    return [line1] + (["; ".join(parts)] if parts else [])
+
+
+def add_png_text(path, key, text):
+    """Adds a tEXt chunk KEY=TEXT (Latin-1) before the PNG's IEND chunk, so the facts drawn in the
+    chart can also be read from the file."""
+    if not text:
+        return
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"IEND") - 4
+    if end < 8:
+        return
+    body = key.encode("latin-1") + b"\0" + text.encode("latin-1", "replace")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    with open(path, "wb") as f:
+        f.write(data[:end] + chunk + data[end:])
+
+
 def write_report(results):
     run = load_json(os.path.join(results, "run.json")) or {}
     cpu = load_json(os.path.join(results, "bench_cpu.json"))
@@ -107,13 +199,11 @@ def write_report(results):
 
     out = ["# bench_dbn on EC2, run %s" % run.get("run_id", os.path.basename(os.path.abspath(results))), ""]
     if run:
-        out.append("%s (%s) in %s%s, AMI %s (%s), from source %s. Started %s, finished %s." % (
-            itype, run.get("market") or "?", run.get("region", "?"),
-            " (%s)" % run["availability_zone"] if run.get("availability_zone") else "",
+        out += run_facts(run, info)
+        out.append("AMI %s (%s), from source %s%s. Started %s, finished %s." % (
             run.get("ami_id") or "?", run.get("ami_name") or "name unknown", run.get("source") or "?",
+            " (%s files, %s bytes)" % (run["source_files"], run["source_bytes"]) if run.get("source_files") else "",
             run.get("started") or "?", run.get("finished") or "?"))
-        out.append("Worst-case cost estimate $%s ($%s/h from %s, max %s h)." % (
-            run.get("worst_case_usd"), run.get("price_per_hour"), run.get("price_source"), run.get("max_hours")))
         out.append("")
     if info:
         out.append("GPU: %s, driver %s, built for CUDA architecture %s (CUDA backend built: %s). CPU: %s, %s vCPUs." % (
@@ -161,7 +251,7 @@ def write_report(results):
             out.append("| %d | %s |" % (i + 1, " | ".join(cells)))
         out.append("")
 
-    drawn_by = write_chart(results, itype, t_cpu, t_gpu, info, names)
+    drawn_by = write_chart(results, itype, t_cpu, t_gpu, info, names, chart_facts(run) if run else [])
     out += ["## Files", "",
             "bench_cpu.json and bench_gpu.json (bench_dbn --json), chart.png (drawn %s), run.json, steps.tsv, "
             "info.tsv, system.txt, nvidia-smi.txt, logs/ (per step), remote-console.log and launch.log." % drawn_by, ""]
@@ -169,9 +259,10 @@ def write_report(results):
         f.write("\n".join(out))
 
 
-def write_chart(results, itype, t_cpu, t_gpu, info, names):
+def write_chart(results, itype, t_cpu, t_gpu, info, names, facts):
     """Writes chart.png, with matplotlib (plot_run.speed_chart) where it can, else with png_chart;
-    returns what drew it, for report.md."""
+    FACTS (lines: the instance, its price, the wall time and the cost) go below the chart, and into
+    the PNG's Description text chunk. Returns what drew it, for report.md."""
     path = os.path.join(results, "chart.png")
     bars = [
         {"label": ["2014 CPU", "nolearn"], "value": 25.0, "color": plot_run.GRAY, "note": "~25 s"},
@@ -186,13 +277,16 @@ def write_chart(results, itype, t_cpu, t_gpu, info, names):
     if plot_run.available():
         try:
             import matplotlib
-            plot_run.speed_chart(bars, path, title, subtitle + "; median epoch, as in report.md")
+            plot_run.speed_chart(bars, path, title, subtitle + "; median epoch, as in report.md",
+                                 footnote="; ".join(facts) or None)
+            add_png_text(path, "Description", "; ".join(facts))
             return "with matplotlib %s by scripts/plot_run.py" % matplotlib.__version__
         except Exception as e:  # a broken matplotlib must not cost the report its chart
             print("report.py: matplotlib failed (%s: %s); drawing chart.png with png_chart.py" %
                   (type(e).__name__, e), file=sys.stderr)
     with open(path, "wb") as f:
-        f.write(png_chart.bar_chart(bars, title, subtitle, "s/epoch"))
+        f.write(png_chart.bar_chart(bars, title, subtitle, "s/epoch", footnote=facts))
+    add_png_text(path, "Description", "; ".join(facts))
     return ("by scripts/ec2/png_chart.py, the dependency-free fallback: install python3-matplotlib "
             "for a clearer one")
 

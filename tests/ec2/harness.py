@@ -1,6 +1,9 @@
 """Stand-ins for AWS and for the instance, for the launch-bench tests: a moto server on loopback
 (the real aws CLI is pointed at it) with its request recorder, and a private sshd on loopback that
-accepts the key launch-bench creates. Plus helpers to run launch-bench and read what it did."""
+accepts the key launch-bench creates. A small git checkout whose files launch-bench sends (tracked,
+changed, untracked and ignored files, each known here), and resources of "the user's own" in every
+fresh moto (untagged) that no test may see deleted. Plus helpers to run launch-bench and read what
+it did."""
 
 import base64
 import glob
@@ -11,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +42,103 @@ def wait_until(predicate, timeout, what):
             return
         time.sleep(0.1)
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def real_aws():
+    """The aws CLI that fake-aws runs: the one installed beside this Python when there is one (a
+    version manager's shim in front of it costs a fifth of a second a call), else aws on PATH."""
+    beside = os.path.join(os.path.dirname(os.path.realpath(sys.executable)), "aws")
+    return beside if os.access(beside, os.X_OK) else "aws"
+
+
+def git(cwd, *args, **kw):
+    env = dict(os.environ, GIT_AUTHOR_NAME="tests", GIT_AUTHOR_EMAIL="tests@example.invalid",
+               GIT_COMMITTER_NAME="tests", GIT_COMMITTER_EMAIL="tests@example.invalid",
+               GIT_CONFIG_NOSYSTEM="1", HOME=cwd)
+    return subprocess.run(["git", "-C", cwd] + list(args), env=env, check=True, capture_output=True, **kw)
+
+
+class Checkout:
+    """A git checkout of the user's, in every state a file can be in. HEAD holds COMMITTED; then a
+    tracked file is changed and not staged, one is changed and staged, one is new and staged, one is
+    deleted, and untracked and ignored files (a secret among them) are added. HEAD_FILES is what
+    launch-bench may send by default (the tree of HEAD), WORKTREE_FILES what it may send with
+    --uncommitted (the tracked files as they are now); NEVER lists what must never be sent."""
+
+    COMMITTED = {
+        "README.md": b"a checkout of the user's, for tests/ec2\n",
+        ".gitignore": b"*.key\nbuild/\n",
+        "src/main.c": b"int main(void) { return 0; }\n",
+        "docs/a name with spaces.txt": b"spaces in a file name\n",
+        "scripts/run.sh": b"#!/bin/sh\necho run\n",
+        "old.txt": b"deleted in the working tree, not committed\n",
+    }
+    EXECUTABLE = {"scripts/run.sh"}
+    NEVER = {".env": b"AWS_SECRET_ACCESS_KEY=untracked-and-not-ignored\n", "notes/todo.txt": b"untracked\n",
+             "id.key": b"ignored\n", "build/out.o": b"ignored\n"}
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(path)
+        git(path, "init", "-q")
+        for name, data in self.COMMITTED.items():
+            self.write(name, data)
+        os.chmod(os.path.join(path, "scripts/run.sh"), 0o755)
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "the user's work")
+        self.head = git(path, "rev-parse", "HEAD", text=True).stdout.strip()
+        self.write("src/main.c", b"int main(void) { return 1; }  /* changed, not staged */\n")
+        self.write("README.md", b"changed and staged\n")
+        self.write("new.txt", b"new and staged\n")
+        git(path, "add", "README.md", "new.txt")
+        os.remove(os.path.join(path, "old.txt"))
+        for name, data in self.NEVER.items():
+            self.write(name, data)
+        self.HEAD_FILES = dict(self.COMMITTED)
+        self.WORKTREE_FILES = {k: v for k, v in self.COMMITTED.items() if k != "old.txt"}
+        self.WORKTREE_FILES.update({"src/main.c": self.read("src/main.c"), "README.md": b"changed and staged\n",
+                                    "new.txt": b"new and staged\n"})
+
+    def write(self, name, data):
+        full = os.path.join(self.path, name)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(data)
+
+    def read(self, name):
+        with open(os.path.join(self.path, name), "rb") as f:
+            return f.read()
+
+
+def tree_files(root):
+    """{relative path: bytes} of the regular files under ROOT (symbolic links as 'link -> target')."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for name in files:
+            full = os.path.join(d, name)
+            rel = os.path.relpath(full, root)
+            if os.path.islink(full):
+                out[rel] = ("link -> " + os.readlink(full)).encode()
+            else:
+                with open(full, "rb") as f:
+                    out[rel] = f.read()
+    return out
+
+
+def processes_mentioning(text):
+    """The (pid, command line) of the processes whose command line contains TEXT."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in cmd and int(pid) != os.getpid():
+            out.append((int(pid), cmd))
+    return out
 
 
 def prebuilt_dir():
@@ -197,6 +298,10 @@ class Run:
     def signal_group(self, sig):
         os.killpg(self.proc.pid, sig)
 
+    def signal_launcher(self, sig):
+        """SIG to the launcher's process alone, not its children (as kill PID does)."""
+        os.kill(self.proc.pid, sig)
+
     def wait(self, timeout=120):
         try:
             rc = self.proc.wait(timeout)
@@ -208,12 +313,14 @@ class Run:
 
 
 class World:
-    """The sshd for a whole test run; per test, a fresh moto server, state dir and instance dir."""
+    """The sshd and the user's checkout for a whole test run; per test, a fresh moto server (with
+    the user's own untagged resources in it), state dir and instance dir."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="cudl-ec2-tests-")
         self.moto = None
         self.sshd = Sshd(self.tmp)
+        self.checkout = Checkout(os.path.join(self.tmp, "checkout"))
         self.n = 0
 
     def fresh(self, name):
@@ -231,6 +338,8 @@ class World:
         self.ssm = boto3.client("ssm", region_name=REGION, endpoint_url=self.moto.url,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
         self.sshd.watch(os.path.join(d, "state"))
+        self.bystanders = self.make_bystanders()
+        self.restart_recording()
         aws_config = os.path.join(d, "aws-config")
         open(aws_config, "w").close()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CUDL_"))}
@@ -238,7 +347,8 @@ class World:
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL": self.moto.url, "AWS_CONFIG_FILE": aws_config,
             "AWS_SHARED_CREDENTIALS_FILE": aws_config,
-            "CUDL_EC2_AWS": FAKE_AWS, "CUDL_FAKE_LOG": os.path.join(d, "aws-calls.log"),
+            "CUDL_EC2_AWS": FAKE_AWS, "CUDL_FAKE_LOG": os.path.join(d, "aws-calls.log"), "CUDL_FAKE_REAL_AWS": real_aws(),
+            "CUDL_EC2_SOURCE_DIR": self.checkout.path,
             "CUDL_FAKE_STATE": os.path.join(d, "fake"),
             "CUDL_EC2_MY_IP": MY_IP, "CUDL_EC2_SSH_HOST": "127.0.0.1", "CUDL_EC2_SSH_PORT": str(self.sshd.port),
             "CUDL_EC2_STATE_DIR": os.path.join(d, "state"), "CUDL_EC2_REMOTE_DIR": os.path.join(d, "instance"),
@@ -262,6 +372,31 @@ class World:
             else:
                 out.append(("CALL", words[1:]))
         return out
+
+    def restart_recording(self):
+        """Forgets the requests recorded so far (the tests' own setup): the tests see launch-bench's."""
+        self.moto.post("/moto-api/recorder/reset-recording")
+        self.moto.post("/moto-api/recorder/start-recording")
+
+    def make_bystanders(self, name="users-own"):
+        """The user's own key pair, security group and instance, untagged by cudl; returns their ids."""
+        key = self.ec2.create_key_pair(KeyName=name + "-key")["KeyPairId"]
+        sg = self.ec2.create_security_group(GroupName=name + "-sg", Description="the user's own")["GroupId"]
+        image = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        inst = self.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                      TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                          {"Key": "Name", "Value": name}]}])["Instances"][0]["InstanceId"]
+        return {"key_pairs": {key}, "security_groups": {sg}, "instances": {inst}}
+
+    def untagged_missing(self, expected=None):
+        """Which of the user's own resources (EXPECTED, default the bystanders) are gone or ended."""
+        expected = expected or self.bystanders
+        keys = {k["KeyPairId"] for k in self.ec2.describe_key_pairs()["KeyPairs"]}
+        sgs = {g["GroupId"] for g in self.ec2.describe_security_groups()["SecurityGroups"]}
+        live = {i["InstanceId"] for r in self.ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                if i["State"]["Name"] in ("pending", "running")}
+        return {"key_pairs": sorted(expected["key_pairs"] - keys), "security_groups": sorted(expected["security_groups"] - sgs),
+                "instances": sorted(expected["instances"] - live)}
 
     def leftovers(self):
         """Everything tagged by cudl that is still there: live instances, security groups, key pairs."""

@@ -81,12 +81,14 @@ class RemoteBenchTest(unittest.TestCase):
         out = os.path.join(self.tmp, "out")
         common = ["--prebuilt", harness.prebuilt_dir(), "--epochs", "1", "--no-tests",
                   "--mnist-mirrors", "file:///nonexistent/"]
-        # A GPU that nvidia-smi names (a T4), but a build without the CUDA backend: GPU optional.
-        self.fake_nvidia_smi("7.5\n")
+        # Four GPUs that nvidia-smi names (T4s, as on a g4dn.12xlarge), but a build without the CUDA
+        # backend: GPU optional. All four are counted; bench_dbn uses one.
+        self.fake_nvidia_smi("7.5\n" * 4, name="Tesla T4\n" * 4)
         r = self.run_script(["--out", out, "--gpu", "optional"] + common)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         info = dict(line.split("\t", 1) for line in read(os.path.join(out, "info.tsv")).splitlines())
-        self.assertEqual((info["cuda_arch"], info["gpu_name"], info["gpu_driver"]), ("75", "Tesla T4", "999.99"))
+        self.assertEqual((info["cuda_arch"], info["gpu_name"], info["gpu_driver"], info["gpu_count"]),
+                         ("75", "Tesla T4", "999.99", "4"))
         steps = read(os.path.join(out, "steps.tsv"))
         self.assertRegex(steps, r"mnist\tfailed\t1\t[0-9.]+\tfetch_mnist.sh: could not fetch")
         self.assertRegex(steps, r"bench_cpu\tok\t0\t")

@@ -9,15 +9,29 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import unittest
 import zlib
 
 import harness
 
+sys.path.insert(0, os.path.join(harness.ROOT, "scripts", "ec2"))
+import png_chart  # noqa: E402
+
 REPORT = os.path.join(harness.ROOT, "scripts", "ec2", "report.py")
 FIXTURES = os.path.join(harness.HERE, "fixtures")
 BLUE, ORANGE, GRAY = (52, 101, 164), (230, 120, 20), (150, 150, 150)
+
+
+def png_chunks(data):
+    """{chunk type: [bodies]} of a PNG."""
+    pos, out = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        out.setdefault(data[pos + 4:pos + 8], []).append(data[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    return out
 
 
 def decode_png(data):
@@ -67,27 +81,69 @@ class ReportTest(unittest.TestCase):
         shutil.copy(os.path.join(FIXTURES, "bench_cpu.fixture.json"), os.path.join(self.dir, "bench_cpu.json"))
         shutil.copy(os.path.join(FIXTURES, "bench_gpu.fixture.json"), os.path.join(self.dir, "bench_gpu.json"))
         with open(os.path.join(self.dir, "run.json"), "w") as f:
-            json.dump({"run_id": "fixture-run", "instance_type": "g4dn.xlarge", "region": "us-east-1",
-                       "market": "on-demand", "price_per_hour": 0.526, "max_hours": 2, "worst_case_usd": 1.08,
-                       "price_source": "fixture"}, f)
+            json.dump({"run_id": "fixture-run", "instance_type": "g4dn.12xlarge", "region": "us-east-1",
+                       "availability_zone": "us-east-1c", "market": "on-demand", "price_per_hour": 3.912,
+                       "max_hours": 2, "worst_case_usd": 7.85, "price_source": "fixture", "volume_gb": 100,
+                       "gpus": 4, "gpu_name": "NVIDIA T4", "wall_seconds": 1383, "instance_seconds": 1201,
+                       "cost_usd": 1.3084, "kept": False, "teardown": "done 2026-12-05T08:00:00Z",
+                       "source": "6dd45d2a1b2c", "source_files": 235, "source_bytes": 3204644}, f)
         with open(os.path.join(self.dir, "info.tsv"), "w") as f:
-            f.write("gpu_name\tFIXTURE GPU\ncuda_arch\t75\ncpus\t4\n")
+            f.write("gpu_name\tFIXTURE GPU\ngpu_count\t4\ncuda_arch\t75\ncpus\t4\n")
         with open(os.path.join(self.dir, "steps.tsv"), "w") as f:
             f.write("build\tok\t0\t100.0\t\nbench_gpu\tok\t0\t2.0\t\n")
         md, (width, height, rows) = self.report()
         self.assertIn("# bench_dbn on EC2, run fixture-run", md)
+        # What the run was and what it cost.
+        for row in ("| instance type | g4dn.12xlarge: 4 GPUs (FIXTURE GPU); bench_dbn used one of them (training on "
+                    "several GPUs is not available yet) |",
+                    "| region | us-east-1 (us-east-1c) |", "| market | on-demand |", "| hourly price | $3.912/h (fixture) |",
+                    "| wall time | 23 min 3 s (launch-bench's start to its end, teardown included) |",
+                    "| cost of the run | about **$1.31**: 20 min 1 s of instance time from launch to termination at "
+                    "$3.912/h (per second, one minute at least), with the 100 GiB gp3 volume and the public IPv4 address |",
+                    "| worst case | $7.85 (2 h at most, the max-hours guard) |", "| teardown | done 2026-12-05T08:00:00Z |",
+                    "from source 6dd45d2a1b2c (235 files, 3204644 bytes)"):
+            self.assertIn(row, md)
+        facts = ["g4dn.12xlarge on-demand in us-east-1 at $3.912/h", "wall time 23 min 3 s; cost about $1.31"]
+        with open(os.path.join(self.dir, "chart.png"), "rb") as f:
+            chunks = png_chunks(f.read())
+        self.assertEqual(chunks[b"tEXt"], [b"Description\0" + "; ".join(facts).encode()])
+        # The same two lines are drawn at the foot of the chart, pixel for pixel.
+        expected = png_chart.Canvas(width, height)
+        for n, line in enumerate(facts):
+            expected.centered_text(width / 2, png_chart.footnote_top(height, 2, n), line, png_chart.FOOTNOTE_COLOR, 2)
+        foot = png_chart.footnote_top(height, 2, 0)
+        self.assertEqual(b"".join(rows[foot:]), bytes(expected.pixels[foot * width * 3:]))
+        self.assertIn(png_chart.FOOTNOTE_COLOR, colors(rows[foot:]))
         self.assertIn("| 2014 seed, nolearn/gdbn, CPU | a 2014 CPU | ~25 s | 97–98% |", md)
         self.assertIn("| 2014 seed, nolearn/gdbn, GPU | AWS g2.2xlarge (GRID K520) | ~8 s | 97–98% |", md)
-        self.assertIn("| cudl CPU (`--device cpu`), this run | g4dn.xlarge, FIXTURE CPU (not a measurement) | "
+        self.assertIn("| cudl CPU (`--device cpu`), this run | g4dn.12xlarge, FIXTURE CPU (not a measurement) | "
                       "**2.000 s** (median of 3) | 97.5% | MNIST, 46,900 train / 23,100 test rows |", md)
-        self.assertIn("| cudl GPU (`--device gpu`), this run | g4dn.xlarge, FIXTURE GPU | **0.500 s** (median of 3) | 97.6% |", md)
+        self.assertIn("| cudl GPU (`--device gpu`), this run | g4dn.12xlarge, FIXTURE GPU | **0.500 s** (median of 3) | 97.6% |", md)
         self.assertIn("**4.00×** faster on the GPU", md)
         self.assertIn("| 3 | 2.000 | 0.1000 | 0.500 | 0.1000 |", md)
         self.assertNotIn("not comparable", md)  # MNIST: comparable with 2014
         self.assertIn("chart.png (drawn by scripts/ec2/png_chart.py, the dependency-free fallback: "
                       "install python3-matplotlib", md)
-        self.assertEqual((width, height), (960, 500))
+        self.assertEqual((width, height), (960, 544))  # 500 and two lines of facts
         self.assertTrue({BLUE, ORANGE, GRAY} <= colors(rows), "the chart lacks a bar")
+
+    def test_spot_kept_and_never_launched_runs_say_so(self):
+        base = {"run_id": "r", "instance_type": "g4dn.xlarge", "region": "eu-west-1", "price_per_hour": 0.526,
+                "price_source": "fixture", "max_hours": 2, "worst_case_usd": 1.08, "volume_gb": 100, "gpus": 1,
+                "gpu_name": "NVIDIA T4", "wall_seconds": 45, "teardown": ""}
+        for extra, want in (
+                ({"market": "spot", "instance_seconds": 30, "cost_usd": 0.0088, "kept": True},
+                 ["| market | spot (one-time) |", "| hourly price | $0.526/h (fixture); spot is billed at most this |",
+                  "| cost of the run | about **$0.009** at most (spot): 30 s of instance time so far, still running (--keep)",
+                  "| teardown | none yet: the instance was kept (--keep); end it with launch-bench down --run-id r |",
+                  "| instance type | g4dn.xlarge: 1 GPU (NVIDIA T4) |", "| wall time | 45 s (launch-bench's start to its end) |"]),
+                ({"market": "", "instance_seconds": 0, "cost_usd": 0, "kept": False, "teardown": "done 2026-12-05T08:00:00Z"},
+                 ["| market | not launched |", "| cost of the run | $0: no instance was launched |"])):
+            with open(os.path.join(self.dir, "run.json"), "w") as f:
+                json.dump(dict(base, **extra), f)
+            md, _ = self.report()
+            for text in want:
+                self.assertIn(text, md)
 
     def test_missing_results_are_reported_as_missing(self):
         md, (_, _, rows) = self.report()

@@ -31,7 +31,9 @@ class ScriptsTest(unittest.TestCase):
         for word in ("--region", "--instance-type", "--spot", "--spot-fallback", "--max-hours", "--yes", "--dry-run",
                      "--keep", "--ami", "--ami-param", "ssh --run-id", "down --run-id", "cleanup", "Test hooks",
                      "AWS_ENDPOINT_URL", "CUDL_EC2_AWS", "CUDL_EC2_MY_IP", "CUDL_EC2_SSH_HOST", "CUDL_EC2_SSH_PORT",
-                     "CUDL_EC2_STATE_DIR", "CUDL_EC2_REMOTE_DIR", "CUDL_EC2_REMOTE_CMD", "CUDL_EC2_REMOTE_ARGS"):
+                     "CUDL_EC2_STATE_DIR", "CUDL_EC2_REMOTE_DIR", "CUDL_EC2_REMOTE_CMD", "CUDL_EC2_REMOTE_ARGS",
+                     "--my-ip", "--uncommitted", "--force", "--all", "g4dn.12xlarge", "p4d.24xlarge",
+                     "CUDL_EC2_IP_URLS", "CUDL_EC2_SOURCE_DIR", "CUDL_EC2_SSH_ALIVE_SECONDS"):
             self.assertIn(word, r.stdout)
 
 

@@ -1,36 +1,44 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # LAUNCHED_ISO and the like are read by launch-bench
 # launch-bench's resources: the key pair, the security group and the instance, each recorded in the
 # state file before it is created. Sourced, not run.
 
 tag_list() { printf '{Key=cudl:run-id,Value=%s},{Key=cudl:tool,Value=launch-bench},{Key=Name,Value=cudl-bench-%s}' "$RUN_ID" "$RUN_ID"; }
 
-# create_key_pair: an ed25519 key pair named cudl-bench-RUN_ID; the private key is written with mode 0400.
+# create_key_pair: an ed25519 key pair named cudl-bench-RUN_ID, tagged at creation; the private key
+# is written with mode 0400. A signal during the call is acted on once the key is saved.
 create_key_pair() {
   KEY_NAME="cudl-bench-$RUN_ID"
   KEY_FILE="$STATE_DIR/$RUN_ID.pem"
   state_set KEY_NAME "$KEY_NAME"
   state_set KEY_FILE "$KEY_FILE"
-  aws_do "creating the key pair $KEY_NAME" ec2 create-key-pair --key-name "$KEY_NAME" --key-type ed25519 \
+  critical_begin
+  AWS_UNINTERRUPTED=1 aws_do "creating the key pair $KEY_NAME" ec2 create-key-pair --key-name "$KEY_NAME" --key-type ed25519 \
     --tag-specifications "ResourceType=key-pair,Tags=[$(tag_list)]" --query KeyMaterial --output text
   rm -f "$KEY_FILE"
   (umask 077 && printf '%s\n' "$AWS_OUT" > "$KEY_FILE") || die "cannot write the private key $KEY_FILE"
   chmod 400 "$KEY_FILE"
+  state_set KEY_CREATED 1
   say "key pair $KEY_NAME created; private key $KEY_FILE (mode 0400)"
+  critical_end
 }
 
-# create_security_group: cudl-bench-RUN_ID in the default VPC, admitting SSH from MY_IP/32 and nothing else.
+# create_security_group: cudl-bench-RUN_ID in the default VPC, tagged at creation, admitting SSH from
+# MY_IP/32 and nothing else.
 create_security_group() {
   SG_NAME="cudl-bench-$RUN_ID"
   state_set SG_NAME "$SG_NAME"
   state_set VPC_ID "$VPC_ID"
-  aws_do "creating the security group $SG_NAME" ec2 create-security-group --group-name "$SG_NAME" \
+  critical_begin
+  AWS_UNINTERRUPTED=1 aws_do "creating the security group $SG_NAME" ec2 create-security-group --group-name "$SG_NAME" \
     --description "cudl launch-bench run $RUN_ID: SSH from the launching machine only" --vpc-id "$VPC_ID" \
     --tag-specifications "ResourceType=security-group,Tags=[$(tag_list)]" --query GroupId --output text
   SG_ID=$AWS_OUT
   state_set SG_ID "$SG_ID"
+  say "security group $SG_ID ($SG_NAME) created"
+  critical_end
   aws_do "opening SSH from $MY_IP/32 in $SG_ID" ec2 authorize-security-group-ingress --group-id "$SG_ID" \
     --ip-permissions "[{\"IpProtocol\":\"tcp\",\"FromPort\":22,\"ToPort\":22,\"IpRanges\":[{\"CidrIp\":\"$MY_IP/32\",\"Description\":\"SSH from the machine that ran launch-bench\"}]}]"
-  say "security group $SG_ID ($SG_NAME): inbound SSH from $MY_IP/32 only"
+  say "security group $SG_ID: inbound SSH from $MY_IP/32 only"
 }
 
 # run_args SUBNET MARKET TOKEN: sets RUN_ARGS, the run-instances call for one zone.
@@ -86,9 +94,10 @@ quota_for() {
 
 # quota_stop MARKET: the quota error's message (the quota to raise, and where), then exit 4.
 quota_stop() {
-  local market=$1 q code name vcpus=4 other=""
+  local market=$1 q code name vcpus other="" row
   q=$(quota_for "$INSTANCE_TYPE" "$market"); code=${q%%|*}; name=${q#*|}
-  if aws_try ec2 describe-instance-types --instance-types "$INSTANCE_TYPE" \
+  row=$(gpu_table "$INSTANCE_TYPE"); read -r _ vcpus _ <<< "${row:-1 4 x}"
+  if [ -z "$row" ] && aws_try ec2 describe-instance-types --instance-types "$INSTANCE_TYPE" \
        --query 'InstanceTypes[0].VCpuInfo.DefaultVCpus' --output text 2> /dev/null && [[ "$AWS_OUT" =~ ^[0-9]+$ ]]; then
     vcpus=$AWS_OUT
   fi
@@ -120,12 +129,17 @@ launch_instance() {
       run_args "$s" "$market" "$RUN_ID-$attempt"
       state_set LAUNCH_ATTEMPT "$RUN_ID-$attempt $z $market"
       say "launching $INSTANCE_TYPE ($market) in $z"
-      if aws_try "${RUN_ARGS[@]}" --query 'Instances[0].InstanceId' --output text; then
+      critical_begin
+      if AWS_UNINTERRUPTED=1 aws_try "${RUN_ARGS[@]}" --query 'Instances[0].InstanceId' --output text; then
         INSTANCE_ID=$AWS_OUT; AZ=$z; MARKET=$market
+        LAUNCHED=$(date -u +%s); LAUNCHED_ISO=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
         state_set INSTANCE_ID "$INSTANCE_ID"
+        state_set LAUNCHED "$LAUNCHED"
         say "instance $INSTANCE_ID launched in $AZ ($MARKET)"
+        critical_end
         return 0
       fi
+      critical_end
       if is_capacity_error "$AWS_CODE"; then
         say "no $market capacity for $INSTANCE_TYPE in $z ($AWS_CODE): trying the next availability zone"
         tried="${tried:+$tried, }$z $market"
@@ -141,13 +155,34 @@ launch_instance() {
   die "no capacity for $INSTANCE_TYPE in any availability zone of $REGION (tried: $tried); try again later, another --region or --instance-type$( ((SPOT)) && ! ((SPOT_FALLBACK)) && echo ", or on-demand (without --spot, or with --spot-fallback)")" 5
 }
 
-# wait_running: waits until the instance runs and sets PUBLIC_IP.
+# wait_running: polls describe-instances (every POLL_SECONDS, up to 10 minutes) until the instance
+# runs; sets PUBLIC_IP and writes instance.json. An instance that ends first (spot capacity taken
+# back, an internal error) stops the run with AWS's reason.
 wait_running() {
+  local start state ip reason now
+  start=$(date +%s)
   say "waiting for $INSTANCE_ID to run"
-  aws_do "waiting for $INSTANCE_ID to reach running" ec2 wait instance-running --instance-ids "$INSTANCE_ID"
-  aws_do "describing $INSTANCE_ID" ec2 describe-instances --instance-ids "$INSTANCE_ID" --output json
+  while true; do
+    if aws_try ec2 describe-instances --instance-ids "$INSTANCE_ID" --output json --query \
+         'Reservations[0].Instances[0].{State: State.Name, PublicIp: PublicIpAddress, Reason: StateReason.Message, Instance: @}'; then
+      # The CLI indents the top-level keys by 4 spaces: the instance's own keys are deeper.
+      state=$(printf '%s\n' "$AWS_OUT" | sed -n 's/^    "State": "\([a-z-]*\)",*$/\1/p')
+      ip=$(printf '%s\n' "$AWS_OUT" | sed -n 's/^    "PublicIp": "\([0-9.]*\)",*$/\1/p')
+      reason=$(printf '%s\n' "$AWS_OUT" | sed -n 's/^    "Reason": "\(.*\)",*$/\1/p')
+      case "$state" in
+        running) break ;;
+        shutting-down|terminated|stopping|stopped)
+          die "$INSTANCE_ID ended before it ran ($state${reason:+: $reason})" ;;
+      esac
+    elif [ "$AWS_CODE" != InvalidInstanceID.NotFound ]; then  # NotFound: not visible yet, ask again
+      die "describing $INSTANCE_ID failed: $(aws_message)"
+    fi
+    now=$(date +%s)
+    (( now - start < 600 )) || die "$INSTANCE_ID did not reach running within 600 s (state: ${state:-unknown})"
+    bg_wait sleep "$POLL_SECONDS"
+  done
   printf '%s\n' "$AWS_OUT" > "$RESULTS/instance.json"
-  PUBLIC_IP=$(printf '%s\n' "$AWS_OUT" | sed -n 's/^ *"PublicIpAddress": "\([0-9.]*\)".*/\1/p' | head -n 1)
+  PUBLIC_IP=$ip
   if is_none "$PUBLIC_IP"; then die "$INSTANCE_ID has no public IPv4 address: SSH cannot reach it"; fi
   state_set PUBLIC_IP "$PUBLIC_IP"
   say "$INSTANCE_ID is running at $PUBLIC_IP"

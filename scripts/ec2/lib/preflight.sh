@@ -8,11 +8,41 @@
 price_table() {
   case "$1" in
     g4dn.xlarge) echo 0.526 ;;  g4dn.2xlarge) echo 0.752 ;; g4dn.4xlarge) echo 1.204 ;;
-    g5.xlarge) echo 1.006 ;;    g5.2xlarge) echo 1.212 ;;
+    g4dn.12xlarge) echo 3.912 ;;
+    g5.xlarge) echo 1.006 ;;    g5.2xlarge) echo 1.212 ;;   g5.12xlarge) echo 5.672 ;;
     g6.xlarge) echo 0.8048 ;;   g6.2xlarge) echo 0.9776 ;;
-    g6e.xlarge) echo 1.861 ;;   p3.2xlarge) echo 3.06 ;;
+    g6e.xlarge) echo 1.861 ;;   p3.2xlarge) echo 3.06 ;;    p4d.24xlarge) echo 32.7726 ;;
     *) echo "" ;;
   esac
+}
+# gpu_table TYPE: "GPUS VCPUS GPU-NAME" of the GPU instance types launch-bench knows (AWS's instance
+# type pages); empty for the others, which are asked of describe-instance-types at launch.
+gpu_table() {
+  case "$1" in
+    g4dn.xlarge) echo "1 4 NVIDIA T4" ;;        g4dn.2xlarge) echo "1 8 NVIDIA T4" ;;
+    g4dn.4xlarge) echo "1 16 NVIDIA T4" ;;      g4dn.12xlarge) echo "4 48 NVIDIA T4" ;;
+    g5.xlarge) echo "1 4 NVIDIA A10G" ;;        g5.2xlarge) echo "1 8 NVIDIA A10G" ;;
+    g5.12xlarge) echo "4 48 NVIDIA A10G" ;;
+    g6.xlarge) echo "1 4 NVIDIA L4" ;;          g6.2xlarge) echo "1 8 NVIDIA L4" ;;
+    g6e.xlarge) echo "1 4 NVIDIA L40S" ;;       p3.2xlarge) echo "1 8 NVIDIA V100" ;;
+    p4d.24xlarge) echo "8 96 NVIDIA A100" ;;
+    *) echo "" ;;
+  esac
+}
+# instance_gpus: sets GPUS (how many GPUs $INSTANCE_TYPE has; empty when unknown) and GPU_NAME, from
+# the table, else (not in a dry run) from describe-instance-types.
+instance_gpus() {
+  local row
+  row=$(gpu_table "$INSTANCE_TYPE")
+  if [ -n "$row" ]; then read -r GPUS _ GPU_NAME <<< "$row"; return 0; fi
+  GPUS=""; GPU_NAME=""
+  (( DRY_RUN )) && return 0
+  if aws_try ec2 describe-instance-types --instance-types "$INSTANCE_TYPE" \
+       --query 'InstanceTypes[0].GpuInfo.Gpus[0].[Count, Manufacturer, Name]' --output text &&
+     [[ "$AWS_OUT" =~ ^[0-9]+ ]]; then
+    read -r GPUS GPU_NAME <<< "$AWS_OUT"
+  fi
+  return 0
 }
 GP3_USD_PER_GB_MONTH=0.08   # us-east-1 list price; a month is 730 hours in AWS's billing
 IPV4_USD_PER_HOUR=0.005     # public IPv4 address, charged since February 2024
@@ -70,24 +100,60 @@ caller_identity() {
   read -r CALLER_ACCOUNT CALLER_ARN <<< "$AWS_OUT"
 }
 
-# caller_ip: sets MY_IP, this machine's public IPv4 address, for the security group's only rule.
+# caller_ip: sets MY_IP, this machine's public IPv4 address, for the security group's only rule:
+# --my-ip (or the CUDL_EC2_MY_IP test hook) when given, else the first of the "what is my IP"
+# services (IP_URLS) that answers with an IPv4 address.
+IP_URLS=${CUDL_EC2_IP_URLS:-https://checkip.amazonaws.com https://api.ipify.org}
 caller_ip() {
-  local err
-  if [ -n "${CUDL_EC2_MY_IP:-}" ]; then
-    MY_IP=$CUDL_EC2_MY_IP
-  else
-    MY_IP=$(curl -fsS --max-time 10 https://checkip.amazonaws.com 2> "$TMPD/ip.err") || {
-      err=$(cat "$TMPD/ip.err")
-      die "cannot learn your public IPv4 address from https://checkip.amazonaws.com (the security group admits SSH from it alone): ${err:-no answer}"
-    }
+  local url answer why="" one
+  if [ -n "$MY_IP_GIVEN" ]; then
+    MY_IP=$MY_IP_GIVEN
+    valid_ipv4 "$MY_IP" || die "your public address '$MY_IP' is not an IPv4 address (four numbers 0-255 without leading zeros)" 2
+    say "your public IPv4 address: $MY_IP (given)"
+    return 0
   fi
-  MY_IP=$(printf '%s' "$MY_IP" | tr -d '[:space:]')
-  valid_ipv4 "$MY_IP" || die "your public address '$MY_IP' is not an IPv4 address (IPv6-only networks are not supported)"
+  command -v curl > /dev/null || die "curl is not installed: it asks a public service for your IPv4 address (or pass --my-ip A.B.C.D)"
+  for url in $IP_URLS; do
+    if answer=$(bg_wait curl -fsS --max-time 10 "$url" 2> "$TMPD/ip.err"); then
+      answer=$(printf '%s' "$answer" | tr -d '[:space:]')
+      if valid_ipv4 "$answer"; then
+        MY_IP=$answer
+        say "your public IPv4 address: $MY_IP (from $url)"
+        return 0
+      fi
+      case "$answer" in
+        *:*) one="answered '${answer:0:60}', an IPv6 address" ;;
+        *) one="answered '${answer:0:60}', not an IPv4 address (four numbers 0-255 without leading zeros)" ;;
+      esac
+    else
+      one="did not answer ($(tail -n 1 "$TMPD/ip.err"))"
+    fi
+    why="${why:+$why; }$url $one"
+    warn "cannot learn your public IPv4 address from $url: it $one"
+  done
+  die "cannot learn your public IPv4 address (the security group admits SSH from it alone): $why. Pass it with --my-ip A.B.C.D; IPv6-only networks are not supported"
+}
+
+# check_run_id_unused: refuses RUN_ID when AWS holds resources tagged with it (an earlier run of the
+# same id, perhaps from another machine): a run must never share, and so tear down, another's.
+check_run_id_unused() {
+  local rows="" id name
+  live_instances "Name=tag:cudl:run-id,Values=$RUN_ID" || die "looking for instances tagged cudl:run-id=$RUN_ID failed: $(aws_message)"
+  for id in $LIVE; do rows="$rows instance $id;"; done
+  tagged security-groups 'SecurityGroups[].[GroupId,GroupName]' ||
+    die "looking for security groups tagged cudl:run-id=$RUN_ID failed: $(aws_message)"
+  while read -r id name; do [ -z "$id" ] || rows="$rows security group $id ($name);"; done <<< "$TAGGED"
+  tagged key-pairs 'KeyPairs[].[KeyPairId,KeyName]' || die "looking for key pairs tagged cudl:run-id=$RUN_ID failed: $(aws_message)"
+  while read -r id name; do [ -z "$id" ] || rows="$rows key pair $id ($name);"; done <<< "$TAGGED"
+  [ -z "$rows" ] ||
+    die "run id $RUN_ID is taken: AWS holds resources tagged cudl:run-id=$RUN_ID in $REGION:${rows%;}. Choose another --run-id (or end that run: $SELF down --run-id $RUN_ID --region $REGION)" 2
 }
 
 # resolve_ami: sets AMI_ID, AMI_NAME, AMI_SOURCE, ROOT_DEVICE and ROOT_SNAPSHOT_GB.
 resolve_ami() {
-  local ssm_error=""
+  local ssm_error="" sizes
+  # shellcheck disable=SC2016  # backticks are JMESPath literals
+  local fields='Name, RootDeviceName, join(`,`, BlockDeviceMappings[?Ebs].join(`=`, [DeviceName, to_string(Ebs.VolumeSize)]))'
   if [ -n "$AMI_ID" ]; then
     AMI_SOURCE="--ami"
   elif aws_try ssm get-parameter --name "$AMI_PARAM" --query Parameter.Value --output text; then
@@ -97,18 +163,17 @@ resolve_ami() {
     say "the SSM parameter $AMI_PARAM did not answer ($ssm_error); looking for the newest image named '$AMI_NAME_PATTERN' owned by amazon instead"
     aws_do "looking for the Deep Learning AMI (describe-images)" ec2 describe-images --owners amazon \
       --filters "Name=name,Values=$AMI_NAME_PATTERN" Name=state,Values=available Name=architecture,Values=x86_64 \
-      --query 'sort_by(Images, &CreationDate)[-1].ImageId' --output text
+      --query "sort_by(Images, &CreationDate)[-1].[ImageId, $fields]" --output text
     ! is_none "$AWS_OUT" ||
       die "no AMI: the SSM parameter $AMI_PARAM failed ($ssm_error) and no image named '$AMI_NAME_PATTERN' owned by amazon is in $REGION; pass --ami ami-..."
-    AMI_ID=$AWS_OUT; AMI_SOURCE="describe-images fallback ('$AMI_NAME_PATTERN', owner amazon)"
+    IFS=$'\t' read -r AMI_ID AMI_NAME ROOT_DEVICE sizes <<< "$AWS_OUT"
+    AMI_SOURCE="describe-images fallback ('$AMI_NAME_PATTERN', owner amazon)"
   fi
-  # shellcheck disable=SC2016  # backticks are JMESPath literals
-  aws_do "describing the AMI $AMI_ID" ec2 describe-images --image-ids "$AMI_ID" \
-    --query 'Images[0].[Name, RootDeviceName, join(`,`, BlockDeviceMappings[?Ebs].join(`=`, [DeviceName, to_string(Ebs.VolumeSize)]))]' \
-    --output text
-  ! is_none "$AWS_OUT" || die "the AMI $AMI_ID does not exist in $REGION"
-  local sizes
-  IFS=$'\t' read -r AMI_NAME ROOT_DEVICE sizes <<< "$AWS_OUT"
+  if [ "$AMI_SOURCE" != "describe-images fallback ('$AMI_NAME_PATTERN', owner amazon)" ]; then
+    aws_do "describing the AMI $AMI_ID" ec2 describe-images --image-ids "$AMI_ID" --query "Images[0].[$fields]" --output text
+    ! is_none "$AWS_OUT" || die "the AMI $AMI_ID does not exist in $REGION"
+    IFS=$'\t' read -r AMI_NAME ROOT_DEVICE sizes <<< "$AWS_OUT"
+  fi
   ! is_none "$ROOT_DEVICE" || ROOT_DEVICE=/dev/sda1
   ROOT_SNAPSHOT_GB=$(printf '%s' "$sizes" | tr ',' '\n' | sed -n "s|^$ROOT_DEVICE=||p" | head -n 1)
   if [[ "$ROOT_SNAPSHOT_GB" =~ ^[0-9]+$ ]] && (( ROOT_SNAPSHOT_GB > VOLUME_GB )); then
@@ -117,14 +182,10 @@ resolve_ami() {
   fi
 }
 
-# find_places: sets VPC_ID and PLACES, the "zone subnet" pairs to try in order: the region's
-# available zones that offer $INSTANCE_TYPE and have a default subnet (--az first when given).
+# find_places: sets VPC_ID and PLACES, the "zone subnet" pairs to try in order: the zones that offer
+# $INSTANCE_TYPE and have a default subnet (only availability zones have those), by name, --az first.
 find_places() {
   local zones offered subnets z s first=() rest=()
-  aws_do "listing availability zones" ec2 describe-availability-zones \
-    --filters Name=state,Values=available Name=zone-type,Values=availability-zone \
-    --query 'AvailabilityZones[].ZoneName' --output text
-  zones=$(printf '%s' "$AWS_OUT" | tr '\t' '\n')
   aws_do "listing where $INSTANCE_TYPE is offered" ec2 describe-instance-type-offerings \
     --location-type availability-zone --filters "Name=instance-type,Values=$INSTANCE_TYPE" \
     --query 'InstanceTypeOfferings[].Location' --output text
@@ -132,6 +193,7 @@ find_places() {
   aws_do "listing the default VPC's subnets" ec2 describe-subnets --filters Name=default-for-az,Values=true \
     --query 'Subnets[].[AvailabilityZone,SubnetId,VpcId]' --output text
   subnets=$AWS_OUT
+  zones=$(printf '%s\n' "$subnets" | awk 'NF == 3 { print $1 }' | sort -u)
   VPC_ID=$(printf '%s\n' "$subnets" | awk 'NF == 3 { print $3; exit }')
   ! is_none "$VPC_ID" ||
     die "$REGION has no default VPC (no default subnets); create one with: aws ec2 create-default-vpc --region $REGION"
@@ -182,9 +244,9 @@ nohup sh -c "sleep \$((MAX_MINUTES * 60)); poweroff -f" > /dev/null 2>&1 &
 EOF
 }
 
-# print_plan: everything the run will do, with what was looked up so far.
+# print_plan: everything the run will do, with what was looked up so far (instance_gpus first).
 print_plan() {
-  local market=on-demand ami zones ssh_from caller root_dev tests="" after spot_note=""
+  local market=on-demand ami zones ssh_from caller root_dev tests="" after spot_note="" gpus
   if (( SPOT )); then
     market="spot (one-time, terminated on interruption)"
     (( SPOT_FALLBACK )) && market="$market, falling back to on-demand when no zone has spot capacity"
@@ -194,10 +256,13 @@ print_plan() {
   else ami="from the SSM parameter $AMI_PARAM (fallback: the newest image named '$AMI_NAME_PATTERN' owned by amazon)"; fi
   if (( ${#PLACES[@]} )); then zones=$(printf '%s, ' "${PLACES[@]%% *}"); zones="in this order: ${zones%, }"
   else zones="the zones of $REGION that offer $INSTANCE_TYPE, looked up at launch"; fi
-  ssh_from="${MY_IP:-your public IPv4 address (looked up at launch)}/32"
+  ssh_from="${MY_IP:-${MY_IP_GIVEN:-your public IPv4 address (looked up at launch)}}/32"
   caller="${CALLER_ARN:-(looked up at launch: sts get-caller-identity)}${CALLER_ACCOUNT:+ (account $CALLER_ACCOUNT)}"
   root_dev=${ROOT_DEVICE:-"the AMI's root device"}
   (( RUN_TESTS )) && tests="run the tests; "
+  if [ -z "$GPUS" ]; then gpus="not in launch-bench's table (asked of AWS at launch)"
+  elif (( GPUS == 1 )); then gpus="1 ($GPU_NAME)"
+  else gpus="$GPUS ($GPU_NAME); bench_dbn uses one of them (training on several GPUs is not available yet)"; fi
   if (( KEEP )); then after="the instance is KEPT running (until '$SELF down --run-id $RUN_ID' or the max-hours guard)"
   else after="terminate, wait, delete the security group and the key pair (also on failure and Ctrl-C)"; fi
   cat <<EOF
@@ -205,6 +270,7 @@ cudl launch-bench plan, run $RUN_ID
   caller            $caller
   region            $REGION
   instance          $INSTANCE_TYPE, $market
+  GPUs              $gpus
   zones             $zones; a capacity error moves to the next one
   AMI               $ami
   root volume       $VOLUME_GB GiB gp3 on $root_dev, encrypted, deleted on termination
@@ -213,6 +279,8 @@ cudl launch-bench plan, run $RUN_ID
   metadata          IMDSv2 required (HttpTokens=required, hop limit 1)
   max-hours guard   user-data powers the instance off after $MAX_HOURS h ($MAX_MINUTES min); shutdown behaviour terminate
   tags              cudl:run-id=$RUN_ID, cudl:tool=launch-bench, Name=cudl-bench-$RUN_ID
+  source            $SOURCE_FILES files, $(human_bytes "$SOURCE_BYTES") ($SOURCE_BYTES bytes), $SOURCE_DESC;
+                    files git does not track (untracked or ignored) are never sent
   on the instance   wait for SSH as $SSH_USER; copy the source; install the build's packages; fetch MNIST
                     (checksums verified); build for the GPU's architecture; ${tests}bench_dbn
                     --device cpu and --device gpu, --epochs $EPOCHS, --json; collect nvidia-smi and every log
