@@ -1,15 +1,25 @@
 # What `cmake --install` puts under the prefix, and the files that let other projects use it:
 #   include/cudl/*.hpp, include/cudl/version.hpp (generated)    the public headers
-#   lib/libcudl.a                                                the library (static)
-#   lib/cmake/cudl/cudlConfig.cmake (+ Version, Targets)         find_package(cudl)
-#   lib/pkgconfig/cudl.pc                                        pkg-config --static --libs cudl
+#   lib/libcudl.so (.so.0.1, .so.0.1.0)                          the library; needs nothing of CUDA
+#   lib/libcudl_cuda.so (.so.0.1, ...)                           the CUDA backend, dlopen'ed by libcudl
+#                                                                (only in a build with CUDA)
+#   lib/cmake/cudl/cudlConfig.cmake (+ Version, Targets)         find_package(cudl [COMPONENTS CUDA])
+#   lib/pkgconfig/cudl.pc                                        pkg-config --libs cudl
 #   bin/bench_dbn, libexec/cudl/ (the examples' programs)        (their CMakeLists)
 #   share/doc/cudl/LICENSE, NOTICE
 # Included by the top-level CMakeLists.txt after the targets exist. tests/consumer/run.sh checks
 # the result by building two programs against an installed tree.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS cudl EXPORT cudlTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS cudl EXPORT cudlTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+if(CUDL_HAVE_CUDA)
+  # Beside libcudl.so, where libcudl looks for it; it finds libcudl.so there too ($ORIGIN), and
+  # the CUDA libraries where it was linked against them (CMAKE_INSTALL_RPATH_USE_LINK_PATH).
+  set_property(TARGET cudl_cuda PROPERTY INSTALL_RPATH "$ORIGIN")
+  install(TARGETS cudl_cuda EXPORT cudlCudaTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  # cudl::cuda, for code that uses CudaBackend itself (find_package(cudl COMPONENTS CUDA)).
+  install(EXPORT cudlCudaTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+endif()
 install(DIRECTORY include/cudl DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_BINARY_DIR}/include/cudl/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cudl)
 install(FILES LICENSE NOTICE DESTINATION ${CMAKE_INSTALL_DOCDIR})
@@ -24,60 +34,14 @@ install(FILES ${PROJECT_BINARY_DIR}/cudlConfig.cmake ${PROJECT_BINARY_DIR}/cudlC
 
 # The pkg-config file. Its prefix is found from the file's own place (${pcfiledir}), so the tree
 # can be installed with --prefix or DESTDIR and moved; absolute install dirs are written as given.
-# Libs.private: what libcudl.a calls, as -L/-l flags (a library whose file name -l cannot reach,
-# such as pip's libcudnn.so.9, by its full path).
-function(_cudl_pc_link_flags out)
-  set(flags "")
-  foreach(lib IN LISTS ARGN)
-    if(lib MATCHES "^(optimized|debug|general)$")
-      continue()
-    endif()
-    if(lib MATCHES "^-")  # already a flag (-pthread, -lpthread)
-      list(APPEND flags "${lib}")
-      continue()
-    endif()
-    get_filename_component(dir "${lib}" DIRECTORY)
-    get_filename_component(name "${lib}" NAME)
-    if(IS_ABSOLUTE "${lib}" AND name MATCHES "^lib(.+)\\.(so|a)$")
-      if(NOT dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
-        list(APPEND flags "-L${dir}")
-      endif()
-      list(APPEND flags "-l${CMAKE_MATCH_1}")
-    elseif(IS_ABSOLUTE "${lib}")
-      list(APPEND flags "${lib}")
-    else()
-      list(APPEND flags "-l${lib}")
-    endif()
-  endforeach()
-  list(REMOVE_DUPLICATES flags)
-  list(JOIN flags " " flags)
-  set(${out} "${flags}" PARENT_SCOPE)
-endfunction()
-
-function(_cudl_imported_location out target)
-  get_target_property(loc ${target} IMPORTED_LOCATION)
-  if(NOT loc)
-    get_target_property(loc ${target} IMPORTED_LOCATION_RELEASE)
-  endif()
-  if(NOT loc)
-    message(FATAL_ERROR "cudl: no library file for ${target} (needed for cudl.pc)")
-  endif()
-  set(${out} "${loc}" PARENT_SCOPE)
-endfunction()
-
-set(_cudl_pc_libs ${ZLIB_LIBRARIES})
+# libcudl.so names its own dependencies (zlib, the C++ runtime); the CUDA libraries are the
+# plugin's, loaded with it. Libs.private is for `pkg-config --static`: the threads library.
 if(CUDL_HAVE_CUDA)
-  _cudl_imported_location(_cudart CUDA::cudart)
-  _cudl_imported_location(_cublas CUDA::cublas)
-  list(APPEND _cudl_pc_libs "${_cudart}" "${_cublas}" "${CUDNN_LIBRARY}")
-  set(CUDL_PC_CUDA_DESCRIPTION " and NVIDIA GPUs (CUDA backend)")
+  set(CUDL_PC_CUDA_DESCRIPTION " and NVIDIA GPUs (CUDA backend, loaded at run time)")
 else()
   set(CUDL_PC_CUDA_DESCRIPTION "")
 endif()
-_cudl_pc_link_flags(CUDL_PC_LIBS_PRIVATE ${_cudl_pc_libs})
-if(CMAKE_THREAD_LIBS_INIT)
-  string(APPEND CUDL_PC_LIBS_PRIVATE " ${CMAKE_THREAD_LIBS_INIT}")
-endif()
+set(CUDL_PC_LIBS_PRIVATE "${CMAKE_THREAD_LIBS_INIT}")
 
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
   set(CUDL_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")

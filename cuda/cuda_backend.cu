@@ -12,9 +12,10 @@
 
 namespace cudl {
 
+GpuProbe probe_cuda_runtime();  // probe.cu
 
 CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique<Impl>()) {
-  const GpuProbe probe = probe_gpu();
+  const GpuProbe probe = probe_cuda_runtime();  // not probe_gpu(): that goes through the plugin's loader
   if (!probe.usable) throw Error("cannot use the GPU: " + probe.reason);
   int count = 0;
   CUDL_CUDA_CHECK(cudaGetDeviceCount(&count));

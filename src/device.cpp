@@ -1,47 +1,40 @@
 #include "cudl/device.hpp"
 
 #include "cudl/cpu_backend.hpp"
-#include "cudl/version.hpp"  // CUDL_HAVE_CUDA: 1 in a build with the CUDA backend
-#if CUDL_HAVE_CUDA
-#include "cudl/cuda_backend.hpp"
-#endif
 #include "cudl/error.hpp"
+#include "cudl/version.hpp"  // CUDL_HAVE_CUDA: 1 in a build with the CUDA backend (the plugin)
+#include "plugin/cuda_plugin.hpp"
 
 namespace cudl {
 
-#if CUDL_HAVE_CUDA
-GpuProbe probe_cuda_runtime();  // cuda/probe.cu
-bool built_with_cuda() { return true; }
-GpuProbe probe_gpu() { return probe_cuda_runtime(); }
-#else
-bool built_with_cuda() { return false; }
+// The GPU is reached only through the plugin, libcudl_cuda.so, loaded on first use
+// (plugin/cuda_plugin.cpp): libcudl itself needs nothing of CUDA.
+bool built_with_cuda() { return CUDL_HAVE_CUDA != 0; }
+
 GpuProbe probe_gpu() {
-  GpuProbe p;
-  p.reason =
-      "this build of cudl has no CUDA backend: reconfigure with -DCUDL_CUDA=ON on a machine with the CUDA "
-      "toolkit (nvcc, cuBLAS)";
-  return p;
+  const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();
+  if (plugin.api == nullptr) {
+    GpuProbe p;
+    p.reason = plugin.reason;
+    return p;
+  }
+  return plugin.api->probe();
 }
-#endif
 
 const char* to_string(Precision precision) { return precision == Precision::kFp32 ? "fp32" : "tf32"; }
 const char* to_string(ConvSearch search) { return search == ConvSearch::kFastest ? "fastest" : "precise"; }
 
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
   if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads);
-#if CUDL_HAVE_CUDA
-  return std::make_unique<CudaBackend>(options);
-#else
-  throw Error("cannot use the GPU: " + probe_gpu().reason);
-#endif
+  const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();
+  if (plugin.api == nullptr) throw Error("cannot use the GPU: " + plugin.reason);
+  return plugin.api->make_backend(options);
 }
 
 std::vector<std::string> convolution_plans(const Backend& backend) {
-#if CUDL_HAVE_CUDA
-  if (const auto* gpu = dynamic_cast<const CudaBackend*>(&backend)) return gpu->convolution_plans();
-#endif
-  (void)backend;
-  return {};
+  if (backend.device() != Device::kCuda) return {};
+  const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();
+  return plugin.api == nullptr ? std::vector<std::string>{} : plugin.api->convolution_plans(backend);
 }
 
 }  // namespace cudl

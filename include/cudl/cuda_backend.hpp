@@ -3,8 +3,11 @@
 // API for the convolutions and our own kernels for the rest (cuda/). It owns its stream, cuBLAS
 // handle and workspace, and a cuDNN handle created on first use; every CUDA, cuBLAS and cuDNN status is checked and reported as
 // cudl::Error with the library's own status text. No CUDA type appears here, so this header
-// compiles anywhere; the class is defined only in builds with the CUDA backend
-// (cudl::built_with_cuda()). Portable code uses cudl::make_backend(Device::kCuda, ...).
+// compiles anywhere; the class is defined in the CUDA plugin, libcudl_cuda.so, which exists only in
+// builds with the CUDA backend (cudl::built_with_cuda()). Code that names CudaBackend links that
+// library (CMake: cudl::cuda, from find_package(cudl COMPONENTS CUDA)) and so needs the CUDA
+// libraries to load; portable code uses cudl::make_backend(Device::kCuda, ...), which loads the
+// plugin at run time and needs nothing of CUDA until then.
 // One difference from CpuBackend, where a kernel cannot throw: softmax_cross_entropy with a
 // label outside [0, K) makes that row's loss NaN, which the divergence check then reports.
 #include <cstddef>

@@ -9,7 +9,8 @@
 
 namespace cudl {
 
-// Whether this build of cudl contains the CUDA backend.
+// Whether this build of cudl has the CUDA backend: the plugin libcudl_cuda.so, which libcudl loads
+// (dlopen) beside itself, or from $CUDL_CUDA_PLUGIN, the first time a GPU is probed or asked for.
 bool built_with_cuda();
 
 struct GpuProbe {
@@ -17,7 +18,9 @@ struct GpuProbe {
   std::string description;  // e.g. "NVIDIA H100 80GB HBM3 (sm_90, driver 13.0, runtime 13.0)"
   std::string reason;       // when not usable: one sentence saying why
 };
-// Looks for a usable CUDA GPU without creating a backend. Never throws.
+// Looks for a usable CUDA GPU without creating a backend: loads the plugin, then asks the CUDA
+// runtime. Never throws; `reason` says what is missing (the plugin, a CUDA library, the driver, a
+// GPU).
 GpuProbe probe_gpu();
 
 // Arithmetic of the GPU's products: strict fp32 (the default; results agree with the CPU), or

@@ -30,13 +30,14 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
 cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
 lib=$(cache CMAKE_INSTALL_LIBDIR)  # lib, or Debian's lib/<triplet>
 lib=${lib:-lib}
-expected=(include/cudl/cudl.hpp include/cudl/version.hpp "$lib/libcudl.a" "$lib/cmake/cudl/cudlConfig.cmake"
+expected=(include/cudl/cudl.hpp include/cudl/version.hpp "$lib/libcudl.so" "$lib/cmake/cudl/cudlConfig.cmake"
           "$lib/pkgconfig/cudl.pc" share/doc/cudl/LICENSE share/doc/cudl/NOTICE)
 benchmarks=$(cache CUDL_BUILD_BENCHMARKS)
 [ "$benchmarks" = OFF ] || expected+=(bin/bench_dbn)
 [ "$(cache CUDL_BUILD_EXAMPLES)" = OFF ] ||
   expected+=(libexec/cudl/mnist_mlp libexec/cudl/mnist_dbn libexec/cudl/mnist_lenet libexec/cudl/train_your_data
              libexec/cudl/predict)
+[ "$(cache CUDL_HAVE_CUDA)" != ON ] || expected+=("$lib/libcudl_cuda.so" "$lib/cmake/cudl/cudlCudaTargets.cmake")
 for f in "${expected[@]}"; do
   [ -e "$prefix/$f" ] || fail "$f was not installed (see $tmp/install.log)"
 done
@@ -57,7 +58,7 @@ cmake -S "$here/cmake" -B "$tmp/cmake" -G "${CUDL_CONSUMER_GENERATOR:-Unix Makef
   -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON >"$tmp/cmake.log" 2>&1 ||
   { cat "$tmp/cmake.log"; fail "configuring the CMake consumer"; }
 cmake --build "$tmp/cmake" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "building the CMake consumer"; }
-step "pkg-config consumer: $(PKG_CONFIG_PATH=$prefix/$lib/pkgconfig pkg-config --cflags --static --libs cudl)"
+step "pkg-config consumer: $(PKG_CONFIG_PATH=$prefix/$lib/pkgconfig pkg-config --cflags --libs cudl)"
 mkdir -p "$tmp/pkgconfig"
 PKG_CONFIG_PATH=$prefix/$lib/pkgconfig make -s -C "$here/pkgconfig" OUT="$tmp/pkgconfig" >"$tmp/pkgconfig.log" 2>&1 ||
   { cat "$tmp/pkgconfig.log"; fail "building the pkg-config consumer"; }
@@ -74,6 +75,36 @@ for exe in "$tmp/cmake/consumer" "$tmp/pkgconfig/consumer"; do
     "$expect" 2 "^consumer: cannot use the GPU: [A-Za-z].*" "$exe" --device gpu
   fi
 done
+
+# Neither binary asks the loader for any CUDA library; the CMake one runs again with every CUDA
+# library on this machine out of reach (tests/consumer/without_cuda.sh: a private mount namespace),
+# trains on the CPU, and asked for the GPU gives cudl's sentence about its plugin.
+cuda_libs='lib(cuda|cudart|cublas|cudnn|nccl)[^ ]*'
+for exe in "$tmp/cmake/consumer" "$tmp/pkgconfig/consumer"; do
+  if readelf -d "$exe" "$prefix/$lib/libcudl.so" | grep -E "NEEDED.*$cuda_libs"; then
+    fail "$exe or libcudl.so needs a CUDA library at load time (above)"
+  fi
+done
+hide=("$here/without_cuda.sh")
+[ "$have_cuda" = 0 ] || hide+=(--runpath-of "$prefix/$lib/libcudl_cuda.so")
+set +e
+"${hide[@]}" true 2>/dev/null
+hidden=$?
+set -e
+if [ "$hidden" = 77 ]; then
+  step "CUDA toolkit not hidden: a private mount namespace is not permitted here (unshare -m)"
+elif [ "$hidden" != 0 ]; then
+  fail "tests/consumer/without_cuda.sh could not hide the CUDA libraries"
+else
+  step "the CMake consumer with every CUDA library hidden"
+  "${hide[@]}" "$expect" 0 "^trained on .*accuracy (9[0-9]|100)\.[0-9]%" "$tmp/cmake/consumer"
+  if [ "$have_cuda" = 1 ]; then
+    "${hide[@]}" "$expect" 2 "^consumer: cannot use the GPU: cudl's CUDA plugin .*/libcudl_cuda.so cannot be loaded because lib(cudart|cublas|cudnn)[^ ]* is not installed or not on the library path" \
+      "$tmp/cmake/consumer" --device gpu
+  else
+    "${hide[@]}" "$expect" 2 "^consumer: cannot use the GPU: this build of cudl has no CUDA backend" "$tmp/cmake/consumer" --device gpu
+  fi
+fi
 
 # The installed bench_dbn, run from an empty folder with the data copied out of the source tree
 # ($CUDL_DATA), and the source folder compiled into it masked by an empty one where this machine

@@ -134,7 +134,7 @@ elif [ "$harness" = safetensors ]; then
 else
   # The library's sources as src/CMakeLists.txt lists them in add_library(cudl ...), so that this
   # build follows it. The CPU build only: no CUDA backend, nothing from cuda/.
-  mapfile -t sources < <(sed -n '/^add_library(cudl$/,/)/p' "$root/src/CMakeLists.txt" |
+  mapfile -t sources < <(sed -n '/^add_library(cudl\( SHARED\)\{0,1\}$/,/)/p' "$root/src/CMakeLists.txt" |
                            sed -e '1d' -e 's/[[:space:]]//g' -e 's/)$//' | grep '\.cpp$' | sed "s|^|$root/src/|")
   [ "${#sources[@]}" -gt 0 ] || { echo "run_fuzz: found no sources in src/CMakeLists.txt" >&2; exit 1; }
   for src in "${sources[@]}"; do
