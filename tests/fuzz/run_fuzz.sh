@@ -16,6 +16,7 @@
 # exits non-zero and leaves the input as $CUDL_FUZZ_DIR/HARNESS/crash-* (or leak-*, timeout-*,
 # oom-*, slow-unit-*).
 # Usage: tests/fuzz/run_fuzz.sh [HARNESS] [SECONDS] [LIBFUZZER FLAGS...]
+#        CUDL_FUZZ_COVERAGE=1 tests/fuzz/run_fuzz.sh HARNESS   (line and branch coverage of its corpus)
 #        tests/fuzz/run_fuzz.sh SECONDS          (the safetensors harness, as before)
 #        CUDL_FUZZ_BUILD_ONLY=1 tests/fuzz/run_fuzz.sh checkpoint    (build, do not fuzz)
 # Needs clang++ with libFuzzer, zlib, and for the checkpoint harness Eigen (/usr/include/eigen3)
@@ -34,6 +35,12 @@ esac
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 out=${CUDL_FUZZ_DIR:-$root/build-fuzz}
+# Coverage mode (CUDL_FUZZ_COVERAGE=1): build the harness with clang's source-based coverage into
+# $out/coverage, run every input of the fuzzing runs' corpus ($out/HARNESS/corpus) and the seeds
+# once, and print llvm-cov's report for the code the harness is about. No fuzzing.
+coverage=${CUDL_FUZZ_COVERAGE:-}
+fuzz_corpus=$out/$harness/corpus
+[ -z "$coverage" ] || out=$out/coverage
 work=$out/$harness
 seeds=$root/tests/fuzz/corpus/$harness
 cxx=${CUDL_FUZZ_CXX:-clang++}
@@ -42,6 +49,7 @@ mkdir -p "$work/corpus"
 
 flags=(-std=c++17 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
        -I"$root/include" -I"$root/src")
+[ -z "$coverage" ] || flags+=(-fprofile-instr-generate -fcoverage-mapping)
 
 # compile SOURCE OBJECT FLAGS...: one object, with its header dependencies in OBJECT.d.
 compile() {
@@ -192,6 +200,23 @@ else
   fi
 fi
 [ -z "${CUDL_FUZZ_BUILD_ONLY:-}" ] || exit 0
+
+if [ -n "$coverage" ]; then
+  case "$harness" in
+    idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
+    safetensors) subject=(src/io/safetensors.cpp) ;;
+    checkpoint) subject=(src/io/safetensors.cpp src/io/checkpoint.cpp src/io/checkpoint_json.cpp src/nn/layer_config.cpp) ;;
+  esac
+  mkdir -p "$fuzz_corpus"
+  rm -f "$work"/*.profraw
+  echo "run_fuzz: coverage of $(ls "$fuzz_corpus" | wc -l) corpus inputs and $(ls "$seeds" | wc -l) seeds"
+  LLVM_PROFILE_FILE="$work/%p.profraw" "$work/fuzz_$harness" -runs=0 -timeout=10 "$fuzz_corpus" "$seeds" \
+    >"$work/coverage.log" 2>&1 || { tail -n 40 "$work/coverage.log"; echo "run_fuzz: an input failed" >&2; exit 1; }
+  "${CUDL_LLVM_PROFDATA:-llvm-profdata}" merge -o "$work/coverage.profdata" "$work"/*.profraw
+  "${CUDL_LLVM_COV:-llvm-cov}" report "$work/fuzz_$harness" -instr-profile="$work/coverage.profdata" \
+    "${subject[@]/#/$root/}"
+  exit 0
+fi
 
 echo "run_fuzz: fuzzing $harness for $seconds s"
 extra=()
