@@ -37,6 +37,7 @@ using cudl::testing::why_no_shared_mnist;
 using cudl::testing::write_file;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Writes <dir>/<split>-images-idx3-ubyte[.gz] holding `count` images of rows×cols whose pixel
 // k of image i is (first + i)·16 + k, and <split>-labels-idx1-ubyte[.gz] with labels
@@ -386,6 +387,21 @@ TEST(FindDataset, NothingFoundListsEveryPlaceTriedAndHowToFillOne) {
   EXPECT_THAT(message, HasSubstr(absent + " (same)"));
   EXPECT_THAT(message, HasSubstr("scripts/fetch_mnist.sh"));
   EXPECT_THAT(message, HasSubstr("apt-get install dataset-fashion-mnist"));
+}
+
+// An installed program's source folder does not exist: the message names neither its data/mnist
+// nor scripts/fetch_mnist.sh, only what the user can do.
+TEST(FindDataset, WithoutTheSourceFolderTheMessageNamesOnlyWhatExists) {
+  TempDir root;
+  ScopedEnv env("CUDL_DATA", std::nullopt);
+  const std::string gone = root.str("source-folder-not-installed");
+  const std::string absent = root.str("no-fallback");
+  const std::string message = error_of([&] { cudl::detail::find_dataset_in("", gone, absent); });
+  EXPECT_THAT(message, HasSubstr("Tried: --data (not given); $CUDL_DATA (not set); " + absent + " (no "));
+  EXPECT_THAT(message, Not(HasSubstr(gone)));
+  EXPECT_THAT(message, Not(HasSubstr("fetch_mnist")));
+  EXPECT_THAT(message, HasSubstr("apt-get install dataset-fashion-mnist"));
+  EXPECT_THAT(message, HasSubstr("pass --data DIR or set CUDL_DATA=DIR"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -280,15 +280,20 @@ DatasetLocation detail::find_dataset_in(const std::string& cli_dir,
                                      ": no IDX files there (expected " + kWhatIdx + ")");
     return located(env, "$CUDL_DATA");
   }
+  // An installed program has no source folder: its data/mnist is neither tried nor mentioned,
+  // nor is the script that fills it.
+  std::error_code ec;
+  const bool have_project = !project_root.empty() && fs::is_directory(project_root, ec);
   const std::string project_dir = (fs::path(project_root) / "data" / "mnist").string();
-  if (holds_idx(project_dir)) return located(project_dir, "project data/mnist");
+  if (have_project && holds_idx(project_dir)) return located(project_dir, "project data/mnist");
   if (holds_idx(fallback_dir)) return located(fallback_dir, "Debian dataset-fashion-mnist");
-  CUDL_REQUIRE(false, "no dataset found. Tried: --data (not given); $CUDL_DATA (not set); " +
-                          project_dir + " (no " + kWhatIdx + "); " + fallback_dir +
-                          " (same). To fill one: run scripts/fetch_mnist.sh (downloads MNIST "
-                          "into " + project_dir + "), or `apt-get install dataset-fashion-mnist` "
-                          "(installs " + kFashionDir + "), or pass --data DIR or set "
-                          "CUDL_DATA=DIR to a directory holding MNIST-style IDX files");
+  const std::string tried = have_project ? project_dir + " (no " + kWhatIdx + "); " + fallback_dir + " (same)"
+                                         : fallback_dir + " (no " + kWhatIdx + ")";
+  const std::string fetch = have_project ? "run scripts/fetch_mnist.sh (downloads MNIST into " + project_dir + "), or " : "";
+  CUDL_REQUIRE(false, "no dataset found. Tried: --data (not given); $CUDL_DATA (not set); " + tried +
+                          ". To fill one: " + fetch + "`apt-get install dataset-fashion-mnist` (installs " +
+                          kFashionDir + "), or pass --data DIR or set CUDL_DATA=DIR to a directory holding "
+                          "MNIST-style IDX files");
   return {};  // not reached
 }
 
