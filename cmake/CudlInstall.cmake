@@ -7,6 +7,7 @@
 #   lib/pkgconfig/cudl.pc                                        pkg-config --libs cudl
 #   bin/bench_dbn, libexec/cudl/ (the examples' programs)        (their CMakeLists)
 #   share/doc/cudl/LICENSE, NOTICE
+#   bin/launch-bench -> share/cudl/ec2/launch-bench (+ its lib/, the source it sends)
 # Included by the top-level CMakeLists.txt after the targets exist. tests/consumer/run.sh checks
 # the result by building two programs against an installed tree.
 include(CMakePackageConfigHelpers)
@@ -59,3 +60,34 @@ foreach(_dir LIBDIR INCLUDEDIR)
 endforeach()
 configure_file(cmake/cudl.pc.in ${PROJECT_BINARY_DIR}/cudl.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/cudl.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# scripts/ec2/launch-bench, installed as bin/launch-bench (a link into share/cudl/ec2/, beside its
+# lib/ and helpers). It sends the cudl source to the instance it rents: installed, the source of
+# the commit this tree was built from, archived at each build by `git archive` (the tracked files,
+# as from a checkout) with source.txt naming the commit. Built outside a git checkout there is no
+# archive, and the installed launch-bench asks for CUDL_EC2_SOURCE_DIR.
+install(DIRECTORY scripts/ec2/ DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2 USE_SOURCE_PERMISSIONS
+        PATTERN "__pycache__" EXCLUDE)
+find_package(Git QUIET)
+if(GIT_FOUND AND EXISTS "${PROJECT_SOURCE_DIR}/.git")
+  add_custom_target(cudl_source_archive ALL
+    COMMAND "${GIT_EXECUTABLE}" -C "${PROJECT_SOURCE_DIR}" archive --format=tar.gz -o "${PROJECT_BINARY_DIR}/source.tar.gz" HEAD
+    COMMAND sh -c "'${GIT_EXECUTABLE}' -C '${PROJECT_SOURCE_DIR}' describe --always --abbrev=12 HEAD > '${PROJECT_BINARY_DIR}/source.txt'"
+    COMMENT "Archiving the source at HEAD for the installed launch-bench"
+    VERBATIM)
+  install(FILES "${PROJECT_BINARY_DIR}/source.tar.gz" "${PROJECT_BINARY_DIR}/source.txt"
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2)
+else()
+  message(STATUS "cudl: not a git checkout: the installed launch-bench will need CUDL_EC2_SOURCE_DIR")
+endif()
+if(IS_ABSOLUTE "${CMAKE_INSTALL_DATADIR}")
+  set(_cudl_launch_target "${CMAKE_INSTALL_DATADIR}/cudl/ec2/launch-bench")
+else()
+  file(RELATIVE_PATH _cudl_launch_target "/prefix/${CMAKE_INSTALL_BINDIR}" "/prefix/${CMAKE_INSTALL_DATADIR}/cudl/ec2/launch-bench")
+endif()
+install(CODE "
+  set(link \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/launch-bench\")
+  file(MAKE_DIRECTORY \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+  file(REMOVE \"\${link}\")
+  file(CREATE_LINK \"${_cudl_launch_target}\" \"\${link}\" SYMBOLIC)
+  message(STATUS \"Installing: \${link} -> ${_cudl_launch_target}\")")

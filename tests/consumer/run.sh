@@ -30,7 +30,7 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
 cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
 lib=$(cache CMAKE_INSTALL_LIBDIR)  # lib, or Debian's lib/<triplet>
 lib=${lib:-lib}
-expected=(include/cudl/cudl.hpp include/cudl/version.hpp "$lib/libcudl.so" "$lib/cmake/cudl/cudlConfig.cmake"
+expected=(bin/launch-bench share/cudl/ec2/lib/common.sh include/cudl/cudl.hpp include/cudl/version.hpp "$lib/libcudl.so" "$lib/cmake/cudl/cudlConfig.cmake"
           "$lib/pkgconfig/cudl.pc" share/doc/cudl/LICENSE share/doc/cudl/NOTICE)
 benchmarks=$(cache CUDL_BUILD_BENCHMARKS)
 [ "$benchmarks" = OFF ] || expected+=(bin/bench_dbn)
@@ -106,25 +106,45 @@ else
   fi
 fi
 
-# The installed bench_dbn, run from an empty folder with the data copied out of the source tree
-# ($CUDL_DATA), and the source folder compiled into it masked by an empty one where this machine
-# allows a private mount namespace (unshare -m: root or CAP_SYS_ADMIN). One short epoch of the
-# shipped MNIST test digits.
+# The installed programs run from an empty folder, with the source folder masked by an empty one
+# where this machine allows a private mount namespace (unshare -m: root or CAP_SYS_ADMIN), so that
+# nothing can be found there.
+mkdir -p "$tmp/run" "$tmp/data" "$tmp/empty"
+cp "$expect" "$tmp/expect.sh"
+if unshare -m true 2>/dev/null; then
+  where="from outside the source tree, $root masked"
+else
+  where="from outside the source tree (unshare -m not permitted: $root left in place)"
+fi
+outside_source() {
+  if unshare -m true 2>/dev/null; then
+    # shellcheck disable=SC2016  # $1.. are the inner shell's arguments
+    unshare -m bash -c 'mount --bind "$1" "$2" && [ ! -e "$2/CMakeLists.txt" ] && cd "$3" && shift 3 && exec "$@"' \
+      _ "$tmp/empty" "$root" "$tmp/run" "$@"
+  else
+    (cd "$tmp/run" && "$@")
+  fi
+}
+
+# The installed launch-bench (a link into share/cudl/ec2/): its help, and a dry run that plans to
+# send the source archived at build time, as many files as git tracks at HEAD.
+step "installed launch-bench, $where"
+[ -L "$prefix/bin/launch-bench" ] || fail "bin/launch-bench was not installed as a link"
+outside_source "$tmp/expect.sh" 0 "^Usage: launch-bench \\[run\\]" "$prefix/bin/launch-bench" --help
+if git -C "$root" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+  files=$(git -C "$root" ls-tree -r HEAD | grep -c ' blob ')
+  outside_source env -u CUDL_EC2_SOURCE_DIR "$tmp/expect.sh" 0 \
+    "source +$files files, .*the source this launch-bench was installed from" \
+    "$prefix/bin/launch-bench" run --dry-run --region us-east-1
+fi
+
+# The installed bench_dbn with the data copied out of the source tree ($CUDL_DATA): one short
+# epoch of the shipped MNIST test digits.
 if [ "$benchmarks" = OFF ]; then
   step "passed (bench_dbn not built: CUDL_BUILD_BENCHMARKS=OFF)"
   exit 0
 fi
-mkdir -p "$tmp/run" "$tmp/data" "$tmp/empty"
 cp "$root"/tests/data/mnist/*.gz "$tmp/data/"
-cp "$expect" "$tmp/expect.sh"
-bench=("$tmp/expect.sh" 0 "test accuracy 0\.[89]" "$prefix/bin/bench_dbn" --epochs 1 --threads 2)
-if unshare -m true 2>/dev/null; then
-  step "installed bench_dbn, from outside the source tree, $root masked"
-  # shellcheck disable=SC2016  # $1.. are the inner shell's arguments
-  unshare -m bash -c 'mount --bind "$1" "$2" && [ ! -e "$2/CMakeLists.txt" ] && cd "$3" && shift 3 && exec "$@"' \
-    _ "$tmp/empty" "$root" "$tmp/run" env CUDL_DATA="$tmp/data" "${bench[@]}"
-else
-  step "installed bench_dbn, from outside the source tree (unshare -m not permitted: $root left in place)"
-  (cd "$tmp/run" && CUDL_DATA=$tmp/data "${bench[@]}")
-fi
+step "installed bench_dbn, $where"
+outside_source env CUDL_DATA="$tmp/data" "$tmp/expect.sh" 0 "test accuracy 0\.[89]" "$prefix/bin/bench_dbn" --epochs 1 --threads 2
 step "passed"

@@ -51,6 +51,7 @@ human_bytes() {
 # part of it). Nothing in the checkout changes: the working-tree snapshot is made in a copy of the
 # index. Sets SOURCE_FILES, SOURCE_BYTES, SOURCE_ARCHIVE_BYTES, SOURCE_DESC and SOURCE_LINE.
 prepare_source() {
+  if [ -z "$SOURCE_DIR" ]; then prepare_installed_source; return; fi
   local g=(git -C "$SOURCE_DIR") head prefix top index tree treeish changed n_changed err="$TMPD/git.err"
   command -v git > /dev/null || die "git is not installed: launch-bench sends only the files git tracks" 2
   if ! "${g[@]}" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
@@ -97,6 +98,25 @@ prepare_source() {
   (( SOURCE_FILES > 0 )) || die "git tracks no file in $SOURCE_DIR at HEAD: nothing to send" 2
   "${g[@]}" archive --format=tar "$treeish" 2> "$err" | gzip -c > "$TMPD/source.tar.gz" ||
     die "git archive failed: $(tail -n 1 "$err")"
+  SOURCE_ARCHIVE_BYTES=$(wc -c < "$TMPD/source.tar.gz" | tr -d ' ')
+}
+
+# prepare_installed_source: the same for an installed launch-bench, from the archive that the build
+# made of the commit it was built from ($INSTALLED_SOURCE, with source.txt naming the commit).
+prepare_installed_source() {
+  local line="$HERE/source.txt"
+  if [ ! -f "$INSTALLED_SOURCE" ] || [ ! -f "$line" ]; then
+    die "no cudl source to send: $INSTALLED_SOURCE is not installed (cudl was built outside a git checkout); set CUDL_EC2_SOURCE_DIR to a cudl checkout" 2
+  fi
+  (( ! UNCOMMITTED )) ||
+    die "--uncommitted: this installed launch-bench sends the source it was installed with; set CUDL_EC2_SOURCE_DIR to a checkout to send its changes" 2
+  cp "$INSTALLED_SOURCE" "$TMPD/source.tar.gz" || die "cannot copy $INSTALLED_SOURCE"
+  read -r SOURCE_FILES SOURCE_BYTES < <(tar -tvzf "$TMPD/source.tar.gz" |
+      awk '$1 ~ /^-/ { n++; b += $3 } END { printf "%d %.0f\n", n, b }') ||
+    die "cannot read $INSTALLED_SOURCE"
+  (( SOURCE_FILES > 0 )) || die "$INSTALLED_SOURCE holds no file: nothing to send" 2
+  SOURCE_LINE=$(head -n 1 "$line")
+  SOURCE_DESC="the source this launch-bench was installed from ($INSTALLED_SOURCE)"
   SOURCE_ARCHIVE_BYTES=$(wc -c < "$TMPD/source.tar.gz" | tr -d ' ')
 }
 
