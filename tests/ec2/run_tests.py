@@ -26,8 +26,11 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULES = ["test_scripts", "test_report", "test_plot_run", "test_remote_bench", "test_launch_bench"]
-# The tests that take longest (two launches, or bench_dbn for real): started first.
+MODULES = ["test_scripts", "test_report", "test_plot_run", "test_remote_bench", "test_launch_bench",
+           "test_launch_bench_safety"]
+# The launch-bench modules (AWS flows, the slow ones), and the tests among them that take longest
+# (two launches, or bench_dbn for real): started first.
+LAUNCH_BENCH = ("test_launch_bench.", "test_launch_bench_safety.")
 LONGEST = ("quota", "success", "killed", "keep", "remote_benchmark_failing", "sigint", "capacity_error")
 
 
@@ -85,7 +88,7 @@ def main():
         return 1
     # Each worker takes the next test when it is done with one. The AWS flows dominate: they go
     # first, the longest (those that launch twice or run bench_dbn) at the head; then the rest.
-    slow = [i for i in ids if i.startswith("test_launch_bench")]
+    slow = [i for i in ids if i.startswith(LAUNCH_BENCH)]
     slow.sort(key=lambda i: not any(w in i for w in LONGEST))
     queue = collections.deque(slow + [i for i in ids if i not in slow])
     jobs = max(1, min(args.jobs, len(ids)))
