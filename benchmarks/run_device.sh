@@ -10,7 +10,7 @@
 #   bash benchmarks/run_device.sh --summarise DIR   # only rerun the summary on DIR (manifest.tsv + JSON)
 #   TESTS_ONLY=1 bash benchmarks/run_device.sh  # a recheck after a fix: build, tests, sanitizers; no timings
 #
-# Expects .device/prefix (Eigen, GoogleTest, Google Benchmark, nlohmann-json) and
+# Expects .device/prefix (Eigen, GoogleTest, Google Benchmark, nlohmann-json, CLI11) and
 # .device/data/{fashion-mnist,mnist}, staged by scripts/stage-device.sh on the caller's machine. Writes at most 8 files under $OUT (default ./device-out): system.txt,
 # build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
 # Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
@@ -191,6 +191,8 @@ say "GPU: $GPU_NAME (driver $GPU_DRIVER); commit $GIT_COMMIT; cuDNN: ${CUDNN_PAT
 [ -n "$CUDNN_PATH" ] || record cudnn missing "python3 -c 'import nvidia.cudnn' failed; configure will likely fail"
 [ -f "$PREFIX/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake" ] ||
     record staging missing "no nlohmann-json in $PREFIX: stage with scripts/stage-device.sh, not the shared stager alone"
+[ -f "$PREFIX/share/cmake/CLI11/CLI11Config.cmake" ] ||
+    record staging missing "no CLI11 in $PREFIX: stage with scripts/stage-device.sh, not the shared stager alone"
 
 # ---------------------------------------------------------------------------------------------
 # 2. Configure and build.

@@ -1,19 +1,46 @@
 // A deep belief net in the style of Hinton & Salakhutdinov (2006): a 784-500-500-2000 stack of
 // Bernoulli RBMs pretrained greedily with CD-1, unrolled into a sigmoid network with a 10-way
 // softmax on top, fine-tuned, and evaluated; the first layer's filters are written as a PNG.
-// Usage: mnist_dbn [IDX directory] [pretrain epochs] [fine-tune epochs] [filters.png]
+// Usage: mnist_dbn [DIR] [PRETRAIN_EPOCHS] [FINETUNE_EPOCHS] [PNG]
 //   (default /usr/share/datasets/fashion-mnist, 2, 3, dbn_filters.png)
 #include <cstdio>
-#include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <string>
 
+#include "command_line.hpp"  // benchmarks/common: the command line of every cudl program (CLI11)
 #include "cudl/cudl.hpp"
 
 int main(int argc, char** argv) try {
-  const std::string dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
-  const int pretrain_epochs = argc > 2 ? std::atoi(argv[2]) : 2;
-  const int finetune_epochs = argc > 3 ? std::atoi(argv[3]) : 3;
-  const std::string png = argc > 4 ? argv[4] : "dbn_filters.png";
+  std::string dir = "/usr/share/datasets/fashion-mnist";
+  int pretrain_epochs = 2;
+  int finetune_epochs = 3;
+  std::string png = "dbn_filters.png";
+  CLI::App app(R"(A deep belief net in the style of Hinton & Salakhutdinov (2006), on the CPU: a 784-500-500-2000
+stack of Bernoulli RBMs pretrained greedily with CD-1, unrolled into a sigmoid network with a
+10-way softmax on top, fine-tuned and evaluated; the first layer's filters are written as a PNG.
+)",
+               "mnist_dbn");
+  bench::setup_app(app, 21);
+  app.footer("Exit status: 0 success, 2 bad input.");
+  app.add_option("DIR", dir, "a folder of IDX files (default " + dir + ")")->type_name("");
+  std::string pretrain_text, finetune_text;
+  app.add_option("PRETRAIN_EPOCHS", pretrain_text, "CD-1 epochs per RBM (default 2)")->type_name("");
+  app.add_option("FINETUNE_EPOCHS", finetune_text, "fine-tuning epochs (default 3)")->type_name("");
+  app.add_option("PNG", png, "where the first layer's filters go (default " + png + ")")->type_name("");
+  // Checked once parsing is done, and only where given (the defaults are the loader's to judge).
+  const auto check = [&] {
+    if (app.count("DIR") > 0) bench::require_path("DIR", dir, /*folder=*/true);
+    if (app.count("PRETRAIN_EPOCHS") > 0)
+      pretrain_epochs = bench::parse_whole<int>("PRETRAIN_EPOCHS", pretrain_text, 0);
+    if (app.count("FINETUNE_EPOCHS") > 0)
+      finetune_epochs = bench::parse_whole<int>("FINETUNE_EPOCHS", finetune_text, 0);
+    // The PNG is written after pretraining, minutes later: its folder is checked now.
+    const std::string folder = std::filesystem::path(png).parent_path().string();
+    if (!folder.empty()) bench::require_path("PNG", folder, /*folder=*/true);
+  };
+  if (const std::optional<int> status = bench::parse_command_line(app, argc, argv, check)) return *status;
+
   cudl::CpuBackend cpu;
 
   const cudl::Dataset data = cudl::load_idx_dataset(dir, "digits");
@@ -59,5 +86,5 @@ int main(int argc, char** argv) try {
   return 0;
 } catch (const cudl::Error& e) {
   std::fprintf(stderr, "mnist_dbn: %s\n", e.what());
-  return 1;
+  return 2;
 }

@@ -6,14 +6,14 @@
 //   → dropout 0.5 → dense 10                                    (Caffe's LeNet, with dropout)
 //
 // Usage: mnist_lenet [--device cpu|gpu] [--data DIR] [--epochs N] [--learn-rate X] [--batch N]
-//                    [--precision fp32|tf32] [--threads N] [--seed N]
+//                    [--precision fp32|tf32] [--threads N] [--seed N]   (--help: what each does)
 //   --data defaults to bench_dbn's discovery: $CUDL_DATA, data/mnist, then Debian's Fashion-MNIST.
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "command_line.hpp"  // benchmarks/common: the command line of every cudl program (CLI11)
 #include "cudl/cudl.hpp"
 
 namespace {
@@ -29,51 +29,47 @@ struct Options {
   uint64_t seed = 2014;
 };
 
-[[noreturn]] void usage(const char* problem) {
-  std::fprintf(stderr,
-               "mnist_lenet: %s\nusage: mnist_lenet [--device cpu|gpu] [--data DIR] [--epochs N] "
-               "[--learn-rate X] [--batch N] [--precision fp32|tf32] [--threads N] [--seed N]\n",
-               problem);
-  std::exit(2);
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") usage("train a LeNet-style network");
-    if (i + 1 >= argc) usage(("missing value after " + flag).c_str());
-    const std::string value = argv[++i];
-    char* end = nullptr;
-    if (flag == "--device") {
-      if (value != "cpu" && value != "gpu") usage(("--device must be cpu or gpu, got " + value).c_str());
-      o.device = value == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
-    } else if (flag == "--data") {
-      o.data = value;
-    } else if (flag == "--precision") {
-      if (value != "fp32" && value != "tf32") usage(("--precision must be fp32 or tf32, got " + value).c_str());
-      o.precision = value == "tf32" ? cudl::Precision::kTf32 : cudl::Precision::kFp32;
-    } else if (flag == "--learn-rate") {
-      o.learn_rate = std::strtof(value.c_str(), &end);
-      if (*end != '\0' || !(o.learn_rate > 0.0f)) usage(("--learn-rate must be a positive number, got " + value).c_str());
-    } else if (flag == "--epochs" || flag == "--batch" || flag == "--threads" || flag == "--seed") {
-      const long long n = std::strtoll(value.c_str(), &end, 10);
-      if (*end != '\0' || n < (flag == "--threads" ? 0 : 1)) usage((flag + " must be a positive integer, got " + value).c_str());
-      if (flag == "--epochs") o.epochs = static_cast<int>(n);
-      if (flag == "--batch") o.batch = n;
-      if (flag == "--threads") o.threads = static_cast<int>(n);
-      if (flag == "--seed") o.seed = static_cast<uint64_t>(n);
-    } else {
-      usage(("unknown option " + flag).c_str());
-    }
-  }
-  return o;
+// Parses argv into *o; returns the status to exit with when the program stops here (--help,
+// --version, a bad command line), as every cudl program does (command_line.hpp).
+std::optional<int> parse(int argc, char** argv, Options* out) {
+  Options& o = *out;
+  CLI::App app(R"(Trains a LeNet-style network on MNIST or Fashion-MNIST, on the CPU or the GPU, with bench_dbn's
+training loop and report: conv 5×5 ×20 (ReLU), max-pool 2×2, conv 5×5 ×50 (ReLU), max-pool 2×2,
+dense 500 (ReLU), dropout 0.5, dense 10.
+)",
+               "mnist_lenet");
+  bench::setup_app(app, 25);
+  app.footer("Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged.");
+  using Text = const std::string&;
+  bench::add_value(app, "--device", "cpu|gpu", "where to train (default cpu)", [&](Text v) {
+    o.device = bench::parse_device(v) == "gpu" ? cudl::Device::kCuda : cudl::Device::kCpu;
+  });
+  bench::add_value(app, "--data", "DIR",
+                   "IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist\n"
+                   "in the project, then /usr/share/datasets/fashion-mnist)",
+                   [&](Text v) { o.data = v; });
+  bench::add_value(app, "--epochs", "N", "epochs (default 5)",
+                   [&](Text v) { o.epochs = bench::parse_whole<int>("--epochs", v, 1); });
+  bench::add_value(app, "--learn-rate", "X", "initial learning rate (default 0.05)", [&](Text v) {
+    o.learn_rate = static_cast<float>(bench::parse_number("--learn-rate", v));
+    if (o.learn_rate <= 0) throw cudl::Error("--learn-rate: must be positive, found '" + v + "'");
+  });
+  bench::add_value(app, "--batch", "N", "minibatch size (default 64)",
+                   [&](Text v) { o.batch = bench::parse_whole<int64_t>("--batch", v, 1); });
+  bench::add_value(app, "--precision", "fp32|tf32", "GPU products in strict fp32 (default) or on tf32 tensor cores",
+                   [&](Text v) { o.precision = bench::parse_precision(v); });
+  bench::add_value(app, "--threads", "N", "CPU threads (default: all available)",
+                   [&](Text v) { o.threads = bench::parse_whole<int>("--threads", v, 0, 4096); });
+  bench::add_value(app, "--seed", "N", "seed for the split, initial weights, dropout and minibatches (default 2014)",
+                   [&](Text v) { o.seed = bench::parse_uint64("--seed", v); });
+  return bench::parse_command_line(app, argc, argv);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const Options o = parse(argc, argv);
+  Options o;
+  if (const std::optional<int> status = parse(argc, argv, &o)) return *status;
   cudl::BackendOptions backend_options;
   backend_options.threads = o.threads;
   backend_options.precision = o.precision;
@@ -129,5 +125,5 @@ int main(int argc, char** argv) try {
   return 3;
 } catch (const cudl::Error& e) {
   std::fprintf(stderr, "mnist_lenet: %s\n", e.what());
-  return 1;
+  return 2;
 }

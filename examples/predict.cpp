@@ -2,31 +2,23 @@
 // model on the GPU when there is one, else on the CPU, says what the file holds, and prints the
 // first predictions and, given labels, the accuracy.
 //
-//   predict MODEL IMAGES [LABELS] [--cpu]
+//   predict MODEL IMAGES [LABELS] [--cpu]   (--help: what each is)
 //
 // Exit status 2 for bad input (a missing or malformed file, images that do not fit the model).
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "command_line.hpp"  // benchmarks/common: the command line of every cudl program (CLI11)
 #include "cudl/cudl.hpp"
 
 namespace {
-
-const char* const kUsage =
-    "usage: predict MODEL IMAGES [LABELS] [--cpu]\n"
-    "  MODEL   a model saved by cudl (a .safetensors file)\n"
-    "  IMAGES  an IDX images file (MNIST format, gzipped or not), pixels scaled to [0, 1] by /255;\n"
-    "          or, when the name ends in .f32 or .raw, N rows of little-endian float32 features,\n"
-    "          used as they are\n"
-    "  LABELS  an IDX labels file, one per image: prints the accuracy\n"
-    "  --cpu   run on the CPU even where a GPU is usable\n";
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -64,26 +56,32 @@ std::vector<float> read_rows(const std::string& path, int64_t features) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args;
+  std::vector<std::string> args(3);  // MODEL, IMAGES, LABELS ("": none)
   bool cpu_only = false;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("%s", kUsage);
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--cpu")) {
-      cpu_only = true;
-    } else if (argv[i][0] != '-') {
-      args.push_back(argv[i]);
-    } else {
-      std::fprintf(stderr, "predict: unknown option '%s'\n%s", argv[i], kUsage);
-      return 2;
-    }
-  }
-  if (args.size() < 2 || args.size() > 3) {
-    std::fprintf(stderr, "%s", kUsage);
-    return 2;
-  }
+  CLI::App app(R"(Classifies images with a model saved by cudl (cudl::save_model, bench_dbn --save): loads the
+model on the GPU when there is one, else on the CPU, says what the file holds, and prints the
+first predictions and, given labels, the accuracy.
+)",
+               "predict");
+  bench::setup_app(app, 14);
+  app.footer("Exit status: 0 success, 2 bad input (a missing or malformed file, images that do not fit the model).");
+  app.add_option("MODEL", args[0], "a model saved by cudl (a .safetensors file)")
+      ->type_name("")
+      ->required();
+  app.add_option("IMAGES", args[1],
+                 "an IDX images file (MNIST format, gzipped or not), pixels scaled to [0, 1] by /255;\n"
+                 "or, when the name ends in .f32 or .raw, N rows of little-endian float32 features,\n"
+                 "used as they are")
+      ->type_name("")
+      ->required();
+  app.add_option("LABELS", args[2], "an IDX labels file, one per image: prints the accuracy")->type_name("");
+  app.add_flag("--cpu", cpu_only, "run on the CPU even where a GPU is usable");
+  const auto check = [&] {
+    const char* const names[] = {"MODEL", "IMAGES", "LABELS"};
+    for (size_t i = 0; i < args.size(); ++i)
+      if (!args[i].empty()) bench::require_path(names[i], args[i], /*folder=*/false);
+  };
+  if (const std::optional<int> status = bench::parse_command_line(app, argc, argv, check)) return *status;
   try {
     // 1. What the file says about itself, read before loading anything.
     const cudl::CheckpointInfo info = cudl::inspect_checkpoint(args[0]);
@@ -103,7 +101,7 @@ int main(int argc, char** argv) {
     const std::vector<float> rows = read_rows(args[1], features);
     const size_t n = rows.size() / static_cast<size_t>(features);
     std::vector<uint8_t> labels;
-    if (args.size() == 3) {
+    if (!args[2].empty()) {
       labels = cudl::read_idx_labels(args[2], static_cast<int>(cudl::numel(net->output_shape())));
       if (labels.size() != n)
         throw cudl::Error(args[2] + " holds " + std::to_string(labels.size()) + " labels but " + args[1] +

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Stage what the GPU machine needs but cannot download (it has no network) into .device/: the
 # shared stager's Eigen, GoogleTest, Google Benchmark, zlib and datasets, plus what cudl needs
-# beyond those: nlohmann-json (checkpoints' metadata; header-only, with its CMake config, laid out
-# like /usr so that find_package finds it under -DCMAKE_PREFIX_PATH=$PWD/.device/prefix).
+# beyond those: nlohmann-json (checkpoints' metadata) and CLI11 (the programs' command lines), both
+# header-only, with their CMake configs, laid out like /usr so that find_package finds them under
+# -DCMAKE_PREFIX_PATH=$PWD/.device/prefix.
 # Usage: scripts/stage-device.sh   then name .device in the device tool's `carry`.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 "$root/../shared/tools/stage-device.sh"
-dpkg -s nlohmann-json3-dev >/dev/null 2>&1 ||
-  { apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev >/dev/null; }
+missing=()
+for p in nlohmann-json3-dev libcli11-dev; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 prefix="$root/.device/prefix"
-cp -r /usr/include/nlohmann "$prefix/include/"
+cp -r /usr/include/nlohmann /usr/include/CLI "$prefix/include/"
 mkdir -p "$prefix/share/cmake"
-cp -r /usr/share/cmake/nlohmann_json "$prefix/share/cmake/"
+cp -r /usr/share/cmake/nlohmann_json /usr/share/cmake/CLI11 "$prefix/share/cmake/"
 du -sh "$root/.device"

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <future>
 #include <iostream>
+#include <optional>
 
 #include "cli.hpp"
 #include "clock.hpp"
@@ -188,16 +189,7 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   bench::Run run;
   run.date = bench::utc_now();
-  try {
-    run.options = bench::parse_options(argc, argv);
-  } catch (const cudl::Error& e) {
-    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
-    return 2;
-  }
-  if (run.options.help) {
-    std::fputs(bench::usage(), stdout);
-    return 0;
-  }
+  if (const std::optional<int> status = bench::parse_options(argc, argv, &run.options)) return *status;
   // An unwritable output path is found now, not after the training it was meant to record.
   if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
   if (!run.options.save.empty() && !bench::json_path_writable(kTool, run.options.save, "--save")) return 2;

@@ -1,6 +1,7 @@
 #pragma once
 // bench_dbn's command line.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,11 +28,11 @@ struct Options {
   int checkpoint_every = 1;
   bool checkpoint_every_given = false;
   std::string resume;                  // --resume FILE
-  bool help = false;
 };
 
-// Parses argv; throws cudl::Error naming the bad flag or value.
-Options parse_options(int argc, char** argv);
-const char* usage();
+// Parses argv into *o. Returns nothing when the run goes on, else the status to exit with: 0
+// after --help or --version, 2 after printing "bench_dbn: MESSAGE" (a bad flag or value, flags
+// that do not go together).
+std::optional<int> parse_options(int argc, char** argv, Options* o);
 
 }  // namespace bench

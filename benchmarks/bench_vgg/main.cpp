@@ -2,6 +2,7 @@
 // benchmarks/compare_vgg.sh runs it beside benchmarks/peers/vgg_torch.py (the same work in PyTorch).
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "cli.hpp"
@@ -99,16 +100,7 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   bench::VggRun run;
   run.date = bench::utc_now();
-  try {
-    run.options = bench::parse_vgg_options(argc, argv);
-  } catch (const cudl::Error& e) {
-    std::fprintf(stderr, "%s: %s\n", kTool, e.what());
-    return 2;
-  }
-  if (run.options.help) {
-    std::fputs(bench::vgg_usage(), stdout);
-    return 0;
-  }
+  if (const std::optional<int> status = bench::parse_vgg_options(argc, argv, &run.options)) return *status;
   if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
   int status = 0;
   try {

@@ -1,6 +1,7 @@
 #pragma once
 // bench_vgg's command line.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "cudl/device.hpp"
@@ -21,12 +22,11 @@ struct VggOptions {
   float learn_rate = 1e-4f;    // GdbnNesterov, as the 2014 preset uses it
   float momentum = 0.9f;
   float l2 = 5e-4f;            // the VGG paper's weight decay
-  bool help = false;
 };
 
-// Parses argv and fills the device-dependent defaults; throws cudl::Error naming the bad flag
-// or value.
-VggOptions parse_vgg_options(int argc, char** argv);
-const char* vgg_usage();
+// Parses argv into *o and fills the device-dependent defaults. Returns nothing when the run goes
+// on, else the status to exit with: 0 after --help or --version, 2 after printing
+// "bench_vgg: MESSAGE" (a bad flag or value).
+std::optional<int> parse_vgg_options(int argc, char** argv, VggOptions* o);
 
 }  // namespace bench
