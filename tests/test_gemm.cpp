@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <limits>
 #include <vector>
@@ -29,14 +30,15 @@ struct Case {
   float alpha, beta;
 };
 
-void check(cpu::ThreadPool& pool, const Case& c) {
+void check(cpu::GemmKernel kernel, cpu::ThreadPool& pool, const Case& c) {
   const int64_t arows = c.ta == Trans::kNo ? c.m : c.k, acols = c.ta == Trans::kNo ? c.k : c.m;
   const int64_t brows = c.tb == Trans::kNo ? c.k : c.n, bcols = c.tb == Trans::kNo ? c.n : c.k;
   const int64_t lda = acols + c.pad, ldb = bcols + c.pad, ldc = c.n + c.pad;
   const auto a = random_values(arows * lda, 1), b = random_values(brows * ldb, 2);
   auto cm = random_values(c.m * ldc, 3);
   const auto c0 = cm;
-  cpu::sgemm(pool, c.ta, c.tb, c.m, c.n, c.k, c.alpha, a.data(), lda, b.data(), ldb, c.beta, cm.data(), ldc);
+  cpu::sgemm_with(kernel, pool, c.ta, c.tb, c.m, c.n, c.k, c.alpha, a.data(), lda, b.data(), ldb, c.beta, cm.data(),
+                  ldc);
   double worst = 0;
   for (int64_t i = 0; i < c.m; ++i) {
     for (int64_t j = 0; j < c.n; ++j) {
@@ -56,9 +58,61 @@ void check(cpu::ThreadPool& pool, const Case& c) {
                         << " tb " << (c.tb == Trans::kYes) << " pad " << c.pad;
 }
 
+// Every test runs on each kernel this CPU supports; the others are skipped with the reason.
+class Gemm : public ::testing::TestWithParam<cpu::GemmKernel> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!cpu::gemm_kernel_supported(GetParam(), &why)) GTEST_SKIP() << cpu::to_string(GetParam()) << ": " << why;
+  }
+  void check(cpu::ThreadPool& pool, const Case& c) { ::check(GetParam(), pool, c); }
+  void sgemm(cpu::ThreadPool& pool, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
+    cpu::sgemm_with(GetParam(), pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+  }
+};
+
 }  // namespace
 
-TEST(Gemm, MatchesReferenceForAllTransposesAndOddSizes) {
+INSTANTIATE_TEST_SUITE_P(Kernels, Gemm, ::testing::Values(cpu::GemmKernel::kEigen, cpu::GemmKernel::kAvx2Fma),
+                         [](const auto& kernel) { return kernel.param == cpu::GemmKernel::kEigen ? "eigen" : "avx2_fma"; });
+
+// sgemm uses the fastest kernel this CPU has (unless $CUDL_GEMM_KERNEL names another).
+TEST(GemmChoice, TheFastestSupportedKernelIsChosen) {
+  if (std::getenv("CUDL_GEMM_KERNEL") != nullptr) GTEST_SKIP() << "CUDL_GEMM_KERNEL is set";
+  const bool avx2 = cpu::gemm_kernel_supported(cpu::GemmKernel::kAvx2Fma);
+  EXPECT_EQ(cpu::gemm_kernel(), avx2 ? cpu::GemmKernel::kAvx2Fma : cpu::GemmKernel::kEigen);
+  EXPECT_STREQ(cpu::sgemm_kernel_name(), avx2 ? "avx2-fma 6x16" : "eigen");
+}
+
+// The kernels agree with each other on data with the zero steps the packed kernel skips (ReLU
+// outputs, image backgrounds), NaN and infinity included.
+TEST(GemmChoice, KernelsAgreeOnSparseAndNonFiniteData) {
+  if (!cpu::gemm_kernel_supported(cpu::GemmKernel::kAvx2Fma)) GTEST_SKIP() << "only one kernel on this CPU";
+  cpu::ThreadPool pool(2);
+  const int64_t m = 40, n = 70, k = 300;
+  auto a = random_values(m * k, 6);
+  const auto b = random_values(k * n, 7);
+  for (int64_t i = 0; i < m * k; ++i)
+    if (i % 3 != 0) a[i] = 0.0f;
+  a[5 * k + 9] = std::numeric_limits<float>::quiet_NaN();
+  a[11 * k + 12] = std::numeric_limits<float>::infinity();
+  std::vector<float> ce(m * n), cv(m * n);
+  cpu::sgemm_with(cpu::GemmKernel::kEigen, pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
+                  ce.data(), n);
+  cpu::sgemm_with(cpu::GemmKernel::kAvx2Fma, pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n,
+                  0.0f, cv.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) {
+    if (std::isnan(ce[i])) {
+      EXPECT_TRUE(std::isnan(cv[i])) << i;
+    } else if (std::isinf(ce[i])) {
+      EXPECT_EQ(ce[i], cv[i]) << i;
+    } else {
+      EXPECT_NEAR(ce[i], cv[i], 1e-4f) << i;
+    }
+  }
+}
+
+TEST_P(Gemm, MatchesReferenceForAllTransposesAndOddSizes) {
   cpu::ThreadPool pool(2);
   const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {6, 16, 8}, {13, 17, 19}, {37, 53, 301}, {150, 40, 600}, {5, 1100, 9}};
   for (const auto& s : sizes)
@@ -66,13 +120,13 @@ TEST(Gemm, MatchesReferenceForAllTransposesAndOddSizes) {
       for (Trans tb : {Trans::kNo, Trans::kYes}) check(pool, {s[0], s[1], s[2], ta, tb, 0, 1.0f, 0.0f});
 }
 
-TEST(Gemm, HonoursAlphaBetaAndRowStrides) {
+TEST_P(Gemm, HonoursAlphaBetaAndRowStrides) {
   cpu::ThreadPool pool(2);
   for (Trans ta : {Trans::kNo, Trans::kYes})
     for (Trans tb : {Trans::kNo, Trans::kYes}) check(pool, {23, 35, 270, ta, tb, 5, -0.5f, 1.5f});
 }
 
-TEST(Gemm, TrainingShapesMatchReference) {
+TEST_P(Gemm, TrainingShapesMatchReference) {
   cpu::ThreadPool pool(2);
   check(pool, {64, 800, 784, Trans::kNo, Trans::kNo, 0, 1.0f, 0.0f});   // forward
   check(pool, {784, 80, 64, Trans::kYes, Trans::kNo, 0, 1.0f, 0.0f});   // weight gradient (80 columns)
@@ -80,20 +134,20 @@ TEST(Gemm, TrainingShapesMatchReference) {
   check(pool, {64, 10, 800, Trans::kNo, Trans::kNo, 0, 1.0f, 0.0f});    // output layer
 }
 
-TEST(Gemm, ResultDoesNotDependOnThreadCount) {
+TEST_P(Gemm, ResultDoesNotDependOnThreadCount) {
   cpu::ThreadPool one(1), three(3);
   const int64_t m = 64, n = 200, k = 300;
   const auto a = random_values(m * k, 4), b = random_values(k * n, 5);
   std::vector<float> c1(m * n), c3(m * n);
-  cpu::sgemm(one, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c1.data(), n);
-  cpu::sgemm(three, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c3.data(), n);
+  sgemm(one, m, n, k, a.data(), b.data(), c1.data());
+  sgemm(three, m, n, k, a.data(), b.data(), c3.data());
   EXPECT_EQ(c1, c3);
 }
 
-TEST(Gemm, ZeroDepthScalesC) {
+TEST_P(Gemm, ZeroDepthScalesC) {
   cpu::ThreadPool pool(1);
   std::vector<float> c = {1, 2, std::numeric_limits<float>::quiet_NaN(), 4};
-  cpu::sgemm(pool, Trans::kNo, Trans::kNo, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c.data(), 2);
+  cpu::sgemm_with(GetParam(), pool, Trans::kNo, Trans::kNo, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c.data(), 2);
   EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0}));
 }
 

@@ -1,25 +1,32 @@
 #include "cpu/gemm.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <vector>
+#include <string>
 
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define CUDL_GEMM_AVX2 1
-#else
-#include <Eigen/Core>
-#endif
-
 namespace cudl::cpu {
-
-#if CUDL_GEMM_AVX2
 namespace {
+
+// The packed AVX2+FMA kernel is compiled for that instruction set whatever the build's flags
+// (no -march=native needed) and used only where cpuid says the CPU and OS support it. Everything
+// between push and pop is compiled for AVX2+FMA: only functions defined here, which are all in
+// this file's unnamed namespace, so no AVX2 code can be shared with (and picked by the linker for)
+// a function of another file. The standard library's templates used here keep the build's
+// baseline: a template takes its target from where it is defined, in the headers above.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
 
 // Blocking (Goto/BLIS loop order): for each KC-deep slab of K, pack a KC×NC block of op(B)
 // (into L2/L3), then for each MC-row block pack op(A) (into L2) and sweep the 6×16 register
@@ -259,16 +266,17 @@ void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_
 }
 
 struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
+  void operator()(void* p) const { std::free(p); }
 };
 
 // Per-thread packing buffers, grown on demand and reused across calls.
-float* scratch(std::unique_ptr<float, FreeDeleter>& buf, size_t& cap, size_t floats) {
-  if (floats > cap) {
-    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+template <typename T>
+T* scratch(std::unique_ptr<T, FreeDeleter>& buf, size_t& cap, size_t count) {
+  if (count > cap) {
+    const size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+    buf.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
     CUDL_REQUIRE(buf, "out of host memory allocating a " + std::to_string(bytes) + "-byte GEMM packing buffer");
-    cap = floats;
+    cap = count;
   }
   return buf.get();
 }
@@ -282,8 +290,9 @@ void gemm_block(const Operand& a, const Operand& b, int64_t i0, int64_t i1, int6
   float* pb = scratch(bbuf, bcap, static_cast<size_t>(kNc + kNr) * kKc);
   constexpr int64_t kPanels = (kMc + kMr - 1) / kMr;
   int64_t count[kPanels];
-  thread_local std::vector<int32_t> idx_buf(static_cast<size_t>(kPanels * kKc));
-  int32_t* idx = idx_buf.data();
+  thread_local std::unique_ptr<int32_t, FreeDeleter> ibuf;
+  thread_local size_t icap = 0;
+  int32_t* idx = scratch(ibuf, icap, static_cast<size_t>(kPanels * kKc));
   for (int64_t jc = j0; jc < j1; jc += kNc) {
     const int64_t nc = std::min(kNc, j1 - jc);
     // K is cut into equal slabs of at most kKc (784 → 3 × 262, not 256+256+256+16).
@@ -307,8 +316,6 @@ void gemm_block(const Operand& a, const Operand& b, int64_t i0, int64_t i1, int6
     }
   }
 }
-
-}  // namespace
 
 void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -342,26 +349,66 @@ void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k
   }
 }
 
-const char* sgemm_kernel_name() { return "avx2-fma 6x16"; }
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
-#else  // no AVX2/FMA at compile time: Eigen's own product, single-threaded
 
-void sgemm(ThreadPool&, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Map = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
-  Eigen::Map<Mat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
-  const Map A(a, ta == Trans::kNo ? m : k, ta == Trans::kNo ? k : m, Eigen::OuterStride<>(lda));
-  const Map B(b, tb == Trans::kNo ? k : n, tb == Trans::kNo ? n : k, Eigen::OuterStride<>(ldb));
-  if (beta == 0.0f) C.setZero(); else if (beta != 1.0f) C *= beta;
-  if (ta == Trans::kNo && tb == Trans::kNo) C.noalias() += alpha * A * B;
-  else if (ta == Trans::kNo) C.noalias() += alpha * A * B.transpose();
-  else if (tb == Trans::kNo) C.noalias() += alpha * A.transpose() * B;
-  else C.noalias() += alpha * A.transpose() * B.transpose();
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  // libgcc's and compiler-rt's cpuid checks include the OS's support for the YMM state (XGETBV).
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-const char* sgemm_kernel_name() { return "eigen"; }
+GemmKernel choose_gemm_kernel() {
+  const GemmKernel best = cpu_has_avx2_fma() ? GemmKernel::kAvx2Fma : GemmKernel::kEigen;
+  const char* env = std::getenv("CUDL_GEMM_KERNEL");
+  if (env == nullptr || *env == '\0') return best;
+  const std::string asked = env;
+  for (GemmKernel g : {GemmKernel::kEigen, GemmKernel::kAvx2Fma}) {
+    if (asked != to_string(g)) continue;
+    std::string why;
+    CUDL_REQUIRE(gemm_kernel_supported(g, &why), "CUDL_GEMM_KERNEL=" + asked + ": " + why);
+    return g;
+  }
+  throw Error("CUDL_GEMM_KERNEL=" + asked + ": expected eigen or avx2-fma");
+}
 
-#endif
+}  // namespace
+
+const char* to_string(GemmKernel kernel) { return kernel == GemmKernel::kAvx2Fma ? "avx2-fma" : "eigen"; }
+
+bool gemm_kernel_supported(GemmKernel kernel, std::string* why) {
+  if (kernel == GemmKernel::kEigen || cpu_has_avx2_fma()) return true;
+  if (why != nullptr) *why = "this CPU (or its operating system) does not support AVX2 and FMA";
+  return false;
+}
+
+GemmKernel gemm_kernel() {
+  static const GemmKernel chosen = choose_gemm_kernel();
+  return chosen;
+}
+
+const char* sgemm_kernel_name() { return gemm_kernel() == GemmKernel::kAvx2Fma ? "avx2-fma 6x16" : "eigen"; }
+
+void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  sgemm_with(gemm_kernel(), pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemm_with(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                int64_t ldc) {
+  std::string why;
+  CUDL_REQUIRE(gemm_kernel_supported(kernel, &why), std::string("GEMM kernel ") + to_string(kernel) + ": " + why);
+  if (kernel == GemmKernel::kAvx2Fma) {
+    avx2::sgemm(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    sgemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
 
 }  // namespace cudl::cpu
