@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cudl/error.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -445,3 +447,14 @@ TEST(ConvLayerErrors, ShapeErrorsNameTheLayerAndTheExpectedAndFoundShapes) {
 }
 
 }  // namespace
+
+// A padding near INT64_MAX (a hostile saved architecture; found by the checkpoint fuzzer) is
+// refused with the message, not computed as 2·pad, which overflowed.
+TEST(Pool2dChecks, HugePaddingIsRefusedWithoutOverflow) {
+  Pool2dParams p;
+  p.window_h = 2, p.window_w = 2, p.stride_h = 1, p.stride_w = 1;
+  p.pad_h = INT64_MAX, p.pad_w = 0;
+  EXPECT_THROW(Pool2d{p}, cudl::Error);
+  p.pad_h = 1, p.pad_w = INT64_MAX;
+  EXPECT_THROW(Pool2d{p}, cudl::Error);
+}

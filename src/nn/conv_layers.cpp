@@ -100,8 +100,10 @@ Pool2d::Pool2d(Pool2dParams params) : params_(params) {
   CUDL_REQUIRE(params.window_h > 0 && params.window_w > 0 && params.stride_h > 0 && params.stride_w > 0,
                "Pool2d: window and stride must be positive, got window " + pair(params.window_h, params.window_w) +
                    ", stride " + pair(params.stride_h, params.stride_w));
-  CUDL_REQUIRE(params.pad_h >= 0 && params.pad_w >= 0 && 2 * params.pad_h <= params.window_h &&
-                   2 * params.pad_w <= params.window_w,
+  // pad ≤ window / 2, written without 2·pad, which overflows for a pad near INT64_MAX (found by the
+  // checkpoint fuzzer: a saved architecture is untrusted input).
+  CUDL_REQUIRE(params.pad_h >= 0 && params.pad_w >= 0 && params.pad_h <= params.window_h / 2 &&
+                   params.pad_w <= params.window_w / 2,
                describe() + ": padding must be between 0 and half the window");
 }
 
