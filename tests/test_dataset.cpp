@@ -2,7 +2,6 @@
 // order of find_dataset, and the seeded train/test split (sizes, permutation, determinism).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,7 +11,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -35,49 +33,10 @@ using cudl::testing::shared_mnist_dir;
 using cudl::testing::TempDir;
 using cudl::testing::why_no_shared_mnist;
 using cudl::testing::write_file;
+using cudl::testing::write_split;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// Writes <dir>/<split>-images-idx3-ubyte[.gz] holding `count` images of rows×cols whose pixel
-// k of image i is (first + i)·16 + k, and <split>-labels-idx1-ubyte[.gz] with labels
-// (first + i) % 10; `label_count` overrides the number of labels written.
-void write_split(const fs::path& dir, const std::string& split, uint32_t count, uint32_t rows,
-                 uint32_t cols, bool gz, uint32_t first = 0, int64_t label_count = -1) {
-  const std::string suffix = gz ? ".gz" : "";
-  Bytes pixels;
-  for (uint32_t i = 0; i < count; ++i) {
-    for (uint32_t k = 0; k < rows * cols; ++k) {
-      pixels.push_back(static_cast<uint8_t>((first + i) * 16 + k));
-    }
-  }
-  const Bytes images = idx_images(count, rows, cols, pixels);
-  write_file(dir / (split + "-images-idx3-ubyte" + suffix), gz ? gzip(images) : images);
-  const auto n = static_cast<uint32_t>(label_count < 0 ? count : label_count);
-  Bytes values;
-  for (uint32_t i = 0; i < n; ++i) values.push_back(static_cast<uint8_t>((first + i) % 10));
-  const Bytes labels = idx_labels(values);
-  write_file(dir / (split + "-labels-idx1-ubyte" + suffix), gz ? gzip(labels) : labels);
-}
-
-// Sets (or, with nullopt, unsets) an environment variable for one scope, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    set(value);
-  }
-  ~ScopedEnv() { set(old_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  void set(const std::optional<std::string>& value) const {
-    value ? setenv(name_, value->c_str(), 1) : unsetenv(name_);
-  }
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 int64_t peak_rss_bytes() {
   rusage usage{};
@@ -260,6 +219,9 @@ TEST(LoadIdxDataset, CapIsConfigurableAndCountsBothSplits) {
                         dir.str("t10k-images-idx3-ubyte.gz") +
                         " (5 images) of 2×2 take 128 bytes together as floats, over the cap of "
                         "127 bytes"));
+  options.cap_name = "--max-data-mib 1";  // how a program's user raises it
+  EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST", options); }),
+              HasSubstr("over the cap of 127 bytes (--max-data-mib 1; raise it to load a larger set"));
   options.max_float_bytes = 0;
   EXPECT_THAT(error_of([&] { cudl::load_idx_dataset(dir.str(), "MNIST", options); }),
               HasSubstr("LoadOptions::max_float_bytes must be positive, got 0"));
@@ -295,113 +257,18 @@ TEST(LoadIdxDataset, RealMnistT10kLoadsTenThousandScaledDigits) {
   EXPECT_THAT(std::vector<float>(d.y.begin(), d.y.begin() + 5), ElementsAre(7, 2, 1, 0, 4));
 }
 
-constexpr const char* kFashion = "/usr/share/datasets/fashion-mnist";
 
 TEST(LoadIdxDataset, DebianFashionMnistHasSeventyThousandRowsTrainFirst) {
-  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << kFashion << " not installed (apt-get install dataset-fashion-mnist)";
+  if (!fs::exists(std::string(cudl::testing::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << cudl::testing::kFashionMnistDir << " not installed (apt-get install dataset-fashion-mnist)";
   }
-  const cudl::Dataset d = cudl::load_idx_dataset(kFashion, "Fashion-MNIST");
+  const cudl::Dataset d = cudl::load_idx_dataset(cudl::testing::kFashionMnistDir, "Fashion-MNIST");
   EXPECT_EQ(d.rows, 70000);
   EXPECT_EQ(d.features, 784);
   EXPECT_EQ(d.x.size(), 70000u * 784);
   // Fashion-MNIST's first labels: train 9,0,0,3 and t10k 9,2,1,1.
   EXPECT_THAT(std::vector<float>(d.y.begin(), d.y.begin() + 4), ElementsAre(9, 0, 0, 3));
   EXPECT_THAT(std::vector<float>(d.y.begin() + 60000, d.y.begin() + 60004), ElementsAre(9, 2, 1, 1));
-}
-
-// ---------------------------------------------------------------------------------------------
-// find_dataset
-
-TEST(FindDataset, CliDirWinsOverEverything) {
-  TempDir root, cli;
-  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
-  write_split(cli.path(), "t10k", 1, 1, 1, true);
-  ScopedEnv env("CUDL_DATA", root.str("data/mnist"));
-  const cudl::DatasetLocation loc = cudl::find_dataset(cli.str(), root.str());
-  EXPECT_EQ(loc.dir, cli.str());
-  EXPECT_EQ(loc.reason, "--data");
-  EXPECT_EQ(loc.name, "MNIST");
-}
-
-TEST(FindDataset, EnvironmentVariableComesNext) {
-  TempDir root, env_dir;
-  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
-  write_split(env_dir.path(), "t10k", 1, 1, 1, false);
-  ScopedEnv env("CUDL_DATA", env_dir.str());
-  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
-  EXPECT_EQ(loc.dir, env_dir.str());
-  EXPECT_EQ(loc.reason, "$CUDL_DATA");
-}
-
-TEST(FindDataset, ProjectDataMnistComesNext) {
-  TempDir root;
-  write_split(root.path() / "data" / "mnist", "t10k", 1, 1, 1, true);
-  ScopedEnv env("CUDL_DATA", std::nullopt);
-  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
-  EXPECT_EQ(loc.dir, (root.path() / "data" / "mnist").string());
-  EXPECT_EQ(loc.reason, "project data/mnist");
-  EXPECT_EQ(loc.name, "MNIST");
-  ScopedEnv empty("CUDL_DATA", "");  // set but empty counts as unset
-  EXPECT_EQ(cudl::find_dataset("", root.str()).reason, "project data/mnist");
-}
-
-TEST(FindDataset, FallsBackToDebianFashionMnist) {
-  if (!fs::exists(std::string(kFashion) + "/t10k-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << kFashion << " not installed (apt-get install dataset-fashion-mnist)";
-  }
-  TempDir root;  // no data/mnist inside
-  ScopedEnv env("CUDL_DATA", std::nullopt);
-  const cudl::DatasetLocation loc = cudl::find_dataset("", root.str());
-  EXPECT_EQ(loc.dir, kFashion);
-  EXPECT_EQ(loc.name, "Fashion-MNIST");
-  EXPECT_EQ(loc.reason, "Debian dataset-fashion-mnist");
-}
-
-TEST(FindDataset, NameIsFashionWhenThePathSaysSoInAnyCase) {
-  TempDir root;
-  write_split(root.path() / "My-FaShIoN-set", "t10k", 1, 1, 1, true);
-  EXPECT_EQ(cudl::find_dataset(root.str("My-FaShIoN-set"), "").name, "Fashion-MNIST");
-}
-
-TEST(FindDataset, ExplicitDirectoryWithoutIdxFilesIsAnError) {
-  TempDir empty;
-  EXPECT_THAT(error_of([&] { cudl::find_dataset(empty.str(), ""); }),
-              HasSubstr("--data " + empty.str() + ": no IDX files there (expected "
-                        "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz])"));
-  ScopedEnv env("CUDL_DATA", empty.str());
-  EXPECT_THAT(error_of([&] { cudl::find_dataset("", ""); }),
-              HasSubstr("$CUDL_DATA=" + empty.str() + ": no IDX files there"));
-}
-
-TEST(FindDataset, NothingFoundListsEveryPlaceTriedAndHowToFillOne) {
-  TempDir root;
-  ScopedEnv env("CUDL_DATA", std::nullopt);
-  const std::string absent = root.str("no-fallback");
-  const std::string message =
-      error_of([&] { cudl::detail::find_dataset_in("", root.str(), absent); });
-  EXPECT_THAT(message, HasSubstr("no dataset found"));
-  EXPECT_THAT(message, HasSubstr("--data (not given)"));
-  EXPECT_THAT(message, HasSubstr("$CUDL_DATA (not set)"));
-  EXPECT_THAT(message, HasSubstr((root.path() / "data" / "mnist").string() + " (no "));
-  EXPECT_THAT(message, HasSubstr(absent + " (same)"));
-  EXPECT_THAT(message, HasSubstr("scripts/fetch_mnist.sh"));
-  EXPECT_THAT(message, HasSubstr("apt-get install dataset-fashion-mnist"));
-}
-
-// An installed program's source folder does not exist: the message names neither its data/mnist
-// nor scripts/fetch_mnist.sh, only what the user can do.
-TEST(FindDataset, WithoutTheSourceFolderTheMessageNamesOnlyWhatExists) {
-  TempDir root;
-  ScopedEnv env("CUDL_DATA", std::nullopt);
-  const std::string gone = root.str("source-folder-not-installed");
-  const std::string absent = root.str("no-fallback");
-  const std::string message = error_of([&] { cudl::detail::find_dataset_in("", gone, absent); });
-  EXPECT_THAT(message, HasSubstr("Tried: --data (not given); $CUDL_DATA (not set); " + absent + " (no "));
-  EXPECT_THAT(message, Not(HasSubstr(gone)));
-  EXPECT_THAT(message, Not(HasSubstr("fetch_mnist")));
-  EXPECT_THAT(message, HasSubstr("apt-get install dataset-fashion-mnist"));
-  EXPECT_THAT(message, HasSubstr("pass --data DIR or set CUDL_DATA=DIR"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "cudl/device.hpp"
 #include "cudl/error.hpp"
 #include "cudl/version.hpp"
 #include "plugin/cuda_plugin.hpp"
+#include "test_support.hpp"
 
 using namespace cudl;
 using ::testing::EndsWith;
@@ -50,18 +52,12 @@ TEST(Device, ProbeDescribesAUsableGpu) {
 // The CUDA backend is a plugin, libcudl_cuda.so, loaded on first use (src/plugin/cuda_plugin.cpp).
 // Every way it can be missing or wrong is one sentence, never a loader error.
 TEST(CudaPlugin, IsLookedForBesideLibcudlOrWhereTheEnvironmentSays) {
-  const char* saved = std::getenv("CUDL_CUDA_PLUGIN");
-  const std::string saved_value = saved != nullptr ? saved : "";
-  unsetenv("CUDL_CUDA_PLUGIN");
-  const std::string beside = detail::cuda_plugin_path();
-  EXPECT_THAT(beside, EndsWith("/libcudl_cuda.so"));
-  setenv("CUDL_CUDA_PLUGIN", "/opt/elsewhere/libcudl_cuda.so", 1);
-  EXPECT_EQ(detail::cuda_plugin_path(), "/opt/elsewhere/libcudl_cuda.so");
-  if (saved != nullptr) {
-    setenv("CUDL_CUDA_PLUGIN", saved_value.c_str(), 1);
-  } else {
-    unsetenv("CUDL_CUDA_PLUGIN");
+  {
+    cudl::testing::ScopedEnv unset("CUDL_CUDA_PLUGIN", std::nullopt);
+    EXPECT_THAT(detail::cuda_plugin_path(), EndsWith("/libcudl_cuda.so"));
   }
+  cudl::testing::ScopedEnv elsewhere("CUDL_CUDA_PLUGIN", "/opt/elsewhere/libcudl_cuda.so");
+  EXPECT_EQ(detail::cuda_plugin_path(), "/opt/elsewhere/libcudl_cuda.so");
 }
 
 TEST(CudaPlugin, AMissingFileIsNamed) {

@@ -1,7 +1,7 @@
 #pragma once
 // Helpers shared by the test files: the message of an expected cudl::Error, seeded inputs, a
 // fresh loss-statistics tensor, temporary directories with the IDX files written into them,
-// and where the real MNIST digits live. (The tolerance rule has its own header, tolerance.hpp.)
+// where the real MNIST digits live, and an environment variable set for one scope. (The tolerance rule has its own header, tolerance.hpp.)
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -169,6 +170,49 @@ struct Blobs {
   }
   Tensor x_on(Backend& backend) const { return Tensor::from_host(x, {rows, 8}, backend); }  // N×8
   Tensor y_on(Backend& backend) const { return Tensor::from_host(y, {rows}, backend); }     // N
+};
+
+// Debian's dataset-fashion-mnist (the default dataset where MNIST is absent).
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// Writes <dir>/<split>-images-idx3-ubyte[.gz] holding `count` images of rows×cols whose pixel
+// k of image i is (first + i)·16 + k, and <split>-labels-idx1-ubyte[.gz] with labels
+// (first + i) % 10; `label_count` overrides the number of labels written.
+inline void write_split(const std::filesystem::path& dir, const std::string& split, uint32_t count, uint32_t rows,
+                        uint32_t cols, bool gz, uint32_t first = 0, int64_t label_count = -1) {
+  const std::string suffix = gz ? ".gz" : "";
+  Bytes pixels;
+  for (uint32_t i = 0; i < count; ++i) {
+    for (uint32_t k = 0; k < rows * cols; ++k) {
+      pixels.push_back(static_cast<uint8_t>((first + i) * 16 + k));
+    }
+  }
+  const Bytes images = idx_images(count, rows, cols, pixels);
+  write_file(dir / (split + "-images-idx3-ubyte" + suffix), gz ? gzip(images) : images);
+  const auto n = static_cast<uint32_t>(label_count < 0 ? count : label_count);
+  Bytes values;
+  for (uint32_t i = 0; i < n; ++i) values.push_back(static_cast<uint8_t>((first + i) % 10));
+  const Bytes labels = idx_labels(values);
+  write_file(dir / (split + "-labels-idx1-ubyte" + suffix), gz ? gzip(labels) : labels);
+}
+
+// Sets (or, with nullopt, unsets) an environment variable for one scope, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    set(value);
+  }
+  ~ScopedEnv() { set(old_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  void set(const std::optional<std::string>& value) const {
+    value ? setenv(name_, value->c_str(), 1) : unsetenv(name_);
+  }
+  const char* name_;
+  std::optional<std::string> old_;
 };
 
 }  // namespace cudl::testing

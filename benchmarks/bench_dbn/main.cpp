@@ -87,16 +87,19 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
   run.location = cudl::find_dataset(opt.data, CUDL_SOURCE_DIR);
   // The files' headers give the shape (and check the size cap), so a wrong --layers fails
   // before any payload is read.
-  const cudl::DatasetShape data = cudl::peek_idx_dataset(run.location.dir, run.location.name);
+  cudl::LoadOptions load_options;
+  load_options.max_float_bytes = opt.max_data_mib << 20;
+  load_options.cap_name = "--max-data-mib " + std::to_string(opt.max_data_mib);
+  const cudl::DatasetShape data = cudl::peek_idx_dataset(run.location.dir, run.location.name, load_options);
   if (opt.layers.front() != data.features)
     throw cudl::Error("--layers: the first size must be the " + std::to_string(data.features) +
                       " input features of " + run.location.name + ", found " + std::to_string(opt.layers.front()));
   if (opt.layers.back() != data.classes)
     throw cudl::Error("--layers: the last size must be the " + std::to_string(data.classes) + " classes of " +
                       run.location.name + ", found " + std::to_string(opt.layers.back()));
-  auto loading = std::async(std::launch::async, [&run, &opt] {  // the split reuses the data's storage
-    return cudl::train_test_split(cudl::load_idx_dataset(run.location.dir, run.location.name), opt.test_size,
-                                  opt.train.seed);
+  auto loading = std::async(std::launch::async, [&run, &opt, &load_options] {  // the split reuses the data's storage
+    return cudl::train_test_split(cudl::load_idx_dataset(run.location.dir, run.location.name, load_options),
+                                  opt.test_size, opt.train.seed);
   });
   cudl::BackendOptions backend_options;
   backend_options.threads = opt.threads;

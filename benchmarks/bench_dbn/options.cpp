@@ -51,6 +51,10 @@ Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged, 
             "IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist\n"
             "in the project, then /usr/share/datasets/fashion-mnist)",
             [&](Text v) { o.data = v; });
+  add_value(app, "--max-data-mib", "N",
+            "refuse data whose images take more than N MiB as floats, before reading\n"
+            "them (default 1024; MNIST's 70,000 take 210)",
+            [&](Text v) { o.max_data_mib = parse_whole<int64_t>("--max-data-mib", v, 1, int64_t{1} << 40); });
   add_value(app, "--json", "FILE", "also write everything printed, machine-readably", [&](Text v) { o.json = v; });
   add_value(app, "--learn-rate", "X",
             "initial learning rate (default 0.3, the 2014 value, on MNIST; 0.1 on\n"

@@ -14,6 +14,7 @@ struct Options {
   std::string device = "cpu";       // cpu | gpu
   std::string data;                 // --data DIR (empty: discovery)
   std::string json;                 // --json FILE
+  int64_t max_data_mib = 1024;      // --max-data-mib N: the cap on the data as floats
   std::vector<int64_t> layers = {784, 800, 800, 10};
   double test_size = 0.33;
   bool learn_rate_given = false;    // otherwise chosen per dataset (see main)

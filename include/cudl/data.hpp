@@ -57,6 +57,9 @@ struct LoadOptions {
   // million images) fails at once instead of exhausting memory. Raise it for larger sets
   // (EMNIST ByClass needs 2.6 GB). Must be positive.
   int64_t max_float_bytes = int64_t{1} << 30;
+  // How the cap's error tells the user to raise it (a program names its own flag here, e.g.
+  // bench_dbn's "--max-data-mib").
+  std::string cap_name = "LoadOptions::max_float_bytes";
 };
 
 // What load_idx_dataset would load, learnt from the four files' headers alone (see

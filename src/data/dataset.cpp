@@ -71,8 +71,7 @@ int64_t float_bytes(const IdxHeader& h, int64_t count) {
 
 std::string cap_text(const LoadOptions& options) {
   return "the cap of " + str(options.max_float_bytes) +
-         " bytes (LoadOptions::max_float_bytes; raise it to load a larger set, if the header "
-         "is right)";
+         " bytes (" + options.cap_name + "; raise it to load a larger set, if the header is right)";
 }
 
 PartPlan plan_part(const std::string& images_path, const std::string& labels_path,
