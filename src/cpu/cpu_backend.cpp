@@ -7,7 +7,7 @@
 #include <cstring>
 #include <limits>
 
-#include "cpu/activation.hpp"
+#include "cpu/elementwise.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
@@ -21,16 +21,8 @@ namespace {
 
 using RowMatrix = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-using formulas::relu;
-using formulas::sigmoid;
-
-void axpy_range(float alpha, const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-}
-
 // Elementwise work is split into chunks of at least this many elements per thread.
 constexpr int64_t kGrain = 1 << 15;
-
 
 }  // namespace
 
@@ -43,7 +35,7 @@ int CpuBackend::threads() const { return pool_->threads(); }
 
 std::string CpuBackend::describe() const {
   return "cpu: " + cpu_model_name() + ", " + std::to_string(threads()) + " thread" + (threads() == 1 ? "" : "s") +
-         ", gemm " + cpu::sgemm_kernel_name();
+         ", gemm " + cpu::sgemm_kernel_name() + ", elementwise " + cpu::to_string(cpu::elementwise_kernel());
 }
 
 void* CpuBackend::allocate(std::size_t bytes) {
@@ -75,44 +67,22 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
 }
 
 void CpuBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
   pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      float* yr = y + r * cols;
-      switch (act) {
-        case Activation::kIdentity:
-          for (int64_t c = 0; c < cols; ++c) yr[c] += bias[c];
-          break;
-        case Activation::kRelu:
-          for (int64_t c = 0; c < cols; ++c) yr[c] = relu(yr[c] + bias[c]);
-          break;
-        case Activation::kSigmoid:
-          for (int64_t c = 0; c < cols; ++c) yr[c] = sigmoid(yr[c] + bias[c]);
-          break;
-      }
-    }
+    ops.bias_activation(y + b * cols, bias, e - b, cols, act);
   });
 }
 
 void CpuBackend::do_activation(float* y, int64_t n, Activation act) {
   if (act == Activation::kIdentity) return;
-  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (act == Activation::kRelu) {
-      for (int64_t i = b; i < e; ++i) y[i] = relu(y[i]);
-    } else {
-      for (int64_t i = b; i < e; ++i) y[i] = sigmoid(y[i]);
-    }
-  });
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) { ops.activation(y + b, e - b, act); });
 }
 
 void CpuBackend::do_activation_backward(float* dy, const float* y, int64_t n, Activation act) {
   if (act == Activation::kIdentity) return;
-  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    if (act == Activation::kRelu) {
-      for (int64_t i = b; i < e; ++i) dy[i] = formulas::relu_grad(dy[i], y[i]);
-    } else {
-      for (int64_t i = b; i < e; ++i) dy[i] = formulas::sigmoid_grad(dy[i], y[i]);
-    }
-  });
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) { ops.activation_backward(dy + b, y + b, e - b, act); });
 }
 
 void CpuBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
@@ -204,8 +174,8 @@ void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uin
 }
 
 void CpuBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
-  pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) { axpy_range(alpha, x + b, y + b, e - b); });
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(n, kGrain, [=, &ops](int64_t b, int64_t e) { ops.axpy(alpha, x + b, y + b, e - b); });
 }
-
 
 }  // namespace cudl

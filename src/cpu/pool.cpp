@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "cpu/activation.hpp"
+#include "cpu/elementwise.hpp"
 #include "cpu/thread_pool.hpp"
 #include "formulas/unit_rules.hpp"
 #include "cudl/cpu_backend.hpp"
@@ -123,8 +123,9 @@ void CpuBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed
 void CpuBackend::do_channel_bias_activation(float* y, const float* bias, int64_t outer, int64_t channels,
                                             int64_t inner, Activation act) {
   const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1));
-  pool_->parallel_for(outer * channels, grain, [=](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) cpu::add_activate(y + t * inner, inner, bias[t % channels], act);
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(outer * channels, grain, [=, &ops](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) ops.add_activate(y + t * inner, inner, bias[t % channels], act);
   });
 }
 
