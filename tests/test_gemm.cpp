@@ -1,13 +1,16 @@
 // The CPU GEMM against a double-precision triple loop: every transpose combination, odd sizes
 // that leave partial 6×16 tiles, K deeper than one packing slab, N wider than one block, row
 // strides larger than the row, and more threads than blocks.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <string>
+#include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "cpu/gemm.hpp"
@@ -73,21 +76,91 @@ class Gemm : public ::testing::TestWithParam<cpu::GemmKernel> {
 
 }  // namespace
 
-INSTANTIATE_TEST_SUITE_P(Kernels, Gemm, ::testing::Values(cpu::GemmKernel::kEigen, cpu::GemmKernel::kAvx2Fma),
-                         [](const auto& kernel) { return kernel.param == cpu::GemmKernel::kEigen ? "eigen" : "avx2_fma"; });
+INSTANTIATE_TEST_SUITE_P(Kernels, Gemm,
+                         ::testing::Values(cpu::GemmKernel::kEigen, cpu::GemmKernel::kAvx2Fma, cpu::GemmKernel::kAvx512),
+                         [](const auto& kernel) {
+                           std::string name = cpu::to_string(kernel.param);
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // sgemm uses the fastest kernel this CPU has (unless $CUDL_GEMM_KERNEL names another).
 TEST(GemmChoice, TheFastestSupportedKernelIsChosen) {
+  cpu::GemmKernel fastest = cpu::GemmKernel::kEigen;
+  for (cpu::GemmKernel g : {cpu::GemmKernel::kAvx2Fma, cpu::GemmKernel::kAvx512}) {
+    if (cpu::gemm_kernel_supported(g)) fastest = g;
+  }
+  EXPECT_EQ(cpu::choose_gemm_kernel(nullptr), fastest);
+  EXPECT_EQ(cpu::choose_gemm_kernel(""), fastest);
   if (std::getenv("CUDL_GEMM_KERNEL") != nullptr) GTEST_SKIP() << "CUDL_GEMM_KERNEL is set";
-  const bool avx2 = cpu::gemm_kernel_supported(cpu::GemmKernel::kAvx2Fma);
-  EXPECT_EQ(cpu::gemm_kernel(), avx2 ? cpu::GemmKernel::kAvx2Fma : cpu::GemmKernel::kEigen);
-  EXPECT_STREQ(cpu::sgemm_kernel_name(), avx2 ? "avx2-fma 6x16" : "eigen");
+  EXPECT_EQ(cpu::gemm_kernel(), fastest);
+  const std::string name = cpu::sgemm_kernel_name();
+  EXPECT_EQ(name, fastest == cpu::GemmKernel::kAvx512   ? "avx512 6x32"
+                  : fastest == cpu::GemmKernel::kAvx2Fma ? "avx2-fma 6x16"
+                                                          : "eigen");
+}
+
+TEST(GemmChoice, TheEnvironmentPicksAKernelOrIsRefusedByName) {
+  EXPECT_EQ(cpu::choose_gemm_kernel("eigen"), cpu::GemmKernel::kEigen);
+  EXPECT_THAT(cudl::testing::error_of([] { cpu::choose_gemm_kernel("avx1024"); }),
+              ::testing::HasSubstr("CUDL_GEMM_KERNEL=avx1024: expected eigen, avx2-fma or avx512"));
+  for (cpu::GemmKernel g : {cpu::GemmKernel::kAvx2Fma, cpu::GemmKernel::kAvx512}) {
+    if (cpu::gemm_kernel_supported(g)) {
+      EXPECT_EQ(cpu::choose_gemm_kernel(cpu::to_string(g)), g);
+    } else {
+      EXPECT_THAT(cudl::testing::error_of([g] { cpu::choose_gemm_kernel(cpu::to_string(g)); }),
+                  ::testing::HasSubstr("does not support"));
+    }
+  }
+}
+
+// The AVX-512 and AVX2 kernels give the same bits (gemm_packed.inc): on every transpose, on
+// partial tiles of each width (n = 10, 16, 20, 40, 80), K over one slab (the later slabs read C),
+// beta ≠ 0, row strides, several threads, and on sparse data with NaN and infinity.
+TEST(GemmChoice, TheAvx512KernelGivesTheAvx2KernelsBits) {
+  for (cpu::GemmKernel g : {cpu::GemmKernel::kAvx2Fma, cpu::GemmKernel::kAvx512}) {
+    std::string why;
+    if (!cpu::gemm_kernel_supported(g, &why)) GTEST_SKIP() << cpu::to_string(g) << ": " << why;
+  }
+  cpu::ThreadPool pool(2);
+  const int64_t shapes[][3] = {{64, 800, 784}, {64, 10, 800}, {784, 80, 64}, {64, 784, 96}, {13, 20, 300},
+                               {7, 16, 5},     {50, 40, 600}, {6, 33, 257}, {1, 1, 1}};
+  uint64_t seed = 20;
+  for (const auto& s : shapes) {
+    for (Trans ta : {Trans::kNo, Trans::kYes}) {
+      for (Trans tb : {Trans::kNo, Trans::kYes}) {
+        for (float beta : {0.0f, 0.5f}) {
+          const int64_t m = s[0], n = s[1], k = s[2], pad = 3;
+          const int64_t lda = (ta == Trans::kNo ? k : m) + pad, ldb = (tb == Trans::kNo ? n : k) + pad, ldc = n + pad;
+          auto a = random_values((ta == Trans::kNo ? m : k) * lda, ++seed);
+          const auto b = random_values((tb == Trans::kNo ? k : n) * ldb, ++seed);
+          for (size_t i = 0; i < a.size(); ++i)
+            if (i % 5 != 0) a[i] = 0.0f;  // ReLU-like sparsity: many all-zero steps to skip
+          if (m * k > 40) {
+            a[17] = std::numeric_limits<float>::quiet_NaN();
+            a[39] = -std::numeric_limits<float>::infinity();
+          }
+          const auto c0 = random_values(m * ldc, ++seed);
+          auto c2 = c0, c5 = c0;
+          cpu::sgemm_with(cpu::GemmKernel::kAvx2Fma, pool, ta, tb, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, beta,
+                          c2.data(), ldc);
+          cpu::sgemm_with(cpu::GemmKernel::kAvx512, pool, ta, tb, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, beta,
+                          c5.data(), ldc);
+          ASSERT_EQ(0, std::memcmp(c2.data(), c5.data(), c2.size() * sizeof(float)))
+              << "m " << m << " n " << n << " k " << k << " ta " << (ta == Trans::kYes) << " tb "
+              << (tb == Trans::kYes) << " beta " << beta;
+        }
+      }
+    }
+  }
 }
 
 // The kernels agree with each other on data with the zero steps the packed kernel skips (ReLU
 // outputs, image backgrounds), NaN and infinity included.
 TEST(GemmChoice, KernelsAgreeOnSparseAndNonFiniteData) {
   if (!cpu::gemm_kernel_supported(cpu::GemmKernel::kAvx2Fma)) GTEST_SKIP() << "only one kernel on this CPU";
+  const cpu::GemmKernel packed = cpu::gemm_kernel_supported(cpu::GemmKernel::kAvx512) ? cpu::GemmKernel::kAvx512
+                                                                                      : cpu::GemmKernel::kAvx2Fma;
   cpu::ThreadPool pool(2);
   const int64_t m = 40, n = 70, k = 300;
   auto a = random_values(m * k, 6);
@@ -99,8 +172,8 @@ TEST(GemmChoice, KernelsAgreeOnSparseAndNonFiniteData) {
   std::vector<float> ce(m * n), cv(m * n);
   cpu::sgemm_with(cpu::GemmKernel::kEigen, pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f,
                   ce.data(), n);
-  cpu::sgemm_with(cpu::GemmKernel::kAvx2Fma, pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n,
-                  0.0f, cv.data(), n);
+  cpu::sgemm_with(packed, pool, Trans::kNo, Trans::kNo, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, cv.data(),
+                  n);
   for (int64_t i = 0; i < m * n; ++i) {
     if (std::isnan(ce[i])) {
       EXPECT_TRUE(std::isnan(cv[i])) << i;

@@ -2,12 +2,14 @@
 // Single-precision GEMM for the CPU backend, row-major:
 //   C(m×n) = alpha · op(A)(m×k) · op(B)(k×n) + beta · C,
 // lda/ldb/ldc are row strides of A, B, C as stored. beta == 0 never reads C.
-// Two kernels in every build, chosen at run time (no -march=native needed):
-//   avx2-fma  a packed, cache-blocked GEMM on a 6×16 register kernel that skips the all-zero
-//             steps of A, split across the pool's threads by blocks of C; where cpuid reports
-//             AVX2 and FMA (and the OS saves YMM state);
+// Three kernels in every build, chosen at run time (no -march=native needed):
+//   avx512    the packed, cache-blocked GEMM (gemm_packed.inc) on a 6×32 zmm register kernel
+//             (gemm_avx512.cpp), where cpuid reports AVX-512 F (and the OS saves ZMM state);
+//   avx2-fma  the same on a 6×16 ymm kernel (gemm_avx2.cpp), where cpuid reports AVX2 and FMA.
+//             Both skip the all-zero steps of A and split C across the pool's threads; they give
+//             the same bits (see gemm_packed.inc);
 //   eigen     Eigen's product, single-threaded, at the build's baseline instruction set.
-// $CUDL_GEMM_KERNEL (eigen, avx2-fma) overrides the choice; one the CPU lacks is an error.
+// $CUDL_GEMM_KERNEL (eigen, avx2-fma, avx512) overrides the choice; one the CPU lacks is an error.
 #include <cstdint>
 #include <string>
 
@@ -17,14 +19,16 @@ namespace cudl::cpu {
 
 class ThreadPool;
 
-enum class GemmKernel { kEigen, kAvx2Fma };
-const char* to_string(GemmKernel kernel);  // "eigen", "avx2-fma"
+enum class GemmKernel { kEigen, kAvx2Fma, kAvx512 };
+const char* to_string(GemmKernel kernel);  // "eigen", "avx2-fma", "avx512"
 // Whether this CPU can run `kernel`; if not, *why (when given) says what it lacks.
 bool gemm_kernel_supported(GemmKernel kernel, std::string* why = nullptr);
 // The kernel sgemm uses: the fastest this CPU supports, or $CUDL_GEMM_KERNEL's (decided once;
 // throws cudl::Error for an unknown or unsupported name).
 GemmKernel gemm_kernel();
-// Its name as describe() shows it ("avx2-fma 6x16" or "eigen").
+// The choice itself, for `env` the variable's value (null or empty: unset).
+GemmKernel choose_gemm_kernel(const char* env);
+// Its name as describe() shows it ("avx512 6x32", "avx2-fma 6x16" or "eigen").
 const char* sgemm_kernel_name();
 
 void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -35,7 +39,11 @@ void sgemm_with(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc);
 
-// The eigen kernel itself (gemm_eigen.cpp); sgemm_with calls it.
+// The kernels themselves; sgemm_with calls them (the packed ones only where the CPU has them).
+void sgemm_avx512(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void sgemm_avx2(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void sgemm_eigen(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
