@@ -458,3 +458,18 @@ TEST(Pool2dChecks, HugePaddingIsRefusedWithoutOverflow) {
   p.pad_h = 1, p.pad_w = INT64_MAX;
   EXPECT_THROW(Pool2d{p}, cudl::Error);
 }
+
+// A saved architecture with a convolution's padding near 2^63 (the checkpoint fuzzer's second
+// finding): its output size is an error naming the window, never a signed overflow; sizes whose
+// arithmetic only passes 2^63 on the way still come out right.
+TEST(WindowOutputSize, HugePaddingOrDilationIsAnErrorWithoutOverflow) {
+  EXPECT_THAT(cudl::testing::error_of([] { window_output_size(28, 3, 1, INT64_MAX, 1); }),
+              ::testing::HasSubstr("padded by 9223372036854775807 on each side: the output size does not fit"));
+  // A padding and a dilation that cancel: 28 + 2·(2^63 − 1) − 2·(2^63 − 1) − 1, then + 1.
+  EXPECT_EQ(window_output_size(28, 3, 1, INT64_MAX, INT64_MAX), 28);
+  EXPECT_EQ(window_output_size(28, 3, 1, 0, INT64_MAX), 0);  // a dilated kernel wider than the input
+  const __int128 span = __int128{10} + 2 * __int128{INT64_MAX / 2} - 3;  // past 2^63, then divided back
+  EXPECT_EQ(window_output_size(10, 3, 4, INT64_MAX / 2, 1), static_cast<int64_t>(span / 4 + 1));
+  EXPECT_EQ(window_output_size(28, 5, 1, 2, 1), 28);
+  EXPECT_EQ(window_output_size(5, 7, 1, 0, 1), 0);
+}
