@@ -3,6 +3,8 @@
 #   lib/libcudl.so (.so.0.1, .so.0.1.0)                          the library; needs nothing of CUDA
 #   lib/libcudl_cuda.so (.so.0.1, ...)                           the CUDA backend, dlopen'ed by libcudl
 #                                                                (only in a build with CUDA)
+#   lib/libcudl_mpi.so (.so.0.1, ...)                            data-parallel training over MPI
+#                                                                (only in a build with MPI)
 #   lib/cmake/cudl/cudlConfig.cmake (+ Version, Targets)         find_package(cudl [COMPONENTS CUDA])
 #   lib/pkgconfig/cudl.pc                                        pkg-config --libs cudl
 #   bin/bench_dbn, libexec/cudl/ (the examples' programs)        (their CMakeLists)
@@ -20,6 +22,12 @@ if(CUDL_HAVE_CUDA)
   install(TARGETS cudl_cuda EXPORT cudlCudaTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   # cudl::cuda, for code that uses CudaBackend itself (find_package(cudl COMPONENTS CUDA)).
   install(EXPORT cudlCudaTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+endif()
+if(CUDL_HAVE_MPI)
+  set_property(TARGET cudl_mpi PROPERTY INSTALL_RPATH "$ORIGIN")
+  install(TARGETS cudl_mpi EXPORT cudlMpiTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  # cudl::mpi (find_package(cudl COMPONENTS MPI)).
+  install(EXPORT cudlMpiTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 endif()
 install(DIRECTORY include/cudl DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_BINARY_DIR}/include/cudl/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cudl)

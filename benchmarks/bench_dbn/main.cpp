@@ -2,9 +2,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <iostream>
 #include <optional>
@@ -15,6 +17,9 @@
 #include "json.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#ifdef CUDL_BENCH_MPI
+#include "cudl/mpi.hpp"
+#endif
 
 namespace {
 
@@ -77,9 +82,29 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
   run.pretrain_s = since(t0);
 }
 
-// Trains and evaluates; fills run as it goes so a failure still leaves a full record.
-void run_benchmark(bench::Run& run, Clock::time_point start) {
+#ifndef CUDL_BENCH_MPI
+// The number of ranks an MPI launcher started, from the environment (1 when none did).
+int launcher_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
+  return 1;
+}
+#endif
+
+// Trains and evaluates; fills run as it goes so a failure still leaves a full record. With a
+// communicator of several ranks, each rank trains its share of every minibatch (fit's data
+// parallelism) and only rank 0 writes files.
+void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator* comm) {
   auto& opt = run.options;
+  const bool several = comm != nullptr && comm->size() > 1;
+  const bool rank0 = comm == nullptr || comm->rank() == 0;
+  if (several) {
+    run.ranks = comm->size();
+    run.communicator = comm->describe();
+    if (opt.pretrain_epochs > 0)
+      throw cudl::Error("--pretrain-epochs: RBM pretraining runs in one process; a data-parallel run (" +
+                        std::to_string(comm->size()) + " ranks) fine-tunes only");
+  }
   const cudl::Device device = bench::usable_device(opt.device);  // an unusable GPU fails before the data is read
   // Reading and splitting the data (zlib-bound, ~0.6 s) overlaps creating the backend (CUDA
   // context and cuBLAS handle for a GPU).
@@ -104,6 +129,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
   cudl::BackendOptions backend_options;
   backend_options.threads = opt.threads;
   backend_options.precision = opt.precision;
+  if (comm != nullptr) backend_options.gpu = comm->local_rank();  // one GPU per rank on each machine
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
   run.device = backend->describe();
   run.backend_s = since(t0);
@@ -155,6 +181,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
   fit.checkpoint_every = opt.checkpoint_every;
   fit.resume_from = opt.resume;
   fit.stop = &g_stop;
+  fit.communicator = comm;
   t0 = Clock::now();
   try {
     const cudl::History h = cudl::fit(net, loss, *optimizer, x, y, fit, &schedule);
@@ -170,7 +197,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start) {
     if (!opt.checkpoint.empty()) std::cout << "checkpoint written to " << opt.checkpoint << "\n";
     return;
   }
-  if (!opt.save.empty()) {
+  if (!opt.save.empty() && rank0) {
     cudl::save_model(net, opt.save);
     std::cout << "model saved to " << opt.save << "\n";
   }
@@ -193,6 +220,30 @@ int main(int argc, char** argv) {
   bench::Run run;
   run.date = bench::utc_now();
   if (const std::optional<int> status = bench::parse_options(argc, argv, &run.options)) return *status;
+  // Started by mpirun or srun: data-parallel training over MPI where this build has it.
+  std::unique_ptr<cudl::Communicator> world;
+#ifdef CUDL_BENCH_MPI
+  std::optional<cudl::mpi::Session> mpi;
+  if (cudl::mpi::launched_by_mpi()) {
+    try {
+      mpi.emplace(&argc, &argv);
+      world = mpi->world();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", kTool, e.what());
+      return 2;
+    }
+  }
+#else
+  if (launcher_ranks() > 1) {
+    std::fprintf(stderr, "%s: started as %d ranks by an MPI launcher, but this build has no MPI (install "
+                 "libopenmpi-dev and configure again)\n", kTool, launcher_ranks());
+    return 2;
+  }
+#endif
+  const bool rank0 = world == nullptr || world->rank() == 0;
+  // Rank 0 prints the report and writes the files; the other ranks train silently.
+  if (!rank0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 2;
+  if (!rank0) run.options.json.clear();
   // An unwritable output path is found now, not after the training it was meant to record.
   if (!run.options.json.empty() && !bench::json_path_writable(kTool, run.options.json)) return 2;
   if (!run.options.save.empty() && !bench::json_path_writable(kTool, run.options.save, "--save")) return 2;
@@ -202,7 +253,7 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   int status = 0;
   try {
-    run_benchmark(run, start);
+    run_benchmark(run, start, world.get());
     if (run.status == "interrupted") status = 130;
   } catch (const cudl::Diverged& e) {
     std::fprintf(stderr, "%s: %s (%s)\n", kTool, e.what(), e.layer > 0 ? "--pretrain-learn-rate" : "--learn-rate");

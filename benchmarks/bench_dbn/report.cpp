@@ -20,14 +20,17 @@ std::string layers_text(const std::vector<int64_t>& layers) {
 std::string header_line(const Run& r) {
   return "cudl bench_dbn | " + r.location.name + " from " + r.location.dir + " (" + r.location.reason + ") | " +
          std::to_string(r.rows) + " rows, split " + std::to_string(r.train_rows) + " train / " +
-         std::to_string(r.test_rows) + " test | layers " + layers_text(r.options.layers) + " | " + r.device;
+         std::to_string(r.test_rows) + " test | layers " + layers_text(r.options.layers) + " | " + r.device +
+         (r.ranks > 1 ? " | ranks " + std::to_string(r.ranks) + " (" + r.communicator + ")" : "");
 }
 
 std::string settings_line(const Run& r) {
   const auto& t = r.options.train;
-  const int64_t steps = r.train_rows / t.batch;
+  const int64_t steps = r.train_rows / (t.batch * r.ranks);
+  const std::string batch = r.ranks > 1 ? std::to_string(t.batch) + " per rank × " + std::to_string(r.ranks) + " ranks"
+                                        : std::to_string(t.batch);
   return "settings: learn rate " + fmt("%g", t.learn_rate) + " ×" + fmt("%g", t.decay) + "/epoch, momentum " +
-         fmt("%g", t.momentum) + ", L2 " + fmt("%g", t.l2) + ", batch " + std::to_string(t.batch) + ", " +
+         fmt("%g", t.momentum) + ", L2 " + fmt("%g", t.l2) + ", batch " + batch + ", " +
          std::to_string(t.epochs) + " epochs of " + std::to_string(steps) +
          " minibatches drawn with replacement, seed " + std::to_string(t.seed);
 }
@@ -81,7 +84,8 @@ std::string to_json(const Run& r) {
   j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
     << ", \"threads_requested\": " << r.options.threads << ", \"precision\": "
     << quote(r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32") << ", \"captured_steps\": "
-    << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << "},\n";
+    << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << ", \"ranks\": " << r.ranks
+    << ", \"communicator\": " << (r.communicator.empty() ? "null" : quote(r.communicator)) << "},\n";
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)
     << ", \"batch\": " << t.batch << ", \"epochs\": " << t.epochs << ", \"seed\": " << t.seed

@@ -22,6 +22,8 @@ struct Run {
   cudl::DatasetLocation location;
   int64_t rows = 0, train_rows = 0, test_rows = 0, features = 0, classes = 0;
   std::string device;         // backend description
+  int ranks = 1;              // data-parallel ranks (mpirun -np N)
+  std::string communicator;   // Communicator::describe() with several ranks
   std::string date;           // ISO 8601, UTC
   std::vector<PretrainedLayer> pretraining;
   double pretrain_s = 0;

@@ -2,6 +2,7 @@
 // The whole public API of cudl. No CUDA or Eigen header is included from here.
 #include "cudl/backend.hpp"
 #include "cudl/checkpoint.hpp"
+#include "cudl/communicator.hpp"
 #include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"

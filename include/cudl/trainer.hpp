@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/communicator.hpp"
 #include "cudl/error.hpp"
 #include "cudl/loss.hpp"
 #include "cudl/network.hpp"
@@ -112,6 +113,20 @@ struct FitOptions {
   // step, writes the checkpoint (when checkpoint_path is set) and returns with `interrupted`
   // set; the finished epochs are in the History.
   const std::atomic<bool>* stop = nullptr;
+
+  // Data-parallel training (docs/design/data-parallel.md) when set and of more than one rank:
+  // every rank calls fit() with the same network architecture, data, options and seed. Rank 0's
+  // parameters and layer state are broadcast first; each step, every rank draws its own `batch`
+  // rows (a disjoint share of what one process with size()·batch rows per step would draw) and
+  // the gradients are averaged over the ranks before the optimizer's step, so that every rank
+  // takes the same step: with a mean-reduced loss (or the 2014 preset's grad_scale = 1/batch)
+  // that is one process with batch size()·batch. An epoch has rows / (size()·batch) steps. The
+  // reports are global (every rank gets the same), only rank 0 prints progress and writes
+  // checkpoints, layer state is averaged after every epoch, and a check after every epoch proves
+  // the ranks hold the same parameters. A rank that throws anything but a global Diverged ends
+  // the whole job through Communicator::abort, naming itself, rather than leaving the others
+  // waiting. Null (or one rank): one process, as without it.
+  Communicator* communicator = nullptr;
 };
 
 struct History {
@@ -120,6 +135,12 @@ struct History {
   bool interrupted = false;  // FitOptions::stop ended the run
   int best_epoch = 0;  // the epoch with the lowest validation loss (0 without validation)
 };
+
+namespace detail {
+// fit() on this rank alone (fit() adds the abort of a data-parallel job around it).
+History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+                    const FitOptions& options, Schedule* schedule);
+}  // namespace detail
 
 // Where a fit() run stands, as a checkpoint records it (save_checkpoint / load_checkpoint).
 struct FitState {
@@ -130,6 +151,7 @@ struct FitState {
   int64_t batch = 0;
   Sampling sampling = Sampling::kShuffle;
   uint64_t seed = 0;
+  int ranks = 1;  // data-parallel ranks (FitOptions::communicator): a resume needs as many
   // Inside an epoch (step > 0): its loss statistics so far (the LossStats floats), time, and the
   // learning rate at its start (its report's).
   std::vector<float> epoch_stats;
@@ -170,13 +192,19 @@ class Trainer {
   // begin() around it where it keeps a look-ahead point), in batches of `batch`.
   std::pair<double, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch);
 
+  // Data-parallel: each step averages the gradients over comm's ranks before the optimizer's
+  // step, and run_epoch draws this rank's share of size()·batch rows per step and reports the
+  // global statistics. Null: one process. Set it on every rank before the first step.
+  void set_communicator(Communicator* comm);
+
   Tensor& stats() { return stats_; }
   void reset_stats();
   Network& network() { return net_; }
   Optimizer& optimizer() { return opt_; }
 
  private:
-  friend History fit(Network&, const Loss&, Optimizer&, const Tensor&, const Tensor&, const FitOptions&, Schedule*);
+  friend History detail::fit_on_rank(Network&, const Loss&, Optimizer&, const Tensor&, const Tensor&,
+                                     const FitOptions&, Schedule*);
   // run_epoch from step `first_step` with the statistics in stats() carried over (a resumed
   // epoch), stopping after any step at which *stop reads true: `done` receives the steps
   // finished. A stopped epoch leaves the optimizer as it is (a GdbnNesterov still at its
@@ -187,12 +215,15 @@ class Trainer {
                              const std::atomic<bool>* stop, int64_t& done);
   void queue_step(const Tensor& xb, const Tensor& yb);
   void check_divergence(int epoch, const LossTotals& totals);
+  LossTotals read_totals();  // this rank's, or with a communicator every rank's together
+
 
   Network& net_;
   const Loss& loss_;
   Optimizer& opt_;
   Schedule* schedule_;
   StepLaunch launch_;
+  Communicator* comm_ = nullptr;
   Tensor stats_;
   Tensor step_in_epoch_;  // the loss's step numbers (a counter, zeroed per epoch)
   Tensor dlogits_;

@@ -181,6 +181,7 @@ json fit_state_json(const FitState& s) {
           {"batch", s.batch},
           {"sampling", s.sampling == Sampling::kShuffle ? "shuffle" : "with-replacement"},
           {"seed", std::to_string(s.seed)},
+          {"ranks", s.ranks},
           {"epoch_stats", stats},
           {"epoch_seconds", number(s.epoch_seconds)},
           {"epoch_learn_rate", number(s.epoch_learn_rate)},
@@ -204,6 +205,12 @@ FitState fit_state_from_json(const json& j, const std::string& path) {
   CUDL_REQUIRE(sampling == "shuffle" || sampling == "with-replacement", what + ": unknown sampling '" + sampling + "'");
   s.sampling = sampling == "shuffle" ? Sampling::kShuffle : Sampling::kWithReplacement;
   s.seed = parse_u64(get<std::string>(j, "seed", what), what + " seed");
+  // Data-parallel ranks (absent in files from before data-parallel training: one).
+  const int64_t ranks = j.contains("ranks") ? get<int64_t>(j, "ranks", what) : 1;
+  CUDL_REQUIRE(ranks >= 1 && ranks <= (1 << 24) && s.step <= s.rows / s.batch / ranks,
+               what + ": ranks " + std::to_string(ranks) +
+                   " out of range (1 to 2^24, with at most rows / (batch · ranks) steps done)");
+  s.ranks = static_cast<int>(ranks);
   if (j.contains("epoch_stats") && j.at("epoch_stats").is_array()) {
     for (const json& v : j.at("epoch_stats")) {
       CUDL_REQUIRE(v.is_number() || v.is_null(), what + ": epoch_stats holds a non-number");

@@ -2,21 +2,28 @@
 
 namespace cudl::detail {
 
-EpochLoop::EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed)
+EpochLoop::EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed, int rank,
+                     int ranks)
     : backend_(backend),
       batch_(batch),
       features_(features),
       sampling_(sampling),
       seed_(seed),
+      rank_(rank),
+      ranks_(ranks),
       xb_({batch, features}, backend),
       yb_({batch}, backend),
-      draw_(make_counter(backend)) {}
+      draw_(make_counter(backend)) {
+  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks,
+               "EpochLoop: rank " + std::to_string(rank) + " of " + std::to_string(ranks) + " ranks");
+}
 
 EpochLoop::~EpochLoop() = default;
 
 bool EpochLoop::serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
-                       const Tensor& y) const {
-  return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && &x == x_ && &y == y_;
+                       const Tensor& y, int rank, int ranks) const {
+  return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && &x == x_ && &y == y_ &&
+         rank == rank_ && ranks == ranks_;
 }
 
 int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
@@ -33,16 +40,18 @@ int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t step
   }
   CUDL_REQUIRE(first_step >= 0 && first_step <= steps,
                "EpochLoop: cannot resume at step " + std::to_string(first_step) + " of " + std::to_string(steps));
-  CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * batch_ <= x.dim(0),
-               "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(batch_) + " rows in epoch " +
-                   std::to_string(epoch) + " do not fit " + std::to_string(x.dim(0)) + " rows");
+  const int64_t global_batch = batch_ * ranks_;  // the rows of one step over all ranks
+  CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * global_batch <= x.dim(0),
+               "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(global_batch) +
+                   " rows in epoch " + std::to_string(epoch) + " do not fit " + std::to_string(x.dim(0)) + " rows");
   if (&x != x_ || &y != y_) graph_.reset();  // the captured draw reads x and y by address
   x_ = &x;
   y_ = &y;
   const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
-  const uint64_t epoch_start = sampling_ == Sampling::kWithReplacement ? e0 * static_cast<uint64_t>(steps * batch_)
-                                                                        : e0 * static_cast<uint64_t>(x.dim(0));
-  backend_.set_counter(draw_, epoch_start + static_cast<uint64_t>(first_step * batch_));
+  const uint64_t epoch_start = sampling_ == Sampling::kWithReplacement
+                                   ? e0 * static_cast<uint64_t>(steps * global_batch)
+                                   : e0 * static_cast<uint64_t>(x.dim(0));
+  backend_.set_counter(draw_, epoch_start + static_cast<uint64_t>(first_step * global_batch + rank_ * batch_));
   auto draw_and_step = [&] {
     if (sampling_ == Sampling::kWithReplacement) {
       backend_.sample_rows(x, y, seed_, draw_, xb_, yb_);
@@ -50,7 +59,7 @@ int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t step
       backend_.shuffled_rows(x, y, seed_, draw_, xb_, yb_);
     }
     step(xb_, yb_);
-    backend_.add_to_counter(draw_, static_cast<uint64_t>(batch_));
+    backend_.add_to_counter(draw_, static_cast<uint64_t>(global_batch));
   };
   for (int64_t s = first_step; s < steps; ++s) {
     if (!capture || steps_run_ == 0) {

@@ -15,13 +15,17 @@ namespace cudl::detail {
 class EpochLoop {
  public:
   // Batches of `batch` rows of `features` values (and one target each) drawn from the rows of
-  // the x, y later given to run(), as `sampling` says, under `seed`.
-  EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed);
+  // the x, y later given to run(), as `sampling` says, under `seed`. Data-parallel (ranks > 1):
+  // each step of the run is one of `ranks`·batch rows, of which this loop draws the share of
+  // `rank`, rows [rank·batch, (rank + 1)·batch) of that global batch, so that the ranks' draws
+  // together are exactly one process's with batch ranks·batch.
+  EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed, int rank = 0,
+            int ranks = 1);
   ~EpochLoop();
 
   // Whether this loop was made for these settings (else make a new one).
   bool serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
-              const Tensor& y) const;
+              const Tensor& y, int rank = 0, int ranks = 1) const;
 
   // Epoch `epoch` (1-based) of `steps` steps over x (R × features) and y (R, or R × T; yb is then
   // B or B × T): positions the draw counter at the epoch's first draw (with replacement:
@@ -40,6 +44,7 @@ class EpochLoop {
   int64_t batch_, features_;
   Sampling sampling_;
   uint64_t seed_;
+  int rank_, ranks_;
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
   Tensor xb_, yb_, draw_;

@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "cudl/checkpoint.hpp"
 #include "cudl/optimizer.hpp"
 #include "io/checkpoint_json.hpp"
 #include "nn/data_checks.hpp"
+#include "nn/data_parallel.hpp"
 #include "nn/epoch_loop.hpp"
 #include "nn/progress.hpp"
 
@@ -40,12 +42,26 @@ void Trainer::reset_stats() {
   net_.backend().set_counter(step_in_epoch_, 0);
 }
 
+void Trainer::set_communicator(Communicator* comm) {
+  comm_ = comm;
+  loop_.reset();  // its draws depend on the rank and the number of ranks
+}
+
+LossTotals Trainer::read_totals() {
+  const LossTotals mine = Loss::read(stats_);
+  return detail::several_ranks(comm_) ? detail::global_totals(*comm_, mine) : mine;
+}
+
 void Trainer::queue_step(const Tensor& xb, const Tensor& yb) {
   if (schedule_ != nullptr) schedule_->before_step(opt_);
   const Tensor& logits = net_.forward(xb, Mode::kTrain);
   if (dlogits_.shape() != logits.shape()) dlogits_ = Tensor(logits.shape(), net_.backend());
   loss_.forward_backward(logits, yb, step_in_epoch_, dlogits_, stats_);
   net_.backward(xb, dlogits_);
+  // Data-parallel: the one hook. The gradient is one flat tensor, so this is one all-reduce. It
+  // runs with a communicator of one rank too (a no-op for LocalCommunicator), so that an engine's
+  // path through the step can be tested on one GPU.
+  if (comm_ != nullptr) comm_->all_reduce_mean(net_.grads());
   opt_.step();
   net_.backend().add_to_counter(step_in_epoch_, 1);
 }
@@ -77,57 +93,64 @@ EpochReport Trainer::run_epoch_from(const Tensor& x, const Tensor& y, int epoch,
                    to_string(y.shape()));
   CUDL_REQUIRE(batch >= 1, "fit: the batch size must be at least 1, got " + std::to_string(batch));
   const int64_t rows = x.dim(0);
-  const int64_t steps = rows / batch;
+  const bool multi = detail::several_ranks(comm_);
+  const int rank = multi ? comm_->rank() : 0;
+  const int ranks = multi ? comm_->size() : 1;
+  const int64_t steps = rows / (batch * ranks);
   CUDL_REQUIRE(steps >= 1, "fit: " + std::to_string(rows) + " rows are fewer than one batch of " +
-                               std::to_string(batch));
+                               std::to_string(batch) +
+                               (multi ? " on each of " + std::to_string(ranks) + " ranks" : std::string()));
   CUDL_REQUIRE(x.dim(1) == numel(net_.input_shape()), "fit: x has rows of " + std::to_string(x.dim(1)) +
                                                           " features, the network expects " +
                                                           to_string(net_.input_shape()));
-  if (!loop_ || !loop_->serves(batch, x.dim(1), sampling, seed, x, y))
-    loop_ = std::make_unique<detail::EpochLoop>(backend, batch, x.dim(1), sampling, seed);
-  const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable();
+  if (!loop_ || !loop_->serves(batch, x.dim(1), sampling, seed, x, y, rank, ranks))
+    loop_ = std::make_unique<detail::EpochLoop>(backend, batch, x.dim(1), sampling, seed, rank, ranks);
+  const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable() &&
+                       (comm_ == nullptr || comm_->capturable(backend));
   if (capture) net_.reserve(batch);
   if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
   EpochReport r;
   r.epoch = epoch;
   r.steps = steps;
-  r.samples = steps * batch;
+  r.samples = steps * batch * ranks;
   r.learn_rate = opt_.current_learning_rate();
   r.captured = capture;
   backend.set_counter(step_in_epoch_, static_cast<uint64_t>(first_step));
 
   // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
-  // checks once per epoch (and at each on_steps call) and names the first bad step.
-  const bool check_each_step = backend.device() == Device::kCpu;
+  // checks once per epoch (and at each on_steps call) and names the first bad step. So do
+  // several ranks, on the global statistics, so that every rank stops at the same step.
+  const bool check_each_step = backend.device() == Device::kCpu && !multi;
   const auto t0 = std::chrono::steady_clock::now();
   opt_.begin();
   done = loop_->run(
       x, y, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
       [&](int64_t s) {
         const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
-        const bool go_on = stop == nullptr || !stop->load();
+        bool go_on = stop == nullptr || !stop->load();
+        if (multi && stop != nullptr) go_on = !detail::on_any_rank(*comm_, !go_on);  // all stop at one step
         if (!check_each_step && !report) return go_on;
-        const LossTotals t = Loss::read(stats_);
+        const LossTotals t = read_totals();
         check_divergence(epoch, t);
         if (!report) return go_on;
         StepReport sr;
         sr.epoch = epoch;
         sr.step = s + 1;
         sr.steps = steps;
-        sr.samples = (s + 1) * batch;
-        sr.loss = t.loss_sum / static_cast<double>((s + 1) * batch);
-        sr.err = t.errors / static_cast<double>((s + 1) * batch);
+        sr.samples = (s + 1) * batch * ranks;
+        sr.loss = t.loss_sum / static_cast<double>(sr.samples);
+        sr.err = t.errors / static_cast<double>(sr.samples);
         sr.seconds = seconds_since(t0);
         on_steps(sr);
         return go_on;
       },
       first_step);
   if (done == steps) opt_.end();  // a stopped epoch keeps the optimizer's state as it is
-  const LossTotals t = Loss::read(stats_);  // waits for the epoch's queued work
+  const LossTotals t = read_totals();  // waits for the epoch's queued work
   r.seconds = seconds_since(t0);
   check_divergence(epoch, t);
   r.steps = done;
-  r.samples = done * batch;
+  r.samples = done * batch * ranks;
   r.loss = done > 0 ? t.loss_sum / static_cast<double>(r.samples) : 0.0;
   r.err = done > 0 ? t.errors / static_cast<double>(r.samples) : 0.0;
   return r;
@@ -171,12 +194,15 @@ void require_same_run(const FitState& saved, const FitState& now, const std::str
     differs("sampling", saved.sampling == Sampling::kShuffle ? "shuffle" : "with replacement",
             now.sampling == Sampling::kShuffle ? "shuffle" : "with replacement");
   if (saved.seed != now.seed) differs("seed", std::to_string(saved.seed), std::to_string(now.seed));
+  if (saved.ranks != now.ranks) differs("ranks", std::to_string(saved.ranks), std::to_string(now.ranks));
 }
 
 }  // namespace
 
-History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
-            const FitOptions& options, Schedule* schedule) {
+namespace detail {
+
+History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+                    const FitOptions& options, Schedule* schedule) {
   CUDL_REQUIRE(options.epochs >= 0, "fit: epochs must be ≥ 0, got " + std::to_string(options.epochs));
   const bool validating = options.valid_x != nullptr || options.valid_y != nullptr;
   CUDL_REQUIRE(!validating || (options.valid_x != nullptr && options.valid_y != nullptr),
@@ -195,8 +221,13 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
     detail::require_finite(*options.valid_x, "fit", "valid_x");
     detail::require_finite(*options.valid_y, "fit", "valid_y");
   }
+  Communicator* comm = detail::several_ranks(options.communicator) ? options.communicator : nullptr;
+  const int ranks = comm != nullptr ? comm->size() : 1;
+  const bool rank0 = comm == nullptr || comm->rank() == 0;  // prints and writes checkpoints
   Trainer trainer(net, loss, opt, schedule, options.launch);
-  ProgressPrinter progress(options.progress, options.epochs, stderr, loss.counts_errors());
+  trainer.set_communicator(options.communicator);
+  ProgressPrinter progress(rank0 ? options.progress : Progress::kNone, options.epochs, stderr,
+                           loss.counts_errors());
   const bool keep_best = options.early_stopping.patience > 0 && options.early_stopping.restore_best;
   History h;
   FitState st;  // where the run stands: what a checkpoint records
@@ -204,6 +235,7 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
   st.batch = options.batch;
   st.sampling = options.sampling;
   st.seed = options.seed;
+  st.ranks = ranks;
   Tensor best_params;
   if (!options.resume_from.empty()) {
     FitState saved = detail::load_checkpoint_if(options.resume_from, net, opt, schedule, [&](const FitState& s) {
@@ -216,9 +248,10 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
     if (!st.best_params.empty()) best_params = Tensor::from_host(st.best_params, net.params().shape(), backend);
     if (st.stopped_early) return h;
   }
-  const int64_t steps = st.rows / options.batch;
+  if (comm != nullptr) detail::broadcast_model(*comm, net);  // every rank starts from rank 0's model
+  const int64_t steps = st.rows / (options.batch * ranks);
   auto checkpoint = [&] {
-    if (options.checkpoint_path.empty()) return;
+    if (options.checkpoint_path.empty() || !rank0) return;
     st.history = h.epochs;
     st.best_params = keep_best && best_params.size() == net.params().size() ? best_params.to_vector()
                                                                              : std::vector<float>{};
@@ -230,7 +263,12 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
       progress.step(s);
       if (options.on_steps && options.every_steps > 0 && s.step % options.every_steps == 0) options.on_steps(s);
     };
-    const int64_t every = progress.every_steps(steps, options.every_steps);
+    int64_t every = progress.every_steps(steps, options.every_steps);
+    if (comm != nullptr) {  // rank 0's bar decides when every rank reads the global statistics
+      double e = static_cast<double>(every);
+      comm->broadcast(&e, 1, 0);
+      every = static_cast<int64_t>(e);
+    }
     trainer.reset_stats();
     const double carried_seconds = first_step > 0 ? st.epoch_seconds : 0.0;
     if (first_step > 0 && st.epoch_stats.size() == static_cast<size_t>(LossStats::kSize))
@@ -250,6 +288,10 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
       checkpoint();
       opt.end();  // the network holds the true weights when fit returns
       break;
+    }
+    if (comm != nullptr) {
+      detail::average_layer_state(*comm, net);
+      detail::require_same_parameters(*comm, net, epoch);
     }
     if (validating && (epoch % options.validate_every == 0 || epoch == options.epochs)) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -283,7 +325,8 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
     st.epoch_seconds = 0.0;
     st.best_epoch = h.best_epoch;
     st.stopped_early = stop_early;
-    const bool stopping = options.stop != nullptr && options.stop->load();
+    bool stopping = options.stop != nullptr && options.stop->load();
+    if (comm != nullptr && options.stop != nullptr) stopping = detail::on_any_rank(*comm, stopping);
     if (epoch % options.checkpoint_every == 0 || epoch == options.epochs || stop_early || stopping) checkpoint();
     if (stop_early) break;
     if (stopping) {
@@ -295,7 +338,27 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
       h.best_epoch != h.epochs.back().epoch) {
     backend.copy(best_params.data(), net.params().data(), sizeof(float) * net.params().size());
   }
+
   return h;
+}
+
+}  // namespace detail
+
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+            const FitOptions& options, Schedule* schedule) {
+  if (!detail::several_ranks(options.communicator))
+    return detail::fit_on_rank(net, loss, opt, x, y, options, schedule);
+  // Several ranks: an error that only this rank sees would leave the others waiting in their next
+  // collective, so it ends the job. A Diverged comes from the global statistics: every rank
+  // throws it at the same point, so it stays an exception the caller can catch.
+  try {
+    return detail::fit_on_rank(net, loss, opt, x, y, options, schedule);
+  } catch (const Diverged&) {
+    throw;
+  } catch (const std::exception& e) {
+    options.communicator->abort(1, e.what());
+  }
+  std::abort();  // not reached: Communicator::abort does not return
 }
 
 namespace presets {

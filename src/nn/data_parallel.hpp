@@ -1,0 +1,33 @@
+#pragma once
+// What fit() and Trainer do across ranks when a Communicator of more than one rank is given
+// (docs/design/data-parallel.md): global loss statistics, rank 0's model on every rank, the
+// layers' running state averaged, and the check that every rank holds the same parameters.
+#include <cstdint>
+
+#include "cudl/communicator.hpp"
+#include "cudl/loss.hpp"
+#include "cudl/network.hpp"
+
+namespace cudl::detail {
+
+// Whether comm is there and has more than one rank.
+inline bool several_ranks(const Communicator* comm) { return comm != nullptr && comm->size() > 1; }
+
+// The totals of every rank's statistics: sums of the loss and errors; the first bad step is the
+// lowest over the ranks (ties: the lowest rank), with that rank's value. Every rank gets the same.
+LossTotals global_totals(Communicator& comm, const LossTotals& mine);
+
+// Whether `mine` is true on any rank (every rank gets the same answer).
+bool on_any_rank(Communicator& comm, bool mine);
+
+// Every rank's parameters and layer state (BatchNorm's running statistics) ← rank 0's.
+void broadcast_model(Communicator& comm, Network& net);
+
+// Every layer's running state ← its mean over the ranks (each rank saw other batches).
+void average_layer_state(Communicator& comm, Network& net);
+
+// Throws Error naming the ranks whose parameters differ from rank 0's (a 64-bit hash of the
+// bytes, compared exactly), after epoch `epoch`. Every rank throws the same error.
+void require_same_parameters(Communicator& comm, Network& net, int epoch);
+
+}  // namespace cudl::detail

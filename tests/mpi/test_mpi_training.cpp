@@ -1,0 +1,289 @@
+// Data-parallel training with real MPI ranks (issue 15): run by ctest as
+//   mpirun -np 2 test_mpi_training
+// Every test makes the same collective calls on every rank, and checks only after them (an
+// ASSERT that returned early on one rank would leave the other waiting). Each rank also trains
+// the one-process reference itself, so the comparisons need no data from another rank.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/mpi.hpp"
+#include "cudl/trainer.hpp"
+#include "nn/data_parallel.hpp"
+#include "test_support.hpp"
+
+using namespace cudl;
+using cudl::testing::Blobs;
+using ::testing::HasSubstr;
+
+namespace {
+
+Communicator* g_world = nullptr;
+
+Communicator& world() { return *g_world; }
+
+std::unique_ptr<Network> make_net(Backend& backend, uint64_t seed) {
+  auto net = std::make_unique<Network>(backend, Shape{8});
+  net->add(dense(16, Activation::kRelu)).add(dense(2));
+  net->initialize(seed, 0.3f);
+  return net;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = a.size() == b.size() ? 0.0 : INFINITY;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
+  return d;
+}
+
+struct Result {
+  std::vector<float> params;
+  History history;
+};
+
+// The 2014 preset (summed loss, grad_scale 1/batch, draws with replacement) on Blobs, with
+// `batch` rows per step on each rank of `comm` (none: one process).
+Result gdbn2014(int64_t batch, Communicator* comm, int epochs = 3) {
+  CpuBackend cpu(1);
+  const Blobs data(512);
+  const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+  auto net = make_net(cpu, 3);
+  presets::Gdbn2014 preset;
+  preset.batch = batch;
+  preset.learn_rate = 0.05f;
+  preset.epochs = epochs;
+  const SoftmaxCrossEntropy loss = preset.loss();
+  auto opt = preset.optimizer(net->param_set());
+  ExponentialSchedule schedule = preset.schedule();
+  FitOptions o = preset.options();
+  o.communicator = comm;
+  Result r;
+  r.history = fit(*net, loss, *opt, x, y, o, &schedule);
+  r.params = net->params().to_vector();
+  return r;
+}
+
+// Adam, mean loss, shuffled epochs.
+Result adam(int64_t batch, Communicator* comm) {
+  CpuBackend cpu(1);
+  const Blobs data(512);
+  const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+  auto net = make_net(cpu, 4);
+  const SoftmaxCrossEntropy loss(Reduction::kMean);
+  AdamOptions ao;
+  ao.learn_rate = 0.01f;
+  Adam opt(net->param_set(), ao);
+  FitOptions o;
+  o.epochs = 3;
+  o.batch = batch;
+  o.sampling = Sampling::kShuffle;
+  o.seed = 9;
+  o.progress = Progress::kNone;
+  o.launch = StepLaunch::kEager;
+  o.communicator = comm;
+  Result r;
+  r.history = fit(*net, loss, opt, x, y, o);
+  r.params = net->params().to_vector();
+  return r;
+}
+
+void expect_same_training(const Result& one, const Result& two) {
+  // The same rows in the same steps; only the order of the gradient's sums differs (each rank
+  // sums 32 rows, then the ranks' sums are added), so the parameters agree to float rounding.
+  EXPECT_LT(max_abs_diff(one.params, two.params), 2e-5);
+  ASSERT_EQ(one.history.epochs.size(), two.history.epochs.size());
+  for (size_t e = 0; e < one.history.epochs.size(); ++e) {
+    const EpochReport& a = one.history.epochs[e];
+    const EpochReport& b = two.history.epochs[e];
+    EXPECT_EQ(a.steps, b.steps) << "epoch " << e + 1;
+    EXPECT_EQ(a.samples, b.samples) << "epoch " << e + 1;
+    EXPECT_NEAR(a.loss, b.loss, 1e-5 * std::max(1.0, a.loss)) << "epoch " << e + 1;
+    EXPECT_DOUBLE_EQ(a.err, b.err) << "epoch " << e + 1;
+  }
+}
+
+}  // namespace
+
+TEST(MpiCommunicator, SeesTwoRanksAndReducesTensorsAndHostValues) {
+  EXPECT_EQ(world().size(), 2);
+  EXPECT_THAT(world().describe(), HasSubstr("2 ranks"));
+  CpuBackend cpu(1);
+  const float r = static_cast<float>(world().rank());
+  Tensor sum = Tensor::from_host({r, 10 + r, -r}, {3}, cpu);
+  world().all_reduce(sum, ReduceOp::kSum);
+  Tensor low = Tensor::from_host({r, 10 + r, -r}, {3}, cpu);
+  world().all_reduce(low, ReduceOp::kMin);
+  Tensor mean = Tensor::from_host({2 * r, 4.0f}, {2}, cpu);
+  world().all_reduce_mean(mean);
+  Tensor b = Tensor::from_host({r + 5, r + 6}, {2}, cpu);
+  world().broadcast(b, 1);
+  double host[2] = {r, -r};
+  world().all_reduce(host, 2, ReduceOp::kMax);
+  EXPECT_EQ(sum.to_vector(), (std::vector<float>{1, 21, -1}));
+  EXPECT_EQ(low.to_vector(), (std::vector<float>{0, 10, -1}));
+  EXPECT_EQ(mean.to_vector(), (std::vector<float>{1, 4}));
+  EXPECT_EQ(b.to_vector(), (std::vector<float>{6, 7}));
+  EXPECT_EQ(host[0], 1.0);
+  EXPECT_EQ(host[1], 0.0);
+  try {
+    world().broadcast(b, 2);
+    ADD_FAILURE() << "a root outside the ranks was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("root 2 is not a rank of 2"));
+  }
+}
+
+TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchGdbn2014) {
+  const Result one = gdbn2014(64, nullptr);
+  const Result two = gdbn2014(32, g_world);
+  expect_same_training(one, two);
+  EXPECT_EQ(two.history.epochs.front().steps, 512 / 64);
+}
+
+TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchAdam) {
+  const Result one = adam(64, nullptr);
+  const Result two = adam(32, g_world);
+  expect_same_training(one, two);
+}
+
+TEST(DataParallel, Rank0sParametersAreBroadcastFirst) {
+  CpuBackend cpu(1);
+  const Blobs data(128);
+  const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+  auto net = make_net(cpu, 100 + world().rank());  // every rank its own initial parameters
+  auto rank0 = make_net(cpu, 100);
+  const SoftmaxCrossEntropy loss;
+  Sgd opt(net->param_set(), SgdOptions{});
+  FitOptions o;
+  o.epochs = 0;  // nothing but the broadcast
+  o.communicator = g_world;
+  o.progress = Progress::kNone;
+  fit(*net, loss, opt, x, y, o);
+  EXPECT_EQ(net->params().to_vector(), rank0->params().to_vector());
+}
+
+TEST(DataParallel, ADriftIsAnErrorNamingTheRank) {
+  CpuBackend cpu(1);
+  auto net = make_net(cpu, 5);
+  if (world().rank() == 1) {
+    std::vector<float> p = net->params().to_vector();
+    p[3] += 1e-6f;
+    net->params().copy_from(p);
+  }
+  std::string message;
+  try {
+    detail::require_same_parameters(world(), *net, 7);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_THAT(message, HasSubstr("after epoch 7 the parameters of rank 1 differ from rank 0's"));
+}
+
+TEST(DataParallel, AStopOnOneRankStopsEveryRankAtTheSameEpoch) {
+  CpuBackend cpu(1);
+  const Blobs data(256);
+  const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+  auto net = make_net(cpu, 6);
+  const SoftmaxCrossEntropy loss;
+  Sgd opt(net->param_set(), SgdOptions{});
+  std::atomic<bool> stop{false};
+  FitOptions o;
+  o.epochs = 5;
+  o.batch = 16;
+  o.communicator = g_world;
+  o.progress = Progress::kNone;
+  o.stop = &stop;
+  o.on_epoch = [&](const EpochReport& e) {
+    if (e.epoch == 2 && world().rank() == 1) stop = true;  // rank 0's flag stays false
+  };
+  const History h = fit(*net, loss, opt, x, y, o);
+  EXPECT_TRUE(h.interrupted);
+  EXPECT_EQ(h.epochs.size(), 2u);
+}
+
+TEST(DataParallel, AResumedRunEqualsTheUninterruptedOneAndNeedsAsManyRanks) {
+  // Every rank names the same file: rank 0's process id, broadcast.
+  double pid = static_cast<double>(::getpid());
+  world().broadcast(&pid, 1, 0);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("cudl_mpi_resume_" + std::to_string(static_cast<long>(pid)) + ".safetensors"))
+                               .string();
+  const Result straight = gdbn2014(32, g_world, 4);
+  Result resumed;
+  {
+    CpuBackend cpu(1);
+    const Blobs data(512);
+    const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+    presets::Gdbn2014 preset;
+    preset.batch = 32;
+    preset.learn_rate = 0.05f;
+    preset.epochs = 4;
+    const SoftmaxCrossEntropy loss = preset.loss();
+    for (int part = 0; part < 2; ++part) {  // 2 epochs and a checkpoint, then a fresh process's resume
+      auto net = make_net(cpu, 3);
+      auto opt = preset.optimizer(net->param_set());
+      ExponentialSchedule schedule = preset.schedule();
+      FitOptions o = preset.options();
+      o.communicator = g_world;
+      o.epochs = part == 0 ? 2 : 4;
+      o.checkpoint_path = path;
+      if (part == 1) o.resume_from = path;
+      resumed.history = fit(*net, loss, *opt, x, y, o, &schedule);
+      resumed.params = net->params().to_vector();
+      world().barrier();  // rank 0 has written the file before anyone reads it
+    }
+  }
+  // The 2-rank checkpoint, resumed by one process: refused, naming both counts.
+  std::string refused;
+  {
+    CpuBackend cpu(1);
+    const Blobs data(512);
+    const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+    auto net = make_net(cpu, 3);
+    presets::Gdbn2014 preset;
+    preset.batch = 32;
+    preset.learn_rate = 0.05f;
+    preset.epochs = 4;
+    const SoftmaxCrossEntropy loss = preset.loss();
+    auto opt = preset.optimizer(net->param_set());
+    ExponentialSchedule schedule = preset.schedule();
+    FitOptions o = preset.options();  // the same run in one process: no communicator
+    o.resume_from = path;
+    try {
+      fit(*net, loss, *opt, x, y, o, &schedule);
+    } catch (const Error& e) {
+      refused = e.what();
+    }
+  }
+  world().barrier();
+  if (world().rank() == 0) std::filesystem::remove(path);
+  EXPECT_EQ(resumed.params, straight.params);  // bit for bit
+  EXPECT_EQ(resumed.history.epochs.size(), 4u);
+  EXPECT_THAT(refused, HasSubstr("it was saved by a run with ranks 2, this run has 1"));
+}
+
+int main(int argc, char** argv) {
+  int status = 0;
+  {
+    mpi::Session session(&argc, &argv);
+    std::unique_ptr<Communicator> world = session.world();
+    g_world = world.get();
+    ::testing::InitGoogleTest(&argc, argv);
+    status = RUN_ALL_TESTS();
+    // The job passes only if every rank's tests passed.
+    double failed = status != 0 ? 1.0 : 0.0;
+    world->all_reduce(&failed, 1, ReduceOp::kMax);
+    status = failed != 0.0 ? 1 : 0;
+    g_world = nullptr;
+  }
+  return status;
+}
