@@ -17,6 +17,7 @@
 #include "json.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "timed_communicator.hpp"
 #ifdef CUDL_BENCH_MPI
 #include "cudl/mpi.hpp"
 #endif
@@ -181,7 +182,11 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   fit.checkpoint_every = opt.checkpoint_every;
   fit.resume_from = opt.resume;
   fit.stop = &g_stop;
-  fit.communicator = comm;
+  std::optional<bench::TimedCommunicator> timed;  // splits each step into compute and all-reduce
+  if (several) {
+    timed.emplace(*comm, *backend);
+    fit.communicator = &*timed;
+  }
   t0 = Clock::now();
   try {
     const cudl::History h = cudl::fit(net, loss, *optimizer, x, y, fit, &schedule);
@@ -193,6 +198,10 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
     throw;
   }
   run.train_s = since(t0);
+  if (timed && timed->measured()) {
+    run.allreduce_s = timed->seconds();
+    run.allreduce_calls = timed->calls();
+  }
   if (run.status == "interrupted") {
     if (!opt.checkpoint.empty()) std::cout << "checkpoint written to " << opt.checkpoint << "\n";
     return;

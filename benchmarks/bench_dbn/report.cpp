@@ -69,6 +69,11 @@ std::string timing_line(const Run& r) {
          " s, train " + fmt("%.3f", r.train_s) + " s (" +
          fmt("%.3f", per_epoch) + " s/epoch, median " + fmt("%.3f", median_epoch_seconds(r)) + "), evaluate " +
          fmt("%.3f", r.evaluate_s) + " s, total " + fmt("%.3f", r.total_s) + " s" +
+         (r.allreduce_s >= 0 ? "; rank 0's gradient all-reduces " + fmt("%.3f", r.allreduce_s) + " s of the training (" +
+                                   std::to_string(r.allreduce_calls) + " steps, " +
+                                   fmt("%.3f", r.allreduce_calls > 0 ? 1e3 * r.allreduce_s / r.allreduce_calls : 0.0) +
+                                   " ms each)"
+                             : "") +
          (!r.epochs.empty() && r.epochs.front().captured ? " (each epoch replays one captured step)" : "");
 }
 
@@ -128,7 +133,8 @@ std::string to_json(const Run& r) {
     << ", \"pretrain_s\": " << num(r.pretrain_s)
     << ", \"train_s\": " << num(r.train_s)
     << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
-    << ", \"total_s\": " << num(r.total_s) << "}\n}\n";
+    << ", \"total_s\": " << num(r.total_s) << ", \"allreduce_s\": " << (r.allreduce_s >= 0 ? num(r.allreduce_s) : "null")
+    << ", \"allreduce_calls\": " << r.allreduce_calls << "}\n}\n";
   return j.str();
 }
 

@@ -24,6 +24,8 @@ struct Run {
   std::string device;         // backend description
   int ranks = 1;              // data-parallel ranks (mpirun -np N)
   std::string communicator;   // Communicator::describe() with several ranks
+  double allreduce_s = -1;    // rank 0's time in the gradient all-reduces (< 0: not measured)
+  int64_t allreduce_calls = 0;
   std::string date;           // ISO 8601, UTC
   std::vector<PretrainedLayer> pretraining;
   double pretrain_s = 0;
