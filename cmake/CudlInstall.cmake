@@ -3,6 +3,8 @@
 #   lib/libcudl.so (.so.0.1, .so.0.1.0)                          the library; needs nothing of CUDA
 #   lib/libcudl_cuda.so (.so.0.1, ...)                           the CUDA backend, dlopen'ed by libcudl
 #                                                                (only in a build with CUDA)
+#   lib/libcudl_nccl.so (.so.0.1, ...)                           the NCCL communicator, dlopen'ed by libcudl
+#                                                                (only in a build with CUDA and NCCL)
 #   lib/libcudl_mpi.so (.so.0.1, ...)                            data-parallel training over MPI
 #                                                                (only in a build with MPI)
 #   lib/cmake/cudl/cudlConfig.cmake (+ Version, Targets)         find_package(cudl [COMPONENTS CUDA])
@@ -23,6 +25,11 @@ if(CUDL_HAVE_CUDA)
   # cudl::cuda, for code that uses CudaBackend itself (find_package(cudl COMPONENTS CUDA)).
   install(EXPORT cudlCudaTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 endif()
+if(CUDL_HAVE_NCCL)
+  # A plugin beside libcudl.so, loaded by make_nccl_communicator; nothing links against it.
+  set_property(TARGET cudl_nccl PROPERTY INSTALL_RPATH "$ORIGIN")
+  install(TARGETS cudl_nccl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 if(CUDL_HAVE_MPI)
   set_property(TARGET cudl_mpi PROPERTY INSTALL_RPATH "$ORIGIN")
   install(TARGETS cudl_mpi EXPORT cudlMpiTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -39,7 +46,7 @@ configure_package_config_file(cmake/cudlConfig.cmake.in ${PROJECT_BINARY_DIR}/cu
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cudlConfig.cmake ${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake
-  cmake/FindCUDNN.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+  cmake/FindCUDNN.cmake cmake/CudlNvidiaHints.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 
 # The pkg-config file. Its prefix is found from the file's own place (${pcfiledir}), so the tree
 # can be installed with --prefix or DESTDIR and moved; absolute install dirs are written as given.

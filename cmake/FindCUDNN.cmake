@@ -4,31 +4,8 @@
 # installs it), found through python3. The version is read from cudnn_version.h.
 # Result: CUDNN_FOUND, CUDNN_VERSION, CUDNN_INCLUDE_DIR, CUDNN_LIBRARY and the imported
 # target CUDNN::cudnn.
-set(_cudnn_hints)
-foreach(_root IN ITEMS "${CUDNN_PATH}" "$ENV{CUDNN_PATH}")
-  if(_root)
-    list(APPEND _cudnn_hints "${_root}")
-  endif()
-endforeach()
-if(CUDAToolkit_INCLUDE_DIRS)
-  foreach(_inc IN LISTS CUDAToolkit_INCLUDE_DIRS)
-    get_filename_component(_root "${_inc}" DIRECTORY)
-    list(APPEND _cudnn_hints "${_root}")
-  endforeach()
-endif()
-if(CUDAToolkit_LIBRARY_DIR)
-  get_filename_component(_root "${CUDAToolkit_LIBRARY_DIR}" DIRECTORY)
-  list(APPEND _cudnn_hints "${_root}")
-endif()
-find_program(_cudnn_python NAMES python3 python)
-if(_cudnn_python)
-  execute_process(
-    COMMAND "${_cudnn_python}" -c "import nvidia.cudnn as m; print(list(m.__path__)[0])"
-    OUTPUT_VARIABLE _cudnn_pip OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _cudnn_py_rc)
-  if(_cudnn_py_rc EQUAL 0 AND _cudnn_pip)
-    list(APPEND _cudnn_hints "${_cudnn_pip}")
-  endif()
-endif()
+include(CudlNvidiaHints)
+cudl_nvidia_hints(_cudnn_hints CUDNN_PATH nvidia.cudnn)
 
 # Library first, each hinted folder tried for every name before the next folder (NAMES_PER_DIR:
 # pip's wheel has only libcudnn.so.9, and without it a system libcudnn.so found by the first name

@@ -8,6 +8,7 @@
 #include "cudl/communicator.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/trainer.hpp"
+#include "cudl/version.hpp"
 #include "nn/epoch_loop.hpp"
 #include "test_support.hpp"
 
@@ -97,4 +98,17 @@ TEST(LocalCommunicator, CollectivesLeaveValuesAsTheyAre) {
   EXPECT_EQ(v[1], 5.0);
   EXPECT_EQ(local.size(), 1);
   EXPECT_THROW(local.broadcast(t, 1), Error);
+}
+
+TEST(NcclCommunicator, ACpuBackendOrABuildWithoutItIsAClearError) {
+  CpuBackend cpu(1);
+  LocalCommunicator local;
+  try {
+    make_nccl_communicator(cpu, local);
+    FAIL() << "NCCL was given a CPU backend";
+  } catch (const Error& e) {
+    // The sentence depends on the build: without NCCL, or with it and given the CPU backend.
+    EXPECT_THAT(e.what(), HasSubstr(CUDL_HAVE_NCCL ? "NCCL needs a GPU backend, got cpu"
+                                                   : "this build of cudl has no NCCL communicator"));
+  }
 }

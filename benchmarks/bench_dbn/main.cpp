@@ -182,9 +182,23 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   fit.checkpoint_every = opt.checkpoint_every;
   fit.resume_from = opt.resume;
   fit.stop = &g_stop;
+  // On GPUs, NCCL where this build has it (CUDL_HAVE_NCCL; the all-reduce then sits inside the
+  // captured step); else MPI, staged through host memory. A rank that cannot start NCCL ends the job (the others
+  // would wait for it in ncclCommInitRank).
+  std::unique_ptr<cudl::Communicator> nccl;
+  cudl::Communicator* step_comm = comm;
+  if (several && device == cudl::Device::kCuda && CUDL_HAVE_NCCL) {
+    try {
+      nccl = cudl::make_nccl_communicator(*backend, *comm);
+    } catch (const std::exception& e) {
+      comm->abort(2, e.what());
+    }
+    step_comm = nccl.get();
+    run.communicator = nccl->describe();
+  }
   std::optional<bench::TimedCommunicator> timed;  // splits each step into compute and all-reduce
   if (several) {
-    timed.emplace(*comm, *backend);
+    timed.emplace(*step_comm, *backend);
     fit.communicator = &*timed;
   }
   t0 = Clock::now();

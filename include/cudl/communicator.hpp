@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "cudl/tensor.hpp"
+#include "cudl/tensor.hpp"  // Tensor, and Backend declared
 
 namespace cudl {
 
@@ -74,5 +74,23 @@ class LocalCommunicator final : public Communicator {
   bool capturable(const Backend&) const override { return true; }
   std::string describe() const override { return "local: 1 rank"; }
 };
+
+// NCCL, for tensors on a GPU backend (make_backend(Device::kCuda)): a communicator over the ranks
+// of `bootstrap` (same ranks, same numbers; typically cudl::mpi's world), whose tensor collectives
+// are queued on the backend's stream, so that the gradient all-reduce sits inside the captured
+// training step. Rank 0 makes NCCL's unique id and bootstrap broadcasts it; host values, the
+// barrier and abort go through bootstrap. Every rank calls this together; both arguments must
+// outlive the result. NCCL lives in its own plugin, libcudl_nccl.so, loaded now (beside
+// libcudl.so, or $CUDL_NCCL_PLUGIN), so that nothing else needs NCCL. Throws cudl::Error when the
+// plugin cannot be loaded, gpu is not a GPU backend, or NCCL fails (naming the call, the rank and
+// NCCL's message; e.g. NCCL refuses two ranks on one GPU).
+//
+//   cudl::mpi::Session mpi(&argc, &argv);
+//   auto world = mpi.world();
+//   cudl::BackendOptions bo;  bo.gpu = world->local_rank();   // one GPU per rank
+//   auto gpu = cudl::make_backend(cudl::Device::kCuda, bo);
+//   auto nccl = cudl::make_nccl_communicator(*gpu, *world);
+//   fit_options.communicator = nccl.get();
+std::unique_ptr<Communicator> make_nccl_communicator(Backend& gpu, Communicator& bootstrap);
 
 }  // namespace cudl

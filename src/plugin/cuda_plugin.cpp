@@ -15,9 +15,8 @@
 #endif
 
 namespace cudl::detail {
-namespace {
 
-std::string folder_of_this_library() {
+std::string library_folder() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&cuda_plugin_path), &info) == 0 || info.dli_fname == nullptr) return ".";
   const std::string self = info.dli_fname;
@@ -25,39 +24,43 @@ std::string folder_of_this_library() {
   return slash == std::string::npos ? "." : self.substr(0, slash);
 }
 
-bool exists(const std::string& path) {
+bool file_exists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0;
 }
 
+std::string missing_library(const std::string& dlopen_error) {
+  const auto colon = dlopen_error.find(": cannot open shared object file");
+  if (colon == std::string::npos) return "";
+  const auto start = dlopen_error.rfind(' ', colon);
+  const auto first = start == std::string::npos ? 0 : start + 1;
+  return dlopen_error.substr(first, colon - first);
+}
+
+namespace {
+
 // dlopen's message names the library that is missing: "libcudart.so.13: cannot open shared object
 // file: No such file or directory". Turns that into advice.
 std::string load_failure(const std::string& path, const std::string& error) {
-  std::string text = "cudl's CUDA plugin " + path + " cannot be loaded: " + error;
-  const auto colon = error.find(": cannot open shared object file");
-  if (colon != std::string::npos) {
-    const auto start = error.rfind(' ', colon);
-    const std::string missing = error.substr(start == std::string::npos ? 0 : start + 1,
-                                             colon - (start == std::string::npos ? 0 : start + 1));
-    text = "cudl's CUDA plugin " + path + " cannot be loaded because " + missing +
-           " is not installed or not on the library path (it needs " CUDL_CUDA_PLUGIN_NEEDS
-           "; see ldconfig -p, or set LD_LIBRARY_PATH)";
-  }
-  return text;
+  const std::string missing = missing_library(error);
+  if (missing.empty()) return "cudl's CUDA plugin " + path + " cannot be loaded: " + error;
+  return "cudl's CUDA plugin " + path + " cannot be loaded because " + missing +
+         " is not installed or not on the library path (it needs " CUDL_CUDA_PLUGIN_NEEDS
+         "; see ldconfig -p, or set LD_LIBRARY_PATH)";
 }
 
 }  // namespace
 
 std::string cuda_plugin_path() {
   if (const char* env = std::getenv("CUDL_CUDA_PLUGIN"); env != nullptr && *env != '\0') return env;
-  return folder_of_this_library() + "/" + kCudaPluginFile;
+  return library_folder() + "/" + kCudaPluginFile;
 }
 
 LoadedCudaPlugin load_cuda_plugin(const std::string& path) {
   LoadedCudaPlugin out;
   out.path = path;
   const bool from_env = std::getenv("CUDL_CUDA_PLUGIN") != nullptr && path == std::getenv("CUDL_CUDA_PLUGIN");
-  if (!exists(path)) {
+  if (!file_exists(path)) {
     out.reason = from_env ? "the CUDA plugin named by CUDL_CUDA_PLUGIN, " + path + ", does not exist"
                           : "cudl's CUDA plugin is not installed: there is no " + path +
                                 " (it is built with cudl's CUDA backend and installed beside libcudl.so)";

@@ -20,6 +20,12 @@ std::string cuda_plugin_path();
 // failure is remembered too. Never throws. In a build without the CUDA backend, never loads.
 const LoadedCudaPlugin& cuda_plugin();
 
+// What the plugin loaders share: the folder libcudl.so was loaded from, whether a file exists,
+// and the library a dlopen error says is missing ("" when it says something else).
+std::string library_folder();
+bool file_exists(const std::string& path);
+std::string missing_library(const std::string& dlopen_error);
+
 // Loads the plugin at `path` now, without the cache (the tests' way to try a given file).
 LoadedCudaPlugin load_cuda_plugin(const std::string& path);
 
