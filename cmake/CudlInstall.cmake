@@ -46,7 +46,7 @@ configure_package_config_file(cmake/cudlConfig.cmake.in ${PROJECT_BINARY_DIR}/cu
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cudlConfig.cmake ${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake
-  cmake/FindCUDNN.cmake cmake/CudlNvidiaHints.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+  cmake/FindCUDNN.cmake cmake/CudlFindNvidia.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 
 # The pkg-config file. Its prefix is found from the file's own place (${pcfiledir}), so the tree
 # can be installed with --prefix or DESTDIR and moved; absolute install dirs are written as given.
