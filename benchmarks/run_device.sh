@@ -161,10 +161,13 @@ GPU_NAME=${GPU_CSV%%,*}
 GPU_DRIVER=${GPU_CSV#*, }
 [ -n "$GPU_CSV" ] || { GPU_NAME=unknown; GPU_DRIVER=unknown; }
 CUDNN_PATH=$("$PY" -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null) || CUDNN_PATH=
-export GIT_COMMIT GPU_NAME GPU_DRIVER CUDNN_PATH
-if [ -n "$CUDNN_PATH" ]; then
-    export LD_LIBRARY_PATH="$CUDNN_PATH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
+# NCCL for the NCCL communicator (test_cuda_nccl): the toolkit's own copy where it has one, else
+# PyTorch's wheel (nvidia-nccl-cu13); without either, the build has no NCCL communicator.
+NCCL_PATH=$("$PY" -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null) || NCCL_PATH=
+export GIT_COMMIT GPU_NAME GPU_DRIVER CUDNN_PATH NCCL_PATH
+for lib in "$CUDNN_PATH" "$NCCL_PATH"; do
+    if [ -n "$lib" ]; then export LD_LIBRARY_PATH="$lib/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
+done
 if [ "$DRY" = 1 ]; then
     echo "+ (>> system.txt) nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;" \
          "nvcc --version; cmake --version; ninja --version; compute-sanitizer --version; $PY -c 'import torch ...'"
@@ -183,6 +186,7 @@ else {
     echo; echo "## python"
     "$PY" -c 'import sys, torch, numpy; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "numpy", numpy.__version__)' 2>&1
     echo "CUDNN_PATH=${CUDNN_PATH:-<not found: python3 -c import nvidia.cudnn failed>}"
+    echo "NCCL_PATH=${NCCL_PATH:-<not found: python3 -c import nvidia.nccl failed; the copy in the CUDA toolkit, if any, is used>}"
     echo; echo "## staged inputs"
     ls -d "$PREFIX" "$FASHION" "$MNIST" 2>&1
 } > "$SYSINFO" 2>&1
@@ -197,7 +201,7 @@ say "GPU: $GPU_NAME (driver $GPU_DRIVER); commit $GIT_COMMIT; cuDNN: ${CUDNN_PAT
 # ---------------------------------------------------------------------------------------------
 # 2. Configure and build.
 CONFIGURE=(cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$PREFIX"
-           -DCMAKE_CUDA_ARCHITECTURES=90 -DCUDL_CUDA=ON "-DCUDNN_PATH=$CUDNN_PATH"
+           -DCMAKE_CUDA_ARCHITECTURES=90 -DCUDL_CUDA=ON "-DCUDNN_PATH=$CUDNN_PATH" "-DNCCL_PATH=$NCCL_PATH"
            -DCUDL_WERROR=OFF -DCUDL_NATIVE=ON)   # its compiler is newer than ours; built and run on the same CPU
 t_build=$(now)
 run_logged "$BUILD_LOG" "$(cap 150)" "${CONFIGURE[@]}"
