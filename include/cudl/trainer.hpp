@@ -152,7 +152,8 @@ struct FitState {
   Sampling sampling = Sampling::kShuffle;
   uint64_t seed = 0;
   int ranks = 1;  // data-parallel ranks (FitOptions::communicator): a resume needs as many
-  // Inside an epoch (step > 0): its loss statistics so far (the LossStats floats), time, and the
+  // Inside an epoch (step > 0): its loss statistics so far (the LossStats floats; with several
+  // ranks, each rank's in turn, rank 0's first), time, and the
   // learning rate at its start (its report's).
   std::vector<float> epoch_stats;
   double epoch_seconds = 0.0;

@@ -217,9 +217,9 @@ FitState fit_state_from_json(const json& j, const std::string& path) {
       s.epoch_stats.push_back(v.is_null() ? std::numeric_limits<float>::quiet_NaN() : v.get<float>());
     }
   }
-  CUDL_REQUIRE(s.step == 0 || s.epoch_stats.size() == static_cast<size_t>(LossStats::kSize),
+  CUDL_REQUIRE(s.step == 0 || s.epoch_stats.size() == static_cast<size_t>(LossStats::kSize) * s.ranks,
                what + ": a run stopped inside an epoch needs its " + std::to_string(LossStats::kSize) +
-                   " epoch statistics");
+                   " epoch statistics" + (s.ranks > 1 ? " for each of its " + std::to_string(s.ranks) + " ranks" : ""));
   s.epoch_seconds = number_or(j, "epoch_seconds", 0.0, what);
   s.epoch_learn_rate = static_cast<float>(number_or(j, "epoch_learn_rate", 0.0, what));
   s.stopped_early = get<bool>(j, "stopped_early", what);

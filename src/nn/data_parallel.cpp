@@ -30,6 +30,16 @@ LossTotals global_totals(Communicator& comm, const LossTotals& mine) {
   return all;
 }
 
+std::vector<float> every_ranks_values(Communicator& comm, const std::vector<float>& mine) {
+  // Each rank writes its values into its own slots of a zeroed array; the sum gives all (exact:
+  // floats in doubles, added to zeros).
+  const size_t n = mine.size();
+  std::vector<double> all(n * static_cast<size_t>(comm.size()), 0.0);
+  for (size_t i = 0; i < n; ++i) all[n * static_cast<size_t>(comm.rank()) + i] = mine[i];
+  comm.all_reduce(all.data(), static_cast<int64_t>(all.size()), ReduceOp::kSum);
+  return std::vector<float>(all.begin(), all.end());
+}
+
 bool on_any_rank(Communicator& comm, bool mine) {
   double v = mine ? 1.0 : 0.0;
   comm.all_reduce(&v, 1, ReduceOp::kMax);

@@ -3,6 +3,7 @@
 // (docs/design/data-parallel.md): global loss statistics, rank 0's model on every rank, the
 // layers' running state averaged, and the check that every rank holds the same parameters.
 #include <cstdint>
+#include <vector>
 
 #include "cudl/communicator.hpp"
 #include "cudl/loss.hpp"
@@ -16,6 +17,9 @@ inline bool several_ranks(const Communicator* comm) { return comm != nullptr && 
 // The totals of every rank's statistics: sums of the loss and errors; the first bad step is the
 // lowest over the ranks (ties: the lowest rank), with that rank's value. Every rank gets the same.
 LossTotals global_totals(Communicator& comm, const LossTotals& mine);
+
+// Every rank's `mine` (the same length on every rank), rank 0's first, on every rank.
+std::vector<float> every_ranks_values(Communicator& comm, const std::vector<float>& mine);
 
 // Whether `mine` is true on any rank (every rank gets the same answer).
 bool on_any_rank(Communicator& comm, bool mine);

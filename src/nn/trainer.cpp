@@ -271,8 +271,11 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
     }
     trainer.reset_stats();
     const double carried_seconds = first_step > 0 ? st.epoch_seconds : 0.0;
-    if (first_step > 0 && st.epoch_stats.size() == static_cast<size_t>(LossStats::kSize))
-      trainer.stats().copy_from(st.epoch_stats);
+    const size_t per_rank = static_cast<size_t>(LossStats::kSize);
+    if (first_step > 0 && st.epoch_stats.size() == per_rank * static_cast<size_t>(ranks)) {
+      const auto mine = st.epoch_stats.begin() + static_cast<std::ptrdiff_t>(per_rank * (comm ? comm->rank() : 0));
+      trainer.stats().copy_from(std::vector<float>(mine, mine + static_cast<std::ptrdiff_t>(per_rank)));
+    }
     int64_t done = 0;
     EpochReport r = trainer.run_epoch_from(x, y, epoch, options.epochs, options.batch, options.sampling, options.seed,
                                            every, on_steps, first_step, options.stop, done);
@@ -282,7 +285,8 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
     if (done < steps) {  // stopped inside the epoch: save exactly where it stands
       h.interrupted = true;
       st.step = done;
-      st.epoch_stats = trainer.stats().to_vector();
+      st.epoch_stats = comm != nullptr ? detail::every_ranks_values(*comm, trainer.stats().to_vector())
+                                       : trainer.stats().to_vector();  // each rank's, so a resume is exact
       st.epoch_seconds = r.seconds;
       st.epoch_learn_rate = r.learn_rate;
       checkpoint();

@@ -271,6 +271,59 @@ TEST(DataParallel, AResumedRunEqualsTheUninterruptedOneAndNeedsAsManyRanks) {
   EXPECT_THAT(refused, HasSubstr("it was saved by a run with ranks 2, this run has 1"));
 }
 
+TEST(DataParallel, ARunStoppedInsideAnEpochResumesExactly) {
+  double pid = static_cast<double>(::getpid());
+  world().broadcast(&pid, 1, 0);
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("cudl_mpi_stop_" + std::to_string(static_cast<long>(pid)) + ".safetensors"))
+                               .string();
+  const Result straight = gdbn2014(32, g_world, 4);
+  Result resumed;
+  bool interrupted = false;
+  {
+    CpuBackend cpu(1);
+    const Blobs data(512);
+    const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+    presets::Gdbn2014 preset;
+    preset.batch = 32;
+    preset.learn_rate = 0.05f;
+    preset.epochs = 4;
+    const SoftmaxCrossEntropy loss = preset.loss();
+    for (int part = 0; part < 2; ++part) {
+      auto net = make_net(cpu, 3);
+      auto opt = preset.optimizer(net->param_set());
+      ExponentialSchedule schedule = preset.schedule();
+      std::atomic<bool> stop{false};
+      FitOptions o = preset.options();
+      o.communicator = g_world;
+      o.checkpoint_path = path;
+      o.stop = &stop;
+      if (part == 0) {  // rank 1 alone asks to stop, at step 3 of epoch 2; every rank stops at step 4
+        o.every_steps = 3;
+        o.on_steps = [&](const StepReport& s) {
+          if (s.epoch == 2 && s.step == 3 && world().rank() == 1) stop = true;
+        };
+      } else {
+        o.resume_from = path;
+      }
+      const History h = fit(*net, loss, *opt, x, y, o, &schedule);
+      if (part == 0) interrupted = h.interrupted && h.epochs.size() == 1;
+      resumed.history = h;
+      resumed.params = net->params().to_vector();
+      world().barrier();
+    }
+  }
+  world().barrier();
+  if (world().rank() == 0) std::filesystem::remove(path);
+  EXPECT_TRUE(interrupted);
+  EXPECT_EQ(resumed.params, straight.params);  // bit for bit
+  ASSERT_EQ(resumed.history.epochs.size(), straight.history.epochs.size());
+  for (size_t e = 0; e < straight.history.epochs.size(); ++e) {
+    EXPECT_EQ(resumed.history.epochs[e].loss, straight.history.epochs[e].loss) << "epoch " << e + 1;
+    EXPECT_EQ(resumed.history.epochs[e].err, straight.history.epochs[e].err) << "epoch " << e + 1;
+  }
+}
+
 int main(int argc, char** argv) {
   int status = 0;
   {
