@@ -38,6 +38,9 @@ benchmarks=$(cache CUDL_BUILD_BENCHMARKS)
   expected+=(libexec/cudl/mnist_mlp libexec/cudl/mnist_dbn libexec/cudl/mnist_lenet libexec/cudl/train_your_data
              libexec/cudl/predict)
 [ "$(cache CUDL_HAVE_CUDA)" != ON ] || expected+=("$lib/libcudl_cuda.so" "$lib/cmake/cudl/cudlCudaTargets.cmake")
+have_mpi=$(cache CUDL_HAVE_MPI)
+[ "$have_mpi" != ON ] || expected+=("$lib/libcudl_mpi.so" "$lib/cmake/cudl/cudlMpiTargets.cmake" include/cudl/mpi.hpp)
+[ "$(cache CUDL_HAVE_NCCL)" != ON ] || expected+=("$lib/libcudl_nccl.so")
 for f in "${expected[@]}"; do
   [ -e "$prefix/$f" ] || fail "$f was not installed (see $tmp/install.log)"
 done
@@ -104,6 +107,16 @@ else
   else
     "${hide[@]}" "$expect" 2 "^consumer: cannot use the GPU: this build of cudl has no CUDA backend" "$tmp/cmake/consumer" --device gpu
   fi
+fi
+
+# Data-parallel training through the installed MPI component: 2 ranks, 256 rows, 8 per rank per
+# step, so 16 steps per epoch.
+if [ "$have_mpi" = ON ]; then
+  step "MPI consumer (find_package(cudl COMPONENTS MPI)) under mpirun -np 2"
+  cmake -S "$here/mpi" -B "$tmp/mpi" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/mpi.log" 2>&1 &&
+    cmake --build "$tmp/mpi" >>"$tmp/mpi.log" 2>&1 || { cat "$tmp/mpi.log"; fail "building the MPI consumer"; }
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+    "$expect" 0 "^ranks 2: 16 steps per epoch, last loss [0-9.]+, error 0\.0" mpirun -np 2 "$tmp/mpi/mpi_consumer"
 fi
 
 # The installed programs run from an empty folder, with the source folder masked by an empty one
