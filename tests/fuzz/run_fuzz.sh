@@ -150,7 +150,7 @@ else
   done
   # cudl/version.hpp (CUDL_VERSION_STRING, which checkpoints record), as the top-level
   # CMakeLists.txt has configure_file write it into the build tree: project()'s version, and
-  # CUDL_HAVE_CUDA 0. Rewritten only when it changes, so that objects stay up to date. (Before
+  # every CUDL_HAVE_<X> 0 (the harnesses build the core alone: no CUDA, NCCL or MPI). Rewritten only when it changes, so that objects stay up to date. (Before
   # that header, src/CMakeLists.txt defined CUDL_VERSION_STRING for io/checkpoint.cpp alone.)
   generated=$out/include
   if [ -f "$root/cmake/version.hpp.in" ]; then
@@ -160,7 +160,7 @@ else
     mkdir -p "$generated/cudl"
     sed -e "s/@PROJECT_VERSION@/$version/g" -e "s/@PROJECT_VERSION_MAJOR@/$major/g" \
         -e "s/@PROJECT_VERSION_MINOR@/${minor:-}/g" -e "s/@PROJECT_VERSION_PATCH@/${patch:-}/g" \
-        -e "s/@CUDL_HAVE_CUDA_01@/0/g" "$root/cmake/version.hpp.in" >"$generated/cudl/version.hpp.new"
+        -e "s/@CUDL_HAVE_[A-Z0-9_]*_01@/0/g" "$root/cmake/version.hpp.in" >"$generated/cudl/version.hpp.new"
     if grep -n '@[A-Za-z0-9_]*@' "$generated/cudl/version.hpp.new" >&2; then
       echo "run_fuzz: cmake/version.hpp.in has a variable this script does not set (above)" >&2
       exit 1
