@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Runs on the EC2 instance (launch-bench copies the source there and calls it): installs what the
 # build needs, fetches MNIST (checksums verified), builds cudl for this machine's GPU, runs the tests,
-# then bench_dbn on the CPU and on the GPU with --json, and keeps every log. A step that fails is
-# recorded and the next ones still run where they can: the CPU benchmark runs even without a GPU.
+# then bench_dbn on the CPU and on the GPU with --json, and keeps every log. On a machine with N >= 2
+# GPUs it then runs the data-parallel benchmark too: mpirun -np N bench_dbn --device gpu --batch 64/N
+# (the 2014 global batch of 64 rows a step, split over the ranks). A step that fails is recorded and
+# the next ones still run where they can: the CPU benchmark runs even without a GPU.
 #
 # Usage: scripts/ec2/remote-bench.sh [options]
 #   --out DIR            where the results go (default ./ec2-out): bench_cpu.json, bench_gpu.json,
-#                        steps.tsv, info.tsv, system.txt, nvidia-smi.txt, logs/*.log
+#                        bench_gpu_ranks.json (N >= 2 GPUs), steps.tsv, info.tsv, system.txt,
+#                        nvidia-smi.txt, logs/*.log
 #   --epochs N           bench_dbn epochs (default 10, the 2014 run)
 #   --arch auto|none|A   CUDA architectures to build for: auto (default) asks nvidia-smi for the
 #                        GPU's compute capability (7.5 -> 75); none builds without choosing one;
 #                        or a CMake list such as 75 or "75;86"
-#   --gpu required|optional  whether a failed GPU benchmark fails the run (default required)
+#   --gpu required|optional  whether a failed GPU benchmark (one GPU or data-parallel) fails the run
+#                        (default required)
+#   --gpus auto|N        GPUs for the data-parallel benchmark (bench_gpu_ranks): auto (default) counts
+#                        those nvidia-smi lists; 0 or 1 runs none. Its MPI launcher is the build's own
+#                        (MPIEXEC_EXECUTABLE in CMakeCache.txt), else mpirun on PATH
 #   --no-tests           skip the test suite (ctest)
 #   --tests-regex RE     run only the ctest tests matching RE
 #   --prebuilt DIR       use the existing build in DIR: no package installation, no build
@@ -29,6 +36,7 @@ out=ec2-out
 epochs=10
 arch=auto
 gpu=required
+gpus=auto
 run_tests=1
 tests_regex=""
 prebuilt=""
@@ -36,10 +44,10 @@ mirrors=""
 detect_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out|--epochs|--arch|--gpu|--tests-regex|--prebuilt|--mnist-mirrors)
+    --out|--epochs|--arch|--gpu|--gpus|--tests-regex|--prebuilt|--mnist-mirrors)
       [ $# -ge 2 ] || die_usage "$1 needs a value"
       case "$1" in
-        --out) out=$2 ;; --epochs) epochs=$2 ;; --arch) arch=$2 ;; --gpu) gpu=$2 ;;
+        --out) out=$2 ;; --epochs) epochs=$2 ;; --arch) arch=$2 ;; --gpu) gpu=$2 ;; --gpus) gpus=$2 ;;
         --tests-regex) tests_regex=$2 ;; --prebuilt) prebuilt=$2 ;; --mnist-mirrors) mirrors=$2 ;;
       esac
       shift 2 ;;
@@ -51,6 +59,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$epochs" =~ ^[1-9][0-9]*$ ]] || die_usage "--epochs: expected a positive integer, found '$epochs'"
 [[ "$gpu" == required || "$gpu" == optional ]] || die_usage "--gpu: expected required or optional, found '$gpu'"
+[[ "$gpus" =~ ^(auto|[0-9]{1,4})$ ]] || die_usage "--gpus: expected auto or a number of GPUs such as 4, found '$gpus'"
 [[ "$arch" =~ ^(auto|none|[0-9]{2,3}(;[0-9]{2,3})*)$ ]] ||
   die_usage "--arch: expected auto, none or a list such as 75 or \"75;86\", found '$arch'"
 
@@ -111,7 +120,8 @@ record() {
 # program says so in a known form, else the log's last non-empty line.
 why_failed() {
   local log="$out/logs/$1.log" line
-  line=$(grep -m 1 -E '^(fetch_mnist.sh|bench_dbn|setup|CMake Error|The following tests FAILED)' "$log" 2> /dev/null || true)
+  line=$(grep -m 1 -E '^(fetch_mnist.sh|bench_dbn|setup|CMake Error|The following tests FAILED|remote-bench.sh|There are not enough slots)' \
+    "$log" 2> /dev/null || true)
   [ -n "$line" ] || line=$(grep -v '^[[:space:]]*$' "$log" 2> /dev/null | tail -n 1 || true)
   echo "$line"
 }
@@ -154,11 +164,13 @@ skip() { record "$1" skipped - 0 "$2"; say "$1: skipped ($2)"; }
     if command -v "$tool" > /dev/null; then "$tool" --version | head -n 4; else echo "$tool: not found"; fi
   done
 ) > "$out/system.txt" 2>&1 || true
+gpu_count=0
 if command -v nvidia-smi > /dev/null 2>&1; then
   { nvidia-smi; echo; nvidia-smi -q; } > "$out/nvidia-smi.txt" 2>&1 || true
   info gpu_name "$(nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null | head -n 1)"
-  # All the GPUs here; bench_dbn uses the first (training on several GPUs is not available yet).
-  info gpu_count "$(nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null | grep -c . || true)"
+  # All the GPUs here: bench_gpu uses the first, bench_gpu_ranks (mpirun) one per rank.
+  gpu_count=$(nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null | grep -c . || true)
+  info gpu_count "$gpu_count"
   info gpu_driver "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2> /dev/null | head -n 1)"
 else
   echo "nvidia-smi: not found (no NVIDIA driver on this machine)" > "$out/nvidia-smi.txt"
@@ -231,9 +243,59 @@ fi
 bench="$build/benchmarks/bench_dbn"
 if [ -d "$build/cuda" ]; then info cuda_backend yes; else info cuda_backend no; fi
 
+# --- The data-parallel benchmark --------------------------------------------------------------------
+# How many GPUs it uses: --gpus N (launch-bench passes the instance type's count), else nvidia-smi's.
+if [ "$gpus" = auto ]; then
+  ranks=$gpu_count; ranks_from="nvidia-smi lists $gpu_count"
+else
+  ranks=$((10#$gpus)); ranks_from="--gpus $gpus"
+  if [ "$ranks" -ne "$gpu_count" ]; then
+    say "warning: --gpus $gpus, but nvidia-smi lists $gpu_count GPUs here: the data-parallel benchmark runs $ranks ranks"
+  fi
+fi
+info ranks "$ranks"
+# mpi_launcher: prints the MPI launcher to use: the one the build was configured with (CMake's
+# MPIEXEC_EXECUTABLE: it matches the MPI that bench_dbn links), else mpirun on PATH; fails, saying
+# why, when there is none.
+mpi_launcher() {
+  local cached where
+  cached=$(sed -n 's/^MPIEXEC_EXECUTABLE:[A-Z]*=//p' "$build/CMakeCache.txt" 2> /dev/null | head -n 1)
+  if [ -n "$cached" ] && [ -x "$cached" ]; then echo "$cached"; return 0; fi
+  if command -v mpirun > /dev/null 2>&1; then command -v mpirun; return 0; fi
+  if [ -n "$cached" ]; then where="the build's MPI launcher $cached (MPIEXEC_EXECUTABLE in CMakeCache.txt) does not exist"
+  else where="the build names none (no MPIEXEC_EXECUTABLE in $build/CMakeCache.txt: configured without MPI?)"; fi
+  echo "mpirun is not installed: $where, and no mpirun is on PATH; scripts/setup.sh installs openmpi-bin and libopenmpi-dev" >&2
+  return 1
+}
+# bench_ranks REQUIRED: mpirun -np $ranks bench_dbn --device gpu, each rank with 64/$ranks rows of
+# the 2014 run's 64-row step (floored; the log says so), as step bench_gpu_ranks.
+bench_ranks() {
+  local required=$1 per_rank mpirun launch=() why
+  per_rank=$((64 / ranks))
+  if [ "$per_rank" -lt 1 ]; then
+    skip bench_gpu_ranks "$ranks GPUs: more ranks than the 64 rows of a step"; return 0
+  fi
+  if ! mpirun=$(mpi_launcher 2> "$out/logs/bench_gpu_ranks.log"); then
+    why=$(cat "$out/logs/bench_gpu_ranks.log")
+    record bench_gpu_ranks failed - 0 "$why"
+    say "bench_gpu_ranks: FAILED: $why"
+    if [ "$required" = 1 ]; then failed_required="$failed_required bench_gpu_ranks"; fi
+    return 0
+  fi
+  if (( 64 % ranks )); then
+    say "bench_gpu_ranks: 64 rows are not divisible by $ranks ranks: --batch $per_rank per rank, $((per_rank * ranks)) rows a step (64 in the one-GPU run)"
+  fi
+  info ranks_batch "$per_rank"
+  # Open MPI refuses to start as root unless told (a container, a root login); other MPIs ignore these.
+  if [ "$(id -u)" -eq 0 ]; then launch=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1); fi
+  step bench_gpu_ranks "$required" "${launch[@]}" "$mpirun" -np "$ranks" "$bench" --device gpu --batch "$per_rank" \
+    --epochs "$epochs" --json "$out/bench_gpu_ranks.json" "${data_args[@]}" || true
+}
+
 # --- Tests and benchmarks ---------------------------------------------------------------------------
 if [ ! -x "$bench" ]; then
   for s in tests bench_cpu bench_gpu; do skip "$s" "no bench_dbn: the build failed"; done
+  if [ "$ranks" -ge 2 ]; then skip bench_gpu_ranks "no bench_dbn: the build failed"; fi
   failed_required="$failed_required bench_cpu"
 else
   if (( run_tests )); then
@@ -248,6 +310,10 @@ else
   [ "$gpu" = optional ] && gpu_required=0
   step bench_gpu "$gpu_required" "$bench" --device gpu --epochs "$epochs" --json "$out/bench_gpu.json" \
     "${data_args[@]}" || true
+  if [ "$ranks" -ge 2 ]; then
+    say "bench_gpu_ranks: $ranks GPUs ($ranks_from): the data-parallel benchmark, one rank per GPU"
+    bench_ranks "$gpu_required"
+  fi
 fi
 
 if [ -n "$failed_required" ]; then

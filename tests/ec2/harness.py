@@ -141,6 +141,25 @@ def processes_mentioning(text):
     return out
 
 
+def fake_build(path, mpirun=True, mpiexec_cached=None):
+    """A stand-in for a cudl build, for remote-bench.sh --prebuilt PATH: benchmarks/bench_dbn is
+    fake-bench-dbn (fixture numbers), and CMakeCache.txt names the MPI launcher as CMake's FindMPI
+    does (MPIEXEC_EXECUTABLE): bin/mpirun, a fake-mpirun (with MPIRUN), else MPIEXEC_CACHED (or
+    nothing). Each fake logs its calls to <its path>.calls. Returns PATH."""
+    os.makedirs(os.path.join(path, "benchmarks"))
+    os.symlink(os.path.join(HERE, "fake-bench-dbn"), os.path.join(path, "benchmarks", "bench_dbn"))
+    cached = mpiexec_cached
+    if mpirun:
+        os.makedirs(os.path.join(path, "bin"))
+        cached = os.path.join(path, "bin", "mpirun")
+        os.symlink(os.path.join(HERE, "fake-mpirun"), cached)
+    with open(os.path.join(path, "CMakeCache.txt"), "w") as f:
+        f.write("# fake build (tests/ec2)\nCUDL_HAVE_MPI:INTERNAL=ON\n")
+        if cached:
+            f.write("MPIEXEC_EXECUTABLE:FILEPATH=%s\n" % cached)
+    return path
+
+
 def prebuilt_dir():
     """The build whose bench_dbn the tests run (CI's build-ci via CUDL_BUILD_DIR, else build/)."""
     d = os.environ.get("CUDL_BUILD_DIR") or os.path.join(ROOT, "build")

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import stat
+import tempfile
 import time
 import unittest
 
@@ -263,7 +264,7 @@ class LaunchBenchTest(launch_bench_case.LaunchBenchCase):
         self.assertIn("what git tracks at HEAD", out)
         self.assertIn("4 tracked files with uncommitted changes, sent as committed (--uncommitted sends the changes)", out)
         # The multi-GPU type and the given address.
-        self.assertIn("GPUs              4 (NVIDIA T4); bench_dbn uses one of them", out)
+        self.assertIn("GPUs              4 (NVIDIA T4); bench_dbn runs on one of them, then data parallel on all 4", out)
         self.assertEqual(launched["params"]["InstanceType"], "g4dn.12xlarge")
         self.assertIn("your public IPv4 address: 198.51.100.4 (given)", out)
         rule = self.actions("AuthorizeSecurityGroupIngress")[0]["params"]
@@ -354,18 +355,63 @@ class LaunchBenchTest(launch_bench_case.LaunchBenchCase):
         self.assertNothingLeft(run.output())
 
     def test_multi_gpu_instance_types_are_accepted(self):
-        """The dry run of each multi-GPU type: its price, its GPUs, and that bench_dbn uses one."""
+        """The dry run of each multi-GPU type: its price, its GPUs, and the data-parallel run on all of them."""
         self.dir, self.env = WORLD.fresh("multi-gpu")
-        for itype, price, gpus in (("g4dn.12xlarge", "3.912", "4 (NVIDIA T4)"), ("g5.12xlarge", "5.672", "4 (NVIDIA A10G)"),
-                                   ("p4d.24xlarge", "32.77", "8 (NVIDIA A100)")):
+        for itype, price, n, name in (("g4dn.12xlarge", "3.912", 4, "NVIDIA T4"), ("g5.12xlarge", "5.672", 4, "NVIDIA A10G"),
+                                      ("p4d.24xlarge", "32.77", 8, "NVIDIA A100")):
             run = self.again(["--dry-run", "--instance-type", itype], "dry-" + itype)
             self.assertEqual(run.wait(30), 0, run.output())
             self.assertIn("instance          %s, on-demand" % itype, run.output())
-            self.assertIn("GPUs              %s; bench_dbn uses one of them (training on several GPUs is not available yet)"
-                          % gpus, run.output())
+            self.assertIn("GPUs              %d (%s); bench_dbn runs on one of them, then data parallel on all %d"
+                          % (n, name, n), run.output())
+            self.assertIn("  data parallel     then mpirun -np %d bench_dbn --device gpu --batch %d --json: one rank per GPU,\n"
+                          "                    each with %d of the 64 rows of a step (the 2014 batch)\n" % (n, 64 // n, 64 // n),
+                          run.output())
             self.assertIn("= $%s/h x 2 h" % price, run.output())
             self.assertIn("--instance-type %s" % itype, run.output())
+        run = self.again(["--dry-run"], "dry-one-gpu")
+        self.assertEqual(run.wait(30), 0, run.output())
+        self.assertIn("GPUs              1 (NVIDIA T4)\n", run.output())
+        self.assertNotIn("data parallel", run.output())
         self.assertEqual(WORLD.aws_calls(self.dir), [])
+
+    def test_a_4_gpu_instance_runs_the_data_parallel_benchmark_and_reports_it(self):
+        """--instance-type g4dn.12xlarge: the real remote-bench.sh is asked for 4 GPUs (--gpus 4: the
+        loopback "instance" has no nvidia-smi to count them) and runs, on a fake build (fixture
+        numbers), bench_dbn on the CPU, on one GPU, then mpirun -np 4 with 16 rows per rank; the
+        results come home, the report shows the run on 4 GPUs beside the one on one GPU."""
+        build = harness.fake_build(os.path.join(tempfile.mkdtemp(prefix="fake-build-", dir=WORLD.tmp), "build"))
+        run = self.start("four-gpus", ["--yes", "--instance-type", "g4dn.12xlarge", "--epochs", "2", "--no-tests"],
+                         remote_args="--prebuilt %s --mnist-mirrors file:///nonexistent/" % build, project=True)
+        rc = run.wait(180)
+        out = run.output()
+        self.assertEqual(rc, 0, out)
+        self.assertReceivedTheProject()
+        self.assertEqual(self.actions("RunInstances")[0]["params"]["InstanceType"], "g4dn.12xlarge")
+        results = os.path.join(self.dir, "results", self.run_id(out))
+        console = read(os.path.join(results, "remote-console.log"))
+        self.assertIn("bench_gpu_ranks: 4 GPUs (--gpus 4): the data-parallel benchmark, one rank per GPU", console)
+        (argv, _) = read(os.path.join(build, "bin", "mpirun.calls")).splitlines()
+        self.assertRegex(argv, r"^ARGV -np 4 \S+/benchmarks/bench_dbn --device gpu --batch 16 --epochs 2 --json "
+                               r"\S+/out/bench_gpu_ranks\.json$")
+        # What came home: its step and log, rank 0's JSON.
+        self.assertRegex(read(os.path.join(results, "steps.tsv")), r"bench_gpu\tok\t0\t[0-9.]+\t\nbench_gpu_ranks\tok\t0\t")
+        self.assertIn("fake mpirun (tests/ec2): starting rank 0 of 4 alone", read(os.path.join(results, "logs", "bench_gpu_ranks.log")))
+        ranks = json.loads(read(os.path.join(results, "bench_gpu_ranks.json")))
+        self.assertEqual((ranks["device"]["ranks"], ranks["settings"]["batch"], len(ranks["epochs"])), (4, 16, 2))
+        self.assertIn("ranks\t4\n", read(os.path.join(results, "info.tsv")))
+        # The report (the GPU's name is nvidia-smi's where the loopback "instance" has one, else AWS's).
+        report = read(os.path.join(results, "report.md"))
+        for pattern in (r"\| instance type \| g4dn\.12xlarge: [0-9]+ GPUs \([^)]+\); bench_dbn ran on one of them, "
+                        r"then data parallel on 4 \(mpirun\) \|",
+                        r"\| cudl GPU \(`--device gpu`\), this run \| g4dn\.12xlarge, [^|]+ \| \*\*0\.500 s\*\* \(median of 2\) \|",
+                        r"\| cudl 4 GPUs \(`mpirun -np 4`, `--device gpu --batch 16`\), this run \| g4dn\.12xlarge, 4 × [^|]+ \| "
+                        r"\*\*0\.200 s\*\* \(median of 2\) \| 97\.5% \|"):
+            self.assertRegex(report, pattern)
+        for text in ("an epoch takes 0.200 s, on one GPU 0.500 s: a speed-up of **2.50×**",
+                     "| bench_gpu_ranks | ok |", "| 4 GPUs s | 4 GPUs loss |"):
+            self.assertIn(text, report)
+        self.assertNothingLeft(out)
 
 if __name__ == "__main__":
     unittest.main()

@@ -21,7 +21,7 @@ import png_chart  # noqa: E402
 
 REPORT = os.path.join(harness.ROOT, "scripts", "ec2", "report.py")
 FIXTURES = os.path.join(harness.HERE, "fixtures")
-BLUE, ORANGE, GRAY = (52, 101, 164), (230, 120, 20), (150, 150, 150)
+BLUE, ORANGE, GRAY, GREEN = (52, 101, 164), (230, 120, 20), (150, 150, 150), (78, 154, 6)
 
 
 def png_chunks(data):
@@ -94,8 +94,7 @@ class ReportTest(unittest.TestCase):
         md, (width, height, rows) = self.report()
         self.assertIn("# bench_dbn on EC2, run fixture-run", md)
         # What the run was and what it cost.
-        for row in ("| instance type | g4dn.12xlarge: 4 GPUs (FIXTURE GPU); bench_dbn used one of them (training on "
-                    "several GPUs is not available yet) |",
+        for row in ("| instance type | g4dn.12xlarge: 4 GPUs (FIXTURE GPU); bench_dbn used one of them |",
                     "| region | us-east-1 (us-east-1c) |", "| market | on-demand |", "| hourly price | $3.912/h (fixture) |",
                     "| wall time | 23 min 3 s (launch-bench's start to its end, teardown included) |",
                     "| cost of the run | about **$1.31**: 20 min 1 s of instance time from launch to termination at "
@@ -126,6 +125,73 @@ class ReportTest(unittest.TestCase):
                       "install python3-matplotlib", md)
         self.assertEqual((width, height), (960, 544))  # 500 and two lines of facts
         self.assertTrue({BLUE, ORANGE, GRAY} <= colors(rows), "the chart lacks a bar")
+        # No data-parallel run (no bench_gpu_ranks.json, no such step): nothing about one.
+        for text in ("mpirun", "Data parallel", "GPUs s", "bench_gpu_ranks"):
+            self.assertNotIn(text, md)
+        self.assertNotIn(GREEN, colors(rows))
+
+    def data_parallel_run(self, steps, ranks_json=True):
+        """The fixtures of a g4dn.12xlarge run: CPU, one GPU and 4 ranks (RANKS_JSON: True for the
+        fixture, a dict to write instead, False for none); STEPS: steps.tsv."""
+        names = ["bench_cpu", "bench_gpu"] + (["bench_gpu_ranks"] if ranks_json is True else [])
+        for name in names:
+            shutil.copy(os.path.join(FIXTURES, name + ".fixture.json"), os.path.join(self.dir, name + ".json"))
+        if isinstance(ranks_json, dict):
+            with open(os.path.join(self.dir, "bench_gpu_ranks.json"), "w") as f:
+                json.dump(ranks_json, f)
+        with open(os.path.join(self.dir, "run.json"), "w") as f:
+            json.dump({"run_id": "fixture-ranks", "instance_type": "g4dn.12xlarge", "region": "us-east-1",
+                       "market": "on-demand", "price_per_hour": 3.912, "max_hours": 2, "worst_case_usd": 7.85,
+                       "gpus": 4, "gpu_name": "NVIDIA T4"}, f)
+        with open(os.path.join(self.dir, "info.tsv"), "w") as f:
+            f.write("gpu_name\tFIXTURE GPU\ngpu_count\t4\nranks\t4\nranks_batch\t16\n")
+        with open(os.path.join(self.dir, "steps.tsv"), "w") as f:
+            f.write(steps)
+        return self.report()
+
+    def test_data_parallel_run_beside_the_one_gpu_run(self):
+        md, (_, _, rows) = self.data_parallel_run("bench_gpu\tok\t0\t2.0\t\nbench_gpu_ranks\tok\t0\t1.5\t\n")
+        self.assertIn("| instance type | g4dn.12xlarge: 4 GPUs (FIXTURE GPU); bench_dbn ran on one of them, then data "
+                      "parallel on 4 (mpirun) |", md)
+        # Its row follows the one-GPU row, in the same form.
+        self.assertIn("| cudl GPU (`--device gpu`), this run | g4dn.12xlarge, FIXTURE GPU | **0.500 s** (median of 3) | 97.6% | "
+                      "MNIST, 46,900 train / 23,100 test rows |\n"
+                      "| cudl 4 GPUs (`mpirun -np 4`, `--device gpu --batch 16`), this run | g4dn.12xlarge, 4 × FIXTURE GPU | "
+                      "**0.200 s** (median of 3) | 97.5% | MNIST, 46,900 train / 23,100 test rows |\n", md)
+        # The ratio to the one-GPU run, the communicator, and the all-reduces (queued on a stream: untimed).
+        self.assertIn("Data parallel: on 4 GPUs (`mpirun -np 4`, `--batch 16` per rank: 64 rows a step) an epoch takes "
+                      "0.200 s, on one GPU 0.500 s: a speed-up of **2.50×** (62% of the ideal 4×). Communicator: FIXTURE "
+                      "nccl: 4 ranks on 1 host (not a measurement). The 2196 gradient all-reduces were queued on the GPU "
+                      "stream, so not timed apart.", md)
+        self.assertIn("| epoch | CPU s | CPU loss | GPU s | GPU loss | 4 GPUs s | 4 GPUs loss |\n"
+                      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n", md)
+        self.assertIn("| 3 | 2.000 | 0.1000 | 0.500 | 0.1000 | 0.200 | 0.1000 |", md)
+        self.assertIn("bench_cpu.json, bench_gpu.json and bench_gpu_ranks.json (bench_dbn --json; the last under mpirun), chart.png", md)
+        self.assertTrue({BLUE, ORANGE, GRAY, GREEN} <= colors(rows), "the chart lacks the data-parallel bar")
+
+    def test_data_parallel_timed_all_reduces_slower_runs_and_a_floored_batch_say_so(self):
+        with open(os.path.join(FIXTURES, "bench_gpu_ranks.fixture.json")) as f:
+            ranks = json.load(f)
+        ranks["device"].update(ranks=3, communicator="mpi: Open MPI v4.1.6, 3 ranks on 1 host")
+        ranks["settings"]["batch"] = 21
+        ranks["timing"].update(median_epoch_s=0.8, allreduce_s=1.25, allreduce_calls=2232, train_s=2.4)
+        md, _ = self.data_parallel_run("bench_gpu_ranks\tok\t0\t3.0\t\n", ranks_json=ranks)
+        self.assertIn("| cudl 3 GPUs (`mpirun -np 3`, `--device gpu --batch 21`), this run | g4dn.12xlarge, 3 × FIXTURE GPU | "
+                      "**0.800 s** (median of 3) |", md)
+        self.assertIn("on 3 GPUs (`mpirun -np 3`, `--batch 21` per rank: 63 rows a step, not the 2014 run's 64: 64 is not "
+                      "divisible by 3) an epoch takes 0.800 s, on one GPU 0.500 s: a speed-up of **0.62×** (slower than one "
+                      "GPU). Communicator: mpi: Open MPI v4.1.6, 3 ranks on 1 host. Rank 0's gradient all-reduces took "
+                      "1.250 s of the 2.400 s of training (2232 calls).", md)
+
+    def test_a_failed_data_parallel_run_is_a_row_saying_why(self):
+        why = "mpirun is not installed: the build names none (no MPIEXEC_EXECUTABLE in /b/CMakeCache.txt: configured without MPI?)"
+        md, (_, _, rows) = self.data_parallel_run("bench_gpu_ranks\tfailed\t-\t0\t%s\n" % why, ranks_json=False)
+        self.assertIn("| cudl 4 GPUs (`mpirun -np 4`, `--device gpu --batch 16`), this run | g4dn.12xlarge, 4 × FIXTURE GPU | "
+                      "failed: %s | | |" % why, md)
+        self.assertIn("| bench_gpu_ranks | failed | 0 | %s |" % why, md)
+        self.assertNotIn("Data parallel:", md)
+        self.assertNotIn("4 GPUs s", md)
+        self.assertNotIn(GREEN, colors(rows))
 
     def test_spot_kept_and_never_launched_runs_say_so(self):
         base = {"run_id": "r", "instance_type": "g4dn.xlarge", "region": "eu-west-1", "price_per_hour": 0.526,

@@ -11,7 +11,8 @@ import harness
 
 EC2 = os.path.join(harness.ROOT, "scripts", "ec2")
 SHELL_SCRIPTS = [os.path.join(EC2, "launch-bench"), os.path.join(EC2, "remote-bench.sh"),
-                 os.path.join(harness.HERE, "fake-aws")] + sorted(glob.glob(os.path.join(EC2, "lib", "*.sh")))
+                 os.path.join(harness.HERE, "fake-aws"), os.path.join(harness.HERE, "fake-mpirun")] + \
+    sorted(glob.glob(os.path.join(EC2, "lib", "*.sh")))
 
 
 class ScriptsTest(unittest.TestCase):
@@ -33,7 +34,8 @@ class ScriptsTest(unittest.TestCase):
                      "AWS_ENDPOINT_URL", "CUDL_EC2_AWS", "CUDL_EC2_MY_IP", "CUDL_EC2_SSH_HOST", "CUDL_EC2_SSH_PORT",
                      "CUDL_EC2_STATE_DIR", "CUDL_EC2_REMOTE_DIR", "CUDL_EC2_REMOTE_CMD", "CUDL_EC2_REMOTE_ARGS",
                      "--my-ip", "--uncommitted", "--force", "--all", "g4dn.12xlarge", "p4d.24xlarge",
-                     "CUDL_EC2_IP_URLS", "CUDL_EC2_SOURCE_DIR", "CUDL_EC2_SSH_ALIVE_SECONDS"):
+                     "CUDL_EC2_IP_URLS", "CUDL_EC2_SOURCE_DIR", "CUDL_EC2_SSH_ALIVE_SECONDS",
+                     "mpirun -np N bench_dbn --device gpu --batch 64/N", "bench_gpu_ranks.json"):
             self.assertIn(word, r.stdout)
 
 

@@ -246,7 +246,7 @@ EOF
 
 # print_plan: everything the run will do, with what was looked up so far (instance_gpus first).
 print_plan() {
-  local market=on-demand ami zones ssh_from caller root_dev tests="" after spot_note="" gpus
+  local market=on-demand ami zones ssh_from caller root_dev tests="" after spot_note="" gpus ranks=""
   if (( SPOT )); then
     market="spot (one-time, terminated on interruption)"
     (( SPOT_FALLBACK )) && market="$market, falling back to on-demand when no zone has spot capacity"
@@ -261,8 +261,12 @@ print_plan() {
   root_dev=${ROOT_DEVICE:-"the AMI's root device"}
   (( RUN_TESTS )) && tests="run the tests; "
   if [ -z "$GPUS" ]; then gpus="not in launch-bench's table (asked of AWS at launch)"
-  elif (( GPUS == 1 )); then gpus="1 ($GPU_NAME)"
-  else gpus="$GPUS ($GPU_NAME); bench_dbn uses one of them (training on several GPUs is not available yet)"; fi
+  elif (( GPUS < 2 )); then gpus="$GPUS ($GPU_NAME)"
+  else
+    gpus="$GPUS ($GPU_NAME); bench_dbn runs on one of them, then data parallel on all $GPUS"
+    ranks=$'\n'"  data parallel     then mpirun -np $GPUS bench_dbn --device gpu --batch $((64 / GPUS)) --json: one rank per GPU,"
+    ranks+=$'\n'"                    each with $((64 / GPUS)) of the 64 rows of a step (the 2014 batch$( ((64 % GPUS == 0)) || echo ", floored"))"
+  fi
   if (( KEEP )); then after="the instance is KEPT running (until '$SELF down --run-id $RUN_ID' or the max-hours guard)"
   else after="terminate, wait, delete the security group and the key pair (also on failure and Ctrl-C)"; fi
   cat <<EOF
@@ -283,7 +287,7 @@ cudl launch-bench plan, run $RUN_ID
                     files git does not track (untracked or ignored) are never sent
   on the instance   wait for SSH as $SSH_USER; copy the source; install the build's packages; fetch MNIST
                     (checksums verified); build for the GPU's architecture; ${tests}bench_dbn
-                    --device cpu and --device gpu, --epochs $EPOCHS, --json; collect nvidia-smi and every log
+                    --device cpu and --device gpu, --epochs $EPOCHS, --json; collect nvidia-smi and every log$ranks
   results           $RESULTS_ROOT/$RUN_ID/: JSON, logs, report.md (2014 figures beside ours), chart.png
   afterwards        $after
   worst-case cost   $(cost_line)

@@ -147,6 +147,9 @@ run_remote() {
   else
     cmd="bash $rdir/cudl/scripts/ec2/remote-bench.sh --out $rdir/out --epochs $EPOCHS"
     (( RUN_TESTS )) || cmd="$cmd --no-tests"
+    # The instance type's GPUs (with 2 or more, remote-bench.sh also runs bench_dbn under mpirun on
+    # all of them); unknown: remote-bench.sh counts those nvidia-smi lists.
+    if [[ "$GPUS" =~ ^[0-9]+$ ]]; then cmd="$cmd --gpus $GPUS"; fi
     cmd="$cmd ${CUDL_EC2_REMOTE_ARGS:-}"
   fi
   state_set PHASE remote
