@@ -43,7 +43,7 @@ stack of Bernoulli RBMs pretrained greedily with CD-1, unrolled into a sigmoid n
 
   cudl::CpuBackend cpu;
 
-  const cudl::Dataset data = cudl::load_idx_dataset(dir, "digits");
+  const cudl::InMemoryDataset data = cudl::load_idx_dataset(dir, "digits");
   const cudl::Split split = cudl::train_test_split(data, 0.33, /*seed=*/2014);
   const auto x = cudl::Tensor::from_host(split.train.x, {split.train.rows, data.features}, cpu);
   const auto y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, cpu);

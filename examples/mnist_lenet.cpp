@@ -76,7 +76,7 @@ int main(int argc, char** argv) try {
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(o.device, backend_options);
 
   const cudl::DatasetLocation where = cudl::find_dataset(o.data, CUDL_SOURCE_DIR);
-  const cudl::Dataset data = cudl::load_idx_dataset(where.dir, where.name);
+  const cudl::InMemoryDataset data = cudl::load_idx_dataset(where.dir, where.name);
   const cudl::Split split = cudl::train_test_split(data, 0.33, o.seed);
   cudl::Backend& dev = *backend;
   const auto x = cudl::Tensor::from_host(split.train.x, {split.train.rows, data.features}, dev);

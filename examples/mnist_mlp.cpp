@@ -28,7 +28,7 @@ int main(int argc, char** argv) try {
   cudl::CpuBackend cpu;  // all cores; cudl::make_backend(cudl::Device::kCuda) for a GPU
 
   // Load, scale to [0, 1] and split 67/33 as sklearn's train_test_split did in 2014.
-  const cudl::Dataset data = cudl::load_idx_dataset(dir, "digits");
+  const cudl::InMemoryDataset data = cudl::load_idx_dataset(dir, "digits");
   const cudl::Split split = cudl::train_test_split(data, 0.33, /*seed=*/2014);
   const auto x = cudl::Tensor::from_host(split.train.x, {split.train.rows, data.features}, cpu);
   const auto y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, cpu);

@@ -71,7 +71,7 @@ bar; on the GPU when there is one, else on the CPU.
     // 1. Your data, as rows of features and class indices.
     std::vector<float> features, labels;
     make_spirals(rows, features, labels);
-    cudl::Dataset data;
+    cudl::InMemoryDataset data;
     data.name = "spirals";
     data.rows = rows;
     data.features = 16;

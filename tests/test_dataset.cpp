@@ -83,7 +83,7 @@ TEST(LoadIdxDataset, TrainRowsThenT10kRowsScaledBy255) {
   TempDir dir;
   write_split(dir.path(), "train", 3, 2, 2, /*gz=*/true, /*first=*/0);
   write_split(dir.path(), "t10k", 2, 2, 2, /*gz=*/true, /*first=*/3);
-  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
+  const cudl::InMemoryDataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
   EXPECT_EQ(d.name, "MNIST");
   EXPECT_EQ(d.source, dir.str());
   EXPECT_EQ(d.rows, 5);
@@ -101,7 +101,7 @@ TEST(LoadIdxDataset, TrainRowsThenT10kRowsScaledBy255) {
 TEST(LoadIdxDataset, T10kAloneIsEnoughAndPlainNamesWork) {
   TempDir dir;
   write_split(dir.path(), "t10k", 4, 3, 3, /*gz=*/false);
-  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "X");
+  const cudl::InMemoryDataset d = cudl::load_idx_dataset(dir.str(), "X");
   EXPECT_EQ(d.rows, 4);
   EXPECT_EQ(d.features, 9);
   EXPECT_EQ(d.x.size(), 36u);
@@ -112,7 +112,7 @@ TEST(LoadIdxDataset, MixedGzipAndPlainSplitsLoadTogether) {
   TempDir dir;
   write_split(dir.path(), "train", 2, 2, 3, /*gz=*/false);
   write_split(dir.path(), "t10k", 1, 2, 3, /*gz=*/true, /*first=*/2);
-  const cudl::Dataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
+  const cudl::InMemoryDataset d = cudl::load_idx_dataset(dir.str(), "MNIST");
   EXPECT_EQ(d.rows, 3);
   EXPECT_THAT(d.y, ElementsAre(0.f, 1.f, 2.f));
 }
@@ -248,7 +248,7 @@ TEST(PeekIdxDataset, GivesTheShapeFromTheHeadersAlone) {
 TEST(LoadIdxDataset, RealMnistT10kLoadsTenThousandScaledDigits) {
   if (const std::string why = why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const std::string dir = shared_mnist_dir();
-  const cudl::Dataset d = cudl::load_idx_dataset(dir, "MNIST");
+  const cudl::InMemoryDataset d = cudl::load_idx_dataset(dir, "MNIST");
   EXPECT_EQ(d.rows, 10000);
   EXPECT_EQ(d.features, 784);
   ASSERT_EQ(d.x.size(), 10000u * 784);
@@ -262,7 +262,7 @@ TEST(LoadIdxDataset, DebianFashionMnistHasSeventyThousandRowsTrainFirst) {
   if (!fs::exists(std::string(cudl::testing::kFashionMnistDir) + "/train-images-idx3-ubyte.gz")) {
     GTEST_SKIP() << cudl::testing::kFashionMnistDir << " not installed (apt-get install dataset-fashion-mnist)";
   }
-  const cudl::Dataset d = cudl::load_idx_dataset(cudl::testing::kFashionMnistDir, "Fashion-MNIST");
+  const cudl::InMemoryDataset d = cudl::load_idx_dataset(cudl::testing::kFashionMnistDir, "Fashion-MNIST");
   EXPECT_EQ(d.rows, 70000);
   EXPECT_EQ(d.features, 784);
   EXPECT_EQ(d.x.size(), 70000u * 784);
@@ -275,8 +275,8 @@ TEST(LoadIdxDataset, DebianFashionMnistHasSeventyThousandRowsTrainFirst) {
 // train_test_split
 
 // `rows` rows of one feature: x = row index, y = index % 10, so every row is identifiable.
-cudl::Dataset indexed(int64_t rows) {
-  cudl::Dataset d;
+cudl::InMemoryDataset indexed(int64_t rows) {
+  cudl::InMemoryDataset d;
   d.name = "indexed";
   d.source = "memory";
   d.rows = rows;
@@ -305,7 +305,7 @@ TEST(TrainTestSplit, IsAPermutationThatKeepsEachRowWithItsLabel) {
   const cudl::Split s = cudl::train_test_split(indexed(70000), 0.33, 7);
   std::vector<int> seen(70000, 0);
   double test_mean = 0;
-  for (const cudl::Dataset* part : {&s.test, &s.train}) {
+  for (const cudl::InMemoryDataset* part : {&s.test, &s.train}) {
     for (int64_t i = 0; i < part->rows; ++i) {
       const auto row = static_cast<int64_t>(part->x[static_cast<size_t>(i)]);
       ASSERT_GE(row, 0);
@@ -324,7 +324,7 @@ TEST(TrainTestSplit, IsAPermutationThatKeepsEachRowWithItsLabel) {
 }
 
 TEST(TrainTestSplit, SameSeedSameSplitDifferentSeedDifferentSplit) {
-  const cudl::Dataset d = indexed(10000);
+  const cudl::InMemoryDataset d = indexed(10000);
   const cudl::Split a = cudl::train_test_split(d, 0.33, 2014);
   const cudl::Split b = cudl::train_test_split(d, 0.33, 2014);
   const cudl::Split c = cudl::train_test_split(d, 0.33, 2015);
@@ -335,7 +335,7 @@ TEST(TrainTestSplit, SameSeedSameSplitDifferentSeedDifferentSplit) {
 }
 
 TEST(TrainTestSplit, RejectsFractionsOutsideTheOpenUnitInterval) {
-  const cudl::Dataset d = indexed(100);
+  const cudl::InMemoryDataset d = indexed(100);
   for (const double f : {0.0, 1.0, -0.5, 1.5, std::nan("")}) {
     EXPECT_THAT(error_of([&] { cudl::train_test_split(d, f, 1); }),
                 HasSubstr("train_test_split: test_fraction must lie in (0, 1), got "))
@@ -354,7 +354,7 @@ TEST(TrainTestSplit, RejectsASplitThatLeavesASideEmpty) {
 }
 
 TEST(TrainTestSplit, MovingTheDataGivesTheSameSplitAsCopyingIt) {
-  cudl::Dataset d;  // 1,001 rows of 3 features, every value distinct
+  cudl::InMemoryDataset d;  // 1,001 rows of 3 features, every value distinct
   d.rows = 1001;
   d.features = 3;
   d.classes = 10;
@@ -362,7 +362,7 @@ TEST(TrainTestSplit, MovingTheDataGivesTheSameSplitAsCopyingIt) {
   for (int64_t i = 0; i < d.rows; ++i) d.y.push_back(static_cast<float>(i % 10));
   for (const double f : {0.33, 0.5, 0.9, 0.001}) {  // train kept in place, then test (0.9)
     const cudl::Split copied = cudl::train_test_split(d, f, 2014);
-    cudl::Dataset moved_from = d;
+    cudl::InMemoryDataset moved_from = d;
     const cudl::Split moved = cudl::train_test_split(std::move(moved_from), f, 2014);
     for (const auto& [a, b] : {std::pair(&moved.train, &copied.train), std::pair(&moved.test, &copied.test)}) {
       EXPECT_EQ(a->rows, b->rows) << f;
@@ -373,7 +373,7 @@ TEST(TrainTestSplit, MovingTheDataGivesTheSameSplitAsCopyingIt) {
 }
 
 TEST(TrainTestSplit, RejectsAnInconsistentDataset) {
-  cudl::Dataset d = indexed(10);
+  cudl::InMemoryDataset d = indexed(10);
   d.y.pop_back();
   EXPECT_THAT(error_of([&] { cudl::train_test_split(d, 0.5, 1); }),
               HasSubstr("inconsistent dataset: rows 10, features 1, x.size() 10, y.size() 9"));

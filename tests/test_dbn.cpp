@@ -85,7 +85,7 @@ TEST(DeepBeliefNet, NonFiniteDataIsAnErrorNamingRowAndColumn) {
 TEST(DeepBeliefNet, GreedyPretrainingLowersEachLayersReconstructionError) {
   const std::string why = cudl::testing::why_no_shared_mnist();
   if (!why.empty()) GTEST_SKIP() << why;
-  const Dataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
+  const InMemoryDataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
   CpuBackend cpu;
   const int64_t rows = 2048;
   const Tensor x = Tensor::from_host(std::vector<float>(data.x.begin(), data.x.begin() + rows * 784), {rows, 784}, cpu);

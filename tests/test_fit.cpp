@@ -88,7 +88,7 @@ TEST(Gdbn2014, ReproducesTheLoopItReplacedBitForBit) {
 TEST(Gdbn2014, MnistDigitsFirstEpochsAreUnchanged) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   CpuBackend cpu(2);
-  const Dataset d = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
+  const InMemoryDataset d = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
   const Split s = train_test_split(d, 0.33, 2014);
   const Tensor x = Tensor::from_host(s.train.x, {s.train.rows, 784}, cpu);
   const Tensor y = Tensor::from_host(s.train.y, {s.train.rows}, cpu);

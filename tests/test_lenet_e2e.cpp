@@ -23,7 +23,7 @@ namespace {
 
 // Trains the LeNet-style network on `backend` and returns the test accuracy.
 double lenet_accuracy(Backend& backend) {
-  const Dataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
+  const InMemoryDataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
   const Split split = train_test_split(data, 0.33, 2014);
   const Tensor x = Tensor::from_host(split.train.x, {split.train.rows, 784}, backend);
   const Tensor y = Tensor::from_host(split.train.y, {split.train.rows}, backend);

@@ -14,7 +14,7 @@ using namespace cudl;
 TEST(Mnist2014, ReachesNinetyPercentOnTheRealTestDigits) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const std::string dir = cudl::testing::shared_mnist_dir();
-  const Dataset data = load_idx_dataset(dir, "MNIST");
+  const InMemoryDataset data = load_idx_dataset(dir, "MNIST");
   ASSERT_EQ(data.rows, 10000);
   const Split split = train_test_split(data, 0.33, 2014);
   ASSERT_EQ(split.test.rows, 3300);

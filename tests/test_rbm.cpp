@@ -275,7 +275,7 @@ TEST(Rbm, GaussianVisibleTrainingRaisesTheExactLogLikelihood) {
 TEST(Rbm, EpochReportShowsOverfittingOnHeldOutData) {
   const std::string why = cudl::testing::why_no_shared_mnist();
   if (!why.empty()) GTEST_SKIP() << why;
-  const Dataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
+  const InMemoryDataset data = load_idx_dataset(cudl::testing::shared_mnist_dir(), "MNIST");
   CpuBackend cpu;
   // 128 training digits, trained far too long; 1,000 other digits held out.
   const Tensor train = Tensor::from_host(std::vector<float>(data.x.begin(), data.x.begin() + 128 * 784), {128, 784}, cpu);

@@ -6,6 +6,7 @@
 #include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/data.hpp"
+#include "cudl/dataset.hpp"
 #include "cudl/dbn.hpp"
 #include "cudl/device.hpp"
 #include "cudl/error.hpp"

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cudl/dataset.hpp"
+
 namespace cudl {
 
 constexpr uint32_t kIdxImagesMagic = 0x00000803;  // IDX3: unsigned bytes, 3 dimensions
@@ -39,15 +41,26 @@ IdxImages read_idx_images(const std::string& path);
 // the error names the first offending label, its index and the file.
 std::vector<uint8_t> read_idx_labels(const std::string& path, int num_classes);
 
-// A labelled dataset in host memory: x is rows×features floats, y holds class indices as floats.
-// Loaded from IDX files, x lies in [0, 1] and y in [0, classes): bytes hold no NaN or Inf, so
-// loading needs no finiteness check (data built by hand is checked where it is used).
-struct Dataset {
+// A dataset in host memory: x is rows×features floats; y holds one class index per row (as a
+// float, target_cols 0) or target_cols values per row. Loaded from IDX files, x lies in [0, 1] and
+// y in [0, classes): bytes hold no NaN or Inf, so loading needs no finiteness check (data built
+// by hand is checked where it is used). The fields are the data; the Dataset methods read them.
+struct InMemoryDataset : Dataset {
   std::string name;      // e.g. "MNIST", "Fashion-MNIST"
   std::string source;    // directory it was read from
   int64_t rows = 0, features = 0, classes = 0;
+  int64_t target_cols = 0;  // 0: y holds class indices (rows); D > 0: y holds rows × D values
   std::vector<float> x;  // rows × features
-  std::vector<float> y;  // rows
+  std::vector<float> y;  // rows, or rows × target_cols
+
+  int64_t size() const override { return rows; }
+  Shape example_shape() const override { return {features}; }
+  Shape target_shape() const override { return target_cols > 0 ? Shape{target_cols} : Shape{}; }
+  int64_t num_classes() const override { return target_cols > 0 ? 0 : classes; }
+  // Checks that x and y hold rows × features and rows × target values (Error naming the sizes).
+  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
+  void fill_targets(const int64_t* idx, int64_t n, float* y) const override;
+  std::string describe() const override;
 };
 
 // Limits on what load_idx_dataset may load.
@@ -78,7 +91,7 @@ struct DatasetShape {
 // filled only as data arrives (the first split's pixels go straight into it as floats); beside
 // it there is only the t10k payload as bytes (a quarter of its floats) while a training split
 // decompresses in parallel: about x + x/28 for MNIST, never a second copy of x.
-Dataset load_idx_dataset(const std::string& dir, const std::string& name,
+InMemoryDataset load_idx_dataset(const std::string& dir, const std::string& name,
                          const LoadOptions& options = {});
 
 // The checks of load_idx_dataset that need no payload (files present, headers valid, image and
@@ -106,13 +119,13 @@ DatasetLocation find_dataset(const std::string& cli_dir, const std::string& proj
 // counter-based Fisher-Yates shuffle under `seed`; the first ceil(test_fraction·rows) of the
 // permutation are the test set, the rest the training set, both in permutation order.
 struct Split {
-  Dataset train, test;
+  InMemoryDataset train, test;
 };
 // Copies every row: the peak is twice the data (the data and both sides).
-Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed);
+Split train_test_split(const InMemoryDataset& data, double test_fraction, uint64_t seed);
 // The same split, bit for bit, reusing data's storage: the smaller side is copied out, then the
 // larger side's rows are permuted in place and data's buffers are moved into it (they keep
 // their capacity). The peak is the data plus its smaller side, not twice the data.
-Split train_test_split(Dataset&& data, double test_fraction, uint64_t seed);
+Split train_test_split(InMemoryDataset&& data, double test_fraction, uint64_t seed);
 
 }  // namespace cudl

@@ -32,7 +32,7 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
 // wide as "avg / total", two spaces, then 9-wide precision, recall, f1-score and support.
 std::string format_report(const ClassificationReport& report);
 
-// Labels stored as floats (Dataset::y) converted to ints. Each must be an integer in [0, 2^31):
+// Labels stored as floats (InMemoryDataset::y) converted to ints. Each must be an integer in [0, 2^31):
 // NaN, ±Inf, a negative or fractional value, or one ≥ 2^31 is an Error naming its index and
 // value, checked before any conversion.
 std::vector<int> to_labels(const std::vector<float>& y);

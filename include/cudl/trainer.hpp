@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cudl/communicator.hpp"
+#include "cudl/dataset.hpp"
 #include "cudl/error.hpp"
 #include "cudl/loss.hpp"
 #include "cudl/network.hpp"
@@ -90,6 +91,9 @@ struct FitOptions {
   // in Mode::kInfer over all its rows, in batches of `batch`.
   const Tensor* valid_x = nullptr;
   const Tensor* valid_y = nullptr;
+  // The same for fit() on a Dataset: its rows are the validation data (put on the network's
+  // backend once, before training). Not read by fit() on tensors, which refuses it.
+  const Dataset* validation_data = nullptr;
   int validate_every = 1;
   EarlyStopping early_stopping;  // needs validation data
   Progress progress = Progress::kAuto;
@@ -237,6 +241,13 @@ class Trainer {
 // training), and Diverged when a batch's loss is not finite or exceeds the loss's limit.
 History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
             const FitOptions& options = {}, Schedule* schedule = nullptr);
+
+// fit() on any Dataset (include/cudl/dataset.hpp): an in-memory array, a Subset or split of one,
+// a standardised view. Today every row is put on the network's backend before training (the
+// resident path of docs/design/user-data.md; cudl::to_device, in bounded chunks), then the run
+// is fit() on those tensors, bit for bit: same draws, same steps, same reports.
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const FitOptions& options = {},
+            Schedule* schedule = nullptr);
 
 namespace presets {
 

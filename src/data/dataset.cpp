@@ -138,48 +138,53 @@ DatasetLocation located(const std::string& dir, const std::string& reason) {
 
 const std::string kWhatIdx = "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]";
 
+// Floats of y per row: one class index, or target_cols values.
+size_t target_width(const InMemoryDataset& data) { return static_cast<size_t>(std::max<int64_t>(1, data.target_cols)); }
+
 // The rows `order[begin, end)` of `data`, in that order.
-Dataset take_rows(const Dataset& data, const std::vector<int64_t>& order, size_t begin,
-                  size_t end) {
-  Dataset out;
+InMemoryDataset take_rows(const InMemoryDataset& data, const std::vector<int64_t>& order, size_t begin, size_t end) {
+  InMemoryDataset out;
   out.name = data.name;
   out.source = data.source;
   out.features = data.features;
   out.classes = data.classes;
+  out.target_cols = data.target_cols;
   out.rows = static_cast<int64_t>(end - begin);
-  const auto f = static_cast<size_t>(data.features);
+  const auto f = static_cast<size_t>(data.features), t = target_width(data);
   out.x.resize(static_cast<size_t>(out.rows) * f);
-  out.y.resize(static_cast<size_t>(out.rows));
+  out.y.resize(static_cast<size_t>(out.rows) * t);
   for (size_t i = begin; i < end; ++i) {
     const auto src = static_cast<size_t>(order[i]);
     std::copy_n(data.x.begin() + static_cast<std::ptrdiff_t>(src * f), f,
                 out.x.begin() + static_cast<std::ptrdiff_t>((i - begin) * f));
-    out.y[i - begin] = data.y[src];
+    std::copy_n(data.y.begin() + static_cast<std::ptrdiff_t>(src * t), t,
+                out.y.begin() + static_cast<std::ptrdiff_t>((i - begin) * t));
   }
   return out;
 }
 
 // Permutes the rows of `data` in place so that row i becomes the old row order[(i + offset) %
 // rows]: each cycle of that permutation is followed once, with one row of scratch.
-void gather_rows_in_place(Dataset& data, const std::vector<int64_t>& order, size_t offset) {
-  const size_t n = order.size(), f = static_cast<size_t>(data.features);
+void gather_rows_in_place(InMemoryDataset& data, const std::vector<int64_t>& order, size_t offset) {
+  const size_t n = order.size(), f = static_cast<size_t>(data.features), t = target_width(data);
   float* x = data.x.data();
+  float* y = data.y.data();
   std::vector<bool> placed(n, false);
-  std::vector<float> row(f);
+  std::vector<float> row(f), target(t);
   for (size_t start = 0; start < n; ++start) {
     if (placed[start]) continue;
     std::copy_n(x + start * f, f, row.data());  // the cycle's first row, overwritten first
-    const float label = data.y[start];
+    std::copy_n(y + start * t, t, target.data());
     for (size_t i = start;;) {
       placed[i] = true;
       const auto from = static_cast<size_t>(order[(i + offset) % n]);
       if (from == start) {
         std::copy_n(row.data(), f, x + i * f);
-        data.y[i] = label;
+        std::copy_n(target.data(), t, y + i * t);
         break;
       }
       std::copy_n(x + from * f, f, x + i * f);
-      data.y[i] = data.y[from];
+      std::copy_n(y + from * t, t, y + i * t);
       i = from;
     }
   }
@@ -233,10 +238,10 @@ DatasetShape peek_idx_dataset(const std::string& dir, const std::string& name,
   return plan_load(dir, name, options).shape;
 }
 
-Dataset load_idx_dataset(const std::string& dir, const std::string& name,
+InMemoryDataset load_idx_dataset(const std::string& dir, const std::string& name,
                          const LoadOptions& options) {
   const Plan plan = plan_load(dir, name, options);
-  Dataset data;
+  InMemoryDataset data;
   data.name = name;
   data.source = dir;
   data.rows = plan.shape.rows;
@@ -302,34 +307,27 @@ DatasetLocation find_dataset(const std::string& cli_dir, const std::string& proj
 
 namespace {
 
-// Checks a split's arguments and returns the seeded permutation of data's rows, whose first
-// n_test entries are the test rows.
-std::vector<int64_t> split_order(const Dataset& data, double test_fraction, uint64_t seed,
-                                 int64_t& n_test) {
+// The seeded permutation of a split of `rows` rows (its first n_test entries are the test or
+// validation rows), after checking the split's arguments; `who` names the caller in errors.
+std::vector<int64_t> split_order(int64_t rows, double test_fraction, uint64_t seed, int64_t& n_test,
+                                 const std::string& who, const std::string& side = "test") {
+  const std::string fraction = who + ": " + side + "_fraction";
   CUDL_REQUIRE(test_fraction > 0.0 && test_fraction < 1.0,
-               "train_test_split: test_fraction must lie in (0, 1), got " +
-                   std::to_string(test_fraction));
-  CUDL_REQUIRE(data.rows >= 0 && data.features >= 0 &&
-                   data.x.size() == static_cast<size_t>(data.rows * data.features) &&
-                   data.y.size() == static_cast<size_t>(data.rows),
-               "train_test_split: inconsistent dataset: rows " + std::to_string(data.rows) +
-                   ", features " + std::to_string(data.features) + ", x.size() " +
-                   std::to_string(data.x.size()) + ", y.size() " + std::to_string(data.y.size()));
-  CUDL_REQUIRE(data.rows <= int64_t{UINT32_MAX},
-               "train_test_split: at most 2^32 - 1 rows, got " + std::to_string(data.rows));
+               fraction + " must lie in (0, 1), got " + std::to_string(test_fraction));
+  CUDL_REQUIRE(rows <= int64_t{UINT32_MAX}, who + ": at most 2^32 - 1 rows, got " + std::to_string(rows));
   // ceil in double, as sklearn does: 0.33 of 70,000 rows is 23,100 test rows.
-  n_test = static_cast<int64_t>(std::ceil(test_fraction * static_cast<double>(data.rows)));
-  const int64_t n_train = data.rows - n_test;
+  n_test = static_cast<int64_t>(std::ceil(test_fraction * static_cast<double>(rows)));
+  const int64_t n_train = rows - n_test;
   CUDL_REQUIRE(n_test >= 1 && n_train >= 1,
-               "train_test_split: test_fraction " + std::to_string(test_fraction) + " of " +
-                   std::to_string(data.rows) + " rows leaves " + std::to_string(n_train) +
-                   " training and " + std::to_string(n_test) + " test rows; both need at least 1");
+               fraction + " " + std::to_string(test_fraction) + " of " + std::to_string(rows) + " rows leaves " +
+                   std::to_string(n_train) + " training and " + std::to_string(n_test) + " " + side +
+                   " rows; both need at least 1");
 
   // Fisher–Yates from the back: position i swaps with j uniform in [0, i], drawn from word 0
   // of Philox block (seed, stream 1, counter i). Stateless, so any platform can reproduce it.
-  std::vector<int64_t> order(static_cast<size_t>(data.rows));
+  std::vector<int64_t> order(static_cast<size_t>(rows));
   std::iota(order.begin(), order.end(), int64_t{0});
-  for (int64_t i = data.rows - 1; i > 0; --i) {
+  for (int64_t i = rows - 1; i > 0; --i) {
     const uint32_t word = rng::bits(seed, /*stream=*/1, static_cast<uint64_t>(i)).v[0];
     const uint32_t j = rng::below(word, static_cast<uint32_t>(i + 1));
     std::swap(order[static_cast<size_t>(i)], order[j]);
@@ -337,9 +335,28 @@ std::vector<int64_t> split_order(const Dataset& data, double test_fraction, uint
   return order;
 }
 
+// split_order for an InMemoryDataset, after checking that its sizes agree.
+std::vector<int64_t> split_order(const InMemoryDataset& data, double test_fraction, uint64_t seed, int64_t& n_test) {
+  CUDL_REQUIRE(data.rows >= 0 && data.features >= 0 && data.target_cols >= 0 &&
+                   data.x.size() == static_cast<size_t>(data.rows * data.features) &&
+                   data.y.size() == static_cast<size_t>(data.rows) * target_width(data),
+               "train_test_split: inconsistent dataset: rows " + std::to_string(data.rows) +
+                   ", features " + std::to_string(data.features) + ", x.size() " + std::to_string(data.x.size()) +
+                   ", y.size() " + std::to_string(data.y.size()) +
+                   (data.target_cols > 0 ? ", target_cols " + std::to_string(data.target_cols) : std::string()));
+  return split_order(data.rows, test_fraction, seed, n_test, "train_test_split");
+}
+
 }  // namespace
 
-Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed) {
+namespace detail {
+std::vector<int64_t> split_permutation(int64_t rows, double fraction, uint64_t seed, int64_t& n_first,
+                                       const std::string& who, const std::string& side) {
+  return split_order(rows, fraction, seed, n_first, who, side);
+}
+}  // namespace detail
+
+Split train_test_split(const InMemoryDataset& data, double test_fraction, uint64_t seed) {
   int64_t n_test = 0;
   const std::vector<int64_t> order = split_order(data, test_fraction, seed, n_test);
   Split split;
@@ -349,7 +366,7 @@ Split train_test_split(const Dataset& data, double test_fraction, uint64_t seed)
   return split;
 }
 
-Split train_test_split(Dataset&& data, double test_fraction, uint64_t seed) {
+Split train_test_split(InMemoryDataset&& data, double test_fraction, uint64_t seed) {
   int64_t n_test = 0;
   const std::vector<int64_t> order = split_order(data, test_fraction, seed, n_test);
   const auto rows = order.size(), test_rows = static_cast<size_t>(n_test);
@@ -366,7 +383,7 @@ Split train_test_split(Dataset&& data, double test_fraction, uint64_t seed) {
   const size_t kept = keep_test ? test_rows : rows - test_rows;
   data.rows = static_cast<int64_t>(kept);
   data.x.resize(kept * static_cast<size_t>(data.features));
-  data.y.resize(kept);
+  data.y.resize(kept * target_width(data));
   (keep_test ? split.test : split.train) = std::move(data);
   return split;
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "cudl/data.hpp"
 
@@ -23,5 +24,10 @@ IdxHeader read_idx_header(const std::string& path, uint32_t magic);
 // read_idx_header found: a file changed in between is an error).
 void read_idx_images_into(const std::string& path, const IdxHeader& expected,
                           const std::function<void(const uint8_t* pixels, size_t n)>& sink);
+
+// The seeded permutation of train_test_split for `rows` rows, after checking the fraction (errors
+// start with `who` and call the first n_first rows of the permutation the `side` rows).
+std::vector<int64_t> split_permutation(int64_t rows, double fraction, uint64_t seed, int64_t& n_first,
+                                       const std::string& who, const std::string& side);
 
 }  // namespace cudl::detail

@@ -204,6 +204,8 @@ namespace detail {
 History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
                     const FitOptions& options, Schedule* schedule) {
   CUDL_REQUIRE(options.epochs >= 0, "fit: epochs must be ≥ 0, got " + std::to_string(options.epochs));
+  CUDL_REQUIRE(options.validation_data == nullptr,
+               "fit: FitOptions::validation_data is for fit() on a Dataset; on tensors give valid_x and valid_y");
   const bool validating = options.valid_x != nullptr || options.valid_y != nullptr;
   CUDL_REQUIRE(!validating || (options.valid_x != nullptr && options.valid_y != nullptr),
                "fit: validation needs both valid_x and valid_y");
@@ -388,6 +390,30 @@ FitOptions Gdbn2014::options() const {
 }
 
 }  // namespace presets
+
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const FitOptions& options,
+            Schedule* schedule) {
+  CUDL_REQUIRE(options.valid_x == nullptr && options.valid_y == nullptr,
+               "fit: on a Dataset, give the validation rows as FitOptions::validation_data (a Dataset), not valid_x/valid_y");
+  const Dataset* valid = options.validation_data;
+  CUDL_REQUIRE(valid == nullptr || (valid->example_shape() == train.example_shape() &&
+                                    valid->target_shape() == train.target_shape()),
+               "fit: the validation data's examples " + (valid ? to_string(valid->example_shape()) : std::string()) +
+                   " and targets " + (valid ? to_string(valid->target_shape()) : std::string()) +
+                   " differ from the training data's " + to_string(train.example_shape()) + " and " +
+                   to_string(train.target_shape()));
+  // The resident path (docs/design/user-data.md): every row on the backend, then fit on tensors.
+  const DeviceData rows = to_device(train, net.backend());
+  FitOptions o = options;
+  o.validation_data = nullptr;
+  DeviceData held;
+  if (valid != nullptr) {
+    held = to_device(*valid, net.backend());
+    o.valid_x = &held.x;
+    o.valid_y = &held.y;
+  }
+  return fit(net, loss, opt, rows.x, rows.y, o, schedule);
+}
 
 std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
                                const std::function<void(const EpochReport&)>& on_epoch) {

@@ -95,7 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write(folder() / "t10k-labels-idx1-ubyte.gz", data + 6 + images, size - 6 - images, compress);
   refused_or_done([&] { (void)cudl::peek_idx_dataset(folder().string(), "MNIST", small); });
   refused_or_done([&] {
-    cudl::Dataset d = cudl::load_idx_dataset(folder().string(), "MNIST", small);
+    cudl::InMemoryDataset d = cudl::load_idx_dataset(folder().string(), "MNIST", small);
     if (d.x.size() != static_cast<size_t>(d.rows * d.features) || d.y.size() != static_cast<size_t>(d.rows))
       __builtin_trap();  // a dataset that does not hold what it says
     if (d.rows >= 2) (void)cudl::train_test_split(std::move(d), 0.5, 1);

@@ -1,0 +1,140 @@
+#pragma once
+// Datasets a user trains on (docs/design/user-data.md): one small interface, random access by row
+// index, so that an in-memory array, a memory-mapped file and a folder of images are all datasets
+// and fit() takes any of them. The trainer decides the order of rows (its counter-based sampler);
+// a dataset only fills the rows it is asked for.
+//
+//   cudl::InMemoryDataset data = cudl::load_idx_dataset(dir, "MNIST");
+//   cudl::DatasetSplit parts = cudl::random_split(data, 0.1, /*seed=*/7);
+//   cudl::Normalize norm = cudl::Normalize::fit(parts.train);
+//   cudl::Transformed train(parts.train, norm), valid(parts.valid, norm);
+//   o.validation_data = &valid;
+//   cudl::fit(net, loss, opt, train, o);
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cudl/tensor.hpp"
+
+namespace cudl {
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+
+  // Rows (examples) in the dataset.
+  virtual int64_t size() const = 0;
+  // The shape of one example: {784} for a flat row, {1, 28, 28} or {3, 64, 64} for an image.
+  virtual Shape example_shape() const = 0;
+  // The shape of one target: {} for a class index (then num_classes() > 0), {D} for D values
+  // (regression, several outputs).
+  virtual Shape target_shape() const = 0;
+  // Classes of a class-index target; 0 for targets that are values.
+  virtual int64_t num_classes() const { return 0; }
+
+  // Writes the rows idx[0..n) into x (n × example_numel() floats, row after row) and their
+  // targets into y (n × target_numel() floats; a class index as a float), in the order of idx.
+  // Every index must lie in [0, size()) (an Error names the first that does not). Called from
+  // several threads at once on disjoint buffers: implementations keep no cursor and are
+  // thread-safe for concurrent calls.
+  virtual void fill(const int64_t* idx, int64_t n, float* x, float* y) const = 0;
+  // The targets alone (random_split's stratification reads them). The default fills whole rows
+  // through a scratch buffer; datasets whose targets are cheap to read override it.
+  virtual void fill_targets(const int64_t* idx, int64_t n, float* y) const;
+
+  // One line for logs: what the data is and where it comes from.
+  virtual std::string describe() const = 0;
+
+  int64_t example_numel() const { return numel(example_shape()); }
+  int64_t target_numel() const { return numel(target_shape()); }
+  // Throws Error naming `who`, this dataset and the first index of idx[0..n) outside [0, size()).
+  void check_indices(const int64_t* idx, int64_t n, const char* who) const;
+
+ protected:
+  Dataset() = default;
+  Dataset(const Dataset&) = default;
+  Dataset(Dataset&&) = default;
+  Dataset& operator=(const Dataset&) = default;
+  Dataset& operator=(Dataset&&) = default;
+};
+
+// Rows of another dataset, in the order of `indices` (which may repeat rows). Holds a reference:
+// the base dataset must outlive it.
+class Subset : public Dataset {
+ public:
+  Subset(const Dataset& base, std::vector<int64_t> indices);
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  Shape example_shape() const override { return base_->example_shape(); }
+  Shape target_shape() const override { return base_->target_shape(); }
+  int64_t num_classes() const override { return base_->num_classes(); }
+  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
+  void fill_targets(const int64_t* idx, int64_t n, float* y) const override;
+  std::string describe() const override;
+  const std::vector<int64_t>& indices() const { return indices_; }
+
+ private:
+  std::vector<int64_t> map(const int64_t* idx, int64_t n, const char* who) const;
+  const Dataset* base_;
+  std::vector<int64_t> indices_;
+};
+
+struct DatasetSplit {
+  Subset train, valid;
+};
+
+// A seeded split into training and validation rows, as views (no row is copied): the rows are
+// permuted by the counter-based Fisher–Yates shuffle of train_test_split (so on an
+// InMemoryDataset the two give the same rows in the same order); the first
+// ceil(valid_fraction · size()) rows of the permutation are the validation rows. With
+// `stratified` (class-index targets only), each class is split on its own in that proportion,
+// its rows taken in the permutation's order, so both sides keep the class frequencies; the
+// classes are then interleaved in permutation order. Throws Error when a side would be empty,
+// when valid_fraction is outside (0, 1), or when stratified is asked of targets that are values.
+DatasetSplit random_split(const Dataset& data, double valid_fraction, uint64_t seed, bool stratified = false);
+
+// Per-feature standardisation, x' = (x − mean) · inv_std, with the statistics of a training set.
+// Features (or channels, for an example shape {C, H, W}: one mean and deviation per channel) whose
+// deviation is 0 keep inv_std = 1, so a constant feature becomes 0 rather than NaN.
+struct Normalize {
+  enum class Per { kFeature, kChannel };
+  Per per = Per::kFeature;
+  int64_t example_numel = 0;  // the example size the statistics are for
+  int64_t channels = 0;       // kChannel: C of an example shape {C, H, W}
+  std::vector<float> mean, inv_std;
+
+  // Computes the statistics over every row of `data` (in double precision, in chunks, so any
+  // size fits), per feature or per channel (kChannel needs an example shape of rank 3).
+  static Normalize fit(const Dataset& data, Per per = Per::kFeature);
+  // Applies them to n rows of x in place.
+  void apply(float* x, int64_t n) const;
+  std::string describe() const;
+};
+
+// A dataset seen through a Normalize: fill() fills from the base, then standardises. Holds a
+// reference to the base, which must outlive it.
+class Transformed : public Dataset {
+ public:
+  Transformed(const Dataset& base, Normalize normalize);
+  int64_t size() const override { return base_->size(); }
+  Shape example_shape() const override { return base_->example_shape(); }
+  Shape target_shape() const override { return base_->target_shape(); }
+  int64_t num_classes() const override { return base_->num_classes(); }
+  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
+  void fill_targets(const int64_t* idx, int64_t n, float* y) const override { base_->fill_targets(idx, n, y); }
+  std::string describe() const override;
+
+ private:
+  const Dataset* base_;
+  Normalize normalize_;
+};
+
+// Every row of `data` on `backend`, in fit()'s layout: x of shape {size(), example_numel()} (the
+// network's input shape gives each row its shape again) and y of shape {size()} (class indices)
+// or {size(), target_numel()}. Filled in chunks of rows through one bounded host buffer (a few
+// MB), so the host never holds a second copy of the data.
+struct DeviceData {
+  Tensor x, y;
+};
+DeviceData to_device(const Dataset& data, Backend& backend);
+
+}  // namespace cudl
