@@ -11,22 +11,6 @@ namespace cudl {
 
 const char* to_string(Device device) { return device == Device::kCpu ? "cpu" : "cuda"; }
 
-std::string to_string(const Shape& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-int64_t numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    CUDL_REQUIRE(d >= 0, "negative dimension in shape " + to_string(shape));
-    CUDL_REQUIRE(!__builtin_mul_overflow(n, d, &n),
-                 "shape " + to_string(shape) + " has more elements than a 64-bit count holds");
-  }
-  return n;
-}
-
 // Owns one allocation of a backend; views share it through shared_ptr.
 struct Tensor::Storage {
   Backend* backend;

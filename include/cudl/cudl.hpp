@@ -15,6 +15,7 @@
 #include "cudl/loss.hpp"
 #include "cudl/metrics.hpp"
 #include "cudl/network.hpp"
+#include "cudl/npy.hpp"
 #include "cudl/optimizer.hpp"
 #include "cudl/rbm.hpp"
 #include "cudl/rng.hpp"

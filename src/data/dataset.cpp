@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <numeric>
@@ -386,6 +387,53 @@ Split train_test_split(InMemoryDataset&& data, double test_fraction, uint64_t se
   data.y.resize(kept * target_width(data));
   (keep_test ? split.test : split.train) = std::move(data);
   return split;
+}
+
+// ---- the Dataset interface's shared parts, and InMemoryDataset (include/cudl/dataset.hpp) ----
+// Here rather than in datasets.cpp so that the IDX loader and its fuzz harness need only this file.
+
+void Dataset::check_indices(const int64_t* idx, int64_t n, const char* who) const {
+  const int64_t rows = size();
+  for (int64_t i = 0; i < n; ++i)
+    CUDL_REQUIRE(idx[i] >= 0 && idx[i] < rows, std::string(who) + ": row index " + std::to_string(idx[i]) +
+                                                   " (entry " + std::to_string(i) + " of the request) is outside [0, " +
+                                                   std::to_string(rows) + ") of " + describe());
+}
+
+void Dataset::fill_targets(const int64_t* idx, int64_t n, float* y) const {
+  const int64_t per = example_numel(), chunk = detail::chunk_rows(per);
+  std::vector<float> scratch(static_cast<size_t>(std::min(chunk, std::max<int64_t>(n, 1)) * per));
+  for (int64_t b = 0; b < n; b += chunk) {
+    const int64_t m = std::min(chunk, n - b);
+    fill(idx + b, m, scratch.data(), y + b * target_numel());
+  }
+}
+
+// ---- InMemoryDataset ----
+
+void InMemoryDataset::fill(const int64_t* idx, int64_t n, float* xo, float* yo) const {
+  fill_targets(idx, n, yo);  // checks the sizes and the indices
+  const auto f = static_cast<size_t>(features);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(xo + static_cast<size_t>(i) * f, x.data() + static_cast<size_t>(idx[i]) * f, f * sizeof(float));
+}
+
+void InMemoryDataset::fill_targets(const int64_t* idx, int64_t n, float* yo) const {
+  const auto t = static_cast<size_t>(std::max<int64_t>(1, target_cols));
+  CUDL_REQUIRE(rows >= 0 && features >= 0 && target_cols >= 0 &&
+                   x.size() == static_cast<size_t>(rows) * static_cast<size_t>(features) &&
+                   y.size() == static_cast<size_t>(rows) * t,
+               "InMemoryDataset " + name + ": inconsistent sizes: rows " + std::to_string(rows) + ", features " +
+                   std::to_string(features) + ", target_cols " + std::to_string(target_cols) + ", x.size() " +
+                   std::to_string(x.size()) + ", y.size() " + std::to_string(y.size()));
+  check_indices(idx, n, "InMemoryDataset::fill");
+  for (int64_t i = 0; i < n; ++i) std::memcpy(yo + static_cast<size_t>(i) * t, y.data() + static_cast<size_t>(idx[i]) * t, t * sizeof(float));
+}
+
+std::string InMemoryDataset::describe() const {
+  std::string what = (name.empty() ? std::string("in-memory data") : name) + ": " + std::to_string(rows) + " rows of " +
+                     std::to_string(features) + " features, ";
+  what += target_cols > 0 ? std::to_string(target_cols) + " target values each" : std::to_string(classes) + " classes";
+  return source.empty() ? what : what + " (" + source + ")";
 }
 
 }  // namespace cudl

@@ -1,5 +1,6 @@
 #pragma once
 // Private to src/data and its tests (not installed): the seams of dataset.cpp and idx.cpp.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,12 @@ IdxHeader read_idx_header(const std::string& path, uint32_t magic);
 // read_idx_header found: a file changed in between is an error).
 void read_idx_images_into(const std::string& path, const IdxHeader& expected,
                           const std::function<void(const uint8_t* pixels, size_t n)>& sink);
+
+// Rows per chunk when rows are read through a bounded host buffer: about 4 MB of floats, at
+// least one row.
+inline int64_t chunk_rows(int64_t row_floats) {
+  return std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, row_floats));
+}
 
 // The seeded permutation of train_test_split for `rows` rows, after checking the fraction (errors
 // start with `who` and call the first n_first rows of the permutation the `side` rows).

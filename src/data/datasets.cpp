@@ -17,10 +17,6 @@ namespace cudl {
 
 namespace {
 
-// Rows per chunk when a whole dataset is read through a bounded buffer: about 4 MB of x for
-// MNIST-sized rows, at least one row.
-int64_t chunk_rows(int64_t row_floats) { return std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, row_floats)); }
-
 // idx = first, first + 1, ..., first + n - 1.
 void iota_rows(std::vector<int64_t>& idx, int64_t first, int64_t n) {
   idx.resize(static_cast<size_t>(n));
@@ -28,50 +24,6 @@ void iota_rows(std::vector<int64_t>& idx, int64_t first, int64_t n) {
 }
 
 }  // namespace
-
-void Dataset::check_indices(const int64_t* idx, int64_t n, const char* who) const {
-  const int64_t rows = size();
-  for (int64_t i = 0; i < n; ++i)
-    CUDL_REQUIRE(idx[i] >= 0 && idx[i] < rows, std::string(who) + ": row index " + std::to_string(idx[i]) +
-                                                   " (entry " + std::to_string(i) + " of the request) is outside [0, " +
-                                                   std::to_string(rows) + ") of " + describe());
-}
-
-void Dataset::fill_targets(const int64_t* idx, int64_t n, float* y) const {
-  const int64_t per = example_numel(), chunk = chunk_rows(per);
-  std::vector<float> scratch(static_cast<size_t>(std::min(chunk, std::max<int64_t>(n, 1)) * per));
-  for (int64_t b = 0; b < n; b += chunk) {
-    const int64_t m = std::min(chunk, n - b);
-    fill(idx + b, m, scratch.data(), y + b * target_numel());
-  }
-}
-
-// ---- InMemoryDataset ----
-
-void InMemoryDataset::fill(const int64_t* idx, int64_t n, float* xo, float* yo) const {
-  fill_targets(idx, n, yo);  // checks the sizes and the indices
-  const auto f = static_cast<size_t>(features);
-  for (int64_t i = 0; i < n; ++i) std::memcpy(xo + static_cast<size_t>(i) * f, x.data() + static_cast<size_t>(idx[i]) * f, f * sizeof(float));
-}
-
-void InMemoryDataset::fill_targets(const int64_t* idx, int64_t n, float* yo) const {
-  const auto t = static_cast<size_t>(std::max<int64_t>(1, target_cols));
-  CUDL_REQUIRE(rows >= 0 && features >= 0 && target_cols >= 0 &&
-                   x.size() == static_cast<size_t>(rows) * static_cast<size_t>(features) &&
-                   y.size() == static_cast<size_t>(rows) * t,
-               "InMemoryDataset " + name + ": inconsistent sizes: rows " + std::to_string(rows) + ", features " +
-                   std::to_string(features) + ", target_cols " + std::to_string(target_cols) + ", x.size() " +
-                   std::to_string(x.size()) + ", y.size() " + std::to_string(y.size()));
-  check_indices(idx, n, "InMemoryDataset::fill");
-  for (int64_t i = 0; i < n; ++i) std::memcpy(yo + static_cast<size_t>(i) * t, y.data() + static_cast<size_t>(idx[i]) * t, t * sizeof(float));
-}
-
-std::string InMemoryDataset::describe() const {
-  std::string what = (name.empty() ? std::string("in-memory data") : name) + ": " + std::to_string(rows) + " rows of " +
-                     std::to_string(features) + " features, ";
-  what += target_cols > 0 ? std::to_string(target_cols) + " target values each" : std::to_string(classes) + " classes";
-  return source.empty() ? what : what + " (" + source + ")";
-}
 
 // ---- Subset and random_split ----
 
@@ -153,7 +105,7 @@ Normalize Normalize::fit(const Dataset& data, Per per) {
   const int64_t rows = data.size();
   CUDL_REQUIRE(rows >= 1, "Normalize::fit: " + data.describe() + " has no rows");
   std::vector<double> sum(static_cast<size_t>(groups), 0.0), sq(static_cast<size_t>(groups), 0.0);
-  const int64_t chunk = chunk_rows(n.example_numel);
+  const int64_t chunk = detail::chunk_rows(n.example_numel);
   std::vector<float> x, y;
   std::vector<int64_t> idx;
   for (int64_t b = 0; b < rows; b += chunk) {
@@ -221,7 +173,7 @@ DeviceData to_device(const Dataset& data, Backend& backend) {
   // fit()'s layout: one row per example (the network's input shape gives it its shape again).
   const Shape ys = data.target_shape().empty() ? Shape{rows} : Shape{rows, yf};
   DeviceData out{Tensor({rows, xf}, backend), Tensor(ys, backend)};
-  const int64_t chunk = chunk_rows(xf + yf);
+  const int64_t chunk = detail::chunk_rows(xf + yf);
   std::vector<float> x, y;
   std::vector<int64_t> idx;
   for (int64_t b = 0; b < rows; b += chunk) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes a cudl loader with libFuzzer for N seconds (default 60), under clang++ with ASan and UBSan.
-# Three harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp, built from
-# src/data's sources alone):
+# Four harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp, and npy:
+# the .npy header parser and NpyDataset, tests/fuzz/fuzz_npy.cpp, both built from src/data's
+# sources alone):
 #   safetensors  the format layer alone (SafetensorsFile::parse): tests/fuzz/fuzz_safetensors.cpp,
 #                built from the reader's sources only;
 #   checkpoint   the whole loader (inspect_checkpoint, load_model, load_weights, load_checkpoint on
@@ -29,8 +30,8 @@ if [ $# -gt 0 ] && [[ ! $1 =~ ^[0-9]+$ ]]; then
   shift
 fi
 case "$harness" in
-  safetensors | checkpoint | idx) ;;
-  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx)" >&2; exit 2 ;;
+  safetensors | checkpoint | idx | npy) ;;
+  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx, npy)" >&2; exit 2 ;;
 esac
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
@@ -124,9 +125,16 @@ build_objects() {
 if [ "$harness" = idx ]; then
   # The IDX reader and the dataset loader (tests/fuzz/fuzz_idx.cpp) with what they need; the
   # seeds are committed (tests/fuzz/corpus/idx/, see the harness for the input layout).
-  sources=("$root/src/data/idx.cpp" "$root/src/data/dataset.cpp" "$root/src/error.cpp")
+  sources=("$root/src/data/idx.cpp" "$root/src/data/dataset.cpp" "$root/src/shape.cpp" "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_idx"
   "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_idx.cpp" "${sources[@]}" -lz -o "$work/fuzz_idx"
+elif [ "$harness" = npy ]; then
+  # The .npy reader (tests/fuzz/fuzz_npy.cpp); its seeds are the NumPy-written files of
+  # tests/data/npy, committed in tests/fuzz/corpus/npy/.
+  sources=("$root/src/data/npy.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
+           "$root/src/error.cpp")
+  echo "run_fuzz: building $work/fuzz_npy"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_npy.cpp" "${sources[@]}" -lz -o "$work/fuzz_npy"
 elif [ "$harness" = safetensors ]; then
   # Only the reader and what it needs (cudl::Error), not the whole library.
   sources=("$root/src/io/safetensors.cpp" "$root/src/error.cpp")
@@ -204,6 +212,7 @@ fi
 if [ -n "$coverage" ]; then
   case "$harness" in
     idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
+    npy) subject=(src/data/npy.cpp) ;;
     safetensors) subject=(src/io/safetensors.cpp) ;;
     checkpoint) subject=(src/io/safetensors.cpp src/io/checkpoint.cpp src/io/checkpoint_json.cpp src/nn/layer_config.cpp) ;;
   esac

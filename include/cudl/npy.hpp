@@ -1,0 +1,78 @@
+#pragma once
+// NumPy .npy files as a cudl::Dataset (issue 21): the examples in one file and the targets in
+// another, as `np.save("x.npy", x); np.save("y.npy", y)` writes them. The files are memory-mapped
+// read-only, so a file larger than RAM trains (the pages are read as rows are asked for); each
+// row is converted to float when fill() copies it.
+//
+//   auto data = cudl::NpyDataset::open("x.npy", "y.npy");
+//   cudl::fit(net, loss, opt, *data, options);
+//
+// Accepted: format versions 1.0, 2.0 and 3.0; C order; little-endian (or byte-sized) float32,
+// float64, uint8, int32 and int64 ('<f4', '<f8', '|u1', '<i4', '<i8'); x of rank ≥ 2 (N × …), y of
+// rank 1 (N) or 2 (N × D). Everything else (Fortran order, big-endian, other types, a truncated
+// file, a header that is not NumPy's) is refused with one sentence naming the file.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cudl/dataset.hpp"
+
+namespace cudl {
+
+enum class NpyType { kFloat32, kFloat64, kUint8, kInt32, kInt64 };
+const char* to_string(NpyType type);  // "float32", ...
+
+// What a .npy header says.
+struct NpyHeader {
+  NpyType type = NpyType::kFloat32;
+  Shape shape;             // () for a scalar
+  int64_t data_offset = 0; // where the array's bytes start
+  int64_t item_bytes = 0;
+};
+
+// Parses and validates the header of a .npy file held in `bytes` (`size` of them; only the
+// header is read, but the data it announces must fit in `size`). `what` names the file in errors.
+NpyHeader parse_npy_header(const uint8_t* bytes, size_t size, const std::string& what);
+
+// How NpyDataset reads its targets.
+struct NpyOptions {
+  enum class Targets {
+    kAuto,     // integer y of rank 1: class indices; any other y: values
+    kClasses,  // y of rank 1 holding whole numbers in [0, classes)
+    kValues,   // y as values (rank 1: one per row; rank 2: D per row)
+  };
+  Targets targets = Targets::kAuto;
+  // Classes of class-index targets; 0: the largest label + 1 (every label is read at open).
+  int64_t classes = 0;
+  // Multiplies every example value as it is converted (1/255 for uint8 images in [0, 1]).
+  float x_scale = 1.0f;
+};
+
+class NpyDataset : public Dataset {
+ public:
+  // Maps both files and checks them: headers, matching row counts, and for class targets every
+  // label (whole, ≥ 0, below `classes`) and, for float examples, nothing else (NaN is found by
+  // fit's check). Throws Error naming the file and the problem.
+  static std::unique_ptr<NpyDataset> open(const std::string& x_path, const std::string& y_path,
+                                          const NpyOptions& options = {});
+  ~NpyDataset() override;
+
+  int64_t size() const override { return rows_; }
+  Shape example_shape() const override { return example_shape_; }
+  Shape target_shape() const override { return target_shape_; }
+  int64_t num_classes() const override { return classes_; }
+  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
+  void fill_targets(const int64_t* idx, int64_t n, float* y) const override;
+  std::string describe() const override;
+
+  struct Mapped;  // a read-only mapping of one file and its header
+
+ private:
+  NpyDataset() = default;
+  std::unique_ptr<Mapped> x_, y_;
+  int64_t rows_ = 0, classes_ = 0;
+  Shape example_shape_, target_shape_;
+  float x_scale_ = 1.0f;
+};
+
+}  // namespace cudl
