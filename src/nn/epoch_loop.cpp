@@ -1,5 +1,7 @@
 #include "nn/epoch_loop.hpp"
 
+#include "data/batch_loader.hpp"  // step_counter: the streamed loader positions its draws the same way
+
 namespace cudl::detail {
 
 EpochLoop::EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling sampling, uint64_t seed, int rank,
@@ -47,11 +49,7 @@ int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t step
   if (&x != x_ || &y != y_) graph_.reset();  // the captured draw reads x and y by address
   x_ = &x;
   y_ = &y;
-  const uint64_t e0 = static_cast<uint64_t>(epoch - 1);
-  const uint64_t epoch_start = sampling_ == Sampling::kWithReplacement
-                                   ? e0 * static_cast<uint64_t>(steps * global_batch)
-                                   : e0 * static_cast<uint64_t>(x.dim(0));
-  backend_.set_counter(draw_, epoch_start + static_cast<uint64_t>(first_step * global_batch + rank_ * batch_));
+  backend_.set_counter(draw_, step_counter(sampling_, x.dim(0), epoch, steps, first_step, batch_, rank_, ranks_));
   auto draw_and_step = [&] {
     if (sampling_ == Sampling::kWithReplacement) {
       backend_.sample_rows(x, y, seed_, draw_, xb_, yb_);
