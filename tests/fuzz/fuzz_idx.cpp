@@ -20,21 +20,13 @@
 
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
+#include "fuzz_folder.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-// A folder of our own for the files the readers take by path.
-const fs::path& folder() {
-  static const fs::path dir = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/cudl_fuzz_idx_XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    return fs::path(pattern);
-  }();
-  return dir;
-}
+const fs::path& folder() { return cudl_fuzz::folder("idx"); }
 
 std::vector<uint8_t> gzipped(const uint8_t* data, size_t size) {
   uLongf n = compressBound(static_cast<uLong>(size)) + 32;

@@ -15,21 +15,14 @@
 #include <vector>
 
 #include "cudl/error.hpp"
+#include "fuzz_folder.hpp"
 #include "cudl/npy.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path& folder() {
-  static const fs::path dir = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/cudl_fuzz_npy_XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    return fs::path(pattern);
-  }();
-  return dir;
-}
+const fs::path& folder() { return cudl_fuzz::folder("npy"); }
 
 void write(const fs::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
