@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <string>
@@ -286,4 +287,106 @@ TEST(FitOnADataset, TrainsOnADatasetThatHoldsNothingAndRefusesMixedValidation) {
   other_shape.validation_data = &flat;
   EXPECT_THAT([&] { fit(net, loss, opt, g, other_shape); },
               ThrowsMessage<Error>(HasSubstr("the validation data's examples [8]")));
+}
+
+// ---- the streamed path: batches filled on the host by the loader ----
+
+namespace {
+
+struct FitRun {
+  History h;
+  std::vector<float> params;
+};
+
+FitRun fit_blobs(const Dataset& train, const Dataset* valid, FitOptions o, const std::string& checkpoint = "",
+              const std::string& resume = "", const std::atomic<bool>* stop = nullptr) {
+  CpuBackend cpu(2);
+  Network net(cpu, {8});
+  net.add(dense(16, Activation::kRelu)).add(dense(2));
+  net.initialize(1, 0.1f);
+  Sgd opt(net.param_set(), SgdOptions{0.05f, 0.9f});
+  o.validation_data = valid;
+  o.checkpoint_path = checkpoint;
+  o.resume_from = resume;
+  o.stop = stop;
+  FitRun r;
+  r.h = fit(net, SoftmaxCrossEntropy(), opt, train, o);
+  r.params = net.params().to_vector();
+  return r;
+}
+
+}  // namespace
+
+TEST(FitOnADataset, StreamedTrainsBitForBitAsResident) {
+  const InMemoryDataset all = blobs(900);
+  const DatasetSplit parts = random_split(all, 0.2, 5);
+  for (Sampling sampling : {Sampling::kShuffle, Sampling::kWithReplacement}) {
+    FitOptions o;
+    o.epochs = 3;
+    o.batch = 32;
+    o.sampling = sampling;
+    o.progress = Progress::kNone;
+    o.data_path = DataPath::kResident;
+    const FitRun resident = fit_blobs(parts.train, &parts.valid, o);
+    EXPECT_EQ(resident.h.data_path, "resident on cpu (0.0 MB)");
+    for (const auto& [prefetch, threads] : {std::pair{1, 0}, {4, 2}, {2, 1}}) {
+      o.data_path = DataPath::kStreamed;
+      o.prefetch = prefetch;
+      o.loader_threads = threads;
+      const FitRun streamed = fit_blobs(parts.train, &parts.valid, o);
+      const std::string what = std::string(sampling == Sampling::kShuffle ? "shuffled" : "with replacement") + ", " +
+                               std::to_string(prefetch) + " slots, " + std::to_string(threads) + " threads";
+      EXPECT_EQ(streamed.params, resident.params) << what;
+      ASSERT_EQ(streamed.h.epochs.size(), 3u) << what;
+      for (size_t e = 0; e < 3; ++e) {
+        EXPECT_EQ(streamed.h.epochs[e].loss, resident.h.epochs[e].loss) << what << ", epoch " << e + 1;
+        EXPECT_EQ(streamed.h.epochs[e].valid_loss, resident.h.epochs[e].valid_loss) << what << ", epoch " << e + 1;
+      }
+      EXPECT_THAT(streamed.h.data_path, HasSubstr("streamed from 720 rows of"));
+      EXPECT_THAT(streamed.h.data_path, HasSubstr(std::to_string(prefetch) + " batches filled ahead by " +
+                                                  std::to_string(threads) + " threads"));
+    }
+  }
+  // kAuto streams what exceeds max_resident_bytes (720 rows × 9 floats = 25,920 bytes).
+  FitOptions o;
+  o.epochs = 1;
+  o.progress = Progress::kNone;
+  o.max_resident_bytes = 25919;
+  EXPECT_THAT(fit_blobs(parts.train, nullptr, o).h.data_path, HasSubstr("streamed"));
+  o.max_resident_bytes = 25920;
+  EXPECT_THAT(fit_blobs(parts.train, nullptr, o).h.data_path, HasSubstr("resident"));
+}
+
+TEST(FitOnADataset, AStreamedRunStoppedInsideAnEpochResumesExactly) {
+  const InMemoryDataset all = blobs(640);
+  cudl::testing::TempDir dir;
+  FitOptions o;
+  o.epochs = 3;
+  o.batch = 32;
+  o.progress = Progress::kNone;
+  o.data_path = DataPath::kStreamed;
+  const FitRun straight = fit_blobs(all, nullptr, o);
+  std::atomic<bool> stop{false};
+  o.every_steps = 1;
+  o.on_steps = [&](const StepReport& s) { stop = s.epoch == 2 && s.step == 7; };
+  const FitRun first = fit_blobs(all, nullptr, o, dir.str("run.safetensors"), "", &stop);
+  EXPECT_TRUE(first.h.interrupted);
+  o.on_steps = {};
+  const FitRun resumed = fit_blobs(all, nullptr, o, dir.str("run.safetensors"), dir.str("run.safetensors"));
+  EXPECT_EQ(resumed.params, straight.params);
+  ASSERT_EQ(resumed.h.epochs.size(), 3u);
+  EXPECT_EQ(resumed.h.epochs[2].loss, straight.h.epochs[2].loss);
+}
+
+TEST(FitOnADataset, AStreamedBadValueNamesItsRow) {
+  InMemoryDataset d = blobs(320);
+  d.x[static_cast<size_t>(123 * 8 + 5)] = std::nanf("");
+  FitOptions o;
+  o.epochs = 1;
+  o.progress = Progress::kNone;
+  o.data_path = DataPath::kStreamed;
+  EXPECT_THAT([&] { fit_blobs(d, nullptr, o); },
+              ThrowsMessage<Error>(HasSubstr("row 123 of in-memory data: 320 rows of 8 features, 2 classes: example value 5 is NaN")));
+  o.prefetch = 0;
+  EXPECT_THAT([&] { fit_blobs(d, nullptr, o); }, ThrowsMessage<Error>(HasSubstr("prefetch must be ≥ 1")));
 }

@@ -28,7 +28,8 @@
 
 namespace cudl {
 namespace detail {
-class EpochLoop;  // src/nn/epoch_loop.hpp
+class EpochLoop;     // src/nn/epoch_loop.hpp
+struct EpochSource;  // src/nn/epoch_loop.hpp: resident tensors or a streamed Dataset
 }
 
 // How the steps of an epoch are queued. kAuto: on a backend that can capture (a GPU) and a
@@ -49,6 +50,13 @@ enum class Sampling { kShuffle, kWithReplacement };
 // fit()'s output while it runs: kAuto: a live bar per epoch on a terminal (stderr), else one
 // line per epoch; kBar, kLines: those, always; kNone: nothing.
 enum class Progress { kAuto, kBar, kLines, kNone };
+
+// How fit() on a Dataset feeds its steps (docs/design/user-data.md). kResident: every row is put
+// on the network's backend first and each batch is drawn there. kStreamed: each batch is filled on
+// the host from the dataset by background threads, a few batches ahead, and copied in before its
+// step; the device holds one batch. Both draw the same rows, so they train alike bit for bit.
+// kAuto: resident when the data's bytes are at most FitOptions::max_resident_bytes.
+enum class DataPath { kAuto, kResident, kStreamed };
 
 struct EpochReport {
   int epoch = 0;          // 1-based
@@ -94,6 +102,12 @@ struct FitOptions {
   // The same for fit() on a Dataset: its rows are the validation data (put on the network's
   // backend once, before training). Not read by fit() on tensors, which refuses it.
   const Dataset* validation_data = nullptr;
+  // fit() on a Dataset: the path (above) and the streamed path's settings. The validation data is
+  // resident either way.
+  DataPath data_path = DataPath::kAuto;
+  int64_t max_resident_bytes = int64_t{1} << 30;  // kAuto's limit: 1 GiB of examples and targets
+  int prefetch = 4;        // batches filled ahead (the host holds this many beyond the dataset)
+  int loader_threads = 2;  // threads filling them; 0: filled on the training thread
   int validate_every = 1;
   EarlyStopping early_stopping;  // needs validation data
   Progress progress = Progress::kAuto;
@@ -138,11 +152,12 @@ struct History {
   bool stopped_early = false;
   bool interrupted = false;  // FitOptions::stop ended the run
   int best_epoch = 0;  // the epoch with the lowest validation loss (0 without validation)
+  std::string data_path;  // fit() on a Dataset: how the data was fed, e.g. "resident on cpu (0.2 MB)"
 };
 
 namespace detail {
 // fit() on this rank alone (fit() adds the abort of a data-parallel job around it).
-History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const EpochSource& data,
                     const FitOptions& options, Schedule* schedule);
 }  // namespace detail
 
@@ -208,13 +223,13 @@ class Trainer {
   Optimizer& optimizer() { return opt_; }
 
  private:
-  friend History detail::fit_on_rank(Network&, const Loss&, Optimizer&, const Tensor&, const Tensor&,
+  friend History detail::fit_on_rank(Network&, const Loss&, Optimizer&, const detail::EpochSource&,
                                      const FitOptions&, Schedule*);
   // run_epoch from step `first_step` with the statistics in stats() carried over (a resumed
   // epoch), stopping after any step at which *stop reads true: `done` receives the steps
   // finished. A stopped epoch leaves the optimizer as it is (a GdbnNesterov still at its
   // look-ahead point), for an exact checkpoint; its report covers the finished steps.
-  EpochReport run_epoch_from(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
+  EpochReport run_epoch_from(const detail::EpochSource& data, int epoch, int epochs, int64_t batch,
                              Sampling sampling, uint64_t seed, int64_t every_steps,
                              const std::function<void(const StepReport&)>& on_steps, int64_t first_step,
                              const std::atomic<bool>* stop, int64_t& done);

@@ -1,5 +1,6 @@
 #include "data/batch_loader.hpp"
 
+#include <cmath>
 #include <string>
 
 #include "cudl/error.hpp"
@@ -85,11 +86,22 @@ void BatchLoader::start(int epoch, int64_t steps, int64_t first_step) {
   freed_.notify_all();
 }
 
+void BatchLoader::check_finite(const std::vector<float>& v, int64_t per_row, const std::vector<int64_t>& idx,
+                               const char* what) const {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      throw Error("row " + std::to_string(idx[i / static_cast<size_t>(per_row)]) + " of " + data_.describe() + ": " + what +
+                  " value " + std::to_string(static_cast<int64_t>(i) % per_row) + " is " + (std::isnan(v[i]) ? "NaN" : "infinite"));
+}
+
 void BatchLoader::fill(Slot& slot, int64_t step, int epoch, int64_t steps) {
   try {
     batch_rows(sampling_, seed_, rows_, step_counter(sampling_, rows_, epoch, steps, step, batch_, rank_, ranks_), batch_,
                slot.idx.data());
     data_.fill(slot.idx.data(), batch_, slot.x.data(), slot.y.data());
+    // A streamed dataset is never read whole, so its values are checked here, batch by batch.
+    check_finite(slot.x, data_.example_numel(), slot.idx, "example");
+    check_finite(slot.y, data_.target_numel(), slot.idx, "target");
     slot.error = nullptr;
   } catch (...) {
     slot.error = std::current_exception();

@@ -64,6 +64,8 @@ class BatchLoader {
   };
   void worker();
   void fill(Slot& slot, int64_t step, int epoch, int64_t steps);
+  // Throws Error naming the dataset row and the value of the first NaN or infinity in v.
+  void check_finite(const std::vector<float>& v, int64_t per_row, const std::vector<int64_t>& idx, const char* what) const;
   void stop_workers();
 
   const Dataset& data_;

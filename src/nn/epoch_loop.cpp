@@ -22,51 +22,82 @@ EpochLoop::EpochLoop(Backend& backend, int64_t batch, int64_t features, Sampling
 
 EpochLoop::~EpochLoop() = default;
 
-bool EpochLoop::serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
-                       const Tensor& y, int rank, int ranks) const {
-  return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && &x == x_ && &y == y_ &&
-         rank == rank_ && ranks == ranks_;
+EpochSource EpochSource::resident(const Tensor& x, const Tensor& y) {
+  EpochSource s;
+  s.x = &x;
+  s.y = &y;
+  s.rows = x.rank() >= 1 ? x.dim(0) : 0;
+  s.features = x.rank() == 2 ? x.dim(1) : -1;
+  if (y.rank() == 2) s.target_row = {y.dim(1)};
+  return s;
 }
 
-int64_t EpochLoop::run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+bool EpochLoop::serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, int rank, int ranks) const {
+  return batch == batch_ && features == features_ && sampling == sampling_ && seed == seed_ && rank == rank_ &&
+         ranks == ranks_;
+}
+
+int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool capture,
                        const std::function<void(const Tensor&, const Tensor&)>& step,
                        const std::function<bool(int64_t)>& after, int64_t first_step) {
-  CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && (y.rank() == 1 || y.rank() == 2) && y.dim(0) == x.dim(0),
-               "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R] or [R, T], found " +
-                   to_string(x.shape()) + " and " + to_string(y.shape()));
-  Shape yb_shape = y.shape();  // [B] (class indices) or [B, T] (target rows)
-  yb_shape[0] = batch_;
+  const bool streamed = source.loader != nullptr;
+  if (!streamed) {
+    const Tensor& x = *source.x;
+    const Tensor& y = *source.y;
+    CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && (y.rank() == 1 || y.rank() == 2) && y.dim(0) == x.dim(0),
+                 "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R] or [R, T], found " +
+                     to_string(x.shape()) + " and " + to_string(y.shape()));
+  } else {
+    CUDL_REQUIRE(source.features == features_ && source.target_row.size() <= 1,
+                 "EpochLoop: expected rows of " + std::to_string(features_) + " features, the data has " +
+                     std::to_string(source.features));
+  }
+  Shape yb_shape{batch_};  // [B] (class indices) or [B, T] (target rows)
+  for (int64_t d : source.target_row) yb_shape.push_back(d);
   if (yb_.shape() != yb_shape) {
     yb_ = Tensor(yb_shape, backend_);
-    graph_.reset();  // the captured draw writes yb_ by address
+    graph_.reset();  // the captured step reads yb_ by address
   }
   CUDL_REQUIRE(first_step >= 0 && first_step <= steps,
                "EpochLoop: cannot resume at step " + std::to_string(first_step) + " of " + std::to_string(steps));
   const int64_t global_batch = batch_ * ranks_;  // the rows of one step over all ranks
-  CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * global_batch <= x.dim(0),
+  CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * global_batch <= source.rows,
                "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(global_batch) +
-                   " rows in epoch " + std::to_string(epoch) + " do not fit " + std::to_string(x.dim(0)) + " rows");
-  if (&x != x_ || &y != y_) graph_.reset();  // the captured draw reads x and y by address
-  x_ = &x;
-  y_ = &y;
-  backend_.set_counter(draw_, step_counter(sampling_, x.dim(0), epoch, steps, first_step, batch_, rank_, ranks_));
-  auto draw_and_step = [&] {
-    if (sampling_ == Sampling::kWithReplacement) {
-      backend_.sample_rows(x, y, seed_, draw_, xb_, yb_);
-    } else {
-      backend_.shuffled_rows(x, y, seed_, draw_, xb_, yb_);
-    }
-    step(xb_, yb_);
-    backend_.add_to_counter(draw_, static_cast<uint64_t>(global_batch));
-  };
+                   " rows in epoch " + std::to_string(epoch) + " do not fit " + std::to_string(source.rows) + " rows");
+  // A captured draw reads x and y by address; a captured step alone reads only xb and yb.
+  if (streamed == graph_draws_ || (!streamed && (source.x != x_ || source.y != y_))) graph_.reset();
+  x_ = source.x;
+  y_ = source.y;
+  graph_draws_ = !streamed;
+  std::function<void()> work;
+  if (streamed) {
+    source.loader->start(epoch, steps, first_step);
+    work = [&] { step(xb_, yb_); };
+  } else {
+    backend_.set_counter(draw_, step_counter(sampling_, source.rows, epoch, steps, first_step, batch_, rank_, ranks_));
+    work = [&] {
+      if (sampling_ == Sampling::kWithReplacement) {
+        backend_.sample_rows(*source.x, *source.y, seed_, draw_, xb_, yb_);
+      } else {
+        backend_.shuffled_rows(*source.x, *source.y, seed_, draw_, xb_, yb_);
+      }
+      step(xb_, yb_);
+      backend_.add_to_counter(draw_, static_cast<uint64_t>(global_batch));
+    };
+  }
   for (int64_t s = first_step; s < steps; ++s) {
+    if (streamed) {  // the host's batch into the buffers the step reads (ordered after the last step)
+      const BatchLoader::Batch b = source.loader->next();
+      backend_.copy_from_host(b.x, xb_.data(), sizeof(float) * static_cast<size_t>(xb_.size()));
+      backend_.copy_from_host(b.y, yb_.data(), sizeof(float) * static_cast<size_t>(yb_.size()));
+    }
     if (!capture || steps_run_ == 0) {
-      draw_and_step();  // the first step of a run is eager: libraries initialise outside a capture
+      work();  // the first step of a run is eager: libraries initialise outside a capture
     } else {
       if (!graph_) {
         backend_.begin_capture();
         try {
-          draw_and_step();
+          work();
         } catch (...) {
           try {
             backend_.end_capture();  // leave the stream out of capture mode

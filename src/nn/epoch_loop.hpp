@@ -12,6 +12,22 @@
 
 namespace cudl::detail {
 
+class BatchLoader;  // src/data/batch_loader.hpp
+
+// Where an epoch's batches come from. Resident: x (R × features) and y (R, or R × T) on the
+// backend, each batch drawn there (and captured with the step). Streamed: `loader` fills each
+// batch on the host from a Dataset of `rows` rows with the same draws; the loop copies it into
+// its batch buffers before the step (the step alone is captured).
+struct EpochSource {
+  const Tensor* x = nullptr;
+  const Tensor* y = nullptr;
+  BatchLoader* loader = nullptr;
+  int64_t rows = 0, features = 0;
+  Shape target_row;  // {} for class indices, {T} for T target values per row
+
+  static EpochSource resident(const Tensor& x, const Tensor& y);
+};
+
 class EpochLoop {
  public:
   // Batches of `batch` rows of `features` values (and one target each) drawn from the rows of
@@ -24,20 +40,25 @@ class EpochLoop {
   ~EpochLoop();
 
   // Whether this loop was made for these settings (else make a new one).
-  bool serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, const Tensor& x,
-              const Tensor& y, int rank = 0, int ranks = 1) const;
+  bool serves(int64_t batch, int64_t features, Sampling sampling, uint64_t seed, int rank = 0, int ranks = 1) const;
 
-  // Epoch `epoch` (1-based) of `steps` steps over x (R × features) and y (R, or R × T; yb is then
-  // B or B × T): positions the draw counter at the epoch's first draw (with replacement:
-  // continuing the previous epochs' draws; shuffled: the epoch's own permutation), then for each
-  // step draws into xb, yb and calls step(xb, yb); with `capture` (the backend and the step must
-  // be capturable), every step after the loop's first is a replay of one captured draw + step.
-  // after(s) is called after step s (0-based), on the host, without waiting for the device;
-  // returning false ends the epoch there. first_step > 0 resumes an epoch after that many steps
-  // (the draws continue as if the epoch had run from its start). Returns the steps finished.
-  int64_t run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+  // Epoch `epoch` (1-based) of `steps` steps from `source` (yb is B or B × T): positions the draws
+  // at the epoch's first (with replacement: continuing the previous epochs' draws; shuffled: the
+  // epoch's own permutation), then for each step fills xb, yb and calls step(xb, yb); with
+  // `capture` (the backend and the step must be capturable), every step after the loop's first
+  // is a replay of one captured (draw +) step. after(s) is called after step s (0-based), on the
+  // host, without waiting for the device; returning false ends the epoch there. first_step > 0
+  // resumes an epoch after that many steps (the draws continue as if the epoch had run from its
+  // start). Returns the steps finished.
+  int64_t run(const EpochSource& source, int epoch, int64_t steps, bool capture,
               const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
               const std::function<bool(int64_t)>& after, int64_t first_step = 0);
+  // The resident form, for callers that hold tensors.
+  int64_t run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
+              const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
+              const std::function<bool(int64_t)>& after, int64_t first_step = 0) {
+    return run(EpochSource::resident(x, y), epoch, steps, capture, step, after, first_step);
+  }
 
  private:
   Backend& backend_;
@@ -49,6 +70,7 @@ class EpochLoop {
   const Tensor* y_ = nullptr;
   Tensor xb_, yb_, draw_;
   std::unique_ptr<Captured> graph_;
+  bool graph_draws_ = false;  // whether graph_ holds the draw too (resident) or the step alone
   int64_t steps_run_ = 0;
 };
 

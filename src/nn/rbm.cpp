@@ -171,7 +171,7 @@ RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* hel
     no_targets_ = Tensor({data.dim(0)}, backend_);
     backend_.fill(no_targets_, 0.0f);
   }
-  if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed, data, no_targets_))
+  if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed))
     loop_ = std::make_unique<detail::EpochLoop>(backend_, config_.batch, visible_, Sampling::kWithReplacement,
                                                 config_.seed);
   // Eager: each CD step draws its unit samples from a host-side counter.

@@ -12,6 +12,7 @@
 #include "nn/data_checks.hpp"
 #include "nn/data_parallel.hpp"
 #include "nn/epoch_loop.hpp"
+#include "data/batch_loader.hpp"
 #include "nn/progress.hpp"
 
 namespace cudl {
@@ -80,19 +81,24 @@ EpochReport Trainer::run_epoch(const Tensor& x, const Tensor& y, int epoch, int 
                                const std::function<void(const StepReport&)>& on_steps) {
   reset_stats();
   int64_t done = 0;
-  return run_epoch_from(x, y, epoch, epochs, batch, sampling, seed, every_steps, on_steps, 0, nullptr, done);
+  return run_epoch_from(detail::EpochSource::resident(x, y), epoch, epochs, batch, sampling, seed, every_steps, on_steps,
+                        0, nullptr, done);
 }
 
-EpochReport Trainer::run_epoch_from(const Tensor& x, const Tensor& y, int epoch, int epochs, int64_t batch,
+EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, int epochs, int64_t batch,
                                     Sampling sampling, uint64_t seed, int64_t every_steps,
                                     const std::function<void(const StepReport&)>& on_steps, int64_t first_step,
                                     const std::atomic<bool>* stop, int64_t& done) {
   Backend& backend = net_.backend();
-  CUDL_REQUIRE(x.rank() == 2 && (y.rank() == 1 || y.rank() == 2) && x.dim(0) == y.dim(0),
-               "fit: expected x (R × features) and y (R) or (R × targets), found " + to_string(x.shape()) + " and " +
-                   to_string(y.shape()));
+  if (data.loader == nullptr) {
+    const Tensor& x = *data.x;
+    const Tensor& y = *data.y;
+    CUDL_REQUIRE(x.rank() == 2 && (y.rank() == 1 || y.rank() == 2) && x.dim(0) == y.dim(0),
+                 "fit: expected x (R × features) and y (R) or (R × targets), found " + to_string(x.shape()) + " and " +
+                     to_string(y.shape()));
+  }
   CUDL_REQUIRE(batch >= 1, "fit: the batch size must be at least 1, got " + std::to_string(batch));
-  const int64_t rows = x.dim(0);
+  const int64_t rows = data.rows;
   const bool multi = detail::several_ranks(comm_);
   const int rank = multi ? comm_->rank() : 0;
   const int ranks = multi ? comm_->size() : 1;
@@ -100,11 +106,11 @@ EpochReport Trainer::run_epoch_from(const Tensor& x, const Tensor& y, int epoch,
   CUDL_REQUIRE(steps >= 1, "fit: " + std::to_string(rows) + " rows are fewer than one batch of " +
                                std::to_string(batch) +
                                (multi ? " on each of " + std::to_string(ranks) + " ranks" : std::string()));
-  CUDL_REQUIRE(x.dim(1) == numel(net_.input_shape()), "fit: x has rows of " + std::to_string(x.dim(1)) +
-                                                          " features, the network expects " +
-                                                          to_string(net_.input_shape()));
-  if (!loop_ || !loop_->serves(batch, x.dim(1), sampling, seed, x, y, rank, ranks))
-    loop_ = std::make_unique<detail::EpochLoop>(backend, batch, x.dim(1), sampling, seed, rank, ranks);
+  CUDL_REQUIRE(data.features == numel(net_.input_shape()), "fit: x has rows of " + std::to_string(data.features) +
+                                                              " features, the network expects " +
+                                                              to_string(net_.input_shape()));
+  if (!loop_ || !loop_->serves(batch, data.features, sampling, seed, rank, ranks))
+    loop_ = std::make_unique<detail::EpochLoop>(backend, batch, data.features, sampling, seed, rank, ranks);
   const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable() &&
                        (comm_ == nullptr || comm_->capturable(backend));
   if (capture) net_.reserve(batch);
@@ -124,7 +130,7 @@ EpochReport Trainer::run_epoch_from(const Tensor& x, const Tensor& y, int epoch,
   const auto t0 = std::chrono::steady_clock::now();
   opt_.begin();
   done = loop_->run(
-      x, y, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
+      data, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
       [&](int64_t s) {
         const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
         bool go_on = stop == nullptr || !stop->load();
@@ -201,7 +207,7 @@ void require_same_run(const FitState& saved, const FitState& now, const std::str
 
 namespace detail {
 
-History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const EpochSource& data,
                     const FitOptions& options, Schedule* schedule) {
   CUDL_REQUIRE(options.epochs >= 0, "fit: epochs must be ≥ 0, got " + std::to_string(options.epochs));
   CUDL_REQUIRE(options.validation_data == nullptr,
@@ -215,10 +221,13 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
                "fit: early stopping needs validation data (valid_x, valid_y)");
   CUDL_REQUIRE(options.checkpoint_every >= 1,
                "fit: checkpoint_every must be ≥ 1, got " + std::to_string(options.checkpoint_every));
-  CUDL_REQUIRE(x.rank() >= 1 && options.batch >= 1, "fit: expected x (R × features) and a batch of at least 1");
+  CUDL_REQUIRE(options.batch >= 1, "fit: the batch size must be at least 1, got " + std::to_string(options.batch));
   Backend& backend = net.backend();
-  detail::require_finite(x, "fit", "x");
-  detail::require_finite(y, "fit", "y");
+  if (data.loader == nullptr) {  // streamed batches are checked as the loader fills them
+    CUDL_REQUIRE(data.x->rank() >= 1, "fit: expected x (R × features)");
+    detail::require_finite(*data.x, "fit", "x");
+    detail::require_finite(*data.y, "fit", "y");
+  }
   if (validating) {
     detail::require_finite(*options.valid_x, "fit", "valid_x");
     detail::require_finite(*options.valid_y, "fit", "valid_y");
@@ -233,7 +242,7 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
   const bool keep_best = options.early_stopping.patience > 0 && options.early_stopping.restore_best;
   History h;
   FitState st;  // where the run stands: what a checkpoint records
-  st.rows = x.dim(0);
+  st.rows = data.rows;
   st.batch = options.batch;
   st.sampling = options.sampling;
   st.seed = options.seed;
@@ -279,7 +288,7 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
       trainer.stats().copy_from(std::vector<float>(mine, mine + static_cast<std::ptrdiff_t>(per_rank)));
     }
     int64_t done = 0;
-    EpochReport r = trainer.run_epoch_from(x, y, epoch, options.epochs, options.batch, options.sampling, options.seed,
+    EpochReport r = trainer.run_epoch_from(data, epoch, options.epochs, options.batch, options.sampling, options.seed,
                                            every, on_steps, first_step, options.stop, done);
     r.seconds += carried_seconds;
     if (first_step > 0) r.learn_rate = st.epoch_learn_rate;
@@ -350,21 +359,30 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const Tensor
 
 }  // namespace detail
 
-History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
-            const FitOptions& options, Schedule* schedule) {
-  if (!detail::several_ranks(options.communicator))
-    return detail::fit_on_rank(net, loss, opt, x, y, options, schedule);
+namespace {
+
+// fit() on any source: several ranks add the abort of the job around fit_on_rank.
+History fit_source(Network& net, const Loss& loss, Optimizer& opt, const detail::EpochSource& data,
+                   const FitOptions& options, Schedule* schedule) {
+  if (!detail::several_ranks(options.communicator)) return detail::fit_on_rank(net, loss, opt, data, options, schedule);
   // Several ranks: an error that only this rank sees would leave the others waiting in their next
   // collective, so it ends the job. A Diverged comes from the global statistics: every rank
   // throws it at the same point, so it stays an exception the caller can catch.
   try {
-    return detail::fit_on_rank(net, loss, opt, x, y, options, schedule);
+    return detail::fit_on_rank(net, loss, opt, data, options, schedule);
   } catch (const Diverged&) {
     throw;
   } catch (const std::exception& e) {
     options.communicator->abort(1, e.what());
   }
   std::abort();  // not reached: Communicator::abort does not return
+}
+
+}  // namespace
+
+History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, const Tensor& y,
+            const FitOptions& options, Schedule* schedule) {
+  return fit_source(net, loss, opt, detail::EpochSource::resident(x, y), options, schedule);
 }
 
 namespace presets {
@@ -402,8 +420,14 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
                    " and targets " + (valid ? to_string(valid->target_shape()) : std::string()) +
                    " differ from the training data's " + to_string(train.example_shape()) + " and " +
                    to_string(train.target_shape()));
-  // The resident path (docs/design/user-data.md): every row on the backend, then fit on tensors.
-  const DeviceData rows = to_device(train, net.backend());
+  Communicator* comm = detail::several_ranks(options.communicator) ? options.communicator : nullptr;
+  const double mb = static_cast<double>(train.size()) * static_cast<double>(train.example_numel() + train.target_numel()) *
+                    sizeof(float) / 1e6;
+  CUDL_REQUIRE(options.prefetch >= 1 && options.loader_threads >= 0 && options.max_resident_bytes >= 0,
+               "fit: prefetch must be ≥ 1 and loader_threads ≥ 0, got " + std::to_string(options.prefetch) + " and " +
+                   std::to_string(options.loader_threads));
+  const bool streamed = options.data_path == DataPath::kStreamed ||
+                        (options.data_path == DataPath::kAuto && mb * 1e6 > static_cast<double>(options.max_resident_bytes));
   FitOptions o = options;
   o.validation_data = nullptr;
   DeviceData held;
@@ -412,7 +436,26 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
     o.valid_x = &held.x;
     o.valid_y = &held.y;
   }
-  return fit(net, loss, opt, rows.x, rows.y, o, schedule);
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MB", mb);
+  History h;
+  if (!streamed) {  // every row on the backend, then fit on tensors
+    const DeviceData rows = to_device(train, net.backend());
+    h = fit_source(net, loss, opt, detail::EpochSource::resident(rows.x, rows.y), o, schedule);
+    h.data_path = std::string("resident on ") + to_string(net.backend().device()) + " (" + size + ")";
+    return h;
+  }
+  detail::BatchLoader loader(train, options.sampling, options.seed, options.batch, comm ? comm->rank() : 0,
+                             comm ? comm->size() : 1, options.prefetch, options.loader_threads);
+  detail::EpochSource source;
+  source.loader = &loader;
+  source.rows = train.size();
+  source.features = train.example_numel();
+  if (!train.target_shape().empty()) source.target_row = {train.target_numel()};
+  h = fit_source(net, loss, opt, source, o, schedule);
+  h.data_path = "streamed from " + train.describe() + " (" + size + "): " + std::to_string(options.prefetch) +
+                " batches filled ahead by " + std::to_string(options.loader_threads) + " threads";
+  return h;
 }
 
 std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
