@@ -1,0 +1,116 @@
+// What streaming a dataset costs (issue 21): the 2014 run (presets::Gdbn2014 through fit) on the
+// CPU, its training rows fed three ways, in interleaved rounds: resident (drawn from tensors),
+// streamed from the same rows in memory (the BatchLoader), and streamed from a memory-mapped .npy
+// copy of them (NpyDataset, float32 x and int64 y written to a temporary folder). Prints each
+// way's median seconds per epoch and its ratio to resident, and checks that the three trained
+// alike (the same loss after the last epoch, bit for bit).
+//
+// Usage: bench_data_path [DATA_DIR] [EPOCHS=2] [ROUNDS=3] [THREADS=2] [LOADER_THREADS=2]
+//   DATA_DIR: IDX files (default: Debian's Fashion-MNIST), split 0.33 with seed 2014 as bench_dbn.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cudl/cpu_backend.hpp"
+#include "cudl/data.hpp"
+#include "cudl/npy.hpp"
+#include "cudl/trainer.hpp"
+
+namespace {
+
+// np.save's format, version 1.0, for a C-order array of `descr` with this shape.
+void save_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& shape, const void* data,
+              size_t bytes) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1) dims.resize(dims.size() - 1);
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  f << "\x93NUMPY" << '\x01' << '\0' << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8)
+    << header;
+  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  if (!f) throw cudl::Error(path + ": cannot write");
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
+  const int epochs = argc > 2 ? std::atoi(argv[2]) : 2;
+  const int rounds = argc > 3 ? std::atoi(argv[3]) : 3;
+  const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
+  const int loader_threads = argc > 5 ? std::atoi(argv[5]) : 2;
+  if (epochs < 1 || rounds < 1 || threads < 1 || loader_threads < 0) {
+    std::fprintf(stderr, "usage: bench_data_path [DATA_DIR] [EPOCHS≥1] [ROUNDS≥1] [THREADS≥1] [LOADER_THREADS≥0]\n");
+    return 2;
+  }
+  try {
+    const cudl::Split split = cudl::train_test_split(cudl::load_idx_dataset(dir, "data"), 0.33, 2014);
+    const cudl::InMemoryDataset& train = split.train;
+    std::string tmp = (std::filesystem::temp_directory_path() / "cudl_bench_npy_XXXXXX").string();
+    if (mkdtemp(tmp.data()) == nullptr) throw cudl::Error("mkdtemp failed");
+    std::vector<int64_t> labels(train.y.begin(), train.y.end());
+    save_npy(tmp + "/x.npy", "<f4", {train.rows, train.features}, train.x.data(), train.x.size() * sizeof(float));
+    save_npy(tmp + "/y.npy", "<i8", {train.rows}, labels.data(), labels.size() * sizeof(int64_t));
+    const auto npy = cudl::NpyDataset::open(tmp + "/x.npy", tmp + "/y.npy");
+
+    cudl::CpuBackend cpu(threads);
+    struct Way {
+      const char* name;
+      const cudl::Dataset* data;
+      cudl::DataPath path;
+      std::vector<double> seconds;
+      double last_loss = 0;
+      std::string how;
+    } ways[] = {{"resident (tensors)", &train, cudl::DataPath::kResident, {}, 0, ""},
+                {"streamed from memory", &train, cudl::DataPath::kStreamed, {}, 0, ""},
+                {"streamed from .npy (mmap)", npy.get(), cudl::DataPath::kStreamed, {}, 0, ""}};
+    cudl::presets::Gdbn2014 preset;
+    preset.epochs = epochs;
+    preset.learn_rate = 0.1f;
+    for (int round = 0; round < rounds; ++round)
+      for (Way& w : ways) {
+        cudl::Network net(cpu, {train.features});
+        net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
+        net.initialize(2014, 0.05f);
+        auto opt = preset.optimizer(net.param_set());
+        auto schedule = preset.schedule();
+        cudl::FitOptions o = preset.options();
+        o.data_path = w.path;
+        o.loader_threads = loader_threads;
+        const cudl::History h = cudl::fit(net, preset.loss(), *opt, *w.data, o, &schedule);
+        for (const cudl::EpochReport& e : h.epochs) w.seconds.push_back(e.seconds);
+        w.last_loss = h.epochs.back().loss;
+        w.how = h.data_path;
+      }
+    std::filesystem::remove_all(tmp);
+    std::printf("%s, %d train rows, 2014 run at learn rate 0.1, %d epochs × %d rounds, %d compute threads, %d loader threads\n\n",
+                cpu.describe().c_str(), static_cast<int>(train.rows), epochs, rounds, threads, loader_threads);
+    std::printf("| feed | median s/epoch | vs resident | loss after epoch %d | path |\n| --- | ---: | ---: | ---: | --- |\n", epochs);
+    const double base = median(ways[0].seconds);
+    bool same = true;
+    for (const Way& w : ways) {
+      std::printf("| %s | %.3f | %.3f× | %.9g | %s |\n", w.name, median(w.seconds), median(w.seconds) / base, w.last_loss,
+                  w.how.c_str());
+      same = same && w.last_loss == ways[0].last_loss;
+    }
+    std::printf("\nthe three trained %s\n", same ? "alike (same loss, bit for bit)" : "DIFFERENTLY");
+    return same ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_data_path: %s\n", e.what());
+    return 1;
+  }
+}
