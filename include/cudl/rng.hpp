@@ -86,7 +86,12 @@ CUDL_HD uint32_t permuted(uint64_t seed, uint64_t epoch, uint32_t p, uint32_t n)
   return x;
 }
 
-// A standard normal from two words (Box-Muller, cosine branch).
+// A standard normal from two words (Box-Muller, cosine branch), with the C library's logf and
+// cosf (CUDA's on the device, which may differ in the last bit): the draw of the weight
+// initialisation. The RBM's stochastic units draw theirs with src/formulas/repro_math.hpp's
+// normal instead, the same formula built from IEEE operations only, so that the CPU's scalar
+// and vector loops and the GPU agree bit for bit; this one is kept so that initial weights do not
+// change.
 CUDL_HD float normal(uint32_t w0, uint32_t w1) {
   return sqrtf(-2.0f * logf(uniform(w0))) * cosf(6.28318530717958647692f * uniform(w1));
 }

@@ -151,25 +151,23 @@ void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, 
   }
 }
 
+// The sampling passes are the elementwise kind's (cpu/elementwise.hpp): each chunk of rows or
+// elements starts its counters at counter + its first element's index, so the split does not
+// change the draws.
 void CpuBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                            Units units, uint64_t seed, uint64_t counter, float* states) {
-  pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [=](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t i = r * cols + c;
-        const float mean = formulas::activate(act, y[i] + bias[c]);
-        y[i] = mean;
-        states[i] = formulas::sample_unit_at(units, mean, seed, counter, i);
-      }
-    }
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [=, &ops](int64_t b, int64_t e) {
+    ops.bias_activation_sample(y + b * cols, bias, e - b, cols, act, units, seed,
+                               counter + static_cast<uint64_t>(b * cols), states + b * cols);
   });
 }
 
 void CpuBackend::do_sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter,
                                  float* out) {
-  pool_->parallel_for(n, kGrain, [=](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      out[i] = formulas::sample_unit_at(units, means[i], seed, counter, i);
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
+  pool_->parallel_for(n, kGrain, [=, &ops](int64_t b, int64_t e) {
+    ops.sample_units(means + b, e - b, units, seed, counter + static_cast<uint64_t>(b), out + b);
   });
 }
 

@@ -1,11 +1,16 @@
 // The CPU's elementwise passes, compiled once per instruction set (see elementwise.hpp): the
-// bodies are elementwise_ops.inc, included three times under three targets. Compiled with
-// -ffp-contract=off (src/CMakeLists.txt), so no kind fuses a multiply and an add the others do not.
+// bodies are elementwise_ops.inc, included three times under three targets, and for AVX2 and
+// AVX-512 the sampling passes of sample_ops.inc on those targets' lanes. Compiled with
+// -ffp-contract=off (src/CMakeLists.txt), so no kind fuses a multiply and an add the others do
+// not (the scalar formula, formulas/repro_math.hpp, relies on it too).
 #include "cpu/elementwise.hpp"
+
+#include <immintrin.h>
 
 #include <cstdlib>
 
 #include "cudl/error.hpp"
+#include "cudl/rng.hpp"
 #include "formulas/unit_rules.hpp"
 
 namespace cudl::cpu {
@@ -13,7 +18,27 @@ namespace {
 
 namespace baseline {
 #include "cpu/elementwise_ops.inc"
+
+// The scalar formula: the reference the vector kinds reproduce bit for bit.
+void sample_units(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = formulas::sample_unit_at(units, means[i], seed, counter, i);
+}
+
+void bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act, Units units,
+                            uint64_t seed, uint64_t counter, float* states) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t i = r * cols + c;
+      const float mean = formulas::activate(act, y[i] + bias[c]);
+      y[i] = mean;
+      states[i] = formulas::sample_unit_at(units, mean, seed, counter, i);
+    }
+  }
+}
 }  // namespace baseline
+
+// The lane functions of repro_math.inc in the vector namespaces below: inlined into the passes.
+#define CUDL_REPRO_FN inline __attribute__((always_inline))
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
@@ -23,6 +48,13 @@ namespace baseline {
 #endif
 namespace avx2 {
 #include "cpu/elementwise_ops.inc"
+namespace simd {
+#include "cpu/lanes_avx2.inc"
+#include "formulas/repro_math.inc"
+#include "cpu/sample_ops.inc"
+}  // namespace simd
+using simd::bias_activation_sample;
+using simd::sample_units;
 }  // namespace avx2
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -38,6 +70,13 @@ namespace avx2 {
 #endif
 namespace avx512 {
 #include "cpu/elementwise_ops.inc"
+namespace simd {
+#include "cpu/lanes_avx512.inc"
+#include "formulas/repro_math.inc"
+#include "cpu/sample_ops.inc"
+}  // namespace simd
+using simd::bias_activation_sample;
+using simd::sample_units;
 }  // namespace avx512
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -45,10 +84,12 @@ namespace avx512 {
 #pragma GCC pop_options
 #endif
 
+#undef CUDL_REPRO_FN
+
 #define CUDL_ELEMENTWISE_OPS(ns)                                                                        \
   ElementwiseOps {                                                                                      \
     ns::bias_activation, ns::add_activate, ns::activation, ns::activation_backward, ns::axpy, ns::nesterov, \
-        ns::rbm_momentum, ns::sgd, ns::adam                                                             \
+        ns::rbm_momentum, ns::sgd, ns::adam, ns::sample_units, ns::bias_activation_sample               \
   }
 const ElementwiseOps kBaselineOps = CUDL_ELEMENTWISE_OPS(baseline);
 const ElementwiseOps kAvx2Ops = CUDL_ELEMENTWISE_OPS(avx2);

@@ -1,10 +1,13 @@
 #pragma once
 // The CPU backend's elementwise passes (bias + activation, activations and their gradients, axpy,
-// the optimizers' fused updates), compiled three times into the same library — for x86-64's
-// baseline (SSE2), for AVX2 and for AVX-512 (F, VL, BW, DQ) — and chosen at run time from cpuid,
-// as the GEMM is (gemm.hpp). Every kind runs the same per-element rules (src/formulas) in the same
-// order, and elementwise.cpp is compiled without FMA contraction, so the three give bit-identical
-// results: the wider kinds only do more elements per instruction.
+// the optimizers' fused updates, the RBM's unit sampling), compiled three times into the same
+// library — for x86-64's baseline (SSE2), for AVX2 and for AVX-512 (F, VL, BW, DQ) — and chosen at
+// run time from cpuid, as the GEMM is (gemm.hpp). Every kind runs the same per-element rules
+// (src/formulas) in the same order, and elementwise.cpp is compiled without FMA contraction, so
+// the three give bit-identical results: the wider kinds only do more elements per instruction.
+// The sampling passes are written with intrinsics (sample_ops.inc): Philox and
+// formulas/repro_math.hpp's functions on 8 or 16 counters at once, the baseline being the scalar
+// formulas::sample_unit_at.
 // $CUDL_ELEMENTWISE_KERNEL (baseline, avx2, avx512) overrides the choice; one the CPU lacks is an
 // error.
 #include <cstdint>
@@ -47,6 +50,14 @@ struct ElementwiseOps {
   // formulas::adam_update; vmax is null unless amsgrad.
   void (*adam)(float* w, float* m, float* v, float* vmax, const float* g, int64_t n, const AdamArgs& a,
                const formulas::AdamScalars& s, bool decay);
+  // out[i] ← formulas::sample_unit_at(units, means[i], seed, counter, i): pass the counter of the
+  // range's first element (counter + its index). means may be out (sampled in place).
+  void (*sample_units)(const float* means, int64_t n, Units units, uint64_t seed, uint64_t counter, float* out);
+  // Backend::bias_activation_sample over a rows×cols block whose first element draws `counter`:
+  // y ← act(y + bias) as bias_activation, then states ← sample_units(y) (element (r, c) draws
+  // counter + r·cols + c).
+  void (*bias_activation_sample)(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
+                                 Units units, uint64_t seed, uint64_t counter, float* states);
 };
 
 // The ops of `kernel`; throws cudl::Error when this CPU cannot run it.

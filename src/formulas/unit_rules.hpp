@@ -5,13 +5,16 @@
 // so the two compute the same operations in the same order (the compilers may still contract a
 // multiply and an add into an FMA differently, so the backends agree to a few ulps).
 //
-// expf, sqrtf and the rng draws are the C functions on the host and CUDA's on the device.
+// expf, sqrtf and the rng draws are the C functions on the host and CUDA's on the device, except
+// in the stochastic units, which use repro_math.hpp's functions so that every CPU kind and the
+// GPU draw the same states bit for bit.
 #include <math.h>
 
 #include <cstdint>
 
 #include "cudl/backend.hpp"
 #include "cudl/rng.hpp"  // CUDL_HD: __host__ __device__ under nvcc, inline otherwise
+#include "formulas/repro_math.hpp"
 
 namespace cudl::formulas {
 
@@ -37,12 +40,14 @@ CUDL_HD float activation_grad(Activation act, float dy, float y) {
 
 // One unit's state drawn from its mean with the Philox words of its counter: Bernoulli (on with
 // probability mean), Gaussian (unit variance around mean), or noisy rectified (Nair & Hinton
-// 2010: max(0, h + N(0, sigmoid(h))) with h = max(0, mean)).
+// 2010: max(0, h + N(0, sigmoid(h))) with h = max(0, mean); a NaN mean is its own state). The
+// normal draws and the noisy unit's sigmoid are repro_math.hpp's, not rng::normal and sigmoid
+// above: the same bits on every CPU kind (the vector passes of cpu/elementwise.cpp compute the
+// same functions 8 or 16 at a time) and on the GPU.
 CUDL_HD float sample_unit(Units units, float mean, const rng::Philox4& r) {
-  if (units == Units::kBernoulli) return rng::uniform(r.v[0]) <= mean ? 1.0f : 0.0f;
-  if (units == Units::kGaussian) return mean + rng::normal(r.v[0], r.v[1]);
-  const float h = relu(mean);
-  return relu(h + sqrtf(sigmoid(h)) * rng::normal(r.v[0], r.v[1]));
+  if (units == Units::kBernoulli) return repro::bernoulli_state(mean, r.v[0]);
+  if (units == Units::kGaussian) return repro::gaussian_state(mean, r.v[0], r.v[1]);
+  return repro::noisy_relu_state(mean, r.v[0], r.v[1]);
 }
 
 // Element i's state: the draw of counter + i in the units' stream.
@@ -65,7 +70,8 @@ CUDL_HD float dropout_at(float x, float drop, float scale, uint64_t seed, uint64
   return rng::uniform(r.v[0]) > drop ? x * scale : 0.0f;
 }
 
-// Element i of a N(mean, stddev²) initialisation drawn from seed.
+// Element i of a N(mean, stddev²) initialisation drawn from seed (rng::normal, libm's logf and
+// cosf: kept so that initial weights stay as they were; they match the GPU's to a few ulps).
 CUDL_HD float normal_init_at(uint64_t seed, int64_t i, float mean, float stddev) {
   const rng::Philox4 r = rng::bits(seed, rng::kStreamInit, static_cast<uint64_t>(i));
   return mean + stddev * rng::normal(r.v[0], r.v[1]);
