@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -23,22 +22,6 @@
 #include "cudl/trainer.hpp"
 
 namespace {
-
-// np.save's format, version 1.0, for a C-order array of `descr` with this shape.
-void save_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& shape, const void* data,
-              size_t bytes) {
-  std::string dims;
-  for (int64_t d : shape) dims += std::to_string(d) + ", ";
-  if (shape.size() > 1) dims.resize(dims.size() - 1);
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::ofstream f(path, std::ios::binary);
-  f << "\x93NUMPY" << '\x01' << '\0' << static_cast<char>(header.size() & 0xff) << static_cast<char>(header.size() >> 8)
-    << header;
-  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-  if (!f) throw cudl::Error(path + ": cannot write");
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -63,8 +46,8 @@ int main(int argc, char** argv) {
     std::string tmp = (std::filesystem::temp_directory_path() / "cudl_bench_npy_XXXXXX").string();
     if (mkdtemp(tmp.data()) == nullptr) throw cudl::Error("mkdtemp failed");
     std::vector<int64_t> labels(train.y.begin(), train.y.end());
-    save_npy(tmp + "/x.npy", "<f4", {train.rows, train.features}, train.x.data(), train.x.size() * sizeof(float));
-    save_npy(tmp + "/y.npy", "<i8", {train.rows}, labels.data(), labels.size() * sizeof(int64_t));
+    cudl::save_npy(tmp + "/x.npy", train.x.data(), {train.rows, train.features});
+    cudl::save_npy(tmp + "/y.npy", labels.data(), {train.rows});
     const auto npy = cudl::NpyDataset::open(tmp + "/x.npy", tmp + "/y.npy");
 
     cudl::CpuBackend cpu(threads);

@@ -60,8 +60,17 @@ class Npy : public ::testing::Test {
 
 }  // namespace
 
+// Options set field by field: NpyOptions may gain fields.
+NpyOptions options(NpyOptions::Targets targets, int64_t classes = 0, float x_scale = 1.0f) {
+  NpyOptions o;
+  o.targets = targets;
+  o.classes = classes;
+  o.x_scale = x_scale;
+  return o;
+}
+
 TEST_F(Npy, ReadsWhatNumPyWrote) {
-  const auto d = NpyDataset::open(kData + "images_u8.npy", kData + "labels_i8.npy", {NpyOptions::Targets::kAuto, 0, 1.0f / 255});
+  const auto d = NpyDataset::open(kData + "images_u8.npy", kData + "labels_i8.npy", options(NpyOptions::Targets::kAuto, 0, 1.0f / 255));
   EXPECT_EQ(d->size(), 12);
   EXPECT_EQ(d->example_shape(), (Shape{2, 3}));
   EXPECT_EQ(d->target_shape(), (Shape{}));
@@ -158,12 +167,12 @@ TEST_F(Npy, ChecksEveryLabelOfClassTargets) {
                                                  raw(std::vector<float>{1, 2, 3})));
   EXPECT_THAT([&] { NpyDataset::open(x, labels({0, -1, 2})); },
               ThrowsMessage<Error>(HasSubstr("label -1.000000 of row 1 is not a class index")));
-  EXPECT_THAT([&] { NpyDataset::open(x, labels({0, 1, 5}), {NpyOptions::Targets::kClasses, 3, 1.0f}); },
+  EXPECT_THAT([&] { NpyDataset::open(x, labels({0, 1, 5}), options(NpyOptions::Targets::kClasses, 3)); },
               ThrowsMessage<Error>(HasSubstr("label 5 of row 2 is not below NpyOptions::classes = 3")));
   const std::string fy = write("fy.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
                                                    raw(std::vector<float>{0, 1.5f, 2})));
   EXPECT_EQ(NpyDataset::open(x, fy)->num_classes(), 0);  // float targets are values unless told
-  EXPECT_THAT([&] { NpyDataset::open(x, fy, {NpyOptions::Targets::kClasses, 0, 1.0f}); },
+  EXPECT_THAT([&] { NpyDataset::open(x, fy, options(NpyOptions::Targets::kClasses)); },
               ThrowsMessage<Error>(HasSubstr("label 1.500000 of row 1 is not a class index")));
   const auto d = NpyDataset::open(x, labels({0, 1, 2}));
   const std::vector<int64_t> bad{3};

@@ -1,11 +1,15 @@
 #pragma once
-// NumPy .npy files as a cudl::Dataset (issue 21): the examples in one file and the targets in
-// another, as `np.save("x.npy", x); np.save("y.npy", y)` writes them. The files are memory-mapped
-// read-only, so a file larger than RAM trains (the pages are read as rows are asked for); each
-// row is converted to float when fill() copies it.
+// NumPy .npy and .npz files as a cudl::Dataset (issue 21): the examples in one file and the
+// targets in another, as `np.save("x.npy", x); np.save("y.npy", y)` writes them, or both in one
+// archive, as `np.savez("data.npz", x=x, y=y)` (or np.savez_compressed) writes it. The files are
+// memory-mapped read-only, so a file larger than RAM trains (the pages are read as rows are asked
+// for); each row is converted to float when fill() copies it. Deflated .npz members
+// (np.savez_compressed) cannot be mapped: they are inflated into memory at open.
 //
-//   auto data = cudl::NpyDataset::open("x.npy", "y.npy");
+//   auto data = cudl::NpyDataset::open("x.npy", "y.npy");     // or NpyDataset::open_npz("data.npz")
 //   cudl::fit(net, loss, opt, *data, options);
+//
+// save_npy writes arrays that NumPy (np.load) and NpyDataset read.
 //
 // Accepted: format versions 1.0, 2.0 and 3.0; C order; little-endian (or byte-sized) float32,
 // float64, uint8, int32 and int64 ('<f4', '<f8', '|u1', '<i4', '<i8'); x of rank ≥ 2 (N × …), y of
@@ -46,6 +50,12 @@ struct NpyOptions {
   int64_t classes = 0;
   // Multiplies every example value as it is converted (1/255 for uint8 images in [0, 1]).
   float x_scale = 1.0f;
+  // .npz only: the names of the example and target arrays (np.savez's keywords). Both empty:
+  // "x" and "y", or "arr_0" and "arr_1" (np.savez(path, x, y)) when the archive has neither.
+  std::string npz_x, npz_y;
+  // .npz only: the most bytes one deflated member may inflate to (it is held in memory); a larger
+  // one is refused before anything is allocated.
+  uint64_t max_inflated_bytes = uint64_t{8} << 30;
 };
 
 class NpyDataset : public Dataset {
@@ -55,6 +65,11 @@ class NpyDataset : public Dataset {
   // fit's check). Throws Error naming the file and the problem.
   static std::unique_ptr<NpyDataset> open(const std::string& x_path, const std::string& y_path,
                                           const NpyOptions& options = {});
+  // The same from one .npz archive (a ZIP of .npy members, stored or deflated, ZIP64 included).
+  // Throws Error naming the archive: not a ZIP archive NumPy writes, a missing array (the error
+  // lists the members), an encrypted member or another compression method, a corrupt member (CRC),
+  // a deflated member over max_inflated_bytes, and everything open() refuses.
+  static std::unique_ptr<NpyDataset> open_npz(const std::string& path, const NpyOptions& options = {});
   ~NpyDataset() override;
 
   int64_t size() const override { return rows_; }
@@ -69,10 +84,23 @@ class NpyDataset : public Dataset {
 
  private:
   NpyDataset() = default;
+  static std::unique_ptr<NpyDataset> from(std::unique_ptr<Mapped> x, std::unique_ptr<Mapped> y, const NpyOptions& options);
   std::unique_ptr<Mapped> x_, y_;
   int64_t rows_ = 0, classes_ = 0;
   Shape example_shape_, target_shape_;
   float x_scale_ = 1.0f;
 };
+
+// Writes `data`, a C-order array of `shape` (rows first), as a .npy file of version 1.0 that
+// np.load reads: float32, float64, uint8, int32 or int64 after the pointer's type. The file is
+// written to path + ".tmp" and renamed over `path`, so an existing file is never left
+// half-written. Throws Error naming the file: a negative or too large shape, no data for a
+// non-empty shape, a file that cannot be written or renamed. (Little-endian, as x86-64 and
+// AArch64 store numbers.)
+void save_npy(const std::string& path, const float* data, const Shape& shape);
+void save_npy(const std::string& path, const double* data, const Shape& shape);
+void save_npy(const std::string& path, const uint8_t* data, const Shape& shape);
+void save_npy(const std::string& path, const int32_t* data, const Shape& shape);
+void save_npy(const std::string& path, const int64_t* data, const Shape& shape);
 
 }  // namespace cudl

@@ -3,20 +3,18 @@
 // memory mappings of the two files.
 #include "cudl/npy.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "cudl/error.hpp"
+#include "npz.hpp"
 
 namespace cudl {
 
@@ -193,41 +191,38 @@ NpyHeader parse_npy_header(const uint8_t* bytes, size_t size, const std::string&
 // ---- the mapped files ----
 
 struct NpyDataset::Mapped {
-  std::string path;
-  const uint8_t* base = nullptr;
+  std::string path;  // "x.npy", or "data.npz[x.npy]" for a member of an archive
+  std::shared_ptr<const detail::FileMap> file;  // the mapped .npy file or archive
+  std::vector<uint8_t> inflated;                // a deflated member's bytes
+  const uint8_t* base = nullptr;                // the .npy bytes: in the mapping or `inflated`
   size_t size = 0;
   NpyHeader header;
   int64_t row_items = 1;  // values per row (first dimension)
 
-  explicit Mapped(const std::string& p) : path(p) {
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    CUDL_REQUIRE(fd >= 0, p + ": cannot open: " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw Error(p + ": not a regular file");
-    }
-    size = static_cast<size_t>(st.st_size);
-    if (size == 0) {
-      ::close(fd);
-      throw Error(p + ": empty file, not a .npy file");
-    }
-    void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    CUDL_REQUIRE(m != MAP_FAILED, p + ": cannot map: " + std::strerror(err));
-    base = static_cast<const uint8_t*>(m);
-    try {
-      header = parse_npy_header(base, size, p);
-    } catch (...) {
-      ::munmap(const_cast<uint8_t*>(base), size);
-      throw;
-    }
-    for (size_t d = 1; d < header.shape.size(); ++d) row_items *= header.shape[d];
+  // A .npy file.
+  explicit Mapped(const std::string& p) : path(p), file(detail::FileMap::open(p, "a .npy file")), base(file->base), size(file->size) {
+    parse();
   }
-  ~Mapped() { ::munmap(const_cast<uint8_t*>(base), size); }
+  // A member of a .npz archive: in place where it is stored, inflated into memory where deflated.
+  Mapped(std::shared_ptr<const detail::FileMap> zip, const detail::ZipMember& m, uint64_t limit)
+      : path(zip->path + "[" + m.name + "]"), file(std::move(zip)) {
+    if (m.method == 0) {
+      base = file->base + m.data_offset;
+      size = static_cast<size_t>(m.unpacked);
+    } else {
+      inflated = detail::inflate_member(*file, m, limit);
+      base = inflated.data();
+      size = inflated.size();
+    }
+    parse();
+  }
   Mapped(const Mapped&) = delete;
   Mapped& operator=(const Mapped&) = delete;
+
+  void parse() {
+    header = parse_npy_header(base, size, path);
+    for (size_t d = 1; d < header.shape.size(); ++d) row_items *= header.shape[d];
+  }
 
   // Values [0, row_items) of row r, converted to float and multiplied by scale.
   void row(int64_t r, float* out, float scale) const {
@@ -258,9 +253,43 @@ NpyDataset::~NpyDataset() = default;
 
 std::unique_ptr<NpyDataset> NpyDataset::open(const std::string& x_path, const std::string& y_path,
                                              const NpyOptions& options) {
+  auto x = std::make_unique<Mapped>(x_path);
+  return from(std::move(x), std::make_unique<Mapped>(y_path), options);
+}
+
+std::unique_ptr<NpyDataset> NpyDataset::open_npz(const std::string& path, const NpyOptions& options) {
+  auto zip = detail::FileMap::open(path, "a .npz file");
+  const std::vector<detail::ZipMember> members = detail::read_zip_directory(*zip);
+  const auto find = [&](const std::string& key) -> const detail::ZipMember* {
+    for (const auto& m : members)
+      if (m.name == key + ".npy") return &m;
+    return nullptr;
+  };
+  std::string names;
+  for (const auto& m : members) names += (names.empty() ? "'" : ", '") + m.name + "'";
+  if (names.empty()) names = "none";
+  std::string x_key = options.npz_x, y_key = options.npz_y;
+  if (x_key.empty() && y_key.empty() && find("x") == nullptr && find("y") == nullptr && find("arr_0") != nullptr) {
+    x_key = "arr_0";  // np.savez(path, x, y): positional arrays
+    y_key = "arr_1";
+  }
+  if (x_key.empty()) x_key = "x";
+  if (y_key.empty()) y_key = "y";
+  const detail::ZipMember* xm = find(x_key);
+  const detail::ZipMember* ym = find(y_key);
+  CUDL_REQUIRE(xm != nullptr && ym != nullptr,
+               path + ": has no array '" + (xm == nullptr ? x_key : y_key) + "' (its members: " + names +
+                   "); save it as np.savez(path, x=examples, y=targets) or set NpyOptions::npz_x and npz_y");
+  auto x = std::make_unique<Mapped>(zip, *xm, options.max_inflated_bytes);
+  return from(std::move(x), std::make_unique<Mapped>(zip, *ym, options.max_inflated_bytes), options);
+}
+
+std::unique_ptr<NpyDataset> NpyDataset::from(std::unique_ptr<Mapped> x, std::unique_ptr<Mapped> y,
+                                             const NpyOptions& options) {
   std::unique_ptr<NpyDataset> d(new NpyDataset());
-  d->x_ = std::make_unique<Mapped>(x_path);
-  d->y_ = std::make_unique<Mapped>(y_path);
+  const std::string x_path = x->path, y_path = y->path;
+  d->x_ = std::move(x);
+  d->y_ = std::move(y);
   const Shape& xs = d->x_->header.shape;
   const Shape& ys = d->y_->header.shape;
   CUDL_REQUIRE(xs.size() >= 2, x_path + ": examples must be an array of rank 2 or more (rows × …), found " + d->x_->shape_text());
@@ -313,8 +342,64 @@ void NpyDataset::fill_targets(const int64_t* idx, int64_t n, float* y) const {
 }
 
 std::string NpyDataset::describe() const {
+  const bool inflated = !x_->inflated.empty() || !y_->inflated.empty();
   return x_->path + ": " + x_->shape_text() + ", " + y_->path + ": " + y_->shape_text() +
-         (classes_ > 0 ? " (" + std::to_string(classes_) + " classes)" : std::string(" (values)")) + ", memory-mapped";
+         (classes_ > 0 ? " (" + std::to_string(classes_) + " classes)" : std::string(" (values)")) +
+         (inflated ? ", deflated members inflated into memory" : ", memory-mapped");
 }
+
+// ---- writing ----
+
+namespace {
+
+template <typename T>
+void save(const std::string& path, const char* descr, const T* data, const Shape& shape) {
+  int64_t items = 1;
+  for (int64_t d : shape) {
+    CUDL_REQUIRE(d >= 0, "save_npy: " + path + ": the shape " + to_string(shape) + " has a negative dimension");
+    CUDL_REQUIRE(d == 0 || items <= std::numeric_limits<int64_t>::max() / static_cast<int64_t>(sizeof(T)) / d,
+                 "save_npy: " + path + ": the shape " + to_string(shape) + " is too large");
+    items *= d;
+  }
+  CUDL_REQUIRE(items == 0 || data != nullptr, "save_npy: " + path + ": no data for the shape " + to_string(shape));
+  std::string dims;
+  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) dims += ",";
+  // As NumPy writes it: the dict, padded with spaces and a newline so that the data starts at a
+  // multiple of 64 bytes (version 1.0: a 10-byte preamble and a header below 64 KiB).
+  std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  CUDL_REQUIRE(header.size() <= 65535, "save_npy: " + path + ": the shape " + to_string(shape) + " has too many dimensions");
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    CUDL_REQUIRE(f.is_open(), "save_npy: cannot create " + tmp);
+    const char preamble[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(header.size() & 0xff),
+                               static_cast<char>(header.size() >> 8)};
+    f.write(preamble, sizeof preamble);
+    f.write(header.data(), static_cast<std::streamsize>(header.size()));
+    const char* bytes = reinterpret_cast<const char*>(data);
+    for (int64_t at = 0, total = items * static_cast<int64_t>(sizeof(T)); at < total; at += int64_t{1} << 30)
+      f.write(bytes + at, static_cast<std::streamsize>(std::min<int64_t>(total - at, int64_t{1} << 30)));
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw Error("save_npy: cannot write " + tmp + " (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error("save_npy: cannot rename " + tmp + " to " + path);
+  }
+}
+
+}  // namespace
+
+void save_npy(const std::string& path, const float* data, const Shape& shape) { save(path, "<f4", data, shape); }
+void save_npy(const std::string& path, const double* data, const Shape& shape) { save(path, "<f8", data, shape); }
+void save_npy(const std::string& path, const uint8_t* data, const Shape& shape) { save(path, "|u1", data, shape); }
+void save_npy(const std::string& path, const int32_t* data, const Shape& shape) { save(path, "<i4", data, shape); }
+void save_npy(const std::string& path, const int64_t* data, const Shape& shape) { save(path, "<i8", data, shape); }
 
 }  // namespace cudl

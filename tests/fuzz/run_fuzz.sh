@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes a cudl loader with libFuzzer for N seconds (default 60), under clang++ with ASan and UBSan.
 # Four harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp, and npy:
-# the .npy header parser and NpyDataset, tests/fuzz/fuzz_npy.cpp, both built from src/data's
+# the .npy header parser, the .npz archive reader and NpyDataset, tests/fuzz/fuzz_npy.cpp, both built from src/data's
 # sources alone):
 #   safetensors  the format layer alone (SafetensorsFile::parse): tests/fuzz/fuzz_safetensors.cpp,
 #                built from the reader's sources only;
@@ -129,9 +129,9 @@ if [ "$harness" = idx ]; then
   echo "run_fuzz: building $work/fuzz_idx"
   "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_idx.cpp" "${sources[@]}" -lz -o "$work/fuzz_idx"
 elif [ "$harness" = npy ]; then
-  # The .npy reader (tests/fuzz/fuzz_npy.cpp); its seeds are the NumPy-written files of
+  # The .npy and .npz readers (tests/fuzz/fuzz_npy.cpp); its seeds are the NumPy-written files of
   # tests/data/npy, committed in tests/fuzz/corpus/npy/.
-  sources=("$root/src/data/npy.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
+  sources=("$root/src/data/npy.cpp" "$root/src/data/npz.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
            "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_npy"
   "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_npy.cpp" "${sources[@]}" -lz -o "$work/fuzz_npy"
@@ -212,7 +212,7 @@ fi
 if [ -n "$coverage" ]; then
   case "$harness" in
     idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
-    npy) subject=(src/data/npy.cpp) ;;
+    npy) subject=(src/data/npy.cpp src/data/npz.cpp) ;;
     safetensors) subject=(src/io/safetensors.cpp) ;;
     checkpoint) subject=(src/io/safetensors.cpp src/io/checkpoint.cpp src/io/checkpoint_json.cpp src/nn/layer_config.cpp) ;;
   esac
