@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -200,6 +201,27 @@ TEST(Normalize, StandardisesPerFeatureAndPerChannelWithTheTrainingStatistics) {
   EXPECT_THAT([&] { Normalize::fit(d, Normalize::Per::kChannel); },
               ThrowsMessage<Error>(HasSubstr("per channel needs examples of shape {C, H, W}")));
   EXPECT_THAT([&] { Transformed(g, norm); }, ThrowsMessage<Error>(HasSubstr("does not fit generated: 30 rows")));
+}
+
+TEST(Scale, MapsEveryExampleValueAndChainsWithNormalize) {
+  const InMemoryDataset d = counting(4, 2);
+  const Transformed scaled(d, Scale{0.5f, -1.0f});
+  const std::vector<int64_t> idx{3, 1};
+  std::vector<float> x(4), y(2);
+  scaled.fill(idx.data(), 2, x.data(), y.data());
+  EXPECT_EQ(x, (std::vector<float>{149.0f, 149.5f, 49.0f, 49.5f}));  // (r·100 + c)·0.5 − 1
+  EXPECT_EQ(y, (std::vector<float>{3.0f, 1.0f}));                       // targets unchanged
+  EXPECT_THAT(scaled.describe(), HasSubstr("counting: 4 rows"));
+  EXPECT_THAT(scaled.describe(), HasSubstr("scaled by 0.5 - 1"));
+  // The statistics of the scaled values, applied after the scale: standardised as before.
+  const Transformed both(scaled, Normalize::fit(scaled));
+  const Transformed direct(d, Normalize::fit(d));
+  std::vector<float> a(4), b(4);
+  both.fill(idx.data(), 2, a.data(), y.data());
+  direct.fill(idx.data(), 2, b.data(), y.data());
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
+  EXPECT_THAT([&] { Transformed(d, Scale{std::numeric_limits<float>::infinity()}); },
+              ThrowsMessage<Error>(HasSubstr("Transformed: Scale{inf, 0.000000} is not finite")));
 }
 
 TEST(ToDevice, UploadsEveryRowInChunks) {

@@ -11,6 +11,7 @@
 //   o.validation_data = &valid;
 //   cudl::fit(net, loss, opt, train, o);
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,11 +111,25 @@ struct Normalize {
   std::string describe() const;
 };
 
-// A dataset seen through a Normalize: fill() fills from the base, then standardises. Holds a
-// reference to the base, which must outlive it.
+// Every example value mapped by x' = x · factor + offset: {1.0f / 255} puts bytes in [0, 1],
+// {2.0f / 255, -1.0f} in [-1, 1]. Both must be finite.
+struct Scale {
+  float factor = 1.0f;
+  float offset = 0.0f;
+  void apply(float* x, int64_t values) const;
+  std::string describe() const;  // "scaled by 0.00392157"
+};
+
+// A dataset seen through a Scale or a Normalize: fill() fills from the base, then maps the
+// examples (the targets pass unchanged). Holds a reference to the base, which must outlive it.
+// Transforms chain as datasets do: Normalize::fit(scaled) computes the statistics of the scaled
+// values, and Transformed(scaled, those) applies both.
 class Transformed : public Dataset {
  public:
+  // Throws Error when the statistics are not for the base's examples.
   Transformed(const Dataset& base, Normalize normalize);
+  // Throws Error when the factor or the offset is not finite.
+  Transformed(const Dataset& base, Scale scale);
   int64_t size() const override { return base_->size(); }
   Shape example_shape() const override { return base_->example_shape(); }
   Shape target_shape() const override { return base_->target_shape(); }
@@ -125,7 +140,8 @@ class Transformed : public Dataset {
 
  private:
   const Dataset* base_;
-  Normalize normalize_;
+  Scale scale_;
+  std::optional<Normalize> normalize_;
 };
 
 // Every row of `data` on `backend`, in fit()'s layout: x of shape {size(), example_numel()} (the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -152,19 +153,43 @@ std::string Normalize::describe() const {
 }
 
 Transformed::Transformed(const Dataset& base, Normalize normalize) : base_(&base), normalize_(std::move(normalize)) {
-  CUDL_REQUIRE(normalize_.example_numel == base.example_numel() && !normalize_.mean.empty() &&
-                   normalize_.mean.size() == normalize_.inv_std.size() &&
-                   normalize_.example_numel % static_cast<int64_t>(normalize_.mean.size()) == 0,
-               "Transformed: the Normalize (for examples of " + std::to_string(normalize_.example_numel) + " values, " +
-                   std::to_string(normalize_.mean.size()) + " statistics) does not fit " + base.describe());
+  CUDL_REQUIRE(normalize_->example_numel == base.example_numel() && !normalize_->mean.empty() &&
+                   normalize_->mean.size() == normalize_->inv_std.size() &&
+                   normalize_->example_numel % static_cast<int64_t>(normalize_->mean.size()) == 0,
+               "Transformed: the Normalize (for examples of " + std::to_string(normalize_->example_numel) + " values, " +
+                   std::to_string(normalize_->mean.size()) + " statistics) does not fit " + base.describe());
+}
+
+Transformed::Transformed(const Dataset& base, Scale scale) : base_(&base), scale_(scale) {
+  CUDL_REQUIRE(std::isfinite(scale.factor) && std::isfinite(scale.offset),
+               "Transformed: Scale{" + std::to_string(scale.factor) + ", " + std::to_string(scale.offset) +
+                   "} is not finite");
 }
 
 void Transformed::fill(const int64_t* idx, int64_t n, float* x, float* y) const {
   base_->fill(idx, n, x, y);
-  normalize_.apply(x, n);
+  if (normalize_) {
+    normalize_->apply(x, n);
+  } else {
+    scale_.apply(x, n * base_->example_numel());
+  }
 }
 
-std::string Transformed::describe() const { return base_->describe() + ", " + normalize_.describe(); }
+std::string Transformed::describe() const {
+  return base_->describe() + ", " + (normalize_ ? normalize_->describe() : scale_.describe());
+}
+
+void Scale::apply(float* x, int64_t values) const {
+  if (factor == 1.0f && offset == 0.0f) return;
+  for (int64_t i = 0; i < values; ++i) x[i] = x[i] * factor + offset;
+}
+
+std::string Scale::describe() const {
+  std::ostringstream s;
+  s << "scaled by " << factor;
+  if (offset != 0.0f) s << (offset > 0 ? " + " : " - ") << std::fabs(offset);
+  return s.str();
+}
 
 // ---- the upload to a backend ----
 
