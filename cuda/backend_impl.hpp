@@ -70,6 +70,7 @@ struct CudaBackend::Impl {
   ConvSearch conv_search = ConvSearch::kFastest;  // BackendOptions::conv_search
   std::string description;
   cuda::Stream stream;                  // destroyed last
+  cuda::Stream copy_stream;             // uploads (Queue::kCopy), created on first use
   cuda::DeviceMemory cublas_workspace;  // outlives the cuBLAS handle that uses it
   static constexpr size_t kCublasWorkspace = size_t{32} << 20;  // cuBLAS's advice for Hopper
   cuda::StreamMemory workspace;         // cuDNN's and our kernels' scratch, grown on demand
@@ -80,6 +81,8 @@ struct CudaBackend::Impl {
   cudnnHandle_t cudnn = nullptr;
   std::unique_ptr<cuda::ConvPlans> conv;  // cuDNN plans, created with the handle
 
+  // The stream of a queue (creating the copy stream on first use).
+  cudaStream_t queue(Backend::Queue q);
   // A scratch buffer of at least `bytes`, valid in stream order until the next call.
   void* scratch(size_t bytes);
   // The cuDNN plans (creating the cuDNN handle on first use).

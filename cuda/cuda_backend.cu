@@ -111,6 +111,70 @@ void CudaBackend::copy(const void* src, void* dst, std::size_t bytes) {
 
 void CudaBackend::synchronize() { CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
 
+// ---- uploads on a second stream ----
+
+namespace {
+
+struct CudaEvent final : Backend::Event {
+  cudaEvent_t event = nullptr;
+  ~CudaEvent() override {
+    if (event != nullptr) cudaEventDestroy(event);
+  }
+};
+
+cudaEvent_t event_of(const Backend::Event& e) {
+  const auto* cuda_event = dynamic_cast<const CudaEvent*>(&e);
+  CUDL_REQUIRE(cuda_event != nullptr, "CudaBackend: an event of another backend");
+  return cuda_event->event;
+}
+
+}  // namespace
+
+cudaStream_t CudaBackend::Impl::queue(Backend::Queue q) {
+  if (q == Backend::Queue::kCompute) return stream;
+  if (copy_stream.handle == nullptr) {
+    CUDL_CUDA_CHECK(cudaSetDevice(gpu));
+    CUDL_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream.handle, cudaStreamNonBlocking));
+  }
+  return copy_stream;
+}
+
+std::unique_ptr<Backend::Event> CudaBackend::create_event() {
+  auto e = std::make_unique<CudaEvent>();
+  CUDL_CUDA_CHECK(cudaEventCreateWithFlags(&e->event, cudaEventDisableTiming));
+  return e;
+}
+
+void CudaBackend::record(Event& event, Queue queue) {
+  CUDL_CUDA_CHECK(cudaEventRecord(event_of(event), impl_->queue(queue)));
+}
+
+void CudaBackend::wait(Queue queue, const Event& event) {
+  CUDL_CUDA_CHECK(cudaStreamWaitEvent(impl_->queue(queue), event_of(event), 0));
+}
+
+void CudaBackend::host_wait(const Event& event) { CUDL_CUDA_CHECK(cudaEventSynchronize(event_of(event))); }
+
+void* CudaBackend::allocate_host(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  const cudaError_t status = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear this call's error so the backend stays usable
+    throw Error("cannot allocate " + std::to_string(bytes) + " bytes of page-locked host memory for uploads to " +
+                impl_->description + ": " + cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
+  }
+  return p;
+}
+
+void CudaBackend::deallocate_host(void* ptr) noexcept {
+  if (ptr != nullptr) cudaFreeHost(ptr);
+}
+
+void CudaBackend::upload_async(const void* host_src, void* dst, std::size_t bytes) {
+  CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl_->queue(Queue::kCopy)));
+}
+
 // Row-major C(m×n) = op(A)·op(B) is column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, and a row-major
 // matrix read column-major is its transpose: so cuBLAS gets B first, then A, with their own
 // transpose flags, and the dimensions n, m, k.

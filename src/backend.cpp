@@ -1,7 +1,11 @@
 // The checked front half of every Backend primitive: shapes and devices are validated here,
-#include <cmath>
 // once, so CpuBackend and CudaBackend implement only the arithmetic.
 #include "cudl/backend.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
 
 #include "backend_checks.hpp"
 #include "cudl/error.hpp"
@@ -255,6 +259,25 @@ void Backend::add_to_counter(Tensor& counter, uint64_t delta) {
   require_counter(*this, counter, "add_to_counter");
   do_add_to_counter(reinterpret_cast<uint64_t*>(counter.data()), delta);
 }
+
+// ---- uploads: the synchronous defaults (every queue is the caller's thread) ----
+
+std::unique_ptr<Backend::Event> Backend::create_event() { return std::make_unique<Event>(); }
+void Backend::record(Event&, Queue) {}
+void Backend::wait(Queue, const Event&) {}
+void Backend::host_wait(const Event&) {}
+
+void* Backend::allocate_host(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  // Whole cache lines, as the batch buffers are read with vector loads.
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  CUDL_REQUIRE(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void Backend::deallocate_host(void* ptr) noexcept { std::free(ptr); }
+
+void Backend::upload_async(const void* host_src, void* dst, std::size_t bytes) { copy_from_host(host_src, dst, bytes); }
 
 void Backend::begin_capture() {
   detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");

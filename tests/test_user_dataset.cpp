@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -321,8 +323,9 @@ struct FitRun {
 };
 
 FitRun fit_blobs(const Dataset& train, const Dataset* valid, FitOptions o, const std::string& checkpoint = "",
-              const std::string& resume = "", const std::atomic<bool>* stop = nullptr) {
-  CpuBackend cpu(2);
+              const std::string& resume = "", const std::atomic<bool>* stop = nullptr, CpuBackend* backend = nullptr) {
+  CpuBackend own(2);
+  CpuBackend& cpu = backend != nullptr ? *backend : own;
   Network net(cpu, {8});
   net.add(dense(16, Activation::kRelu)).add(dense(2));
   net.initialize(1, 0.1f);
@@ -337,7 +340,79 @@ FitRun fit_blobs(const Dataset& train, const Dataset* valid, FitOptions o, const
   return r;
 }
 
+// A CPU backend that plays a GPU's asynchronous uploads: upload_async only queues a copy; the
+// copies queued before an event recorded on the copy queue run when the compute queue (or the
+// host) waits for that event, and not before. A loop that copied a stage into its batch buffers
+// without waiting would train on the stage's previous batch.
+class DeferredUploads : public CpuBackend {
+ public:
+  DeferredUploads() : CpuBackend(2) {}
+  bool async_uploads() const override { return true; }
+  std::unique_ptr<Event> create_event() override { return std::make_unique<Copies>(); }
+  void* allocate_host(std::size_t bytes) override {
+    ++host_buffers;
+    return CpuBackend::allocate_host(bytes);
+  }
+  void upload_async(const void* host_src, void* dst, std::size_t bytes) override {
+    queued_.push_back({host_src, dst, bytes});
+    ++uploads;
+  }
+  void record(Event& event, Queue queue) override {
+    if (queue != Queue::kCopy) return;
+    auto& e = static_cast<Copies&>(event);
+    e.copies.insert(e.copies.end(), queued_.begin(), queued_.end());
+    queued_.clear();
+  }
+  void wait(Queue queue, const Event& event) override {
+    if (queue == Queue::kCompute) run(event);
+  }
+  void host_wait(const Event& event) override { run(event); }
+  bool idle() const { return queued_.empty(); }
+  int uploads = 0, host_buffers = 0;
+
+ private:
+  struct Copy {
+    const void* src;
+    void* dst;
+    std::size_t bytes;
+  };
+  struct Copies : Event {
+    std::vector<Copy> copies;
+  };
+  static void run(const Event& event) {
+    auto& e = const_cast<Copies&>(static_cast<const Copies&>(event));
+    for (const Copy& c : e.copies) std::memcpy(c.dst, c.src, c.bytes);
+    e.copies.clear();
+  }
+  std::vector<Copy> queued_;
+};
+
 }  // namespace
+
+TEST(FitOnADataset, StreamedThroughAsynchronousUploadsTrainsBitForBitAsResident) {
+  const InMemoryDataset all = blobs(900);
+  const DatasetSplit parts = random_split(all, 0.2, 5);
+  FitOptions o;
+  o.epochs = 3;
+  o.batch = 32;
+  o.progress = Progress::kNone;
+  o.data_path = DataPath::kResident;
+  const FitRun resident = fit_blobs(parts.train, &parts.valid, o);
+  for (const auto& [prefetch, threads] : {std::pair{1, 0}, {3, 2}}) {
+    DeferredUploads gpu_like;
+    o.data_path = DataPath::kStreamed;
+    o.prefetch = prefetch;
+    o.loader_threads = threads;
+    const FitRun streamed = fit_blobs(parts.train, &parts.valid, o, "", "", nullptr, &gpu_like);
+    const std::string what = std::to_string(prefetch) + " slots, " + std::to_string(threads) + " threads";
+    EXPECT_EQ(streamed.params, resident.params) << what;
+    EXPECT_EQ(streamed.h.epochs.back().loss, resident.h.epochs.back().loss) << what;
+    EXPECT_EQ(gpu_like.uploads, 2 * 3 * (720 / 32)) << what;         // x and y of every step
+    EXPECT_EQ(gpu_like.host_buffers, 2 * prefetch) << what;          // the loader's slots are the backend's
+    EXPECT_TRUE(gpu_like.idle()) << what;                             // nothing left queued
+    EXPECT_THAT(streamed.h.data_path, HasSubstr("uploaded on a second queue")) << what;
+  }
+}
 
 TEST(FitOnADataset, StreamedTrainsBitForBitAsResident) {
   const InMemoryDataset all = blobs(900);

@@ -203,6 +203,34 @@ class Backend {
   virtual void copy(const void* src, void* dst, std::size_t bytes) = 0;
   virtual void synchronize() = 0;  // waits for all queued work
 
+  // ---- uploads that overlap the computation (the streamed data path of fit) ----
+  // A backend has two queues: kCompute, where every primitive and copy above runs in the order
+  // it was called, and kCopy, for host-to-device uploads that run while the computation goes on.
+  // An Event marks a point in one queue; the other queue, or the host, can wait for it. On a
+  // backend whose work runs as it is called (CpuBackend), uploads are plain copies and every
+  // wait returns at once. None of these may be called while capturing.
+  enum class Queue { kCompute, kCopy };
+  class Event {
+   public:
+    virtual ~Event() = default;
+  };
+  virtual std::unique_ptr<Event> create_event();
+  // Marks what `queue` holds now: the event is passed once all of it has run.
+  virtual void record(Event& event, Queue queue);
+  // Work queued on `queue` after this call starts only once `event` (as last recorded) is passed.
+  virtual void wait(Queue queue, const Event& event);
+  // Blocks the calling thread until `event` (as last recorded) is passed.
+  virtual void host_wait(const Event& event);
+  // Whether uploads run concurrently with the computation (CudaBackend: yes; CpuBackend: no).
+  virtual bool async_uploads() const { return false; }
+  // Host memory that uploads read at full speed (CudaBackend: page-locked); nullptr for 0 bytes.
+  // Throws Error when none is left. Freed with deallocate_host.
+  virtual void* allocate_host(std::size_t bytes);
+  virtual void deallocate_host(void* ptr) noexcept;
+  // Queues a copy of `bytes` from host memory to `dst` on kCopy. The host memory (best from
+  // allocate_host) must stay unchanged until an event recorded on kCopy after this call is passed.
+  virtual void upload_async(const void* host_src, void* dst, std::size_t bytes);
+
   // ---- primitives (checked here, implemented by do_*) ----
   // x ← value everywhere.
   void fill(Tensor& x, float value);

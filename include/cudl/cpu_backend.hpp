@@ -20,7 +20,7 @@ std::string cpu_model_name();
 // Hardware threads available to this process (at least 1).
 int hardware_threads();
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   // threads = 0 uses hardware_threads().
   explicit CpuBackend(int threads = 0);

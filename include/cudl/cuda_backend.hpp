@@ -42,6 +42,16 @@ class CudaBackend final : public Backend {
   void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override;
   void copy(const void* src, void* dst, std::size_t bytes) override;
   void synchronize() override;
+  // Uploads on a second stream (kCopy) from page-locked memory (cudaHostAlloc); events are CUDA
+  // events without timing.
+  std::unique_ptr<Event> create_event() override;
+  void record(Event& event, Queue queue) override;
+  void wait(Queue queue, const Event& event) override;
+  void host_wait(const Event& event) override;
+  bool async_uploads() const override { return true; }
+  void* allocate_host(std::size_t bytes) override;
+  void deallocate_host(void* ptr) noexcept override;
+  void upload_async(const void* host_src, void* dst, std::size_t bytes) override;
   // CUDA graphs: begin_capture() starts capturing this backend's stream, end_capture()
   // instantiates the graph; Captured::replay() launches it on the stream.
   bool can_capture() const override { return true; }

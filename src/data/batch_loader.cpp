@@ -1,7 +1,9 @@
 #include "data/batch_loader.hpp"
 
 #include <cmath>
+#include <new>
 #include <string>
+#include <utility>
 
 #include "cudl/error.hpp"
 #include "cudl/rng.hpp"
@@ -32,8 +34,32 @@ void batch_rows(Sampling sampling, uint64_t seed, int64_t rows, uint64_t counter
     out[b] = rng::permuted(seed, epoch, static_cast<uint32_t>(first + static_cast<uint64_t>(b)), static_cast<uint32_t>(n));
 }
 
+HostFloats::HostFloats(Backend* backend, size_t n) : backend_(backend), n_(n) {
+  if (n == 0) return;
+  p_ = static_cast<float*>(backend != nullptr ? backend->allocate_host(n * sizeof(float)) : ::operator new(n * sizeof(float)));
+}
+
+HostFloats::~HostFloats() {
+  if (p_ == nullptr) return;
+  if (backend_ != nullptr) {
+    backend_->deallocate_host(p_);
+  } else {
+    ::operator delete(p_);
+  }
+}
+
+HostFloats::HostFloats(HostFloats&& o) noexcept
+    : backend_(o.backend_), p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+
+HostFloats& HostFloats::operator=(HostFloats&& o) noexcept {
+  std::swap(backend_, o.backend_);
+  std::swap(p_, o.p_);
+  std::swap(n_, o.n_);
+  return *this;
+}
+
 BatchLoader::BatchLoader(const Dataset& data, Sampling sampling, uint64_t seed, int64_t batch, int rank, int ranks,
-                         int prefetch, int threads)
+                         int prefetch, int threads, Backend* host_memory)
     : data_(data), sampling_(sampling), seed_(seed), batch_(batch), rows_(data.size()), rank_(rank), ranks_(ranks) {
   CUDL_REQUIRE(batch >= 1 && prefetch >= 1 && threads >= 0 && ranks >= 1 && rank >= 0 && rank < ranks,
                "BatchLoader: batch " + std::to_string(batch) + ", prefetch " + std::to_string(prefetch) + ", threads " +
@@ -42,8 +68,8 @@ BatchLoader::BatchLoader(const Dataset& data, Sampling sampling, uint64_t seed, 
                "BatchLoader: " + data.describe() + " has " + std::to_string(rows_) + " rows; between 1 and 2^32 - 1 are drawn from");
   slots_.resize(static_cast<size_t>(prefetch));
   for (Slot& s : slots_) {
-    s.x.resize(static_cast<size_t>(batch * data.example_numel()));
-    s.y.resize(static_cast<size_t>(batch * data.target_numel()));
+    s.x = HostFloats(host_memory, static_cast<size_t>(batch * data.example_numel()));
+    s.y = HostFloats(host_memory, static_cast<size_t>(batch * data.target_numel()));
     s.idx.resize(static_cast<size_t>(batch));
   }
   for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { worker(); });
@@ -86,12 +112,12 @@ void BatchLoader::start(int epoch, int64_t steps, int64_t first_step) {
   freed_.notify_all();
 }
 
-void BatchLoader::check_finite(const std::vector<float>& v, int64_t per_row, const std::vector<int64_t>& idx,
+void BatchLoader::check_finite(const HostFloats& v, int64_t per_row, const std::vector<int64_t>& idx,
                                const char* what) const {
   for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i]))
+    if (!std::isfinite(v.data()[i]))
       throw Error("row " + std::to_string(idx[i / static_cast<size_t>(per_row)]) + " of " + data_.describe() + ": " + what +
-                  " value " + std::to_string(static_cast<int64_t>(i) % per_row) + " is " + (std::isnan(v[i]) ? "NaN" : "infinite"));
+                  " value " + std::to_string(static_cast<int64_t>(i) % per_row) + " is " + (std::isnan(v.data()[i]) ? "NaN" : "infinite"));
 }
 
 void BatchLoader::fill(Slot& slot, int64_t step, int epoch, int64_t steps) {

@@ -28,13 +28,32 @@ uint64_t step_counter(Sampling sampling, int64_t rows, int epoch, int64_t steps,
 // epoch counter / rows (Backend::shuffled_rows).
 void batch_rows(Sampling sampling, uint64_t seed, int64_t rows, uint64_t counter, int64_t batch, int64_t* out);
 
+// `n` floats of host memory: from backend->allocate_host when a backend is given (page-locked on
+// CUDA, so that uploads from it are asynchronous), else from the heap.
+class HostFloats {
+ public:
+  HostFloats() = default;
+  HostFloats(Backend* backend, size_t n);
+  ~HostFloats();
+  HostFloats(HostFloats&& o) noexcept;
+  HostFloats& operator=(HostFloats&& o) noexcept;
+  float* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  Backend* backend_ = nullptr;
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 class BatchLoader {
  public:
   // Batches of `batch` rows of `data` for this rank; `prefetch` ≥ 1 slots (the most batches held
   // beyond the dataset's own storage), `threads` ≥ 0 filling them (0: each batch is filled by
-  // next() on the calling thread).
+  // next() on the calling thread). With `host_memory`, the slots are that backend's host memory
+  // (allocate_host), from which it uploads asynchronously.
   BatchLoader(const Dataset& data, Sampling sampling, uint64_t seed, int64_t batch, int rank, int ranks, int prefetch,
-              int threads);
+              int threads, Backend* host_memory = nullptr);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -48,7 +67,8 @@ class BatchLoader {
     const float* y;  // batch × target_numel() floats
     int64_t step;
   };
-  // The next step's batch, once filled; valid until the next call of next() or start(). Rethrows
+  // The next step's batch, once filled; valid until the next call of next() or start() (an
+  // asynchronous upload from it must have completed by then). Rethrows
   // an exception of the dataset's fill (with the step it happened in). Error after the last step.
   Batch next();
 
@@ -57,7 +77,7 @@ class BatchLoader {
 
  private:
   struct Slot {
-    std::vector<float> x, y;
+    HostFloats x, y;
     std::vector<int64_t> idx;
     int64_t step = -1;  // the step it holds, once filled
     std::exception_ptr error;
@@ -65,7 +85,7 @@ class BatchLoader {
   void worker();
   void fill(Slot& slot, int64_t step, int epoch, int64_t steps);
   // Throws Error naming the dataset row and the value of the first NaN or infinity in v.
-  void check_finite(const std::vector<float>& v, int64_t per_row, const std::vector<int64_t>& idx, const char* what) const;
+  void check_finite(const HostFloats& v, int64_t per_row, const std::vector<int64_t>& idx, const char* what) const;
   void stop_workers();
 
   const Dataset& data_;

@@ -85,11 +85,26 @@ int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool
       backend_.add_to_counter(draw_, static_cast<uint64_t>(global_batch));
     };
   }
+  // Whatever ends the loop, no upload may still read a loader slot (the loader refills its slots
+  // when it is started again, and frees them when destroyed).
+  struct Finish {
+    EpochLoop& loop;
+    ~Finish() { loop.finish_upload(); }
+  } finish{*this};
+  const bool staged = streamed && backend_.async_uploads();
   for (int64_t s = first_step; s < steps; ++s) {
     if (streamed) {  // the host's batch into the buffers the step reads (ordered after the last step)
+      if (in_flight_ != nullptr) {
+        backend_.host_wait(*in_flight_->uploaded);  // next() hands the slot of the last batch back
+        in_flight_ = nullptr;
+      }
       const BatchLoader::Batch b = source.loader->next();
-      backend_.copy_from_host(b.x, xb_.data(), sizeof(float) * static_cast<size_t>(xb_.size()));
-      backend_.copy_from_host(b.y, yb_.data(), sizeof(float) * static_cast<size_t>(yb_.size()));
+      if (staged) {
+        upload(b.x, b.y, s);
+      } else {
+        backend_.copy_from_host(b.x, xb_.data(), sizeof(float) * static_cast<size_t>(xb_.size()));
+        backend_.copy_from_host(b.y, yb_.data(), sizeof(float) * static_cast<size_t>(yb_.size()));
+      }
     }
     if (!capture || steps_run_ == 0) {
       work();  // the first step of a run is eager: libraries initialise outside a capture
@@ -113,6 +128,35 @@ int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool
     if (after && !after(s)) return s + 1;
   }
   return steps;
+}
+
+void EpochLoop::upload(const void* x, const void* y, int64_t step) {
+  Stage& st = stages_[step % 2];
+  if (st.x.shape() != xb_.shape() || st.y.shape() != yb_.shape()) {
+    st = Stage{Tensor(xb_.shape(), backend_), Tensor(yb_.shape(), backend_), backend_.create_event(),
+               backend_.create_event(), false};
+  }
+  const size_t x_bytes = sizeof(float) * static_cast<size_t>(xb_.size());
+  const size_t y_bytes = sizeof(float) * static_cast<size_t>(yb_.size());
+  if (st.used) backend_.wait(Backend::Queue::kCopy, *st.consumed);  // its last batch has been copied out
+  backend_.upload_async(x, st.x.data(), x_bytes);
+  backend_.upload_async(y, st.y.data(), y_bytes);
+  backend_.record(*st.uploaded, Backend::Queue::kCopy);
+  in_flight_ = &st;
+  backend_.wait(Backend::Queue::kCompute, *st.uploaded);
+  backend_.copy(st.x.data(), xb_.data(), x_bytes);
+  backend_.copy(st.y.data(), yb_.data(), y_bytes);
+  backend_.record(*st.consumed, Backend::Queue::kCompute);
+  st.used = true;
+}
+
+void EpochLoop::finish_upload() noexcept {
+  if (in_flight_ == nullptr) return;
+  try {
+    backend_.host_wait(*in_flight_->uploaded);
+  } catch (...) {  // a failing device: the error that ended the loop is the one reported
+  }
+  in_flight_ = nullptr;
 }
 
 }  // namespace cudl::detail

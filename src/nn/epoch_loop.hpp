@@ -69,6 +69,21 @@ class EpochLoop {
   const Tensor* x_ = nullptr;
   const Tensor* y_ = nullptr;
   Tensor xb_, yb_, draw_;
+  // The streamed path on a backend whose uploads are asynchronous (Backend::async_uploads): two
+  // staging buffers on the device, alternating by step. Step s's batch is uploaded into stage
+  // s % 2 on the copy queue (once the copy out of that stage two steps before has run) while the
+  // steps before it compute; the compute queue waits for the upload, copies the stage into xb/yb
+  // and runs the step. The host waits for an upload only before the loader may reuse the host
+  // slot it read (the next batch), so the device never waits for the host's copy.
+  struct Stage {
+    Tensor x, y;
+    std::unique_ptr<Backend::Event> uploaded, consumed;
+    bool used = false;
+  };
+  void upload(const void* x, const void* y, int64_t step);
+  void finish_upload() noexcept;
+  Stage stages_[2];
+  Stage* in_flight_ = nullptr;  // the stage whose upload the host has not yet waited for
   std::unique_ptr<Captured> graph_;
   bool graph_draws_ = false;  // whether graph_ holds the draw too (resident) or the step alone
   int64_t steps_run_ = 0;

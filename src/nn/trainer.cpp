@@ -446,7 +446,8 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
     return h;
   }
   detail::BatchLoader loader(train, options.sampling, options.seed, options.batch, comm ? comm->rank() : 0,
-                             comm ? comm->size() : 1, options.prefetch, options.loader_threads);
+                             comm ? comm->size() : 1, options.prefetch, options.loader_threads,
+                             net.backend().async_uploads() ? &net.backend() : nullptr);
   detail::EpochSource source;
   source.loader = &loader;
   source.rows = train.size();
@@ -454,7 +455,8 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
   if (!train.target_shape().empty()) source.target_row = {train.target_numel()};
   h = fit_source(net, loss, opt, source, o, schedule);
   h.data_path = "streamed from " + train.describe() + " (" + size + "): " + std::to_string(options.prefetch) +
-                " batches filled ahead by " + std::to_string(options.loader_threads) + " threads";
+                " batches filled ahead by " + std::to_string(options.loader_threads) + " threads" +
+                (net.backend().async_uploads() ? ", uploaded on a second queue while the step before computes" : "");
   return h;
 }
 
