@@ -317,7 +317,7 @@ fi
 # parity suite's deliberate out-of-memory test is left out: the sanitizer reports its failed
 # cudaMallocAsync as an error, which is that test's point.
 for tool in memcheck racecheck; do
-  for unit in test_cuda_parity test_cuda_parity_conv test_cuda_parity_bn test_cuda_training; do
+  for unit in test_cuda_parity test_cuda_parity_conv test_cuda_parity_bn test_cuda_training test_cuda_loader; do
     PARITY=$BUILD/tests/$unit
     name=$tool
     [ "$unit" = test_cuda_parity ] || name="$tool-${unit#test_cuda_}"
