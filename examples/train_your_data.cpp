@@ -1,14 +1,21 @@
-// Training a network on your own data: in-memory features and labels (std::vector<float>), AdamW,
-// a cosine schedule with warm-up, shuffled epochs, a validation split, early stopping and a
+// Training a network on your own data: NumPy arrays (.npy files or an .npz archive, memory-mapped
+// and streamed when they are large) or, without them, in-memory rows (std::vector<float>); a
+// seeded stratified validation split, per-feature standardisation with the training rows'
+// statistics, AdamW, a cosine schedule with warm-up, shuffled epochs, early stopping and a
 // progress bar; on the GPU when there is one, else on the CPU.
 //
-//   train_your_data [--rows N] [--epochs N] [--cpu] [--min-accuracy X]   (--help: what each does)
+//   train_your_data [--npy X.npy,Y.npy | --npz DATA.npz] [--epochs N] [--cpu] [--min-accuracy X]
+//   train_your_data [--rows N] --save-npy DIR      (writes the synthetic rows as DIR/x.npy, DIR/y.npy)
+//   (--help: what each does)
 //
-// Exit status 3 when the best validation accuracy is below X (for the test that runs it), 2 for
-// bad input.
+// Integer labels (one per row) are classes: softmax cross-entropy. Float targets are values:
+// mean squared error. Exit status 3 when the best validation accuracy is below X (for the test
+// that runs it), 2 for bad input.
 //
-// The data here is synthetic (three noisy spirals in 2-D, lifted to 16 features) so that the
-// program runs anywhere; put your own rows in `features` and `labels` instead.
+// Without files the data is synthetic (three noisy spirals in 2-D, lifted to 16 features), so
+// that the program runs anywhere; in Python, np.save("x.npy", features); np.save("y.npy", labels)
+// gives it yours.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -45,14 +52,22 @@ int main(int argc, char** argv) {
   int epochs = 30;
   bool cpu_only = false;
   double min_accuracy = 0.0;
-  CLI::App app(R"(Trains a network on in-memory data (three noisy spirals, lifted to 16 features) with AdamW, a
-cosine schedule with warm-up, shuffled epochs, a validation split, early stopping and a progress
-bar; on the GPU when there is one, else on the CPU.
+  std::string npy, npz, save_dir;
+  CLI::App app(R"(Trains a network on NumPy arrays (--npy, --npz) or on in-memory synthetic data (three noisy
+spirals, lifted to 16 features) with a stratified validation split, standardised features, AdamW,
+a cosine schedule with warm-up, shuffled epochs, early stopping and a progress bar; on the GPU
+when there is one, else on the CPU.
 )",
                "train_your_data");
   bench::setup_app(app, 22);
   app.footer("Exit status: 0 success, 2 bad input, 3 validation accuracy below --min-accuracy.");
   using Text = const std::string&;
+  bench::add_value(app, "--npy", "X.npy,Y.npy", "train on these arrays (np.save): examples, then labels or targets",
+                   [&](Text v) { npy = v; });
+  bench::add_value(app, "--npz", "DATA.npz", "train on the arrays x and y of this archive (np.savez)",
+                   [&](Text v) { npz = v; });
+  bench::add_value(app, "--save-npy", "DIR", "write the synthetic rows as DIR/x.npy and DIR/y.npy, then exit",
+                   [&](Text v) { save_dir = v; });
   // At least 10 rows (a tenth is held out for validation), at most 10 million (640 MB of features:
   // a few digits too many would otherwise ask for more memory than the machine has).
   bench::add_value(app, "--rows", "N", "rows of synthetic data (default 30000)",
@@ -68,50 +83,88 @@ bar; on the GPU when there is one, else on the CPU.
                    });
   if (const std::optional<int> status = bench::parse_command_line(app, argc, argv)) return *status;
   try {
-    // 1. Your data, as rows of features and class indices.
-    std::vector<float> features, labels;
-    make_spirals(rows, features, labels);
-    cudl::InMemoryDataset data;
-    data.name = "spirals";
-    data.rows = rows;
-    data.features = 16;
-    data.classes = 3;
-    data.x = std::move(features);
-    data.y = std::move(labels);
-    const cudl::Split split = cudl::train_test_split(data, /*test_fraction=*/0.1, /*seed=*/1);
+    if (!npy.empty() + !npz.empty() + !save_dir.empty() > 1)
+      throw cudl::Error("--npy, --npz and --save-npy: give one of them at most");
+    // 1. Your data: any cudl::Dataset. NumPy files are memory-mapped; the synthetic rows live in
+    //    std::vector<float>s.
+    std::unique_ptr<cudl::NpyDataset> file;
+    cudl::InMemoryDataset synthetic;
+    const cudl::Dataset* data = &synthetic;
+    if (!npy.empty()) {
+      const size_t comma = npy.find(',');
+      if (comma == std::string::npos) throw cudl::Error("--npy: expected X.npy,Y.npy, found '" + npy + "'");
+      file = cudl::NpyDataset::open(npy.substr(0, comma), npy.substr(comma + 1));
+      data = file.get();
+    } else if (!npz.empty()) {
+      file = cudl::NpyDataset::open_npz(npz);
+      data = file.get();
+    } else {
+      std::vector<float> features, labels;
+      make_spirals(rows, features, labels);
+      synthetic.name = "spirals";
+      synthetic.rows = rows;
+      synthetic.features = 16;
+      synthetic.classes = 3;
+      synthetic.x = std::move(features);
+      synthetic.y = std::move(labels);
+    }
+    if (!save_dir.empty()) {
+      std::vector<int64_t> labels(synthetic.y.begin(), synthetic.y.end());
+      cudl::save_npy(save_dir + "/x.npy", synthetic.x.data(), {rows, 16});
+      cudl::save_npy(save_dir + "/y.npy", labels.data(), {rows});
+      std::printf("wrote %s/x.npy and %s/y.npy (%lld rows)\n", save_dir.c_str(), save_dir.c_str(),
+                  static_cast<long long>(rows));
+      return 0;
+    }
+    std::printf("data: %s\n", data->describe().c_str());
+    const bool classes = data->num_classes() > 0;
+    // A tenth held out (each class in proportion), then every feature standardised with the
+    //    training rows' mean and deviation: views of the data, nothing copied.
+    const cudl::DatasetSplit parts = cudl::random_split(*data, /*valid_fraction=*/0.1, /*seed=*/1, /*stratified=*/classes);
+    const cudl::Normalize norm = cudl::Normalize::fit(parts.train);
+    const cudl::Transformed train(parts.train, norm), valid(parts.valid, norm);
 
     // 2. A backend: the GPU if one is usable, else the CPU.
     const bool gpu = !cpu_only && cudl::probe_gpu().usable;
     std::unique_ptr<cudl::Backend> backend = cudl::make_backend(gpu ? cudl::Device::kCuda : cudl::Device::kCpu);
     std::printf("%s\n", backend->describe().c_str());
-    const cudl::Tensor x = cudl::Tensor::from_host(split.train.x, {split.train.rows, 16}, *backend);
-    const cudl::Tensor y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, *backend);
-    const cudl::Tensor vx = cudl::Tensor::from_host(split.test.x, {split.test.rows, 16}, *backend);
-    const cudl::Tensor vy = cudl::Tensor::from_host(split.test.y, {split.test.rows}, *backend);
 
     // 3. The network, the loss, the optimizer and the schedule.
-    cudl::Network net(*backend, {16});
+    cudl::Network net(*backend, data->example_shape());
+    if (data->example_shape().size() > 1) net.add(cudl::flatten());
     net.add(cudl::dense(128, cudl::Activation::kRelu))
         .add(cudl::dense(128, cudl::Activation::kRelu))
-        .add(cudl::dense(3));
+        .add(cudl::dense(classes ? data->num_classes() : data->target_numel()));
     net.initialize(/*seed=*/1, /*weight_stddev=*/0.1f);
-    cudl::SoftmaxCrossEntropy loss;  // mean over the batch
+    std::unique_ptr<cudl::Loss> loss;
+    if (classes) {
+      loss = std::make_unique<cudl::SoftmaxCrossEntropy>();  // mean over the batch
+    } else {
+      loss = std::make_unique<cudl::MeanSquaredError>();
+    }
     cudl::AdamOptions adam;
     adam.learn_rate = 3e-3f;
     adam.weight_decay = 1e-4f;
     cudl::Adam opt = cudl::Adam::adamw(net.param_set(), adam);
     cudl::CosineSchedule schedule(/*warmup_steps=*/200, /*min_factor=*/0.05f);
 
-    // 4. Train: shuffled epochs, validation after each, early stopping, a progress bar.
+    // 4. Train: shuffled epochs, validation after each, early stopping, a progress bar. Data
+    //    larger than fit.max_resident_bytes is streamed by background threads instead of being
+    //    put on the backend whole; History::data_path says which.
     cudl::FitOptions fit;
     fit.epochs = epochs;
     fit.batch = 128;
-    fit.valid_x = &vx;
-    fit.valid_y = &vy;
+    fit.validation_data = &valid;
     fit.early_stopping.patience = 5;
-    const cudl::History h = cudl::fit(net, loss, opt, x, y, fit, &schedule);
+    const cudl::History h = cudl::fit(net, *loss, opt, train, fit, &schedule);
+    std::printf("data path: %s\n", h.data_path.c_str());
 
     const cudl::EpochReport& best = h.epochs[static_cast<size_t>(std::max(h.best_epoch, 1) - 1)];
+    if (!classes) {
+      std::printf("best epoch %d of %zu%s: validation loss (mean squared error) %.5g\n", best.epoch, h.epochs.size(),
+                  h.stopped_early ? " (stopped early)" : "", best.valid_loss);
+      return 0;
+    }
     std::printf("best epoch %d of %zu%s: validation accuracy %.2f%%\n", best.epoch, h.epochs.size(),
                 h.stopped_early ? " (stopped early)" : "", 100.0 * (1.0 - best.valid_err));
     return 1.0 - best.valid_err >= min_accuracy ? 0 : 3;
