@@ -361,21 +361,32 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const EpochS
 
 namespace {
 
-// fit() on any source: several ranks add the abort of the job around fit_on_rank.
-History fit_source(Network& net, const Loss& loss, Optimizer& opt, const detail::EpochSource& data,
-                   const FitOptions& options, Schedule* schedule) {
-  if (!detail::several_ranks(options.communicator)) return detail::fit_on_rank(net, loss, opt, data, options, schedule);
-  // Several ranks: an error that only this rank sees would leave the others waiting in their next
-  // collective, so it ends the job. A Diverged comes from the global statistics: every rank
-  // throws it at the same point, so it stays an exception the caller can catch.
+// Runs `run` (which returns a History); with several ranks, an error that only this rank sees
+// would leave the others waiting in their next collective, so it ends the job. A Diverged comes
+// from the global statistics: every rank throws it at the same point, so it stays an exception
+// the caller can catch.
+template <typename Run>
+History ending_the_job_on_error(const FitOptions& options, Run&& run) {
+  if (!detail::several_ranks(options.communicator)) return run();
   try {
-    return detail::fit_on_rank(net, loss, opt, data, options, schedule);
+    return run();
   } catch (const Diverged&) {
     throw;
   } catch (const std::exception& e) {
     options.communicator->abort(1, e.what());
   }
   std::abort();  // not reached: Communicator::abort does not return
+}
+
+// fit() on a Dataset, past its checks: the validation rows uploaded, the training rows uploaded
+// (resident) or a loader started (streamed), then the run (defined below fit).
+History fit_dataset(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const Dataset* valid,
+                    const FitOptions& options, Schedule* schedule, Communicator* comm, double mb, bool streamed);
+
+// fit() on any source.
+History fit_source(Network& net, const Loss& loss, Optimizer& opt, const detail::EpochSource& data,
+                   const FitOptions& options, Schedule* schedule) {
+  return ending_the_job_on_error(options, [&] { return detail::fit_on_rank(net, loss, opt, data, options, schedule); });
 }
 
 }  // namespace
@@ -428,6 +439,15 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
                    std::to_string(options.loader_threads));
   const bool streamed = options.data_path == DataPath::kStreamed ||
                         (options.data_path == DataPath::kAuto && mb * 1e6 > static_cast<double>(options.max_resident_bytes));
+  // The uploads and the loader's threads may fail on one rank only: inside the job's abort too.
+  return ending_the_job_on_error(
+      options, [&] { return fit_dataset(net, loss, opt, train, valid, options, schedule, comm, mb, streamed); });
+}
+
+namespace {
+
+History fit_dataset(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const Dataset* valid,
+                    const FitOptions& options, Schedule* schedule, Communicator* comm, double mb, bool streamed) {
   FitOptions o = options;
   o.validation_data = nullptr;
   DeviceData held;
@@ -441,7 +461,7 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
   History h;
   if (!streamed) {  // every row on the backend, then fit on tensors
     const DeviceData rows = to_device(train, net.backend());
-    h = fit_source(net, loss, opt, detail::EpochSource::resident(rows.x, rows.y), o, schedule);
+    h = detail::fit_on_rank(net, loss, opt, detail::EpochSource::resident(rows.x, rows.y), o, schedule);
     h.data_path = std::string("resident on ") + to_string(net.backend().device()) + " (" + size + ")";
     return h;
   }
@@ -453,12 +473,14 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
   source.rows = train.size();
   source.features = train.example_numel();
   if (!train.target_shape().empty()) source.target_row = {train.target_numel()};
-  h = fit_source(net, loss, opt, source, o, schedule);
+  h = detail::fit_on_rank(net, loss, opt, source, o, schedule);
   h.data_path = "streamed from " + train.describe() + " (" + size + "): " + std::to_string(options.prefetch) +
                 " batches filled ahead by " + std::to_string(options.loader_threads) + " threads" +
                 (net.backend().async_uploads() ? ", uploaded on a second queue while the step before computes" : "");
   return h;
 }
+
+}  // namespace
 
 std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
                                const std::function<void(const EpochReport&)>& on_epoch) {
