@@ -8,25 +8,8 @@
 #include <vector>
 
 #include "cuda_parity.hpp"
-#include "cudl/data.hpp"
 #include "cudl/dataset.hpp"
 #include "cudl/trainer.hpp"
-
-namespace {
-
-InMemoryDataset blob_rows(int64_t n) {
-  const cudl::testing::Blobs b(n);
-  InMemoryDataset d;
-  d.name = "blobs";
-  d.rows = n;
-  d.features = 8;
-  d.classes = 2;
-  d.x = b.x;
-  d.y = b.y;
-  return d;
-}
-
-}  // namespace
 
 TEST_F(CudaParity, UploadsOnTheCopyQueueAreOrderedByEvents) {
   ASSERT_TRUE(gpu().async_uploads());
@@ -53,7 +36,7 @@ TEST_F(CudaParity, UploadsOnTheCopyQueueAreOrderedByEvents) {
 }
 
 TEST_F(CudaParity, StreamedFitTrainsBitForBitAsResidentOnTheGpu) {
-  const InMemoryDataset all = blob_rows(1000);
+  const InMemoryDataset all = cudl::testing::Blobs(1000).dataset();
   const DatasetSplit parts = random_split(all, 0.2, 5);
   const auto train = [&](DataPath path, StepLaunch launch, int threads, History* h) {
     Network net(gpu(), {8});

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cudl/backend.hpp"
+#include "cudl/data.hpp"
 #include "cudl/error.hpp"
 #include "cudl/rng.hpp"
 #include "cudl/tensor.hpp"
@@ -170,6 +171,17 @@ struct Blobs {
   }
   Tensor x_on(Backend& backend) const { return Tensor::from_host(x, {rows, 8}, backend); }  // N×8
   Tensor y_on(Backend& backend) const { return Tensor::from_host(y, {rows}, backend); }     // N
+  // The rows as a dataset of 8 features and 2 classes, named "blobs".
+  InMemoryDataset dataset() const {
+    InMemoryDataset d;
+    d.name = "blobs";
+    d.rows = rows;
+    d.features = 8;
+    d.classes = 2;
+    d.x = x;
+    d.y = y;
+    return d;
+  }
 };
 
 // Debian's dataset-fashion-mnist (the default dataset where MNIST is absent).

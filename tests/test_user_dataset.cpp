@@ -41,16 +41,7 @@ InMemoryDataset counting(int64_t n, int64_t f = 3, int64_t classes = 4) {
   return d;
 }
 
-InMemoryDataset blobs(int64_t n) {
-  const cudl::testing::Blobs b(n);
-  InMemoryDataset d;
-  d.rows = n;
-  d.features = 8;
-  d.classes = 2;
-  d.x = b.x;
-  d.y = b.y;
-  return d;
-}
+InMemoryDataset blobs(int64_t n) { return cudl::testing::Blobs(n).dataset(); }
 
 // A dataset that holds nothing: each example is computed from its index (2 channels of 2×2).
 class Generated : public Dataset {
@@ -483,7 +474,7 @@ TEST(FitOnADataset, AStreamedBadValueNamesItsRow) {
   o.progress = Progress::kNone;
   o.data_path = DataPath::kStreamed;
   EXPECT_THAT([&] { fit_blobs(d, nullptr, o); },
-              ThrowsMessage<Error>(HasSubstr("row 123 of in-memory data: 320 rows of 8 features, 2 classes: example value 5 is NaN")));
+              ThrowsMessage<Error>(HasSubstr("row 123 of blobs: 320 rows of 8 features, 2 classes: example value 5 is NaN")));
   o.prefetch = 0;
   EXPECT_THAT([&] { fit_blobs(d, nullptr, o); }, ThrowsMessage<Error>(HasSubstr("prefetch must be ≥ 1")));
 }
