@@ -5,6 +5,7 @@
 #include "cudl/communicator.hpp"
 #include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
+#include "cudl/csv.hpp"
 #include "cudl/data.hpp"
 #include "cudl/dataset.hpp"
 #include "cudl/dbn.hpp"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes a cudl loader with libFuzzer for N seconds (default 60), under clang++ with ASan and UBSan.
-# Four harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp, and npy:
-# the .npy header parser, the .npz archive reader and NpyDataset, tests/fuzz/fuzz_npy.cpp, both built from src/data's
-# sources alone):
+# Five harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp; npy: the
+# .npy header parser, the .npz archive reader and NpyDataset, tests/fuzz/fuzz_npy.cpp; csv:
+# CsvDataset with options drawn from the input's first bytes, tests/fuzz/fuzz_csv.cpp, linked
+# against Debian's libcsv; all three built from src/data's sources alone):
 #   safetensors  the format layer alone (SafetensorsFile::parse): tests/fuzz/fuzz_safetensors.cpp,
 #                built from the reader's sources only;
 #   checkpoint   the whole loader (inspect_checkpoint, load_model, load_weights, load_checkpoint on
@@ -20,8 +21,8 @@
 #        CUDL_FUZZ_COVERAGE=1 tests/fuzz/run_fuzz.sh HARNESS   (line and branch coverage of its corpus)
 #        tests/fuzz/run_fuzz.sh SECONDS          (the safetensors harness, as before)
 #        CUDL_FUZZ_BUILD_ONLY=1 tests/fuzz/run_fuzz.sh checkpoint    (build, do not fuzz)
-# Needs clang++ with libFuzzer, zlib, and for the checkpoint harness Eigen (/usr/include/eigen3)
-# and nlohmann-json.
+# Needs clang++ with libFuzzer, zlib, libcsv (libcsv-dev) for the csv harness, and for the
+# checkpoint harness Eigen (/usr/include/eigen3) and nlohmann-json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harness=safetensors
@@ -30,8 +31,8 @@ if [ $# -gt 0 ] && [[ ! $1 =~ ^[0-9]+$ ]]; then
   shift
 fi
 case "$harness" in
-  safetensors | checkpoint | idx | npy) ;;
-  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx, npy)" >&2; exit 2 ;;
+  safetensors | checkpoint | idx | npy | csv) ;;
+  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx, npy, csv)" >&2; exit 2 ;;
 esac
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
@@ -135,6 +136,14 @@ elif [ "$harness" = npy ]; then
            "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_npy"
   "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_npy.cpp" "${sources[@]}" -lz -o "$work/fuzz_npy"
+elif [ "$harness" = csv ]; then
+  # The CSV reader (tests/fuzz/fuzz_csv.cpp: three option bytes, then the text); its seeds are
+  # small files of tests/data/csv behind option bytes, committed in tests/fuzz/corpus/csv/.
+  # libcsv itself is Debian's build, not instrumented: the fuzzer is guided by our side of it.
+  sources=("$root/src/data/csv.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
+           "$root/src/error.cpp")
+  echo "run_fuzz: building $work/fuzz_csv"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_csv.cpp" "${sources[@]}" -lcsv -lz -o "$work/fuzz_csv"
 elif [ "$harness" = safetensors ]; then
   # Only the reader and what it needs (cudl::Error), not the whole library.
   sources=("$root/src/io/safetensors.cpp" "$root/src/error.cpp")
@@ -213,6 +222,7 @@ if [ -n "$coverage" ]; then
   case "$harness" in
     idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
     npy) subject=(src/data/npy.cpp src/data/npz.cpp) ;;
+    csv) subject=(src/data/csv.cpp src/data/csv_cell.hpp) ;;
     safetensors) subject=(src/io/safetensors.cpp) ;;
     checkpoint) subject=(src/io/safetensors.cpp src/io/checkpoint.cpp src/io/checkpoint_json.cpp src/nn/layer_config.cpp) ;;
   esac
