@@ -12,6 +12,7 @@
 #include "cudl/device.hpp"
 #include "cudl/error.hpp"
 #include "cudl/image.hpp"
+#include "cudl/image_folder.hpp"
 #include "cudl/layers.hpp"
 #include "cudl/loss.hpp"
 #include "cudl/metrics.hpp"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes a cudl loader with libFuzzer for N seconds (default 60), under clang++ with ASan and UBSan.
-# Five harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp; npy: the
+# Six harnesses (idx: the IDX reader and the dataset loader, tests/fuzz/fuzz_idx.cpp; npy: the
 # .npy header parser, the .npz archive reader and NpyDataset, tests/fuzz/fuzz_npy.cpp; csv:
 # CsvDataset with options drawn from the input's first bytes, tests/fuzz/fuzz_csv.cpp, linked
-# against Debian's libcsv; all three built from src/data's sources alone):
+# against Debian's libcsv; image: ImageFolderDataset's PNG and JPEG decoding,
+# tests/fuzz/fuzz_image.cpp; all four built from src/data's sources alone):
 #   safetensors  the format layer alone (SafetensorsFile::parse): tests/fuzz/fuzz_safetensors.cpp,
 #                built from the reader's sources only;
 #   checkpoint   the whole loader (inspect_checkpoint, load_model, load_weights, load_checkpoint on
@@ -21,8 +22,8 @@
 #        CUDL_FUZZ_COVERAGE=1 tests/fuzz/run_fuzz.sh HARNESS   (line and branch coverage of its corpus)
 #        tests/fuzz/run_fuzz.sh SECONDS          (the safetensors harness, as before)
 #        CUDL_FUZZ_BUILD_ONLY=1 tests/fuzz/run_fuzz.sh checkpoint    (build, do not fuzz)
-# Needs clang++ with libFuzzer, zlib, libcsv (libcsv-dev) for the csv harness, and for the
-# checkpoint harness Eigen (/usr/include/eigen3) and nlohmann-json.
+# Needs clang++ with libFuzzer, zlib, libcsv (libcsv-dev), libspng and libturbojpeg (libspng-dev,
+# libturbojpeg0-dev), and for the checkpoint harness Eigen (/usr/include/eigen3) and nlohmann-json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harness=safetensors
@@ -31,8 +32,8 @@ if [ $# -gt 0 ] && [[ ! $1 =~ ^[0-9]+$ ]]; then
   shift
 fi
 case "$harness" in
-  safetensors | checkpoint | idx | npy | csv) ;;
-  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx, npy, csv)" >&2; exit 2 ;;
+  safetensors | checkpoint | idx | npy | csv | image) ;;
+  *) echo "run_fuzz: unknown harness '$harness' (safetensors, checkpoint, idx, npy, csv, image)" >&2; exit 2 ;;
 esac
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
@@ -144,6 +145,14 @@ elif [ "$harness" = csv ]; then
            "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_csv"
   "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_csv.cpp" "${sources[@]}" -lcsv -lz -o "$work/fuzz_csv"
+elif [ "$harness" = image ]; then
+  # ImageFolderDataset over one image (tests/fuzz/fuzz_image.cpp); its seeds are images of
+  # tests/data/images, committed in tests/fuzz/corpus/image/.
+  sources=("$root/src/data/image_folder.cpp" "$root/src/data/image_decode.cpp" "$root/src/data/dataset.cpp"
+           "$root/src/data/idx.cpp" "$root/src/shape.cpp" "$root/src/error.cpp")
+  echo "run_fuzz: building $work/fuzz_image"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_image.cpp" "${sources[@]}" -lspng -lturbojpeg -lz \
+    -o "$work/fuzz_image"
 elif [ "$harness" = safetensors ]; then
   # Only the reader and what it needs (cudl::Error), not the whole library.
   sources=("$root/src/io/safetensors.cpp" "$root/src/error.cpp")
@@ -205,13 +214,13 @@ else
   for obj in "${objects[@]}"; do [ "$obj" -nt "$work/fuzz_checkpoint" ] && relink=yes; done
   if [ -n "$relink" ]; then
     echo "run_fuzz: linking $work/fuzz_checkpoint"
-    "$cxx" "${lib_flags[@]}" -fsanitize=fuzzer "$out/obj/tests/fuzz/fuzz_checkpoint.o" "${lib[@]}" -lz \
+    "$cxx" "${lib_flags[@]}" -fsanitize=fuzzer "$out/obj/tests/fuzz/fuzz_checkpoint.o" "${lib[@]}" -lcsv -lspng -lturbojpeg -lz \
       -o "$work/fuzz_checkpoint"
   fi
   if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
     echo "run_fuzz: writing the seed corpus into $seeds"
     build_objects "$out/obj" "$root" "${lib_flags[@]}" -- "$root/tests/fuzz/make_checkpoint_seeds.cpp"
-    "$cxx" "${lib_flags[@]}" "${objects[@]}" "${lib[@]}" -lz -o "$work/make_checkpoint_seeds"
+    "$cxx" "${lib_flags[@]}" "${objects[@]}" "${lib[@]}" -lcsv -lspng -lturbojpeg -lz -o "$work/make_checkpoint_seeds"
     mkdir -p "$seeds"
     "$work/make_checkpoint_seeds" "$seeds"
   fi
@@ -223,6 +232,7 @@ if [ -n "$coverage" ]; then
     idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
     npy) subject=(src/data/npy.cpp src/data/npz.cpp) ;;
     csv) subject=(src/data/csv.cpp src/data/csv_cell.hpp) ;;
+    image) subject=(src/data/image_folder.cpp src/data/image_decode.cpp) ;;
     safetensors) subject=(src/io/safetensors.cpp) ;;
     checkpoint) subject=(src/io/safetensors.cpp src/io/checkpoint.cpp src/io/checkpoint_json.cpp src/nn/layer_config.cpp) ;;
   esac
