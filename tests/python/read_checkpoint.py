@@ -83,7 +83,7 @@ def numpy_forward(tensors, architecture, x):
 
 
 def torch_sequential(path):
-    """The README's lines: a cudl MLP (Dense layers with ReLU) as a torch.nn.Sequential."""
+    """The lines of docs/guide/saving.md: a cudl MLP (Dense layers with ReLU) as a torch.nn.Sequential."""
     import torch
     t = load_file(path)
     with safe_open(path, "np") as f:
