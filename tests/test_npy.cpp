@@ -172,6 +172,7 @@ TEST_F(Npy, ChecksEveryLabelOfClassTargets) {
   const std::string fy = write("fy.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
                                                    raw(std::vector<float>{0, 1.5f, 2})));
   EXPECT_EQ(NpyDataset::open(x, fy)->num_classes(), 0);  // float targets are values unless told
+  EXPECT_EQ(NpyDataset::open(x, fy)->target_shape(), (Shape{1}));  // one value per row
   EXPECT_THAT([&] { NpyDataset::open(x, fy, options(NpyOptions::Targets::kClasses)); },
               ThrowsMessage<Error>(HasSubstr("label 1.500000 of row 1 is not a class index")));
   const auto d = NpyDataset::open(x, labels({0, 1, 2}));

@@ -228,22 +228,33 @@ struct NpyDataset::Mapped {
   void row(int64_t r, float* out, float scale) const {
     const uint8_t* src = base + header.data_offset + r * row_items * header.item_bytes;
     const auto n = static_cast<size_t>(row_items);
+    // Converted and scaled in one pass (the same two roundings as converting, then scaling).
     switch (header.type) {
-      case NpyType::kFloat32: std::memcpy(out, src, n * sizeof(float)); break;
-      case NpyType::kUint8: for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(src[i]); break;
-      case NpyType::kFloat64: convert<double>(src, n, out); break;
-      case NpyType::kInt32: convert<int32_t>(src, n, out); break;
-      case NpyType::kInt64: convert<int64_t>(src, n, out); break;
+      case NpyType::kFloat32:
+        if (scale == 1.0f) {
+          std::memcpy(out, src, n * sizeof(float));
+        } else {
+          convert<float>(src, n, out, scale);
+        }
+        break;
+      case NpyType::kUint8:
+        if (scale == 1.0f) {
+          for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(src[i]);
+        } else {
+          for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(src[i]) * scale;
+        }
+        break;
+      case NpyType::kFloat64: convert<double>(src, n, out, scale); break;
+      case NpyType::kInt32: convert<int32_t>(src, n, out, scale); break;
+      case NpyType::kInt64: convert<int64_t>(src, n, out, scale); break;
     }
-    if (scale != 1.0f)
-      for (size_t i = 0; i < n; ++i) out[i] *= scale;
   }
   template <typename T>
-  static void convert(const uint8_t* src, size_t n, float* out) {
+  static void convert(const uint8_t* src, size_t n, float* out, float scale) {
     for (size_t i = 0; i < n; ++i) {
       T v;
       std::memcpy(&v, src + i * sizeof(T), sizeof(T));  // the data may be unaligned
-      out[i] = static_cast<float>(v);
+      out[i] = scale == 1.0f ? static_cast<float>(v) : static_cast<float>(v) * scale;
     }
   }
   std::string shape_text() const { return to_string(header.shape) + " " + to_string(header.type); }
@@ -309,7 +320,7 @@ std::unique_ptr<NpyDataset> NpyDataset::from(std::unique_ptr<Mapped> x, std::uni
   const bool classes = options.targets == NpyOptions::Targets::kClasses ||
                        (options.targets == NpyOptions::Targets::kAuto && integer && ys.size() == 1);
   if (!classes) {
-    if (ys.size() == 2) d->target_shape_ = {ys[1]};
+    d->target_shape_ = {ys.size() == 2 ? ys[1] : 1};  // one value per row: {1}, as the Dataset contract says
     return d;
   }
   CUDL_REQUIRE(ys.size() == 1, y_path + ": class targets must be one label per row, found " + d->y_->shape_text());
