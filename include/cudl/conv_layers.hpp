@@ -17,28 +17,37 @@
 
 namespace cudl {
 
-// Whether a layer adds a learned bias (a convolution followed by BatchNorm2d needs none).
-enum class Bias { kYes, kNo };
+/// Whether a layer adds a learned bias (a convolution followed by BatchNorm2d needs none).
+enum class Bias {
+  kYes,  ///< A bias per output channel.
+  kNo,   ///< No bias parameter.
+};
 
-// y = act(x ⋆ W + b): W (K×C×R×S) decayed, b (K) not; the activation is fused as in Dense.
-// With Bias::kNo, y = act(x ⋆ W) and the layer has no b.
+/// y = act(x ⋆ W + b): W (K×C×R×S) decayed, b (K) not; the activation is fused as in Dense.
+/// With Bias::kNo, y = act(x ⋆ W) and the layer has no b. Per sample C×H×W → K×P×Q. The CPU
+/// backend computes it by im2col and GEMM; the CUDA backend through cuDNN.
 class Conv2d final : public Layer {
  public:
+  /// K = `out_channels` filters of kernel_h × kernel_w over the input's channels. Throws Error when
+  /// a size, stride or dilation is not positive or a padding is negative.
   Conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, Conv2dParams params = {},
          Activation act = Activation::kIdentity, Bias bias = Bias::kYes);
-  std::string describe() const override;  // "Conv2d(32, 5×5, stride 1, padding 2, relu)"
+  std::string describe() const override;  ///< e.g. "Conv2d(32, 5×5, stride 1, padding 2, relu)".
   Shape output_shape(const Shape& input) const override;
   std::vector<ParamSpec> param_specs(const Shape& input) const override;
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
 
-  // "conv2d": out_channels, kernel_h, kernel_w, stride_h/w, pad_h/w, dilation_h/w, activation, bias
+  /// "conv2d": out_channels, kernel_h, kernel_w, stride_h/w, pad_h/w, dilation_h/w, activation, bias.
   LayerConfig config() const override;
 
+  /// W (K×C×R×S), a view into the network's parameters (empty until the network is built).
   Tensor& weight() { return w_; }
+  /// b (K), a view into the network's parameters; empty until built, and always with Bias::kNo.
   Tensor& bias() { return b_; }
-  // Not yet: cuDNN plans are chosen (and timed) on a convolution's first call.
+  /// false, for now: on the CUDA backend, cuDNN plans are chosen (and timed) on a convolution's
+  /// first call.
   bool capturable() const override { return false; }
 
  private:
@@ -49,21 +58,23 @@ class Conv2d final : public Layer {
   Tensor w_, b_, gw_, gb_;
 };
 
-// Max or average pooling over windows of each channel.
+/// Max or average pooling over windows of each channel.
 class Pool2d final : public Layer {
  public:
+  /// Pooling with the mode, window, stride and padding of `params`. Throws Error when a window or
+  /// stride is not positive, or a padding is negative or more than half the window.
   explicit Pool2d(Pool2dParams params);
-  std::string describe() const override;  // "MaxPool2d(2×2, stride 2)"
+  std::string describe() const override;  ///< e.g. "MaxPool2d(2×2, stride 2)".
   Shape output_shape(const Shape& input) const override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
-  LayerConfig config() const override;  // "pool2d": mode, window_h/w, stride_h/w, pad_h/w
+  LayerConfig config() const override;  ///< "pool2d": mode, window_h/w, stride_h/w, pad_h/w.
 
  private:
   Pool2dParams params_;
 };
 
-// C×H×W → C·H·W (a copy in the same row-major order).
+/// C×H×W → C·H·W (a copy in the same row-major order).
 class Flatten final : public Layer {
  public:
   std::string describe() const override { return "Flatten"; }
@@ -73,21 +84,23 @@ class Flatten final : public Layer {
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
 };
 
-// Inverted dropout: in training, each element is zeroed with probability `drop` and the rest
-// scaled by 1/(1 − drop); in inference the layer is the identity. Masks are counter-based draws
-// (Backend::dropout) from `seed` and a counter that advances with every training forward, so
-// the backward pass regenerates the mask instead of storing it, and CPU and GPU drop the same
-// elements.
+/// Inverted dropout: in training, each element is zeroed with probability `drop` and the rest
+/// scaled by 1/(1 − drop); in inference the layer is the identity. Masks are counter-based draws
+/// (Backend::dropout) from `seed` and a counter that advances with every training forward, so
+/// the backward pass regenerates the mask instead of storing it, and CPU and GPU drop the same
+/// elements.
 class Dropout final : public Layer {
  public:
+  /// Drops with probability `drop`, drawing masks from `seed`. Throws Error when drop is outside
+  /// [0, 1).
   explicit Dropout(float drop, uint64_t seed = 0x5eed);
-  std::string describe() const override;  // "Dropout(0.5)"
+  std::string describe() const override;  ///< e.g. "Dropout(0.5)".
   Shape output_shape(const Shape& input) const override { return input; }
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
-  // Not yet: the mask's counter advances on the host.
+  /// false, for now: the mask's counter advances on the host.
   bool capturable() const override { return false; }
-  LayerConfig config() const override;  // "dropout": drop, seed
+  LayerConfig config() const override;  ///< "dropout": drop, seed.
   std::vector<std::pair<std::string, uint64_t*>> counters() override { return {{"counter", &counter_}}; }
 
  private:
@@ -98,27 +111,29 @@ class Dropout final : public Layer {
   bool last_train_ = false;    // whether the last forward dropped anything
 };
 
-// Batch normalisation per channel (dimension 1) of N×C×... inputs: in training, each channel is
-// normalised with its batch statistics, then scaled by γ and shifted by β (learned, not decayed,
-// starting at 1 and 0), and running averages of the statistics are kept; in inference the
-// running averages are used instead. The running statistics belong to the layer (they are not
-// parameters: the optimizer never sees them).
+/// Batch normalisation per channel (dimension 1) of N×C×... inputs: in training, each channel is
+/// normalised with its batch statistics, then scaled by γ and shifted by β (learned, not decayed,
+/// starting at 1 and 0), and running averages of the statistics are kept; in inference the
+/// running averages are used instead. The running statistics belong to the layer (they are not
+/// parameters: the optimizer never sees them).
 class BatchNorm2d final : public Layer {
  public:
+  /// epsilon and momentum from `args`. Throws Error when epsilon is not positive or momentum is
+  /// outside [0, 1].
   explicit BatchNorm2d(BatchNormArgs args = {});
-  std::string describe() const override;  // "BatchNorm2d(eps 1e-05, momentum 0.1)"
+  std::string describe() const override;  ///< e.g. "BatchNorm2d(eps 1e-05, momentum 0.1)".
   Shape output_shape(const Shape& input) const override;
   std::vector<ParamSpec> param_specs(const Shape& input) const override;
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads) override;
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
 
-  LayerConfig config() const override;  // "batch_norm2d": epsilon, momentum
-  // "running_mean", "running_var" (channels each).
+  LayerConfig config() const override;  ///< "batch_norm2d": epsilon, momentum.
+  /// "running_mean", "running_var" (channels each).
   std::vector<std::pair<std::string, Tensor*>> state() override;
 
-  const Tensor& running_mean() const { return running_mean_; }
-  const Tensor& running_var() const { return running_var_; }
+  const Tensor& running_mean() const { return running_mean_; }  ///< Per channel (C); used in inference.
+  const Tensor& running_var() const { return running_var_; }    ///< Per channel (C); used in inference.
 
  private:
   BatchNormArgs args_;
@@ -127,16 +142,22 @@ class BatchNorm2d final : public Layer {
   bool last_train_ = false;
 };
 
-// Factories. conv2d(32, 5, Activation::kRelu, 1, 2): 32 filters of 5×5, stride 1, padding 2.
+/// A Conv2d with a square kernel, the same stride, padding and dilation in both directions, and a
+/// bias: conv2d(32, 5, Activation::kRelu, 1, 2) is 32 filters of 5×5, stride 1, padding 2.
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel, Activation act = Activation::kIdentity,
                               int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1);
+/// A Conv2d with every setting given, as its constructor takes them.
 std::unique_ptr<Layer> conv2d(int64_t out_channels, int64_t kernel_h, int64_t kernel_w, const Conv2dParams& params,
                               Activation act = Activation::kIdentity, Bias bias = Bias::kYes);
-// Square windows; stride 0 means stride = window (non-overlapping).
+/// Max pooling over square windows; stride 0 means stride = window (non-overlapping).
 std::unique_ptr<Layer> max_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
+/// Average pooling over square windows; stride 0 means stride = window (non-overlapping).
 std::unique_ptr<Layer> avg_pool2d(int64_t window, int64_t stride = 0, int64_t padding = 0);
+/// A Flatten layer: C×H×W → C·H·W.
 std::unique_ptr<Layer> flatten();
+/// A Dropout layer dropping with probability `drop`, its masks drawn from `seed`.
 std::unique_ptr<Layer> dropout(float drop, uint64_t seed = 0x5eed);
+/// A BatchNorm2d with these epsilon (added to the variance) and momentum (of the running averages).
 std::unique_ptr<Layer> batch_norm2d(float epsilon = 1e-5f, float momentum = 0.1f);
 
 }  // namespace cudl

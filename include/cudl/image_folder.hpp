@@ -43,63 +43,73 @@ namespace image_io {
 struct Info;  // what an image's header says (src/data/image_decode.hpp, private)
 }  // namespace image_io
 
+/// How ImageFolderDataset::open reads a folder: the example size, channels, resizing, caching.
 struct ImageFolderOptions {
-  // The size of every example. Both 0: the size of the first image (row 0); otherwise both > 0.
-  int64_t height = 0, width = 0;
-  // 1: gray, 3: RGB. 0: as the first image is stored: 1 for a gray PNG (with or without alpha) or
-  // a gray JPEG, 3 for anything in colour (palette PNGs included).
+  /// The height of every example. Both 0: the size of the first image (row 0); otherwise both > 0.
+  int64_t height = 0;
+  /// The width of every example (see height).
+  int64_t width = 0;
+  /// Channels of every example, 1 (gray) or 3 (RGB); 0: as the first image is stored, 1 for a
+  /// gray PNG (with or without alpha) or a gray JPEG, 3 for anything in colour (palette PNGs
+  /// included).
   int channels = 0;
-  // An image of another size than the example size: kRefuse throws Error naming the file and both
-  // sizes; kBilinear resamples it (pixel centres aligned, source coordinate (o + 0.5)·in/out − 0.5
-  // clamped to the image, no antialiasing when shrinking: OpenCV's INTER_LINEAR, PyTorch's
-  // interpolate(mode="bilinear", align_corners=False)).
-  enum class Resize { kRefuse, kBilinear };
-  Resize resize = Resize::kRefuse;
-  // true: every image is decoded at open and held as floats (size() × C × H × W × 4 bytes), and
-  // fill() only copies. false: open() reads headers only and fill() decodes the rows it is asked for.
+  /// An image of another size than the example size: kRefuse throws Error naming the file and both
+  /// sizes; kBilinear resamples it (pixel centres aligned, source coordinate (o + 0.5)·in/out − 0.5
+  /// clamped to the image, no antialiasing when shrinking: OpenCV's INTER_LINEAR, PyTorch's
+  /// interpolate(mode="bilinear", align_corners=False)).
+  enum class Resize {
+    kRefuse,    ///< An Error naming the file and both sizes.
+    kBilinear,  ///< Resampled bilinearly to the example size.
+  };
+  Resize resize = Resize::kRefuse;  ///< What to do with an image of another size.
+  /// true: every image is decoded at open and held as floats (size() × C × H × W × 4 bytes), and
+  /// fill() only copies. false: open() reads headers only and fill() decodes the rows it is asked for.
   bool cache = false;
 };
 
-// After open() the dataset does not change: every const member may be called from several threads
-// at once. It holds the file list (and the cache), not open files.
+/// A folder of PNG and JPEG images, one subfolder per class, decoded on the host to CHW floats.
+///
+/// After open() the dataset does not change: every const member may be called from several threads
+/// at once. It holds the file list (and the cache), not open files.
 class ImageFolderDataset : public Dataset {
  public:
-  // Lists the folder (see above) and reads the header of every image, so that a file that is not a
-  // PNG or JPEG, a corrupt header, a CMYK JPEG and, under Resize::kRefuse, an image of another
-  // size are found here rather than in the middle of training; with options.cache it also decodes
-  // every image (corrupt or truncated image data is then found here too, else in fill()).
-  // Throws Error in one sentence naming the folder or file: a root that is missing or not a folder,
-  // no class subfolder, a class folder without images, any of the faults above, and options out of
-  // range (height and width not both 0 or both positive, channels not 0, 1 or 3).
+  /// Lists the folder (see above) and reads the header of every image, so that a file that is not a
+  /// PNG or JPEG, a corrupt header, a CMYK JPEG and, under Resize::kRefuse, an image of another
+  /// size are found here rather than in the middle of training; with options.cache it also decodes
+  /// every image (corrupt or truncated image data is then found here too, else in fill()).
+  /// Throws Error in one sentence naming the folder or file: a root that is missing or not a folder,
+  /// no class subfolder, a class folder without images, any of the faults above, and options out of
+  /// range (height and width not both 0 or both positive, channels not 0, 1 or 3).
   static std::unique_ptr<ImageFolderDataset> open(const std::string& root, const ImageFolderOptions& options = {});
   ~ImageFolderDataset() override;
 
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
-  // {C, H, W}.
+  /// {C, H, W}.
   Shape example_shape() const override { return {channels_, height_, width_}; }
-  // {}: a class index.
+  /// {}: a class index.
   Shape target_shape() const override { return {}; }
-  // The number of class subfolders.
+  /// The number of class subfolders.
   int64_t num_classes() const override { return static_cast<int64_t>(class_names_.size()); }
 
-  // Writes rows idx[0..n) into x (n × C·H·W floats) and their class indices into y (n floats).
-  // Without the cache each row's file is read and decoded here. Throws Error for an index outside
-  // [0, size()) and, naming the file, for an image that cannot be read or decoded (corrupt or
-  // truncated data) or, under Resize::kRefuse, whose size changed since open(). Thread-safe: const,
-  // with per-thread decoding buffers, so several loader threads may fill disjoint buffers at once.
+  /// Writes rows idx[0..n) into x (n × C·H·W floats) and their class indices into y (n floats).
+  /// Without the cache each row's file is read and decoded here. Throws Error for an index outside
+  /// [0, size()) and, naming the file, for an image that cannot be read or decoded (corrupt or
+  /// truncated data) or, under Resize::kRefuse, whose size changed since open(). Thread-safe: const,
+  /// with per-thread decoding buffers, so several loader threads may fill disjoint buffers at once.
   void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
-  // The class indices alone, without reading any image. Thread-safe.
+  /// The class indices alone, without reading any image. Thread-safe.
   void fill_targets(const int64_t* idx, int64_t n, float* y) const override;
-  // One line: the root, images (PNG and JPEG counts), classes, the example shape, resizing,
-  // whether decoded at open, and how many other entries were skipped.
+  /// One line: the root, images (PNG and JPEG counts), classes, the example shape, resizing,
+  /// whether decoded at open, and how many other entries were skipped.
   std::string describe() const override;
 
-  // The class names (subfolder names), in class-index order.
+  /// The class names (subfolder names), in class-index order.
   const std::vector<std::string>& class_names() const { return class_names_; }
-  // The file of `row` (root/class/name) and its class index. Throw Error for a row outside [0, size()).
+  /// The file of `row` (root/class/name). Throws Error for a row outside [0, size()).
   const std::string& path(int64_t row) const;
+  /// The class index of `row`. Throws Error for a row outside [0, size()).
   int64_t class_of(int64_t row) const;
-  // Entries of the folder that are not images of a class (see above), skipped at open.
+  /// Entries of the folder that are not images of a class (see above), skipped at open.
   int64_t skipped() const { return skipped_; }
 
  private:

@@ -20,49 +20,63 @@
 
 namespace cudl {
 
+/// A sequence of layers on one backend, owning their parameters, gradients and activations.
+///
+/// Parameters are laid out on the first call that needs them (initialize, forward, params(), ...);
+/// after that no layer may be added. Every tensor lives on the network's backend, so the same
+/// code trains on the CPU and the GPU; forward and backward queue work there (asynchronously on a
+/// GPU backend). Not thread-safe: one thread drives a Network.
 class Network {
  public:
-  // input_shape is per sample, e.g. {784}.
+  /// input_shape is per sample, e.g. {784}. Throws Error when it is empty or holds no values.
   Network(Backend& backend, Shape input_shape);
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
-  // Appends a layer; throws naming the layer if it does not fit the previous output shape.
+  /// Appends a layer and returns *this, for chaining; throws Error naming the layer if it does not
+  /// fit the previous output shape, if it is null, or once the parameters are laid out.
   Network& add(std::unique_ptr<Layer> layer);
 
-  // Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; the others
-  // ← their ParamSpec::initial value (0 for biases).
+  /// Weights (parameters with Decay::kYes) ← N(0, weight_stddev²) drawn from `seed`; the others
+  /// ← their ParamSpec::initial value (0 for biases). Draws are counter-based: the CPU and CUDA
+  /// backends give the same initial weights up to the last bit of logf and cosf.
   void initialize(uint64_t seed, float weight_stddev);
 
-  // Runs the layers on x (N × input_shape, or N flat rows of numel(input_shape)); returns the last layer's output, owned by the
-  // network and valid until the next forward with another batch size.
+  /// Runs the layers on x (N × input_shape, or N flat rows of numel(input_shape)); returns the
+  /// last layer's output, owned by the network and valid until the next forward with a batch of
+  /// the same size (activations are kept per batch size). Throws Error when x has another shape.
   const Tensor& forward(const Tensor& x, Mode mode);
-  // After forward(x): back-propagates dout = ∂L/∂output (overwritten as scratch) and writes
-  // every parameter gradient into grads().
+  /// After forward(x): back-propagates dout = ∂L/∂output (overwritten as scratch) and writes
+  /// every parameter gradient into grads(). Throws Error when dout's shape is not the output's.
   void backward(const Tensor& x, Tensor& dout);
 
-  // Allocates the activations for batches of `batch` rows now (forward would on first use), so
-  // that a step can be captured (Backend::begin_capture) without allocating.
+  /// Allocates the activations for batches of `batch` rows now (forward would on first use), so
+  /// that a step can be captured (Backend::begin_capture) without allocating. Throws Error when
+  /// batch is not positive.
   void reserve(int64_t batch);
-  // Whether every layer can be captured and replayed (Layer::capturable).
+  /// Whether every layer can be captured and replayed (Layer::capturable).
   bool capturable() const;
 
-  Backend& backend() const { return backend_; }
-  const Shape& input_shape() const { return input_shape_; }
-  const Shape& output_shape() const { return shapes_.back(); }
-  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+  Backend& backend() const { return backend_; }                ///< Where every tensor lives.
+  const Shape& input_shape() const { return input_shape_; }   ///< Per sample, as constructed.
+  const Shape& output_shape() const { return shapes_.back(); }  ///< Per sample, of the last layer.
+  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }  ///< Layers added.
+  /// Layer i, in the order added. Throws std::out_of_range for i outside [0, num_layers()).
   Layer& layer(int64_t i) { return *layers_.at(i); }
-  // All parameters as one flat tensor (P), its gradients (P), and how many of the P leading
-  // entries are decayed weights.
+  /// All parameters as one flat tensor (P): decayed weights first, then the rest. Lays them out
+  /// on first use (throws Error when no layer was added).
   Tensor& params();
+  /// The gradients (P), in the layout of params().
   Tensor& grads();
+  /// How many of the P leading entries of params() are decayed weights.
   int64_t decayed_params();
-  // The three together, for an optimizer: {&params(), &grads(), decayed_params()}.
+  /// The three together, for an optimizer: {&params(), &grads(), decayed_params()}.
   ParamSet param_set();
-  // Layer i's parameters, by name in param_specs order, as views into params() (e.g. Dense:
-  // {"weight", [in, out]}, {"bias", [out]}); empty for a layer without parameters.
+  /// Layer i's parameters, by name in param_specs order, as views into params() (Dense:
+  /// {"weight", [in, out]}, {"bias", [out]}); empty for a layer without parameters. Throws Error
+  /// for i outside [0, num_layers()).
   std::vector<std::pair<std::string, Tensor>> layer_params(int64_t i);
-  // A multi-line listing: one line per layer with its output shape and parameter count.
+  /// A multi-line listing: one line per layer with its output shape and parameter count.
   std::string summary();
 
  private:

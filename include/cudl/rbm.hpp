@@ -29,92 +29,121 @@ namespace detail {
 class EpochLoop;  // src/nn/epoch_loop.hpp
 }
 
-enum class Reconstruction { kMeans, kSamples };
-enum class Negative { kContrastive, kPersistent };  // CD-k, or PCD (chains kept across batches)
-
-struct RbmConfig {
-  Units visible = Units::kBernoulli;  // any Units
-  Units hidden = Units::kBernoulli;   // kBernoulli or kNoisyRelu
-  int k = 1;                          // Gibbs steps in the negative phase
-  Negative negative = Negative::kContrastive;
-  Reconstruction reconstruction = Reconstruction::kMeans;
-  float learn_rate = 0.1f;
-  float momentum = 0.5f;
-  float l2 = 2e-4f;
-  int64_t batch = 64;
-  uint64_t seed = 1;  // minibatch draws and unit samples
+/// What the visible units of the negative-phase Gibbs chain carry.
+enum class Reconstruction {
+  kMeans,    ///< Their means E[v | h] (the usual practice).
+  kSamples,  ///< Samples drawn with those means: a true Gibbs chain.
+};
+/// Where the negative phase's chains start.
+enum class Negative {
+  kContrastive,  ///< CD-k: at each batch's data.
+  kPersistent,   ///< PCD: where the previous batch's chains ended (kept across batches).
 };
 
+/// An RBM's units, training algorithm and hyperparameters.
+struct RbmConfig {
+  Units visible = Units::kBernoulli;  ///< Visible units: any Units.
+  Units hidden = Units::kBernoulli;   ///< Hidden units: kBernoulli or kNoisyRelu.
+  int k = 1;                          ///< Gibbs steps in the negative phase (≥ 1).
+  Negative negative = Negative::kContrastive;  ///< CD-k or persistent CD.
+  Reconstruction reconstruction = Reconstruction::kMeans;  ///< Means or samples in the chain.
+  float learn_rate = 0.1f;  ///< The momentum step's learning rate.
+  float momentum = 0.5f;    ///< The momentum step's averaging factor.
+  float l2 = 2e-4f;         ///< Weight decay, applied to W only.
+  int64_t batch = 64;       ///< Rows per minibatch B (≥ 1).
+  uint64_t seed = 1;        ///< Seed of the minibatch draws and unit samples.
+};
+
+/// What Rbm::train_epoch measured.
+///
+/// The figures are measured after the epoch on the first ≤ 10,000 rows of the training data and
+/// of the held-out data (NaN where there is none): reconstruction_error() and the mean free
+/// energy (Bernoulli hidden units only, NaN otherwise). A held-out free energy rising above the
+/// training one is the sign of over-fitting.
 struct RbmEpochReport {
-  int epoch = 0;                       // 1-based
-  double seconds = 0.0;                // training only
-  // Measured after the epoch on the first ≤ 10,000 rows of the training data and of the
-  // held-out data (NaN where there is none): reconstruction_error() and the mean free energy
-  // (Bernoulli hidden units only, NaN otherwise). A held-out free energy rising above the
-  // training one is the sign of over-fitting.
-  double reconstruction_error = 0.0;
-  double heldout_reconstruction_error = 0.0;
-  double free_energy = 0.0;
-  double heldout_free_energy = 0.0;
-  // The exact mean log-likelihood of the same training rows, for models small enough to
-  // enumerate (Bernoulli hidden units, H ≤ 20; NaN otherwise).
+  int epoch = 0;                       ///< The epoch's number, 1-based.
+  double seconds = 0.0;                ///< Wall time of the training alone, not the measuring.
+  double reconstruction_error = 0.0;   ///< Mean squared reconstruction error, training rows.
+  double heldout_reconstruction_error = 0.0;  ///< The same on held-out rows, or NaN.
+  double free_energy = 0.0;            ///< Mean free energy of the training rows, or NaN.
+  double heldout_free_energy = 0.0;    ///< Mean free energy of held-out rows, or NaN.
+  /// The exact mean log-likelihood of the same training rows, for models small enough to
+  /// enumerate (Bernoulli hidden units, Bernoulli or Gaussian visible units, H ≤ 20; NaN
+  /// otherwise).
   double log_likelihood = 0.0;
 };
 
+/// A restricted Boltzmann machine on one backend, trained by CD-k or persistent CD (the energy,
+/// means and gradient conventions are listed at the top of rbm.hpp).
+///
+/// Its tensors live on the backend it was built with; training queues work there and reads
+/// back only the monitoring figures (train_epoch, reconstruction_error, free_energy and the
+/// enumerations, which copy data to the host and compute in double there). The unit samples are
+/// counter-based draws, so the CPU and CUDA backends sample the same numbers. Not thread-safe:
+/// one thread drives an Rbm. Shape mismatches throw Error naming the expected and found shapes.
 class Rbm {
  public:
+  /// V = `visible` and H = `hidden` units, with parameters allocated on `backend` and set by
+  /// initialize(config.seed, 0.01). Throws Error when a size, k or batch is below 1, or the hidden
+  /// units are neither kBernoulli nor kNoisyRelu.
   Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& config);
   ~Rbm();
   Rbm(const Rbm&) = delete;
   Rbm& operator=(const Rbm&) = delete;
 
-  // W ← N(0, weight_stddev²) from `seed`; biases ← 0; velocities and persistent chains reset.
+  /// W ← N(0, weight_stddev²) from `seed`; biases ← 0; velocities and persistent chains reset.
   void initialize(uint64_t seed, float weight_stddev);
 
-  int64_t visible() const { return visible_; }
-  int64_t hidden() const { return hidden_; }
-  const RbmConfig& config() const { return config_; }
+  int64_t visible() const { return visible_; }         ///< V.
+  int64_t hidden() const { return hidden_; }           ///< H.
+  const RbmConfig& config() const { return config_; }  ///< The settings (learn_rate as last set).
+  /// Changes the learning rate of the following steps (the config and the optimizer).
   void set_learn_rate(float lr);
-  Backend& backend() const { return backend_; }
-  // Views of the flat parameter buffer [W (V×H) | b (V) | c (H)].
+  Backend& backend() const { return backend_; }        ///< Where every tensor of the RBM lives.
+  /// Views of the flat parameter buffer [W (V×H) | b (V) | c (H)].
   Tensor& params() { return params_; }
-  // params() and gradient() with the weights W as the decayed prefix, for an optimizer.
+  /// params() and gradient() with the weights W as the decayed prefix, for an optimizer.
   ParamSet param_set();
-  // The update (gdbn's momentum step, configured from RbmConfig) and its state.
+  /// The update (gdbn's momentum step, configured from RbmConfig) and its state.
   RbmMomentum& optimizer() { return *opt_; }
-  Tensor& weights() { return w_; }
-  Tensor& visible_bias() { return b_; }
-  Tensor& hidden_bias() { return c_; }
-  // The last computed gradient of the NEGATIVE log-likelihood estimate, summed over the batch,
-  // in the layout of params() (what one step descends).
+  Tensor& weights() { return w_; }       ///< W (V×H), a view into params().
+  Tensor& visible_bias() { return b_; }  ///< b (V), a view into params().
+  Tensor& hidden_bias() { return c_; }   ///< c (H), a view into params().
+  /// The last computed gradient of the NEGATIVE log-likelihood estimate, summed over the batch,
+  /// in the layout of params() (what one step descends).
   const Tensor& gradient() const { return grad_; }
 
-  // h(N×H) ← E[h | v]; v(N×V) ← E[v | h].
+  /// h(N×H) ← E[h | v] for v (N×V).
   void hidden_means(const Tensor& v, Tensor& h);
+  /// v(N×V) ← E[v | h] for h (N×H).
   void visible_means(const Tensor& h, Tensor& v);
 
-  // Fills gradient() from the batch v0 (N×V) by CD-k or PCD, without changing the parameters.
+  /// Fills gradient() from the batch v0 (N×V) by CD-k or PCD, without changing the parameters.
+  /// Throws Error when v0 is not N×V, or (PCD) when N differs from the persistent chains' rows.
   void compute_gradient(const Tensor& v0);
-  // compute_gradient, then one momentum step.
+  /// compute_gradient, then one momentum step.
   void train_batch(const Tensor& v0);
-  // One epoch over data (R×V): floor(R/B) minibatches drawn with replacement; then the
-  // monitoring figures of RbmEpochReport, on `heldout` too when given.
+  /// One epoch over data (R×V): floor(R/B) minibatches drawn with replacement; then the
+  /// monitoring figures of RbmEpochReport, on `heldout` too when given. `epoch` (1-based) is
+  /// reported back. Synchronises with the backend. Throws Error when data is not R×V or has fewer
+  /// rows than one batch.
   RbmEpochReport train_epoch(const Tensor& data, int epoch, const Tensor* heldout = nullptr);
-  // The mean of free_energy() over rows, or NaN where free_energy() is not defined.
+  /// The mean of free_energy() over rows, or NaN where free_energy() is not defined.
   double mean_free_energy(const Tensor& data);
 
-  // Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass).
+  /// Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass), summed on the host
+  /// in double. Throws Error when data is not R×V.
   double reconstruction_error(const Tensor& data);
-  // F(v) per row, with p(v) ∝ exp(−F(v)). Bernoulli hidden units and Bernoulli or Gaussian
-  // visible units only (throws otherwise).
+  /// F(v) per row, with p(v) ∝ exp(−F(v)). Bernoulli hidden units and Bernoulli or Gaussian
+  /// visible units only (throws otherwise).
   std::vector<double> free_energy(const Tensor& data);
-  // Exact mean log-likelihood of the rows of data, by enumerating all 2^H hidden states
-  // (Bernoulli hidden units, H ≤ 24; throws otherwise).
+  /// Exact mean log-likelihood of the rows of data, by enumerating all 2^H hidden states
+  /// (Bernoulli hidden units, H ≤ 24; throws otherwise).
   double exact_log_likelihood(const Tensor& data);
-  // log Z by the same enumeration.
+  /// log Z by the same enumeration (the same units and H ≤ 24; throws otherwise).
   double log_partition();
 
-  // The persistent chains' visible states (B×V; empty before the first PCD batch).
+  /// The persistent chains' visible states (B×V; empty before the first PCD batch).
   const Tensor& persistent_chains() const { return chain_; }
 
  private:
