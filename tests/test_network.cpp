@@ -25,6 +25,8 @@ TEST(Network, LaysOutDecayedWeightsBeforeBiases) {
   EXPECT_EQ(d2.weight().data(), net.params().data() + 12);
   EXPECT_EQ(d1.bias().data(), net.params().data() + 20);
   EXPECT_EQ(d2.bias().data(), net.params().data() + 24);
+  EXPECT_THAT(error_of([&] { net.layer(2); }), HasSubstr("Network::layer: no layer 2 in a network of 2"));
+  EXPECT_THAT(error_of([&] { net.layer(-1); }), HasSubstr("no layer -1"));
 }
 
 TEST(Network, InitializeDrawsScaledNormalWeightsAndZeroBiases) {

@@ -41,8 +41,8 @@ class DeepBeliefNet {
 
   /// The RBMs in the stack: layers().size() − 1.
   int64_t num_rbms() const { return static_cast<int64_t>(rbms_.size()); }
-  /// RBM i, from the input up. Throws std::out_of_range for i outside [0, num_rbms()).
-  Rbm& rbm(int64_t i) { return *rbms_.at(static_cast<size_t>(i)); }
+  /// RBM i, from the input up. Throws Error for i outside [0, num_rbms()).
+  Rbm& rbm(int64_t i);
   /// The layer sizes given to the constructor.
   const std::vector<int64_t>& layers() const { return layers_; }
 

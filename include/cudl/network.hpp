@@ -61,8 +61,8 @@ class Network {
   const Shape& input_shape() const { return input_shape_; }   ///< Per sample, as constructed.
   const Shape& output_shape() const { return shapes_.back(); }  ///< Per sample, of the last layer.
   int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }  ///< Layers added.
-  /// Layer i, in the order added. Throws std::out_of_range for i outside [0, num_layers()).
-  Layer& layer(int64_t i) { return *layers_.at(i); }
+  /// Layer i, in the order added. Throws Error for i outside [0, num_layers()).
+  Layer& layer(int64_t i);
   /// All parameters as one flat tensor (P): decayed weights first, then the rest. Lays them out
   /// on first use (throws Error when no layer was added).
   Tensor& params();

@@ -29,6 +29,12 @@ DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, cons
 }
 
 // The hidden means of `r` for every row of input, computed in chunks.
+Rbm& DeepBeliefNet::rbm(int64_t i) {
+  CUDL_REQUIRE(i >= 0 && i < num_rbms(),
+               "DeepBeliefNet::rbm: no RBM " + std::to_string(i) + " in a stack of " + std::to_string(num_rbms()));
+  return *rbms_[static_cast<size_t>(i)];
+}
+
 Tensor DeepBeliefNet::propagate(Rbm& r, const Tensor& input) {
   Tensor above({input.dim(0), r.hidden()}, backend_);
   const int64_t chunk = 4096;

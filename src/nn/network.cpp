@@ -93,6 +93,12 @@ ParamSet Network::param_set() {
   return ParamSet{&params_, &grads_, decayed_};
 }
 
+Layer& Network::layer(int64_t i) {
+  CUDL_REQUIRE(i >= 0 && i < num_layers(),
+               "Network::layer: no layer " + std::to_string(i) + " in a network of " + std::to_string(num_layers()));
+  return *layers_[static_cast<size_t>(i)];
+}
+
 std::vector<std::pair<std::string, Tensor>> Network::layer_params(int64_t i) {
   build();
   CUDL_REQUIRE(i >= 0 && i < num_layers(), "Network::layer_params: no layer " + std::to_string(i) + " in a network of " +
