@@ -1,8 +1,9 @@
 #pragma once
-// CpuBackend: the reference implementation of every primitive, multi-threaded on a pool of
-// sleeping (not busy-waiting) threads. GEMM is our packed AVX2/FMA kernel when the build
-// targets a CPU with those instructions (CUDL_NATIVE=ON), Eigen's otherwise; the elementwise
-// primitives use Eigen's vectorised arrays.
+/// @file
+/// CpuBackend: the reference implementation of every primitive, multi-threaded on a pool of
+/// sleeping (not busy-waiting) threads. GEMM is our packed AVX2/FMA kernel when the build
+/// targets a CPU with those instructions (CUDL_NATIVE=ON), Eigen's otherwise; the elementwise
+/// primitives use Eigen's vectorised arrays.
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,20 +16,29 @@ namespace cpu {
 class ThreadPool;
 }
 
-// The CPU's model name (from /proc/cpuinfo), or "unknown CPU".
+/// The CPU's model name (from /proc/cpuinfo), or "unknown CPU".
 std::string cpu_model_name();
-// Hardware threads available to this process (at least 1).
+/// Hardware threads available to this process (at least 1).
 int hardware_threads();
 
+/// Every Backend primitive on the host CPU, the reference the GPU is tested against.
+///
+/// Work runs when it is called: synchronize() and the event waits return at once, uploads are
+/// plain copies, and nothing can be captured (can_capture() is false). Where CudaBackend leaves
+/// a bad value to the divergence check (a label outside [0, K) in softmax_cross_entropy), the
+/// CPU throws Error instead. One backend is used from one thread at a time; its primitives
+/// spread their work over the backend's own pool of threads.
 class CpuBackend : public Backend {
  public:
-  // threads = 0 uses hardware_threads().
+  /// A backend with a pool of `threads` threads; 0 uses hardware_threads().
   explicit CpuBackend(int threads = 0);
   ~CpuBackend() override;
 
+  /// Threads the primitives are spread over.
   int threads() const;
   Device device() const override { return Device::kCpu; }
-  std::string describe() const override;  // "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16"
+  /// e.g. "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16".
+  std::string describe() const override;
 
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr) noexcept override;

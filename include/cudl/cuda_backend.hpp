@@ -1,15 +1,16 @@
 #pragma once
-// CudaBackend: every primitive on one NVIDIA GPU, with cuBLAS for the products, cuDNN's graph
-// API for the convolutions and our own kernels for the rest (cuda/). It owns its stream, cuBLAS
-// handle and workspace, and a cuDNN handle created on first use; every CUDA, cuBLAS and cuDNN status is checked and reported as
-// cudl::Error with the library's own status text. No CUDA type appears here, so this header
-// compiles anywhere; the class is defined in the CUDA plugin, libcudl_cuda.so, which exists only in
-// builds with the CUDA backend (cudl::built_with_cuda()). Code that names CudaBackend links that
-// library (CMake: cudl::cuda, from find_package(cudl COMPONENTS CUDA)) and so needs the CUDA
-// libraries to load; portable code uses cudl::make_backend(Device::kCuda, ...), which loads the
-// plugin at run time and needs nothing of CUDA until then.
-// One difference from CpuBackend, where a kernel cannot throw: softmax_cross_entropy with a
-// label outside [0, K) makes that row's loss NaN, which the divergence check then reports.
+/// @file
+/// CudaBackend: every primitive on one NVIDIA GPU, with cuBLAS for the products, cuDNN's graph
+/// API for the convolutions and our own kernels for the rest (cuda/). It owns its stream, cuBLAS
+/// handle and workspace, and a cuDNN handle created on first use; every CUDA, cuBLAS and cuDNN
+/// status is checked and reported as cudl::Error with the library's own status text. No CUDA type appears here, so this header
+/// compiles anywhere; the class is defined in the CUDA plugin, libcudl_cuda.so, which exists only in
+/// builds with the CUDA backend (cudl::built_with_cuda()). Code that names CudaBackend links that
+/// library (CMake: cudl::cuda, from find_package(cudl COMPONENTS CUDA)) and so needs the CUDA
+/// libraries to load; portable code uses cudl::make_backend(Device::kCuda, ...), which loads the
+/// plugin at run time and needs nothing of CUDA until then.
+/// One difference from CpuBackend, where a kernel cannot throw: softmax_cross_entropy with a
+/// label outside [0, K) makes that row's loss NaN, which the divergence check then reports.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -20,42 +21,54 @@
 
 namespace cudl {
 
+/// Every Backend primitive on one NVIDIA GPU, queued on the backend's own CUDA stream.
+///
+/// Primitives return once their work is queued; transfers to the host and synchronize() wait for
+/// it. Supports uploads that overlap the computation and capture as a CUDA graph. The random
+/// draws are the CPU's; results agree with CpuBackend up to float rounding in Precision::kFp32
+/// (less closely in kTf32, and for the convolution engines ConvSearch::kFastest may pick). Use
+/// one backend from one thread at a time.
 class CudaBackend final : public Backend {
  public:
-  // Throws cudl::Error (with the probe's sentence) when the GPU cannot be used.
+  /// A backend on GPU options.gpu with options.precision and options.conv_search. Throws
+  /// cudl::Error (with the probe's sentence) when the GPU cannot be used or does not exist.
   explicit CudaBackend(const BackendOptions& options = {});
   ~CudaBackend() override;
 
   Device device() const override { return Device::kCuda; }
-  // "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32"
+  /// e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32".
   std::string describe() const override;
+  /// The arithmetic of the products, as given in BackendOptions.
   Precision precision() const;
-  // The cudaStream_t every primitive is queued on, for interoperation (capture, events).
+  /// The cudaStream_t every primitive is queued on, for interoperation (capture, events).
   void* stream() const;
-  // One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and
-  // its workspace (see cuda/cudnn_conv.hpp).
+  /// One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and
+  /// its workspace (see cuda/cudnn_conv.hpp).
   std::vector<std::string> convolution_plans() const;
 
+  /// Device memory (stream-ordered). Throws Error when the GPU is out of memory (saying how much
+  /// is free) or while capturing.
   void* allocate(std::size_t bytes) override;
   void deallocate(void* ptr) noexcept override;
   void copy_to_host(const void* src, void* host_dst, std::size_t bytes) override;
   void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override;
   void copy(const void* src, void* dst, std::size_t bytes) override;
   void synchronize() override;
-  // Uploads on a second stream (kCopy) from page-locked memory (cudaHostAlloc); events are CUDA
-  // events without timing.
+  /// A CUDA event without timing. Uploads run on a second stream (kCopy) from page-locked memory.
   std::unique_ptr<Event> create_event() override;
   void record(Event& event, Queue queue) override;
   void wait(Queue queue, const Event& event) override;
   void host_wait(const Event& event) override;
   bool async_uploads() const override { return true; }
+  /// Page-locked host memory (cudaHostAlloc), which uploads read at full speed.
   void* allocate_host(std::size_t bytes) override;
   void deallocate_host(void* ptr) noexcept override;
+  /// Queues the copy on the second stream (kCopy), beside the computation.
   void upload_async(const void* host_src, void* dst, std::size_t bytes) override;
-  // CUDA graphs: begin_capture() starts capturing this backend's stream, end_capture()
-  // instantiates the graph; Captured::replay() launches it on the stream.
   bool can_capture() const override { return true; }
+  /// Starts capturing this backend's stream into a CUDA graph.
   void begin_capture() override;
+  /// Ends the capture and instantiates the graph; Captured::replay() launches it on the stream.
   std::unique_ptr<Captured> end_capture() override;
 
  protected:

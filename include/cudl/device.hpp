@@ -1,6 +1,7 @@
 #pragma once
-// Choosing a device at run time. The CUDA backend is optional at build time (CUDL_CUDA) and
-// needs a GPU and a recent enough driver at run time; each absence is reported in one sentence.
+/// @file
+/// Choosing a device at run time. The CUDA backend is optional at build time (CUDL_CUDA) and
+/// needs a GPU and a recent enough driver at run time; each absence is reported in one sentence.
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,58 +10,68 @@
 
 namespace cudl {
 
-// Whether this build of cudl has the CUDA backend: the plugin libcudl_cuda.so, which libcudl loads
-// (dlopen) beside itself, or from $CUDL_CUDA_PLUGIN, the first time a GPU is probed or asked for.
+/// Whether this build of cudl has the CUDA backend: the plugin libcudl_cuda.so, which libcudl loads
+/// (dlopen) beside itself, or from $CUDL_CUDA_PLUGIN, the first time a GPU is probed or asked for.
 bool built_with_cuda();
 
+/// What probe_gpu() found.
 struct GpuProbe {
-  bool usable = false;
-  std::string description;  // e.g. "NVIDIA H100 80GB HBM3 (sm_90, driver 13.0, runtime 13.0)"
-  std::string reason;       // when not usable: one sentence saying why
+  bool usable = false;      ///< whether make_backend(Device::kCuda) can succeed
+  std::string description;  ///< e.g. "NVIDIA H100 80GB HBM3 (sm_90, driver 13.0, runtime 13.0)"
+  std::string reason;       ///< when not usable: one sentence saying why
 };
-// Looks for a usable CUDA GPU without creating a backend: loads the plugin, then asks the CUDA
-// runtime. Never throws; `reason` says what is missing (the plugin, a CUDA library, the driver, a
-// GPU).
+/// Looks for a usable CUDA GPU without creating a backend: loads the plugin, then asks the CUDA
+/// runtime. Never throws; `reason` says what is missing (the plugin, a CUDA library, the driver, a
+/// GPU).
 GpuProbe probe_gpu();
 
-// Arithmetic of the GPU's products: strict fp32 (the default; results agree with the CPU), or
-// tf32 tensor cores (10-bit mantissa inputs, fp32 accumulation) where cuBLAS can use them.
-enum class Precision { kFp32, kTf32 };
+/// Arithmetic of the GPU's products: strict fp32 (the default; results agree with the CPU), or
+/// tf32 tensor cores (10-bit mantissa inputs, fp32 accumulation) where cuBLAS can use them.
+/// The CPU always computes in fp32.
+enum class Precision {
+  kFp32,  ///< fp32 throughout
+  kTf32   ///< tf32 tensor cores for the products
+};
+/// "fp32" or "tf32".
 const char* to_string(Precision precision);
 
-// How the GPU backend chooses each convolution's cuDNN engine (once per operation and shape).
-// Either way only engines that compute in the backend's Precision are considered: never one that
-// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32.
+/// How the GPU backend chooses each convolution's cuDNN engine (once per operation and shape).
+/// Either way only engines that compute in the backend's Precision are considered: never one that
+/// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32.
+/// Ignored by the CPU backend.
 enum class ConvSearch {
-  // Every such engine cuDNN proposes (FFT and Winograd ones too) is timed on the first call and
-  // the fastest kept, as PyTorch does with cudnn.benchmark. Some of them trade accuracy for speed:
-  // on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input and 5×5 filters (cuDNN
-  // 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the exact result, normwise,
-  // where a direct convolution is ~1e-6 off.
+  /// Every such engine cuDNN proposes (FFT and Winograd ones too) is timed on the first call and
+  /// the fastest kept, as PyTorch does with cudnn.benchmark. Some of them trade accuracy for speed:
+  /// on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input and 5×5 filters (cuDNN
+  /// 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the exact result, normwise,
+  /// where a direct convolution is ~1e-6 off.
   kFastest,
-  // The same candidates, timed the same way, but each one's output on the first call is also
-  // compared with a reference engine's (the first of cuDNN's fallback list without FFT or Winograd
-  // notes), and one further than 1e-4 from it, normwise (5e-3 in tf32), is never chosen: the
-  // fastest engine that agrees is kept. Costs one extra run per candidate, once per shape.
-  // Engines cannot be judged by their notes alone: on the H200 the FFT engine of that filter
-  // gradient agrees with the CPU to fp32 rounding, the un-noted engine 17 does not.
+  /// The same candidates, timed the same way, but each one's output on the first call is also
+  /// compared with a reference engine's (the first of cuDNN's fallback list without FFT or Winograd
+  /// notes), and one further than 1e-4 from it, normwise (5e-3 in tf32), is never chosen: the
+  /// fastest engine that agrees is kept. Costs one extra run per candidate, once per shape.
+  /// Engines cannot be judged by their notes alone: on the H200 the FFT engine of that filter
+  /// gradient agrees with the CPU to fp32 rounding, the un-noted engine 17 does not.
   kPrecise,
 };
-const char* to_string(ConvSearch search);  // "fastest", "precise"
+/// "fastest" or "precise".
+const char* to_string(ConvSearch search);
 
+/// How make_backend sets up a backend; each field applies to one device only.
 struct BackendOptions {
-  int threads = 0;                        // CPU threads (0: all this process may use)
-  int gpu = 0;                            // CUDA device ordinal
-  Precision precision = Precision::kFp32;  // GPU only
-  ConvSearch conv_search = ConvSearch::kFastest;  // GPU convolutions only
+  int threads = 0;                        ///< CPU threads (0: all this process may use)
+  int gpu = 0;                            ///< CUDA device ordinal
+  Precision precision = Precision::kFp32;  ///< GPU only
+  ConvSearch conv_search = ConvSearch::kFastest;  ///< GPU convolutions only
 };
 
-// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
-// engine, how it was chosen, workspace); empty for the CPU backend or before any convolution.
+/// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
+/// engine, how it was chosen, workspace); empty for the CPU backend or before any convolution.
 std::vector<std::string> convolution_plans(const Backend& backend);
 
-// A backend for `device`. Throws cudl::Error with the probe's sentence when a GPU is asked for
-// and cannot be used.
+/// A backend for `device`: a CpuBackend, or a CudaBackend from the plugin loaded at run time.
+/// Throws cudl::Error with the probe's sentence when a GPU is asked for and cannot be used
+/// (a build without CUDA, no plugin, driver or GPU).
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options = {});
 
 }  // namespace cudl
