@@ -82,12 +82,19 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(tmp);
     std::printf("%s, %d train rows, 2014 run at learn rate 0.1, %d epochs × %d rounds, %d compute threads, %d loader threads\n\n",
                 cpu.describe().c_str(), static_cast<int>(train.rows), epochs, rounds, threads, loader_threads);
-    std::printf("| feed | median s/epoch | vs resident | loss after epoch %d | path |\n| --- | ---: | ---: | ---: | --- |\n", epochs);
+    // Beside the ratio of medians, the median of paired ratios: each epoch against the resident
+    // feed's epoch of the same number in the same round, run moments before, so that the
+    // machine's slow drifts (other guests, frequency) cancel.
+    std::printf("| feed | median s/epoch | vs resident | paired: median (range) | loss after epoch %d | path |\n"
+                "| --- | ---: | ---: | ---: | ---: | --- |\n", epochs);
     const double base = median(ways[0].seconds);
     bool same = true;
     for (const Way& w : ways) {
-      std::printf("| %s | %.3f | %.3f× | %.9g | %s |\n", w.name, median(w.seconds), median(w.seconds) / base, w.last_loss,
-                  w.how.c_str());
+      std::vector<double> paired;
+      for (size_t i = 0; i < w.seconds.size(); ++i) paired.push_back(w.seconds[i] / ways[0].seconds[i]);
+      const auto [lo, hi] = std::minmax_element(paired.begin(), paired.end());
+      std::printf("| %s | %.3f | %.3f× | %.3f× (%.3f–%.3f) | %.9g | %s |\n", w.name, median(w.seconds), median(w.seconds) / base,
+                  median(paired), *lo, *hi, w.last_loss, w.how.c_str());
       same = same && w.last_loss == ways[0].last_loss;
     }
     std::printf("\nthe three trained %s\n", same ? "alike (same loss, bit for bit)" : "DIFFERENTLY");
