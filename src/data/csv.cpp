@@ -5,12 +5,8 @@
 #include "cudl/csv.hpp"
 
 #include <csv.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -19,6 +15,7 @@
 
 #include "cudl/error.hpp"
 #include "data/csv_cell.hpp"
+#include "data/read_file.hpp"
 
 namespace cudl {
 
@@ -386,27 +383,8 @@ std::unique_ptr<CsvDataset> CsvDataset::parse(std::string_view text, const std::
 }
 
 std::unique_ptr<CsvDataset> CsvDataset::read(const std::string& path, const CsvOptions& options) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t r = ::read(fd, text.data() + got, text.size() - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      const int err = errno;
-      ::close(fd);
-      throw Error(path + ": cannot read: " + (r == 0 ? std::string("the file shrank while it was read") : std::strerror(err)));
-    }
-    got += static_cast<size_t>(r);
-  }
-  ::close(fd);
-  if (text.empty()) throw Error(path + ": empty file, no CSV rows");
+  std::string text;
+  detail::read_file(path, -1, text, "no CSV rows");
   return parse(text, path, options);
 }
 

@@ -3,19 +3,16 @@
 // library converts to most cheaply; one function then turns them into [0, 1] planes.
 #include "data/image_decode.hpp"
 
-#include <fcntl.h>
 #include <spng.h>
-#include <sys/stat.h>
 #include <turbojpeg.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <memory>
 
 #include "cudl/error.hpp"
+#include "data/read_file.hpp"
 
 namespace cudl::image_io {
 namespace {
@@ -38,35 +35,6 @@ struct Scratch {
 Scratch& scratch() {
   static thread_local Scratch s;
   return s;
-}
-
-// Reads the first `limit` bytes of the file at path (all of it when limit < 0) into buf, and
-// returns the file's size.
-int64_t read_file(const std::string& path, int64_t limit, std::vector<uint8_t>& buf) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  const auto size = static_cast<int64_t>(st.st_size);
-  const int64_t want = limit < 0 ? size : std::min(size, limit);
-  buf.resize(static_cast<size_t>(want));
-  int64_t got = 0;
-  while (got < want) {
-    const ssize_t r = ::read(fd, buf.data() + got, static_cast<size_t>(want - got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      const int err = errno;
-      ::close(fd);
-      throw Error(path + ": cannot read: " + (r == 0 ? std::string("the file shrank while being read") : std::strerror(err)));
-    }
-    got += r;
-  }
-  ::close(fd);
-  if (size == 0) throw Error(path + ": empty file, not an image");
-  return size;
 }
 
 Format sniff(const std::vector<uint8_t>& b, const std::string& path) {
@@ -229,14 +197,14 @@ void planes(const T* px, int64_t pixels, int step, bool color, int channels, flo
 
 Info read_info(const std::string& path) {
   Scratch& s = scratch();
-  const int64_t size = read_file(path, kHeaderBytes, s.file);
+  const int64_t size = detail::read_file(path, kHeaderBytes, s.file, "not an image");
   if (sniff(s.file, path) == Format::kPng) return Png(s.file, path).info();
   tjhandle tj = jpeg_decompressor();
   JpegHeader h;
   std::string why;
   if (!jpeg_header(tj, s.file, h, why)) {
     if (size <= kHeaderBytes) jpeg_fail(path, why);
-    read_file(path, -1, s.file);  // tables or metadata beyond the first 64 KiB
+    detail::read_file(path, -1, s.file, "not an image");  // tables or metadata beyond the first 64 KiB
     if (!jpeg_header(tj, s.file, h, why)) jpeg_fail(path, why);
   }
   return jpeg_info(h, path);
@@ -252,7 +220,7 @@ Info decode(const std::string& path, int channels, std::vector<float>& out) {
       release_if_large(buffers.pixels16);
     }
   } release{s};
-  read_file(path, -1, s.file);
+  detail::read_file(path, -1, s.file, "not an image");
   Info info;
   int step = 0;
   bool sixteen = false;
