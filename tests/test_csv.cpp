@@ -279,12 +279,7 @@ TEST(Csv, TrainsAsTheSameRowsInMemory) {
   }
   const auto csv = CsvDataset::read(path);
   ASSERT_THAT(csv->class_names(), ElementsAre("neg", "pos"));  // neg = 0 = Blobs' label 0
-  InMemoryDataset mem;
-  mem.rows = 256;
-  mem.features = 8;
-  mem.classes = 2;
-  mem.x = b.x;
-  mem.y = b.y;
+  const InMemoryDataset mem = b.dataset();
   CpuBackend cpu(1);
   const auto train = [&](const Dataset& data, History* h) {
     Network net(cpu, {8});

@@ -187,12 +187,7 @@ TEST_F(Npy, TrainsAsTheSameRowsInMemory) {
   std::vector<int64_t> y(b.y.begin(), b.y.end());
   const std::string x = write("x.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (256, 8), }", raw(b.x)));
   const auto npy = NpyDataset::open(x, labels(y));
-  InMemoryDataset mem;
-  mem.rows = 256;
-  mem.features = 8;
-  mem.classes = 2;
-  mem.x = b.x;
-  mem.y = b.y;
+  const InMemoryDataset mem = b.dataset();
   CpuBackend cpu(1);
   const auto train = [&](const Dataset& data) {
     Network net(cpu, {8});
