@@ -12,41 +12,50 @@
 #   bin/bench_dbn, libexec/cudl/ (the examples' programs)        (their CMakeLists)
 #   share/doc/cudl/LICENSE, NOTICE
 #   bin/launch-bench -> share/cudl/ec2/launch-bench (+ its lib/, the source it sends)
+# Every install() names a COMPONENT, one per Debian package (cmake/CudlPackage.cmake): runtime
+# (libcudl.so.*, LICENSE, NOTICE), dev (headers, the .so link, CMake package, pkg-config file),
+# tools (bench_dbn, launch-bench, the examples), cuda and cuda_dev (the plugin; its CMake targets),
+# nccl, mpi and mpi_dev. `cmake --install` without --component installs them all, as before.
 # Included by the top-level CMakeLists.txt after the targets exist. tests/consumer/run.sh checks
 # the result by building two programs against an installed tree.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS cudl EXPORT cudlTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS cudl EXPORT cudlTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
+        NAMELINK_COMPONENT dev)
 if(CUDL_HAVE_CUDA)
   # Beside libcudl.so, where libcudl looks for it; it finds libcudl.so there too ($ORIGIN), and
   # the CUDA libraries where it was linked against them (CMAKE_INSTALL_RPATH_USE_LINK_PATH).
   set_property(TARGET cudl_cuda PROPERTY INSTALL_RPATH "$ORIGIN")
-  install(TARGETS cudl_cuda EXPORT cudlCudaTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  # libcudl opens it by its unversioned name, so libcudl_cuda.so belongs to the plugin's package.
+  install(TARGETS cudl_cuda EXPORT cudlCudaTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT cuda)
   # cudl::cuda, for code that uses CudaBackend itself (find_package(cudl COMPONENTS CUDA)).
-  install(EXPORT cudlCudaTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+  install(EXPORT cudlCudaTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl COMPONENT cuda_dev)
+  install(FILES cmake/FindCUDNN.cmake cmake/CudlFindNvidia.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl
+          COMPONENT cuda_dev)
 endif()
 if(CUDL_HAVE_NCCL)
   # A plugin beside libcudl.so, loaded by make_nccl_communicator; nothing links against it.
   set_property(TARGET cudl_nccl PROPERTY INSTALL_RPATH "$ORIGIN")
-  install(TARGETS cudl_nccl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(TARGETS cudl_nccl LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT nccl)
 endif()
 if(CUDL_HAVE_MPI)
   set_property(TARGET cudl_mpi PROPERTY INSTALL_RPATH "$ORIGIN")
-  install(TARGETS cudl_mpi EXPORT cudlMpiTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(TARGETS cudl_mpi EXPORT cudlMpiTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT mpi
+          NAMELINK_COMPONENT mpi_dev)
   # cudl::mpi (find_package(cudl COMPONENTS MPI)).
-  install(EXPORT cudlMpiTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+  install(EXPORT cudlMpiTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl COMPONENT mpi_dev)
 endif()
-install(DIRECTORY include/cudl DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_BINARY_DIR}/include/cudl/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cudl)
-install(FILES LICENSE NOTICE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY include/cudl DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
+install(FILES ${PROJECT_BINARY_DIR}/include/cudl/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cudl COMPONENT dev)
+install(FILES LICENSE NOTICE DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
 
 # The CMake package.
-install(EXPORT cudlTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+install(EXPORT cudlTargets NAMESPACE cudl:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl COMPONENT dev)
 configure_package_config_file(cmake/cudlConfig.cmake.in ${PROJECT_BINARY_DIR}/cudlConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cudlConfig.cmake ${PROJECT_BINARY_DIR}/cudlConfigVersion.cmake
-  cmake/FindCUDNN.cmake cmake/CudlFindNvidia.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl)
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/cudl COMPONENT dev)
 
 # The pkg-config file. Its prefix is found from the file's own place (${pcfiledir}), so the tree
 # can be installed with --prefix or DESTDIR and moved; absolute install dirs are written as given.
@@ -74,14 +83,14 @@ foreach(_dir LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 configure_file(cmake/cudl.pc.in ${PROJECT_BINARY_DIR}/cudl.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/cudl.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${PROJECT_BINARY_DIR}/cudl.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 # scripts/ec2/launch-bench, installed as bin/launch-bench (a link into share/cudl/ec2/, beside its
 # lib/ and helpers). It sends the cudl source to the instance it rents: installed, the source of
 # the commit this tree was built from, archived at each build by `git archive` (the tracked files,
 # as from a checkout) with source.txt naming the commit. Built outside a git checkout there is no
 # archive, and the installed launch-bench asks for CUDL_EC2_SOURCE_DIR.
-install(DIRECTORY scripts/ec2/ DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2 USE_SOURCE_PERMISSIONS
+install(DIRECTORY scripts/ec2/ DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2 USE_SOURCE_PERMISSIONS COMPONENT tools
         PATTERN "__pycache__" EXCLUDE)
 find_package(Git QUIET)
 if(GIT_FOUND AND EXISTS "${PROJECT_SOURCE_DIR}/.git")
@@ -91,7 +100,7 @@ if(GIT_FOUND AND EXISTS "${PROJECT_SOURCE_DIR}/.git")
     COMMENT "Archiving the source at HEAD for the installed launch-bench"
     VERBATIM)
   install(FILES "${PROJECT_BINARY_DIR}/source.tar.gz" "${PROJECT_BINARY_DIR}/source.txt"
-          DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2)
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/cudl/ec2 COMPONENT tools)
 else()
   message(STATUS "cudl: not a git checkout: the installed launch-bench will need CUDL_EC2_SOURCE_DIR")
 endif()
@@ -105,4 +114,4 @@ install(CODE "
   file(MAKE_DIRECTORY \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
   file(REMOVE \"\${link}\")
   file(CREATE_LINK \"${_cudl_launch_target}\" \"\${link}\" SYMBOLIC)
-  message(STATUS \"Installing: \${link} -> ${_cudl_launch_target}\")")
+  message(STATUS \"Installing: \${link} -> ${_cudl_launch_target}\")" COMPONENT tools)

@@ -6,8 +6,11 @@
 # either trains there or, without a usable GPU, prints the library's sentence and exits 2. The
 # installed bench_dbn runs from outside the source tree and finds its data there. Run by .ci/run.
 # Keeps the prefix and the builds when CUDL_CONSUMER_KEEP is set (prints where).
+# tests/consumer/run.sh BUILD_DIR PREFIX: the same checks against PREFIX, a tree already installed
+# from BUILD_DIR (tests/packages/run.sh: the Debian packages unpacked, PREFIX=ROOT/usr); nothing
+# is installed.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: tests/consumer/run.sh BUILD_DIR" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: tests/consumer/run.sh BUILD_DIR [PREFIX]" >&2; exit 2; }
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,12 +21,18 @@ if [ -n "${CUDL_CONSUMER_KEEP:-}" ]; then
 else
   trap 'rm -rf "$tmp"' EXIT
 fi
-prefix=$tmp/prefix
 step() { echo "consumer: $*"; }
 fail() { echo "consumer: FAILED: $*" >&2; exit 1; }
 
-step "installing $build into $prefix"
-cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
+if [ $# -eq 2 ]; then
+  prefix=$(cd "$2" && pwd)
+  step "using $prefix, installed from $build"
+  echo "(installed before run.sh: no log)" >"$tmp/install.log"
+else
+  prefix=$tmp/prefix
+  step "installing $build into $prefix"
+  cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
+fi
 
 # What a user finds there. The headers compile with a plain C++17 compiler and only the prefix on
 # the include path (no CUDA, no Eigen); the CMake package does not ask for Eigen or nlohmann-json.
