@@ -83,15 +83,17 @@ int main(int argc, char** argv) try {
   const auto y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, dev);
   const auto x_test = cudl::Tensor::from_host(split.test.x, {split.test.rows, data.features}, dev);
 
+  // [guide:lenet]
   cudl::Network net(dev, {1, 28, 28});  // the flat 784-pixel rows are viewed as 1×28×28 images
-  net.add(cudl::conv2d(20, 5, cudl::Activation::kRelu))
-      .add(cudl::max_pool2d(2))
+  net.add(cudl::conv2d(20, 5, cudl::Activation::kRelu))   // 20 filters of 5×5 (stride 1, padding 0)
+      .add(cudl::max_pool2d(2))                           // 2×2 windows, stride 2
       .add(cudl::conv2d(50, 5, cudl::Activation::kRelu))
       .add(cudl::max_pool2d(2))
       .add(cudl::flatten())
       .add(cudl::dense(500, cudl::Activation::kRelu))
-      .add(cudl::dropout(0.5f, o.seed))
+      .add(cudl::dropout(0.5f, o.seed))                   // inverted dropout; identity in inference
       .add(cudl::dense(data.classes));
+  // [guide:lenet]
   net.initialize(o.seed, /*weight_stddev=*/0.05f);
 
   std::printf("cudl mnist_lenet | %s from %s (%s) | %lld rows, split %lld train / %lld test | %s\n%s\n",

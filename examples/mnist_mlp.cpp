@@ -6,7 +6,8 @@
 #include <string>
 
 #include "command_line.hpp"  // benchmarks/common: the command line of every cudl program (CLI11)
-#include "cudl/cudl.hpp"
+// [guide:mlp]
+#include <cudl/cudl.hpp>
 
 int main(int argc, char** argv) try {
   std::string dir = "/usr/share/datasets/fashion-mnist";
@@ -46,6 +47,7 @@ int main(int argc, char** argv) try {
   cudl::train(net, x, y, config, [](const cudl::EpochReport& e) {
     std::printf("epoch %d: loss %.4f, training error %.4f, %.2f s\n", e.epoch, e.loss, e.err, e.seconds);
   });
+  // [guide:mlp]
 
   const auto report = cudl::classification_report(cudl::to_labels(split.test.y), cudl::predict(net, x_test),
                                                   static_cast<int>(data.classes));

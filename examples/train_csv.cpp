@@ -77,9 +77,10 @@ regression. Default file: examples/data/iris.csv.
       const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
       return digits ? cudl::CsvColumn(std::stoll(v)) : cudl::CsvColumn(v);
     };
+    // [guide:csv]
     cudl::CsvOptions csv;
-    if (target) csv.target = column(*target);
-    for (const std::string& c : ignore) csv.ignore.push_back(column(c));
+    if (target) csv.target = column(*target);                             // by name or index; default the last
+    for (const std::string& c : ignore) csv.ignore.push_back(column(c));  // columns left out (an id)
     const std::unique_ptr<cudl::CsvDataset> data = cudl::CsvDataset::read(file, csv);
     std::printf("data: %s\n", data->describe().c_str());
     const bool classes = data->num_classes() > 0;
@@ -87,7 +88,7 @@ regression. Default file: examples/data/iris.csv.
     // 2. A fifth held out (each class in proportion), features standardised with the training
     //    rows' statistics; on the GPU when there is one.
     const cudl::DatasetSplit parts = cudl::random_split(*data, /*valid_fraction=*/0.2, /*seed=*/1, /*stratified=*/classes);
-    const cudl::Normalize norm = cudl::Normalize::fit(parts.train);
+    const cudl::Normalize norm = cudl::Normalize::fit(parts.train);  // per feature; Per::kChannel for C×H×W
     const cudl::Transformed train(parts.train, norm), valid(parts.valid, norm);
     const bool gpu = !cpu_only && cudl::probe_gpu().usable;
     std::unique_ptr<cudl::Backend> backend = cudl::make_backend(gpu ? cudl::Device::kCuda : cudl::Device::kCpu);
@@ -118,6 +119,7 @@ regression. Default file: examples/data/iris.csv.
     fit.early_stopping.patience = 20;
     fit.progress = cudl::Progress::kNone;
     const cudl::History h = cudl::fit(net, *loss, opt, train, fit);
+    // [guide:csv]
     std::printf("%s; %zu epochs%s, best %d\n", backend->describe().c_str(), h.epochs.size(),
                 h.stopped_early ? " (stopped early)" : "", h.best_epoch);
 

@@ -124,6 +124,7 @@ when there is one, else on the CPU.
     const cudl::Normalize norm = cudl::Normalize::fit(parts.train);
     const cudl::Transformed train(parts.train, norm), valid(parts.valid, norm);
 
+    // [guide:fit]
     // 2. A backend: the GPU if one is usable, else the CPU.
     const bool gpu = !cpu_only && cudl::probe_gpu().usable;
     std::unique_ptr<cudl::Backend> backend = cudl::make_backend(gpu ? cudl::Device::kCuda : cudl::Device::kCpu);
@@ -151,12 +152,13 @@ when there is one, else on the CPU.
     // 4. Train: shuffled epochs, validation after each, early stopping, a progress bar. Data
     //    larger than fit.max_resident_bytes is streamed by background threads instead of being
     //    put on the backend whole; History::data_path says which.
-    cudl::FitOptions fit;
+    cudl::FitOptions fit;  // shuffled epochs by default
     fit.epochs = epochs;
     fit.batch = 128;
     fit.validation_data = &valid;
-    fit.early_stopping.patience = 5;
+    fit.early_stopping.patience = 5;  // restores the best epoch's weights
     const cudl::History h = cudl::fit(net, *loss, opt, train, fit, &schedule);
+    // [guide:fit]
     std::printf("data path: %s\n", h.data_path.c_str());
 
     const cudl::EpochReport& best = h.epochs[static_cast<size_t>(std::max(h.best_epoch, 1) - 1)];

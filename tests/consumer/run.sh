@@ -45,10 +45,12 @@ benchmarks=$(cache CUDL_BUILD_BENCHMARKS)
 [ "$benchmarks" = OFF ] || expected+=(bin/bench_dbn)
 [ "$(cache CUDL_BUILD_EXAMPLES)" = OFF ] ||
   expected+=(libexec/cudl/mnist_mlp libexec/cudl/mnist_dbn libexec/cudl/mnist_lenet libexec/cudl/train_your_data
-             libexec/cudl/train_csv libexec/cudl/predict share/cudl/examples/data/iris.csv)
+             libexec/cudl/train_csv libexec/cudl/predict libexec/cudl/save_and_resume libexec/cudl/backends
+             share/cudl/examples/data/iris.csv)
 [ "$(cache CUDL_HAVE_CUDA)" != ON ] || expected+=("$lib/libcudl_cuda.so" "$lib/cmake/cudl/cudlCudaTargets.cmake")
 have_mpi=$(cache CUDL_HAVE_MPI)
 [ "$have_mpi" != ON ] || expected+=("$lib/libcudl_mpi.so" "$lib/cmake/cudl/cudlMpiTargets.cmake" include/cudl/mpi.hpp)
+[ "$have_mpi" != ON ] || [ "$(cache CUDL_BUILD_EXAMPLES)" = OFF ] || expected+=(libexec/cudl/data_parallel)
 [ "$(cache CUDL_HAVE_NCCL)" != ON ] || expected+=("$lib/libcudl_nccl.so")
 for f in "${expected[@]}"; do
   [ -e "$prefix/$f" ] || fail "$f was not installed (see $tmp/install.log)"
