@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cudl/cpu_backend.hpp"
 #include "cudl/error.hpp"
@@ -280,4 +282,52 @@ TEST(CpuBackend, BiasActivationSampleEqualsTheTwoSteps) {
     EXPECT_EQ(fused.to_vector(), two.to_vector()) << to_string(units);
     EXPECT_EQ(fused_states.to_vector(), two_states.to_vector()) << to_string(units);
   }
+}
+
+// gemm_activation_backward gives the bits of gemm (beta 0) followed by activation_backward: for
+// ReLU with no unit silent, some, most and all of them (a silent unit is ≤ 0 or NaN in every row),
+// with -0 and NaN in y, on both transposes of B (the CPU computes only the kept columns when B is
+// transposed), for sigmoid and the identity too, whatever C held before.
+TEST(CpuBackend, GemmActivationBackwardEqualsTheTwoCalls) {
+  CpuBackend cpu(2);
+  const int64_t m = 64, n = 203, k = 300;
+  uint64_t seed = 50;
+  for (Trans tb : {Trans::kYes, Trans::kNo}) {
+    for (double silent : {0.0, 0.3, 0.9, 1.0}) {
+      for (Activation act : {Activation::kRelu, Activation::kSigmoid, Activation::kIdentity}) {
+        const Tensor a = Tensor::from_host(cudl::testing::uniform_values(++seed, m * k, -1.0f, 1.0f), {m, k}, cpu);
+        const Shape b_shape = tb == Trans::kYes ? Shape{n, k} : Shape{k, n};
+        const Tensor b = Tensor::from_host(cudl::testing::uniform_values(++seed, n * k, -1.0f, 1.0f), b_shape, cpu);
+        auto yv = cudl::testing::uniform_values(++seed, m * n, -1.0f, 1.0f);
+        for (int64_t j = 0; j < n; ++j) {
+          const bool quiet = j < static_cast<int64_t>(silent * n + 0.5);
+          for (int64_t i = 0; i < m; ++i) {
+            float& v = yv[i * n + j];
+            if (quiet) v = (i + j) % 7 == 0 ? -0.0f : (i + j) % 11 == 0 ? std::numeric_limits<float>::quiet_NaN() : -std::fabs(v);
+            if (!quiet && (i + j) % 13 == 0) v = std::numeric_limits<float>::quiet_NaN();
+          }
+        }
+        const Tensor y = Tensor::from_host(yv, {m, n}, cpu);
+        Tensor fused = Tensor::from_host(std::vector<float>(m * n, std::numeric_limits<float>::quiet_NaN()), {m, n}, cpu);
+        Tensor two({m, n}, cpu);
+        cpu.gemm_activation_backward(1.0f, a, Trans::kNo, b, tb, fused, y, act);
+        cpu.gemm(1.0f, a, Trans::kNo, b, tb, 0.0f, two);
+        cpu.activation_backward(two, y, act);
+        const auto f = fused.to_vector(), t = two.to_vector();
+        ASSERT_EQ(0, std::memcmp(f.data(), t.data(), f.size() * sizeof(float)))
+            << "tb " << (tb == Trans::kYes) << " silent " << silent << " " << to_string(act);
+      }
+    }
+  }
+}
+
+TEST(CpuBackend, GemmActivationBackwardNamesABadShape) {
+  CpuBackend cpu(1);
+  const Tensor a({4, 3}, cpu), b({5, 3}, cpu), y({4, 4}, cpu);
+  Tensor c({4, 5}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_activation_backward(1.0f, a, Trans::kNo, b, Trans::kYes, c, y, Activation::kRelu); }),
+              HasSubstr("gemm_activation_backward"));
+  const Tensor y_ok({4, 5}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_activation_backward(1.0f, a, Trans::kNo, b, Trans::kNo, c, y_ok, Activation::kRelu); }),
+              HasSubstr("gemm_activation_backward: inner dimensions differ"));
 }

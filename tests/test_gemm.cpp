@@ -1,6 +1,7 @@
 // The CPU GEMM against a double-precision triple loop: every transpose combination, odd sizes
 // that leave partial 6×16 tiles, K deeper than one packing slab, N wider than one block, row
-// strides larger than the row, and more threads than blocks.
+// strides larger than the row, and more threads than blocks; the product against chosen rows of
+// B (sgemm_rows) against the rows gathered.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -215,6 +216,48 @@ TEST_P(Gemm, ResultDoesNotDependOnThreadCount) {
   sgemm(one, m, n, k, a.data(), b.data(), c1.data());
   sgemm(three, m, n, k, a.data(), b.data(), c3.data());
   EXPECT_EQ(c1, c3);
+}
+
+// sgemm_rows reads B's rows through an index (some left out, some twice, out of order) and gives
+// the bits of sgemm_with on those rows gathered first: on both transposes of each operand, K over
+// one slab, partial tiles, sparse A, beta ≠ 0 and a row stride; no rows at all leaves C scaled.
+TEST_P(Gemm, ChosenRowsOfBGiveTheBitsOfTheGatheredRows) {
+  cpu::ThreadPool pool(2);
+  const int64_t shapes[][3] = {{64, 357, 800}, {64, 800, 64}, {13, 20, 300}, {7, 1, 5}, {6, 33, 257}};
+  uint64_t seed = 40;
+  for (const auto& s : shapes) {
+    for (Trans ta : {Trans::kNo, Trans::kYes}) {
+      for (Trans tb : {Trans::kNo, Trans::kYes}) {
+        const int64_t m = s[0], n = s[1], k = s[2], pad = 2;
+        const int64_t used = tb == Trans::kNo ? k : n, width = tb == Trans::kNo ? n : k;
+        const int64_t stored = used * 2 + 3, ldb = width + pad, lda = (ta == Trans::kNo ? k : m) + pad;
+        auto a = random_values((ta == Trans::kNo ? m : k) * lda, ++seed);
+        for (size_t i = 0; i < a.size(); ++i)
+          if (i % 4 != 0) a[i] = 0.0f;
+        const auto b = random_values(stored * ldb, ++seed);
+        std::vector<int32_t> rows(used);
+        for (int64_t r = 0; r < used; ++r) rows[r] = static_cast<int32_t>((r * 7 + 3) % stored);
+        if (used > 2) rows[1] = rows[0];
+        std::vector<float> gathered(used * ldb);
+        for (int64_t r = 0; r < used; ++r) std::copy_n(b.data() + rows[r] * ldb, ldb, gathered.data() + r * ldb);
+        for (float beta : {0.0f, 0.5f}) {
+          const auto c0 = random_values(m * n, ++seed);
+          auto expected = c0, got = c0;
+          cpu::sgemm_with(GetParam(), pool, ta, tb, m, n, k, 0.7f, a.data(), lda, gathered.data(), ldb, beta,
+                          expected.data(), n);
+          cpu::sgemm_rows(GetParam(), pool, ta, tb, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, rows.data(), beta,
+                          got.data(), n);
+          ASSERT_EQ(0, std::memcmp(expected.data(), got.data(), got.size() * sizeof(float)))
+              << "m " << m << " n " << n << " k " << k << " ta " << (ta == Trans::kYes) << " tb "
+              << (tb == Trans::kYes) << " beta " << beta;
+        }
+      }
+    }
+  }
+  std::vector<float> c = {1, 2, 3, 4};
+  cpu::sgemm_rows(GetParam(), pool, Trans::kNo, Trans::kYes, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 1, nullptr, 0.5f,
+                  c.data(), 2);
+  EXPECT_EQ(c, (std::vector<float>{0.5f, 1, 1.5f, 2}));
 }
 
 TEST_P(Gemm, ZeroDepthScalesC) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "cudl/cpu_backend.hpp"
 #include "cudl/error.hpp"
@@ -95,4 +96,42 @@ TEST(Network, SummaryListsLayersAndParameterCounts) {
   EXPECT_THAT(s, HasSubstr("Dense(800, relu) -> [800], 628000 parameters"));
   EXPECT_THAT(s, HasSubstr("Dense(10) -> [10], 8010 parameters"));
   EXPECT_THAT(s, HasSubstr("total 636010 parameters"));
+}
+
+// Between two Dense layers backward applies the lower layer's activation derivative inside the
+// upper layer's input-gradient product (Backend::gemm_activation_backward; on the CPU, only the
+// units a ReLU keeps for some row). The gradients are the bits of the layer-by-layer network with
+// the activations as separate layers, where nothing is fused; here with half the first layer's
+// units silent for the whole batch, sparse inputs, ReLU, sigmoid and an identity output.
+TEST(Network, FusedDenseBackwardGivesTheLayerByLayerGradients) {
+  CpuBackend cpu(2);
+  const int64_t batch = 64, in = 300;
+  Network fused(cpu, {in});
+  fused.add(dense(200, Activation::kRelu)).add(dense(150, Activation::kRelu)).add(dense(100, Activation::kSigmoid));
+  fused.add(dense(10));
+  Network separate(cpu, {in});
+  separate.add(dense(200)).add(relu()).add(dense(150)).add(relu()).add(dense(100)).add(sigmoid()).add(dense(10));
+  fused.initialize(7, 0.1f);
+  auto p = fused.params().to_vector();
+  const int64_t nw = fused.decayed_params();
+  for (int64_t j = 0; j < 200; j += 2) p[nw + j] = -100.0f;  // b1: every other first-layer unit never fires
+  fused.params().copy_from(p);
+  separate.params().copy_from(p);
+  ASSERT_EQ(separate.params().size(), fused.params().size());
+  auto xv = cudl::testing::uniform_values(8, batch * in, -1.0f, 1.0f);
+  for (size_t i = 0; i < xv.size(); ++i)
+    if (i % 3 != 0) xv[i] = 0.0f;
+  const Tensor x = Tensor::from_host(xv, {batch, in}, cpu);
+  const auto dv = cudl::testing::uniform_values(9, batch * 10, -1.0f, 1.0f);
+  fused.forward(x, Mode::kTrain);
+  separate.forward(x, Mode::kTrain);
+  Tensor d1 = Tensor::from_host(dv, {batch, 10}, cpu), d2 = Tensor::from_host(dv, {batch, 10}, cpu);
+  fused.backward(x, d1);
+  separate.backward(x, d2);
+  const auto g1 = fused.grads().to_vector(), g2 = separate.grads().to_vector();
+  ASSERT_EQ(g1.size(), g2.size());
+  EXPECT_EQ(0, std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)));
+  int64_t nonzero = 0;
+  for (float g : g1) nonzero += g != 0.0f;
+  EXPECT_GT(nonzero, static_cast<int64_t>(g1.size() / 3));  // the comparison is not of zeros
 }

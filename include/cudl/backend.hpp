@@ -317,6 +317,13 @@ class Backend {
   void fill_normal(Tensor& x, uint64_t seed, float mean, float stddev);
   /// C(M×N) ← alpha · op(A) · op(B) + beta · C, with op(A) M×K and op(B) K×N (2-D tensors).
   void gemm(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb, float beta, Tensor& c);
+  /// C(M×N) ← (alpha · op(A) · op(B)) ⊙ act'(·), where y (M×N) = act(z) is a forward output: gemm
+  /// with beta 0, then activation_backward(c, y, act), in one call so that a backend can leave out
+  /// the columns the derivative zeroes for every row (ReLU units silent for the whole batch: Dense's
+  /// input gradient when the layer below is a ReLU). The CPU computes only the other columns, with
+  /// the same bits as the two calls; a backend without its own form runs the two calls.
+  void gemm_activation_backward(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c,
+                                const Tensor& y, Activation act);
   /// y(N×H) ← act(y + bias(H)) row by row.
   void bias_activation(Tensor& y, const Tensor& bias, Activation act);
   /// y(N×H) ← act(y) elementwise.
@@ -456,6 +463,11 @@ class Backend {
 #define CUDL_BACKEND_PRIMITIVE(name, params) virtual void name params = 0;
 #include "cudl/backend_primitives.inc"
 #undef CUDL_BACKEND_PRIMITIVE
+  /// gemm_activation_backward's hook, arguments checked; c and y are m×n with row stride n. This
+  /// default runs do_gemm (beta 0) and do_activation_backward; a backend overrides it to fuse them.
+  virtual void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                           const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                                           const float* y, Activation act);
 };
 
 }  // namespace cudl

@@ -1,9 +1,9 @@
 #pragma once
 /// @file
 /// CpuBackend: the reference implementation of every primitive, multi-threaded on a pool of
-/// sleeping (not busy-waiting) threads. GEMM is our packed AVX2/FMA kernel when the build
-/// targets a CPU with those instructions (CUDL_NATIVE=ON), Eigen's otherwise; the elementwise
-/// primitives use Eigen's vectorised arrays.
+/// sleeping (not busy-waiting) threads. GEMM is our packed AVX-512 or AVX2/FMA kernel, whichever
+/// this CPU runs (chosen at run time), Eigen's otherwise; the elementwise primitives likewise.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +54,10 @@ class CpuBackend : public Backend {
 #define CUDL_BACKEND_PRIMITIVE(name, params) void name params override;
 #include "cudl/backend_primitives.inc"
 #undef CUDL_BACKEND_PRIMITIVE
+  // Dense's input gradient ahead of a ReLU: only the units some row keeps are computed.
+  void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                   int64_t lda, const float* b, int64_t ldb, float* c, const float* y,
+                                   Activation act) override;
 
  private:
   const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
@@ -62,6 +66,9 @@ class CpuBackend : public Backend {
   // Convolution scratch, grown on demand and reused: the im2col matrix and the output (or its
   // gradient) in channel-major order (see conv.cpp).
   std::vector<float> col_, kmajor_;
+  // do_gemm_activation_backward's scratch: the columns kept and their product.
+  std::vector<int32_t> kept_;
+  std::vector<float> kept_product_;
 };
 
 }  // namespace cudl

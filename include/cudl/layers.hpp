@@ -117,6 +117,14 @@ class Dense final : public Layer {
   const Tensor& bias() const { return b_; }
 
  private:
+  friend class Network;
+  // backward as Network runs it between two Dense layers: when dy_is_dz, dy already holds dz (the
+  // layer above applied this layer's activation derivative); dx leaves multiplied by below'(x),
+  // x being the output of the layer below with activation `below`, through
+  // Backend::gemm_activation_backward (which skips the units a ReLU below silences).
+  void backward_fused(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx, bool dy_is_dz,
+                      Activation below);
+
   int64_t units_;
   Activation act_;
   Tensor w_, b_, gw_, gb_;

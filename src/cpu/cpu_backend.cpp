@@ -66,6 +66,49 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
   cpu::sgemm(*pool_, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// A column of dx whose ReLU output y is 0 (or NaN) in every row has a zero gradient whatever the
+// product, so the product is computed for the other columns only: their rows of B, read in place
+// by the packed kernels (sgemm_rows), into a scratch (m × kept), then spread into C through
+// relu_grad. Each element has the bits of the unfused gemm + activation_backward: the packed
+// kernels give every element the same products in the same order whichever columns are computed
+// beside it, and beta is 0. Other activations, op(B) not transposed and the Eigen kernel (whose
+// blocking depends on n) take the two calls.
+void CpuBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                             const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                                             const float* y, Activation act) {
+  const cpu::GemmKernel kernel = cpu::gemm_kernel();
+  if (act != Activation::kRelu || tb != Trans::kYes || kernel == cpu::GemmKernel::kEigen || m <= 0 || n <= 0) {
+    Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);
+    return;
+  }
+  kept_.assign(static_cast<size_t>(n), 0);  // first as flags: some row of column j has y > 0
+  for (int64_t i = 0; i < m; ++i) {
+    const float* yi = y + i * n;
+    for (int64_t j = 0; j < n; ++j) kept_[j] |= static_cast<int32_t>(yi[j] > 0.0f);
+  }
+  int64_t kept = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (kept_[j] != 0) kept_[kept++] = static_cast<int32_t>(j);
+  }
+  if (kept == n) {
+    Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);
+    return;
+  }
+  kept_product_.resize(static_cast<size_t>(std::max<int64_t>(m * kept, 1)));
+  float* t = kept_product_.data();
+  if (kept > 0) cpu::sgemm_rows(kernel, *pool_, ta, tb, m, kept, k, alpha, a, lda, b, ldb, kept_.data(), 0.0f, t, kept);
+  const int32_t* cols = kept_.data();
+  pool_->parallel_for(m, std::max<int64_t>(1, kGrain / n), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      float* ci = c + i * n;
+      const float* yi = y + i * n;
+      const float* ti = t + i * kept;
+      std::fill(ci, ci + n, 0.0f);
+      for (int64_t q = 0; q < kept; ++q) ci[cols[q]] = formulas::relu_grad(ti[q], yi[cols[q]]);
+    }
+  });
+}
+
 void CpuBackend::do_bias_activation(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
   const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
   pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {

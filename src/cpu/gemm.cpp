@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
@@ -95,11 +96,29 @@ void sgemm_with(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
   std::string why;
   CUDL_REQUIRE(gemm_kernel_supported(kernel, &why), std::string("GEMM kernel ") + to_string(kernel) + ": " + why);
   if (kernel == GemmKernel::kAvx512) {
-    sgemm_avx512(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_avx512(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc);
   } else if (kernel == GemmKernel::kAvx2Fma) {
-    sgemm_avx2(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_avx2(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc);
   } else {
     sgemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows,
+                float beta, float* c, int64_t ldc) {
+  std::string why;
+  CUDL_REQUIRE(gemm_kernel_supported(kernel, &why), std::string("GEMM kernel ") + to_string(kernel) + ": " + why);
+  if (kernel == GemmKernel::kAvx512) {
+    sgemm_avx512(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, b_rows, beta, c, ldc);
+  } else if (kernel == GemmKernel::kAvx2Fma) {
+    sgemm_avx2(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, b_rows, beta, c, ldc);
+  } else {
+    // B's rows gathered (row r of the copy is B's row b_rows[r]), each `cols` long.
+    const int64_t rows = tb == Trans::kNo ? k : n, cols = tb == Trans::kNo ? n : k;
+    std::vector<float> g(static_cast<size_t>(std::max<int64_t>(rows * cols, 1)));
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(b + b_rows[r] * ldb, cols, g.data() + r * cols);
+    sgemm_eigen(ta, tb, m, n, k, alpha, a, lda, g.data(), std::max<int64_t>(cols, 1), beta, c, ldc);
   }
 }
 

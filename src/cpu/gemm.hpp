@@ -39,11 +39,22 @@ void sgemm_with(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc);
 
+// The product against chosen rows of B, read in place: B's stored row r (r < k for tb = kNo, r < n
+// for kYes) is b + b_rows[r]·ldb. With tb = kYes that is C against the columns b_rows of op(B)
+// (Dense's dx for the units a ReLU below keeps). The packed kernels read the rows while packing
+// and give each element the same bits as sgemm_with on the rows gathered first; the Eigen kernel
+// gathers them into a scratch copy.
+void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows,
+                float beta, float* c, int64_t ldc);
+
 // The kernels themselves; sgemm_with calls them (the packed ones only where the CPU has them).
-void sgemm_avx512(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// b_rows as for sgemm_rows, or null for B's rows in order.
+void sgemm_avx512(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows, float beta, float* c,
+                  int64_t ldc);
 void sgemm_avx2(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+                int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows, float beta, float* c, int64_t ldc);
 void sgemm_eigen(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 

@@ -131,8 +131,8 @@ void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_
 }  // namespace
 
 void sgemm_avx2(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  sgemm_packed(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows, float beta, float* c, int64_t ldc) {
+  sgemm_packed(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, b_rows, beta, c, ldc);
 }
 
 }  // namespace cudl::cpu

@@ -46,10 +46,20 @@ void Dense::forward(Backend& backend, const Tensor& x, Tensor& y, Mode) {
 }
 
 void Dense::backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) {
-  backend.activation_backward(dy, y, act_);                     // dz = dy ⊙ act'(z)
+  backward_fused(backend, x, y, dy, dx, /*dy_is_dz=*/false, Activation::kIdentity);
+}
+
+void Dense::backward_fused(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx, bool dy_is_dz,
+                           Activation below) {
+  if (!dy_is_dz) backend.activation_backward(dy, y, act_);      // dz = dy ⊙ act'(z)
   backend.gemm(1.0f, x, Trans::kYes, dy, Trans::kNo, 0.0f, gw_);  // gW(D×H) = xᵀ·dz
   backend.sum_rows(1.0f, dy, 0.0f, gb_);                        // gb(H) = Σ_n dz
-  if (dx != nullptr) backend.gemm(1.0f, dy, Trans::kNo, w_, Trans::kYes, 0.0f, *dx);  // dx(N×D) = dz·Wᵀ
+  if (dx == nullptr) return;
+  if (below == Activation::kIdentity) {
+    backend.gemm(1.0f, dy, Trans::kNo, w_, Trans::kYes, 0.0f, *dx);  // dx(N×D) = dz·Wᵀ
+  } else {
+    backend.gemm_activation_backward(1.0f, dy, Trans::kNo, w_, Trans::kYes, *dx, x, below);  // (dz·Wᵀ) ⊙ below'
+  }
 }
 
 // ---- ActivationLayer ----

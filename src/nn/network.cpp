@@ -165,10 +165,23 @@ void Network::backward(const Tensor& x, Tensor& dout) {
   CUDL_REQUIRE(dout.shape() == a.out.back().shape(), "Network::backward: expected output gradient " +
                                                          to_string(a.out.back().shape()) + ", found " +
                                                          to_string(dout.shape()));
+  // Between two Dense layers the upper one applies the lower one's activation derivative as it
+  // computes dx (Backend::gemm_activation_backward: on the CPU, only the units a ReLU keeps), and
+  // the lower one then takes dy as its dz. The same gradients, bit for bit, as layer by layer.
   Tensor* dy = &dout;
+  bool dy_is_dz = false;
   for (size_t i = layers_.size(); i-- > 0;) {
     Tensor* dx = i == 0 ? nullptr : &a.grad[i];
-    layers_[i]->backward(backend_, i == 0 ? in : a.out[i - 1], a.out[i], *dy, dx);
+    const Tensor& below_out = i == 0 ? in : a.out[i - 1];
+    auto* dense = dynamic_cast<Dense*>(layers_[i].get());
+    const auto* below = i == 0 ? nullptr : dynamic_cast<const Dense*>(layers_[i - 1].get());
+    if (dense != nullptr) {
+      dense->backward_fused(backend_, below_out, a.out[i], *dy, dx, dy_is_dz,
+                            below != nullptr ? below->activation() : Activation::kIdentity);
+    } else {
+      layers_[i]->backward(backend_, below_out, a.out[i], *dy, dx);
+    }
+    dy_is_dz = dense != nullptr && below != nullptr;
     dy = dx;
   }
 }
