@@ -5,9 +5,11 @@
 //   build/benchmarks/bench_primitives --benchmark_filter='Conv2d|Pool2d|Dropout|Channel'
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <vector>
 
 #include "guarded.hpp"
 #include "cudl/cudl.hpp"
@@ -52,6 +54,32 @@ BENCHMARK(BM_Gemm)
     ->Args({64, 800, 10, 0, 1})
     ->Args({64, 784, 800, 0, 1})
     ->UseRealTime();
+
+// The input gradient of the 2014 network's second layer ahead of the first layer's ReLU: dx(64×800)
+// = (dz·Wᵀ) ⊙ relu'(h1), h1 with `silent` percent of its 800 units zero in every row (the ones a
+// trained network's first layer has: about 55) and half the others' values zero. fused 1: one
+// gemm_activation_backward (on the CPU, only the kept units' columns); 0: gemm, then
+// activation_backward. Args: silent percent, fused.
+void BM_GemmReluBackward(benchmark::State& state) {
+  const int64_t m = 64, n = 800, k = 800, silent = state.range(0) * n / 100;
+  const bool fused = state.range(1) != 0;
+  cudl::Tensor dz = random_tensor({m, k}, 1), w = random_tensor({n, k}, 2), dx({m, n}, backend());
+  std::vector<float> hv = random_tensor({m, n}, 3).to_vector();
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) hv[i * n + j] = j < silent ? 0.0f : std::max(hv[i * n + j], 0.0f);
+  const cudl::Tensor h = cudl::Tensor::from_host(hv, {m, n}, backend());
+  for (auto _ : state) {
+    if (fused) {
+      backend().gemm_activation_backward(1.0f, dz, cudl::Trans::kNo, w, cudl::Trans::kYes, dx, h,
+                                         cudl::Activation::kRelu);
+    } else {
+      backend().gemm(1.0f, dz, cudl::Trans::kNo, w, cudl::Trans::kYes, 0.0f, dx);
+      backend().activation_backward(dx, h, cudl::Activation::kRelu);
+    }
+    benchmark::DoNotOptimize(dx.data());
+  }
+}
+BENCHMARK(BM_GemmReluBackward)->ArgNames({"silent", "fused"})->ArgsProduct({{0, 55, 90}, {0, 1}})->UseRealTime();
 
 // The fused Nesterov + L2 step over all parameters of the 784-800-800-10 network.
 void BM_NesterovStep(benchmark::State& state) {

@@ -68,8 +68,8 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
 
 // A column of dx whose ReLU output y is 0 (or NaN) in every row has a zero gradient whatever the
 // product, so the product is computed for the other columns only: their rows of B, read in place
-// by the packed kernels (sgemm_rows), into a scratch (m × kept), then spread into C through
-// relu_grad. Each element has the bits of the unfused gemm + activation_backward: the packed
+// by the packed kernels (sgemm_rows), into a scratch (m × kept), then spread into C and passed
+// through the ReLU derivative. Each element has the bits of the unfused gemm + activation_backward: the packed
 // kernels give every element the same products in the same order whichever columns are computed
 // beside it, and beta is 0. Other activations, op(B) not transposed and the Eigen kernel (whose
 // blocking depends on n) take the two calls.
@@ -97,15 +97,18 @@ void CpuBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int6
   kept_product_.resize(static_cast<size_t>(std::max<int64_t>(m * kept, 1)));
   float* t = kept_product_.data();
   if (kept > 0) cpu::sgemm_rows(kernel, *pool_, ta, tb, m, kept, k, alpha, a, lda, b, ldb, kept_.data(), 0.0f, t, kept);
+  // Spread (zeros in the silent columns), then the vectorised ReLU derivative on whole rows: a
+  // select per kept element would branch on y's sign and mispredict half the time.
   const int32_t* cols = kept_.data();
+  const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
   pool_->parallel_for(m, std::max<int64_t>(1, kGrain / n), [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       float* ci = c + i * n;
-      const float* yi = y + i * n;
       const float* ti = t + i * kept;
       std::fill(ci, ci + n, 0.0f);
-      for (int64_t q = 0; q < kept; ++q) ci[cols[q]] = formulas::relu_grad(ti[q], yi[cols[q]]);
+      for (int64_t q = 0; q < kept; ++q) ci[cols[q]] = ti[q];
     }
+    ops.activation_backward(c + r0 * n, y + r0 * n, (r1 - r0) * n, act);
   });
 }
 
