@@ -2,12 +2,14 @@
 # Run cudl's bench_dbn (CPU) and the numpy peer (benchmarks/peers/dbn_numpy.py), and with
 # --torch PYTHON the PyTorch peer (benchmarks/peers/dbn_torch.py --device cpu) too, one after the
 # other with the same dataset, settings and thread count, and print median seconds per epoch, the
-# peer/cudl ratios and test accuracies.
+# peer/cudl ratios and test accuracies. With --repeat N the programs take turns N times (cudl,
+# numpy, torch, cudl, ...) and the ratio of each round and their median are printed: on a shared
+# machine whose speed drifts by tens of percent within minutes, one round decides little.
 set -euo pipefail
 
 usage() {
     cat <<EOF
-usage: $0 [--build DIR] [--data DIR] [--epochs N] [--threads N] [--learn-rate X] [--torch PYTHON] [--out FILE]
+usage: $0 [--build DIR] [--data DIR] [--epochs N] [--threads N] [--learn-rate X] [--torch PYTHON] [--repeat N] [--out FILE]
 
   --build DIR       cudl build directory holding benchmarks/bench_dbn (default: build in the repository root)
   --data DIR        IDX dataset directory (default: \$CUDL_DATA, else /usr/share/datasets/fashion-mnist)
@@ -15,6 +17,7 @@ usage: $0 [--build DIR] [--data DIR] [--epochs N] [--threads N] [--learn-rate X]
   --threads N       threads for both programs (default: nproc = $(nproc))
   --learn-rate X    initial learning rate for both (default: 0.1)
   --torch PYTHON    also run the PyTorch peer on the CPU with this Python (one that imports torch)
+  --repeat N        rounds, the programs taking turns in each (default: 1); ratios per round and their median
   --out FILE        also write the comparison as markdown to FILE
 EOF
 }
@@ -29,11 +32,12 @@ THREADS=$(nproc)
 LR=0.1
 OUT=
 TORCH_PY=
+REPEAT=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
-        --build|--data|--epochs|--threads|--learn-rate|--torch|--out)
+        --build|--data|--epochs|--threads|--learn-rate|--torch|--repeat|--out)
             [ $# -ge 2 ] || { usage >&2; die "$1 needs a value"; }
             case "$1" in
                 --build) BUILD=$2 ;;
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
                 --threads) THREADS=$2 ;;
                 --learn-rate) LR=$2 ;;
                 --torch) TORCH_PY=$2 ;;
+                --repeat) REPEAT=$2 ;;
                 --out) OUT=$2 ;;
             esac
             shift 2 ;;
@@ -51,6 +56,7 @@ done
 
 [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || die "--epochs must be a positive integer, got '$EPOCHS'"
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer, got '$REPEAT'"
 [[ $LR =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$ ]] || die "--learn-rate must be a positive number, got '$LR'"
 
 BENCH=$BUILD/benchmarks/bench_dbn
@@ -65,49 +71,70 @@ fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-CUDL_CMD=("$BENCH" --device cpu --data "$DATA" --epochs "$EPOCHS" --threads "$THREADS"
-          --learn-rate "$LR" --json "$TMP/cudl.json")
-NUMPY_CMD=(python3 "$PEER" --data "$DATA" --epochs "$EPOCHS" --threads "$THREADS"
-           --learn-rate "$LR" --json "$TMP/numpy.json")
-
-TORCH_CMD=()
-[ -z "$TORCH_PY" ] || TORCH_CMD=("$TORCH_PY" "$ROOT/benchmarks/peers/dbn_torch.py" --device cpu --data "$DATA"
-                                --epochs "$EPOCHS" --threads "$THREADS" --learn-rate "$LR" --json "$TMP/torch.json")
+# The commands of round $1 (each writes its JSON into $TMP, named by program and round).
+commands() {
+    CUDL_CMD=("$BENCH" --device cpu --data "$DATA" --epochs "$EPOCHS" --threads "$THREADS"
+              --learn-rate "$LR" --json "$TMP/cudl.$1.json")
+    NUMPY_CMD=(python3 "$PEER" --data "$DATA" --epochs "$EPOCHS" --threads "$THREADS"
+               --learn-rate "$LR" --json "$TMP/numpy.$1.json")
+    TORCH_CMD=()
+    [ -z "$TORCH_PY" ] || TORCH_CMD=("$TORCH_PY" "$ROOT/benchmarks/peers/dbn_torch.py" --device cpu --data "$DATA"
+                                    --epochs "$EPOCHS" --threads "$THREADS" --learn-rate "$LR" --json "$TMP/torch.$1.json")
+}
 
 # One after the other, so they never compete for cores.
-echo "== cudl: ${CUDL_CMD[*]}"
-"${CUDL_CMD[@]}" || die "bench_dbn failed (exit $?)"
-echo
-echo "== numpy: ${NUMPY_CMD[*]}"
-"${NUMPY_CMD[@]}" || die "numpy peer failed (exit $?)"
-echo
-if [ ${#TORCH_CMD[@]} -gt 0 ]; then
-    echo "== torch: ${TORCH_CMD[*]}"
-    "${TORCH_CMD[@]}" || die "torch peer failed (exit $?)"
+for round in $(seq 1 "$REPEAT"); do
+    commands "$round"
+    [ "$REPEAT" -eq 1 ] || echo "==== round $round of $REPEAT"
+    echo "== cudl: ${CUDL_CMD[*]}"
+    "${CUDL_CMD[@]}" || die "bench_dbn failed (exit $?)"
     echo
-fi
+    echo "== numpy: ${NUMPY_CMD[*]}"
+    "${NUMPY_CMD[@]}" || die "numpy peer failed (exit $?)"
+    echo
+    if [ ${#TORCH_CMD[@]} -gt 0 ]; then
+        echo "== torch: ${TORCH_CMD[*]}"
+        "${TORCH_CMD[@]}" || die "torch peer failed (exit $?)"
+        echo
+    fi
+done
 
 CPU=$(grep -m1 -i '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 [ -n "$CPU" ] || CPU=$(lscpu 2>/dev/null | grep -m1 -i '^model name' | cut -d: -f2- | sed 's/^ *//' || true)
 [ -n "$CPU" ] || CPU=unknown
 
-# Both JSONs -> table; medians are recomputed from the per-epoch "seconds".
-TABLE=$(python3 - "$TMP/cudl.json" "$TMP/numpy.json" "$TMP/torch.json" <<'EOF'
+# The JSONs -> table; medians are recomputed from the per-epoch "seconds". The per-epoch table is
+# round 1's.
+TABLE=$(python3 - "$TMP" "$REPEAT" <<'EOF'
 import json, os, statistics, sys
-cudl, peer = (json.load(open(p)) for p in sys.argv[1:3])
-torch = json.load(open(sys.argv[3])) if os.path.exists(sys.argv[3]) else None
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+def load(name, r):
+    p = os.path.join(tmp, f"{name}.{r}.json")
+    return json.load(open(p)) if os.path.exists(p) else None
+runs = {name: [load(name, r) for r in range(1, rounds + 1)] for name in ("cudl", "numpy", "torch")}
+if runs["torch"][0] is None:
+    del runs["torch"]
 def median(d):
     return statistics.median(e["seconds"] for e in d["epochs"])
-mc, mn = median(cudl), median(peer)
-ac, an = cudl["test"]["accuracy"], peer["test_accuracy"]
-print("| program | median s/epoch | test accuracy |")
+med = {name: [median(d) for d in ds] for name, ds in runs.items()}
+cudl, peer, torch = runs["cudl"][0], runs["numpy"][0], runs.get("torch", [None])[0]
+def cell(values):
+    m = statistics.median(values)
+    return f"{m:.3f}" if len(values) == 1 else f"{m:.3f} ({', '.join(f'{v:.3f}' for v in values)})"
+print("| program | median s/epoch" + (" (each round)" if rounds > 1 else "") + " | test accuracy |")
 print("| --- | ---: | ---: |")
-print(f"| cudl bench_dbn ({cudl['device']['description']}) | {mc:.3f} | {ac:.4f} |")
-print(f"| numpy {peer['numpy_version']} ({peer.get('blas', '?')}) | {mn:.3f} | {an:.4f} |")
+print(f"| cudl bench_dbn ({cudl['device']['description']}) | {cell(med['cudl'])} | {cudl['test']['accuracy']:.4f} |")
+print(f"| numpy {peer['numpy_version']} ({peer.get('blas', '?')}) | {cell(med['numpy'])} | {peer['test_accuracy']:.4f} |")
 if torch:
-    mt = median(torch)
-    print(f"| PyTorch {torch['torch_version']} (cpu, {torch['threads']} threads) | {mt:.3f} | {torch['test_accuracy']:.4f} |")
-print(f"\nratio numpy/cudl: **{mn / mc:.2f}x**" + (f"; PyTorch/cudl: **{mt / mc:.2f}x**" if torch else "") + "\n")
+    print(f"| PyTorch {torch['torch_version']} (cpu, {torch['threads']} threads) | {cell(med['torch'])} | "
+          f"{torch['test_accuracy']:.4f} |")
+def ratio(name, label):
+    r = [p / c for p, c in zip(med[name], med["cudl"])]
+    text = f"{label}/cudl: **{statistics.median(r):.2f}x**"
+    if rounds > 1:
+        text += f" (median of {rounds} rounds: {', '.join(f'{x:.2f}' for x in r)})"
+    return text
+print("\nratio " + ratio("numpy", "numpy") + ("; " + ratio("torch", "PyTorch") if torch else "") + "\n")
 head = "| epoch | cudl loss | cudl err | cudl s | numpy loss | numpy err | numpy s |"
 rule = "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 if torch:
@@ -135,11 +162,11 @@ if [ -n "$OUT" ]; then
         echo "- machine: $(uname -m), $CPU ($(nproc) logical CPUs)"
         echo "- threads: $THREADS"
         echo "- dataset: $DATA"
-        echo "- epochs: $EPOCHS, initial learning rate: $LR"
+        echo "- epochs: $EPOCHS, initial learning rate: $LR, rounds: $REPEAT"
         echo
         echo "$TABLE"
         echo
-        echo "Commands (run one after the other; JSON written to a temporary directory):"
+        echo "Commands (the last round's; run one after the other; JSON written to a temporary directory):"
         echo
         echo '```'
         printf '%q ' "${CUDL_CMD[@]}"; echo
