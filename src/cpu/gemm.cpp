@@ -93,15 +93,7 @@ void sgemm(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k
 void sgemm_with(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc) {
-  std::string why;
-  CUDL_REQUIRE(gemm_kernel_supported(kernel, &why), std::string("GEMM kernel ") + to_string(kernel) + ": " + why);
-  if (kernel == GemmKernel::kAvx512) {
-    sgemm_avx512(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc);
-  } else if (kernel == GemmKernel::kAvx2Fma) {
-    sgemm_avx2(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc);
-  } else {
-    sgemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
+  sgemm_rows(kernel, pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc);
 }
 
 void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
@@ -113,6 +105,8 @@ void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
     sgemm_avx512(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, b_rows, beta, c, ldc);
   } else if (kernel == GemmKernel::kAvx2Fma) {
     sgemm_avx2(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, b_rows, beta, c, ldc);
+  } else if (b_rows == nullptr) {
+    sgemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
     // B's rows gathered (row r of the copy is B's row b_rows[r]), each `cols` long.
     const int64_t rows = tb == Trans::kNo ? k : n, cols = tb == Trans::kNo ? n : k;
