@@ -69,9 +69,9 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
 // A column of dx whose ReLU output y is 0 (or NaN) in every row has a zero gradient whatever the
 // product, so the product is computed for the other columns only: their rows of B, read in place
 // by the packed kernels (sgemm_rows), into a scratch (m × kept), then spread into C and passed
-// through the ReLU derivative. Each element has the bits of the unfused gemm + activation_backward: the packed
-// kernels give every element the same products in the same order whichever columns are computed
-// beside it, and beta is 0. Other activations, op(B) not transposed and the Eigen kernel (whose
+// through the ReLU derivative. Each element has the bits of the unfused gemm +
+// activation_backward: the packed kernels give every element the same products in the same order
+// whichever columns are computed beside it, and beta is 0. Other activations, op(B) not transposed and the Eigen kernel (whose
 // blocking depends on n) take the two calls.
 void CpuBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                              const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
