@@ -23,6 +23,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
                                                             " does not exist: this machine has " +
                                                             std::to_string(count) + " (numbered from 0)");
   impl_->gpu = options.gpu;
+  CUDL_REQUIRE(options.precision != Precision::kBf16, "the GPU backend has no bf16 products yet (the CPU emulates them)");
   impl_->precision = options.precision;
   impl_->conv_search = options.conv_search;
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));

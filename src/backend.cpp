@@ -18,6 +18,15 @@ using detail::require_same_size;
 using detail::require_shape;
 using detail::require_update;
 
+const char* to_string(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kTf32: return "tf32";
+    case Precision::kBf16: return "bf16";
+  }
+  return "unknown";
+}
+
 const char* to_string(Activation act) {
   switch (act) {
     case Activation::kIdentity: return "identity";

@@ -21,11 +21,10 @@ GpuProbe probe_gpu() {
   return plugin.api->probe();
 }
 
-const char* to_string(Precision precision) { return precision == Precision::kFp32 ? "fp32" : "tf32"; }
 const char* to_string(ConvSearch search) { return search == ConvSearch::kFastest ? "fastest" : "precise"; }
 
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
-  if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads);
+  if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads, options.precision);
   const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();
   if (plugin.api == nullptr) throw Error("cannot use the GPU: " + plugin.reason);
   return plugin.api->make_backend(options);

@@ -89,10 +89,11 @@ inline std::string parse_device(const std::string& text) {
   return text;
 }
 
-// --precision: fp32 or tf32; anything else throws cudl::Error.
+// --precision: fp32, tf32 or bf16; anything else throws cudl::Error.
 inline cudl::Precision parse_precision(const std::string& text) {
-  if (text != "fp32" && text != "tf32") throw cudl::Error("--precision: expected fp32 or tf32, found '" + text + "'");
-  return text == "fp32" ? cudl::Precision::kFp32 : cudl::Precision::kTf32;
+  for (cudl::Precision p : {cudl::Precision::kFp32, cudl::Precision::kTf32, cudl::Precision::kBf16})
+    if (text == cudl::to_string(p)) return p;
+  throw cudl::Error("--precision: expected fp32, tf32 or bf16, found '" + text + "'");
 }
 
 // An option (or, for a NAME without dashes, a positional argument) whose text goes to `set`,

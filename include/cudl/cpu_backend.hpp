@@ -30,13 +30,17 @@ int hardware_threads();
 /// spread their work over the backend's own pool of threads.
 class CpuBackend : public Backend {
  public:
-  /// A backend with a pool of `threads` threads; 0 uses hardware_threads().
-  explicit CpuBackend(int threads = 0);
+  /// A backend with a pool of `threads` threads (0 uses hardware_threads()) whose products run in
+  /// `precision`: kBf16 rounds their operands and results to bfloat16 as the GPU does (see
+  /// Precision); kTf32, which the CPU cannot compute, runs as kFp32.
+  explicit CpuBackend(int threads = 0, Precision precision = Precision::kFp32);
   ~CpuBackend() override;
 
   /// Threads the primitives are spread over.
   int threads() const;
   Device device() const override { return Device::kCpu; }
+  /// kFp32 or kBf16.
+  Precision precision() const override { return precision_; }
   /// e.g. "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16".
   std::string describe() const override;
 
@@ -63,6 +67,7 @@ class CpuBackend : public Backend {
   const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
 
   std::unique_ptr<cpu::ThreadPool> pool_;
+  Precision precision_;
   // Convolution scratch, grown on demand and reused: the im2col matrix and the output (or its
   // gradient) in channel-major order (see conv.cpp).
   std::vector<float> col_, kmajor_;

@@ -39,7 +39,7 @@ class CudaBackend final : public Backend {
   /// e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32".
   std::string describe() const override;
   /// The arithmetic of the products, as given in BackendOptions.
-  Precision precision() const;
+  Precision precision() const override;
   /// The cudaStream_t every primitive is queued on, for interoperation (capture, events).
   void* stream() const;
   /// One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and

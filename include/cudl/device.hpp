@@ -25,19 +25,9 @@ struct GpuProbe {
 /// GPU).
 GpuProbe probe_gpu();
 
-/// Arithmetic of the GPU's products: strict fp32 (the default; results agree with the CPU), or
-/// tf32 tensor cores (10-bit mantissa inputs, fp32 accumulation) where cuBLAS can use them.
-/// The CPU always computes in fp32.
-enum class Precision {
-  kFp32,  ///< fp32 throughout
-  kTf32   ///< tf32 tensor cores for the products
-};
-/// "fp32" or "tf32".
-const char* to_string(Precision precision);
-
 /// How the GPU backend chooses each convolution's cuDNN engine (once per operation and shape).
 /// Either way only engines that compute in the backend's Precision are considered: never one that
-/// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32.
+/// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32 and bf16.
 /// Ignored by the CPU backend.
 enum class ConvSearch {
   /// Every such engine cuDNN proposes (FFT and Winograd ones too) is timed on the first call and
@@ -61,7 +51,7 @@ const char* to_string(ConvSearch search);
 struct BackendOptions {
   int threads = 0;                        ///< CPU threads (0: all this process may use)
   int gpu = 0;                            ///< CUDA device ordinal
-  Precision precision = Precision::kFp32;  ///< GPU only
+  Precision precision = Precision::kFp32;  ///< the products' arithmetic (the CPU runs kTf32 as kFp32)
   ConvSearch conv_search = ConvSearch::kFastest;  ///< GPU convolutions only
 };
 

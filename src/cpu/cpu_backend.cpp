@@ -26,8 +26,9 @@ constexpr int64_t kGrain = 1 << 15;
 
 }  // namespace
 
-CpuBackend::CpuBackend(int threads)
-    : pool_(std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : hardware_threads())) {}
+CpuBackend::CpuBackend(int threads, Precision precision)
+    : pool_(std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : hardware_threads())),
+      precision_(precision == Precision::kBf16 ? Precision::kBf16 : Precision::kFp32) {}
 
 CpuBackend::~CpuBackend() = default;
 

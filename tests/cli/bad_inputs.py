@@ -87,7 +87,7 @@ def make_cases(tmp, mnist):
         ("negative learning rate", ["--learn-rate", "-1"], 2, r"--learn-rate: must be positive"),
         ("test size out of range", ["--test-size", "1.5"], 2, r"--test-size: must be in \(0, 1\)"),
         ("unknown device", ["--device", "tpu"], 2, r"--device: expected cpu or gpu"),
-        ("unknown precision", ["--precision", "fp16"], 2, r"--precision: expected fp32 or tf32"),
+        ("unknown precision", ["--precision", "fp16"], 2, r"--precision: expected fp32, tf32 or bf16"),
         ("one layer size", ["--layers", "784"], 2, r"--layers: expected at least input and output sizes"),
         ("wrong input layer", ["--data", mnist, "--layers", "700,10"], 2, r"the first size must be the 784 input features"),
         ("unknown flag", ["--frobnicate", "1"], 2, r"unknown option '--frobnicate'"),
