@@ -41,7 +41,7 @@ class CpuBackend : public Backend {
   Device device() const override { return Device::kCpu; }
   /// kFp32 or kBf16.
   Precision precision() const override { return precision_; }
-  /// e.g. "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16".
+  /// e.g. "cpu: AMD EPYC, 2 threads, gemm avx2-fma 6x16" (and ", bf16 products (emulated by rounding)").
   std::string describe() const override;
 
   void* allocate(std::size_t bytes) override;
@@ -65,6 +65,15 @@ class CpuBackend : public Backend {
 
  private:
   const float* conv_output_gradient(const float* dy, const Conv2dShape& shape, int64_t n0, int64_t nb);
+  // Precision::kBf16 (cpu_backend_bf16.cpp). product: C = alpha·op(A)·op(B) + beta·C in fp32, on
+  // operands rounded to bf16 when the precision is kBf16 (the result is left for the caller to
+  // round once: a convolution's sums span several products). round_result: rounds x (rows × cols,
+  // leading dimension ld) to bf16 in kBf16, else nothing. gemm_bf16: do_gemm's kBf16 form.
+  void product(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  void round_result(float* x, int64_t rows, int64_t cols, int64_t ld);
+  void gemm_bf16(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
   std::unique_ptr<cpu::ThreadPool> pool_;
   Precision precision_;
@@ -74,6 +83,8 @@ class CpuBackend : public Backend {
   // do_gemm_activation_backward's scratch: the columns kept and their product.
   std::vector<int32_t> kept_;
   std::vector<float> kept_product_;
+  // kBf16's scratch: the rounded operands and a product to be rounded before beta·C is added.
+  std::vector<float> bf16_a_, bf16_b_, bf16_t_;
 };
 
 }  // namespace cudl

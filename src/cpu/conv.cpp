@@ -1,4 +1,5 @@
-// Convolution on the CPU: im2col + the backend's GEMM (our packed AVX2 kernel, or Eigen's).
+// Convolution on the CPU: im2col + the backend's GEMM (our packed AVX2 kernel, or Eigen's). In
+// Precision::kBf16 the GEMMs take rounded operands and each output is rounded once, at the end.
 //
 // Layout. For a chunk of nb samples starting at n0, with L = nb·P·Q output positions and
 // Kc = C·R·S filter taps:
@@ -163,7 +164,8 @@ void CpuBackend::do_conv2d_forward(const float* x, const float* w, const Conv2dS
   for_chunks(s, col_, [&](int64_t n0, int64_t nb, int64_t cols) {
     im2col(*pool_, x, s, n0, nb, col_.data());
     float* yk = nb == 1 ? y + n0 * s.k * d.pq : grow(kmajor_, s.k * cols);
-    do_gemm(Trans::kNo, Trans::kNo, s.k, cols, d.kc, 1.0f, w, d.kc, col_.data(), cols, 0.0f, yk, cols);  // w·col
+    product(Trans::kNo, Trans::kNo, s.k, cols, d.kc, 1.0f, w, d.kc, col_.data(), cols, 0.0f, yk, cols);  // w·col
+    round_result(yk, s.k, cols, cols);  // kBf16: each output's whole sum is in this chunk
     if (nb > 1) permute(*pool_, Direction::kToNchw, s, n0, nb, yk, y);
   });
 }
@@ -174,18 +176,20 @@ void CpuBackend::do_conv2d_backward_filter(const float* x, const float* dy, cons
     im2col(*pool_, x, s, n0, nb, col_.data());
     const float* dyk = conv_output_gradient(dy, s, n0, nb);
     // dw (K × Kc) (+)= dYk · colᵀ, accumulated over the chunks
-    do_gemm(Trans::kNo, Trans::kYes, s.k, d.kc, cols, 1.0f, dyk, cols, col_.data(), cols, n0 == 0 ? 0.0f : 1.0f, dw,
+    product(Trans::kNo, Trans::kYes, s.k, d.kc, cols, 1.0f, dyk, cols, col_.data(), cols, n0 == 0 ? 0.0f : 1.0f, dw,
             d.kc);
   });
+  round_result(dw, s.k, d.kc, d.kc);  // kBf16: once, after the sum over every chunk
 }
 
 void CpuBackend::do_conv2d_backward_data(const float* dy, const float* w, const Conv2dShape& s, float* dx) {
   const Dims d(s);
   for_chunks(s, col_, [&](int64_t n0, int64_t nb, int64_t cols) {
     const float* dyk = conv_output_gradient(dy, s, n0, nb);
-    do_gemm(Trans::kYes, Trans::kNo, d.kc, cols, s.k, 1.0f, w, d.kc, dyk, cols, 0.0f, col_.data(), cols);  // wᵀ·dYk
+    product(Trans::kYes, Trans::kNo, d.kc, cols, s.k, 1.0f, w, d.kc, dyk, cols, 0.0f, col_.data(), cols);  // wᵀ·dYk
     col2im(*pool_, col_.data(), s, n0, nb, dx);
   });
+  round_result(dx, s.n, s.c * s.h * s.w, s.c * s.h * s.w);  // kBf16: once, after col2im's sums
 }
 
 }  // namespace cudl

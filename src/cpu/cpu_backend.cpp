@@ -36,7 +36,8 @@ int CpuBackend::threads() const { return pool_->threads(); }
 
 std::string CpuBackend::describe() const {
   return "cpu: " + cpu_model_name() + ", " + std::to_string(threads()) + " thread" + (threads() == 1 ? "" : "s") +
-         ", gemm " + cpu::sgemm_kernel_name() + ", elementwise " + cpu::to_string(cpu::elementwise_kernel());
+         ", gemm " + cpu::sgemm_kernel_name() + ", elementwise " + cpu::to_string(cpu::elementwise_kernel()) +
+         (precision_ == Precision::kBf16 ? ", bf16 products (emulated by rounding)" : "");
 }
 
 void* CpuBackend::allocate(std::size_t bytes) {
@@ -64,6 +65,10 @@ void CpuBackend::do_fill_normal(float* x, int64_t n, uint64_t seed, float mean, 
 
 void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (precision_ == Precision::kBf16) {
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   cpu::sgemm(*pool_, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -72,13 +77,14 @@ void CpuBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, fl
 // by the packed kernels (sgemm_rows), into a scratch (m × kept), then spread into C and passed
 // through the ReLU derivative. Each element has the bits of the unfused gemm +
 // activation_backward: the packed kernels give every element the same products in the same order
-// whichever columns are computed beside it, and beta is 0. Other activations, op(B) not transposed and the Eigen kernel (whose
+// whichever columns are computed beside it, and beta is 0. kBf16, other activations, op(B) not transposed and the Eigen kernel (whose
 // blocking depends on n) take the two calls.
 void CpuBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                              const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                                              const float* y, Activation act) {
   const cpu::GemmKernel kernel = cpu::gemm_kernel();
-  if (act != Activation::kRelu || tb != Trans::kYes || kernel == cpu::GemmKernel::kEigen || m <= 0 || n <= 0) {
+  if (act != Activation::kRelu || tb != Trans::kYes || kernel == cpu::GemmKernel::kEigen || m <= 0 || n <= 0 ||
+      precision_ == Precision::kBf16) {
     Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);
     return;
   }
