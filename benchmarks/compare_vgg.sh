@@ -2,8 +2,9 @@
 # Run cudl's bench_vgg and the PyTorch peer (benchmarks/peers/vgg_torch.py) side by side in one
 # run: same device, network, input size, batch, iterations and threads, alternating the two
 # programs (round 1 cudl first, round 2 torch first, ...) so that drift in the machine hits both.
-# Prints a table of images/s and the ratio cudl/torch; on the GPU for fp32 and tf32. Every
-# precision's round 1 runs before any round 2, so a --budget cut leaves one whole round.
+# Prints a table of images/s and the ratio cudl/torch; on the GPU for fp32, tf32 and bf16 (cudl's
+# bf16 products beside the peer under torch.autocast). Every precision's round 1 runs before any
+# round 2, so a --budget cut leaves one whole round.
 set -uo pipefail
 
 usage() {
@@ -11,7 +12,8 @@ usage() {
 usage: $0 [options]
 
   --device cpu|gpu     where both run (default cpu)
-  --precision LIST     space- or comma-separated precisions (default: "fp32 tf32" on the GPU, fp32 on the CPU)
+  --precision LIST     space- or comma-separated precisions of fp32, tf32, bf16 (default: "fp32 tf32 bf16"
+                       on the GPU, fp32 on the CPU; the CPU runs tf32 as fp32, and bf16 emulated, slowly)
   --size S             input SxS (default 224 on the GPU, 32 on the CPU)
   --batch N            images per step (default 64 on the GPU, 16 on the CPU)
   --warmup N           untimed steps per run (default: each program's, 5 on the GPU, 2 on the CPU)
@@ -75,8 +77,10 @@ done
 
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
 case "$DEVICE" in cpu|gpu) ;; *) die "--device must be cpu or gpu, got '$DEVICE'" ;; esac
-[ -n "$PRECISIONS" ] || { [ "$DEVICE" = gpu ] && PRECISIONS="fp32 tf32" || PRECISIONS=fp32; }
-for p in $PRECISIONS; do case "$p" in fp32|tf32) ;; *) die "--precision: expected fp32 or tf32, got '$p'" ;; esac; done
+[ -n "$PRECISIONS" ] || { [ "$DEVICE" = gpu ] && PRECISIONS="fp32 tf32 bf16" || PRECISIONS=fp32; }
+for p in $PRECISIONS; do
+    case "$p" in fp32|tf32|bf16) ;; *) die "--precision: expected fp32, tf32 or bf16, got '$p'" ;; esac
+done
 [ -z "$SIZE" ] || positive --size "$SIZE"
 [ -z "$BATCH" ] || positive --batch "$BATCH"
 [ -z "$WARMUP" ] || [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a whole number, got '$WARMUP'"

@@ -1,10 +1,32 @@
 #!/usr/bin/env python3
 # Part of benchmarks/run_device.sh: its summary step. Usage: device_summary.py WORK OUT
 # (environment GPU_NAME, GPU_DRIVER, GIT_COMMIT as run_device.sh sets them).
-"""Reads WORK/manifest.tsv, WORK/status.tsv and the runs' JSON; writes OUT/results.md and OUT/results.json."""
-import datetime, json, os, statistics, sys
+"""Reads WORK/manifest.tsv, WORK/status.tsv and the runs' JSON (mnist_lenet's output, which has no
+JSON, as text); writes OUT/results.md and OUT/results.json."""
+import datetime, json, os, re, statistics, sys
 
 work, out = sys.argv[1], sys.argv[2]
+LENET_EPOCH = re.compile(r"^Epoch (\d+):\n  loss (\S+)\n  err  (\S+)\n  \(([0-9.]+)s\)", re.M)
+LENET_ACCURACY = re.compile(r"^test accuracy ([0-9.]+)", re.M)
+LENET_PRECISION = re.compile(r"^settings: .*, precision (\w+)$", re.M)
+
+
+def lenet_result(text):
+    """mnist_lenet's output as the fields of bench_dbn's JSON that the summary reads."""
+    epochs = [{"epoch": int(e), "loss": float(loss), "err": float(err), "seconds": float(sec)}
+              for e, loss, err, sec in LENET_EPOCH.findall(text)]
+    acc, precision = LENET_ACCURACY.search(text), LENET_PRECISION.search(text)
+    return {"status": "ok" if acc else "incomplete", "epochs": epochs,
+            "test": {"accuracy": float(acc.group(1))} if acc else None,
+            "device": {"precision": precision.group(1) if precision else None}}
+
+
+def read_result(path):
+    """A run's --json, or (a .log) mnist_lenet's output."""
+    with open(path) as f:
+        return lenet_result(f.read()) if path.endswith(".log") else json.load(f)
+
+
 runs = []
 if os.path.exists(os.path.join(work, "manifest.tsv")):
     for line in open(os.path.join(work, "manifest.tsv")):
@@ -15,7 +37,7 @@ if os.path.exists(os.path.join(work, "manifest.tsv")):
         r.setdefault("note", "")
         r["data"] = None            # the run's own JSON
         try:
-            r["data"] = json.load(open(f[8])) if f[8] else None
+            r["data"] = read_result(f[8]) if f[8] else None
         except (OSError, ValueError) as e:
             r["json_error"] = str(e)
         runs.append(r)
@@ -47,10 +69,16 @@ def first_epoch(r):
 
 def accuracy(r):
     d = r["data"] or {}
-    if r["program"] == "cudl":
+    if r["program"] in ("cudl", "lenet"):
         t = d.get("test")
         return t.get("accuracy") if isinstance(t, dict) else None
     return d.get("test_accuracy")
+
+
+def precision_run(r):
+    """The arithmetic the run reports it ran (its backend's precision; tf32 asked of a CPU runs fp32)."""
+    d = r["data"] or {}
+    return d["device"].get("precision") if isinstance(d.get("device"), dict) else d.get("precision")
 
 
 def status_of(r):
@@ -92,7 +120,8 @@ for r in runs:
     d = r["data"] or {}
     process = d.get("process_seconds") if r["program"] == "torch" else (d.get("timing") or {}).get("total_s")
     rows.append({"run": r["name"], "program": r["program"], "device": r["device"], "mode": r["mode"],
-                 "precision": r["precision"], "dataset": r["dataset"], "status": status_of(r),
+                 "precision": r["precision"], "precision_run": precision_run(r), "dataset": r["dataset"],
+                 "status": status_of(r),
                  "epochs": len(epochs_of(r)), "epoch1_s": first_epoch(r), "median_s": median_later(r),
                  "accuracy": accuracy(r), "wall_s": float(r["wall_s"]) if r["wall_s"] else None,
                  "self_reported_s": process, "warmup_s": d.get("warmup_seconds")})
@@ -103,7 +132,10 @@ ratios = {
     "torch eager tf32 / cudl gpu tf32": ratio("torch-eager-tf32", "cudl-gpu-tf32"),
     "torch graph tf32 / cudl gpu tf32": ratio("torch-graph-tf32", "cudl-gpu-tf32"),
     "cudl cpu / cudl gpu fp32": ratio("cudl-cpu", "cudl-gpu-fp32"),
+    "torch eager bf16 / cudl gpu bf16": ratio("torch-eager-bf16", "cudl-gpu-bf16"),
+    "torch graph bf16 / cudl gpu bf16": ratio("torch-graph-bf16", "cudl-gpu-bf16"),
     "cudl gpu fp32 / cudl gpu tf32": ratio("cudl-gpu-fp32", "cudl-gpu-tf32"),
+    "cudl gpu fp32 / cudl gpu bf16": ratio("cudl-gpu-fp32", "cudl-gpu-bf16"),
     "cudl gpu eager fp32 / cudl gpu captured fp32": ratio("cudl-gpu-fp32-eager", "cudl-gpu-fp32"),
 }
 
@@ -111,6 +143,15 @@ ratios = {
 def med(name):
     r = find(name)
     return median_later(r) if r else None
+
+
+def acc(name):
+    r = find(name)
+    return accuracy(r) if r else None
+
+
+def apart(a, b):
+    return a - b if a is not None and b is not None else None
 
 
 def verdict(value, ok):
@@ -122,10 +163,9 @@ def verdict(value, ok):
 walls = [x["wall_s"] for x in rows if x["run"] in ("cudl-gpu-fp32", "cudl-gpu-fp32-again")
          and x["status"] == "ok" and x["wall_s"] is not None]
 best_wall = min(walls) if walls else None
-acc_gpu = accuracy(find("cudl-gpu-fp32")) if find("cudl-gpu-fp32") else None
-acc_cpu_run = find("cudl-cpu-10") or None
-acc_cpu = accuracy(acc_cpu_run) if acc_cpu_run else None
+acc_gpu, acc_cpu, acc_bf16 = acc("cudl-gpu-fp32"), acc("cudl-cpu-10"), acc("cudl-gpu-bf16")
 acc_diff = abs(acc_gpu - acc_cpu) if acc_gpu is not None and acc_cpu is not None else None
+lenet_fp32, lenet_bf16 = acc("lenet-gpu-fp32"), acc("lenet-gpu-bf16")
 # Same seed and minibatches: the trajectories should agree over the CPU run's epochs.
 traj = None
 gpu_e, cpu_e = epochs_of(find("cudl-gpu-fp32") or {"data": None}), epochs_of(find("cudl-cpu") or {"data": None})
@@ -147,6 +187,11 @@ targets = [
      f"gpu {num(acc_gpu, '.4f')} vs cpu {num(acc_cpu, '.4f')}", verdict(acc_diff, lambda v: v <= 0.005)),
     ("loss trajectory gpu fp32 vs cpu (first epochs, max rel. diff)", num(traj, ".2e"),
      "info" if traj is not None else "not measured"),
+    ("LeNet, MNIST digits, 2 epochs: bf16 test accuracy within 0.5 points of fp32's (bf16 ≥ fp32 − 0.005)",
+     f"fp32 {num(lenet_fp32, '.4f')} vs bf16 {num(lenet_bf16, '.4f')}",
+     verdict(apart(lenet_fp32, lenet_bf16), lambda v: v <= 0.005)),
+    ("bench_dbn gpu test accuracy, bf16 vs fp32", f"bf16 {num(acc_bf16, '.4f')} vs fp32 {num(acc_gpu, '.4f')}",
+     "info" if apart(acc_bf16, acc_gpu) is not None else "not measured"),
 ]
 
 # VGG16 beside PyTorch (step 7): compare_vgg.sh's table and JSON, if it ran.
@@ -160,7 +205,7 @@ vgg_settings = next(((r.get("result") or {}).get("settings") for r in (vgg or {}
                     None)
 vgg_shape = (f"{vgg_settings['size']}×{vgg_settings['size']} batch {vgg_settings['batch']}, {vgg['device']}"
              if vgg_settings else "224×224 batch 64")
-for precision in ("fp32", "tf32"):
+for precision in os.environ.get("VGG_PRECISIONS", "fp32 tf32 bf16").split():
     v = ((vgg or {}).get("ratio_cudl_over_torch") or {}).get(precision)
     targets.append((f"VGG16 {vgg_shape} {precision}: images/s within 10% of PyTorch (cudl/torch ≥ 0.90)",
                     num(v, ".3f"), verdict(v, lambda x: x >= 0.90)))
@@ -174,7 +219,9 @@ md = [f"# cudl on the GPU: {gpu}", "",
       "| run | device | mode | precision | data | status | epochs | epoch 1 ms | median ms/epoch | test acc | wall s | warm-up s |",
       "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for x in rows:
-    md.append(f"| {x['run']} | {x['device']} | {x['mode']} | {x['precision']} | {os.path.basename(x['dataset'])} "
+    ran = x["precision_run"]
+    precision = x["precision"] + (f" (ran {ran})" if ran and ran != x["precision"] else "")
+    md.append(f"| {x['run']} | {x['device']} | {x['mode']} | {precision} | {os.path.basename(x['dataset'])} "
               f"| {x['status']} | {x['epochs']} | {ms(x['epoch1_s'])} | {ms(x['median_s'])} "
               f"| {num(x['accuracy'], '.4f')} | {num(x['wall_s'], '.2f')} | {num(x['warmup_s'], '.2f')} |")
 failed = [r for r in runs if r["rc"] not in ("0", "skipped")]

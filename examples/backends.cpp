@@ -3,8 +3,11 @@
 // network on it and trains it for a few epochs; the same code on either device. Without a GPU it
 // runs on the CPU and says why.
 //
-//   backends [--device auto|cpu|gpu] [--precision fp32|tf32] [--threads N] [--epochs N]
+//   backends [--device auto|cpu|gpu] [--precision fp32|tf32|bf16] [--threads N] [--epochs N]
 //            (--help: what each does)
+//
+// It prints the precision the backend runs (Backend::precision()), which may differ from the one
+// asked for: the CPU has no tf32 and runs fp32; bf16 it emulates by rounding (slower, for checking).
 //
 // Exit status 0 success, 2 bad input or a device that cannot be used (--device gpu without one).
 #include <cstdio>
@@ -30,8 +33,7 @@ for) with the precision and threads asked for, and trains a small network on syn
   bench::add_value(app, "--device", "auto|cpu|gpu", "where to train (default auto: the GPU if usable)", [&](Text v) {
     device = v == "auto" ? v : bench::parse_device(v);
   });
-  bench::add_value(app, "--precision", "fp32|tf32", "GPU products in strict fp32 (default) or on tf32 tensor cores",
-                   [&](Text v) { precision = bench::parse_precision(v); });
+  bench::add_precision(app, &precision);
   bench::add_value(app, "--threads", "N", "CPU threads (default 0: all available)",
                    [&](Text v) { threads = bench::parse_whole<int>("--threads", v, 0, 4096); });
   bench::add_value(app, "--epochs", "N", "epochs (default 3)",
@@ -42,13 +44,13 @@ for) with the precision and threads asked for, and trains a small network on syn
     cudl::GpuProbe probe = cudl::probe_gpu();  // usable, and if not, why (one sentence)
     const bool gpu = device == "gpu" || (device == "auto" && probe.usable);
     cudl::BackendOptions o;
-    o.precision = precision;  // kTf32: tensor cores, GPU only; kFp32 (the default) never uses them
+    o.precision = precision;  // kFp32 (default) strict; kTf32 GPU only; kBf16 bf16 products (CPU: emulated)
     o.threads = threads;      // the CPU's threads (0: all the process may use); o.gpu: which GPU
     std::unique_ptr<cudl::Backend> backend = cudl::make_backend(gpu ? cudl::Device::kCuda : cudl::Device::kCpu, o);
     cudl::Network net(*backend, {784});
     // [guide:backend]
     std::printf("gpu: %s\nbackend: %s (precision %s)\n", probe.usable ? probe.description.c_str() : probe.reason.c_str(),
-                backend->describe().c_str(), cudl::to_string(precision));
+                backend->describe().c_str(), cudl::to_string(backend->precision()));
 
     // The rest is the same code on both devices: 1,024 rows of 784 values, 10 classes (a class's
     // rows are brighter in its own tenth of the features).

@@ -6,8 +6,10 @@
 //   → dropout 0.5 → dense 10                                    (Caffe's LeNet, with dropout)
 //
 // Usage: mnist_lenet [--device cpu|gpu] [--data DIR] [--epochs N] [--learn-rate X] [--batch N]
-//                    [--precision fp32|tf32] [--threads N] [--seed N]   (--help: what each does)
+//                    [--precision fp32|tf32|bf16] [--threads N] [--seed N]   (--help: what each does)
 //   --data defaults to bench_dbn's discovery: $CUDL_DATA, data/mnist, then Debian's Fashion-MNIST.
+//   --precision bf16 runs the products in bf16 (the GPU's tensor cores; the CPU emulates them, slowly);
+//   the settings line says what the backend runs (tf32 on the CPU runs fp32).
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -56,8 +58,7 @@ dense 500 (ReLU), dropout 0.5, dense 10.
   });
   bench::add_value(app, "--batch", "N", "minibatch size (default 64)",
                    [&](Text v) { o.batch = bench::parse_whole<int64_t>("--batch", v, 1); });
-  bench::add_value(app, "--precision", "fp32|tf32", "GPU products in strict fp32 (default) or on tf32 tensor cores",
-                   [&](Text v) { o.precision = bench::parse_precision(v); });
+  bench::add_precision(app, &o.precision);
   bench::add_value(app, "--threads", "N", "CPU threads (default: all available)",
                    [&](Text v) { o.threads = bench::parse_whole<int>("--threads", v, 0, 4096); });
   bench::add_value(app, "--seed", "N", "seed for the split, initial weights, dropout and minibatches (default 2014)",
@@ -106,9 +107,9 @@ int main(int argc, char** argv) try {
   config.batch = o.batch;
   config.learn_rate = o.learn_rate;
   config.seed = o.seed;
-  std::printf("settings: learn rate %g ×%g/epoch, momentum %g, L2 %g, batch %lld, %d epochs, seed %llu\n",
+  std::printf("settings: learn rate %g ×%g/epoch, momentum %g, L2 %g, batch %lld, %d epochs, seed %llu, precision %s\n",
               config.learn_rate, config.decay, config.momentum, config.l2, static_cast<long long>(config.batch),
-              config.epochs, static_cast<unsigned long long>(config.seed));
+              config.epochs, static_cast<unsigned long long>(config.seed), cudl::to_string(dev.precision()));
   double train_s = 0.0;
   cudl::train(net, x, y, config, [&](const cudl::EpochReport& e) {
     train_s += e.seconds;

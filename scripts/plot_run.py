@@ -74,7 +74,7 @@ def seconds_text(s):
 
 
 def color_of(program, device):
-    if program == "cudl":
+    if program in ("cudl", "lenet"):  # lenet: cudl's mnist_lenet in a device summary
         return BLUE if device == "cpu" else ORANGE
     return PURPLE if program == "torch" else GREEN
 

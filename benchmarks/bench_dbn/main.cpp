@@ -133,6 +133,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   if (comm != nullptr) backend_options.gpu = comm->local_rank();  // one GPU per rank on each machine
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
   run.device = backend->describe();
+  run.precision = cudl::to_string(backend->precision());
   run.backend_s = since(t0);
   const cudl::Split split = loading.get();
   if (!opt.learn_rate_given) opt.train.learn_rate = run.location.name == "Fashion-MNIST" ? 0.1f : 0.3f;

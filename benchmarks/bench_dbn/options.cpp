@@ -36,10 +36,7 @@ Nesterov SGD on minibatches drawn with replacement, then sklearn's classificatio
 Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged, 130 interrupted.)");
   using Text = const std::string&;
   add_value(app, "--device", "cpu|gpu", "where to train (default cpu)", [&](Text v) { o.device = parse_device(v); });
-  add_value(app, "--precision", "fp32|tf32",
-            "GPU products in strict fp32 (default; agrees with the CPU) or on tf32\n"
-            "tensor cores",
-            [&](Text v) { o.precision = parse_precision(v); });
+  add_precision(app, &o.precision);
   add_value(app, "--launch", "auto|eager",
             "GPU steps: auto replays one captured step per epoch (a CUDA graph) where\n"
             "the backend and network allow it (default); eager queues every primitive",

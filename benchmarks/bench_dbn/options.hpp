@@ -19,7 +19,7 @@ struct Options {
   double test_size = 0.33;
   bool learn_rate_given = false;    // otherwise chosen per dataset (see main)
   int threads = 0;                  // 0: all hardware threads
-  cudl::Precision precision = cudl::Precision::kFp32;  // GPU products
+  cudl::Precision precision = cudl::Precision::kFp32;  // asked for; the backend says what it runs
   cudl::TrainConfig train;
   int pretrain_epochs = 0;             // 0: no pretraining (the 2014 run's default)
   float pretrain_learn_rate = 0.0f;    // 0: the fine-tuning learning rate

@@ -32,7 +32,7 @@ std::string settings_line(const Run& r) {
   return "settings: learn rate " + fmt("%g", t.learn_rate) + " ×" + fmt("%g", t.decay) + "/epoch, momentum " +
          fmt("%g", t.momentum) + ", L2 " + fmt("%g", t.l2) + ", batch " + batch + ", " +
          std::to_string(t.epochs) + " epochs of " + std::to_string(steps) +
-         " minibatches drawn with replacement, seed " + std::to_string(t.seed);
+         " minibatches drawn with replacement, seed " + std::to_string(t.seed) + ", precision " + r.precision;
 }
 
 std::string epoch_block(const cudl::EpochReport& e) {
@@ -87,8 +87,8 @@ std::string to_json(const Run& r) {
     << ", \"train_rows\": " << r.train_rows << ", \"test_rows\": " << r.test_rows << ", \"features\": " << r.features
     << ", \"classes\": " << r.classes << "},\n";
   j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
-    << ", \"threads_requested\": " << r.options.threads << ", \"precision\": "
-    << quote(r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32") << ", \"captured_steps\": "
+    << ", \"threads_requested\": " << r.options.threads
+    << ", \"precision\": " << (r.precision.empty() ? "null" : quote(r.precision)) << ", \"captured_steps\": "
     << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << ", \"ranks\": " << r.ranks
     << ", \"communicator\": " << (r.communicator.empty() ? "null" : quote(r.communicator)) << "},\n";
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)

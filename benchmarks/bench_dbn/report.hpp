@@ -22,6 +22,7 @@ struct Run {
   cudl::DatasetLocation location;
   int64_t rows = 0, train_rows = 0, test_rows = 0, features = 0, classes = 0;
   std::string device;         // backend description
+  std::string precision;      // the arithmetic it runs (Backend::precision()); empty before it exists
   int ranks = 1;              // data-parallel ranks (mpirun -np N)
   std::string communicator;   // Communicator::describe() with several ranks
   double allreduce_s = -1;    // rank 0's time in the gradient all-reduces (< 0: not measured)

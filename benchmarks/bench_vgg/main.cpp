@@ -32,6 +32,7 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
   cudl::Backend& b = *backend;
   run.device = b.describe();
+  run.precision = cudl::to_string(b.precision());
   run.backend_s = since(t0);
   std::cout << bench::header_line(run) << "\n" << bench::data_line() << "\n" << bench::work_line(run) << "\n"
             << std::flush;

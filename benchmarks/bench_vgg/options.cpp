@@ -20,10 +20,7 @@ same work in PyTorch.
   app.footer("Exit status: 0 success, 2 bad input or unavailable device.");
   using Text = const std::string&;
   add_value(app, "--device", "cpu|gpu", "where to run (default cpu)", [&](Text v) { o.device = parse_device(v); });
-  add_value(app, "--precision", "fp32|tf32",
-            "GPU convolutions and products in strict fp32 (default) or on tf32 tensor\n"
-            "cores",
-            [&](Text v) { o.precision = parse_precision(v); });
+  add_precision(app, &o.precision);
   add_value(app, "--size", "S",
             "input S×S×3, S a multiple of 32 (default 224 on the GPU, 32 on the CPU;\n"
             "the first dense layer then has 512·(S/32)² inputs)",

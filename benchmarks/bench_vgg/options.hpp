@@ -11,7 +11,7 @@ namespace bench {
 struct VggOptions {
   std::string device = "cpu";  // cpu | gpu
   std::string json;            // --json FILE
-  cudl::Precision precision = cudl::Precision::kFp32;  // GPU convolutions and products
+  cudl::Precision precision = cudl::Precision::kFp32;  // asked for; the backend says what it runs
   int64_t size = 0;            // input S×S; 0: 224 on the GPU, 32 on the CPU
   int64_t batch = 0;           // 0: 64 on the GPU, 16 on the CPU
   int64_t classes = 1000;

@@ -23,10 +23,6 @@ double median(std::vector<double> xs) {
   return n % 2 ? xs[n / 2] : 0.5 * (xs[n / 2 - 1] + xs[n / 2]);
 }
 
-std::string precision_of(const VggRun& r) {
-  return r.options.device == "gpu" ? cudl::to_string(r.options.precision) : "fp32";
-}
-
 }  // namespace
 
 Throughput throughput(const VggRun& r) {
@@ -59,7 +55,7 @@ std::string work_line(const VggRun& r) {
   return "work per iteration: forward, softmax cross-entropy, backward, GdbnNesterov update (learn rate " +
          fmt("%g", o.learn_rate) + ", momentum " + fmt("%g", o.momentum) + ", L2 " + fmt("%g", o.l2) +
          "); the backend is synchronised before each clock read; " + std::to_string(o.warmup) + " warm-up + " +
-         std::to_string(o.iters) + " timed iterations, precision " + precision_of(r);
+         std::to_string(o.iters) + " timed iterations, precision " + r.precision;
 }
 
 std::string results_text(const VggRun& r) {
@@ -89,7 +85,8 @@ std::string to_json(const VggRun& r) {
   j << "{\n  \"tool\": \"bench_vgg\",\n  \"date\": " << quote(r.date) << ",\n  \"status\": " << quote(r.status)
     << ",\n  \"error\": " << (r.error.empty() ? "null" : quote(r.error)) << ",\n";
   j << "  \"device\": {\"kind\": " << quote(o.device) << ", \"description\": " << quote(r.device)
-    << ", \"threads_requested\": " << o.threads << ", \"precision\": " << quote(precision_of(r)) << "},\n";
+    << ", \"threads_requested\": " << o.threads
+    << ", \"precision\": " << (r.precision.empty() ? "null" : quote(r.precision)) << "},\n";
   j << "  \"settings\": {\"network\": \"VGG16-D\", \"size\": " << o.size << ", \"batch\": " << o.batch
     << ", \"classes\": " << o.classes << ", \"warmup\": " << o.warmup << ", \"iters\": " << o.iters
     << ", \"seed\": " << o.seed << ", \"learn_rate\": " << num(o.learn_rate) << ", \"momentum\": "

@@ -11,6 +11,7 @@ struct VggRun {
   VggOptions options;
   std::string date;            // ISO 8601, UTC
   std::string device;          // the backend's description
+  std::string precision;       // the arithmetic it runs (Backend::precision()); empty before it exists
   std::string summary;         // Network::summary()
   std::vector<std::string> plans;  // the GPU's cuDNN convolution plans (cudl::convolution_plans)
   int64_t parameters = 0;

@@ -104,6 +104,17 @@ inline CLI::Option* add_value(CLI::App& app, const std::string& name, const std:
   return app.add_option_function<std::string>(name, std::move(set), description)->type_name(type);
 }
 
+// --precision as every program takes it (fp32|tf32|bf16, what each means on each device), into
+// *precision. What a backend then runs is Backend::precision(): the CPU runs tf32 as fp32.
+inline CLI::Option* add_precision(CLI::App& app, cudl::Precision* precision) {
+  return add_value(app, "--precision", "fp32|tf32|bf16",
+                   "arithmetic of the products (matrix products, convolutions): fp32 strict\n"
+                   "(default); tf32 on the GPU's tensor cores (the CPU runs fp32); bf16\n"
+                   "operands and results, fp32 sums, as PyTorch's autocast: the GPU's bf16\n"
+                   "tensor cores; on the CPU emulated by rounding (slower; for checking)",
+                   [precision](const std::string& v) { *precision = parse_precision(v); });
+}
+
 // For the checks after parsing (parse_command_line's `check`; a path given as a positional argument
 // is only checked when it was given, not its default): throws cudl::Error "NAME: PATH: no such
 // folder" (or file) when path names no folder (or no file).

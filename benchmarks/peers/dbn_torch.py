@@ -11,6 +11,13 @@ error count accumulated on the device and read once per epoch.
     python3 benchmarks/peers/dbn_torch.py --device cuda --mode graph --precision tf32 --json out.json
     python3 benchmarks/peers/dbn_torch.py --device cpu --epochs 1 --threads 2
 
+Precision: fp32 strict, tf32 tensor cores (GPU only: the CPU runs fp32), or bf16: every product
+(the forward addmm, the gradients' mm) runs out of place under torch.autocast(dtype=torch.bfloat16),
+as autograd would run a forward under autocast and its backward, and its bfloat16 result is copied
+into the float32 buffers; parameters, velocities, activations, the loss and the update stay float32
+(strict: tf32 off). In graph mode autocast's cache is off (cache_enabled=False), as CUDA graph
+capture requires.
+
 The split and the initial weights are drawn exactly as in dbn_numpy.py (numpy's default_rng seeded
 with --seed); the minibatch indices come from a torch.Generator on the device seeded with --seed.
 Warm-up steps (and, in graph mode, the capture) run before epoch 1 and are then undone (weights,
@@ -18,7 +25,7 @@ velocities, statistics and generator restored), so every mode trains the same 73
 Exit status: 0 success, 1 diverged, 2 bad input or unavailable device.
 """
 from peer_args import common_parser
-from peer_common import cpu_name, set_torch_precision
+from peer_common import PRECISION_HELP, PRECISIONS, autocast, cpu_name, precision_run, set_torch_precision
 import json
 import math
 import os
@@ -48,8 +55,7 @@ def parse_args():
     p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda if available, else cpu")
     p.add_argument("--mode", choices=("eager", "graph"), default="eager",
                    help="eager: one Python call per operation; graph: one CUDA graph per training step")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
-                   help="fp32: strict IEEE products (default); tf32: products on tensor cores")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--warmup", type=int, default=3, help="warm-up steps before epoch 1, undone after (default 3)")
     p.add_argument("--sampling", choices=("auto", "step", "epoch"), default="auto",
                    help="step: torch.randint each step (inside the graph); epoch: one randint per epoch "
@@ -81,6 +87,10 @@ class Dbn:
     def __init__(self, layers, weights, X_train, y_train, a, sampling, steps, gen, dev):
         B = a.batch
         self.B, self.mu, self.l2, self.gen, self.sampling = B, a.momentum, a.l2, gen, sampling
+        self.bf16 = a.precision == "bf16"
+        # A fresh autocast context per step (a nullcontext unless bf16); no weight-cast cache in a
+        # captured graph (the weights here are no autograd leaves, so eager mode caches nothing either).
+        self.products = lambda: autocast(torch, a.precision, dev.type, cache_enabled=a.mode != "graph")
         self.n_train = len(y_train)
         self.X = torch.from_numpy(X_train).to(dev)                 # n_train×784, uploaded once
         self.Y = torch.from_numpy(y_train).to(dev)                 # n_train
@@ -129,7 +139,20 @@ class Dbn:
                           device=self.epoch_idx.device, out=self.epoch_idx)
             self.counter.zero_()
 
+    def product(self, out, op, *args):
+        """out ← op(*args) for a product (torch.mm or torch.addmm): in place in fp32 and tf32; in
+        bf16 out of place, where autocast can round it (as autograd's products under autocast), the
+        bfloat16 result copied into out."""
+        if self.bf16:
+            out.copy_(op(*args))
+        else:
+            op(*args, out=out)
+
     def step(self):
+        with self.products():
+            self._step()
+
+    def _step(self):
         B, L = self.B, len(self.W)
         # The minibatch: B rows drawn uniformly with replacement.
         if self.sampling == "step":
@@ -144,7 +167,7 @@ class Dbn:
         self.P.add_(self.V)
         # ... take the gradient there (forward; summed softmax cross-entropy; backward) ...
         for i in range(L):
-            torch.addmm(self.b[i], self.acts[i], self.W[i], out=self.acts[i + 1])
+            self.product(self.acts[i + 1], torch.addmm, self.b[i], self.acts[i], self.W[i])
             if i < L - 1:
                 self.acts[i + 1].relu_()
         torch.log_softmax(self.acts[L], 1, out=self.logp)
@@ -154,10 +177,10 @@ class Dbn:
         torch.exp(self.logp, out=self.deltas[L - 1])
         self.deltas[L - 1].scatter_add_(1, y1, self.minus_one)           # softmax − onehot
         for i in reversed(range(L)):
-            torch.mm(self.acts[i].t(), self.deltas[i], out=self.gW[i])
+            self.product(self.gW[i], torch.mm, self.acts[i].t(), self.deltas[i])
             torch.sum(self.deltas[i], 0, out=self.gb[i])
             if i > 0:
-                torch.mm(self.deltas[i], self.W[i].t(), out=self.deltas[i - 1])
+                self.product(self.deltas[i - 1], torch.mm, self.deltas[i], self.W[i].t())
                 torch.gt(self.acts[i], 0, out=self.masks[i - 1])
                 self.deltas[i - 1].mul_(self.masks[i - 1])
         # ... and apply the correction D = lr·(−g/B − λW) to both velocity and weights.
@@ -181,10 +204,11 @@ class Dbn:
         dev = self.P.device
         for s in range(0, len(y_test), 4096):
             h = torch.from_numpy(X_test[s:s + 4096]).to(dev)
-            for i in range(len(self.W)):
-                h = torch.addmm(self.b[i], h, self.W[i])
-                if i < len(self.W) - 1:
-                    h.relu_()
+            with self.products():
+                for i in range(len(self.W)):
+                    h = torch.addmm(self.b[i], h, self.W[i])
+                    if i < len(self.W) - 1:
+                        h.relu_()
             correct += int((h.argmax(1) == torch.from_numpy(y_test[s:s + 4096]).to(dev)).sum())
         return correct / len(y_test)
 
@@ -265,8 +289,9 @@ def main(a):
         device_name = cpu_name()
     else:
         device_name = torch.cuda.get_device_name(dev)
+    precision = precision_run(a.precision, a.device)
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), device {a.device}: {device_name}, "
-          f"mode {a.mode}, precision {a.precision}, threads {torch.get_num_threads()}")
+          f"mode {a.mode}, precision {precision}, threads {torch.get_num_threads()}")
 
     load_start = time.perf_counter()
     try:
@@ -350,7 +375,8 @@ def main(a):
 
     if a.json:
         result = {"peer": "torch", "status": status, "error": error, "mode": a.mode,
-                  "precision": a.precision, "device": a.device, "device_name": device_name,
+                  "precision": precision, "autocast": "bfloat16" if precision == "bf16" else None,
+                  "device": a.device, "device_name": device_name,
                   "torch_version": torch.__version__, "cuda_version": torch.version.cuda,
                   "numpy_version": np.__version__, "threads": torch.get_num_threads(),
                   "matmul_fp32_precision": torch.get_float32_matmul_precision(),

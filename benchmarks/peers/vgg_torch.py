@@ -10,11 +10,15 @@ device. The device is synchronised before each clock read. Written as a competen
 would for speed without changing the model: cudnn.benchmark on, in-place ReLU, gradients set to
 None between steps, the fused (else foreach) SGD implementation, no per-step host reads.
 
-    python3 benchmarks/peers/vgg_torch.py --device gpu --precision tf32 --json out.json
+    python3 benchmarks/peers/vgg_torch.py --device gpu --precision bf16 --json out.json
     /root/torch-venv/bin/python benchmarks/peers/vgg_torch.py --device cpu --size 32 --batch 16
 
 Precision: fp32 is strict (torch.backends.cuda.matmul.allow_tf32 = False and
-torch.backends.cudnn.allow_tf32 = False); tf32 allows tensor cores in both (True, True).
+torch.backends.cudnn.allow_tf32 = False); tf32 allows tensor cores in both (True, True), on the
+GPU only (the CPU runs fp32, and the report says so). bf16 is PyTorch's mixed precision, as a user
+writes it: the forward pass and the loss under torch.autocast(dtype=torch.bfloat16), the backward
+outside it; parameters, gradients and optimizer state stay float32, and what autocast leaves in
+float32 is strict (tf32 off). cudl's --precision bf16 is the same arithmetic for the products.
 The update is torch.optim.SGD(nesterov=True), PyTorch's form of Nesterov momentum; cudl's
 GdbnNesterov is gdbn's (the look-ahead form). Both are a few elementwise passes over all
 parameters, the same memory traffic up to a constant: the iterates differ, the work does not.
@@ -29,6 +33,8 @@ import statistics
 import sys
 import time
 
+from peer_common import PRECISION_HELP, PRECISIONS, autocast, cpu_name, precision_run, set_torch_precision
+
 FEATURES = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0]  # 0: max pooling
 
 
@@ -36,8 +42,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=("cpu", "gpu", "cuda"), default="cpu",
                    help="where to run (default cpu; cuda is the same as gpu)")
-    p.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
-                   help="GPU convolutions and products in strict fp32 (default) or on tf32 tensor cores")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--size", type=int, help="input SxS, S a multiple of 32 (default 224 on the GPU, 32 on the CPU)")
     p.add_argument("--batch", type=int, help="images per step (default 64 on the GPU, 16 on the CPU)")
     p.add_argument("--classes", type=int, default=1000)
@@ -73,7 +78,6 @@ ARGS = parse_args()      # before importing torch, so that --help and bad flags 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from peer_common import cpu_name, set_torch_precision  # noqa: E402
 
 
 def fail(message, result=None, path=None):
@@ -158,7 +162,7 @@ def main(a):
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     name = torch.cuda.get_device_name(dev) if gpu else f"{cpu_name()}, {torch.get_num_threads()} threads"
-    precision = a.precision if gpu else "fp32"
+    precision = precision_run(a.precision, dev.type)
     description = (f"torch {torch.__version__} " + (f"cuda {torch.version.cuda} cudnn {torch.backends.cudnn.version()}"
                                                     if gpu else f"cpu (mkldnn {torch.backends.mkldnn.is_available()})")
                    + f": {name}, {precision}")
@@ -192,7 +196,8 @@ def main(a):
     def timed_step():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        with autocast(torch, precision, dev.type):
+            loss = loss_fn(net(x), y)     # fp32: autocast runs the cross-entropy in float32
         loss.backward()
         opt.step()
         loss_sum.add_(loss.detach())
@@ -238,6 +243,7 @@ def main(a):
             "torch": {"version": torch.__version__, "cuda": torch.version.cuda,
                       "cudnn": torch.backends.cudnn.version() if gpu else None, "optimizer": f"SGD nesterov ({impl})",
                       "cudnn_benchmark": True, "allow_tf32_matmul": tf32, "allow_tf32_cudnn": tf32,
+                      "autocast": "bfloat16" if precision == "bf16" else None,
                       "memory_format": "channels_last" if a.channels_last else "contiguous (NCHW)"},
             "flop_per_iteration": flop,
             "warmup_ms": warmup_ms, "iteration_ms": iteration_ms,

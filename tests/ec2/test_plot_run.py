@@ -100,12 +100,19 @@ class PlotRunTest(unittest.TestCase):
             {"run": "cudl-gpu-fp32", "program": "cudl", "device": "gpu", "status": "ok", "median_s": 0.07,
              "dataset": "d/fashion-mnist", "accuracy": 0.88},
             {"run": "torch-eager-fp32", "program": "torch", "device": "cuda", "status": "timeout", "median_s": 0.5},
-            {"run": "cudl-cpu", "program": "cudl", "device": "cpu", "status": "ok", "median_s": None}],
-            "runs": [{"name": "cudl-gpu-fp32", "result": {"status": "ok", "epochs": epochs([0.2, 0.07, 0.08])}}]})
+            {"run": "cudl-cpu", "program": "cudl", "device": "cpu", "status": "ok", "median_s": None},
+            {"run": "torch-graph-bf16", "program": "torch", "device": "cuda", "precision": "bf16", "status": "ok",
+             "median_s": 0.05},
+            {"run": "lenet-gpu-bf16", "program": "lenet", "device": "gpu", "precision": "bf16", "status": "ok",
+             "median_s": 0.3, "dataset": "d/mnist", "accuracy": 0.97}],
+            "runs": [{"name": "cudl-gpu-fp32", "result": {"status": "ok", "epochs": epochs([0.2, 0.07, 0.08])}},
+                     {"name": "lenet-gpu-bf16", "result": {"status": "ok", "epochs": epochs([0.9, 0.3])}}]})
         series, datasets, hint = load(path)
         self.assertEqual([(s["label"], s["speed"], len(s["epochs"])) for s in series],
-                         [("cudl-gpu-fp32", 0.07, 3), ("torch-eager-fp32", None, 0), ("cudl-cpu", None, 0)])
-        self.assertEqual((datasets, hint), ({"fashion-mnist"}, "GPU X, today"))
+                         [("cudl-gpu-fp32", 0.07, 3), ("torch-eager-fp32", None, 0), ("cudl-cpu", None, 0),
+                          ("torch-graph-bf16", 0.05, 0), ("lenet-gpu-bf16", 0.3, 2)])
+        self.assertEqual(series[-1]["color"], ORANGE)  # mnist_lenet is cudl on the GPU
+        self.assertEqual((datasets, hint), ({"fashion-mnist", "mnist"}, "GPU X, today"))
 
     def test_usage_errors(self):
         r = self.plot()
