@@ -5,10 +5,12 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "cudl/cuda_backend.hpp"
 #include "cudnn_conv.hpp"
@@ -53,6 +55,27 @@ struct StreamFree {
 };
 using StreamMemory = std::unique_ptr<void, StreamFree>;
 
+// Stream-ordered scratch that grows on demand (to at least half again its size) and is reused in
+// stream order. Its address may be recorded in a CUDA graph, so:
+// - growing while the stream is being captured is an Error (the allocation and the free would be
+//   recorded too): the work is run once eagerly before it is captured (train() and fit() do so),
+//   which sizes the buffer;
+// - a buffer handed out during a capture is never freed before the backend (a graph may replay
+//   on it): when outgrown it is kept aside; otherwise it is freed in stream order, so work
+//   already queued on it still finds it.
+class GrowingBuffer {
+ public:
+  // At least `bytes` of device memory on `stream`, valid in stream order until the next call (the
+  // next caller may overwrite it). `what` and `gpu` name it and the device in errors.
+  void* get(size_t bytes, cudaStream_t stream, const char* what, const std::string& gpu);
+
+ private:
+  StreamMemory memory_;
+  size_t bytes_ = 0;
+  bool captured_ = false;              // memory_ was handed out while the stream was capturing
+  std::vector<StreamMemory> retired_;  // outgrown buffers that a captured graph may still use
+};
+
 }  // namespace cuda
 
 // Whatever CudaBackend's constructor created before a throw is freed with impl_: each resource
@@ -73,8 +96,8 @@ struct CudaBackend::Impl {
   cuda::Stream copy_stream;             // uploads (Queue::kCopy), created on first use
   cuda::DeviceMemory cublas_workspace;  // outlives the cuBLAS handle that uses it
   static constexpr size_t kCublasWorkspace = size_t{32} << 20;  // cuBLAS's advice for Hopper
-  cuda::StreamMemory workspace;         // cuDNN's and our kernels' scratch, grown on demand
-  size_t workspace_bytes = 0;
+  cuda::GrowingBuffer workspace;        // cuDNN's and our kernels' scratch
+  cuda::GrowingBuffer staging;          // Precision::kBf16: a product's bf16 operands and its result
   cuda::CublasHandle cublas;
   // Created on first use by conv_plans() (the handle costs ~0.1 s), for convolutions; ~Impl
   // destroys the plans, then the handle.
@@ -85,6 +108,16 @@ struct CudaBackend::Impl {
   cudaStream_t queue(Backend::Queue q);
   // A scratch buffer of at least `bytes`, valid in stream order until the next call.
   void* scratch(size_t bytes);
+  // Precision::kBf16: three parts of the staging buffer, of the given sizes in bytes, each on a
+  // 256-byte boundary (cuBLAS and cuDNN want 16); valid in stream order until the next call.
+  std::array<void*, 3> staging_parts(const std::array<size_t, 3>& bytes);
+  // do_gemm in Precision::kBf16, its arguments checked and k ≥ 1 (cuda_backend.cu).
+  void gemm_bf16(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  // A convolution (ConvPlans::run's arguments, in fp32): run as it is in kFp32 and kTf32; in kBf16
+  // on bf16 copies of x, w and y, the two inputs rounded into them first and the output widened
+  // back to fp32 after (cuda_backend_conv.cpp).
+  void convolve(cuda::ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
   // The cuDNN plans (creating the cuDNN handle on first use).
   cuda::ConvPlans& conv_plans();
 };

@@ -1,6 +1,6 @@
-// CudaBackend: handles, stream, memory, CUDA graphs and the cuBLAS products. Every other
-// primitive is defined beside its kernel (elementwise.cu, loss.cu, optim.cu, conv_kernels.cu, …).
-// Everything is queued on one stream; only the explicit transfers synchronise.
+// CudaBackend: handles, stream, memory, CUDA graphs and the cuBLAS products (fp32, tf32, bf16). Every
+// other primitive is defined beside its kernel (elementwise.cu, loss.cu, optim.cu, conv_kernels.cu,
+// …). Everything is queued on one stream; only the explicit transfers synchronise.
 #include "cudl/cuda_backend.hpp"
 
 #include <climits>
@@ -23,7 +23,6 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
                                                             " does not exist: this machine has " +
                                                             std::to_string(count) + " (numbered from 0)");
   impl_->gpu = options.gpu;
-  CUDL_REQUIRE(options.precision != Precision::kBf16, "the GPU backend has no bf16 products yet (the CPU emulates them)");
   impl_->precision = options.precision;
   impl_->conv_search = options.conv_search;
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));
@@ -31,6 +30,10 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   CUDL_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->gpu));
   impl_->description = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
                        ", " + std::to_string(prop.multiProcessorCount) + " SMs)";
+  // cuBLAS and cuDNN take bf16 operands from compute capability 8.0 (Ampere) on.
+  CUDL_REQUIRE(impl_->precision != Precision::kBf16 || prop.major >= 8,
+               "bf16 products need a GPU of compute capability 8.0 or newer; " + impl_->description +
+                   " is older: use Precision::kFp32 there");
   // Keep freed memory in the stream-ordered pool instead of returning it at each synchronisation.
   cudaMemPool_t pool = nullptr;
   CUDL_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, impl_->gpu));
@@ -48,6 +51,8 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   CUDL_CUDA_CHECK(cudaMalloc(&cublas_workspace, Impl::kCublasWorkspace));
   impl_->cublas_workspace.reset(cublas_workspace);
   CUDL_CUBLAS_CHECK(cublasSetWorkspace(cublas, cublas_workspace, Impl::kCublasWorkspace));
+  // kBf16 needs no mode of its own: cuBLAS runs bf16 operands on tensor cores by default, and
+  // do_gemm asks for an fp32 result (accumulated in fp32, CUBLAS_COMPUTE_32F).
   CUDL_CUBLAS_CHECK(cublasSetMathMode(cublas, impl_->precision == Precision::kTf32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                                    : CUBLAS_DEFAULT_MATH));
 }
@@ -190,6 +195,10 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
   }
   for (int64_t d : {m, n, k, lda, ldb, ldc})
     CUDL_REQUIRE(d <= INT_MAX, "gemm: dimension " + std::to_string(d) + " exceeds cuBLAS's 32-bit limit");
+  if (impl_->precision == Precision::kBf16) {
+    impl_->gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CUDL_CUBLAS_CHECK(cublasGemmEx(impl_->cublas.get(), tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -197,6 +206,34 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
                                  static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
                                  static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F,
                                  static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT));
+}
+
+// Precision::kBf16 (see Precision): the stored matrices of A (m×k, or k×m for op(A) = Aᵀ) and B
+// (k×n, or n×k) are rounded into packed bf16 copies (row strides their column counts), cuBLAS
+// multiplies those with fp32 accumulation into an fp32 T = alpha·op(A)·op(B) (beta 0: T is not
+// read), and C = beta·C + bf16(T) rounds each result once, in our kernel. T is fp32 rather than
+// bf16 so that cuBLAS's own conversion (its rounding, and any split-K partial sums it might keep in
+// the output type) plays no part: the one rounding is __float2bfloat16_rn, which the CPU emulates.
+// The operand swap is the fp32 path's (above).
+void CudaBackend::Impl::gemm_bf16(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int64_t a_rows = ta == Trans::kNo ? m : k, a_cols = ta == Trans::kNo ? k : m;
+  const int64_t b_rows = tb == Trans::kNo ? k : n, b_cols = tb == Trans::kNo ? n : k;
+  const auto part = staging_parts({sizeof(__nv_bfloat16) * static_cast<size_t>(a_rows * a_cols),
+                                   sizeof(__nv_bfloat16) * static_cast<size_t>(b_rows * b_cols),
+                                   sizeof(float) * static_cast<size_t>(m * n)});
+  auto* a16 = static_cast<__nv_bfloat16*>(part[0]);
+  auto* b16 = static_cast<__nv_bfloat16*>(part[1]);
+  auto* t = static_cast<float*>(part[2]);  // m×n, packed
+  cuda::to_bf16(stream, a, a_rows, a_cols, lda, a16);
+  cuda::to_bf16(stream, b, b_rows, b_cols, ldb, b16);
+  const float zero = 0.0f;
+  CUDL_CUBLAS_CHECK(cublasGemmEx(cublas.get(), tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 ta == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
+                                 static_cast<int>(m), static_cast<int>(k), &alpha, b16, CUDA_R_16BF,
+                                 static_cast<int>(b_cols), a16, CUDA_R_16BF, static_cast<int>(a_cols), &zero, t,
+                                 CUDA_R_32F, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  cuda::store_bf16(stream, t, m, n, beta, c, ldc);
 }
 
 // ---- CUDA graphs ----

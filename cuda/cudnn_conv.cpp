@@ -72,9 +72,9 @@ bool transforms(const std::vector<cudnnBackendNumericalNote_t>& notes) {
 }
 
 // Why an engine is not allowed under this policy, or nullptr. Like PyTorch: inputs are never
-// down-converted (e.g. fp32 to fp16) and reductions never run in reduced precision, in fp32 or in
-// tf32; tensor cores (TF32 for float data) only in tf32; FFT and Winograd engines only when
-// transforms are allowed.
+// down-converted (e.g. fp32 to fp16, or bf16 to fp16) and reductions never run in reduced precision,
+// whatever the precision; tensor cores (TF32 for float data, bf16 for bf16 data) only in tf32 and
+// bf16; FFT and Winograd engines only when transforms are allowed.
 const char* rejection(const std::vector<cudnnBackendNumericalNote_t>& notes, Precision precision,
                       bool allow_transforms) {
   if (has(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) return "down-convert-inputs";
@@ -124,10 +124,10 @@ std::vector<Descriptor> heuristic_configs(const Descriptor& graph, cudnnBackendH
 }
 
 // Queues one execution of `plan` on the three tensors; returns cuDNN's status.
-cudnnStatus_t execute(cudnnHandle_t handle, const Descriptor& plan, const float* x, const float* w, const float* y,
+cudnnStatus_t execute(cudnnHandle_t handle, const Descriptor& plan, const void* x, const void* w, const void* y,
                       void* workspace) {
   const int64_t uids[3] = {kUidX, kUidW, kUidY};
-  void* ptrs[3] = {const_cast<float*>(x), const_cast<float*>(w), const_cast<float*>(y)};
+  void* ptrs[3] = {const_cast<void*>(x), const_cast<void*>(w), const_cast<void*>(y)};
   Descriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
   pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids)
       .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs)
@@ -192,22 +192,28 @@ ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precis
 
 ConvPlans::~ConvPlans() = default;
 
-ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const float* x, const float* w,
-                                     const float* y) {
+ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void* x, const void* w,
+                                     const void* y) {
   const Conv2dParams& p = s.params;
-  std::vector<int64_t> key{static_cast<int64_t>(op), s.n, s.c, s.h, s.w, s.k, s.r, s.s, p.stride_h, p.stride_w,
-                           p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, alignment(x), alignment(w), alignment(y)};
+  const cudnnDataType_t type = tensor_type(precision_);
+  std::vector<int64_t> key{static_cast<int64_t>(op), static_cast<int64_t>(type), s.n, s.c, s.h, s.w, s.k, s.r, s.s,
+                           p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h, p.dilation_w,
+                           alignment(x), alignment(w), alignment(y)};
   auto found = plans_.find(key);
   if (found != plans_.end()) return *found->second;
 
-  const auto built = std::make_shared<const ConvGraph>(
-      convolution_graph(op, s, alignment(x), alignment(w), alignment(y), handle_));
+  const std::string what = std::string(to_string(op)) + " " + shape_text(s) +
+                           (precision_ == Precision::kFp32 ? "" : std::string(", ") + to_string(precision_));
+  std::shared_ptr<const ConvGraph> built;
+  try {
+    built = std::make_shared<const ConvGraph>(
+        convolution_graph(op, s, type, alignment(x), alignment(w), alignment(y), handle_));
+  } catch (const Error& e) {
+    throw Error("cuDNN cannot build the operation graph of the " + what + ": " + e.what());
+  }
   const Descriptor& graph = built->graph();
   const bool loud = verbose();
-  const std::string what = std::string(to_string(op)) + " " + shape_text(s);
 
-  // Candidates: the heuristics' list, then the fallback list, filtered by precision, each
-  // finalized into an execution plan (an engine may not support this shape: skipped).
   // Candidates: the heuristics' list (mode A, else the fallback list) filtered by precision, each
   // finalized into an execution plan (an engine may not support this shape: skipped).
   std::map<std::string, int> rejected;  // reason -> engines rejected for it
@@ -256,13 +262,20 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
   const bool precise = search_ == ConvSearch::kPrecise;
   // kPrecise: every candidate's output is compared with that of a reference engine (the first of
   // cuDNN's fallback list without FFT or Winograd notes); one further than `tolerance` from it,
-  // normwise, is never chosen, whatever its notes say. Needs the output's element count.
-  const double tolerance = precision_ == Precision::kFp32 ? 1e-4 : 5e-3;
+  // normwise, is never chosen, whatever its notes say. Needs the output's element count. In bf16
+  // every output element is rounded to bf16 (8 significant bits): two engines whose fp32 sums
+  // differ in their last bits round an element to neighbouring bf16 values where the sum lies near
+  // a rounding boundary, one bf16 ulp apart, at most 2^-7 ≈ 7.8e-3 of the element. Even if every
+  // element tipped that is within 1e-2 normwise, yet a missing filter tap (~20%) or a wrong index
+  // is far outside it.
+  const double tolerance = precision_ == Precision::kFp32 ? 1e-4 : precision_ == Precision::kTf32 ? 5e-3 : 1e-2;
   std::unique_ptr<Plan> reference;
-  const float* out = op == ConvOp::kForward ? y : op == ConvOp::kBackwardData ? x : w;
+  const void* out = op == ConvOp::kForward ? y : op == ConvOp::kBackwardData ? x : w;
   const int64_t out_count = op == ConvOp::kForward        ? s.n * s.k * s.p * s.q
                             : op == ConvOp::kBackwardData ? s.n * s.c * s.h * s.w
                                                           : s.k * s.c * s.r * s.s;
+  const bool bf16 = type == CUDNN_DATA_BFLOAT16;
+  const size_t out_bytes = (bf16 ? sizeof(__nv_bfloat16) : sizeof(float)) * static_cast<size_t>(out_count);
   DeviceScratch ref_out, sums;
   if (precise) {
     std::vector<std::unique_ptr<Plan>> refs = candidates_from(CUDNN_HEUR_MODE_FALLBACK, false, 1);
@@ -270,18 +283,23 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
     CUDL_REQUIRE(!refs.empty(), "cuDNN has no engine without FFT or Winograd notes to check the " + what +
                                     " against (ConvSearch::kPrecise)");
     reference = std::move(refs.front());
-    ref_out = DeviceScratch(stream_, sizeof(float) * static_cast<size_t>(out_count));
+    ref_out = DeviceScratch(stream_, out_bytes);
     sums = DeviceScratch(stream_, 2 * sizeof(double));
     CUDL_CUDNN_CHECK(execute(handle_, reference->plan, x, w, y,
                              workspace_(static_cast<std::size_t>(reference->workspace))));
-    CUDL_CUDA_CHECK(cudaMemcpyAsync(ref_out.get(), out, sizeof(float) * static_cast<size_t>(out_count),
-                                    cudaMemcpyDeviceToDevice, stream_));
+    CUDL_CUDA_CHECK(cudaMemcpyAsync(ref_out.get(), out, out_bytes, cudaMemcpyDeviceToDevice, stream_));
   }
   // ‖candidate's output − reference's‖ / ‖reference's‖, after the candidate has just run.
   auto deviation = [&]() {
     CUDL_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, 2 * sizeof(double), stream_));
-    normwise_difference(stream_, out, static_cast<const float*>(ref_out.get()), out_count,
-                        static_cast<double*>(sums.get()));
+    if (bf16) {
+      normwise_difference(stream_, static_cast<const __nv_bfloat16*>(out),
+                          static_cast<const __nv_bfloat16*>(ref_out.get()), out_count,
+                          static_cast<double*>(sums.get()));
+    } else {
+      normwise_difference(stream_, static_cast<const float*>(out), static_cast<const float*>(ref_out.get()), out_count,
+                          static_cast<double*>(sums.get()));
+    }
     double host[2] = {0.0, 0.0};
     CUDL_CUDA_CHECK(cudaMemcpyAsync(host, sums.get(), sizeof(host), cudaMemcpyDeviceToHost, stream_));
     CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -369,10 +387,14 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const floa
   return *plans_.emplace(std::move(key), std::move(chosen)).first->second;
 }
 
-void ConvPlans::run(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y) {
+void ConvPlans::run(ConvOp op, const Conv2dShape& shape, const void* x, const void* w, const void* y) {
   Plan& plan = plan_for(op, shape, x, w, y);
   void* ws = workspace_(static_cast<std::size_t>(plan.workspace));
-  CUDL_CUDNN_CHECK(execute(handle_, plan.plan, x, w, y, ws));
+  const cudnnStatus_t status = execute(handle_, plan.plan, x, w, y, ws);
+  if (status != CUDNN_STATUS_SUCCESS) {  // named with the operation, its shape and precision, and the engine
+    fail_status("cudnnBackendExecute", __FILE__, __LINE__,
+                std::string(cudnnGetErrorString(status)) + " (" + plan.text + ")");
+  }
 }
 
 std::vector<std::string> ConvPlans::describe() const {

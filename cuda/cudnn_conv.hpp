@@ -1,11 +1,13 @@
 #pragma once
 // Convolutions through cuDNN 9's graph API (the backend descriptors; the legacy
 // cudnnConvolution* calls are deprecated in cuDNN 9). One operation graph per (operation,
-// shape, pointer alignment), planned once and cached:
+// shape, tensor data type, pointer alignment), planned once and cached:
+//   - the tensors are fp32, or bf16 in Precision::kBf16 (fp32 accumulation either way: the
+//     "pseudo-bf16" configuration of PyTorch's autocast); the caller stages bf16 copies;
 //   - candidates come from cuDNN's heuristics (mode A, then the fallback list);
 //   - engines are filtered by their numerical notes, as PyTorch does: never one that
-//     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data)
-//     only with Precision::kTf32; FFT and Winograd engines (fp32 arithmetic, fewer
+//     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data,
+//     bf16 for bf16 data) only with Precision::kTf32 or kBf16; FFT and Winograd engines (fewer
 //     multiplications, a larger rounding error) are allowed;
 //   - when several candidates finalize, each is timed on the real tensors and the fastest kept
 //     (CUDL_CUDNN_AUTOTUNE=0 takes them in the heuristics' order instead);
@@ -36,19 +38,21 @@ class ConvPlans {
   ConvPlans(const ConvPlans&) = delete;
   ConvPlans& operator=(const ConvPlans&) = delete;
 
-  // Queues `op` with x (N×C×H×W), w (K×C×R×S), y (N×K×P×Q); the operation's output is y for
+  // Queues `op` with x (N×C×H×W), w (K×C×R×S), y (N×K×P×Q), packed, each of the precision's
+  // tensor type (tensor_type: float, or __nv_bfloat16 in kBf16); the operation's output is y for
   // kForward, x for kBackwardData (x then holds dx) and w for kBackwardFilter (dw); it is
   // overwritten (beta = 0).
-  void run(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
+  void run(ConvOp op, const Conv2dShape& shape, const void* x, const void* w, const void* y);
 
   // One line per plan: "forward 64×3×224×224 ⋆ 64×3×3×3 (...): engine 12 [no numerical notes]
-  // (fastest of 5), workspace 0 B; rejected 3 tensor-core". CUDL_CUDNN_VERBOSE=1 also prints every
-  // candidate, its notes and its time, to stderr as plans are made.
+  // (fastest of 5), workspace 0 B; rejected 3 tensor-core" (", bf16" or ", tf32" after the shape
+  // in those precisions). CUDL_CUDNN_VERBOSE=1 also prints every candidate, its notes and its
+  // time, to stderr as plans are made.
   std::vector<std::string> describe() const;
 
  private:
   struct Plan;
-  Plan& plan_for(ConvOp op, const Conv2dShape& shape, const float* x, const float* w, const float* y);
+  Plan& plan_for(ConvOp op, const Conv2dShape& shape, const void* x, const void* w, const void* y);
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;

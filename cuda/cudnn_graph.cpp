@@ -68,11 +68,10 @@ cudnnStatus_t Descriptor::try_finalize() { return cudnnBackendFinalize(d_); }
 
 namespace {
 
-Descriptor tensor(int64_t uid, const std::vector<int64_t>& dims, int64_t align) {
+Descriptor tensor(int64_t uid, const std::vector<int64_t>& dims, cudnnDataType_t type, int64_t align) {
   Descriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   std::vector<int64_t> strides(dims.size(), 1);  // packed row-major (NCHW)
   for (size_t i = dims.size() - 1; i-- > 0;) strides[i] = strides[i + 1] * dims[i + 1];
-  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
   t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type)
       .set_int64(CUDNN_ATTR_TENSOR_DIMENSIONS, dims)
       .set_int64(CUDNN_ATTR_TENSOR_STRIDES, strides)
@@ -105,18 +104,22 @@ const OpAttributes kAttributes[] = {
 
 }  // namespace
 
-ConvGraph convolution_graph(ConvOp op, const Conv2dShape& s, int64_t align_x, int64_t align_w, int64_t align_y,
-                            cudnnHandle_t handle) {
+cudnnDataType_t tensor_type(Precision precision) {
+  return precision == Precision::kBf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+ConvGraph convolution_graph(ConvOp op, const Conv2dShape& s, cudnnDataType_t type, int64_t align_x, int64_t align_w,
+                            int64_t align_y, cudnnHandle_t handle) {
   ConvGraph g;
   std::vector<Descriptor>& d = g.parts_;
   d.reserve(6);  // the descriptors refer to each other: they must not move once referred to
-  d.push_back(tensor(kUidX, {s.n, s.c, s.h, s.w}, align_x));
-  d.push_back(tensor(kUidW, {s.k, s.c, s.r, s.s}, align_w));
-  d.push_back(tensor(kUidY, {s.n, s.k, s.p, s.q}, align_y));
+  d.push_back(tensor(kUidX, {s.n, s.c, s.h, s.w}, type, align_x));
+  d.push_back(tensor(kUidW, {s.k, s.c, s.r, s.s}, type, align_w));
+  d.push_back(tensor(kUidY, {s.n, s.k, s.p, s.q}, type, align_y));
 
   const Conv2dParams& p = s.params;
   Descriptor& conv = d.emplace_back(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;  // fp32 accumulation, for bf16 tensors too
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const int64_t dims = 2;
   conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute)

@@ -59,14 +59,20 @@ class ConvGraph {
   const Descriptor& graph() const { return parts_.back(); }
 
  private:
-  friend ConvGraph convolution_graph(ConvOp, const Conv2dShape&, int64_t, int64_t, int64_t, cudnnHandle_t);
+  friend ConvGraph convolution_graph(ConvOp, const Conv2dShape&, cudnnDataType_t, int64_t, int64_t, int64_t,
+                                     cudnnHandle_t);
   std::vector<Descriptor> parts_;  // x, w, y tensors, the convolution, the operation, the graph
 };
 
-// Builds and finalizes the graph of `op` on float NCHW tensors with the given byte alignments
-// (fp32 compute; the engines decide TF32, see ConvPlans). A null handle leaves the graph's
-// handle unset (for host-only checks; cuDNN ≥ 9.19 accepts that).
-ConvGraph convolution_graph(ConvOp op, const Conv2dShape& shape, int64_t align_x, int64_t align_w, int64_t align_y,
-                            cudnnHandle_t handle);
+// The tensors' data type for a precision: CUDNN_DATA_BFLOAT16 in kBf16, CUDNN_DATA_FLOAT otherwise.
+cudnnDataType_t tensor_type(Precision precision);
+
+// Builds and finalizes the graph of `op` on NCHW tensors of `type` (CUDNN_DATA_FLOAT, or
+// CUDNN_DATA_BFLOAT16: x, w and y all bf16, as PyTorch's autocast has them) with the given byte
+// alignments, always with fp32 compute (the engines decide TF32 or bf16 tensor cores, see
+// ConvPlans). A null handle leaves the graph's handle unset (for host-only checks; cuDNN ≥ 9.19
+// accepts that).
+ConvGraph convolution_graph(ConvOp op, const Conv2dShape& shape, cudnnDataType_t type, int64_t align_x,
+                            int64_t align_w, int64_t align_y, cudnnHandle_t handle);
 
 }  // namespace cudl::cuda

@@ -2,7 +2,7 @@
 // that launches it (no forwarder), a 64-bit grid-stride loop calling per element the rule the CPU
 // loops also call (formulas/unit_rules.hpp), so the parity tests can hold them to tight tolerances.
 // Also the helper launchers other files use (kernels.hpp): grid_for, scale_matrix (do_gemm with
-// k = 0) and normwise_difference (the cuDNN engine check).
+// k = 0) and normwise_difference (the cuDNN engine check, on fp32 or bf16 outputs).
 #include <algorithm>
 
 #include "backend_impl.hpp"
@@ -58,14 +58,18 @@ __global__ void scale_matrix_kernel(float* c, int64_t m, int64_t n, int64_t ldc,
   }
 }
 
+__device__ double as_double(float x) { return x; }
+__device__ double as_double(__nv_bfloat16 x) { return __bfloat162float(x); }
+
 // One block's partial sums of (a − ref)² and ref², reduced in shared memory, then added to sums.
-__global__ void normwise_difference_kernel(const float* a, const float* ref, int64_t n, double* sums) {
+template <typename T>
+__global__ void normwise_difference_kernel(const T* a, const T* ref, int64_t n, double* sums) {
   __shared__ double diff[kThreads], norm[kThreads];
   double d = 0.0, r = 0.0;
   CUDL_GRID_STRIDE(i, n) {
-    const double e = static_cast<double>(a[i]) - static_cast<double>(ref[i]);
+    const double e = as_double(a[i]) - as_double(ref[i]);
     d += e * e;
-    r += static_cast<double>(ref[i]) * static_cast<double>(ref[i]);
+    r += as_double(ref[i]) * as_double(ref[i]);
   }
   diff[threadIdx.x] = d;
   norm[threadIdx.x] = r;
@@ -170,6 +174,12 @@ int grid_for(int64_t n, int threads_per_block) {
 }
 
 void normwise_difference(cudaStream_t s, const float* a, const float* ref, int64_t n, double* sums) {
+  if (n == 0) return;
+  normwise_difference_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(a, ref, n, sums);
+  CUDL_CHECK_LAUNCH();
+}
+
+void normwise_difference(cudaStream_t s, const __nv_bfloat16* a, const __nv_bfloat16* ref, int64_t n, double* sums) {
   if (n == 0) return;
   normwise_difference_kernel<<<grid_for(n, kThreads), kThreads, 0, s>>>(a, ref, n, sums);
   CUDL_CHECK_LAUNCH();

@@ -71,6 +71,14 @@ inline std::string str(const char* what, int64_t a, int64_t b = -1, int64_t c = 
   return s;
 }
 
+// Backend::gemm always passes row strides equal to the column counts, so operands with longer
+// rows are reached through do_gemm, which is protected: a pointer to it taken in a class derived
+// from Backend calls each backend's own do_gemm (a virtual call) with any strides. The class is
+// never instantiated.
+struct DoGemm : Backend {
+  static constexpr auto pointer() { return &DoGemm::do_gemm; }
+};
+
 class CudaParity : public ::testing::Test {
  protected:
   void SetUp() override {

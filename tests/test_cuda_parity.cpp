@@ -166,13 +166,6 @@ TEST_F(CudaParity, GemmWithKZeroScalesC) {
         }
 }
 
-// Backend::gemm always passes ldc = n, so a C with a longer row stride is reached through
-// do_gemm, which is protected: a pointer to it taken in a class derived from Backend calls each
-// backend's own do_gemm (a virtual call) with any strides. The class is never instantiated.
-struct DoGemm : Backend {
-  static constexpr auto pointer() { return &DoGemm::do_gemm; }
-};
-
 // k = 0 on an m×n window of an m×ldc buffer (ldc > n): the window becomes beta·C (zeros for
 // beta = 0 over NaN), and the columns past n, finite values distinct from any result, are left
 // alone. A and B are null: with k = 0 neither may be read.

@@ -62,20 +62,31 @@ TEST_F(CudnnGraph, EveryOperationFinalizesForTheShapesWeUse) {
       shape(64, 3, 224, 224, 64, 3, 3, params(1, 1, 1)),   // VGG16's first layer
       shape(2, 3, 9, 7, 4, 3, 2, params(2, 1, 2)),         // odd sizes, stride, dilation
   };
-  for (const Conv2dShape& s : shapes) {
-    for (ConvOp op : {ConvOp::kForward, ConvOp::kBackwardData, ConvOp::kBackwardFilter}) {
-      for (int64_t align : {16, 4}) {
-        EXPECT_NO_THROW(cuda::convolution_graph(op, s, align, align, align, handle_))
-            << cuda::to_string(op) << " " << cuda::shape_text(s) << " alignment " << align;
+  // fp32 tensors, and the bf16 ones of Precision::kBf16 (fp32 compute either way).
+  for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
+    for (const Conv2dShape& s : shapes) {
+      for (ConvOp op : {ConvOp::kForward, ConvOp::kBackwardData, ConvOp::kBackwardFilter}) {
+        for (int64_t align : {16, 4}) {
+          EXPECT_NO_THROW(cuda::convolution_graph(op, s, cuda::tensor_type(precision), align, align, align, handle_))
+              << to_string(precision) << " " << cuda::to_string(op) << " " << cuda::shape_text(s) << " alignment "
+              << align;
+        }
       }
     }
   }
 }
 
+TEST(CudnnGraphText, Bf16TensorsOnlyInBf16) {
+  EXPECT_EQ(cuda::tensor_type(Precision::kBf16), CUDNN_DATA_BFLOAT16);
+  EXPECT_EQ(cuda::tensor_type(Precision::kFp32), CUDNN_DATA_FLOAT);
+  EXPECT_EQ(cuda::tensor_type(Precision::kTf32), CUDNN_DATA_FLOAT);
+}
+
 TEST_F(CudnnGraph, AMismatchedOutputShapeIsRejectedWithCudnnsStatus) {
   Conv2dShape s = shape(2, 3, 8, 8, 4, 3, 3, params(1, 1, 1));
   s.p = 5;  // not what the geometry gives (8)
-  const std::string message = error_of([&] { cuda::convolution_graph(ConvOp::kForward, s, 16, 16, 16, handle_); });
+  const std::string message =
+      error_of([&] { cuda::convolution_graph(ConvOp::kForward, s, CUDNN_DATA_FLOAT, 16, 16, 16, handle_); });
   EXPECT_THAT(message, HasSubstr("cudnnBackendFinalize"));
   EXPECT_THAT(message, HasSubstr("CUDNN_STATUS_"));
 }

@@ -26,8 +26,9 @@ namespace cudl {
 /// Primitives return once their work is queued; transfers to the host and synchronize() wait for
 /// it. Supports uploads that overlap the computation and capture as a CUDA graph. The random
 /// draws are the CPU's; results agree with CpuBackend up to float rounding in Precision::kFp32
-/// (less closely in kTf32, and for the convolution engines ConvSearch::kFastest may pick). Use
-/// one backend from one thread at a time.
+/// (less closely in kTf32, and for the convolution engines ConvSearch::kFastest may pick), and
+/// with a CpuBackend in kBf16 up to the order of the fp32 sums in kBf16 (bf16 tensor cores: needs
+/// compute capability 8.0 or later). Use one backend from one thread at a time.
 class CudaBackend final : public Backend {
  public:
   /// A backend on GPU options.gpu with options.precision and options.conv_search. Throws

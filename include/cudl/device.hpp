@@ -38,7 +38,8 @@ enum class ConvSearch {
   kFastest,
   /// The same candidates, timed the same way, but each one's output on the first call is also
   /// compared with a reference engine's (the first of cuDNN's fallback list without FFT or Winograd
-  /// notes), and one further than 1e-4 from it, normwise (5e-3 in tf32), is never chosen: the
+  /// notes), and one further than 1e-4 from it, normwise (5e-3 in tf32, 1e-2 in bf16, whose results
+  /// are rounded to bf16 and may differ by one bf16 step), is never chosen: the
   /// fastest engine that agrees is kept. Costs one extra run per candidate, once per shape.
   /// Engines cannot be judged by their notes alone: on the H200 the FFT engine of that filter
   /// gradient agrees with the CPU to fp32 rounding, the un-noted engine 17 does not.
