@@ -138,8 +138,10 @@ __global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeomet
   }
 }
 
-__global__ void dropout_kernel(const float* x, int64_t n, float drop, float scale, uint64_t seed, uint64_t counter,
-                               float* y) {
+// The first draw is *counter_ptr + offset (modulo 2^64), or offset alone when counter_ptr is null.
+__global__ void dropout_kernel(const float* x, int64_t n, float drop, float scale, uint64_t seed,
+                               const uint64_t* counter_ptr, uint64_t offset, float* y) {
+  const uint64_t counter = (counter_ptr != nullptr ? *counter_ptr : 0) + offset;
   CUDL_GRID_STRIDE(i, n) y[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
 }
 
@@ -196,10 +198,11 @@ void CudaBackend::do_pool2d_backward(const float* x, const float*, const float* 
   CUDL_CHECK_LAUNCH();
 }
 
-void CudaBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
+void CudaBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, const uint64_t* counter_ptr,
+                             uint64_t offset, float* y) {
   if (n == 0) return;
   dropout_kernel<<<grid_for(n, kThreads), kThreads, 0, impl_->stream>>>(x, n, drop, 1.0f / (1.0f - drop), seed,
-                                                                        counter, y);
+                                                                        counter_ptr, offset, y);
   CUDL_CHECK_LAUNCH();
 }
 

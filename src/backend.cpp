@@ -12,6 +12,8 @@
 
 namespace cudl {
 
+using detail::counter_bits;
+using detail::require_counter;
 using detail::require_on;
 using detail::require_rank;
 using detail::require_same_size;
@@ -140,13 +142,6 @@ void Backend::sum_rows(float alpha, const Tensor& x, float beta, Tensor& out) {
 }
 
 namespace {
-
-void require_counter(const Backend& backend, const Tensor& counter, const char* op) {
-  require_on(backend, counter, op, "counter");
-  require_shape(counter, {2}, op, "counter (a tensor from make_counter)");
-}
-
-const uint64_t* counter_bits(const Tensor& counter) { return reinterpret_cast<const uint64_t*>(counter.data()); }
 
 void require_softmax(const Backend& backend, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,
                      const Tensor& stats) {

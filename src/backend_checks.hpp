@@ -30,6 +30,15 @@ inline void require_shape(const Tensor& t, const Shape& expected, const char* op
                                           ", found " + to_string(t.shape()));
 }
 
+// A counter tensor (make_counter) on `backend`, and its bits.
+inline void require_counter(const Backend& backend, const Tensor& counter, const char* op) {
+  require_on(backend, counter, op, "counter");
+  require_shape(counter, {2}, op, "counter (a tensor from make_counter)");
+}
+inline const uint64_t* counter_bits(const Tensor& counter) {
+  return reinterpret_cast<const uint64_t*>(counter.data());
+}
+
 inline void require_same_size(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
   CUDL_REQUIRE(a.size() == b.size(), std::string(op) + ": " + an + " " + to_string(a.shape()) + " and " + bn + " " +
                                          to_string(b.shape()) + " differ in size");

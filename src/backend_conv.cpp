@@ -11,6 +11,8 @@
 
 namespace cudl {
 
+using detail::counter_bits;
+using detail::require_counter;
 using detail::require_on;
 using detail::require_rank;
 using detail::require_same_size;
@@ -167,7 +169,17 @@ void Backend::dropout(const Tensor& x, float drop, uint64_t seed, uint64_t count
   require_same_size(x, y, "dropout", "x", "y");
   CUDL_REQUIRE(drop >= 0.0f && drop < 1.0f, "dropout: the drop probability must be in [0, 1), got " +
                                                 std::to_string(drop));
-  do_dropout(x.data(), x.size(), drop, seed, counter, y.data());
+  do_dropout(x.data(), x.size(), drop, seed, nullptr, counter, y.data());
+}
+
+void Backend::dropout(const Tensor& x, float drop, uint64_t seed, const Tensor& counter, uint64_t offset, Tensor& y) {
+  require_on(*this, x, "dropout", "x");
+  require_on(*this, y, "dropout", "y");
+  require_counter(*this, counter, "dropout");
+  require_same_size(x, y, "dropout", "x", "y");
+  CUDL_REQUIRE(drop >= 0.0f && drop < 1.0f, "dropout: the drop probability must be in [0, 1), got " +
+                                                std::to_string(drop));
+  do_dropout(x.data(), x.size(), drop, seed, counter_bits(counter), offset, y.data());
 }
 
 namespace {

@@ -419,6 +419,10 @@ class Backend {
   /// when rng::uniform(bits(seed, kStreamDropout, counter + i)[0]) > drop, so the same call on dy
   /// (same seed and counter) is the backward pass. y may alias x. Throws Error unless 0 ≤ drop < 1.
   void dropout(const Tensor& x, float drop, uint64_t seed, uint64_t counter, Tensor& y);
+  /// dropout with the counter read from a counter tensor (make_counter) when the work runs, plus
+  /// `offset` (modulo 2^64: an offset of 0 − n reads the value n draws back), so that a captured
+  /// step draws fresh masks at each replay while the counter advances on the device.
+  void dropout(const Tensor& x, float drop, uint64_t seed, const Tensor& counter, uint64_t offset, Tensor& y);
   /// Training-mode batch normalisation of x (N×C×...): per channel, the batch mean μ and biased
   /// variance σ², s = 1/sqrt(σ² + ε), y ← γ·(x − μ)·s + β; saved (2×C) ← rows μ and s for the
   /// backward pass; running_mean and running_var (C) move towards μ and the unbiased variance.

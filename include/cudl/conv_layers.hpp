@@ -46,9 +46,10 @@ class Conv2d final : public Layer {
   Tensor& weight() { return w_; }
   /// b (K), a view into the network's parameters; empty until built, and always with Bias::kNo.
   Tensor& bias() { return b_; }
-  /// false, for now: on the CUDA backend, cuDNN plans are chosen (and timed) on a convolution's
-  /// first call.
-  bool capturable() const override { return false; }
+  /// true: on the CUDA backend a convolution's cuDNN plan is chosen (and timed) on its first call,
+  /// which a training run makes eagerly (its first step is not captured); later calls of the
+  /// same shape only launch the plan.
+  bool capturable() const override { return true; }
 
  private:
   int64_t out_channels_, kernel_h_, kernel_w_;
@@ -98,17 +99,24 @@ class Dropout final : public Layer {
   Shape output_shape(const Shape& input) const override { return input; }
   void forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) override;
   void backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) override;
-  /// false, for now: the mask's counter advances on the host.
-  bool capturable() const override { return false; }
+  /// true: the mask's counter lives in the backend's memory (a counter tensor, created by the
+  /// first training forward) and advances there, so a captured step draws fresh masks at each
+  /// replay.
+  bool capturable() const override { return true; }
   LayerConfig config() const override;  ///< "dropout": drop, seed.
-  std::vector<std::pair<std::string, uint64_t*>> counters() override { return {{"counter", &counter_}}; }
+  /// "counter": the first draw of the next training forward (read from the backend, which waits
+  /// for its queued work). A value written through the pointer takes effect at the next forward
+  /// that runs on the host, so not in the replays of a step captured before it was written.
+  std::vector<std::pair<std::string, uint64_t*>> counters() override;
 
  private:
   float drop_;
   uint64_t seed_;
-  uint64_t counter_ = 0;       // first draw of the next training forward
-  uint64_t last_counter_ = 0;  // first draw of the last forward's mask
-  bool last_train_ = false;    // whether the last forward dropped anything
+  uint64_t counter_ = 0;     // first draw of the next training forward (the host's copy)
+  uint64_t synced_ = 0;      // device_counter_'s value when counter_ was last equal to it
+  Tensor device_counter_;    // the counter the masks are drawn from (make_counter), on first use
+  int64_t last_size_ = 0;    // elements of the last training forward's mask
+  bool last_train_ = false;  // whether the last forward dropped anything
 };
 
 /// Batch normalisation per channel (dimension 1) of N×C×... inputs: in training, each channel is

@@ -113,8 +113,10 @@ void CpuBackend::do_pool2d_backward(const float* x, const float*, const float* d
   });
 }
 
-void CpuBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, uint64_t counter, float* y) {
+void CpuBackend::do_dropout(const float* x, int64_t n, float drop, uint64_t seed, const uint64_t* counter_ptr,
+                            uint64_t offset, float* y) {
   const float scale = 1.0f / (1.0f - drop);
+  const uint64_t counter = (counter_ptr != nullptr ? *counter_ptr : 0) + offset;
   pool_->parallel_for(n, kGrain, [=](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) y[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
   });

@@ -160,9 +160,23 @@ void Dropout::forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) {
     y.copy_from(x);
     return;
   }
-  last_counter_ = counter_;
-  counter_ += static_cast<uint64_t>(x.size());
-  backend.dropout(x, drop_, seed_, last_counter_, y);
+  if (device_counter_.empty() || &device_counter_.backend() != &backend) {
+    device_counter_ = make_counter(backend, counter_);
+  } else if (counter_ != synced_) {  // written through counters() (a loaded checkpoint)
+    backend.set_counter(device_counter_, counter_);
+  }
+  // The mask is drawn from the counter's value when the work runs; then the counter advances, on
+  // the device, and on the host's copy (which a captured replay leaves behind: counters() reads).
+  last_size_ = x.size();
+  backend.dropout(x, drop_, seed_, device_counter_, 0, y);
+  backend.add_to_counter(device_counter_, static_cast<uint64_t>(last_size_));
+  counter_ += static_cast<uint64_t>(last_size_);
+  synced_ = counter_;
+}
+
+std::vector<std::pair<std::string, uint64_t*>> Dropout::counters() {
+  if (!device_counter_.empty()) counter_ = synced_ = read_counter(device_counter_);
+  return {{"counter", &counter_}};
 }
 
 void Dropout::backward(Backend& backend, const Tensor&, const Tensor&, Tensor& dy, Tensor* dx) {
@@ -171,7 +185,8 @@ void Dropout::backward(Backend& backend, const Tensor&, const Tensor&, Tensor& d
     dx->copy_from(dy);
     return;
   }
-  backend.dropout(dy, drop_, seed_, last_counter_, *dx);  // the same mask and scale
+  // The same mask and scale: the counter has advanced by the mask's size since the forward.
+  backend.dropout(dy, drop_, seed_, device_counter_, uint64_t{0} - static_cast<uint64_t>(last_size_), *dx);
 }
 
 // ---- BatchNorm2d ----
