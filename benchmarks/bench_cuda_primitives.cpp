@@ -1,11 +1,13 @@
 // Google Benchmark cases for the CUDA primitives of the 2014 training step, timed with CUDA
 // events on the backend's stream (manual time): the GEMM shapes of one 784-800-800-10 step at
-// batch 64 in fp32 and tf32, the fused update, softmax-CE, bias+ReLU, minibatch sampling and a
-// whole step; then each convolution (fp32 and tf32), pooling and dropout primitive on VGG16's
-// shapes at 224×224, batch 64, and LeNet-like ones. Skips every case with the reason where no GPU
+// batch 64 in fp32 and tf32, the fused update, softmax-CE, bias+ReLU, the bias gradient's column
+// sum, Dense's forward fused (cuBLASLt epilogue) and unfused, minibatch sampling and a whole step;
+// then each convolution (fp32 and tf32), pooling and dropout primitive on VGG16's shapes at
+// 224×224, batch 64, and LeNet-like ones. Skips every case with the reason where no GPU
 // can be used.
 //   build/benchmarks/bench_cuda_primitives --benchmark_min_time=0.2
 //   build/benchmarks/bench_cuda_primitives --benchmark_filter='Conv2d|Pool2d|Dropout|Channel'
+//   build/benchmarks/bench_cuda_primitives --benchmark_filter='SumRows|DenseForward|BiasRelu|TrainStep'
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
@@ -13,6 +15,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "guarded.hpp"
 #include "cudl/cudl.hpp"
@@ -28,7 +31,7 @@ class Backends {
   // The backend of that precision, or null (every later call too) when no GPU can be used.
   cudl::CudaBackend* get(cudl::Precision precision) {
     if (!why_.empty()) return nullptr;
-    auto& slot = precision == cudl::Precision::kFp32 ? fp32_ : tf32_;
+    auto& slot = precision == cudl::Precision::kFp32 ? fp32_ : precision == cudl::Precision::kTf32 ? tf32_ : bf16_;
     if (!slot) {
       const cudl::GpuProbe probe = cudl::probe_gpu();
       if (!probe.usable) {
@@ -43,11 +46,12 @@ class Backends {
   }
 
  private:
-  std::unique_ptr<cudl::CudaBackend> fp32_, tf32_;
+  std::unique_ptr<cudl::CudaBackend> fp32_, tf32_, bf16_;
   std::string why_;
 };
 
 Backends* the_backends = nullptr;  // main's, while the benchmarks run
+using bench::guarded;               // a throwing case is reported as an error (common/guarded.hpp)
 
 cudl::CudaBackend* backend(cudl::Precision precision) { return the_backends->get(precision); }
 
@@ -131,6 +135,68 @@ void BM_CudaBiasRelu(benchmark::State& state) {
 }
 BENCHMARK(BM_CudaBiasRelu)->UseManualTime();
 
+// The bias gradient's column sum, out(H) ← Σ_n dz(n, :), at the 2014 step's shapes (64×800 twice,
+// 64×10) and a tall one that takes two passes. Args: rows, cols.
+void BM_CudaSumRows(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  const int64_t rows = state.range(0), cols = state.range(1);
+  cudl::Tensor x = random_tensor(*gpu, {rows, cols}, 1), out({cols}, *gpu);
+  timed_loop(state, *gpu, [&] { gpu->sum_rows(1.0f, x, 0.0f, out); });
+  state.counters["GB/s"] = benchmark::Counter(4e-9 * static_cast<double>(x.size()),
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_CudaSumRows)
+    ->ArgNames({"rows", "cols"})
+    ->Args({64, 800})
+    ->Args({64, 10})
+    ->Args({4096, 800})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// Dense's forward pass, y(m×n) = act(x(m×k)·W(k×n) + b): fused (gemm_bias_activation, one cuBLASLt
+// call with the epilogue) beside the two calls it replaces (gemm, bias_activation), at the 2014
+// network's three layers. Args: m, n, k, relu (0: identity), fused, precision (0 fp32, 1 tf32, 2
+// bf16, where the fused call is the two calls). The fused cases' label says whether cuBLASLt ran it.
+void BM_CudaDenseForward(benchmark::State& state) {
+  const cudl::Precision precision = state.range(5) == 0   ? cudl::Precision::kFp32
+                                    : state.range(5) == 1 ? cudl::Precision::kTf32
+                                                          : cudl::Precision::kBf16;
+  cudl::CudaBackend* gpu = backend(precision);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+    const auto act = state.range(3) ? cudl::Activation::kRelu : cudl::Activation::kIdentity;
+    cudl::Tensor x = random_tensor(*gpu, {m, k}, 1), w = random_tensor(*gpu, {k, n}, 2);
+    cudl::Tensor b = random_tensor(*gpu, {n}, 3), y({m, n}, *gpu);
+    if (state.range(4)) {
+      timed_loop(state, *gpu,
+                 [&] { gpu->gemm_bias_activation(1.0f, x, cudl::Trans::kNo, w, cudl::Trans::kNo, b, act, y); });
+      const std::vector<std::string> plans = gpu->epilogue_plans();
+      std::string label = "no cuBLASLt plan";
+      for (const std::string& line : plans)
+        if (line.find(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k)) != std::string::npos)
+          label = line.find(": cuBLASLt") != std::string::npos ? "cuBLASLt" : "fallback: " + line;
+      state.SetLabel(label);
+    } else {
+      timed_loop(state, *gpu, [&] {
+        gpu->gemm(1.0f, x, cudl::Trans::kNo, w, cudl::Trans::kNo, 0.0f, y);
+        gpu->bias_activation(y, b, act);
+      });
+    }
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  });
+}
+BENCHMARK(BM_CudaDenseForward)
+    ->ArgNames({"m", "n", "k", "relu", "fused", "prec"})
+    ->ArgsProduct({{64}, {800}, {784}, {1}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{64}, {800}, {800}, {1}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{64}, {10}, {800}, {0}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{64}, {800}, {784}, {1}, {1}, {2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
 void BM_CudaSampleRows(benchmark::State& state) {
   cudl::CudaBackend* gpu = backend(cudl::Precision::kFp32);
   if (gpu == nullptr) return state.SkipWithError("no usable GPU");
@@ -200,7 +266,6 @@ void BM_CudaRbmCd1Step(benchmark::State& state) {
 BENCHMARK(BM_CudaRbmCd1Step)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // ---- convolution, pooling, dropout (NCHW) ----
-using bench::guarded;  // a throwing case is reported as an error (common/guarded.hpp)
 
 // Conv2d shapes: N, C, H = W, K, R = S, stride, pad, tf32. VGG16's 3×3 layers at 224×224,
 // batch 64 (one per block, and the first, whose C = 3); LeNet-like 5×5 layers on 28×28, batch 64;

@@ -14,6 +14,7 @@
 
 #include "cudl/cuda_backend.hpp"
 #include "cudnn_conv.hpp"
+#include "gemm_epilogue.hpp"
 
 namespace cudl {
 
@@ -85,7 +86,8 @@ struct CudaBackend::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
   // Synchronises the stream, then frees the cuDNN plans and handle; the members' own
-  // destructors then free the cuBLAS handle, the workspaces and last the stream.
+  // destructors then free the cuBLASLt plans and handle, the cuBLAS handle, the workspaces and
+  // last the stream.
   ~Impl();
 
   int gpu = 0;
@@ -99,6 +101,7 @@ struct CudaBackend::Impl {
   cuda::GrowingBuffer workspace;        // cuDNN's and our kernels' scratch
   cuda::GrowingBuffer staging;          // Precision::kBf16: a product's bf16 operands and its result
   cuda::CublasHandle cublas;
+  std::unique_ptr<cuda::GemmEpilogue> epilogue;  // cuBLASLt and its plans; shares cublas_workspace
   // Created on first use by conv_plans() (the handle costs ~0.1 s), for convolutions; ~Impl
   // destroys the plans, then the handle.
   cudnnHandle_t cudnn = nullptr;

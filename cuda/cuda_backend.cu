@@ -1,6 +1,7 @@
-// CudaBackend: handles, stream, memory, CUDA graphs and the cuBLAS products (fp32, tf32, bf16). Every
-// other primitive is defined beside its kernel (elementwise.cu, loss.cu, optim.cu, conv_kernels.cu,
-// …). Everything is queued on one stream; only the explicit transfers synchronise.
+// CudaBackend: handles, stream, memory, CUDA graphs and the cuBLAS products (fp32, tf32, bf16; the
+// fused cuBLASLt ones are in gemm_epilogue.cpp). Every other primitive is defined beside its kernel
+// (elementwise.cu, loss.cu, optim.cu, conv_kernels.cu, …). Everything is queued on one stream; only
+// the explicit transfers synchronise.
 #include "cudl/cuda_backend.hpp"
 
 #include <climits>
@@ -55,14 +56,18 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   // do_gemm asks for an fp32 result (accumulated in fp32, CUBLAS_COMPUTE_32F).
   CUDL_CUBLAS_CHECK(cublasSetMathMode(cublas, impl_->precision == Precision::kTf32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                                    : CUBLAS_DEFAULT_MATH));
+  // cuBLASLt, for the products with a bias and activation in the epilogue (gemm_epilogue.cpp): its
+  // kernels run in stream order with cuBLAS's, so they share the workspace.
+  impl_->epilogue = std::make_unique<cuda::GemmEpilogue>(impl_->stream, cublas_workspace, Impl::kCublasWorkspace);
 }
 
 CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
 
 // Destructors never throw: statuses are deliberately ignored here. Work still queued may use any
 // of the resources, so the stream is synchronised first; then the plans go before the cuDNN
-// handle they were made with, and the members (declared in the reverse order) free the cuBLAS
-// handle, then the workspaces (the stream-ordered one on the stream), then the stream.
+// handle they were made with, and the members (declared in the reverse order) free the cuBLASLt
+// plans and handle, the cuBLAS handle, then the workspaces (the stream-ordered one on the stream),
+// then the stream.
 CudaBackend::Impl::~Impl() {
   if (stream.handle != nullptr) cudaStreamSynchronize(stream.handle);
   conv.reset();

@@ -4,6 +4,8 @@
 // Also the helper launchers other files use (kernels.hpp): grid_for, scale_matrix (do_gemm with
 // k = 0) and normwise_difference (the cuDNN engine check, on fp32 or bf16 outputs).
 #include <algorithm>
+#include <climits>
+#include <string>
 
 #include "backend_impl.hpp"
 #include "check.hpp"
@@ -40,14 +42,57 @@ __global__ void activation_backward_kernel(float* dy, const float* y, int64_t n,
   CUDL_GRID_STRIDE(i, n) dy[i] = formulas::activation_grad(act, dy[i], y[i]);
 }
 
-// out(cols) ← alpha · Σ_r x(r, :) + beta · out: one thread per column, rows summed in order
-// (coalesced across the warp for each row).
+// sum_rows' tiling. A block sums kSumCols adjacent columns (each row's segment is one coalesced
+// 128-byte load of a warp) over one chunk of the rows, split among blockDim.y row slices (a power
+// of two, at most kSumSlices): slice s sums the chunk's rows s, s + slices, ... in order, and the
+// slices' sums are then added by a fixed-order tree in shared memory. No atomics: every run adds
+// the same numbers in the same order.
+constexpr int kSumCols = 32;
+constexpr int kSumSlices = 16;
+
+// Row `chunk` of out (chunks × cols) ← alpha · Σ over chunk's rows of x(rows × cols) + beta · that
+// row of out, chunk b holding rows [rows·b/chunks, rows·(b+1)/chunks); beta = 0 does not read out.
+// Grid: (column tiles, chunks); block: (kSumCols, slices).
 __global__ void sum_rows_kernel(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
-  CUDL_GRID_STRIDE(c, cols) {
-    float acc = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) acc += x[r * cols + c];
-    out[c] = beta == 0.0f ? alpha * acc : alpha * acc + beta * out[c];
+  __shared__ float part[kSumSlices][kSumCols];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kSumCols + threadIdx.x;
+  const int64_t chunk = blockIdx.y, chunks = gridDim.y;
+  const int64_t end = rows * (chunk + 1) / chunks;
+  float acc = 0.0f;
+  if (c < cols) {
+#pragma unroll 4
+    for (int64_t r = rows * chunk / chunks + threadIdx.y; r < end; r += blockDim.y) acc += x[r * cols + c];
   }
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  for (unsigned half = blockDim.y / 2; half > 0; half /= 2) {
+    if (threadIdx.y < half) part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
+    __syncthreads();
+  }
+  if (threadIdx.y == 0 && c < cols) {
+    float* o = out + chunk * cols + c;
+    *o = beta == 0.0f ? alpha * part[0][threadIdx.x] : alpha * part[0][threadIdx.x] + beta * *o;
+  }
+}
+
+// How sum_rows splits its rows: `slices` per block, and `chunks` blocks per column tile.
+struct SumRowsSplit {
+  int slices, chunks;
+};
+
+// Up to kOnePass rows take one pass, each thread summing at most kOnePass / kSumSlices of them: a
+// minibatch's bias gradient (64 × 800: 25 blocks, 4 rows per thread) is one launch. Taller inputs
+// are cut into chunks of ~kChunkRows rows, enough for ~kTargetBlocks blocks in all but at most
+// kOnePass chunks, so that the pass over the partial sums is itself one pass.
+SumRowsSplit sum_rows_split(int64_t rows, int64_t cols) {
+  constexpr int64_t kRowsPerThread = 4, kOnePass = 512, kChunkRows = 128, kTargetBlocks = 2048;
+  int slices = 1;
+  while (slices < kSumSlices && slices * kRowsPerThread < rows) slices *= 2;
+  if (rows <= kOnePass) return {slices, 1};
+  const int64_t tiles = (cols + kSumCols - 1) / kSumCols;
+  const int64_t chunks = std::min({(rows + kChunkRows - 1) / kChunkRows, std::max<int64_t>(1, kTargetBlocks / tiles),
+                                   kOnePass});
+  return {slices, static_cast<int>(chunks)};
 }
 
 // C(m×n, leading dimension ldc) ← beta·C; beta = 0 writes zeros without reading C.
@@ -139,9 +184,26 @@ void CudaBackend::do_activation_backward(float* dy, const float* y, int64_t n, A
   CUDL_CHECK_LAUNCH();
 }
 
+// One pass for short inputs; else the chunks' sums go to a chunks × cols scratch, whose rows a
+// second pass of the same kernel sums with alpha and beta.
 void CudaBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {
   if (cols == 0) return;
-  sum_rows_kernel<<<grid_for(cols, kThreads), kThreads, 0, impl_->stream>>>(alpha, x, rows, cols, beta, out);
+  const int64_t tiles = (cols + kSumCols - 1) / kSumCols;
+  CUDL_REQUIRE(tiles <= INT_MAX, "sum_rows: " + std::to_string(cols) + " columns are too many for one grid");
+  const SumRowsSplit split = sum_rows_split(rows, cols);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(split.chunks));
+  const dim3 block(kSumCols, static_cast<unsigned>(split.slices));
+  if (split.chunks == 1) {
+    sum_rows_kernel<<<grid, block, 0, impl_->stream>>>(alpha, x, rows, cols, beta, out);
+    CUDL_CHECK_LAUNCH();
+    return;
+  }
+  auto* partial = static_cast<float*>(impl_->scratch(sizeof(float) * static_cast<size_t>(split.chunks * cols)));
+  sum_rows_kernel<<<grid, block, 0, impl_->stream>>>(1.0f, x, rows, cols, 0.0f, partial);
+  CUDL_CHECK_LAUNCH();
+  const SumRowsSplit last = sum_rows_split(split.chunks, cols);  // one pass: chunks ≤ 512 rows
+  sum_rows_kernel<<<dim3(static_cast<unsigned>(tiles), 1), dim3(kSumCols, static_cast<unsigned>(last.slices)), 0,
+                    impl_->stream>>>(alpha, partial, split.chunks, cols, beta, out);
   CUDL_CHECK_LAUNCH();
 }
 

@@ -110,6 +110,23 @@ void Backend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t
   do_activation_backward(c, y, m * n, act);
 }
 
+void Backend::gemm_bias_activation(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb,
+                                   const Tensor& bias, Activation act, Tensor& c) {
+  const char* op = "gemm_bias_activation";
+  const GemmDims d = check_gemm(*this, a, ta, b, tb, c, op);
+  require_on(*this, bias, op, "bias");
+  require_shape(bias, {d.n}, op, "bias");
+  do_gemm_bias_activation(ta, tb, d.m, d.n, d.k, alpha, a.data(), a.dim(1), b.data(), b.dim(1), bias.data(), act,
+                          c.data());
+}
+
+void Backend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                      const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
+                                      Activation act, float* c) {
+  do_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, c, n);
+  do_bias_activation(c, bias, m, n, act);
+}
+
 void Backend::bias_activation(Tensor& y, const Tensor& bias, Activation act) {
   const char* op = "bias_activation";
   require_on(*this, y, op, "y");

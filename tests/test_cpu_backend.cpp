@@ -331,3 +331,56 @@ TEST(CpuBackend, GemmActivationBackwardNamesABadShape) {
   EXPECT_THAT(error_of([&] { cpu.gemm_activation_backward(1.0f, a, Trans::kNo, b, Trans::kNo, c, y_ok, Activation::kRelu); }),
               HasSubstr("gemm_activation_backward: inner dimensions differ"));
 }
+
+// gemm_bias_activation gives the bits of gemm (beta 0) followed by bias_activation, whatever C held
+// before (NaN here): every activation, both transposes of each operand, alpha ≠ 1, shapes down to
+// 1×1×1 and the 2014 network's, in fp32 and in emulated bf16 (whose product is rounded before the
+// bias is added).
+TEST(CpuBackend, GemmBiasActivationEqualsTheTwoCalls) {
+  struct Dims {
+    int64_t m, n, k;
+  };
+  const Dims shapes[] = {{1, 1, 1}, {7, 5, 3}, {64, 10, 800}, {33, 65, 129}, {64, 800, 784}};
+  uint64_t seed = 70;
+  for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
+    CpuBackend cpu(2, precision);
+    for (const Dims& d : shapes)
+      for (Trans ta : {Trans::kNo, Trans::kYes})
+        for (Trans tb : {Trans::kNo, Trans::kYes})
+          for (Activation act : {Activation::kIdentity, Activation::kRelu, Activation::kSigmoid}) {
+            const float alpha = act == Activation::kSigmoid ? -0.5f : 1.0f;
+            const Shape a_shape = ta == Trans::kNo ? Shape{d.m, d.k} : Shape{d.k, d.m};
+            const Shape b_shape = tb == Trans::kNo ? Shape{d.k, d.n} : Shape{d.n, d.k};
+            const Tensor a = make(cpu, cudl::testing::uniform_values(++seed, d.m * d.k, -1.0f, 1.0f), a_shape);
+            const Tensor b = make(cpu, cudl::testing::uniform_values(++seed, d.k * d.n, -1.0f, 1.0f), b_shape);
+            const Tensor bias = make(cpu, cudl::testing::uniform_values(++seed, d.n, -1.0f, 1.0f), {d.n});
+            Tensor fused = make(cpu, std::vector<float>(d.m * d.n, std::numeric_limits<float>::quiet_NaN()),
+                                {d.m, d.n});
+            Tensor two({d.m, d.n}, cpu);
+            cpu.gemm_bias_activation(alpha, a, ta, b, tb, bias, act, fused);
+            cpu.gemm(alpha, a, ta, b, tb, 0.0f, two);
+            cpu.bias_activation(two, bias, act);
+            const auto f = fused.to_vector(), t = two.to_vector();
+            ASSERT_EQ(0, std::memcmp(f.data(), t.data(), f.size() * sizeof(float)))
+                << to_string(precision) << " m,n,k " << d.m << "," << d.n << "," << d.k << " ta "
+                << (ta == Trans::kYes) << " tb " << (tb == Trans::kYes) << " " << to_string(act);
+          }
+  }
+}
+
+TEST(CpuBackend, GemmBiasActivationNamesABadShape) {
+  CpuBackend cpu(1);
+  const Tensor a({4, 3}, cpu), b({3, 5}, cpu), bias({5}, cpu);
+  Tensor c({4, 5}, cpu);
+  const Tensor short_bias({4}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_bias_activation(1.0f, a, Trans::kNo, b, Trans::kNo, short_bias,
+                                                      Activation::kRelu, c); }),
+              HasSubstr("gemm_bias_activation: bias expected shape [5], found [4]"));
+  EXPECT_THAT(error_of([&] { cpu.gemm_bias_activation(1.0f, a, Trans::kNo, b, Trans::kYes, bias, Activation::kRelu,
+                                                      c); }),
+              HasSubstr("gemm_bias_activation: inner dimensions differ"));
+  Tensor wide({4, 6}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_bias_activation(1.0f, a, Trans::kNo, b, Trans::kNo, bias, Activation::kRelu,
+                                                      wide); }),
+              HasSubstr("gemm_bias_activation: C expected shape [4, 5]"));
+}

@@ -255,8 +255,13 @@ TEST_F(CudaParity, ActivationBackward) {
 
 // Inputs are multiples of 1/64 (quantized_values) and alpha, beta powers of two, so every
 // partial sum and the final alpha·S + beta·out (one rounding) are the same in any order: exact.
+// The GPU's tiles are 32 columns by up to 16 row slices, one pass up to 512 rows and two passes
+// (chunks of rows, then their sums) above: so one row, columns short of a tile or one past it, rows
+// not a multiple of the slices, either side of 512 rows, and tall inputs of one and many tiles.
 TEST_F(CudaParity, SumRows) {
-  const int64_t shapes[][2] = {{1, 1}, {7, 5}, {64, 800}, {64, 10}, {257, 255}, {100003, 3}, {2, 1500001}};
+  const int64_t shapes[][2] = {{1, 1},    {7, 5},     {1, 800},   {64, 800},  {64, 10},
+                               {64, 33},  {63, 31},   {3, 97},    {257, 255}, {512, 65},
+                               {513, 33}, {1000, 1},  {4099, 800}, {100003, 3}, {2, 1500001}};
   const GemmScale scales[] = {{1.0f, 0.0f}, {0.25f, 0.0f}, {-2.0f, 0.5f}, {1.0f, 1.0f}};
   uint64_t seed = 4000;
   for (const auto& s : shapes)
@@ -269,6 +274,20 @@ TEST_F(CudaParity, SumRows) {
           out, kExact,
           str("sum_rows", s[0], s[1]) + " alpha " + std::to_string(sc.alpha) + " beta " + std::to_string(sc.beta));
     }
+}
+
+// No atomics: on random data (where the order of the sums matters) two runs give the same bits, in
+// one pass and in two.
+TEST_F(CudaParity, SumRowsIsDeterministic) {
+  const int64_t shapes[][2] = {{64, 800}, {4099, 800}, {100003, 3}};
+  uint64_t seed = 4500;
+  for (const auto& s : shapes) {
+    const Tensor x = Tensor::from_host(uniform_values(++seed, s[0] * s[1], -1.0f, 1.0f), {s[0], s[1]}, gpu());
+    Tensor first({s[1]}, gpu()), second({s[1]}, gpu());
+    gpu().sum_rows(1.0f, x, 0.0f, first);
+    gpu().sum_rows(1.0f, x, 0.0f, second);
+    EXPECT_EQ(first.to_vector(), second.to_vector()) << str("sum_rows", s[0], s[1]);
+  }
 }
 
 // ---- softmax cross-entropy ----

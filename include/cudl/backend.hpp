@@ -346,6 +346,12 @@ class Backend {
   /// the same bits as the two calls; a backend without its own form runs the two calls.
   void gemm_activation_backward(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c,
                                 const Tensor& y, Activation act);
+  /// C(M×N) ← act(alpha · op(A) · op(B) + bias(N)), the bias added to every row: gemm with beta 0,
+  /// then bias_activation(c, bias, act), in one call so that a backend can do both in the
+  /// product's epilogue (CudaBackend: a cuBLASLt epilogue for the identity and ReLU in kFp32 and
+  /// kTf32). Dense's forward pass. A backend without its own form runs the two calls, with their bits.
+  void gemm_bias_activation(float alpha, const Tensor& a, Trans ta, const Tensor& b, Trans tb, const Tensor& bias,
+                            Activation act, Tensor& c);
   /// y(N×H) ← act(y + bias(H)) row by row.
   void bias_activation(Tensor& y, const Tensor& bias, Activation act);
   /// y(N×H) ← act(y) elementwise.
@@ -494,6 +500,12 @@ class Backend {
   virtual void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                            const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                                            const float* y, Activation act);
+  /// gemm_bias_activation's hook, arguments checked; c is m×n with row stride n, bias holds n
+  /// floats. This default runs do_gemm (beta 0) and do_bias_activation; a backend overrides it to
+  /// fuse them.
+  virtual void do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                       const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
+                                       Activation act, float* c);
 };
 
 }  // namespace cudl

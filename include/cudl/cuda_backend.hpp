@@ -46,6 +46,10 @@ class CudaBackend final : public Backend {
   /// One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and
   /// its workspace (see cuda/cudnn_conv.hpp).
   std::vector<std::string> convolution_plans() const;
+  /// One line per cached cuBLASLt plan of gemm_bias_activation: shape, transposes, epilogue,
+  /// precision and operand alignments, then the algorithm's workspace, or why cuBLASLt could not
+  /// run it (those calls take gemm and bias_activation instead).
+  std::vector<std::string> epilogue_plans() const;
 
   /// Device memory (stream-ordered). Throws Error when the GPU is out of memory (saying how much
   /// is free) or while capturing.
@@ -80,6 +84,11 @@ class CudaBackend final : public Backend {
 #define CUDL_BACKEND_PRIMITIVE(name, params) void name params override;
 #include "cudl/backend_primitives.inc"
 #undef CUDL_BACKEND_PRIMITIVE
+  // Dense's forward product with its bias and activation in a cuBLASLt epilogue (identity, ReLU;
+  // kFp32, kTf32), else the two calls (cuda/gemm_epilogue.cpp).
+  void do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                               int64_t lda, const float* b, int64_t ldb, const float* bias, Activation act,
+                               float* c) override;
 
  private:
   struct Impl;

@@ -41,8 +41,8 @@ void Dense::forward(Backend& backend, const Tensor& x, Tensor& y, Mode) {
   CUDL_REQUIRE(!w_.empty(), describe() + ": forward before the network bound its parameters");
   CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == w_.dim(0), describe() + ": expected input [N, " +
                                                            std::to_string(w_.dim(0)) + "], found " + to_string(x.shape()));
-  backend.gemm(1.0f, x, Trans::kNo, w_, Trans::kNo, 0.0f, y);  // y(N×H) = x(N×D)·W(D×H)
-  backend.bias_activation(y, b_, act_);
+  // y(N×H) = act(x(N×D)·W(D×H) + b(H)): one call, so that a backend can fuse the three.
+  backend.gemm_bias_activation(1.0f, x, Trans::kNo, w_, Trans::kNo, b_, act_, y);
 }
 
 void Dense::backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx) {

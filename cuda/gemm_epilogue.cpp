@@ -1,0 +1,193 @@
+// gemm_bias_activation on the GPU: cuBLASLt with CUBLASLT_EPILOGUE_BIAS (identity) or
+// CUBLASLT_EPILOGUE_RELU_BIAS (ReLU), one kernel instead of the product (often two kernels: split-K
+// and its reduction) and bias_activation. The sigmoid, Precision::kBf16 (whose product is rounded
+// to bf16 before the bias is added: docs/design/bf16.md) and whatever cuBLASLt declines take
+// Backend's default, gemm then bias_activation.
+#include "gemm_epilogue.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <sstream>
+
+#include "backend_impl.hpp"
+#include "check.hpp"
+
+namespace cudl {
+namespace cuda {
+namespace {
+
+struct DescDestroy {
+  void operator()(cublasLtMatmulDesc_t d) const noexcept { cublasLtMatmulDescDestroy(d); }
+};
+struct LayoutDestroy {
+  void operator()(cublasLtMatrixLayout_t l) const noexcept { cublasLtMatrixLayoutDestroy(l); }
+};
+struct PreferenceDestroy {
+  void operator()(cublasLtMatmulPreference_t p) const noexcept { cublasLtMatmulPreferenceDestroy(p); }
+};
+using MatmulDesc = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, DescDestroy>;
+using Layout = std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LayoutDestroy>;
+using Preference = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, PreferenceDestroy>;
+
+// The largest power of two (at most 256, cuBLASLt's default assumption) that divides the address.
+int64_t pointer_alignment(const void* p) {
+  const auto bits = reinterpret_cast<std::uintptr_t>(p);
+  return bits == 0 ? 256 : static_cast<int64_t>(std::min<std::uintptr_t>(256, bits & (~bits + 1)));
+}
+
+// A column-major rows × cols float matrix with leading dimension ld.
+Layout layout(int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t l = nullptr;
+  CUDL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, static_cast<uint64_t>(rows),
+                                               static_cast<uint64_t>(cols), ld));
+  return Layout(l);
+}
+
+template <class T>
+void set(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, const T& value) {
+  CUDL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof value));
+}
+
+template <class T>
+void set(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t attr, const T& value) {
+  CUDL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
+}
+
+// The statuses by which cuBLASLt declines a configuration; any other failure is an Error.
+bool declined(cublasStatus_t s) {
+  return s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH;
+}
+
+std::string status_text(cublasStatus_t s) {
+  return std::string(cublasGetStatusName(s)) + ": " + cublasGetStatusString(s);
+}
+
+}  // namespace
+
+struct GemmEpilogue::Plan {
+  std::string what;              // the key, for describe()
+  MatmulDesc desc;
+  Layout a, b, c;                // cuBLASLt's A (our B), B (our A), and C = D
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+  std::string why_not;           // empty when cuBLASLt runs it
+};
+
+GemmEpilogue::GemmEpilogue(cudaStream_t stream, void* workspace, size_t workspace_bytes)
+    : stream_(stream), workspace_(workspace), workspace_bytes_(workspace_bytes) {
+  cublasLtHandle_t h = nullptr;
+  CUDL_CUBLAS_CHECK(cublasLtCreate(&h));
+  handle_.reset(h);
+}
+
+GemmEpilogue::~GemmEpilogue() = default;  // the plans, then the handle
+
+// The operand swap of CudaBackend::do_gemm (cuda_backend.cu): row-major C(m×n) = op(A)·op(B) is
+// column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, so cuBLASLt's A is our B (n × k after its op) and its B
+// our A (k × m). The bias, one value per column of our C, is then one per row of cuBLASLt's D
+// (n rows), which is what its bias epilogue adds.
+GemmEpilogue::Plan& GemmEpilogue::plan(const Key& key, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                                       int64_t lda, int64_t ldb, const float* bias, Activation act,
+                                       cublasComputeType_t compute) {
+  auto found = plans_.find(key);
+  if (found != plans_.end()) return *found->second;
+  auto p = std::make_unique<Plan>();
+  std::ostringstream what;
+  what << "gemm_bias_activation m,n,k " << m << "x" << n << "x" << k << (ta == Trans::kYes ? " Aᵀ" : " A")
+       << (tb == Trans::kYes ? " Bᵀ" : " B") << " " << to_string(act)
+       << (compute == CUBLAS_COMPUTE_32F_FAST_TF32 ? " tf32" : " fp32") << " lda,ldb " << lda << "," << ldb
+       << " align A,B,C,bias " << key[9] << "," << key[10] << "," << key[11] << "," << key[12];
+  p->what = what.str();
+  cublasLtMatmulDesc_t desc = nullptr;
+  CUDL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
+  p->desc.reset(desc);
+  set(desc, CUBLASLT_MATMUL_DESC_TRANSA, tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
+  set(desc, CUBLASLT_MATMUL_DESC_TRANSB, ta == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
+  set(desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+      act == Activation::kRelu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS);
+  set(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(CUDA_R_32F));
+  // The heuristic reads the bias pointer's alignment (cublasLt.h): the real one, hence the key's.
+  set(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(bias));
+  // Stored (row-major) B is k×n, or n×k when transposed: read column-major, n×k or k×n.
+  p->a = tb == Trans::kNo ? layout(n, k, ldb) : layout(k, n, ldb);
+  p->b = ta == Trans::kNo ? layout(k, m, lda) : layout(m, k, lda);
+  p->c = layout(n, m, n);
+  cublasLtMatmulPreference_t pref_handle = nullptr;
+  CUDL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref_handle));
+  const Preference pref(pref_handle);
+  set(pref_handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, static_cast<uint64_t>(workspace_bytes_));
+  set(pref_handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, static_cast<uint32_t>(key[10]));  // our B
+  set(pref_handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, static_cast<uint32_t>(key[9]));   // our A
+  set(pref_handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(key[11]));
+  set(pref_handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(key[11]));
+  cublasLtMatmulHeuristicResult_t result{};
+  int count = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_.get(), desc, p->a.get(), p->b.get(),
+                                                               p->c.get(), p->c.get(), pref_handle, 1, &result, &count);
+  if (declined(status)) {
+    p->why_not = "heuristic: " + status_text(status);
+  } else {
+    CUDL_CUBLAS_CHECK(status);
+    if (count < 1) {
+      p->why_not = "heuristic: no algorithm";
+    } else if (result.state != CUBLAS_STATUS_SUCCESS) {
+      p->why_not = "heuristic: " + status_text(result.state);
+    } else if (result.workspaceSize > workspace_bytes_) {
+      p->why_not = "heuristic: wants " + std::to_string(result.workspaceSize) + " bytes of workspace";
+    } else {
+      p->algo = result.algo;
+      p->workspace = result.workspaceSize;
+    }
+  }
+  return *plans_.emplace(key, std::move(p)).first->second;
+}
+
+bool GemmEpilogue::run(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                       const float* b, int64_t ldb, const float* bias, Activation act, cublasComputeType_t compute,
+                       float* c) {
+  const Key key{m, n, k, static_cast<int64_t>(ta), static_cast<int64_t>(tb), static_cast<int64_t>(act),
+                static_cast<int64_t>(compute), lda, ldb, pointer_alignment(a), pointer_alignment(b),
+                pointer_alignment(c), pointer_alignment(bias)};
+  Plan& p = plan(key, ta, tb, m, n, k, lda, ldb, bias, act, compute);
+  if (!p.why_not.empty()) return false;
+  set(p.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(bias));
+  const float zero = 0.0f;  // C is not read: D = C's memory, written whole
+  const cublasStatus_t status =
+      cublasLtMatmul(handle_.get(), p.desc.get(), &alpha, b, p.a.get(), a, p.b.get(), &zero, c, p.c.get(), c,
+                     p.c.get(), &p.algo, p.workspace > 0 ? workspace_ : nullptr, p.workspace, stream_);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED) {  // refused before anything was queued
+    p.why_not = "cublasLtMatmul: " + status_text(status);
+    return false;
+  }
+  CUDL_CUBLAS_CHECK(status);
+  return true;
+}
+
+std::vector<std::string> GemmEpilogue::describe() const {
+  std::vector<std::string> lines;
+  for (const auto& entry : plans_) {
+    const Plan& p = *entry.second;
+    lines.push_back(p.what + ": " +
+                    (p.why_not.empty() ? "cuBLASLt, workspace " + std::to_string(p.workspace) + " bytes"
+                                       : "gemm + bias_activation (" + p.why_not + ")"));
+  }
+  return lines;
+}
+
+}  // namespace cuda
+
+void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                          const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
+                                          Activation act, float* c) {
+  bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && impl_->precision != Precision::kBf16 &&
+                 m > 0 && n > 0 && k > 0;
+  for (int64_t d : {m, n, k, lda, ldb}) fusable = fusable && d <= INT_MAX;
+  const cublasComputeType_t compute =
+      impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, c)) return;
+  Backend::do_gemm_bias_activation(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, c);
+}
+
+std::vector<std::string> CudaBackend::epilogue_plans() const { return impl_->epilogue->describe(); }
+
+}  // namespace cudl
