@@ -271,6 +271,22 @@ if [ -x "$BUILD/tests/test_cuda_parity_bf16" ] || [ "$DRY" = 1 ]; then   # the s
         "test_cuda_parity_bf16 --gtest_filter='*Conv*' with CUDL_CUDNN_VERBOSE=1: the bf16 engines in tests.log"
 fi
 
+# The engine lists cuDNN's heuristics give for the shapes cudl runs (every configuration, before
+# cudl's filter), recorded as text (tests/data/cudnn_engines/README.md) under the build folder; the
+# host tests' filter checks then run on them, and the lists go into tests.log, each after a
+# "==> FILE <==" line (copy them to tests/data/cudnn_engines/recorded/).
+if [ -x "$BUILD/tests/test_cuda_conv_engines" ] || [ "$DRY" = 1 ]; then
+    ENGINE_LISTS=$BUILD/cudnn_engines
+    run_logged "$TESTS_LOG" "$(cap 60)" env CUDL_RECORD_CUDNN_ENGINES="$ENGINE_LISTS" \
+        "$BUILD/tests/test_cuda_conv_engines" --gtest_filter='*RecordsWhatTheHeuristicsList'
+    RECORD_RC=$RC
+    run_logged "$TESTS_LOG" "$(cap 30)" env CUDL_CUDNN_ENGINE_LISTS="$ENGINE_LISTS" "$BUILD/tests/test_conv_engines"
+    record cudnn-engine-lists \
+        "$([ "$RECORD_RC" = 0 ] && [ "$RC" = 0 ] && echo ok || echo "FAILED (exit $RECORD_RC, $RC)")" \
+        "recorded by test_cuda_conv_engines, checked by test_conv_engines; the lists are in tests.log"
+    run_logged "$TESTS_LOG" "$(cap 10)" find "$ENGINE_LISTS" -name '*.txt' -exec tail -n +1 {} +
+fi
+
 # ---------------------------------------------------------------------------------------------
 # 4. bench_dbn.
 BENCH_DBN=$BUILD/benchmarks/bench_dbn

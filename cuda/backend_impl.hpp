@@ -93,6 +93,7 @@ struct CudaBackend::Impl {
   int gpu = 0;
   Precision precision = Precision::kFp32;
   ConvSearch conv_search = ConvSearch::kFastest;  // BackendOptions::conv_search
+  ConvDeterminism conv_determinism = ConvDeterminism::kAny;  // BackendOptions::conv_determinism
   std::string description;
   cuda::Stream stream;                  // destroyed last
   cuda::Stream copy_stream;             // uploads (Queue::kCopy), created on first use

@@ -26,6 +26,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   impl_->gpu = options.gpu;
   impl_->precision = options.precision;
   impl_->conv_search = options.conv_search;
+  impl_->conv_determinism = options.conv_determinism;
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));
   cudaDeviceProp prop{};
   CUDL_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->gpu));
@@ -75,7 +76,8 @@ CudaBackend::Impl::~Impl() {
 }
 
 std::string CudaBackend::describe() const {
-  return "cuda: " + impl_->description + ", " + to_string(impl_->precision);
+  return "cuda: " + impl_->description + ", " + to_string(impl_->precision) +
+         (impl_->conv_determinism == ConvDeterminism::kDeterministic ? ", deterministic convolutions" : "");
 }
 
 Precision CudaBackend::precision() const { return impl_->precision; }

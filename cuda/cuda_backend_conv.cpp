@@ -60,7 +60,7 @@ cuda::ConvPlans& CudaBackend::Impl::conv_plans() {
       CUDL_CUDNN_CHECK(cudnnCreate(&cudnn));
       CUDL_CUDNN_CHECK(cudnnSetStream(cudnn, stream));
     }
-    conv = std::make_unique<cuda::ConvPlans>(cudnn, stream, precision, conv_search,
+    conv = std::make_unique<cuda::ConvPlans>(cudnn, stream, precision, conv_search, conv_determinism,
                                              [this](size_t bytes) { return scratch(bytes); });
   }
   return *conv;

@@ -25,102 +25,9 @@ namespace {
 constexpr cudnnBackendAttributeName_t kPlanHandle = CUDNN_ATTR_EXECUTION_PLAN_HANDLE;
 #pragma GCC diagnostic pop
 
-// The numerical notes of a configuration's engine (CUDNN_NUMERICAL_NOTE_*).
-std::vector<cudnnBackendNumericalNote_t> numerical_notes(const Descriptor& config) {
-  Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-  int64_t count = 0;
-  CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
-                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, engine.ptr()));
-  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
-  CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                            CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count, notes));
-  return std::vector<cudnnBackendNumericalNote_t>(notes, notes + std::min<int64_t>(count, CUDNN_NUMERICAL_NOTE_TYPE_COUNT));
-}
-
-bool has(const std::vector<cudnnBackendNumericalNote_t>& notes, cudnnBackendNumericalNote_t wanted) {
-  return std::find(notes.begin(), notes.end(), wanted) != notes.end();
-}
-
-const char* note_name(cudnnBackendNumericalNote_t note) {
-  switch (note) {
-    case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: return "tensor-core";
-    case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS: return "down-convert-inputs";
-    case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION: return "reduced-precision-reduction";
-    case CUDNN_NUMERICAL_NOTE_FFT: return "fft";
-    case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC: return "nondeterministic";
-    case CUDNN_NUMERICAL_NOTE_WINOGRAD: return "winograd";
-    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4: return "winograd-4x4";
-    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6: return "winograd-6x6";
-    case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13: return "winograd-13x13";
-    case CUDNN_NUMERICAL_NOTE_STRICT_NAN_PROP: return "strict-nan-prop";
-    default: return "note-?";
-  }
-}
-
-// "[winograd, winograd-4x4]", or "[no numerical notes]".
-std::string notes_text(const std::vector<cudnnBackendNumericalNote_t>& notes) {
-  if (notes.empty()) return "[no numerical notes]";
-  std::string text = "[";
-  for (size_t i = 0; i < notes.size(); ++i) text += (i ? ", " : "") + std::string(note_name(notes[i]));
-  return text + "]";
-}
-
-bool transforms(const std::vector<cudnnBackendNumericalNote_t>& notes) {
-  return has(notes, CUDNN_NUMERICAL_NOTE_FFT) || has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD) ||
-         has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4) || has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6) ||
-         has(notes, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13);
-}
-
-// Why an engine is not allowed under this policy, or nullptr. Like PyTorch: inputs are never
-// down-converted (e.g. fp32 to fp16, or bf16 to fp16) and reductions never run in reduced precision,
-// whatever the precision; tensor cores (TF32 for float data, bf16 for bf16 data) only in tf32 and
-// bf16; FFT and Winograd engines only when transforms are allowed.
-const char* rejection(const std::vector<cudnnBackendNumericalNote_t>& notes, Precision precision,
-                      bool allow_transforms) {
-  if (has(notes, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) return "down-convert-inputs";
-  if (has(notes, CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)) return "reduced-precision-reduction";
-  if (precision == Precision::kFp32 && has(notes, CUDNN_NUMERICAL_NOTE_TENSOR_CORE)) return "tensor-core";
-  if (!allow_transforms && transforms(notes)) return "fft/winograd";
-  return nullptr;
-}
-
 bool verbose() {
   const char* v = std::getenv("CUDL_CUDNN_VERBOSE");
   return v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
-}
-
-int64_t engine_index(const Descriptor& config) {
-  Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-  int64_t count = 0, index = -1;
-  CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
-                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, engine.ptr()));
-  CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &count,
-                                            &index));
-  return index;
-}
-
-// The engine configurations cuDNN's heuristics propose for `graph`, best first.
-std::vector<Descriptor> heuristic_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
-  Descriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  heur.set_descriptor(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph)
-      .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
-  if (heur.try_finalize() != CUDNN_STATUS_SUCCESS) return {};
-  int64_t count = 0;
-  CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                            0, &count, nullptr));
-  std::vector<Descriptor> configs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    raw.push_back(configs.back().get());
-  }
-  int64_t returned = 0;
-  if (count > 0) {
-    CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()));
-  }
-  while (static_cast<int64_t>(configs.size()) > std::min(returned, count)) configs.pop_back();
-  return configs;
 }
 
 // Queues one execution of `plan` on the three tensors; returns cuDNN's status.
@@ -175,19 +82,19 @@ struct ConvPlans::Plan {
   std::shared_ptr<const ConvGraph> graph;
   Descriptor config{CUDNN_BACKEND_ENGINECFG_DESCRIPTOR};
   Descriptor plan{CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR};
-  std::vector<cudnnBackendNumericalNote_t> notes;
+  EngineNotes engine;
   int64_t workspace = 0;
-  int64_t engine = -1;
   int candidates = 0;
   std::string text;
 };
 
 ConvPlans::ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, ConvSearch search,
-                     std::function<void*(std::size_t)> workspace)
+                     ConvDeterminism determinism, std::function<void*(std::size_t)> workspace)
     : handle_(handle),
       stream_(stream),
       precision_(precision),
       search_(search),
+      determinism_(determinism),
       workspace_(std::move(workspace)) {}
 
 ConvPlans::~ConvPlans() = default;
@@ -214,29 +121,33 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   const Descriptor& graph = built->graph();
   const bool loud = verbose();
 
-  // Candidates: the heuristics' list (mode A, else the fallback list) filtered by precision, each
-  // finalized into an execution plan (an engine may not support this shape: skipped).
+  // Candidates: the heuristics' list (mode A, else the fallback list) filtered by the policy
+  // (conv_engines.hpp), each finalized into an execution plan (an engine may not support this
+  // shape: skipped). CUDL_CUDNN_VERBOSE=1 prints every engine listed, in the form of
+  // tests/data/cudnn_engines/ (a line "cudl: cuDNN <what>: mode A lists engine 17 [fft]").
   std::map<std::string, int> rejected;  // reason -> engines rejected for it
-  auto candidates_from = [&](cudnnBackendHeurMode_t heur, bool allow_transforms, size_t most) {
+  auto candidates_from = [&](cudnnBackendHeurMode_t heur, Transforms transforms, size_t most) {
+    const EnginePolicy policy{precision_, determinism_, transforms};
+    const char* mode = heur == CUDNN_HEUR_MODE_A ? "mode A" : "fallback";
     std::vector<std::unique_ptr<Plan>> listed;
     for (Descriptor& config : heuristic_configs(graph, heur)) {
       if (listed.size() >= most) break;
-      const int64_t index = engine_index(config);
-      std::vector<cudnnBackendNumericalNote_t> notes = numerical_notes(config);
-      if (const char* why = rejection(notes, precision_, allow_transforms)) {
+      EngineNotes engine = engine_notes(config);
+      const char* why = rejection(engine, policy);
+      if (loud && most > 1)
+        std::fprintf(stderr, "cudl: cuDNN %s: %s lists %s%s%s\n", what.c_str(), mode, engine_text(engine).c_str(),
+                     why ? ": rejected, " : "", why ? why : "");
+      if (why != nullptr) {
         if (most > 1) ++rejected[why];
-        if (loud && most > 1)
-          std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s rejected (%s)\n", what.c_str(),
-                       static_cast<long long>(index), notes_text(notes).c_str(), why);
         continue;
       }
       bool duplicate = false;
-      for (const auto& c : listed) duplicate = duplicate || c->engine == index;
+      for (const auto& c : listed) duplicate = duplicate || c->engine.engine == engine.engine;
       if (duplicate) continue;
       auto candidate = std::make_unique<Plan>();
       candidate->graph = built;
       candidate->config = std::move(config);
-      candidate->notes = std::move(notes);
+      candidate->engine = std::move(engine);
       cudnnBackendDescriptor_t cfg = candidate->config.get();
       candidate->plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle_)
           .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
@@ -245,24 +156,26 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
       CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(candidate->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                                 CUDNN_TYPE_INT64, 1, &count, &candidate->workspace));
       if (candidate->workspace > kMaxWorkspace) continue;
-      candidate->engine = index;
       listed.push_back(std::move(candidate));
     }
     return listed;
   };
-  std::vector<std::unique_ptr<Plan>> candidates = candidates_from(CUDNN_HEUR_MODE_A, true, kMaxCandidates);
-  if (candidates.empty()) candidates = candidates_from(CUDNN_HEUR_MODE_FALLBACK, true, kMaxCandidates);
-  std::string rejected_text;
-  for (const auto& [why, n] : rejected)
-    rejected_text += (rejected_text.empty() ? "" : ", ") + std::to_string(n) + " " + why;
-  CUDL_REQUIRE(!candidates.empty(), std::string("cuDNN has no ") + to_string(precision_) + " engine for the " + what +
-                                        " (rejected: " + (rejected_text.empty() ? "none" : rejected_text) + ")");
+  std::vector<std::unique_ptr<Plan>> candidates =
+      candidates_from(CUDNN_HEUR_MODE_A, Transforms::kAllowed, kMaxCandidates);
+  if (candidates.empty()) candidates = candidates_from(CUDNN_HEUR_MODE_FALLBACK, Transforms::kAllowed, kMaxCandidates);
+  const std::string turned_down = rejected_text(rejected);
+  // "fp32", "bf16 deterministic", ...: the engines this backend may use, for its errors.
+  const std::string kind = std::string(to_string(precision_)) +
+                           (determinism_ == ConvDeterminism::kDeterministic ? " deterministic" : "");
+  CUDL_REQUIRE(!candidates.empty(), "cuDNN has no " + kind + " engine for the " + what +
+                                        " (rejected: " + (turned_down.empty() ? "none" : turned_down) + ")");
 
   const bool timed = candidates.size() > 1 && autotune_enabled();
   const bool precise = search_ == ConvSearch::kPrecise;
   // kPrecise: every candidate's output is compared with that of a reference engine (the first of
-  // cuDNN's fallback list without FFT or Winograd notes); one further than `tolerance` from it,
-  // normwise, is never chosen, whatever its notes say. Needs the output's element count. In bf16
+  // cuDNN's fallback list without FFT or Winograd notes that the policy admits); one further than
+  // `tolerance` from it, normwise, is never chosen, whatever its notes say. Needs the output's
+  // element count. In bf16
   // every output element is rounded to bf16 (8 significant bits): two engines whose fp32 sums
   // differ in their last bits round an element to neighbouring bf16 values where the sum lies near
   // a rounding boundary, one bf16 ulp apart, at most 2^-7 ≈ 7.8e-3 of the element. Even if every
@@ -278,10 +191,10 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   const size_t out_bytes = (bf16 ? sizeof(__nv_bfloat16) : sizeof(float)) * static_cast<size_t>(out_count);
   DeviceScratch ref_out, sums;
   if (precise) {
-    std::vector<std::unique_ptr<Plan>> refs = candidates_from(CUDNN_HEUR_MODE_FALLBACK, false, 1);
-    if (refs.empty()) refs = candidates_from(CUDNN_HEUR_MODE_A, false, 1);
-    CUDL_REQUIRE(!refs.empty(), "cuDNN has no engine without FFT or Winograd notes to check the " + what +
-                                    " against (ConvSearch::kPrecise)");
+    std::vector<std::unique_ptr<Plan>> refs = candidates_from(CUDNN_HEUR_MODE_FALLBACK, Transforms::kRejected, 1);
+    if (refs.empty()) refs = candidates_from(CUDNN_HEUR_MODE_A, Transforms::kRejected, 1);
+    CUDL_REQUIRE(!refs.empty(), "cuDNN has no " + kind + " engine without FFT or Winograd notes to check the " +
+                                    what + " against (ConvSearch::kPrecise)");
     reference = std::move(refs.front());
     ref_out = DeviceScratch(stream_, out_bytes);
     sums = DeviceScratch(stream_, 2 * sizeof(double));
@@ -339,17 +252,17 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     if (precise) dev = deviation();
     const bool agrees = !precise || dev <= tolerance;
     if (loud) {
-      std::fprintf(stderr, "cudl: cuDNN %s: engine %lld %s workspace %lld B: %.4f ms", what.c_str(),
-                   static_cast<long long>(candidates[i]->engine), notes_text(candidates[i]->notes).c_str(),
-                   static_cast<long long>(candidates[i]->workspace), static_cast<double>(ms));
+      std::fprintf(stderr, "cudl: cuDNN %s: %s, workspace %lld B: %.4f ms", what.c_str(),
+                   engine_text(candidates[i]->engine).c_str(), static_cast<long long>(candidates[i]->workspace),
+                   static_cast<double>(ms));
       if (precise)
-        std::fprintf(stderr, ", %.3g from engine %lld%s", dev, static_cast<long long>(reference->engine),
+        std::fprintf(stderr, ", %.3g from engine %lld%s", dev, static_cast<long long>(reference->engine.engine),
                      agrees ? "" : " (too far)");
       std::fprintf(stderr, "\n");
     }
     if (!agrees) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "engine %lld %.2g", static_cast<long long>(candidates[i]->engine), dev);
+      std::snprintf(buf, sizeof buf, "engine %lld %.2g", static_cast<long long>(candidates[i]->engine.engine), dev);
       off_text += (off_text.empty() ? "" : ", ") + std::string(buf);
       continue;
     }
@@ -376,13 +289,11 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     char buf[48];
     std::snprintf(buf, sizeof buf, "%.0e", tolerance);
     how += std::string(", checked within ") + buf + " of engine " +
-           std::to_string(reference ? reference->engine : chosen->engine);
+           std::to_string(reference ? reference->engine.engine : chosen->engine.engine);
     if (!off_text.empty()) how += "; too far: " + off_text;
   }
   chosen->candidates = static_cast<int>(candidates.size());
-  chosen->text = what + ": engine " + std::to_string(chosen->engine) + " " + notes_text(chosen->notes) + " (" + how +
-                 "), workspace " + std::to_string(chosen->workspace) + " B" +
-                 (rejected_text.empty() ? "" : "; rejected " + rejected_text);
+  chosen->text = plan_line(what, chosen->engine, how, chosen->workspace, rejected);
   if (loud) std::fprintf(stderr, "cudl: cuDNN chose %s\n", chosen->text.c_str());
   return *plans_.emplace(std::move(key), std::move(chosen)).first->second;
 }

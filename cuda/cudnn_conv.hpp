@@ -5,14 +5,16 @@
 //   - the tensors are fp32, or bf16 in Precision::kBf16 (fp32 accumulation either way: the
 //     "pseudo-bf16" configuration of PyTorch's autocast); the caller stages bf16 copies;
 //   - candidates come from cuDNN's heuristics (mode A, then the fallback list);
-//   - engines are filtered by their numerical notes, as PyTorch does: never one that
-//     down-converts its inputs or reduces in reduced precision; tensor cores (TF32 for float data,
-//     bf16 for bf16 data) only with Precision::kTf32 or kBf16; FFT and Winograd engines (fewer
-//     multiplications, a larger rounding error) are allowed;
+//   - engines are filtered by their numerical notes (rejection() in conv_engines.hpp, tested on
+//     engine lists as data): never one that down-converts its inputs or reduces in reduced
+//     precision; tensor cores (TF32 for float data, bf16 for bf16 data) only with Precision::kTf32
+//     or kBf16; FFT and Winograd engines (fewer multiplications, another rounding error) are
+//     allowed unless ConvDeterminism::kDeterministic, which also rejects nondeterministic ones;
 //   - when several candidates finalize, each is timed on the real tensors and the fastest kept
 //     (CUDL_CUDNN_AUTOTUNE=0 takes them in the heuristics' order instead);
 //   - ConvSearch::kPrecise also compares each candidate's output with a reference engine's (the
-//     first fallback engine without FFT/Winograd notes) and never keeps one that disagrees;
+//     first fallback engine without FFT/Winograd notes that the filter admits) and never keeps one
+//     that disagrees;
 //   - the workspace is the backend's (a growable stream-ordered buffer passed in by the caller).
 #include <cudnn.h>
 
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "conv_engines.hpp"
 #include "cudl/backend.hpp"
 #include "cudl/device.hpp"
 #include "cudnn_graph.hpp"
@@ -33,7 +36,7 @@ class ConvPlans {
  public:
   // workspace(bytes) returns a device buffer of at least `bytes`, valid in stream order.
   ConvPlans(cudnnHandle_t handle, cudaStream_t stream, Precision precision, ConvSearch search,
-            std::function<void*(std::size_t)> workspace);
+            ConvDeterminism determinism, std::function<void*(std::size_t)> workspace);
   ~ConvPlans();
   ConvPlans(const ConvPlans&) = delete;
   ConvPlans& operator=(const ConvPlans&) = delete;
@@ -44,10 +47,12 @@ class ConvPlans {
   // overwritten (beta = 0).
   void run(ConvOp op, const Conv2dShape& shape, const void* x, const void* w, const void* y);
 
-  // One line per plan: "forward 64×3×224×224 ⋆ 64×3×3×3 (...): engine 12 [no numerical notes]
-  // (fastest of 5), workspace 0 B; rejected 3 tensor-core" (", bf16" or ", tf32" after the shape
-  // in those precisions). CUDL_CUDNN_VERBOSE=1 also prints every candidate, its notes and its
-  // time, to stderr as plans are made.
+  // One line per plan (plan_line in conv_engines.hpp): "forward 64×3×224×224 ⋆ 64×3×3×3 (...):
+  // engine 12 [no numerical notes] (fastest of 5), workspace 0 B; rejected 3 tensor-core" (", bf16"
+  // or ", tf32" after the shape in those precisions), every numerical note of the engine named
+  // (Winograd's tile size, nondeterministic, ...) and its behaviour notes if any.
+  // CUDL_CUDNN_VERBOSE=1 also prints every engine the heuristics list, why it was rejected, and
+  // each candidate's time, to stderr as plans are made.
   std::vector<std::string> describe() const;
 
  private:
@@ -58,6 +63,7 @@ class ConvPlans {
   cudaStream_t stream_;
   Precision precision_;
   ConvSearch search_;
+  ConvDeterminism determinism_;
   std::function<void*(std::size_t)> workspace_;
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };

@@ -1,8 +1,9 @@
 #pragma once
-// cuDNN graph-API building blocks for the convolutions (cudnn_conv.cpp): an owning descriptor and
-// the operation graph of one convolution. Split out so the descriptors can be checked without a
-// GPU (tests/test_cudnn_graph.cpp): tensor, convolution and operation descriptors finalize on
-// the host, and so does an operation graph without a handle in cuDNN ≥ 9.19.
+// cuDNN graph-API building blocks for the convolutions (cudnn_conv.cpp): an owning descriptor, the
+// operation graph of one convolution, and the engines cuDNN's heuristics propose for it. Split out
+// so the descriptors can be checked without a GPU (tests/test_cudnn_graph.cpp): tensor,
+// convolution and operation descriptors finalize on the host, and so does an operation graph
+// without a handle in cuDNN ≥ 9.19.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "conv_engines.hpp"
 #include "cudl/backend.hpp"
 
 namespace cudl::cuda {
@@ -74,5 +76,13 @@ cudnnDataType_t tensor_type(Precision precision);
 // accepts that).
 ConvGraph convolution_graph(ConvOp op, const Conv2dShape& shape, cudnnDataType_t type, int64_t align_x,
                             int64_t align_w, int64_t align_y, cudnnHandle_t handle);
+
+// The engine configurations cuDNN's heuristics (`mode`: CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK)
+// propose for a finalized operation graph, best first; empty when the heuristics cannot be
+// finalized for it. Needs a graph made with a handle (a GPU).
+std::vector<Descriptor> heuristic_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode);
+
+// What cuDNN says of a configuration's engine: its global index, numerical and behaviour notes.
+EngineNotes engine_notes(const Descriptor& config);
 
 }  // namespace cudl::cuda

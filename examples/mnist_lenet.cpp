@@ -6,10 +6,13 @@
 //   → dropout 0.5 → dense 10                                    (Caffe's LeNet, with dropout)
 //
 // Usage: mnist_lenet [--device cpu|gpu] [--data DIR] [--epochs N] [--learn-rate X] [--batch N]
-//                    [--precision fp32|tf32|bf16] [--threads N] [--seed N]   (--help: what each does)
+//                    [--precision fp32|tf32|bf16] [--conv-determinism any|deterministic]
+//                    [--threads N] [--seed N]   (--help: what each does)
 //   --data defaults to bench_dbn's discovery: $CUDL_DATA, data/mnist, then Debian's Fashion-MNIST.
 //   --precision bf16 runs the products in bf16 (the GPU's tensor cores; the CPU emulates them, slowly);
-//   the settings line says what the backend runs (tf32 on the CPU runs fp32).
+//   the settings line says what the backend runs (tf32 on the CPU runs fp32). --conv-determinism
+//   deterministic keeps the GPU's convolutions to deterministic cuDNN engines (the header line's
+//   backend says so); the plans chosen are printed after training, with their numerical notes.
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -27,6 +30,7 @@ struct Options {
   float learn_rate = 0.05f;
   int64_t batch = 64;
   cudl::Precision precision = cudl::Precision::kFp32;
+  cudl::ConvDeterminism conv_determinism = cudl::ConvDeterminism::kAny;
   int threads = 0;
   uint64_t seed = 2014;
 };
@@ -59,6 +63,7 @@ dense 500 (ReLU), dropout 0.5, dense 10.
   bench::add_value(app, "--batch", "N", "minibatch size (default 64)",
                    [&](Text v) { o.batch = bench::parse_whole<int64_t>("--batch", v, 1); });
   bench::add_precision(app, &o.precision);
+  bench::add_conv_determinism(app, &o.conv_determinism);
   bench::add_value(app, "--threads", "N", "CPU threads (default: all available)",
                    [&](Text v) { o.threads = bench::parse_whole<int>("--threads", v, 0, 4096); });
   bench::add_value(app, "--seed", "N", "seed for the split, initial weights, dropout and minibatches (default 2014)",
@@ -74,6 +79,7 @@ int main(int argc, char** argv) try {
   cudl::BackendOptions backend_options;
   backend_options.threads = o.threads;
   backend_options.precision = o.precision;
+  backend_options.conv_determinism = o.conv_determinism;
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(o.device, backend_options);
 
   const cudl::DatasetLocation where = cudl::find_dataset(o.data, CUDL_SOURCE_DIR);

@@ -23,6 +23,10 @@ GpuProbe probe_gpu() {
 
 const char* to_string(ConvSearch search) { return search == ConvSearch::kFastest ? "fastest" : "precise"; }
 
+const char* to_string(ConvDeterminism determinism) {
+  return determinism == ConvDeterminism::kAny ? "any" : "deterministic";
+}
+
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
   if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads, options.precision);
   const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();

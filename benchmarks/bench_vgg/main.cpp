@@ -29,6 +29,7 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   cudl::BackendOptions backend_options;
   backend_options.threads = opt.threads;
   backend_options.precision = opt.precision;
+  backend_options.conv_determinism = opt.conv_determinism;
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(device, backend_options);
   cudl::Backend& b = *backend;
   run.device = b.describe();

@@ -21,6 +21,7 @@ same work in PyTorch.
   using Text = const std::string&;
   add_value(app, "--device", "cpu|gpu", "where to run (default cpu)", [&](Text v) { o.device = parse_device(v); });
   add_precision(app, &o.precision);
+  add_conv_determinism(app, &o.conv_determinism);
   add_value(app, "--size", "S",
             "input S×S×3, S a multiple of 32 (default 224 on the GPU, 32 on the CPU;\n"
             "the first dense layer then has 512·(S/32)² inputs)",

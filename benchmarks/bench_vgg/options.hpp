@@ -12,6 +12,7 @@ struct VggOptions {
   std::string device = "cpu";  // cpu | gpu
   std::string json;            // --json FILE
   cudl::Precision precision = cudl::Precision::kFp32;  // asked for; the backend says what it runs
+  cudl::ConvDeterminism conv_determinism = cudl::ConvDeterminism::kAny;  // GPU convolutions
   int64_t size = 0;            // input S×S; 0: 224 on the GPU, 32 on the CPU
   int64_t batch = 0;           // 0: 64 on the GPU, 16 on the CPU
   int64_t classes = 1000;

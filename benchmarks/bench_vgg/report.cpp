@@ -91,6 +91,7 @@ std::string to_json(const VggRun& r) {
     << ", \"classes\": " << o.classes << ", \"warmup\": " << o.warmup << ", \"iters\": " << o.iters
     << ", \"seed\": " << o.seed << ", \"learn_rate\": " << num(o.learn_rate) << ", \"momentum\": "
     << num(o.momentum) << ", \"l2\": " << num(o.l2)
+    << ", \"conv_determinism\": " << quote(cudl::to_string(o.conv_determinism))
     << ", \"data\": \"synthetic\", \"work\": \"forward+loss+backward+update\"},\n";
   j << "  \"network\": {\"parameters\": " << r.parameters << ", \"summary\": " << quote(r.summary) << "},\n";
   j << "  \"convolution_plans\": [";

@@ -96,6 +96,13 @@ inline cudl::Precision parse_precision(const std::string& text) {
   throw cudl::Error("--precision: expected fp32, tf32 or bf16, found '" + text + "'");
 }
 
+// --conv-determinism: any or deterministic; anything else throws cudl::Error.
+inline cudl::ConvDeterminism parse_conv_determinism(const std::string& text) {
+  for (cudl::ConvDeterminism d : {cudl::ConvDeterminism::kAny, cudl::ConvDeterminism::kDeterministic})
+    if (text == cudl::to_string(d)) return d;
+  throw cudl::Error("--conv-determinism: expected any or deterministic, found '" + text + "'");
+}
+
 // An option (or, for a NAME without dashes, a positional argument) whose text goes to `set`,
 // which checks it with the functions above (their cudl::Error names the flag); TYPE is how --help
 // shows its value (N, X, FILE, cpu|gpu, ...).
@@ -113,6 +120,17 @@ inline CLI::Option* add_precision(CLI::App& app, cudl::Precision* precision) {
                    "operands and results, fp32 sums, as PyTorch's autocast: the GPU's bf16\n"
                    "tensor cores; on the CPU emulated by rounding (slower; for checking)",
                    [precision](const std::string& v) { *precision = parse_precision(v); });
+}
+
+// --conv-determinism as the programs that train convolutions take it, into *determinism
+// (BackendOptions::conv_determinism).
+inline CLI::Option* add_conv_determinism(CLI::App& app, cudl::ConvDeterminism* determinism) {
+  return add_value(app, "--conv-determinism", "any|deterministic",
+                   "the GPU's cuDNN convolution engines: any (default) or deterministic\n"
+                   "(direct and implicit-GEMM engines only: none that cuDNN notes as\n"
+                   "nondeterministic, FFT or Winograd); the CPU's convolutions are\n"
+                   "deterministic either way",
+                   [determinism](const std::string& v) { *determinism = parse_conv_determinism(v); });
 }
 
 // For the checks after parsing (parse_command_line's `check`; a path given as a positional argument

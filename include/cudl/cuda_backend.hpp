@@ -31,20 +31,21 @@ namespace cudl {
 /// compute capability 8.0 or later). Use one backend from one thread at a time.
 class CudaBackend final : public Backend {
  public:
-  /// A backend on GPU options.gpu with options.precision and options.conv_search. Throws
+  /// A backend on GPU options.gpu with options.precision, conv_search and conv_determinism. Throws
   /// cudl::Error (with the probe's sentence) when the GPU cannot be used or does not exist.
   explicit CudaBackend(const BackendOptions& options = {});
   ~CudaBackend() override;
 
   Device device() const override { return Device::kCuda; }
-  /// e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32".
+  /// e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), fp32", then ", deterministic
+  /// convolutions" with ConvDeterminism::kDeterministic.
   std::string describe() const override;
   /// The arithmetic of the products, as given in BackendOptions.
   Precision precision() const override;
   /// The cudaStream_t every primitive is queued on, for interoperation (capture, events).
   void* stream() const;
-  /// One line per cached cuDNN convolution plan: operation, shape, engine, how it was chosen and
-  /// its workspace (see cuda/cudnn_conv.hpp).
+  /// One line per cached cuDNN convolution plan: operation, shape, engine and its numerical notes,
+  /// how it was chosen and its workspace (see cudl::convolution_plans).
   std::vector<std::string> convolution_plans() const;
   /// One line per cached cuBLASLt plan of gemm_bias_activation: shape, transposes, epilogue,
   /// precision and operand alignments, then the algorithm's workspace, or why cuBLASLt could not

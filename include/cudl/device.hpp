@@ -27,20 +27,21 @@ GpuProbe probe_gpu();
 
 /// How the GPU backend chooses each convolution's cuDNN engine (once per operation and shape).
 /// Either way only engines that compute in the backend's Precision are considered: never one that
-/// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32 and bf16.
-/// Ignored by the CPU backend.
+/// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32 and bf16;
+/// ConvDeterminism::kDeterministic narrows them further. Ignored by the CPU backend.
 enum class ConvSearch {
-  /// Every such engine cuDNN proposes (FFT and Winograd ones too) is timed on the first call and
-  /// the fastest kept, as PyTorch does with cudnn.benchmark. Some of them trade accuracy for speed:
-  /// on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input and 5×5 filters (cuDNN
-  /// 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the exact result, normwise,
-  /// where a direct convolution is ~1e-6 off.
+  /// Every such engine cuDNN proposes (FFT and Winograd ones too, unless kDeterministic) is timed
+  /// on the first call and the fastest kept, as PyTorch does with cudnn.benchmark. Some of them
+  /// trade accuracy for speed: on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input
+  /// and 5×5 filters (cuDNN 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the
+  /// exact result, normwise, where a direct convolution is ~1e-6 off.
   kFastest,
   /// The same candidates, timed the same way, but each one's output on the first call is also
   /// compared with a reference engine's (the first of cuDNN's fallback list without FFT or Winograd
-  /// notes), and one further than 1e-4 from it, normwise (5e-3 in tf32, 1e-2 in bf16, whose results
-  /// are rounded to bf16 and may differ by one bf16 step), is never chosen: the
-  /// fastest engine that agrees is kept. Costs one extra run per candidate, once per shape.
+  /// notes that the precision and ConvDeterminism admit), and one further than 1e-4 from it,
+  /// normwise (5e-3 in tf32, 1e-2 in bf16, whose results are rounded to bf16 and may differ by one
+  /// bf16 step), is never chosen: the fastest engine that agrees is kept. Costs one extra run per
+  /// candidate, once per shape.
   /// Engines cannot be judged by their notes alone: on the H200 the FFT engine of that filter
   /// gradient agrees with the CPU to fp32 rounding, the un-noted engine 17 does not.
   kPrecise,
@@ -48,16 +49,43 @@ enum class ConvSearch {
 /// "fastest" or "precise".
 const char* to_string(ConvSearch search);
 
+/// Whether the GPU backend's convolutions must give the same bits every time a plan runs on the
+/// same inputs. Ignored by the CPU backend, whose convolutions are deterministic already (im2col
+/// and its own GEMM: no atomics, the sums in a fixed order).
+enum class ConvDeterminism {
+  /// Every engine the precision and ConvSearch allow, including those cuDNN notes as
+  /// nondeterministic (they may add partial sums in whatever order the GPU's threads finish, so a
+  /// gradient may change in its last bits from run to run).
+  kAny,
+  /// Only direct and implicit-GEMM engines that cuDNN does not note as nondeterministic: engines
+  /// noted nondeterministic, FFT or Winograd (any tile size) are rejected, for the forward pass and
+  /// both gradients; ConvSearch still chooses among the rest. Stricter than PyTorch's
+  /// torch.backends.cudnn.deterministic, which rejects only the nondeterministic ones (FFT and
+  /// Winograd engines are deterministic, but their arithmetic is not the direct sum's). Each
+  /// (operation, shape) keeps the engine chosen on its first call, so a backend repeats itself bit
+  /// for bit; another process may time the candidates differently and choose another engine,
+  /// deterministic too but summing in another order (CUDL_CUDNN_AUTOTUNE=0 takes cuDNN's heuristics'
+  /// first instead of timing). Deterministic is not exact: on an H200 the un-noted fp32
+  /// filter-gradient engine ConvSearch::kFastest describes is admitted (ConvSearch::kPrecise
+  /// guards against that).
+  kDeterministic,
+};
+/// "any" or "deterministic".
+const char* to_string(ConvDeterminism determinism);
+
 /// How make_backend sets up a backend; each field applies to one device only.
 struct BackendOptions {
   int threads = 0;                        ///< CPU threads (0: all this process may use)
   int gpu = 0;                            ///< CUDA device ordinal
   Precision precision = Precision::kFp32;  ///< the products' arithmetic (the CPU runs kTf32 as kFp32)
   ConvSearch conv_search = ConvSearch::kFastest;  ///< GPU convolutions only
+  ConvDeterminism conv_determinism = ConvDeterminism::kAny;  ///< GPU convolutions only
 };
 
 /// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
-/// engine, how it was chosen, workspace); empty for the CPU backend or before any convolution.
+/// engine with all its numerical notes, e.g. "engine 7 [winograd, winograd-4x4]" or "engine 20
+/// [nondeterministic]", how it was chosen, workspace, the engines rejected); empty for the CPU
+/// backend or before any convolution.
 std::vector<std::string> convolution_plans(const Backend& backend);
 
 /// A backend for `device`: a CpuBackend, or a CudaBackend from the plugin loaded at run time.

@@ -18,8 +18,10 @@
 
 namespace cudl::detail {
 
-// Raise when CudaPluginApi changes.
-inline constexpr int kCudaPluginAbi = 1;
+// Raise when CudaPluginApi or a type it passes changes (BackendOptions, GpuProbe, Backend's
+// members): the version check alone cannot tell two builds of one unreleased version apart.
+// 2: BackendOptions::conv_determinism.
+inline constexpr int kCudaPluginAbi = 2;
 inline constexpr const char* kCudaPluginEntry = "cudl_cuda_plugin_v1";
 // The plugin's file name, looked for beside libcudl.so (or given by $CUDL_CUDA_PLUGIN).
 inline constexpr const char* kCudaPluginFile = "libcudl_cuda.so";
