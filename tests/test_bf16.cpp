@@ -18,11 +18,14 @@
 #include "cudl/device.hpp"
 #include "cudl/rng.hpp"
 #include "cudl/trainer.hpp"
+#include "bf16_data.hpp"
 #include "conv_reference.hpp"
 #include "test_support.hpp"
 
 using namespace cudl;
 using cudl::cpu::round_bf16;
+using cudl::testing::bf16_integers;
+using cudl::testing::normal_values;
 using ::testing::HasSubstr;
 
 namespace {
@@ -57,29 +60,6 @@ float nearest_bf16(float x) {
   const double to_lo = std::fabs(value_of(lo) - x), to_hi = std::fabs(value_of(hi) - x);
   if (to_lo != to_hi) return from_bits(to_lo < to_hi ? lo : hi);
   return from_bits((lo & 0x10000u) == 0 ? lo : hi);
-}
-
-// Integers that a bf16 mostly holds (−8..8), and now and then one it does not (it has 8
-// significant bits): 257 and 514 are ties that go to the even neighbour (256, 512), 259 and 518
-// ties that go up (260, 520), 261 → 260, −263 → −264, −515 → −516, 1027 → 1028. Products of
-// such values are exact in fp32, and so are the tests' sums (each test checks its bound).
-std::vector<float> bf16_integers(uint64_t seed, int64_t n) {
-  static const float kSpecial[] = {257, 259, 261, -263, 514, 518, -515, 1027};
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const rng::Philox4 b = rng::bits(seed, 3, static_cast<uint64_t>(i));
-    v[i] = b.v[0] % 8 == 0 ? kSpecial[b.v[1] % 8] : static_cast<float>(static_cast<int>(b.v[2] % 17) - 8);
-  }
-  return v;
-}
-
-std::vector<float> normal_values(uint64_t seed, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const rng::Philox4 b = rng::bits(seed, 4, static_cast<uint64_t>(i));
-    v[i] = rng::normal(b.v[0], b.v[1]);
-  }
-  return v;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "bf16_data.hpp"
 #include "conv_reference.hpp"
 #include "cuda_parity.hpp"
 #include "cudl/conv_layers.hpp"
@@ -24,7 +25,9 @@
 namespace {
 
 using cudl::testing::ConvCase;
+using cudl::testing::bf16_integers;
 using cudl::testing::geometry;
+using cudl::testing::normal_values;
 
 uint32_t bits_of(float x) {
   uint32_t u;
@@ -33,31 +36,6 @@ uint32_t bits_of(float x) {
 }
 // Whether x is a bfloat16 value: its low 16 bits are zero.
 bool is_bf16(float x) { return (bits_of(x) & 0xFFFFu) == 0; }
-
-// Integers in [-300, 300], a quarter of them among 257, 259, 261, -259, 263 and 299, which bf16
-// (8 significant bits: only even integers from 256 to 512) cannot hold: to nearest even 257 → 256,
-// 259 → 260, 261 → 260, 263 → 264, 299 → 300 (ties go to the even neighbour), where truncation
-// would give 258 for 259, 262 for 263 and 298 for 299. The
-// products of the rounded values are at most 300² = 90,000, so sums of up to 186 of them stay
-// below 2^24 and are exact in fp32 whatever their order (each test checks its sums' bound).
-std::vector<float> bf16_integers(uint64_t seed, int64_t n) {
-  static const float kUnheld[] = {257, 259, 261, -259, 263, 299};
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const rng::Philox4 b = rng::bits(seed, 5, static_cast<uint64_t>(i));
-    v[i] = b.v[0] % 4 == 0 ? kUnheld[b.v[1] % 6] : static_cast<float>(static_cast<int>(b.v[2] % 601) - 300);
-  }
-  return v;
-}
-
-std::vector<float> normal_values(uint64_t seed, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const rng::Philox4 b = rng::bits(seed, 6, static_cast<uint64_t>(i));
-    v[i] = rng::normal(b.v[0], b.v[1]);
-  }
-  return v;
-}
 
 // How far the GPU's result may be from the CPU's on random data. Both sum the same products of
 // bf16 operands (8-bit significands: each product is exact in fp32) in fp32, in their own orders:

@@ -112,6 +112,21 @@ double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && ref2 > 0.0 ? std::sqrt(diff2 / ref2) : std::numeric_limits<double>::infinity();
 }
 
+// Two epochs replayed from a captured step against the same run queued eagerly: each epoch's loss
+// within loss_rel (relative), the same error counts, the parameters within params_rel (relative L2).
+void expect_captured_as_eager(const Trained& graph, const Trained& eager, double loss_rel, double params_rel,
+                              const std::string& what) {
+  ASSERT_EQ(graph.reports.size(), 2u);
+  EXPECT_FALSE(eager.reports[0].captured);
+  EXPECT_TRUE(graph.reports[0].captured) << what << " on a GPU should replay a captured step";
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_TRUE(close(graph.reports[e].loss, eager.reports[e].loss, 0.0, loss_rel))
+        << "epoch " << e + 1 << " loss: captured " << graph.reports[e].loss << ", eager " << eager.reports[e].loss;
+    EXPECT_EQ(error_count(graph.reports[e]), error_count(eager.reports[e])) << "epoch " << e + 1;
+  }
+  EXPECT_LE(relative_l2(graph.params, eager.params), params_rel);
+}
+
 class CudaTraining : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -172,17 +187,8 @@ TEST_F(CudaTraining, ThreeEpochsTrainAsWellAsTheCpu) {
 TEST_F(CudaTraining, CapturedStepsComputeWhatEagerStepsCompute) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const int64_t rows = 640;  // 10 minibatches per epoch
-  const Trained eager = train_2014(gpu(), rows, 2, StepLaunch::kEager);
-  const Trained graph = train_2014(gpu(), rows, 2, StepLaunch::kAuto);
-  ASSERT_EQ(graph.reports.size(), 2u);
-  EXPECT_FALSE(eager.reports[0].captured);
-  EXPECT_TRUE(graph.reports[0].captured) << "the 2014 network on a GPU should replay a captured step";
-  for (size_t e = 0; e < 2; ++e) {
-    EXPECT_TRUE(close(graph.reports[e].loss, eager.reports[e].loss, 0.0, 1e-6))
-        << "epoch " << e + 1 << " loss: captured " << graph.reports[e].loss << ", eager " << eager.reports[e].loss;
-    EXPECT_EQ(error_count(graph.reports[e]), error_count(eager.reports[e])) << "epoch " << e + 1;
-  }
-  EXPECT_LE(relative_l2(graph.params, eager.params), 1e-6);
+  expect_captured_as_eager(train_2014(gpu(), rows, 2, StepLaunch::kAuto), train_2014(gpu(), rows, 2, StepLaunch::kEager),
+                           1e-6, 1e-6, "the 2014 network");
 }
 
 // The same for a convolutional network with dropout: its cuDNN plans are chosen in the eager first
@@ -191,17 +197,8 @@ TEST_F(CudaTraining, CapturedStepsComputeWhatEagerStepsCompute) {
 // repeated at each replay, or the backward's mask misplaced, moves the loss by far more (~1e-2).
 TEST_F(CudaTraining, CapturedConvolutionAndDropoutStepsComputeWhatEagerStepsCompute) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
-  const Trained eager = train_lenet(gpu(), 640, 2, StepLaunch::kEager);
-  const Trained graph = train_lenet(gpu(), 640, 2, StepLaunch::kAuto);
-  ASSERT_EQ(graph.reports.size(), 2u);
-  EXPECT_FALSE(eager.reports[0].captured);
-  EXPECT_TRUE(graph.reports[0].captured) << "a network of conv, pooling and dropout layers should replay a captured step";
-  for (size_t e = 0; e < 2; ++e) {
-    EXPECT_TRUE(close(graph.reports[e].loss, eager.reports[e].loss, 0.0, 1e-5))
-        << "epoch " << e + 1 << " loss: captured " << graph.reports[e].loss << ", eager " << eager.reports[e].loss;
-    EXPECT_EQ(error_count(graph.reports[e]), error_count(eager.reports[e])) << "epoch " << e + 1;
-  }
-  EXPECT_LE(relative_l2(graph.params, eager.params), 1e-4);
+  expect_captured_as_eager(train_lenet(gpu(), 640, 2, StepLaunch::kAuto), train_lenet(gpu(), 640, 2, StepLaunch::kEager),
+                           1e-5, 1e-4, "a network of conv, pooling and dropout layers");
 }
 
 // ---- divergence ----
