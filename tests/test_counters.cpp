@@ -110,3 +110,36 @@ TEST(Capture, NetworksKnowWhetherTheirLayersCanBeReplayed) {
   EXPECT_FALSE(with_host_state.capturable());
   EXPECT_THAT(error_of([&] { mlp.reserve(0); }), HasSubstr("batch must be positive"));
 }
+
+// The counter lives in the backend's memory (so a captured step advances it): counters() reads
+// it back, a value written through counters() (a loaded checkpoint) is used by the next forward,
+// and the counter overload of the primitive reads counter + offset when it runs.
+TEST(DropoutLayer, TheCounterIsTheBackendsAndALoadedValueTakesEffect) {
+  CpuBackend cpu(1);
+  const Shape shape = {2, 30};
+  const int64_t n = numel(shape);
+  Dropout layer(0.5f, 9);
+  const std::vector<float> xv = uniform_values(74, n, -1.0f, 1.0f);
+  Tensor x = Tensor::from_host(xv, shape, cpu), y(shape, cpu);
+  auto dropped = [&](int64_t counter) {  // the primitive with the counter as a value
+    Tensor out(shape, cpu);
+    cpu.dropout(x, 0.5f, 9, static_cast<uint64_t>(counter), out);
+    return out.to_vector();
+  };
+  layer.forward(cpu, x, y, Mode::kTrain);
+  const std::vector<float> first = y.to_vector();
+  layer.forward(cpu, x, y, Mode::kTrain);
+  auto counters = layer.counters();
+  ASSERT_EQ(counters.size(), 1u);
+  EXPECT_EQ(*counters[0].second, static_cast<uint64_t>(2 * n));
+  *counters[0].second = 0;  // as load_checkpoint writes it
+  layer.forward(cpu, x, y, Mode::kTrain);
+  EXPECT_EQ(y.to_vector(), first);
+  EXPECT_EQ(*layer.counters()[0].second, static_cast<uint64_t>(n));
+
+  Tensor counter = make_counter(cpu, 3 * static_cast<uint64_t>(n)), z(shape, cpu);
+  cpu.dropout(x, 0.5f, 9, counter, uint64_t{0} - 2 * static_cast<uint64_t>(n), z);  // reads 3n − 2n = n
+  EXPECT_EQ(z.to_vector(), dropped(n));
+  Tensor wrong({3}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.dropout(x, 0.5f, 9, wrong, 0, z); }), HasSubstr("counter"));
+}
