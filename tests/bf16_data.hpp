@@ -2,11 +2,24 @@
 // Test data for Precision::kBf16 (test_bf16.cpp on the CPU, test_cuda_parity_bf16.cpp against the
 // GPU), drawn from Philox so every run and device sees the same values.
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cudl/rng.hpp"
 
 namespace cudl::testing {
+
+// A float's bits, and the float of some bits.
+inline uint32_t bits_of(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
 
 // Integers that a bf16 mostly holds (−8..8), and now and then one it does not (it has 8
 // significant bits): 257 and 514 are ties that go to the even neighbour (256, 512), 259 and 518

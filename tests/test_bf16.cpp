@@ -25,6 +25,8 @@
 using namespace cudl;
 using cudl::cpu::round_bf16;
 using cudl::testing::bf16_integers;
+using cudl::testing::bits_of;
+using cudl::testing::from_bits;
 using cudl::testing::normal_values;
 using ::testing::HasSubstr;
 
@@ -33,16 +35,6 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-uint32_t bits_of(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-float from_bits(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
 
 // The value a bf16 bit pattern (in the top half of u) stands for, with the pattern after the
 // largest finite one read as 2^128, as IEEE rounding does when it decides an overflow.

@@ -26,14 +26,10 @@ namespace {
 
 using cudl::testing::ConvCase;
 using cudl::testing::bf16_integers;
+using cudl::testing::bits_of;
 using cudl::testing::geometry;
 using cudl::testing::normal_values;
 
-uint32_t bits_of(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
 // Whether x is a bfloat16 value: its low 16 bits are zero.
 bool is_bf16(float x) { return (bits_of(x) & 0xFFFFu) == 0; }
 

@@ -21,11 +21,14 @@
 #include <cstring>
 
 #include "cpu/conv.hpp"
+#include "cpu/scratch.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/cpu_backend.hpp"
 
 namespace cudl {
 namespace {
+
+using cpu::grow;
 
 constexpr int64_t kColBudget = cpu::kConvColumnBudget;
 
@@ -129,11 +132,6 @@ void permute(cpu::ThreadPool& pool, Direction dir, const Conv2dShape& s, int64_t
       }
     }
   });
-}
-
-float* grow(std::vector<float>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(size);
-  return buffer.data();
 }
 
 // Calls fn(n0, nb, cols) for each chunk of nb samples starting at n0 (cols = nb·P·Q), with the

@@ -8,14 +8,19 @@
 
 #include "cpu/bf16.hpp"
 #include "cpu/gemm.hpp"
+#include "cpu/scratch.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/cpu_backend.hpp"
 
 namespace cudl {
-namespace cpu {
 namespace {
 
 constexpr int64_t kRoundGrain = 1 << 15;  // elements per task at least
+
+}  // namespace
+
+namespace cpu {
+namespace {
 
 template <typename F>
 void for_row_blocks(ThreadPool& pool, int64_t rows, int64_t cols, F&& fn) {
@@ -45,14 +50,7 @@ void round_bf16_in_place(ThreadPool& pool, float* a, int64_t rows, int64_t cols,
 
 }  // namespace cpu
 
-namespace {
-
-float* grow(std::vector<float>& buffer, int64_t size) {
-  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
-  return buffer.data();
-}
-
-}  // namespace
+using cpu::grow;
 
 void CpuBackend::product(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -86,7 +84,7 @@ void CpuBackend::gemm_bf16(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, 
   }
   float* t = grow(bf16_t_, m * n);
   product(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, t, n);
-  pool_->parallel_for(m, std::max<int64_t>(1, (int64_t{1} << 15) / n), [&](int64_t r0, int64_t r1) {
+  pool_->parallel_for(m, std::max<int64_t>(1, kRoundGrain / n), [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       float* ci = c + i * ldc;
       const float* ti = t + i * n;
