@@ -37,7 +37,8 @@ int CpuBackend::threads() const { return pool_->threads(); }
 std::string CpuBackend::describe() const {
   return "cpu: " + cpu_model_name() + ", " + std::to_string(threads()) + " thread" + (threads() == 1 ? "" : "s") +
          ", gemm " + cpu::sgemm_kernel_name() + ", elementwise " + cpu::to_string(cpu::elementwise_kernel()) +
-         (precision_ == Precision::kBf16 ? ", bf16 products (emulated by rounding)" : "");
+         (precision_ == Precision::kBf16 ? ", bf16 products (emulated by rounding)" : "") +
+         (threads() > 1 ? ", threads poll " + std::to_string(pool_->spin().count()) + " us" : "");
 }
 
 void* CpuBackend::allocate(std::size_t bytes) {

@@ -1,27 +1,53 @@
 #include "cpu/thread_pool.hpp"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
+#include "cudl/cpu_backend.hpp"  // hardware_threads
 #include "cudl/error.hpp"
 
 namespace cudl::cpu {
 namespace {
-// Spin this many polls (~256 pause instructions, a few microseconds) before sleeping: jobs that
-// follow each other at once skip a futex wake-up, and an idle or oversubscribed pool sleeps.
-// Measured on 2 cores (benchmarks/results/cpu-2core-2026-11-24.md): 4,000 polls was no faster
-// alone and 10% slower with two other busy processes on the machine; 0 cost ~4% alone.
-constexpr int kSpinPolls = 256;
-
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
 }
+
+// Polls done() until it holds or `budget` has passed; returns done(). The clock is read every 16
+// polls: a pause lasts ~30 ns on Zen 3 and ~70 ns on recent Intel cores, so the budget is time,
+// not a count of polls. (Polling with sched_yield() instead, to leave the core to other processes,
+// was no better on a loaded machine: measured in the results file named at kDefaultSpin.)
+template <typename Done>
+bool spin_until(Done done, std::chrono::nanoseconds budget) {
+  if (done()) return true;
+  if (budget.count() <= 0) return false;
+  const auto end = std::chrono::steady_clock::now() + budget;
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      cpu_relax();
+      if (done()) return true;
+    }
+    if (std::chrono::steady_clock::now() >= end) return done();
+  }
+}
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) {
+std::chrono::microseconds spin_from_env(const char* env) {
+  if (env == nullptr || *env == '\0') return kDefaultSpin;
+  const std::string text = env;
+  const bool digits = text.size() <= 7 && text.find_first_not_of("0123456789") == std::string::npos;
+  const long us = digits ? std::stol(text) : -1;
+  CUDL_REQUIRE(us >= 0 && us <= 1000000,
+               "CUDL_SPIN_US=" + text + ": expected a whole number of microseconds from 0 to 1000000");
+  return std::chrono::microseconds(us);
+}
+
+ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : spin_(spin) {
   CUDL_REQUIRE(threads >= 1, "thread count must be at least 1, got " + std::to_string(threads));
+  CUDL_REQUIRE(spin.count() >= 0, "spin time must not be negative, got " + std::to_string(spin.count()) + " µs");
+  if (threads > hardware_threads()) spin_ /= 16;
   workers_.reserve(threads - 1);
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -57,7 +83,7 @@ void ThreadPool::drain(const std::function<void(int64_t)>& fn, int64_t tasks) {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    for (int i = 0; i < kSpinPolls && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, spin_);
     const std::function<void(int64_t)>* job = nullptr;
     int64_t tasks = 0;
     {
@@ -101,7 +127,7 @@ void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& fn) {
   wake_.notify_all();
   drain(fn, tasks);
   auto all_done = [&] { return finished_.load(std::memory_order_acquire) >= tasks && active_.load() == 0; };
-  for (int i = 0; i < kSpinPolls && !all_done(); ++i) cpu_relax();
+  spin_until(all_done, spin_);
   std::exception_ptr error;
   {
     std::unique_lock<std::mutex> lock(mutex_);

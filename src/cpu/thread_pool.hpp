@@ -1,12 +1,15 @@
 #pragma once
-// A small fixed-size thread pool for the CPU backend. Workers sleep on a condition variable
-// between jobs (after a short bounded spin), so they cost nothing while the machine's cores are
-// busy with other work. run() executes fn(0..tasks-1) across the pool and the calling thread,
+// A small fixed-size thread pool for the CPU backend. Between jobs a worker polls for the next one
+// for a bounded time (spin(), default kDefaultSpin, CUDL_SPIN_US overrides), then sleeps on a
+// condition variable, so an idle pool costs nothing; run()'s caller waits for the workers the same
+// way. run() executes fn(0..tasks-1) across the pool and the calling thread,
 // and returns when all tasks are done. An exception thrown by a task (on any thread) stops the
 // tasks not yet started and is rethrown by run() once every started task has returned; the
 // first one wins. Not reentrant: one run() at a time per pool.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -16,14 +19,28 @@
 
 namespace cudl::cpu {
 
+// How long a worker polls before sleeping. Waking a sleeping thread costs tens of microseconds on
+// a virtual machine (an inter-processor interrupt and a host reschedule): measured on a 2-vCPU
+// KVM guest (AMD EPYC, Zen 3), bench_dbn's 10-column products took 160 µs with a 7 µs spin and
+// 78 µs with 110 µs (benchmarks/results/cpu-zen3-2026-12-06.md). OpenMP runtimes spin longer
+// still (libgomp ~300,000 polls, Intel's 200 ms).
+constexpr std::chrono::microseconds kDefaultSpin{200};
+
+// The spin given by CUDL_SPIN_US (`env`; null or empty: kDefaultSpin): a whole number of
+// microseconds from 0 (sleep at once) to 1,000,000; anything else is an error naming the value.
+std::chrono::microseconds spin_from_env(const char* env);
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);  // threads ≥ 1 (including the caller)
+  // threads ≥ 1 (including the caller); spin: see kDefaultSpin. A pool with more threads than the
+  // CPUs this process may run on polls for at most 1/16 of `spin`: its threads take turns.
+  explicit ThreadPool(int threads, std::chrono::microseconds spin = spin_from_env(std::getenv("CUDL_SPIN_US")));
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  std::chrono::microseconds spin() const { return std::chrono::duration_cast<std::chrono::microseconds>(spin_); }
   void run(int64_t tasks, const std::function<void(int64_t)>& fn);
 
   // Splits [0, n) into at most threads() contiguous chunks of at least `grain` elements and
@@ -34,6 +51,7 @@ class ThreadPool {
   void worker_loop();
   void drain(const std::function<void(int64_t)>& fn, int64_t tasks);
 
+  std::chrono::nanoseconds spin_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
