@@ -19,10 +19,11 @@ bool cpu_has(GemmKernel kernel) {
   switch (kernel) {
     case GemmKernel::kEigen:
       return true;
-    case GemmKernel::kAvx2Fma:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GemmKernel::kAvx2Fma:  // popcnt: order_rows (gemm_packed.inc); every AVX2 CPU has it
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
     case GemmKernel::kAvx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("popcnt");
   }
   return false;
 }
@@ -62,8 +63,9 @@ const char* to_string(GemmKernel kernel) {
 bool gemm_kernel_supported(GemmKernel kernel, std::string* why) {
   if (cpu_has(kernel)) return true;
   if (why != nullptr) {
-    *why = kernel == GemmKernel::kAvx512 ? "this CPU (or its operating system) does not support AVX-512 F"
-                                         : "this CPU (or its operating system) does not support AVX2 and FMA";
+    *why = kernel == GemmKernel::kAvx512
+               ? "this CPU (or its operating system) does not support AVX-512 F (with AVX2, FMA and POPCNT)"
+               : "this CPU (or its operating system) does not support AVX2, FMA and POPCNT";
   }
   return false;
 }

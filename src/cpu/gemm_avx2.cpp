@@ -12,16 +12,17 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,popcnt"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,popcnt")
 #endif
 
 namespace cudl::cpu {
@@ -30,7 +31,7 @@ namespace {
 constexpr int64_t kNr = 16;
 constexpr int64_t kMr = 6;
 
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc,
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
           int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
@@ -52,7 +53,7 @@ inline void store_row(float* cr, __m256 x0, __m256 x1, __m256 va, __m256 vb, boo
 // the valid rows × cols. Full-width tiles are written from registers.
 // With idx, step q uses B row idx[q] (A was compacted by compact_a); without, B row q.
 template <int R>
-void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc, int64_t cols,
+void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow, int64_t cols,
             float alpha, float beta) {
   static_assert(R >= 1 && R <= kMr, "rows per tile");
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -97,12 +98,12 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool read_c = beta != 0.0f;
   if (cols == kNr) {
-    store_row(c, c00, c01, va, vb, read_c);
-    if constexpr (R > 1) store_row(c + ldc, c10, c11, va, vb, read_c);
-    if constexpr (R > 2) store_row(c + 2 * ldc, c20, c21, va, vb, read_c);
-    if constexpr (R > 3) store_row(c + 3 * ldc, c30, c31, va, vb, read_c);
-    if constexpr (R > 4) store_row(c + 4 * ldc, c40, c41, va, vb, read_c);
-    if constexpr (R > 5) store_row(c + 5 * ldc, c50, c51, va, vb, read_c);
+    store_row(crow[0], c00, c01, va, vb, read_c);
+    if constexpr (R > 1) store_row(crow[1], c10, c11, va, vb, read_c);
+    if constexpr (R > 2) store_row(crow[2], c20, c21, va, vb, read_c);
+    if constexpr (R > 3) store_row(crow[3], c30, c31, va, vb, read_c);
+    if constexpr (R > 4) store_row(crow[4], c40, c41, va, vb, read_c);
+    if constexpr (R > 5) store_row(crow[5], c50, c51, va, vb, read_c);
     return;
   }
   alignas(32) float acc[kMr][kNr];
@@ -112,19 +113,19 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
   _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
   _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
   _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
-  for (int r = 0; r < R; ++r) store_partial_row(c + r * ldc, acc[r], cols, alpha, beta, read_c);
+  for (int r = 0; r < R; ++r) store_partial_row(crow[r], acc[r], cols, alpha, beta, read_c);
 }
 
 // One tile of rows ≤ 6 valid rows and cols ≤ 16 valid columns.
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc,
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
           int64_t cols, float alpha, float beta) {
   switch (rows) {
-    case 6: return kernel<6>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 5: return kernel<5>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 4: return kernel<4>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 3: return kernel<3>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 2: return kernel<2>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    default: return kernel<1>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 6: return kernel<6>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 5: return kernel<5>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 4: return kernel<4>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 3: return kernel<3>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 2: return kernel<2>(kc, a, b, idx, crow, cols, alpha, beta);
+    default: return kernel<1>(kc, a, b, idx, crow, cols, alpha, beta);
   }
 }
 

@@ -11,16 +11,17 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma,popcnt"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
+#pragma GCC target("avx512f,avx2,fma,popcnt")
 #endif
 
 namespace cudl::cpu {
@@ -29,7 +30,7 @@ namespace {
 constexpr int64_t kNr = 32;
 constexpr int64_t kMr = 6;
 
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc,
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
           int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
@@ -69,7 +70,7 @@ inline void store_row(float* cr, __m512 x0, __m512 x1, int64_t cols, __m512 va, 
 // B panel: panel_width) for one of at most 16 (a narrow last tile, or a 10-class output layer). With
 // idx, step q uses B row idx[q] (A was compacted by compact_a); without, B row q.
 template <int R, int W>
-void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc, int64_t cols,
+void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow, int64_t cols,
             float alpha, float beta) {
   static_assert(R >= 1 && R <= kMr && (W == 1 || W == 2), "rows and vectors per tile");
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -99,32 +100,32 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const bool read_c = beta != 0.0f;
-  store_row(c, c00, c01, cols, va, vb, alpha, beta, read_c);
-  if constexpr (R > 1) store_row(c + ldc, c10, c11, cols, va, vb, alpha, beta, read_c);
-  if constexpr (R > 2) store_row(c + 2 * ldc, c20, c21, cols, va, vb, alpha, beta, read_c);
-  if constexpr (R > 3) store_row(c + 3 * ldc, c30, c31, cols, va, vb, alpha, beta, read_c);
-  if constexpr (R > 4) store_row(c + 4 * ldc, c40, c41, cols, va, vb, alpha, beta, read_c);
-  if constexpr (R > 5) store_row(c + 5 * ldc, c50, c51, cols, va, vb, alpha, beta, read_c);
+  store_row(crow[0], c00, c01, cols, va, vb, alpha, beta, read_c);
+  if constexpr (R > 1) store_row(crow[1], c10, c11, cols, va, vb, alpha, beta, read_c);
+  if constexpr (R > 2) store_row(crow[2], c20, c21, cols, va, vb, alpha, beta, read_c);
+  if constexpr (R > 3) store_row(crow[3], c30, c31, cols, va, vb, alpha, beta, read_c);
+  if constexpr (R > 4) store_row(crow[4], c40, c41, cols, va, vb, alpha, beta, read_c);
+  if constexpr (R > 5) store_row(crow[5], c50, c51, cols, va, vb, alpha, beta, read_c);
 }
 
 template <int W>
-void tile_of_width(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c,
-                   int64_t ldc, int64_t cols, float alpha, float beta) {
+void tile_of_width(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx,
+                   float* const* crow, int64_t cols, float alpha, float beta) {
   switch (rows) {
-    case 6: return kernel<6, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 5: return kernel<5, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 4: return kernel<4, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 3: return kernel<3, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    case 2: return kernel<2, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
-    default: return kernel<1, W>(kc, a, b, idx, c, ldc, cols, alpha, beta);
+    case 6: return kernel<6, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 5: return kernel<5, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 4: return kernel<4, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 3: return kernel<3, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 2: return kernel<2, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    default: return kernel<1, W>(kc, a, b, idx, crow, cols, alpha, beta);
   }
 }
 
 // One tile of rows ≤ 6 valid rows and cols ≤ 32 valid columns.
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* c, int64_t ldc,
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
           int64_t cols, float alpha, float beta) {
-  if (cols > 16) return tile_of_width<2>(rows, kc, a, b, idx, c, ldc, cols, alpha, beta);
-  tile_of_width<1>(rows, kc, a, b, idx, c, ldc, cols, alpha, beta);
+  if (cols > 16) return tile_of_width<2>(rows, kc, a, b, idx, crow, cols, alpha, beta);
+  tile_of_width<1>(rows, kc, a, b, idx, crow, cols, alpha, beta);
 }
 
 }  // namespace
