@@ -35,7 +35,6 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-
 // The value a bf16 bit pattern (in the top half of u) stands for, with the pattern after the
 // largest finite one read as 2^128, as IEEE rounding does when it decides an overflow.
 double value_of(uint32_t u) {

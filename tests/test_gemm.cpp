@@ -308,7 +308,8 @@ TEST_P(Gemm, RowsGroupedByTheirZerosKeepEachRowsOwnBits) {
               for (int64_t p = 0; p < k; ++p) acc += static_cast<double>(a[i * k + p]) * b[p * n + j];
               expected = 0.7 * acc + (beta == 0.0f ? 0.0 : beta * expected);
             }
-            worst = std::max(worst, std::fabs(c[i * ldc + j] - expected) / (1e-5 * std::sqrt(k) + 1e-6 * std::fabs(expected)));
+            const double bound = 1e-5 * std::sqrt(k) + 1e-6 * std::fabs(expected);
+            worst = std::max(worst, std::fabs(c[i * ldc + j] - expected) / bound);
           }
         }
         EXPECT_LE(worst, 1.0) << "m " << m << ", beta " << beta << ", threads " << threads;

@@ -37,7 +37,8 @@ TEST(ThreadPool, SpinFromEnvironmentIsWholeMicrosecondsUpToOneSecond) {
       spin_from_env(bad);
       ADD_FAILURE() << "accepted CUDL_SPIN_US=" << bad;
     } catch (const cudl::Error& e) {
-      EXPECT_THAT(e.what(), HasSubstr(std::string("CUDL_SPIN_US=") + bad + ": expected a whole number of microseconds"));
+      EXPECT_THAT(e.what(),
+                  HasSubstr(std::string("CUDL_SPIN_US=") + bad + ": expected a whole number of microseconds"));
     }
   }
 }
