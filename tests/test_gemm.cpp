@@ -207,14 +207,37 @@ TEST_P(Gemm, TrainingShapesMatchReference) {
   check(pool, {64, 10, 800, Trans::kNo, Trans::kNo, 0, 1.0f, 0.0f});    // output layer
 }
 
+// The same bits with 1, 2 and 3 threads on every way the product is split: the column split with
+// op(A) packed once (several K slabs; sparse A, whose rows are grouped), the row split with op(B)
+// packed once (a weight gradient; a narrow output layer), both transposes, beta ≠ 0, and operands
+// too large to share (over 8 MB), which each thread packs for its own share.
 TEST_P(Gemm, ResultDoesNotDependOnThreadCount) {
-  cpu::ThreadPool one(1), three(3);
-  const int64_t m = 64, n = 200, k = 300;
-  const auto a = random_values(m * k, 4), b = random_values(k * n, 5);
-  std::vector<float> c1(m * n), c3(m * n);
-  sgemm(one, m, n, k, a.data(), b.data(), c1.data());
-  sgemm(three, m, n, k, a.data(), b.data(), c3.data());
-  EXPECT_EQ(c1, c3);
+  cpu::ThreadPool one(1), two(2), three(3);
+  struct Shape {
+    int64_t m, n, k;
+    Trans ta, tb;
+    bool sparse;
+  };
+  const Shape shapes[] = {{64, 200, 300, Trans::kNo, Trans::kNo, false}, {64, 800, 784, Trans::kNo, Trans::kNo, true},
+                          {64, 357, 800, Trans::kNo, Trans::kYes, true},  {784, 800, 64, Trans::kYes, Trans::kNo, true},
+                          {300, 40, 700, Trans::kNo, Trans::kNo, true},    {64, 10, 800, Trans::kYes, Trans::kYes, false},
+                          {600, 1600, 2200, Trans::kNo, Trans::kNo, true}, {1400, 300, 2000, Trans::kNo, Trans::kYes, false}};
+  uint64_t seed = 4;
+  for (const Shape& s : shapes) {
+    auto a = random_values(s.m * s.k, ++seed);
+    if (s.sparse)
+      for (size_t i = 0; i < a.size(); ++i)
+        if ((i * 2654435761u >> 7) % 3 != 0) a[i] = 0.0f;
+    const auto b = random_values(s.k * s.n, ++seed), c0 = random_values(s.m * s.n, ++seed);
+    const int64_t lda = s.ta == Trans::kNo ? s.k : s.m, ldb = s.tb == Trans::kNo ? s.n : s.k;
+    std::vector<float> c1 = c0, c2 = c0, c3 = c0;
+    for (auto [pool, c] : {std::pair{&one, &c1}, {&two, &c2}, {&three, &c3}}) {
+      cpu::sgemm_with(GetParam(), *pool, s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.5f,
+                      c->data(), s.n);
+    }
+    EXPECT_EQ(c1, c2) << s.m << "x" << s.n << "x" << s.k;
+    EXPECT_EQ(c1, c3) << s.m << "x" << s.n << "x" << s.k;
+  }
 }
 
 // sgemm_rows reads B's rows through an index (some left out, some twice, out of order) and gives

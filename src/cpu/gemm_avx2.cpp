@@ -35,6 +35,7 @@ void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_
           int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
+#include "cpu/gemm_parallel.inc"
 
 // Writes one row of a tile: C[0..16) = alpha·(x0, x1) + beta·C (C not read when beta == 0).
 inline void store_row(float* cr, __m256 x0, __m256 x1, __m256 va, __m256 vb, bool read_c) {

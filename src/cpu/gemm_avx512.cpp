@@ -34,6 +34,7 @@ void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_
           int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
+#include "cpu/gemm_parallel.inc"
 
 // Writes 16 values of one row whose 16-column group is whole: C = fma(beta, C, alpha·x), C not
 // read when beta == 0 (the AVX2 kernel's store_row, lane for lane).
