@@ -341,6 +341,60 @@ TEST_P(Gemm, RowsGroupedByTheirZerosKeepEachRowsOwnBits) {
   }
 }
 
+// Where many columns of B are zero (a weight gradient behind silent ReLU units), the packed
+// kernels compute only the others: each kept column has the bits of the product on the kept
+// columns gathered first, and each dropped one is alpha·(+0), for both transposes of A, a column
+// tail that is not a whole group, one and several K slabs, alpha < 0, and every column zero; a
+// NaN in A still reaches every column of its row, as in the whole product.
+TEST_P(Gemm, ZeroColumnsOfBGiveTheBitsOfTheProductOnTheOthers) {
+  if (GetParam() == cpu::GemmKernel::kEigen) GTEST_SKIP() << "the Eigen kernel computes every column";
+  cpu::ThreadPool pool(2);
+  const int64_t shapes[][4] = {{784, 800, 64, 1}, {64, 803, 300, 0}, {37, 130, 600, 1}, {50, 96, 40, 0}};
+  uint64_t seed = 90;
+  for (const auto& s : shapes) {
+    const int64_t m = s[0], n = s[1], k = s[2];
+    const Trans ta = s[3] != 0 ? Trans::kYes : Trans::kNo;
+    const int64_t lda = ta == Trans::kNo ? k : m;
+    for (const int every : {0, 2, 5}) {  // columns kept: all zero, 1 in 2 (some runs), 2 in 5
+      auto a = random_values(m * k, ++seed);
+      auto b = random_values(k * n, ++seed);
+      std::vector<int32_t> kept;
+      for (int64_t j = 0; j < n; ++j) {
+        const bool keep = every != 0 && ((j * 7 + j / 3) % every == 0);
+        if (keep) kept.push_back(static_cast<int32_t>(j));
+        for (int64_t p = 0; p < k && !keep; ++p) b[p * n + j] = (p + j) % 2 == 0 ? 0.0f : -0.0f;
+      }
+      const int64_t nk = static_cast<int64_t>(kept.size());
+      std::vector<float> gathered(k * std::max<int64_t>(nk, 1));
+      for (int64_t p = 0; p < k; ++p)
+        for (int64_t q = 0; q < nk; ++q) gathered[p * nk + q] = b[p * n + kept[q]];
+      for (const float alpha : {1.0f, -0.5f}) {
+        std::vector<float> c(m * n, 7.0f), ck(m * std::max<int64_t>(nk, 1), 7.0f);
+        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, alpha, a.data(), lda, b.data(), n, 0.0f, c.data(), n);
+        if (nk > 0) {
+          cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, nk, k, alpha, a.data(), lda, gathered.data(), nk, 0.0f,
+                          ck.data(), nk);
+        }
+        const float zero = alpha * 0.0f;
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0, q = 0; j < n; ++j) {
+            const bool keep = q < nk && kept[q] == j;
+            const float want = keep ? ck[i * nk + q++] : zero;
+            ASSERT_EQ(0, std::memcmp(&want, &c[i * n + j], sizeof(float)))
+                << m << "x" << n << "x" << k << " alpha " << alpha << " row " << i << " column " << j;
+          }
+        }
+      }
+      if (every == 2) {  // a NaN in op(A)'s row 3 makes all of C's row 3 NaN
+        a[ta == Trans::kNo ? 3 * k + 1 : 1 * m + 3] = std::nanf("");
+        std::vector<float> c(m * n);
+        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, 1.0f, a.data(), lda, b.data(), n, 0.0f, c.data(), n);
+        for (int64_t j = 0; j < n; ++j) ASSERT_TRUE(std::isnan(c[3 * n + j])) << "column " << j;
+      }
+    }
+  }
+}
+
 TEST_P(Gemm, ZeroDepthScalesC) {
   cpu::ThreadPool pool(1);
   std::vector<float> c = {1, 2, std::numeric_limits<float>::quiet_NaN(), 4};
