@@ -149,7 +149,9 @@ BENCHMARK(BM_TrainStep)->UseRealTime()->Unit(benchmark::kMillisecond);
 // noisy-ReLU hidden), drawn from 46,900 rows: epoch_s is the time of a 732-batch epoch.
 void BM_RbmCd1Step(benchmark::State& state) {
   const int64_t rows = 46900;
-  cudl::Tensor x = random_tensor({rows, 784}, 1);
+  // Drawn once per process, not once per run of this function (Google Benchmark runs it several
+  // times to choose the iteration count): the draw would otherwise be a third of a profile.
+  static const cudl::Tensor x = random_tensor({rows, 784}, 1);
   cudl::RbmConfig cfg;
   cfg.visible = cudl::Units::kGaussian;
   cfg.hidden = cudl::Units::kNoisyRelu;
