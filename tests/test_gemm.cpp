@@ -218,10 +218,11 @@ TEST_P(Gemm, ResultDoesNotDependOnThreadCount) {
     Trans ta, tb;
     bool sparse;
   };
-  const Shape shapes[] = {{64, 200, 300, Trans::kNo, Trans::kNo, false}, {64, 800, 784, Trans::kNo, Trans::kNo, true},
-                          {64, 357, 800, Trans::kNo, Trans::kYes, true},  {784, 800, 64, Trans::kYes, Trans::kNo, true},
-                          {300, 40, 700, Trans::kNo, Trans::kNo, true},    {64, 10, 800, Trans::kYes, Trans::kYes, false},
-                          {600, 1600, 2200, Trans::kNo, Trans::kNo, true}, {1400, 300, 2000, Trans::kNo, Trans::kYes, false}};
+  const Shape shapes[] = {
+      {64, 200, 300, Trans::kNo, Trans::kNo, false},    {64, 800, 784, Trans::kNo, Trans::kNo, true},
+      {64, 357, 800, Trans::kNo, Trans::kYes, true},    {784, 800, 64, Trans::kYes, Trans::kNo, true},
+      {300, 40, 700, Trans::kNo, Trans::kNo, true},     {64, 10, 800, Trans::kYes, Trans::kYes, false},
+      {600, 1600, 2200, Trans::kNo, Trans::kNo, true},  {1400, 300, 2000, Trans::kNo, Trans::kYes, false}};
   uint64_t seed = 4;
   for (const Shape& s : shapes) {
     auto a = random_values(s.m * s.k, ++seed);
@@ -370,7 +371,8 @@ TEST_P(Gemm, ZeroColumnsOfBGiveTheBitsOfTheProductOnTheOthers) {
         for (int64_t q = 0; q < nk; ++q) gathered[p * nk + q] = b[p * n + kept[q]];
       for (const float alpha : {1.0f, -0.5f}) {
         std::vector<float> c(m * n, 7.0f), ck(m * std::max<int64_t>(nk, 1), 7.0f);
-        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, alpha, a.data(), lda, b.data(), n, 0.0f, c.data(), n);
+        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, alpha, a.data(), lda, b.data(), n, 0.0f, c.data(),
+                        n);
         if (nk > 0) {
           cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, nk, k, alpha, a.data(), lda, gathered.data(), nk, 0.0f,
                           ck.data(), nk);
@@ -388,7 +390,8 @@ TEST_P(Gemm, ZeroColumnsOfBGiveTheBitsOfTheProductOnTheOthers) {
       if (every == 2) {  // a NaN in op(A)'s row 3 makes all of C's row 3 NaN
         a[ta == Trans::kNo ? 3 * k + 1 : 1 * m + 3] = std::nanf("");
         std::vector<float> c(m * n);
-        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, 1.0f, a.data(), lda, b.data(), n, 0.0f, c.data(), n);
+        cpu::sgemm_with(GetParam(), pool, ta, Trans::kNo, m, n, k, 1.0f, a.data(), lda, b.data(), n, 0.0f, c.data(),
+                        n);
         for (int64_t j = 0; j < n; ++j) ASSERT_TRUE(std::isnan(c[3 * n + j])) << "column " << j;
       }
     }
