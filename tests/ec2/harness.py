@@ -28,6 +28,13 @@ FAKE_AWS = os.path.join(HERE, "fake-aws")
 REGION = "us-east-1"
 MY_IP = "203.0.113.7"  # TEST-NET-3, a documentation address
 
+# A job started in the background by a non-interactive shell (`cmd &`, nohup, some CI runners)
+# inherits SIGINT ignored, and a signal ignored at entry can't be trapped by the launcher's bash:
+# the SIGINT tests would then see it carry on. A handler here (not an ignore) is reset to the
+# default at exec, so every launcher this harness starts can trap SIGINT as a user's shell gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def free_port():
     with socket.socket() as s:
