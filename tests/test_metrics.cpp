@@ -217,7 +217,8 @@ TEST(ToLabels, RejectsWhatIsNotAClassIndexNamingIndexAndValue) {
       {std::nanf(""), "nan"}, {inf, "inf"},         {-inf, "-inf"},         {-1.0f, "-1"},
       {0.5f, "0.5"},          {2147483648.0f, "2147483648"}, {1e30f, "1.00000002e+30"}};
   for (const auto& [value, shown] : bad) {
-    EXPECT_THAT(error_of([&] { cudl::to_labels({1.0f, 3.0f, value}); }),
+    const float label = value;  // a lambda may not capture a structured binding before C++20
+    EXPECT_THAT(error_of([&] { cudl::to_labels({1.0f, 3.0f, label}); }),
                 HasSubstr("to_labels: label " + shown + " at index 2 is not a class index (an "
                           "integer in [0, 2^31))"))
         << shown;
