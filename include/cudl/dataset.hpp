@@ -189,9 +189,13 @@ struct DeviceData {
 };
 /// Every row of `data` on `backend`, in fit()'s layout: x of shape {size(), example_numel()} (the
 /// network's input shape gives each row its shape again) and y of shape {size()} (class indices)
-/// or {size(), target_numel()}. Filled in chunks of rows through one bounded host buffer (a few
-/// MB), so the host never holds a second copy of the data; on a GPU backend each chunk is one
-/// host-to-device copy. Throws what data.fill() throws and what allocating on the backend throws.
-DeviceData to_device(const Dataset& data, Backend& backend);
+/// or {size(), target_numel()}. Rows are filled in chunks of about 4 MB by `threads` threads at
+/// once (0: one per hardware thread, at most 16; data.fill() is called concurrently, as the
+/// Dataset contract allows). On a Device::kCpu backend, whose memory is host memory, each chunk is
+/// filled in place; on a GPU backend each chunk is filled into a host buffer of its own and copied
+/// over, so the host never holds a second copy of the data (`threads` chunks at most). Throws
+/// what data.fill() throws (the first error, after the other threads stop), Error for
+/// threads < 0, and what allocating on the backend throws.
+DeviceData to_device(const Dataset& data, Backend& backend, int threads = 0);
 
 }  // namespace cudl

@@ -13,6 +13,7 @@
 #include "cudl/dataset.hpp"
 #include "cudl/error.hpp"
 #include "data/dataset_internal.hpp"
+#include "data/run_tasks.hpp"
 
 namespace cudl {
 
@@ -193,22 +194,45 @@ std::string Scale::describe() const {
 
 // ---- the upload to a backend ----
 
-DeviceData to_device(const Dataset& data, Backend& backend) {
+DeviceData to_device(const Dataset& data, Backend& backend, int threads) {
   const int64_t rows = data.size(), xf = data.example_numel(), yf = data.target_numel();
-  // fit()'s layout: one row per example (the network's input shape gives it its shape again).
+  // fit()'s layout: one row per example (the network's input shape gives each row its shape again).
   const Shape ys = data.target_shape().empty() ? Shape{rows} : Shape{rows, yf};
   DeviceData out{Tensor({rows, xf}, backend), Tensor(ys, backend)};
-  const int64_t chunk = detail::chunk_rows(xf + yf);
-  std::vector<float> x, y;
-  std::vector<int64_t> idx;
-  for (int64_t b = 0; b < rows; b += chunk) {
-    const int64_t m = std::min(chunk, rows - b);
+  const int64_t chunk = detail::chunk_rows(xf + yf), chunks = (rows + chunk - 1) / chunk;
+  const int workers = detail::task_threads(threads, chunks, "to_device");
+  auto fill_chunk = [&](int64_t c, float* x, float* y) {
+    const int64_t b = c * chunk, m = std::min(chunk, rows - b);
+    std::vector<int64_t> idx;
     iota_rows(idx, b, m);
-    x.resize(static_cast<size_t>(m * xf));
-    y.resize(static_cast<size_t>(m * yf));
-    data.fill(idx.data(), m, x.data(), y.data());
-    out.x.rows(b, b + m).copy_from(x);
-    out.y.rows(b, b + m).copy_from(y);
+    data.fill(idx.data(), m, x, y);
+  };
+  if (backend.device() == Device::kCpu) {
+    // A CPU backend's memory is host memory: each chunk is filled where it belongs, the threads
+    // sharing the work and the first touch of the new pages (which costs as much as the copy).
+    float* const x = out.x.data();
+    float* const y = out.y.data();
+    detail::run_tasks(workers, chunks, [&](int64_t c) { fill_chunk(c, x + c * chunk * xf, y + c * chunk * yf); });
+    return out;
+  }
+  // Waves of one chunk per thread, filled on the host in parallel, then copied in row order from
+  // this thread (a backend is used from one thread): `workers` chunk buffers at most.
+  std::vector<std::vector<float>> xs(static_cast<size_t>(workers)), yv(static_cast<size_t>(workers));
+  for (int64_t first = 0; first < chunks; first += workers) {
+    const int64_t wave = std::min<int64_t>(workers, chunks - first);
+    detail::run_tasks(workers, wave, [&](int64_t i) {
+      const int64_t m = std::min(chunk, rows - (first + i) * chunk);
+      auto& x = xs[static_cast<size_t>(i)];
+      auto& y = yv[static_cast<size_t>(i)];
+      x.resize(static_cast<size_t>(m * xf));
+      y.resize(static_cast<size_t>(m * yf));
+      fill_chunk(first + i, x.data(), y.data());
+    });
+    for (int64_t i = 0; i < wave; ++i) {
+      const int64_t b = (first + i) * chunk, m = std::min(chunk, rows - b);
+      out.x.rows(b, b + m).copy_from(xs[static_cast<size_t>(i)]);
+      out.y.rows(b, b + m).copy_from(yv[static_cast<size_t>(i)]);
+    }
   }
   return out;
 }
