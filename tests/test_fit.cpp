@@ -17,6 +17,7 @@
 #include "cudl/rng.hpp"
 #include "cudl/trainer.hpp"
 #include "nn/progress.hpp"
+#include "nn/data_checks.hpp"
 #include "test_support.hpp"
 
 using namespace cudl;
@@ -323,6 +324,41 @@ TEST(Fit, NonFiniteDataIsAnErrorNamingRowAndColumn) {
   EXPECT_THAT(cudl::testing::error_of([&] { fit(s.net, loss, opt, s.x, s.y, f); }),
               HasSubstr("fit: valid_y holds an infinity at row 7, column 0"));
   EXPECT_EQ(s.net.params().to_vector(), before);
+}
+
+// A CPU backend that says it is a GPU, counting what comes back to the host: the finiteness check
+// of a device tensor must read back its column sums, not the tensor, unless a sum is not finite.
+class CountedReads : public CpuBackend {
+ public:
+  CountedReads() : CpuBackend(1) {}
+  Device device() const override { return Device::kCuda; }
+  void copy_to_host(const void* src, void* host_dst, std::size_t bytes) override {
+    read += bytes;
+    CpuBackend::copy_to_host(src, host_dst, bytes);
+  }
+  std::size_t read = 0;
+};
+
+TEST(Fit, ADeviceTensorsCheckReadsBackItsColumnSumsOnly) {
+  CountedReads gpu;
+  std::vector<float> v(3000 * 7, 0.25f);
+  const Tensor fine = Tensor::from_host(v, {3000, 7}, gpu);
+  cudl::detail::require_finite(fine, "fit", "x");
+  EXPECT_EQ(gpu.read, 7 * sizeof(float));
+  v[1234 * 7 + 6] = -std::numeric_limits<float>::infinity();
+  const Tensor bad = Tensor::from_host(v, {3000, 7}, gpu);
+  EXPECT_THAT(cudl::testing::error_of([&] { cudl::detail::require_finite(bad, "fit", "x"); }),
+              HasSubstr("fit: x holds an infinity at row 1234, column 6 (of [3000, 7])"));
+  const Tensor labels = Tensor::from_host(std::vector<float>(50, 1.0f), {50}, gpu);  // rank 1: one column
+  gpu.read = 0;
+  cudl::detail::require_finite(labels, "fit", "y");
+  EXPECT_EQ(gpu.read, sizeof(float));
+  // Finite values whose column sum overflows: the exact scan finds nothing wrong.
+  std::vector<float> big(4 * 2, 3e38f);
+  const Tensor huge = Tensor::from_host(big, {2, 2, 2}, gpu);
+  gpu.read = 0;
+  cudl::detail::require_finite(huge, "fit", "x");
+  EXPECT_EQ(gpu.read, 4 * sizeof(float) + big.size() * sizeof(float));
 }
 
 namespace {

@@ -9,7 +9,8 @@
 namespace cudl::detail {
 
 // Throws Error "WHO: WHAT holds NaN (or an infinity) at row R, column C (of SHAPE)" at the first
-// non-finite value. A host tensor is scanned in place; a device tensor is read back once.
+// non-finite value. A host tensor is scanned in place; of a device tensor only its column sums
+// are read back, and the tensor itself only when one of them is not finite.
 void require_finite(const Tensor& t, const std::string& who, const std::string& what);
 
 }  // namespace cudl::detail
