@@ -12,7 +12,7 @@
 # major.minor: before 1.0 each minor version may break the ABI), hence Debian's name libcudl0.1.
 # Each package has /usr/share/doc/<package>/copyright. Configure with -DCMAKE_INSTALL_PREFIX=/usr
 # for Debian's multiarch lib/<triplet>; any build packages into /usr (CPACK_PACKAGING_INSTALL_PREFIX).
-# Dependencies on Debian's libraries (libc6, libstdc++6, zlib1g, libcsv3, libspng0, libturbojpeg0,
+# Dependencies on Debian's libraries (libc6, libstdc++6, zlib1g, libdeflate0, libcsv3, libspng0, libturbojpeg0,
 # libopenmpi3) come from dpkg-shlibdeps; those between cudl's packages are exact (= version).
 set(CUDL_DEB_MAINTAINER "cudl maintainers <maintainers@cudl.invalid>" CACHE STRING
     "Maintainer field of the Debian packages (a placeholder by default)")

@@ -9,6 +9,7 @@ build=${CUDL_BUILD_DIR:-$root/build}
 
 packages=(build-essential cmake pkg-config libeigen3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev
           libcsv-dev  # CsvDataset's tokenizer
+          libdeflate-dev  # IdxDataset's gzip inflater
           libspng-dev libturbojpeg0-dev  # ImageFolderDataset's PNG and JPEG decoders
           libopenmpi-dev openmpi-bin)  # MPI: data-parallel training (libcudl_mpi) and its tests
 optional=(dataset-fashion-mnist)  # the default dataset where MNIST is absent; not in every release

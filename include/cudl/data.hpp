@@ -2,6 +2,7 @@
 // Datasets on the host: the IDX file format (MNIST, Fashion-MNIST), gzip or plain, dataset
 // discovery for bench_dbn, and the seeded train/test split of the 2014 run.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,49 @@ InMemoryDataset load_idx_dataset(const std::string& dir, const std::string& name
 /// paying for the load. Throws the Errors load_idx_dataset would throw for these checks.
 DatasetShape peek_idx_dataset(const std::string& dir, const std::string& name,
                               const LoadOptions& options = {});
+
+namespace detail {
+struct IdxPart;  // one split's bytes (src/data/idx_dataset.cpp)
+}
+
+/// An IDX data set (MNIST, Fashion-MNIST) held as its files hold it: pixels and labels as bytes,
+/// a quarter of the floats load_idx_dataset makes, filled as floats only when asked.
+///
+/// The fast way to train on IDX data: load() decompresses the image files whole and in parallel,
+/// and to_device() converts the rows into the backend's tensors on several threads, so no float
+/// copy of the data exists on the host. fill() writes pixel / 255 and the label, the very floats
+/// of load_idx_dataset, and the rows are in its order (train, then t10k): random_split() of an
+/// IdxDataset gives the rows and bits of train_test_split() of load_idx_dataset(). Copies share
+/// the (immutable) bytes; every const member may be called from several threads at once.
+class IdxDataset : public Dataset {
+ public:
+  /// Reads the IDX files of `dir` as load_idx_dataset does: the same files, checks, errors and
+  /// cap (options.max_float_bytes bounds the floats the rows make, as there: to_device() makes
+  /// them). The image files are decompressed on two threads, each whole in one call to
+  /// libdeflate where it is a single gzip member, else by zlib's stream reader.
+  static IdxDataset load(const std::string& dir, const std::string& name, const LoadOptions& options = {});
+
+  int64_t size() const override { return rows_; }
+  Shape example_shape() const override { return {features_}; }
+  Shape target_shape() const override { return {}; }
+  int64_t num_classes() const override { return classes_; }
+  /// Rows idx[0..n) as floats: each pixel / 255, and the label as a float.
+  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override;
+  /// The labels of rows idx[0..n), as floats.
+  void fill_targets(const int64_t* idx, int64_t n, float* y) const override;
+  /// e.g. "Fashion-MNIST: 70000 rows of 784 features (bytes), 10 classes (/usr/share/datasets/fashion-mnist)".
+  std::string describe() const override;
+  /// "MNIST" or "Fashion-MNIST", as given to load().
+  const std::string& name() const { return name_; }
+
+ private:
+  IdxDataset() = default;
+  // The split holding row `row` and the row's index in it.
+  const detail::IdxPart& part_of(int64_t& row) const;
+  std::string name_, source_;
+  int64_t rows_ = 0, features_ = 0, classes_ = 0;
+  std::vector<std::shared_ptr<const detail::IdxPart>> parts_;  // train (if present), then t10k
+};
 
 /// Where bench_dbn's data comes from and why.
 struct DatasetLocation {

@@ -52,17 +52,8 @@ std::string dims(const IdxHeader& h) {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-// One split's files and what their headers promise (images and labels agree in count).
-struct PartPlan {
-  std::string images_path, labels_path;
-  IdxHeader images;
-};
-
-// Everything load_idx_dataset checks before reading a payload, and the shape it will load.
-struct Plan {
-  std::vector<PartPlan> parts;  // train (if present), then t10k
-  DatasetShape shape;
-};
+using PartPlan = detail::IdxPartPlan;
+using Plan = detail::IdxPlan;
 
 // The bytes x takes as floats for `count` images of h's size; below 2^35, as the readers'
 // 2 GiB payload limit bounds count·rows·cols.
@@ -192,9 +183,10 @@ void gather_rows_in_place(InMemoryDataset& data, const std::vector<int64_t>& ord
 }
 
 // The checks of load_idx_dataset that read only headers, in the order a user would fix them.
-Plan plan_load(const std::string& dir, const std::string& name, const LoadOptions& options) {
+Plan plan_load(const std::string& dir, const std::string& name, const LoadOptions& options,
+               const std::string& who = "load_idx_dataset") {
   CUDL_REQUIRE(options.max_float_bytes > 0,
-               "load_idx_dataset: LoadOptions::max_float_bytes must be positive, got " +
+               who + ": LoadOptions::max_float_bytes must be positive, got " +
                    str(options.max_float_bytes));
   std::error_code ec;
   CUDL_REQUIRE(fs::is_directory(dir, ec), dir + ": not a directory (looking for " + name + ")");
@@ -233,6 +225,11 @@ Plan plan_load(const std::string& dir, const std::string& name, const LoadOption
 }
 
 }  // namespace
+
+detail::IdxPlan detail::plan_idx_load(const std::string& dir, const std::string& name, const LoadOptions& options,
+                                      const std::string& who) {
+  return plan_load(dir, name, options, who);
+}
 
 DatasetShape peek_idx_dataset(const std::string& dir, const std::string& name,
                               const LoadOptions& options) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,35 @@ IdxHeader read_idx_header(const std::string& path, uint32_t magic);
 // read_idx_header found: a file changed in between is an error).
 void read_idx_images_into(const std::string& path, const IdxHeader& expected,
                           const std::function<void(const uint8_t* pixels, size_t n)>& sink);
+
+// The payload of an IDX image file, from whichever reader made it.
+struct IdxPayload {
+  std::unique_ptr<uint8_t[]> whole;  // the whole file inflated at once (header first), or
+  std::vector<uint8_t> read;         // the streaming reader's payload
+  const uint8_t* data = nullptr;     // count·rows·cols bytes
+  size_t size = 0;
+};
+
+// The payload of the IDX3 image file at `path`, whose header must equal `expected` (what an
+// earlier read_idx_header found). A file that is one gzip member holding exactly that header and
+// payload is inflated whole by libdeflate; any other file (plain, several members, damaged, a
+// header that changed) is read by read_idx_images, with its checks and errors.
+IdxPayload read_idx_images_whole(const std::string& path, const IdxHeader& expected);
+
+// What load_idx_dataset and IdxDataset::load read, as the headers (read first) describe it.
+struct IdxPartPlan {
+  std::string images_path, labels_path;
+  IdxHeader images;
+};
+struct IdxPlan {
+  std::vector<IdxPartPlan> parts;  // train (if present), then t10k
+  DatasetShape shape;
+};
+// Every check of load_idx_dataset that reads only headers (files present, headers valid, counts
+// and sizes agreeing, the cap), in the order a user would fix them; errors about the options
+// start with `who`.
+IdxPlan plan_idx_load(const std::string& dir, const std::string& name, const LoadOptions& options,
+                      const std::string& who);
 
 // Rows per chunk when rows are read through a bounded host buffer: about 4 MB of floats, at
 // least one row.

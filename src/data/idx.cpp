@@ -2,6 +2,7 @@
 // Every size comes from a validated header, every read count is checked, and the payload
 // buffer grows only as data actually arrives, so a garbled file can neither crash the reader
 // nor make it allocate what the file does not hold.
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "cudl/data.hpp"
 #include "cudl/error.hpp"
 #include "data/dataset_internal.hpp"
+#include "data/read_file.hpp"
 
 namespace cudl {
 namespace {
@@ -289,6 +291,52 @@ void detail::read_idx_images_into(const std::string& path, const IdxHeader& expe
     if (r < step) break;
   }
   finish_payload(src, path, got, bytes, describe(h));
+}
+
+detail::IdxPayload detail::read_idx_images_whole(const std::string& path, const IdxHeader& expected) {
+  constexpr size_t kHeader = 16;  // magic and three sizes
+  const size_t total = kHeader + static_cast<size_t>(payload_bytes(expected));
+  IdxPayload out;
+  {
+    // The file at once, when it is one gzip member of exactly this header and payload: libdeflate
+    // inflates it in one call, about twice as fast as zlib's stream (it checks CRC-32 and size).
+    std::vector<uint8_t> file;
+    try {
+      // Read whole or not at all: a longer file (trailing data?) is the streaming reader's case.
+      if (read_file(path, static_cast<int64_t>(total) + (int64_t{1} << 20), file, "no IDX header") !=
+          static_cast<int64_t>(file.size()))
+        file.clear();
+    } catch (const Error&) {
+      file.clear();  // the reader below says what is wrong
+    }
+    const bool gzip = file.size() >= 18 && file[0] == 0x1f && file[1] == 0x8b;
+    std::unique_ptr<uint8_t[]> whole(gzip ? new uint8_t[total] : nullptr);  // pages touched as written
+    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> d(
+        gzip ? libdeflate_alloc_decompressor() : nullptr, libdeflate_free_decompressor);
+    size_t used = 0, made = 0;
+    if (d != nullptr &&
+        libdeflate_gzip_decompress_ex(d.get(), file.data(), file.size(), whole.get(), total, &used, &made) ==
+            LIBDEFLATE_SUCCESS &&
+        used == file.size() && made == total && be32(whole.get()) == kImagesMagic &&
+        be32(whole.get() + 4) == static_cast<uint64_t>(expected.count) &&
+        be32(whole.get() + 8) == static_cast<uint64_t>(expected.rows) &&
+        be32(whole.get() + 12) == static_cast<uint64_t>(expected.cols)) {
+      out.whole = std::move(whole);
+      out.data = out.whole.get() + kHeader;
+      out.size = total - kHeader;
+      return out;
+    }
+  }
+  // Anything else (plain, several gzip members, damaged, another header): the streaming reader,
+  // with every check and error of read_idx_images.
+  IdxImages images = read_idx_images(path);
+  CUDL_REQUIRE(images.count == expected.count && images.rows == expected.rows && images.cols == expected.cols,
+               path + ": the file changed while it was being loaded: its header gave " + describe(expected) +
+                   ", now " + describe(IdxHeader{kImagesMagic, images.count, images.rows, images.cols}));
+  out.read = std::move(images.pixels);
+  out.data = out.read.data();
+  out.size = out.read.size();
+  return out;
 }
 
 IdxImages read_idx_images(const std::string& path) {

@@ -1,4 +1,4 @@
-// libFuzzer harness for the IDX reader and the dataset loader (built and run by
+// libFuzzer harness for the IDX reader and the dataset loaders (built and run by
 // `run_fuzz.sh idx`). An input is one IDX file, or (its first byte odd) a whole MNIST-style
 // folder: a 4-byte little-endian length, that many bytes of the t10k images file, then the labels
 // file. Either may be written gzip-compressed (the readers detect gzip from the content): its
@@ -86,11 +86,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write(folder() / "t10k-images-idx3-ubyte.gz", data + 6, images, compress);
   write(folder() / "t10k-labels-idx1-ubyte.gz", data + 6 + images, size - 6 - images, compress);
   refused_or_done([&] { (void)cudl::peek_idx_dataset(folder().string(), "MNIST", small); });
+  bool loaded = false, as_bytes = false;
+  cudl::InMemoryDataset d;
   refused_or_done([&] {
-    cudl::InMemoryDataset d = cudl::load_idx_dataset(folder().string(), "MNIST", small);
+    d = cudl::load_idx_dataset(folder().string(), "MNIST", small);
+    loaded = true;
     if (d.x.size() != static_cast<size_t>(d.rows * d.features) || d.y.size() != static_cast<size_t>(d.rows))
       __builtin_trap();  // a dataset that does not hold what it says
-    if (d.rows >= 2) (void)cudl::train_test_split(std::move(d), 0.5, 1);
   });
+  // IdxDataset (whole-file libdeflate reader) against load_idx_dataset (zlib's stream): the same
+  // files are refused or loaded, and loaded ones fill the same floats.
+  std::vector<float> x, y;
+  refused_or_done([&] {
+    const cudl::IdxDataset b = cudl::IdxDataset::load(folder().string(), "MNIST", small);
+    as_bytes = true;
+    std::vector<int64_t> all(static_cast<size_t>(b.size()));
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+    x.resize(static_cast<size_t>(b.size() * b.example_numel()));
+    y.resize(all.size());
+    b.fill(all.data(), b.size(), x.data(), y.data());
+  });
+  if (loaded != as_bytes || (loaded && (x != d.x || y != d.y))) __builtin_trap();
+  if (loaded && d.rows >= 2) refused_or_done([&] { (void)cudl::train_test_split(std::move(d), 0.5, 1); });
   return 0;
 }

@@ -22,8 +22,9 @@
 #        CUDL_FUZZ_COVERAGE=1 tests/fuzz/run_fuzz.sh HARNESS   (line and branch coverage of its corpus)
 #        tests/fuzz/run_fuzz.sh SECONDS          (the safetensors harness, as before)
 #        CUDL_FUZZ_BUILD_ONLY=1 tests/fuzz/run_fuzz.sh checkpoint    (build, do not fuzz)
-# Needs clang++ with libFuzzer, zlib, libcsv (libcsv-dev), libspng and libturbojpeg (libspng-dev,
-# libturbojpeg0-dev), and for the checkpoint harness Eigen (/usr/include/eigen3) and nlohmann-json.
+# Needs clang++ with libFuzzer, zlib, libdeflate (libdeflate-dev), libcsv (libcsv-dev), libspng and
+# libturbojpeg (libspng-dev, libturbojpeg0-dev), and for the checkpoint harness Eigen (/usr/include/eigen3)
+# and nlohmann-json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 harness=safetensors
@@ -128,16 +129,17 @@ build_objects() {
 if [ "$harness" = idx ]; then
   # The IDX reader and the dataset loader (tests/fuzz/fuzz_idx.cpp) with what they need; the
   # seeds are committed (tests/fuzz/corpus/idx/, see the harness for the input layout).
-  sources=("$root/src/data/idx.cpp" "$root/src/data/dataset.cpp" "$root/src/shape.cpp" "$root/src/error.cpp")
+  sources=("$root/src/data/idx.cpp" "$root/src/data/idx_dataset.cpp" "$root/src/data/dataset.cpp" "$root/src/shape.cpp"
+           "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_idx"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_idx.cpp" "${sources[@]}" -lz -o "$work/fuzz_idx"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_idx.cpp" "${sources[@]}" -ldeflate -lz -o "$work/fuzz_idx"
 elif [ "$harness" = npy ]; then
   # The .npy and .npz readers (tests/fuzz/fuzz_npy.cpp); its seeds are the NumPy-written files of
   # tests/data/npy, committed in tests/fuzz/corpus/npy/.
   sources=("$root/src/data/npy.cpp" "$root/src/data/npz.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
            "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_npy"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_npy.cpp" "${sources[@]}" -lz -o "$work/fuzz_npy"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_npy.cpp" "${sources[@]}" -ldeflate -lz -o "$work/fuzz_npy"
 elif [ "$harness" = csv ]; then
   # The CSV reader (tests/fuzz/fuzz_csv.cpp: three option bytes, then the text); its seeds are
   # small files of tests/data/csv behind option bytes, committed in tests/fuzz/corpus/csv/.
@@ -145,14 +147,14 @@ elif [ "$harness" = csv ]; then
   sources=("$root/src/data/csv.cpp" "$root/src/data/dataset.cpp" "$root/src/data/idx.cpp" "$root/src/shape.cpp"
            "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_csv"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_csv.cpp" "${sources[@]}" -lcsv -lz -o "$work/fuzz_csv"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_csv.cpp" "${sources[@]}" -lcsv -ldeflate -lz -o "$work/fuzz_csv"
 elif [ "$harness" = image ]; then
   # ImageFolderDataset over one image (tests/fuzz/fuzz_image.cpp); its seeds are images of
   # tests/data/images, committed in tests/fuzz/corpus/image/.
   sources=("$root/src/data/image_folder.cpp" "$root/src/data/image_decode.cpp" "$root/src/data/dataset.cpp"
            "$root/src/data/idx.cpp" "$root/src/shape.cpp" "$root/src/error.cpp")
   echo "run_fuzz: building $work/fuzz_image"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_image.cpp" "${sources[@]}" -lspng -lturbojpeg -lz \
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "$root/tests/fuzz/fuzz_image.cpp" "${sources[@]}" -lspng -lturbojpeg -ldeflate -lz \
     -o "$work/fuzz_image"
 elif [ "$harness" = safetensors ]; then
   # Only the reader and what it needs (cudl::Error), not the whole library.
@@ -215,7 +217,7 @@ else
   for obj in "${objects[@]}"; do [ "$obj" -nt "$work/fuzz_checkpoint" ] && relink=yes; done
   if [ -n "$relink" ]; then
     echo "run_fuzz: linking $work/fuzz_checkpoint"
-    "$cxx" "${lib_flags[@]}" -fsanitize=fuzzer "$out/obj/tests/fuzz/fuzz_checkpoint.o" "${lib[@]}" -lcsv -lspng -lturbojpeg -lz \
+    "$cxx" "${lib_flags[@]}" -fsanitize=fuzzer "$out/obj/tests/fuzz/fuzz_checkpoint.o" "${lib[@]}" -lcsv -lspng -lturbojpeg -ldeflate -lz \
       -o "$work/fuzz_checkpoint"
   fi
   if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
@@ -230,7 +232,7 @@ fi
 
 if [ -n "$coverage" ]; then
   case "$harness" in
-    idx) subject=(src/data/idx.cpp src/data/dataset.cpp) ;;
+    idx) subject=(src/data/idx.cpp src/data/idx_dataset.cpp src/data/dataset.cpp) ;;
     npy) subject=(src/data/npy.cpp src/data/npz.cpp) ;;
     csv) subject=(src/data/csv.cpp src/data/csv_cell.hpp) ;;
     image) subject=(src/data/image_folder.cpp src/data/image_decode.cpp) ;;
