@@ -370,6 +370,18 @@ else
     say "skip cudl-cpu-10: out of time"
 fi
 
+# The streamed data path on the GPU (issue 21): each batch uploaded on the copy stream while the
+# captured step runs, against the resident feed, 2 epochs × 2 rounds (the table goes to bench.log).
+if [ "$TESTS_ONLY" = 1 ]; then
+    :
+elif optional_ok && [ "$(cap 60)" != 0 ]; then
+    run_logged "$BENCH_LOG" "$(cap 60)" "$BUILD/benchmarks/bench_data_path" "$FASHION" 2 2 16 2 gpu
+    record data-path-gpu "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
+        "bench_data_path on the GPU: streamed against resident epochs (issue 21: under 5%); its table is in bench.log"
+else
+    record data-path-gpu skipped "out of time"
+fi
+
 # The parity and training tests under compute-sanitizer. memcheck runs the convolutions with
 # cuDNN's autotuning on (every candidate plan is made, run and destroyed: their lifetimes are
 # checked too); racecheck with it off (it would time every engine under the sanitizer). The
