@@ -85,7 +85,7 @@ struct CudaBackend::Impl {
   Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
-  // Synchronises the stream, then frees the cuDNN plans and handle; the members' own
+  // Synchronises the stream, then frees the host staging buffer, the cuDNN plans and handle; the members' own
   // destructors then free the cuBLASLt plans and handle, the cuBLAS handle, the workspaces and
   // last the stream.
   ~Impl();
@@ -107,6 +107,8 @@ struct CudaBackend::Impl {
   // destroys the plans, then the handle.
   cudnnHandle_t cudnn = nullptr;
   std::unique_ptr<cuda::ConvPlans> conv;  // cuDNN plans, created with the handle
+  void* host_staging = nullptr;           // CudaBackend::host_staging (page-locked); ~Impl frees it
+  size_t host_staging_bytes = 0;
 
   // The stream of a queue (creating the copy stream on first use).
   cudaStream_t queue(Backend::Queue q);

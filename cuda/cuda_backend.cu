@@ -71,6 +71,7 @@ CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
 // then the stream.
 CudaBackend::Impl::~Impl() {
   if (stream.handle != nullptr) cudaStreamSynchronize(stream.handle);
+  if (host_staging != nullptr) cudaFreeHost(host_staging);
   conv.reset();
   if (cudnn != nullptr) cudnnDestroy(cudnn);
 }
@@ -182,6 +183,18 @@ void* CudaBackend::allocate_host(std::size_t bytes) {
 
 void CudaBackend::deallocate_host(void* ptr) noexcept {
   if (ptr != nullptr) cudaFreeHost(ptr);
+}
+
+void* CudaBackend::host_staging(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (bytes > impl_->host_staging_bytes) {
+    if (impl_->host_staging != nullptr) CUDL_CUDA_CHECK(cudaFreeHost(impl_->host_staging));
+    impl_->host_staging = nullptr;
+    impl_->host_staging_bytes = 0;
+    impl_->host_staging = allocate_host(bytes);  // page-locked; its error names the bytes
+    impl_->host_staging_bytes = bytes;
+  }
+  return impl_->host_staging;
 }
 
 void CudaBackend::upload_async(const void* host_src, void* dst, std::size_t bytes) {

@@ -332,6 +332,22 @@ void Backend::deallocate_host(void* ptr) noexcept { std::free(ptr); }
 
 void Backend::upload_async(const void* host_src, void* dst, std::size_t bytes) { copy_from_host(host_src, dst, bytes); }
 
+void Backend::FreeHost::operator()(void* p) const noexcept { std::free(p); }
+
+void* Backend::host_staging(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (bytes > staging_bytes_) {
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    staging_.reset();  // the old buffer first: the peak is the new one alone
+    staging_bytes_ = 0;
+    staging_.reset(std::aligned_alloc(64, rounded));
+    CUDL_REQUIRE(staging_ != nullptr, "out of host memory allocating a staging buffer of " + std::to_string(bytes) +
+                                          " bytes");
+    staging_bytes_ = rounded;
+  }
+  return staging_.get();
+}
+
 void Backend::begin_capture() {
   detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -383,4 +384,19 @@ TEST(CpuBackend, GemmBiasActivationNamesABadShape) {
   EXPECT_THAT(error_of([&] { cpu.gemm_bias_activation(1.0f, a, Trans::kNo, b, Trans::kNo, bias, Activation::kRelu,
                                                       wide); }),
               HasSubstr("gemm_bias_activation: C expected shape [4, 5]"));
+}
+
+TEST(CpuBackend, HostStagingIsOneBufferReusedAndGrownWithTheBackend) {
+  CpuBackend cpu(1);
+  EXPECT_EQ(cpu.host_staging(0), nullptr);
+  auto* first = static_cast<char*>(cpu.host_staging(100));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(first) % 64, 0u);
+  std::memset(first, 1, 100);
+  EXPECT_EQ(cpu.host_staging(64), first);   // smaller: the same buffer
+  EXPECT_EQ(cpu.host_staging(128), first);  // within the 64-byte rounding of the first request
+  auto* grown = static_cast<char*>(cpu.host_staging(1 << 20));
+  ASSERT_NE(grown, nullptr);
+  std::memset(grown, 2, 1 << 20);  // all of it writable (ASan: no overflow)
+  EXPECT_EQ(cpu.host_staging(100), grown);
 }

@@ -3,6 +3,8 @@
 // the same rows resident on the GPU (the same kernels see the same batches; only where the batch
 // comes from differs), with the step captured as a CUDA graph and without. Skipped, with the
 // reason, without a usable GPU.
+#include <cuda_runtime.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -33,6 +35,26 @@ TEST_F(CudaParity, UploadsOnTheCopyQueueAreOrderedByEvents) {
   }
   gpu().deallocate_host(host);
   EXPECT_EQ(gpu().allocate_host(0), nullptr);
+}
+
+TEST_F(CudaParity, HostStagingIsPageLockedReusedAndGrown) {
+  EXPECT_EQ(gpu().host_staging(0), nullptr);
+  void* first = gpu().host_staging(4096);
+  ASSERT_NE(first, nullptr);
+  unsigned int flags = 0;
+  EXPECT_EQ(cudaHostGetFlags(&flags, first), cudaSuccess) << "not page-locked memory of the CUDA runtime";
+  EXPECT_EQ(gpu().host_staging(100), first);
+  void* grown = gpu().host_staging(size_t{8} << 20);
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(cudaHostGetFlags(&flags, grown), cudaSuccess);
+  // A round trip through it, as MpiCommunicator makes one.
+  const std::vector<float> v(1 << 20, 2.5f);
+  Tensor t = Tensor::from_host(v, {1 << 20}, gpu());
+  gpu().copy_to_host(t.data(), grown, v.size() * sizeof(float));
+  EXPECT_EQ(static_cast<float*>(grown)[12345], 2.5f);
+  static_cast<float*>(grown)[12345] = -1.0f;
+  gpu().copy_from_host(grown, t.data(), v.size() * sizeof(float));
+  EXPECT_EQ(t.to_vector()[12345], -1.0f);
 }
 
 TEST_F(CudaParity, StreamedFitTrainsBitForBitAsResidentOnTheGpu) {

@@ -191,8 +191,8 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   fit.resume_from = opt.resume;
   fit.stop = &g_stop;
   // On GPUs, NCCL where this build has it (CUDL_HAVE_NCCL; the all-reduce then sits inside the
-  // captured step); else MPI, staged through host memory. A rank that cannot start NCCL ends the job (the others
-  // would wait for it in ncclCommInitRank).
+  // captured step); else MPI, staged through page-locked host memory. A rank that cannot start
+  // NCCL ends the job (the others would wait for it in ncclCommInitRank).
   std::unique_ptr<cudl::Communicator> nccl;
   cudl::Communicator* step_comm = comm;
   if (several && device == cudl::Device::kCuda && CUDL_HAVE_NCCL) {

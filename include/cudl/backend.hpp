@@ -312,6 +312,13 @@ class Backend {
   /// Queues a copy of `bytes` from host memory to `dst` on kCopy. The host memory (best from
   /// allocate_host) must stay unchanged until an event recorded on kCopy after this call is passed.
   virtual void upload_async(const void* host_src, void* dst, std::size_t bytes);
+  /// Host memory of at least `bytes`, owned by this backend and reused, for moving a tensor
+  /// through the host and back within one call (MpiCommunicator stages GPU tensors in it): a call
+  /// may grow it and return another pointer, which ends the use of the earlier one; nullptr for 0
+  /// bytes. Throws Error when none is left. CudaBackend: page-locked (as allocate_host), so copies
+  /// to and from the device run at full speed; this default: plain host memory. Freed with the
+  /// backend.
+  virtual void* host_staging(std::size_t bytes);
 
   // ---- primitives (checked here, implemented by do_*) ----
   /// x ← value everywhere.
@@ -487,6 +494,13 @@ class Backend {
   virtual void do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                        const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                                        Activation act, float* c);
+
+ private:
+  struct FreeHost {
+    void operator()(void* p) const noexcept;
+  };
+  std::unique_ptr<void, FreeHost> staging_;  // host_staging's default buffer
+  std::size_t staging_bytes_ = 0;
 };
 
 }  // namespace cudl

@@ -65,7 +65,8 @@ class Communicator {
   /// replayed (StepLaunch::kAuto). When not, fit() queues the steps eagerly.
   virtual bool capturable(const Backend& backend) const = 0;
   /// One line for reports: the engine, the size and how device tensors travel, e.g.
-  /// "mpi: Open MPI v4.1.4, 2 ranks on 1 host, device tensors staged through host memory".
+  /// "mpi: Open MPI v4.1.4, 2 ranks on 1 host, GPU tensors staged through the backend's page-locked
+  /// host buffer (this MPI is not CUDA-aware)".
   virtual std::string describe() const = 0;
 };
 

@@ -71,6 +71,8 @@ class CudaBackend final : public Backend {
   void deallocate_host(void* ptr) noexcept override;
   /// Queues the copy on the second stream (kCopy), beside the computation.
   void upload_async(const void* host_src, void* dst, std::size_t bytes) override;
+  /// Page-locked (cudaHostAlloc), grown when asked for more, freed with the backend.
+  void* host_staging(std::size_t bytes) override;
   bool can_capture() const override { return true; }
   /// Starts capturing this backend's stream into a CUDA graph.
   void begin_capture() override;

@@ -10,9 +10,10 @@
 ///       ...  fit_options.communicator = world.get();  // run as: mpirun -np 4 ./train
 ///     }
 ///
-/// Tensors on the CPU are reduced in place. Tensors on a GPU are staged through host memory
-/// (copied to the host, reduced there, copied back, so the step cannot be captured as a CUDA
-/// graph and fit() runs it eagerly); describe() says so. For GPU tensors, NCCL is the fast path.
+/// Tensors on the CPU are reduced in place. Tensors on a GPU are staged through host memory (the
+/// backend's page-locked staging buffer, Backend::host_staging, reused from call to call: copied
+/// to the host, reduced there, copied back, so the step cannot be captured as a CUDA graph and
+/// fit() runs it eagerly); describe() says so. For GPU tensors, NCCL is the fast path.
 #include <memory>
 #include <string>
 

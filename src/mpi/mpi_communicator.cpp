@@ -111,7 +111,8 @@ class MpiCommunicator final : public Communicator {
   std::string describe() const override {
     return "mpi: " + Session::library_version() + ", " + std::to_string(size_) + " rank" + (size_ == 1 ? "" : "s") +
            " on " + std::to_string(hosts_) + " host" + (hosts_ == 1 ? "" : "s") +
-           ", GPU tensors staged through host memory (this MPI is " + (cuda_aware_ ? "" : "not ") + "CUDA-aware)";
+           ", GPU tensors staged through the backend's page-locked host buffer (this MPI is " +
+           (cuda_aware_ ? "" : "not ") + "CUDA-aware)";
   }
 
  private:
@@ -120,18 +121,22 @@ class MpiCommunicator final : public Communicator {
                  "broadcast: root " + std::to_string(root) + " is not a rank of " + std::to_string(size_));
   }
   // f(host pointer, count) on t's values: in place on the CPU (after its queued work), else on a
-  // host copy that is written back.
+  // copy in the backend's host staging buffer (page-locked on a CUDA backend, reused from call to
+  // call) that is written back.
   template <typename F>
   void on_host(Tensor& t, F&& f) {
     if (t.empty()) return;
+    Backend& backend = t.backend();
     if (t.device() == Device::kCpu) {
-      t.backend().synchronize();
+      backend.synchronize();
       f(t.data(), t.size());
       return;
     }
-    std::vector<float> host = t.to_vector();
-    f(host.data(), t.size());
-    t.copy_from(host);
+    const std::size_t bytes = static_cast<std::size_t>(t.size()) * sizeof(float);
+    auto* host = static_cast<float*>(backend.host_staging(bytes));
+    backend.copy_to_host(t.data(), host, bytes);
+    f(host, t.size());
+    backend.copy_from_host(host, t.data(), bytes);
   }
   void reduce(void* values, int64_t n, MPI_Datatype type, MPI_Op op) {
     int bytes = 0;

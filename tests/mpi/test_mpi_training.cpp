@@ -142,6 +142,50 @@ TEST(MpiCommunicator, SeesTwoRanksAndReducesTensorsAndHostValues) {
   }
 }
 
+namespace {
+// A CPU backend that says it is a GPU: the communicator must stage its tensors through
+// host_staging (one buffer, reused), copying each tensor out once and back once per call.
+class StagedGpu : public CpuBackend {
+ public:
+  StagedGpu() : CpuBackend(1) {}
+  Device device() const override { return Device::kCuda; }
+  void* host_staging(std::size_t bytes) override {
+    void* p = CpuBackend::host_staging(bytes);
+    buffers.push_back(p);
+    return p;
+  }
+  void copy_to_host(const void* src, void* host_dst, std::size_t bytes) override {
+    downloads += host_dst == (buffers.empty() ? nullptr : buffers.back()) ? 1 : 0;
+    CpuBackend::copy_to_host(src, host_dst, bytes);
+  }
+  void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override {
+    uploads += host_src == (buffers.empty() ? nullptr : buffers.back()) ? 1 : 0;
+    CpuBackend::copy_from_host(host_src, dst, bytes);
+  }
+  std::vector<void*> buffers;
+  int downloads = 0, uploads = 0;
+};
+}  // namespace
+
+TEST(MpiCommunicator, StagesGpuTensorsInTheBackendsReusedHostBuffer) {
+  EXPECT_THAT(world().describe(), HasSubstr("GPU tensors staged through the backend's page-locked host buffer"));
+  StagedGpu gpu;
+  const float r = static_cast<float>(world().rank());
+  std::vector<float> values(3000, 1.0f + r);
+  Tensor t = Tensor::from_host(values, {1000, 3}, gpu);
+  world().all_reduce(t, ReduceOp::kSum);
+  EXPECT_EQ(t.to_vector(), std::vector<float>(3000, 3.0f));
+  Tensor part = t.rows(10, 20);  // a view: staged from its own first element
+  world().broadcast(part, 1);
+  world().all_reduce(t, ReduceOp::kMax);
+  EXPECT_EQ(t.to_vector(), std::vector<float>(3000, 3.0f));
+  ASSERT_EQ(gpu.buffers.size(), 3u);
+  EXPECT_EQ(gpu.buffers[0], gpu.buffers[1]);
+  EXPECT_EQ(gpu.buffers[1], gpu.buffers[2]);
+  EXPECT_EQ(gpu.downloads, 3);
+  EXPECT_EQ(gpu.uploads, 3);
+}
+
 TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchGdbn2014) {
   const Result one = gdbn2014(64, nullptr);
   const Result two = gdbn2014(32, g_world);
