@@ -8,11 +8,14 @@
 #   N ranks,    1 thread,   batch 64/N per rank   (the same algorithm: global batch 64)
 #   1 process,  N threads,  batch 64              (the other way to use N cores)
 #   N ranks,    1 thread,   batch 64 per rank     (global batch 64·N: more rows per step)
+# With --pretrain, the same four run one epoch of RBM pretraining instead (gdbn's, as bench_dbn
+# --pretrain-epochs 1 at learning rate 0.001 and momentum 0.5, no fine-tuning): seconds per RBM
+# epoch and the first RBM's reconstruction error (the same algorithm gives the same error).
 set -euo pipefail
 
 usage() {
     cat <<END
-usage: $0 [--build DIR] [--data DIR] [--epochs N] [--ranks N] [--rounds R] [--out FILE]
+usage: $0 [--build DIR] [--data DIR] [--epochs N] [--ranks N] [--rounds R] [--out FILE] [--pretrain]
 
   --build DIR    cudl build directory with benchmarks/bench_dbn built with MPI (default: build)
   --data DIR     IDX dataset directory (default: \$CUDL_DATA, else /usr/share/datasets/fashion-mnist)
@@ -20,6 +23,7 @@ usage: $0 [--build DIR] [--data DIR] [--epochs N] [--ranks N] [--rounds R] [--ou
   --ranks N      MPI ranks and threads to compare with one (default: nproc = $(nproc))
   --rounds R     rounds of the four runs (default: 3)
   --out FILE     also write the table as markdown to FILE
+  --pretrain     time one epoch of RBM pretraining per run instead of the fine-tuning epochs
 END
 }
 die() { echo "compare_ranks.sh: $*" >&2; exit 1; }
@@ -31,9 +35,11 @@ EPOCHS=3
 RANKS=$(nproc)
 ROUNDS=3
 OUT=
+PRETRAIN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
+        --pretrain) PRETRAIN=1; shift ;;
         --build|--data|--epochs|--ranks|--rounds|--out)
             [ $# -ge 2 ] || { usage >&2; die "$1 needs a value"; }
             case "$1" in
@@ -59,6 +65,10 @@ export OMPI_MCA_rmaps_base_oversubscribe=1  # N ranks on N cores: Open MPI count
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 common=(--data "$DATA" --epochs "$EPOCHS" --learn-rate 0.1)
+if (( PRETRAIN )); then
+    common=(--data "$DATA" --epochs 0 --learn-rate 0.1 --pretrain-epochs 1 --pretrain-learn-rate 0.001
+            --pretrain-momentum 0.5)
+fi
 run() {  # run NAME COMMAND...: one run, its --json kept as $work/NAME.ROUND.json
     local name=$1
     shift
@@ -74,14 +84,37 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)
-python3 - "$work" "$ROUNDS" "$RANKS" "$OUT" "$cpu" <<'PY'
+python3 - "$work" "$ROUNDS" "$RANKS" "$OUT" "$cpu" "$PRETRAIN" <<'PY'
 import json, statistics, sys
 work, rounds, ranks, out, cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+pretrain = sys.argv[6] == "1"
 rows = [("one", "1 process, 1 thread, batch 64"),
         ("ranks", f"{ranks} ranks × 1 thread, batch {64 // ranks} per rank (global 64)"),
         ("threads", f"1 process, {ranks} threads, batch 64"),
         ("ranks_big", f"{ranks} ranks × 1 thread, batch 64 per rank (global {64 * ranks})")]
 runs = {name: [json.load(open(f"{work}/{name}.{r}.json")) for r in range(1, rounds + 1)] for name, _ in rows}
+if pretrain:
+    first = runs["one"][0]
+    layers = [f"{p['visible']}-{p['hidden']}" for p in first["pretraining"]]
+    lines = ["| configuration | " + " | ".join(f"RBM {l} s/epoch" for l in layers) +
+             " | pretraining s | speed vs 1 process | RBM 1 reconstruction error |",
+             "| --- | " + " | ".join("---" for _ in layers) + " | --- | --- | --- |"]
+    total = lambda j: sum(p["epochs"][0]["seconds"] for p in j["pretraining"])
+    ref = statistics.median(total(j) for j in runs["one"])
+    for name, label in rows:
+        js = runs[name]
+        per = [statistics.median(j["pretraining"][l]["epochs"][0]["seconds"] for j in js) for l in range(len(layers))]
+        t = statistics.median(total(j) for j in js)
+        err = statistics.median(j["pretraining"][0]["epochs"][0]["reconstruction_error"] for j in js)
+        cells = " | ".join(f"{s:.3f}" for s in per)
+        lines.append(f"| {label} | {cells} | {t:.3f} | {ref / t:.2f}× | {err:.6g} |")
+    text = (f"CPU: {cpu}; {rounds} rounds, the median over rounds; dataset {first['dataset']['name']}, one epoch of "
+            "pretraining per RBM (learning rate 0.001, momentum 0.5), the seconds of training alone (the "
+            "reconstruction errors measured after it are not included).\n\n" + "\n".join(lines) + "\n")
+    print(text)
+    if out:
+        open(out, "w").write(text)
+    sys.exit(0)
 ref = statistics.median(j["timing"]["median_epoch_s"] for j in runs["one"])
 lines = ["| configuration | median s/epoch | speed vs 1 process | steps/epoch | ms/step | all-reduce ms/step (rank 0) "
          "| compute ms/step | test accuracy |",

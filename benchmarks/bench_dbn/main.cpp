@@ -55,8 +55,10 @@ struct Interrupted {};
 
 // gdbn's DBN pretraining: every weight layer an RBM, trained greedily with CD-1, then copied
 // into the network that fine-tuning starts from.
+// With a communicator of several ranks, each rank trains its share of every minibatch (as in
+// fine-tuning), and a stop that reaches one rank stops every rank after the same epoch.
 void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, const cudl::Tensor& x_heldout,
-              cudl::Network& net) {
+              cudl::Network& net, cudl::Communicator* comm) {
   const auto& opt = run.options;
   cudl::DbnConfig cfg;
   cfg.learn_rate = opt.pretrain_learn_rate > 0 ? opt.pretrain_learn_rate : opt.train.learn_rate;
@@ -64,6 +66,7 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
   cfg.l2 = opt.train.l2;
   cfg.batch = opt.train.batch;
   cfg.seed = opt.train.seed;
+  cfg.communicator = comm;
   const auto t0 = Clock::now();
   cudl::DeepBeliefNet dbn(backend, opt.layers, cfg);
   for (int64_t i = 0; i < dbn.num_rbms(); ++i) {
@@ -77,7 +80,9 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
     shown = layer;
     run.pretraining[layer].epochs.push_back(e);
     std::cout << bench::pretrain_line(e) << std::flush;
-    if (g_stop.load()) throw Interrupted{};
+    double stop = g_stop.load() ? 1.0 : 0.0;
+    if (comm != nullptr) comm->all_reduce(&stop, 1, cudl::ReduceOp::kMax);  // every rank's answer
+    if (stop != 0.0) throw Interrupted{};
   }, &x_heldout);
   dbn.unroll_into(net);
   run.pretrain_s = since(t0);
@@ -102,9 +107,6 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   if (several) {
     run.ranks = comm->size();
     run.communicator = comm->describe();
-    if (opt.pretrain_epochs > 0)
-      throw cudl::Error("--pretrain-epochs: RBM pretraining runs in one process; a data-parallel run (" +
-                        std::to_string(comm->size()) + " ranks) fine-tunes only");
   }
   const cudl::Device device = bench::usable_device(opt.device);  // an unusable GPU fails before the data is read
   // Reading the data (the image files inflated whole, two at once) overlaps creating the backend
@@ -155,6 +157,22 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   backend->synchronize();
   run.load_s = since(t0);
 
+  // On GPUs, NCCL where this build has it (CUDL_HAVE_NCCL; the all-reduce then sits inside the
+  // captured step, and pretraining uses it too); else MPI, staged through page-locked host
+  // memory. A rank that cannot start NCCL ends the job (the others would wait for it in
+  // ncclCommInitRank).
+  std::unique_ptr<cudl::Communicator> nccl;
+  cudl::Communicator* step_comm = comm;
+  if (several && device == cudl::Device::kCuda && CUDL_HAVE_NCCL) {
+    try {
+      nccl = cudl::make_nccl_communicator(*backend, *comm);
+    } catch (const std::exception& e) {
+      comm->abort(2, e.what());
+    }
+    step_comm = nccl.get();
+    run.communicator = nccl->describe();
+  }
+
   std::cout << bench::header_line(run) << "\n" << bench::settings_line(run) << "\n" << std::flush;
   cudl::Network net(*backend, {data.features});
   for (size_t i = 1; i < opt.layers.size(); ++i) {
@@ -164,7 +182,7 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   net.initialize(opt.train.seed, 0.05f);  // gdbn: every weight matrix 0.05·N(0,1), biases 0
   if (opt.pretrain_epochs > 0) {
     try {
-      pretrain(run, *backend, x, x_test, net);  // monitored on the test split
+      pretrain(run, *backend, x, x_test, net, several ? step_comm : nullptr);  // monitored on the test split
     } catch (const Interrupted&) {
       run.status = "interrupted";
       return;
@@ -190,20 +208,6 @@ void run_benchmark(bench::Run& run, Clock::time_point start, cudl::Communicator*
   fit.checkpoint_every = opt.checkpoint_every;
   fit.resume_from = opt.resume;
   fit.stop = &g_stop;
-  // On GPUs, NCCL where this build has it (CUDL_HAVE_NCCL; the all-reduce then sits inside the
-  // captured step); else MPI, staged through page-locked host memory. A rank that cannot start
-  // NCCL ends the job (the others would wait for it in ncclCommInitRank).
-  std::unique_ptr<cudl::Communicator> nccl;
-  cudl::Communicator* step_comm = comm;
-  if (several && device == cudl::Device::kCuda && CUDL_HAVE_NCCL) {
-    try {
-      nccl = cudl::make_nccl_communicator(*backend, *comm);
-    } catch (const std::exception& e) {
-      comm->abort(2, e.what());
-    }
-    step_comm = nccl.get();
-    run.communicator = nccl->describe();
-  }
   std::optional<bench::TimedCommunicator> timed;  // splits each step into compute and all-reduce
   if (several) {
     timed.emplace(*step_comm, *backend);

@@ -28,6 +28,10 @@ struct DbnConfig {
   int64_t batch = 64;           ///< Rows per minibatch.
   uint64_t seed = 2014;         ///< RBM i trains with seed + i and is initialised from seed + 100 + i.
   float weight_stddev = 0.05f;  ///< Initial weights' deviation, as the fine-tuned network's.
+  /// Data-parallel pretraining: null (one process), or the ranks that pretrain together, each with
+  /// `batch` rows per step and the same data (every RBM's RbmConfig::communicator). The ranks
+  /// start from rank 0's parameters and end with the same stack. Not owned.
+  Communicator* communicator = nullptr;
 };
 
 /// A stack of RBMs trained greedily, then unrolled into a Network (see the top of dbn.hpp).
@@ -51,7 +55,9 @@ class DeepBeliefNet {
   /// Throws Diverged (with its layer set), after that epoch's on_epoch, if the reconstruction
   /// error is not finite.
   /// `heldout` (rows × layers[0]), when given, is passed up the same way and monitored each epoch.
-  /// Throws Error when data or heldout is not R × layers[0] or holds a NaN or an infinity.
+  /// Throws Error when data or heldout is not R × layers[0] or holds a NaN or an infinity. With
+  /// several ranks (DbnConfig::communicator), every rank calls this together; an error on one
+  /// rank only ends the job, a Diverged is thrown on every rank alike.
   void pretrain(const Tensor& data, int epochs,
                 const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch = {},
                 const Tensor* heldout = nullptr);
@@ -63,6 +69,8 @@ class DeepBeliefNet {
 
  private:
   Tensor propagate(Rbm& r, const Tensor& input);
+  void pretrain_on_rank(const Tensor& data, int epochs,
+                        const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch, const Tensor* heldout);
 
   Backend& backend_;
   std::vector<int64_t> layers_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cudl/backend.hpp"
+#include "cudl/communicator.hpp"
 #include "cudl/optimizer.hpp"
 
 namespace cudl {
@@ -52,6 +53,15 @@ struct RbmConfig {
   float l2 = 2e-4f;         ///< Weight decay, applied to W only.
   int64_t batch = 64;       ///< Rows per minibatch B (≥ 1).
   uint64_t seed = 1;        ///< Seed of the minibatch draws and unit samples.
+  /// Data-parallel training (docs/design/data-parallel.md): null (one process), or the ranks
+  /// that train this RBM together, each with `batch` rows per step. Every rank must hold the same
+  /// training data. Each rank takes its share of the rows and unit samples that one process of
+  /// `batch` × size() rows would draw, the gradients are averaged over the ranks before every
+  /// step, and every rank takes the same step: 2 ranks × 32 rows train as 1 process × 64.
+  /// train_epoch starts from rank 0's parameters and checks after the epoch that every rank holds
+  /// the same; an error on one rank only ends the job (Communicator::abort). Not owned: it must
+  /// outlive the training.
+  Communicator* communicator = nullptr;
 };
 
 /// What Rbm::train_epoch measured.
@@ -121,12 +131,15 @@ class Rbm {
   /// Fills gradient() from the batch v0 (N×V) by CD-k or PCD, without changing the parameters.
   /// Throws Error when v0 is not N×V, or (PCD) when N differs from the persistent chains' rows.
   void compute_gradient(const Tensor& v0);
-  /// compute_gradient, then one momentum step.
+  /// compute_gradient, then one momentum step. With a communicator, the gradient is first averaged
+  /// over the ranks (every rank calls this together, with its share of the batch).
   void train_batch(const Tensor& v0);
-  /// One epoch over data (R×V): floor(R/B) minibatches drawn with replacement; then the
-  /// monitoring figures of RbmEpochReport, on `heldout` too when given. `epoch` (1-based) is
-  /// reported back. Synchronises with the backend. Throws Error when data is not R×V or has fewer
-  /// rows than one batch.
+  /// One epoch over data (R×V): floor(R/B) minibatches of B rows drawn with replacement (B the
+  /// batch times the communicator's ranks); then the monitoring figures of RbmEpochReport, on
+  /// `heldout` too when given. `epoch` (1-based) is reported back. Synchronises with the backend.
+  /// Throws Error when data is not R×V or has fewer rows than one batch; with several ranks an
+  /// error on one rank only ends the job, and parameters that differ between the ranks after the
+  /// epoch are an Error naming the ranks.
   RbmEpochReport train_epoch(const Tensor& data, int epoch, const Tensor* heldout = nullptr);
   /// The mean of free_energy() over rows, or NaN where free_energy() is not defined.
   double mean_free_energy(const Tensor& data);
@@ -151,6 +164,9 @@ class Rbm {
   Activation visible_activation() const;
   Scratch& scratch(int64_t rows);
   uint64_t take_counter(int64_t n);
+  int rank() const { return config_.communicator != nullptr ? config_.communicator->rank() : 0; }
+  int ranks() const { return config_.communicator != nullptr ? config_.communicator->size() : 1; }
+  RbmEpochReport train_epoch_on_rank(const Tensor& data, int epoch, const Tensor* heldout);
 
   Backend& backend_;
   int64_t visible_, hidden_;
@@ -161,7 +177,7 @@ class Rbm {
   Tensor no_targets_;                        // zeros: the driver draws (row, target) pairs
   Tensor w_, b_, c_, gw_, gb_, gc_;
   Tensor chain_;
-  uint64_t counter_ = 0;  // unit samples drawn so far (their Philox counter)
+  uint64_t counter_ = 0;  // unit samples drawn so far by all ranks (their Philox counter)
   std::vector<std::pair<int64_t, std::unique_ptr<Scratch>>> scratch_;
 };
 

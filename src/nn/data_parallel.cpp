@@ -77,9 +77,9 @@ void average_layer_state(Communicator& comm, Network& net) {
   for_each_state(net, [&](Tensor& t) { comm.all_reduce_mean(t); });
 }
 
-void require_same_parameters(Communicator& comm, Network& net, int epoch) {
+void require_same_parameters(Communicator& comm, const Tensor& params, const std::string& who, int epoch) {
   const int size = comm.size();
-  const uint64_t h = hash_of(net.params().to_vector());
+  const uint64_t h = hash_of(params.to_vector());
   // Each rank writes its hash, as two exact 32-bit halves, into its own slots; the sum gives all.
   std::vector<double> hashes(2 * static_cast<size_t>(size), 0.0);
   hashes[2 * comm.rank()] = static_cast<double>(h >> 32);
@@ -91,7 +91,7 @@ void require_same_parameters(Communicator& comm, Network& net, int epoch) {
       differ += (differ.empty() ? "" : ", ") + std::to_string(r);
   }
   if (!differ.empty())
-    throw Error("fit: after epoch " + std::to_string(epoch) + " the parameters of rank" +
+    throw Error(who + ": after epoch " + std::to_string(epoch) + " the parameters of rank" +
                 (differ.find(',') == std::string::npos ? " " : "s ") + differ +
                 " differ from rank 0's: the ranks no longer train one model (a rank that skipped a step, or "
                 "an all-reduce that did not reach every rank)");

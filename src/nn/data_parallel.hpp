@@ -3,9 +3,13 @@
 // (docs/design/data-parallel.md): global loss statistics, rank 0's model on every rank, the
 // layers' running state averaged, and the check that every rank holds the same parameters.
 #include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <string>
 #include <vector>
 
 #include "cudl/communicator.hpp"
+#include "cudl/error.hpp"
 #include "cudl/loss.hpp"
 #include "cudl/network.hpp"
 
@@ -31,7 +35,29 @@ void broadcast_model(Communicator& comm, Network& net);
 void average_layer_state(Communicator& comm, Network& net);
 
 // Throws Error naming the ranks whose parameters differ from rank 0's (a 64-bit hash of the
-// bytes, compared exactly), after epoch `epoch`. Every rank throws the same error.
-void require_same_parameters(Communicator& comm, Network& net, int epoch);
+// bytes, compared exactly), after epoch `epoch`; the message starts with `who` ("fit", "Rbm").
+// Every rank throws the same error.
+void require_same_parameters(Communicator& comm, const Tensor& params, const std::string& who, int epoch);
+inline void require_same_parameters(Communicator& comm, Network& net, int epoch) {
+  require_same_parameters(comm, net.params(), "fit", epoch);
+}
+
+// Runs `run` and returns what it returns. With several ranks, an error that only this rank sees
+// would leave the others waiting in their next collective, so it ends the job (comm->abort, which
+// names the rank). A Diverged comes from figures every rank computes alike (global statistics, or
+// the same parameters measured on the same rows): every rank throws it at the same point, so it
+// stays an exception the caller can catch.
+template <typename Run>
+auto ending_the_job_on_error(Communicator* comm, Run&& run) -> decltype(run()) {
+  if (!several_ranks(comm)) return run();
+  try {
+    return run();
+  } catch (const Diverged&) {
+    throw;
+  } catch (const std::exception& e) {
+    comm->abort(1, e.what());
+  }
+  std::abort();  // not reached: Communicator::abort does not return
+}
 
 }  // namespace cudl::detail

@@ -5,6 +5,7 @@
 
 #include "cudl/error.hpp"
 #include "nn/data_checks.hpp"
+#include "nn/data_parallel.hpp"
 
 namespace cudl {
 
@@ -23,6 +24,7 @@ DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, cons
     rc.l2 = config.l2;
     rc.batch = config.batch;
     rc.seed = config.seed + i;
+    rc.communicator = config.communicator;
     rbms_.push_back(std::make_unique<Rbm>(backend, layers_[i], layers_[i + 1], rc));
     rbms_.back()->initialize(config.seed + 100 + i, config.weight_stddev);
   }
@@ -49,6 +51,15 @@ Tensor DeepBeliefNet::propagate(Rbm& r, const Tensor& input) {
 void DeepBeliefNet::pretrain(const Tensor& data, int epochs,
                              const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch,
                              const Tensor* heldout) {
+  // Each RBM trains data-parallel where a communicator was given; the propagation between them
+  // runs on every rank alike (the same parameters, the same rows).
+  Communicator* comm = rbms_.empty() ? nullptr : rbms_.front()->config().communicator;
+  detail::ending_the_job_on_error(comm, [&] { pretrain_on_rank(data, epochs, on_epoch, heldout); });
+}
+
+void DeepBeliefNet::pretrain_on_rank(const Tensor& data, int epochs,
+                                     const std::function<void(int64_t, const RbmEpochReport&)>& on_epoch,
+                                     const Tensor* heldout) {
   for (const Tensor* t : {&data, heldout}) {
     CUDL_REQUIRE(t == nullptr || (t->rank() == 2 && t->dim(1) == layers_[0]),
                  "DeepBeliefNet::pretrain: expected data [R, " + std::to_string(layers_[0]) + "], found " +

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cudl/error.hpp"
+#include "nn/data_parallel.hpp"
 #include "nn/epoch_loop.hpp"
 
 namespace cudl {
@@ -78,8 +79,10 @@ Rbm::Scratch& Rbm::scratch(int64_t rows) {
 }
 
 uint64_t Rbm::take_counter(int64_t n) {
-  const uint64_t c = counter_;
-  counter_ += static_cast<uint64_t>(n);
+  // Element i of a draw uses counter + i, and every rank draws n numbers for its rows: rank r
+  // takes the r-th n of the numbers one process of all the ranks' rows would draw.
+  const uint64_t c = counter_ + static_cast<uint64_t>(rank()) * static_cast<uint64_t>(n);
+  counter_ += static_cast<uint64_t>(ranks()) * static_cast<uint64_t>(n);
   return c;
 }
 
@@ -147,6 +150,9 @@ void Rbm::compute_gradient(const Tensor& v0) {
 
 void Rbm::train_batch(const Tensor& v0) {
   compute_gradient(v0);
+  // The mean over the ranks of their batch sums, over the per-rank batch: the global batch's
+  // mean, as one process of every rank's rows would take.
+  if (config_.communicator != nullptr) config_.communicator->all_reduce_mean(grad_);
   opt_->set_grad_scale(1.0f / static_cast<float>(v0.dim(0)));
   opt_->step();
 }
@@ -159,11 +165,25 @@ void Rbm::set_learn_rate(float lr) {
 ParamSet Rbm::param_set() { return ParamSet{&params_, &grad_, visible_ * hidden_}; }
 
 RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* heldout) {
+  Communicator* comm = config_.communicator;
+  return detail::ending_the_job_on_error(comm, [&] {
+    if (detail::several_ranks(comm)) comm->broadcast(params_, 0);  // rank 0's model on every rank
+    RbmEpochReport r = train_epoch_on_rank(data, epoch, heldout);
+    if (detail::several_ranks(comm)) detail::require_same_parameters(*comm, params_, "Rbm", epoch);
+    return r;
+  });
+}
+
+RbmEpochReport Rbm::train_epoch_on_rank(const Tensor& data, int epoch, const Tensor* heldout) {
   CUDL_REQUIRE(data.rank() == 2 && data.dim(1) == visible_,
                "Rbm: expected data [R, " + std::to_string(visible_) + "], found " + to_string(data.shape()));
-  const int64_t steps = data.dim(0) / config_.batch;
+  const int64_t global_batch = config_.batch * ranks();
+  const int64_t steps = data.dim(0) / global_batch;
   CUDL_REQUIRE(steps > 0, "Rbm: " + std::to_string(data.dim(0)) + " rows are fewer than one batch of " +
-                              std::to_string(config_.batch));
+                              std::to_string(global_batch) +
+                              (ranks() > 1 ? " (" + std::to_string(config_.batch) + " rows on each of " +
+                                                 std::to_string(ranks()) + " ranks)"
+                                           : std::string()));
   const auto t0 = std::chrono::steady_clock::now();
   // The minibatches are fit()'s (detail::EpochLoop: draws with replacement continuing from the
   // previous epochs'); an RBM has no targets, so they come from a column of zeros.
@@ -171,9 +191,10 @@ RbmEpochReport Rbm::train_epoch(const Tensor& data, int epoch, const Tensor* hel
     no_targets_ = Tensor({data.dim(0)}, backend_);
     backend_.fill(no_targets_, 0.0f);
   }
-  if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed))
+  // With several ranks, rank r draws rows [r·B, (r+1)·B) of each step's B·ranks (EpochLoop).
+  if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed, rank(), ranks()))
     loop_ = std::make_unique<detail::EpochLoop>(backend_, config_.batch, visible_, Sampling::kWithReplacement,
-                                                config_.seed);
+                                                config_.seed, rank(), ranks());
   // Eager: each CD step draws its unit samples from a host-side counter.
   loop_->run(data, no_targets_, epoch, steps, /*capture=*/false,
              [this](const Tensor& v0, const Tensor&) { train_batch(v0); }, {});

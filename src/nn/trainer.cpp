@@ -361,32 +361,16 @@ History fit_on_rank(Network& net, const Loss& loss, Optimizer& opt, const EpochS
 
 namespace {
 
-// Runs `run` (which returns a History); with several ranks, an error that only this rank sees
-// would leave the others waiting in their next collective, so it ends the job. A Diverged comes
-// from the global statistics: every rank throws it at the same point, so it stays an exception
-// the caller can catch.
-template <typename Run>
-History ending_the_job_on_error(const FitOptions& options, Run&& run) {
-  if (!detail::several_ranks(options.communicator)) return run();
-  try {
-    return run();
-  } catch (const Diverged&) {
-    throw;
-  } catch (const std::exception& e) {
-    options.communicator->abort(1, e.what());
-  }
-  std::abort();  // not reached: Communicator::abort does not return
-}
-
 // fit() on a Dataset, past its checks: the validation rows uploaded, the training rows uploaded
 // (resident) or a loader started (streamed), then the run (defined below fit).
 History fit_dataset(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const Dataset* valid,
                     const FitOptions& options, Schedule* schedule, Communicator* comm, double mb, bool streamed);
 
-// fit() on any source.
+// fit() on any source; with several ranks, an error on one rank ends the job (data_parallel.hpp).
 History fit_source(Network& net, const Loss& loss, Optimizer& opt, const detail::EpochSource& data,
                    const FitOptions& options, Schedule* schedule) {
-  return ending_the_job_on_error(options, [&] { return detail::fit_on_rank(net, loss, opt, data, options, schedule); });
+  return detail::ending_the_job_on_error(options.communicator,
+                                         [&] { return detail::fit_on_rank(net, loss, opt, data, options, schedule); });
 }
 
 }  // namespace
@@ -440,8 +424,9 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train
   const bool streamed = options.data_path == DataPath::kStreamed ||
                         (options.data_path == DataPath::kAuto && mb * 1e6 > static_cast<double>(options.max_resident_bytes));
   // The uploads and the loader's threads may fail on one rank only: inside the job's abort too.
-  return ending_the_job_on_error(
-      options, [&] { return fit_dataset(net, loss, opt, train, valid, options, schedule, comm, mb, streamed); });
+  return detail::ending_the_job_on_error(options.communicator, [&] {
+    return fit_dataset(net, loss, opt, train, valid, options, schedule, comm, mb, streamed);
+  });
 }
 
 namespace {

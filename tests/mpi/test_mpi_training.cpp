@@ -1,8 +1,7 @@
 // Data-parallel training with real MPI ranks (issue 15): run by ctest as
 //   mpirun -np 2 test_mpi_training
-// Every test makes the same collective calls on every rank, and checks only after them (an
-// ASSERT that returned early on one rank would leave the other waiting). Each rank also trains
-// the one-process reference itself, so the comparisons need no data from another rank.
+// (mpi_world.hpp says how the tests keep the ranks in step). Each rank also trains the
+// one-process reference itself, so the comparisons need no data from another rank.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,9 +16,9 @@
 #include <vector>
 
 #include "cudl/cpu_backend.hpp"
-#include "cudl/mpi.hpp"
 #include "cudl/trainer.hpp"
 #include "nn/data_parallel.hpp"
+#include "mpi/mpi_world.hpp"
 #include "test_support.hpp"
 
 using namespace cudl;
@@ -28,21 +27,14 @@ using ::testing::HasSubstr;
 
 namespace {
 
-Communicator* g_world = nullptr;
-
-Communicator& world() { return *g_world; }
+using cudl::testing::max_abs_diff;
+using cudl::testing::world;
 
 std::unique_ptr<Network> make_net(Backend& backend, uint64_t seed) {
   auto net = std::make_unique<Network>(backend, Shape{8});
   net->add(dense(16, Activation::kRelu)).add(dense(2));
   net->initialize(seed, 0.3f);
   return net;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = a.size() == b.size() ? 0.0 : INFINITY;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
-  return d;
 }
 
 struct Result {
@@ -188,14 +180,14 @@ TEST(MpiCommunicator, StagesGpuTensorsInTheBackendsReusedHostBuffer) {
 
 TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchGdbn2014) {
   const Result one = gdbn2014(64, nullptr);
-  const Result two = gdbn2014(32, g_world);
+  const Result two = gdbn2014(32, &world());
   expect_same_training(one, two);
   EXPECT_EQ(two.history.epochs.front().steps, 512 / 64);
 }
 
 TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchAdam) {
   const Result one = adam(64, nullptr);
-  const Result two = adam(32, g_world);
+  const Result two = adam(32, &world());
   expect_same_training(one, two);
 }
 
@@ -209,7 +201,7 @@ TEST(DataParallel, Rank0sParametersAreBroadcastFirst) {
   Sgd opt(net->param_set(), SgdOptions{});
   FitOptions o;
   o.epochs = 0;  // nothing but the broadcast
-  o.communicator = g_world;
+  o.communicator = &world();
   o.progress = Progress::kNone;
   fit(*net, loss, opt, x, y, o);
   EXPECT_EQ(net->params().to_vector(), rank0->params().to_vector());
@@ -243,7 +235,7 @@ TEST(DataParallel, AStopOnOneRankStopsEveryRankAtTheSameEpoch) {
   FitOptions o;
   o.epochs = 5;
   o.batch = 16;
-  o.communicator = g_world;
+  o.communicator = &world();
   o.progress = Progress::kNone;
   o.stop = &stop;
   o.on_epoch = [&](const EpochReport& e) {
@@ -261,7 +253,7 @@ TEST(DataParallel, AResumedRunEqualsTheUninterruptedOneAndNeedsAsManyRanks) {
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("cudl_mpi_resume_" + std::to_string(static_cast<long>(pid)) + ".safetensors"))
                                .string();
-  const Result straight = gdbn2014(32, g_world, 4);
+  const Result straight = gdbn2014(32, &world(), 4);
   Result resumed;
   {
     CpuBackend cpu(1);
@@ -277,7 +269,7 @@ TEST(DataParallel, AResumedRunEqualsTheUninterruptedOneAndNeedsAsManyRanks) {
       auto opt = preset.optimizer(net->param_set());
       ExponentialSchedule schedule = preset.schedule();
       FitOptions o = preset.options();
-      o.communicator = g_world;
+      o.communicator = &world();
       o.epochs = part == 0 ? 2 : 4;
       o.checkpoint_path = path;
       if (part == 1) o.resume_from = path;
@@ -321,7 +313,7 @@ TEST(DataParallel, ARunStoppedInsideAnEpochResumesExactly) {
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("cudl_mpi_stop_" + std::to_string(static_cast<long>(pid)) + ".safetensors"))
                                .string();
-  const Result straight = gdbn2014(32, g_world, 4);
+  const Result straight = gdbn2014(32, &world(), 4);
   Result resumed;
   bool interrupted = false;
   {
@@ -339,7 +331,7 @@ TEST(DataParallel, ARunStoppedInsideAnEpochResumesExactly) {
       ExponentialSchedule schedule = preset.schedule();
       std::atomic<bool> stop{false};
       FitOptions o = preset.options();
-      o.communicator = g_world;
+      o.communicator = &world();
       o.checkpoint_path = path;
       o.stop = &stop;
       if (part == 0) {  // rank 1 alone asks to stop, at step 3 of epoch 2; every rank stops at step 4
@@ -366,21 +358,4 @@ TEST(DataParallel, ARunStoppedInsideAnEpochResumesExactly) {
     EXPECT_EQ(resumed.history.epochs[e].loss, straight.history.epochs[e].loss) << "epoch " << e + 1;
     EXPECT_EQ(resumed.history.epochs[e].err, straight.history.epochs[e].err) << "epoch " << e + 1;
   }
-}
-
-int main(int argc, char** argv) {
-  int status = 0;
-  {
-    mpi::Session session(&argc, &argv);
-    std::unique_ptr<Communicator> world = session.world();
-    g_world = world.get();
-    ::testing::InitGoogleTest(&argc, argv);
-    status = RUN_ALL_TESTS();
-    // The job passes only if every rank's tests passed.
-    double failed = status != 0 ? 1.0 : 0.0;
-    world->all_reduce(&failed, 1, ReduceOp::kMax);
-    status = failed != 0.0 ? 1 : 0;
-    g_world = nullptr;
-  }
-  return status;
 }
