@@ -143,3 +143,42 @@ TEST(DropoutLayer, TheCounterIsTheBackendsAndALoadedValueTakesEffect) {
   Tensor wrong({3}, cpu);
   EXPECT_THAT(error_of([&] { cpu.dropout(x, 0.5f, 9, wrong, 0, z); }), HasSubstr("counter"));
 }
+
+// Data-parallel shares: two layers set to ranks 0 and 1 of 2, each given half of a batch, draw the
+// masks one layer draws for the whole batch, forward and backward, and both counters advance by
+// the whole batch (what the ranks' checkpoints record). A rank outside the ranks is refused.
+TEST(DropoutLayer, EachRankDrawsItsRowsShareOfTheGlobalBatchsMasks) {
+  CpuBackend cpu(1);
+  const int64_t rows = 6, cols = 10, half = rows / 2 * cols;
+  const std::vector<float> xv = uniform_values(75, rows * cols, -1.0f, 1.0f);
+  const std::vector<float> dv = uniform_values(76, rows * cols, -1.0f, 1.0f);
+  Dropout whole(0.5f, 9);
+  Tensor x = Tensor::from_host(xv, {rows, cols}, cpu), y({rows, cols}, cpu);
+  Tensor dy = Tensor::from_host(dv, {rows, cols}, cpu), dx({rows, cols}, cpu);
+  for (int step = 0; step < 2; ++step) {  // the second step starts past both ranks' first masks
+    whole.forward(cpu, x, y, Mode::kTrain);
+    whole.backward(cpu, x, y, dy, &dx);
+  }
+  Dropout rank[2] = {Dropout(0.5f, 9), Dropout(0.5f, 9)};
+  std::vector<float> ys, dxs;
+  for (int r = 0; r < 2; ++r) {
+    rank[r].set_shares(r, 2);
+    Tensor xr = Tensor::from_host(std::vector<float>(xv.begin() + r * half, xv.begin() + (r + 1) * half),
+                                  {rows / 2, cols}, cpu);
+    Tensor yr({rows / 2, cols}, cpu), dxr({rows / 2, cols}, cpu);
+    for (int step = 0; step < 2; ++step) {
+      rank[r].forward(cpu, xr, yr, Mode::kTrain);
+      Tensor dyr = Tensor::from_host(std::vector<float>(dv.begin() + r * half, dv.begin() + (r + 1) * half),
+                                     {rows / 2, cols}, cpu);
+      rank[r].backward(cpu, xr, yr, dyr, &dxr);
+    }
+    for (float v : yr.to_vector()) ys.push_back(v);
+    for (float v : dxr.to_vector()) dxs.push_back(v);
+    EXPECT_EQ(*rank[r].counters()[0].second, static_cast<uint64_t>(2 * rows * cols)) << "rank " << r;
+  }
+  EXPECT_EQ(ys, y.to_vector());
+  EXPECT_EQ(dxs, dx.to_vector());
+  EXPECT_THAT(error_of([&] { rank[0].set_shares(2, 2); }), HasSubstr("rank 2 is not one of 2 ranks"));
+  Network net(cpu, {cols});
+  EXPECT_THAT(error_of([&] { net.set_shares(0, 0); }), HasSubstr("rank 0 is not one of 0 ranks"));
+}

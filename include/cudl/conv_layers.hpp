@@ -108,11 +108,16 @@ class Dropout final : public Layer {
   /// for its queued work). A value written through the pointer takes effect at the next forward
   /// that runs on the host, so not in the replays of a step captured before it was written.
   std::vector<std::pair<std::string, uint64_t*>> counters() override;
+  /// Rank r of `ranks` draws its rows' share of the masks of the global batch: the same counter
+  /// on every rank ("counter" counts the global batch's draws), offset by r times its own mask.
+  /// Throws Error when rank is outside [0, ranks).
+  void set_shares(int rank, int ranks) override;
 
  private:
   float drop_;
   uint64_t seed_;
-  uint64_t counter_ = 0;     // first draw of the next training forward (the host's copy)
+  int rank_ = 0, ranks_ = 1;  // set_shares
+  uint64_t counter_ = 0;     // first draw of the next training forward by all ranks (the host's copy)
   uint64_t synced_ = 0;      // device_counter_'s value when counter_ was last equal to it
   Tensor device_counter_;    // the counter the masks are drawn from (make_counter), on first use
   int64_t last_size_ = 0;    // elements of the last training forward's mask

@@ -88,6 +88,14 @@ class Layer {
   virtual std::vector<std::pair<std::string, Tensor*>> state() { return {}; }
   /// Host-side integer state (Dropout's mask counter), by name.
   virtual std::vector<std::pair<std::string, uint64_t*>> counters() { return {}; }
+  /// Data-parallel training (Network::set_shares): this process computes the rows
+  /// [rank·N, (rank+1)·N) of every global batch of ranks·N rows. A layer that draws random
+  /// numbers per element (Dropout) draws those rows' numbers of the global batch, so that the
+  /// ranks together draw what one process of the whole batch would. The default ignores it.
+  virtual void set_shares(int rank, int ranks) {
+    (void)rank;
+    (void)ranks;
+  }
 };
 
 /// Fully connected: y = act(x·W + b), W (D×H), b (H). The activation is fused into the layer

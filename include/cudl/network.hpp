@@ -56,6 +56,11 @@ class Network {
   void reserve(int64_t batch);
   /// Whether every layer can be captured and replayed (Layer::capturable).
   bool capturable() const;
+  /// Data-parallel training: this process computes the rows [rank·N, (rank+1)·N) of every global
+  /// batch of ranks·N rows (Layer::set_shares; layers added later get it too). fit() and
+  /// Trainer::set_communicator set it from the communicator; (0, 1) is one process. Throws Error
+  /// when rank is outside [0, ranks).
+  void set_shares(int rank, int ranks);
 
   Backend& backend() const { return backend_; }                ///< Where every tensor lives.
   const Shape& input_shape() const { return input_shape_; }   ///< Per sample, as constructed.
@@ -92,6 +97,7 @@ class Network {
   Shape input_shape_;
   std::vector<Shape> shapes_;  // shapes_[0] input, shapes_[i + 1] output of layer i
   std::vector<std::unique_ptr<Layer>> layers_;
+  int rank_ = 0, ranks_ = 1;  // set_shares
   bool built_ = false;
   Tensor params_, grads_;
   int64_t decayed_ = 0;

@@ -233,8 +233,9 @@ class Trainer {
   std::pair<double, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch);
 
   /// Data-parallel: each step averages the gradients over comm's ranks before the optimizer's
-  /// step, and run_epoch draws this rank's share of size()·batch rows per step and reports the
-  /// global statistics. Null: one process. Set it on every rank before the first step.
+  /// step, and run_epoch draws this rank's share of size()·batch rows per step (and the network's
+  /// Dropout layers their rows' share of the masks: Network::set_shares) and reports the global
+  /// statistics. Null: one process. Set it on every rank before the first step.
   void set_communicator(Communicator* comm);
 
   /// The loss statistics accumulated since reset_stats() (LossStats layout, on the backend).

@@ -165,13 +165,22 @@ void Dropout::forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) {
   } else if (counter_ != synced_) {  // written through counters() (a loaded checkpoint)
     backend.set_counter(device_counter_, counter_);
   }
-  // The mask is drawn from the counter's value when the work runs; then the counter advances, on
+  // The mask is drawn from the counter's value when the work runs (rank r: its share of the global
+  // batch's mask, r masks of this size in); then the counter advances past every rank's masks, on
   // the device, and on the host's copy (which a captured replay leaves behind: counters() reads).
   last_size_ = x.size();
-  backend.dropout(x, drop_, seed_, device_counter_, 0, y);
-  backend.add_to_counter(device_counter_, static_cast<uint64_t>(last_size_));
-  counter_ += static_cast<uint64_t>(last_size_);
+  const uint64_t n = static_cast<uint64_t>(last_size_);
+  backend.dropout(x, drop_, seed_, device_counter_, static_cast<uint64_t>(rank_) * n, y);
+  backend.add_to_counter(device_counter_, static_cast<uint64_t>(ranks_) * n);
+  counter_ += static_cast<uint64_t>(ranks_) * n;
   synced_ = counter_;
+}
+
+void Dropout::set_shares(int rank, int ranks) {
+  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks,
+               "Dropout: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) + " ranks");
+  rank_ = rank;
+  ranks_ = ranks;
 }
 
 std::vector<std::pair<std::string, uint64_t*>> Dropout::counters() {
@@ -185,8 +194,11 @@ void Dropout::backward(Backend& backend, const Tensor&, const Tensor&, Tensor& d
     dx->copy_from(dy);
     return;
   }
-  // The same mask and scale: the counter has advanced by the mask's size since the forward.
-  backend.dropout(dy, drop_, seed_, device_counter_, uint64_t{0} - static_cast<uint64_t>(last_size_), *dx);
+  // The same mask and scale: the counter has advanced by every rank's mask since the forward
+  // (unsigned arithmetic: the offset wraps around to rank·n − ranks·n).
+  const uint64_t n = static_cast<uint64_t>(last_size_);
+  const uint64_t back = static_cast<uint64_t>(rank_) * n - static_cast<uint64_t>(ranks_) * n;
+  backend.dropout(dy, drop_, seed_, device_counter_, back, *dx);
 }
 
 // ---- BatchNorm2d ----

@@ -14,8 +14,18 @@ Network& Network::add(std::unique_ptr<Layer> layer) {
   CUDL_REQUIRE(layer != nullptr, "Network::add: null layer");
   CUDL_REQUIRE(!built_, "Network::add: cannot add " + layer->describe() + " after the network was built");
   shapes_.push_back(layer->output_shape(shapes_.back()));
+  if (ranks_ > 1) layer->set_shares(rank_, ranks_);
   layers_.push_back(std::move(layer));
   return *this;
+}
+
+void Network::set_shares(int rank, int ranks) {
+  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks,
+               "Network::set_shares: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) +
+                   " ranks");
+  rank_ = rank;
+  ranks_ = ranks;
+  for (auto& layer : layers_) layer->set_shares(rank, ranks);
 }
 
 // Lays out every parameter in one flat buffer: all decayed weights first (so one optimizer

@@ -46,6 +46,8 @@ void Trainer::reset_stats() {
 void Trainer::set_communicator(Communicator* comm) {
   comm_ = comm;
   loop_.reset();  // its draws depend on the rank and the number of ranks
+  // Dropout's masks too: each rank draws its rows' share (a captured step is made again, above).
+  net_.set_shares(comm != nullptr ? comm->rank() : 0, comm != nullptr ? comm->size() : 1);
 }
 
 LossTotals Trainer::read_totals() {

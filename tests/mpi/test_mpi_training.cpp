@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/conv_layers.hpp"
 #include "cudl/cpu_backend.hpp"
 #include "cudl/trainer.hpp"
 #include "nn/data_parallel.hpp"
@@ -30,9 +31,12 @@ namespace {
 using cudl::testing::max_abs_diff;
 using cudl::testing::world;
 
-std::unique_ptr<Network> make_net(Backend& backend, uint64_t seed) {
+// 8-16-2, with dropout after the hidden layer when `drop` > 0.
+std::unique_ptr<Network> make_net(Backend& backend, uint64_t seed, float drop = 0.0f) {
   auto net = std::make_unique<Network>(backend, Shape{8});
-  net->add(dense(16, Activation::kRelu)).add(dense(2));
+  net->add(dense(16, Activation::kRelu));
+  if (drop > 0.0f) net->add(dropout(drop, 21));
+  net->add(dense(2));
   net->initialize(seed, 0.3f);
   return net;
 }
@@ -64,12 +68,12 @@ Result gdbn2014(int64_t batch, Communicator* comm, int epochs = 3) {
   return r;
 }
 
-// Adam, mean loss, shuffled epochs.
-Result adam(int64_t batch, Communicator* comm) {
+// Adam, mean loss, shuffled epochs; dropout when `drop` > 0.
+Result adam(int64_t batch, Communicator* comm, float drop = 0.0f) {
   CpuBackend cpu(1);
   const Blobs data(512);
   const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
-  auto net = make_net(cpu, 4);
+  auto net = make_net(cpu, 4, drop);
   const SoftmaxCrossEntropy loss(Reduction::kMean);
   AdamOptions ao;
   ao.learn_rate = 0.01f;
@@ -188,6 +192,14 @@ TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchGdbn201
 TEST(DataParallel, TwoRanksOfHalfTheBatchTrainAsOneProcessOfTheWholeBatchAdam) {
   const Result one = adam(64, nullptr);
   const Result two = adam(32, &world());
+  expect_same_training(one, two);
+}
+
+TEST(DataParallel, TwoRanksOfHalfTheBatchDrawTheDropoutMasksOfOneProcessOfTheWholeBatch) {
+  // Each rank draws its rows' share of the global batch's masks (Network::set_shares): without
+  // it, both ranks would draw the first half's masks, and the runs would part.
+  const Result one = adam(64, nullptr, 0.3f);
+  const Result two = adam(32, &world(), 0.3f);
   expect_same_training(one, two);
 }
 
