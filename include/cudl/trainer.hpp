@@ -107,7 +107,9 @@ struct FitOptions {
   uint64_t seed = 1;  ///< the minibatch order
   StepLaunch launch = StepLaunch::kAuto;  ///< captured (GPU) or eager steps
   /// Validation examples and targets, evaluated every `validate_every` epochs (and after the last)
-  /// when set: loss and error rate in Mode::kInfer over all their rows, in batches of `batch`.
+  /// when set: loss and error rate in Mode::kInfer over all their rows, in batches of `batch`
+  /// (with a communicator, each rank evaluates its share of the batches; the figures are all
+  /// the rows').
   ///@{
   const Tensor* valid_x = nullptr;
   const Tensor* valid_y = nullptr;
@@ -229,7 +231,9 @@ class Trainer {
 
   /// Mean loss and error rate of the network on x, y in Mode::kInfer (the optimizer's end() and
   /// begin() around it where it keeps a look-ahead point), in batches of `batch`. Reads the
-  /// results from the device. Throws Error on shapes that do not match or batch < 1.
+  /// results from the device. Throws Error on shapes that do not match or batch < 1. With a
+  /// communicator of several ranks, every rank calls it together with the same rows: each
+  /// evaluates its share of the batches, and every rank gets the figures of all the rows.
   std::pair<double, double> evaluate(const Tensor& x, const Tensor& y, int64_t batch);
 
   /// Data-parallel: each step averages the gradients over comm's ranks before the optimizer's

@@ -175,7 +175,13 @@ std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, in
   Tensor step = make_counter(backend);
   Tensor dlogits;
   const int64_t rows = x.dim(0);
-  for (int64_t first = 0; first < rows; first += batch) {
+  // With several ranks each evaluates its share of the batches (contiguous runs, as even as the
+  // count allows), and the sums are added over the ranks.
+  const int64_t batches = (rows + batch - 1) / batch;
+  const int rank = detail::several_ranks(comm_) ? comm_->rank() : 0;
+  const int ranks = detail::several_ranks(comm_) ? comm_->size() : 1;
+  const int64_t begin = batches * rank / ranks, end = batches * (rank + 1) / ranks;
+  for (int64_t first = begin * batch; first < std::min(rows, end * batch); first += batch) {
     const int64_t n = std::min(batch, rows - first);
     const Tensor xb = x.rows(first, first + n);
     const Tensor yb = y.rows(first, first + n);
@@ -184,7 +190,7 @@ std::pair<double, double> Trainer::evaluate(const Tensor& x, const Tensor& y, in
     // The statistics are per-sample sums whatever the reduction; the gradient is not used.
     loss_.forward_backward(logits, yb, step, dlogits, stats);
   }
-  const LossTotals t = Loss::read(stats);
+  const LossTotals t = ranks > 1 ? detail::global_totals(*comm_, Loss::read(stats)) : Loss::read(stats);
   return {t.loss_sum / static_cast<double>(rows), t.errors / static_cast<double>(rows)};
 }
 

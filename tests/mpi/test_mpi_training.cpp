@@ -203,6 +203,55 @@ TEST(DataParallel, TwoRanksOfHalfTheBatchDrawTheDropoutMasksOfOneProcessOfTheWho
   expect_same_training(one, two);
 }
 
+namespace {
+// The identity, counting the rows it sees in inference.
+class CountsInferredRows final : public Layer {
+ public:
+  explicit CountsInferredRows(int64_t* rows) : rows_(rows) {}
+  std::string describe() const override { return "CountsInferredRows"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  void forward(Backend&, const Tensor& x, Tensor& y, Mode mode) override {
+    if (mode == Mode::kInfer) *rows_ += x.dim(0);
+    y.copy_from(x);
+  }
+  void backward(Backend&, const Tensor&, const Tensor&, Tensor& dy, Tensor* dx) override {
+    if (dx != nullptr) dx->copy_from(dy);
+  }
+
+ private:
+  int64_t* rows_;
+};
+}  // namespace
+
+TEST(DataParallel, EachRankEvaluatesItsShareOfTheBatchesAndEveryRankGetsTheWholeFigures) {
+  CpuBackend cpu(1);
+  const Blobs data(200);  // 7 batches of 32 (the last of 8 rows): 3 on rank 0, 4 on rank 1
+  const Tensor x = data.x_on(cpu), y = data.y_on(cpu);
+  int64_t seen = 0;
+  Network net(cpu, {8});
+  net.add(std::make_unique<CountsInferredRows>(&seen)).add(dense(16, Activation::kRelu)).add(dense(2));
+  net.initialize(7, 0.3f);
+  const SoftmaxCrossEntropy loss;
+  Sgd opt(net.param_set(), SgdOptions{});
+  Trainer alone(net, loss, opt);
+  const auto [loss_alone, err_alone] = alone.evaluate(x, y, 32);
+  EXPECT_EQ(seen, 200);
+  Trainer shared(net, loss, opt);
+  shared.set_communicator(&world());
+  seen = 0;
+  const auto [loss_shared, err_shared] = shared.evaluate(x, y, 32);
+  EXPECT_EQ(seen, world().rank() == 0 ? 96 : 104);
+  EXPECT_NEAR(loss_shared, loss_alone, 1e-6 * loss_alone);
+  EXPECT_EQ(err_shared, err_alone);
+  // Fewer batches than ranks: rank 0 evaluates none, and still gets the figures.
+  seen = 0;
+  const auto [loss_few, err_few] = shared.evaluate(x.rows(0, 20), y.rows(0, 20), 32);
+  EXPECT_EQ(seen, world().rank() == 0 ? 0 : 20);
+  const auto [loss_few_alone, err_few_alone] = alone.evaluate(x.rows(0, 20), y.rows(0, 20), 32);
+  EXPECT_NEAR(loss_few, loss_few_alone, 1e-6 * loss_few_alone);
+  EXPECT_EQ(err_few, err_few_alone);
+}
+
 TEST(DataParallel, Rank0sParametersAreBroadcastFirst) {
   CpuBackend cpu(1);
   const Blobs data(128);
