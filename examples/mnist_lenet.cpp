@@ -82,13 +82,16 @@ int main(int argc, char** argv) try {
   backend_options.conv_determinism = o.conv_determinism;
   std::unique_ptr<cudl::Backend> backend = cudl::make_backend(o.device, backend_options);
 
+  // The IDX bytes (inflated whole), split 67/33 as train_test_split would (the same rows and
+  // floats), then converted straight into the backend's tensors on several threads.
   const cudl::DatasetLocation where = cudl::find_dataset(o.data, CUDL_SOURCE_DIR);
-  const cudl::InMemoryDataset data = cudl::load_idx_dataset(where.dir, where.name);
-  const cudl::Split split = cudl::train_test_split(data, 0.33, o.seed);
+  const cudl::IdxDataset data = cudl::IdxDataset::load(where.dir, where.name);
+  const cudl::DatasetSplit split = cudl::random_split(data, 0.33, o.seed);
   cudl::Backend& dev = *backend;
-  const auto x = cudl::Tensor::from_host(split.train.x, {split.train.rows, data.features}, dev);
-  const auto y = cudl::Tensor::from_host(split.train.y, {split.train.rows}, dev);
-  const auto x_test = cudl::Tensor::from_host(split.test.x, {split.test.rows, data.features}, dev);
+  const cudl::DeviceData train = cudl::to_device(split.train, dev);
+  const cudl::DeviceData test = cudl::to_device(split.valid, dev);
+  const cudl::Tensor& x = train.x;
+  const cudl::Tensor& y = train.y;
 
   // [guide:lenet]
   cudl::Network net(dev, {1, 28, 28});  // the flat 784-pixel rows are viewed as 1×28×28 images
@@ -99,13 +102,13 @@ int main(int argc, char** argv) try {
       .add(cudl::flatten())
       .add(cudl::dense(500, cudl::Activation::kRelu))
       .add(cudl::dropout(0.5f, o.seed))                   // inverted dropout; identity in inference
-      .add(cudl::dense(data.classes));
+      .add(cudl::dense(data.num_classes()));
   // [guide:lenet]
   net.initialize(o.seed, /*weight_stddev=*/0.05f);
 
   std::printf("cudl mnist_lenet | %s from %s (%s) | %lld rows, split %lld train / %lld test | %s\n%s\n",
-              data.name.c_str(), where.dir.c_str(), where.reason.c_str(), static_cast<long long>(data.rows),
-              static_cast<long long>(split.train.rows), static_cast<long long>(split.test.rows),
+              data.name().c_str(), where.dir.c_str(), where.reason.c_str(), static_cast<long long>(data.size()),
+              static_cast<long long>(split.train.size()), static_cast<long long>(split.valid.size()),
               dev.describe().c_str(), net.summary().c_str());
 
   cudl::TrainConfig config;  // bench_dbn's loop: Nesterov SGD, minibatches drawn with replacement
@@ -124,8 +127,8 @@ int main(int argc, char** argv) try {
   });
 
   for (const std::string& plan : cudl::convolution_plans(dev)) std::printf("cuDNN plan: %s\n", plan.c_str());
-  const auto report = cudl::classification_report(cudl::to_labels(split.test.y), cudl::predict(net, x_test),
-                                                  static_cast<int>(data.classes));
+  const auto report = cudl::classification_report(cudl::to_labels(test.y.to_vector()), cudl::predict(net, test.x),
+                                                  static_cast<int>(data.num_classes()));
   std::printf("%s\ntest accuracy %.4f | train %.2f s (%.3f s/epoch)\n", cudl::format_report(report).c_str(),
               report.accuracy, train_s, train_s / o.epochs);
   return 0;
