@@ -97,8 +97,8 @@ if pretrain:
     first = runs["one"][0]
     layers = [f"{p['visible']}-{p['hidden']}" for p in first["pretraining"]]
     lines = ["| configuration | " + " | ".join(f"RBM {l} s/epoch" for l in layers) +
-             " | pretraining s | speed vs 1 process | RBM 1 reconstruction error |",
-             "| --- | " + " | ".join("---" for _ in layers) + " | --- | --- | --- |"]
+             " | pretraining s | speed vs 1 process | all-reduce s (rank 0) | RBM 1 reconstruction error |",
+             "| --- | " + " | ".join("---" for _ in layers) + " | --- | --- | --- | --- |"]
     total = lambda j: sum(p["epochs"][0]["seconds"] for p in j["pretraining"])
     ref = statistics.median(total(j) for j in runs["one"])
     for name, label in rows:
@@ -107,10 +107,13 @@ if pretrain:
         t = statistics.median(total(j) for j in js)
         err = statistics.median(j["pretraining"][0]["epochs"][0]["reconstruction_error"] for j in js)
         cells = " | ".join(f"{s:.3f}" for s in per)
-        lines.append(f"| {label} | {cells} | {t:.3f} | {ref / t:.2f}× | {err:.6g} |")
+        ar = [j["timing"].get("pretrain_allreduce_s") for j in js]
+        ar_text = f"{statistics.median(ar):.3f}" if all(a is not None for a in ar) else "—"
+        lines.append(f"| {label} | {cells} | {t:.3f} | {ref / t:.2f}× | {ar_text} | {err:.6g} |")
     text = (f"CPU: {cpu}; {rounds} rounds, the median over rounds; dataset {first['dataset']['name']}, one epoch of "
             "pretraining per RBM (learning rate 0.001, momentum 0.5), the seconds of training alone (the "
-            "reconstruction errors measured after it are not included).\n\n" + "\n".join(lines) + "\n")
+            "reconstruction errors measured after it are not included); the all-reduce is rank 0's time in the "
+            "RBMs' gradient all-reduces, waiting for the other rank included.\n\n" + "\n".join(lines) + "\n")
     print(text)
     if out:
         open(out, "w").write(text)

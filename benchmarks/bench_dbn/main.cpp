@@ -66,7 +66,11 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
   cfg.l2 = opt.train.l2;
   cfg.batch = opt.train.batch;
   cfg.seed = opt.train.seed;
-  cfg.communicator = comm;
+  std::optional<bench::TimedCommunicator> timed;  // times the RBMs' gradient all-reduces
+  if (comm != nullptr) {
+    timed.emplace(*comm, backend);
+    cfg.communicator = &*timed;
+  }
   const auto t0 = Clock::now();
   cudl::DeepBeliefNet dbn(backend, opt.layers, cfg);
   for (int64_t i = 0; i < dbn.num_rbms(); ++i) {
@@ -86,6 +90,10 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
   }, &x_heldout);
   dbn.unroll_into(net);
   run.pretrain_s = since(t0);
+  if (timed && timed->measured()) {
+    run.pretrain_allreduce_s = timed->seconds();
+    run.pretrain_allreduce_calls = timed->calls();
+  }
 }
 
 #ifndef CUDL_BENCH_MPI

@@ -74,6 +74,10 @@ std::string timing_line(const Run& r) {
                                    fmt("%.3f", r.allreduce_calls > 0 ? 1e3 * r.allreduce_s / r.allreduce_calls : 0.0) +
                                    " ms each)"
                              : "") +
+         (r.pretrain_allreduce_s >= 0 ? "; rank 0's pretraining all-reduces " + fmt("%.3f", r.pretrain_allreduce_s) +
+                                            " s of " + fmt("%.3f", r.pretrain_s) + " s (" +
+                                            std::to_string(r.pretrain_allreduce_calls) + " steps)"
+                                      : "") +
          (!r.epochs.empty() && r.epochs.front().captured ? " (each epoch replays one captured step)" : "");
 }
 
@@ -134,7 +138,9 @@ std::string to_json(const Run& r) {
     << ", \"train_s\": " << num(r.train_s)
     << ", \"median_epoch_s\": " << num(median_epoch_seconds(r)) << ", \"evaluate_s\": " << num(r.evaluate_s)
     << ", \"total_s\": " << num(r.total_s) << ", \"allreduce_s\": " << (r.allreduce_s >= 0 ? num(r.allreduce_s) : "null")
-    << ", \"allreduce_calls\": " << r.allreduce_calls << "}\n}\n";
+    << ", \"allreduce_calls\": " << r.allreduce_calls << ", \"pretrain_allreduce_s\": "
+    << (r.pretrain_allreduce_s >= 0 ? num(r.pretrain_allreduce_s) : "null")
+    << ", \"pretrain_allreduce_calls\": " << r.pretrain_allreduce_calls << "}\n}\n";
   return j.str();
 }
 

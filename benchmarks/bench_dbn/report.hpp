@@ -30,6 +30,8 @@ struct Run {
   std::string date;           // ISO 8601, UTC
   std::vector<PretrainedLayer> pretraining;
   double pretrain_s = 0;
+  double pretrain_allreduce_s = -1;  // the same for the RBMs' gradients during pretraining
+  int64_t pretrain_allreduce_calls = 0;
   std::vector<cudl::EpochReport> epochs;  // every epoch of the run, a resumed run's earlier ones too
   int resumed_epochs = 0;                 // epochs the --resume checkpoint had finished
   bool evaluated = false;
