@@ -1,6 +1,6 @@
 // The Dataset interface (include/cudl/dataset.hpp, issue 21): the in-memory dataset's fill,
-// subsets and the seeded split (the same rows as train_test_split), standardisation, the upload
-// in chunks, and fit() on a Dataset, which must train bit for bit as fit() on the same tensors.
+// subsets and the seeded split (the same rows as train_test_split), standardisation, and fit() on
+// a Dataset, which must train bit for bit as fit() on the same tensors (to_device: test_to_device).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -19,50 +19,18 @@
 #include "cudl/data.hpp"
 #include "cudl/dataset.hpp"
 #include "cudl/trainer.hpp"
+#include "dataset_support.hpp"
 #include "test_support.hpp"
 
 using namespace cudl;
+using cudl::testing::counting;
+using cudl::testing::Generated;
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
 
 namespace {
 
-// Rows 0..n-1 of f features; x(r, c) = r·100 + c, label r % classes.
-InMemoryDataset counting(int64_t n, int64_t f = 3, int64_t classes = 4) {
-  InMemoryDataset d;
-  d.name = "counting";
-  d.rows = n;
-  d.features = f;
-  d.classes = classes;
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t c = 0; c < f; ++c) d.x.push_back(static_cast<float>(r * 100 + c));
-    d.y.push_back(static_cast<float>(r % classes));
-  }
-  return d;
-}
-
 InMemoryDataset blobs(int64_t n) { return cudl::testing::Blobs(n).dataset(); }
-
-// A dataset that holds nothing: each example is computed from its index (2 channels of 2×2).
-class Generated : public Dataset {
- public:
-  explicit Generated(int64_t n) : n_(n) {}
-  int64_t size() const override { return n_; }
-  Shape example_shape() const override { return {2, 2, 2}; }
-  Shape target_shape() const override { return {}; }
-  int64_t num_classes() const override { return 2; }
-  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override {
-    check_indices(idx, n, "Generated::fill");
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t k = 0; k < 8; ++k) x[i * 8 + k] = static_cast<float>(k < 4 ? idx[i] % 7 : 10 + 2 * (idx[i] % 3));
-      y[i] = static_cast<float>(idx[i] % 2);
-    }
-  }
-  std::string describe() const override { return "generated: " + std::to_string(n_) + " rows"; }
-
- private:
-  int64_t n_;
-};
 
 std::vector<float> params_of(Network& net) { return net.params().to_vector(); }
 
@@ -215,90 +183,6 @@ TEST(Scale, MapsEveryExampleValueAndChainsWithNormalize) {
   for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
   EXPECT_THAT([&] { Transformed(d, Scale{std::numeric_limits<float>::infinity()}); },
               ThrowsMessage<Error>(HasSubstr("Transformed: Scale{inf, 0.000000} is not finite")));
-}
-
-TEST(ToDevice, UploadsEveryRowInChunks) {
-  CpuBackend cpu(1);
-  const InMemoryDataset d = counting(300000, 4, 10);  // 4.8 MB of x: several chunks of about 4 MB
-  const DeviceData t = to_device(d, cpu);
-  EXPECT_EQ(t.x.shape(), (Shape{300000, 4}));
-  EXPECT_EQ(t.y.shape(), (Shape{300000}));
-  EXPECT_EQ(t.x.to_vector(), d.x);
-  EXPECT_EQ(t.y.to_vector(), d.y);
-  const DeviceData g = to_device(Generated(3), cpu);
-  EXPECT_EQ(g.x.shape(), (Shape{3, 8}));
-}
-
-// A CPU backend that says it is a GPU: to_device must then copy each chunk through copy_from_host
-// (counted), never write into the tensors' memory itself.
-class CountedCopies : public CpuBackend {
- public:
-  CountedCopies() : CpuBackend(1) {}
-  Device device() const override { return Device::kCuda; }
-  void copy_from_host(const void* host_src, void* dst, std::size_t bytes) override {
-    ++copies;
-    copied += bytes;
-    CpuBackend::copy_from_host(host_src, dst, bytes);
-  }
-  int copies = 0;
-  std::size_t copied = 0;
-};
-
-// Generated's rows, failing for one index (to see the error of one thread reach the caller).
-class FailsAtRow : public Dataset {
- public:
-  FailsAtRow(int64_t n, int64_t bad) : n_(n), bad_(bad) {}
-  int64_t size() const override { return n_; }
-  Shape example_shape() const override { return {1000}; }
-  Shape target_shape() const override { return {}; }
-  void fill(const int64_t* idx, int64_t n, float* x, float* y) const override {
-    for (int64_t i = 0; i < n; ++i) {
-      if (idx[i] == bad_) throw Error("row " + std::to_string(bad_) + " is unreadable");
-      std::fill(x + i * 1000, x + (i + 1) * 1000, static_cast<float>(idx[i]));
-      y[i] = 0.0f;
-    }
-  }
-  std::string describe() const override { return "fails"; }
-
- private:
-  int64_t n_, bad_;
-};
-
-TEST(ToDevice, ThreadsFillEveryChunkOnceInPlaceOrThroughCopies) {
-  const InMemoryDataset d = counting(700001, 3, 10);  // 8.4 MB of x: three chunks, the last one short
-  for (const int threads : {0, 1, 2, 3, 7}) {
-    CpuBackend cpu(1);
-    const DeviceData t = to_device(d, cpu, threads);
-    EXPECT_EQ(t.x.to_vector(), d.x) << threads;
-    EXPECT_EQ(t.y.to_vector(), d.y) << threads;
-    CountedCopies gpu;
-    const DeviceData g = to_device(d, gpu, threads);
-    EXPECT_EQ(g.x.to_vector(), d.x) << threads;
-    EXPECT_EQ(g.y.to_vector(), d.y) << threads;
-    EXPECT_EQ(gpu.copies, 6) << threads;  // x and y of each of the three chunks, nothing else
-    EXPECT_EQ(gpu.copied, (d.x.size() + d.y.size()) * sizeof(float)) << threads;
-  }
-  // Targets of several values, and no rows at all.
-  InMemoryDataset v = counting(5, 2);
-  v.target_cols = 2;
-  v.y = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  CpuBackend cpu(1);
-  EXPECT_EQ(to_device(v, cpu, 2).y.shape(), (Shape{5, 2}));
-  EXPECT_EQ(to_device(v, cpu, 2).y.to_vector(), v.y);
-  EXPECT_EQ(to_device(counting(0), cpu).x.shape(), (Shape{0, 3}));
-  EXPECT_THAT([&] { to_device(v, cpu, -1); },
-              ThrowsMessage<Error>(HasSubstr("to_device: threads must be 0 (one per hardware thread) or more, got -1")));
-}
-
-TEST(ToDevice, AnErrorOfOneThreadReachesTheCaller) {
-  CpuBackend cpu(1);
-  CountedCopies gpu;
-  for (const int threads : {1, 4}) {
-    EXPECT_THAT([&] { to_device(FailsAtRow(5000, 3333), cpu, threads); },
-                ThrowsMessage<Error>(HasSubstr("row 3333 is unreadable")));
-    EXPECT_THAT([&] { to_device(FailsAtRow(5000, 3333), gpu, threads); },
-                ThrowsMessage<Error>(HasSubstr("row 3333 is unreadable")));
-  }
 }
 
 TEST(FitOnADataset, TrainsBitForBitAsFitOnTheSameTensors) {
