@@ -16,6 +16,16 @@ namespace cudl::cuda {
   detail::fail(file, line, std::string(expr) + " failed: " + status);
 }
 
+// A cuDNN status's name, and cuDNN's own account of the last error where it kept one (which
+// operand, attribute or engine knob it objected to: cudnnGetLastErrorString, cuDNN 9).
+inline std::string cudnn_status_text(cudnnStatus_t status) {
+  std::string text = cudnnGetErrorString(status);
+  char last[512] = {};
+  cudnnGetLastErrorString(last, sizeof last);
+  if (last[0] != '\0') text += std::string(" (cuDNN: ") + last + ")";
+  return text;
+}
+
 }  // namespace cudl::cuda
 
 #define CUDL_CUDA_CHECK(expr)                                                                             \
@@ -39,7 +49,7 @@ namespace cudl::cuda {
   do {                                                                                                        \
     const cudnnStatus_t cudl_status_ = (expr);                                                                \
     if (cudl_status_ != CUDNN_STATUS_SUCCESS)                                                                 \
-      ::cudl::cuda::fail_status(#expr, __FILE__, __LINE__, cudnnGetErrorString(cudl_status_));                \
+      ::cudl::cuda::fail_status(#expr, __FILE__, __LINE__, ::cudl::cuda::cudnn_status_text(cudl_status_));    \
   } while (0)
 
 // After a kernel launch: a bad configuration or an earlier asynchronous fault surfaces here.

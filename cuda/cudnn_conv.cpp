@@ -111,6 +111,13 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
 
   const std::string what = std::string(to_string(op)) + " " + shape_text(s) +
                            (precision_ == Precision::kFp32 ? "" : std::string(", ") + to_string(precision_));
+  // Choosing a plan runs the candidates and waits for them, which a stream capture forbids: the
+  // plan of every shape (and pointer alignment) a captured step uses is made in an eager step.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
+  CUDL_REQUIRE(capturing == cudaStreamCaptureStatusNone,
+               "cuDNN: no plan yet for the " + what + " while capturing: run the step once eagerly first, with "
+               "the same shapes and buffers");
   std::shared_ptr<const ConvGraph> built;
   try {
     built = std::make_shared<const ConvGraph>(
@@ -151,11 +158,23 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
       cudnnBackendDescriptor_t cfg = candidate->config.get();
       candidate->plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle_)
           .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
-      if (candidate->plan.try_finalize() != CUDNN_STATUS_SUCCESS) continue;
+      // An engine that does not support this shape after all, or wants too much workspace, is
+      // counted with the policy's rejections (the error below lists them) and named when loud.
+      const cudnnStatus_t finalized = candidate->plan.try_finalize();
+      if (finalized != CUDNN_STATUS_SUCCESS) {
+        if (most > 1) ++rejected["its plan cannot be made"];
+        if (loud)
+          std::fprintf(stderr, "cudl: cuDNN %s: engine %lld: no plan: %s\n", what.c_str(),
+                       static_cast<long long>(candidate->engine.engine), cudnn_status_text(finalized).c_str());
+        continue;
+      }
       int64_t count = 0;
       CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(candidate->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                                 CUDNN_TYPE_INT64, 1, &count, &candidate->workspace));
-      if (candidate->workspace > kMaxWorkspace) continue;
+      if (candidate->workspace > kMaxWorkspace) {
+        if (most > 1) ++rejected["workspace over 1 GiB"];
+        continue;
+      }
       listed.push_back(std::move(candidate));
     }
     return listed;
@@ -222,14 +241,19 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   // Time each candidate on the real tensors (one warm-up run, then the best of three) where
   // timing is on; otherwise take them in the heuristics' order. Under kPrecise skip the ones
   // that disagree with the reference.
-  cudaEvent_t start = nullptr, stop = nullptr;
-  CUDL_CUDA_CHECK(cudaEventCreate(&start));
-  CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+  struct TimingEvent {  // destroyed on every path out, errors included
+    cudaEvent_t event = nullptr;
+    TimingEvent() { CUDL_CUDA_CHECK(cudaEventCreate(&event)); }
+    ~TimingEvent() { cudaEventDestroy(event); }
+    TimingEvent(const TimingEvent&) = delete;
+    TimingEvent& operator=(const TimingEvent&) = delete;
+  };
+  const TimingEvent start_event, stop_event;
+  cudaEvent_t start = start_event.event, stop = stop_event.event;
   size_t best = candidates.size();
   float best_ms = std::numeric_limits<float>::infinity();
   std::string off_text;  // the candidates kPrecise turned down, with their deviations
   for (size_t i = 0; i < candidates.size(); ++i) {
-    if (!timed && !precise && i > 0) break;
     float ms = std::numeric_limits<float>::infinity();
     const int reps = timed ? 4 : 1;
     bool ran = true;
@@ -272,8 +296,6 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     }
     if (!timed) break;  // the heuristics' first (that agrees) is the choice
   }
-  CUDL_CUDA_CHECK(cudaEventDestroy(start));
-  CUDL_CUDA_CHECK(cudaEventDestroy(stop));
 
   std::unique_ptr<Plan> chosen;
   std::string how;
@@ -303,8 +325,7 @@ void ConvPlans::run(ConvOp op, const Conv2dShape& shape, const void* x, const vo
   void* ws = workspace_(static_cast<std::size_t>(plan.workspace));
   const cudnnStatus_t status = execute(handle_, plan.plan, x, w, y, ws);
   if (status != CUDNN_STATUS_SUCCESS) {  // named with the operation, its shape and precision, and the engine
-    fail_status("cudnnBackendExecute", __FILE__, __LINE__,
-                std::string(cudnnGetErrorString(status)) + " (" + plan.text + ")");
+    fail_status("cudnnBackendExecute", __FILE__, __LINE__, cudnn_status_text(status) + " (" + plan.text + ")");
   }
 }
 

@@ -53,7 +53,9 @@ void set(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t a
   CUDL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
 }
 
-// The statuses by which cuBLASLt declines a configuration; any other failure is an Error.
+// The statuses by which cuBLASLt declines a configuration (at the heuristic, or at cublasLtMatmul
+// before anything is queued: "parameters are in conflict or in an impossible configuration",
+// cublasLt.h); the call then falls back to gemm + bias_activation. Any other failure is an Error.
 bool declined(cublasStatus_t s) {
   return s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_ARCH_MISMATCH;
 }
@@ -98,6 +100,13 @@ GemmEpilogue::Plan& GemmEpilogue::plan(const Key& key, Trans ta, Trans tb, int64
        << (compute == CUBLAS_COMPUTE_32F_FAST_TF32 ? " tf32" : " fp32") << " lda,ldb " << lda << "," << ldb
        << " align A,B,C,bias " << key[9] << "," << key[10] << "," << key[11] << "," << key[12];
   p->what = what.str();
+  if (key[12] < 16) {
+    // The preferences give cuBLASLt A, B, C and D's alignment but not the bias's, and a kernel
+    // that assumes a 16-byte bias faults with a misaligned address, an error that ends the CUDA
+    // context (reported by PyTorch, pytorch/pytorch#194497): fall back instead.
+    p->why_not = "bias aligned to " + std::to_string(key[12]) + " bytes, not 16";
+    return *plans_.emplace(key, std::move(p)).first->second;
+  }
   cublasLtMatmulDesc_t desc = nullptr;
   CUDL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
   p->desc.reset(desc);
@@ -155,7 +164,7 @@ bool GemmEpilogue::run(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, floa
   const cublasStatus_t status =
       cublasLtMatmul(handle_.get(), p.desc.get(), &alpha, b, p.a.get(), a, p.b.get(), &zero, c, p.c.get(), c,
                      p.c.get(), &p.algo, p.workspace > 0 ? workspace_ : nullptr, p.workspace, stream_);
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED) {  // refused before anything was queued
+  if (declined(status)) {  // refused before anything was queued
     p.why_not = "cublasLtMatmul: " + status_text(status);
     return false;
   }

@@ -20,9 +20,11 @@ TEST_F(CudaParity, UploadsOnTheCopyQueueAreOrderedByEvents) {
   ASSERT_NE(host, nullptr);
   Tensor staged({n}, gpu()), copied({n}, gpu());
   const auto uploaded = gpu().create_event(), consumed = gpu().create_event();
+  // The tensors are allocated in the compute queue's order: the copy queue waits for that first.
+  gpu().record(*consumed, Backend::Queue::kCompute);
   for (int round = 0; round < 4; ++round) {
     for (int64_t i = 0; i < n; ++i) host[i] = static_cast<float>(round * n + i);
-    if (round > 0) gpu().wait(Backend::Queue::kCopy, *consumed);
+    gpu().wait(Backend::Queue::kCopy, *consumed);
     gpu().upload_async(host, staged.data(), sizeof(float) * n);
     gpu().record(*uploaded, Backend::Queue::kCopy);
     gpu().wait(Backend::Queue::kCompute, *uploaded);

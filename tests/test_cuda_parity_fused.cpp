@@ -9,6 +9,7 @@
 // - Views at odd float offsets (cuBLASLt's plans depend on the pointers' alignment), captured
 //   calls, and which calls cuBLASLt ran (CudaBackend::epilogue_plans()).
 // The fixture and tolerances: cuda_parity.hpp. Skipped, with the reason, without a usable GPU.
+#include <cmath>
 #include <iostream>
 
 #include "cuda_parity.hpp"
@@ -161,6 +162,28 @@ TEST_F(CudaParity, GemmBiasActivationTakesUnalignedViews) {
   for (const std::string& line : gpu().epilogue_plans())
     unaligned_plan = unaligned_plan || line.find("align A,B,C,bias 4,4") != std::string::npos;
   EXPECT_TRUE(unaligned_plan) << "no plan was made for 4-byte aligned operands";
+}
+
+// A NaN in the input reaches the output through the fused ReLU as through the CPU's (z < 0 ? 0 : z
+// keeps NaN: formulas/unit_rules.hpp), so that a diverged layer reaches the loss check. cuBLASLt
+// defines its ReLU epilogue as max(x, 0); should its kernels flush NaN to 0, this fails, and the
+// fused path must then leave the ReLU to bias_activation (CUBLASLT_EPILOGUE_BIAS only).
+TEST_F(CudaParity, GemmBiasActivationKeepsNaNThroughTheRelu) {
+  for (Activation act : {Activation::kIdentity, Activation::kRelu}) {
+    const FusedCase c{64, 800, 784, Trans::kNo, Trans::kNo, act, 1.0f};
+    FusedData d{small_integers(700, c.m * c.k), small_integers(701, c.k * c.n), uniform_values(702, c.n, -2.0f, 2.0f)};
+    d.a[static_cast<size_t>(3 * c.k + 5)] = kNaN;  // row 3 of the output: NaN in every column
+    const std::vector<float> want = run_fused(cpu, c, d), got = run_fused(gpu(), c, d);
+    int64_t nan_rows_kept = 0, other_mismatches = 0;
+    for (int64_t i = 0; i < c.m * c.n; ++i) {
+      const bool row3 = i / c.n == 3;
+      if (row3) nan_rows_kept += std::isnan(got[static_cast<size_t>(i)]) ? 1 : 0;
+      if (!row3 && got[static_cast<size_t>(i)] != want[static_cast<size_t>(i)]) ++other_mismatches;
+    }
+    ASSERT_TRUE(std::isnan(want[static_cast<size_t>(3 * c.n)])) << "the CPU reference lost the NaN";
+    EXPECT_EQ(nan_rows_kept, c.n) << c.name() << ": NaN outputs of row 3 (of " << c.n << ")";
+    EXPECT_EQ(other_mismatches, 0) << c.name();
+  }
 }
 
 // The 2014 network's forward products (batch 64, and predict's 1000) in fp32 and tf32, identity and

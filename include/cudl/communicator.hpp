@@ -97,7 +97,10 @@ class LocalCommunicator final : public Communicator {
 /// outlive the result. NCCL lives in its own plugin, libcudl_nccl.so, loaded now (beside
 /// libcudl.so, or $CUDL_NCCL_PLUGIN), so that nothing else needs NCCL. Throws cudl::Error when the
 /// plugin cannot be loaded, gpu is not a GPU backend, or NCCL fails (naming the call, the rank and
-/// NCCL's message; e.g. NCCL refuses two ranks on one GPU).
+/// NCCL's message; e.g. NCCL refuses two ranks on one GPU). A captured step that holds its
+/// all-reduce must go first: NCCL (2.26 and later) waits, when the communicator is destroyed or
+/// aborted, until every CUDA graph that captured its collectives is destroyed. fit() does this
+/// itself; a Trainer of one's own is destroyed, or given set_communicator(nullptr), before it.
 ///
 ///     cudl::mpi::Session mpi(&argc, &argv);
 ///     auto world = mpi.world();

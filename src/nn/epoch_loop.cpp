@@ -134,11 +134,14 @@ void EpochLoop::upload(const void* x, const void* y, int64_t step) {
   Stage& st = stages_[step % 2];
   if (st.x.shape() != xb_.shape() || st.y.shape() != yb_.shape()) {
     st = Stage{Tensor(xb_.shape(), backend_), Tensor(yb_.shape(), backend_), backend_.create_event(),
-               backend_.create_event(), false};
+               backend_.create_event()};
+    // The stage's memory is allocated in the compute queue's order (on a GPU, from a pool that may
+    // hand out memory queued kernels still read): the copy queue waits for that point first.
+    backend_.record(*st.consumed, Backend::Queue::kCompute);
   }
   const size_t x_bytes = sizeof(float) * static_cast<size_t>(xb_.size());
   const size_t y_bytes = sizeof(float) * static_cast<size_t>(yb_.size());
-  if (st.used) backend_.wait(Backend::Queue::kCopy, *st.consumed);  // its last batch has been copied out
+  backend_.wait(Backend::Queue::kCopy, *st.consumed);  // allocated, and its last batch copied out
   backend_.upload_async(x, st.x.data(), x_bytes);
   backend_.upload_async(y, st.y.data(), y_bytes);
   backend_.record(*st.uploaded, Backend::Queue::kCopy);
@@ -147,7 +150,6 @@ void EpochLoop::upload(const void* x, const void* y, int64_t step) {
   backend_.copy(st.x.data(), xb_.data(), x_bytes);
   backend_.copy(st.y.data(), yb_.data(), y_bytes);
   backend_.record(*st.consumed, Backend::Queue::kCompute);
-  st.used = true;
 }
 
 void EpochLoop::finish_upload() noexcept {

@@ -77,8 +77,8 @@ class EpochLoop {
   // slot it read (the next batch), so the device never waits for the host's copy.
   struct Stage {
     Tensor x, y;
-    std::unique_ptr<Backend::Event> uploaded, consumed;
-    bool used = false;
+    std::unique_ptr<Backend::Event> uploaded;
+    std::unique_ptr<Backend::Event> consumed;  // recorded when made, then after each copy out
   };
   void upload(const void* x, const void* y, int64_t step);
   void finish_upload() noexcept;
