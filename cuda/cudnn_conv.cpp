@@ -258,7 +258,15 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     const int reps = timed ? 4 : 1;
     bool ran = true;
     for (int rep = 0; rep < reps; ++rep) {
-      void* ws = workspace_(static_cast<std::size_t>(candidates[i]->workspace));
+      void* ws = nullptr;
+      try {
+        ws = workspace_(static_cast<std::size_t>(candidates[i]->workspace));
+      } catch (const Error& e) {  // e.g. out of GPU memory for this engine's workspace: try the others
+        if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld skipped: %s\n", what.c_str(),
+                               static_cast<long long>(candidates[i]->engine.engine), e.what());
+        ran = false;
+        break;
+      }
       CUDL_CUDA_CHECK(cudaEventRecord(start, stream_));
       const cudnnStatus_t status = execute(handle_, candidates[i]->plan, x, w, y, ws);
       CUDL_CUDA_CHECK(cudaEventRecord(stop, stream_));
