@@ -67,14 +67,33 @@ const ConvCase kConvCases[] = {
 // down-converted to fp16, a missing tap or a wrong index fails it.
 Tol sum_tol(int64_t terms) { return {1e-4 * std::sqrt(static_cast<double>(terms)), 1e-4}; }
 
-// ‖gpu − cpu‖₂ / ‖cpu‖₂ allowed under ConvSearch::kFastest, whose fastest engine may trade
-// accuracy for speed (FFT, Winograd, and on an H200 cuDNN 9.19's engine 17, without a numerical
-// note: 1.4e-3 on the 5×5 filter gradient below). A missing tap of a 5×5 filter (~20%), a wrong
-// index (~100%) or a NaN still fail it.
-constexpr double kFastestNormTol = 5e-3;
+// ‖gpu − cpu‖₂ / ‖cpu‖₂ allowed under ConvSearch::kFastest, whose fastest engine may be any class
+// fp32 admits (issue 20): the bound is that of the class the chosen plan's numerical notes name,
+// not one loosening for all. Every class computes in fp32 (tensor-core and down-converting
+// engines are not admitted):
+// - no transform note (direct or implicit-GEMM sums): the summation order alone, a few 1e-7
+//   normwise at these sizes (every such plan of the first H200 run was within 6.9e-7): 2e-5;
+// - FFT: rounding that grows like log(size)·u, also within 6.9e-7 there: 1e-4;
+// - Winograd: an error that grows steeply with the tile (Barabasz et al., "Error analysis and
+//   improving the accuracy of Winograd convolution", 2019); F(6,3) keeps about 12 of fp32's 24
+//   bits (2.4e-4): 1e-3 for 4×4 or an unnamed tile, 2e-3 for 6×6, 1e-2 for 13×13.
+// TF32 products (10-bit operands) land near 1e-3, so an engine that uses them without the
+// tensor-core note (cuDNN 9.19's engine 17 for the 5×5 filter gradient below gave 1.4e-3 on the
+// H200) fails its class's bound. A missing tap (~20%), a wrong index or a NaN fail every bound.
+double fp32_class_tolerance(const std::string& plan) {
+  const size_t at = plan.find(": engine ");
+  const size_t open = at == std::string::npos ? at : plan.find(" [", at);
+  const size_t close = open == std::string::npos ? open : plan.find(']', open);
+  const std::string notes = close == std::string::npos ? "" : plan.substr(open, close - open);
+  if (notes.find("winograd-13x13") != std::string::npos) return 1e-2;
+  if (notes.find("winograd-6x6") != std::string::npos) return 2e-3;
+  if (notes.find("winograd") != std::string::npos) return 1e-3;
+  if (notes.find("fft") != std::string::npos) return 1e-4;
+  return 2e-5;
+}
 
 // Each case runs under both searches (BackendOptions::conv_search): kPrecise is held to sum_tol,
-// element by element; kFastest to kFastestNormTol. Both print their normwise error and plan.
+// element by element; kFastest to its plan's class bound. Both print their normwise error and plan.
 class CudaConv : public CudaParity, public ::testing::WithParamInterface<ConvSearch> {
  protected:
   void SetUp() override {
@@ -110,7 +129,8 @@ class CudaConv : public CudaParity, public ::testing::WithParamInterface<ConvSea
       const Tol tol = sum_tol(terms);
       expect_all_close(actual, expected, tol.abs, tol.rel, what + " (plan: " + plan + ")");
     } else {
-      EXPECT_LE(rel, kFastestNormTol) << what << " (plan: " << plan << ")";
+      EXPECT_LE(rel, fp32_class_tolerance(plan))
+          << what << ": more than its engine class allows in fp32 (plan: " << plan << ")";
     }
   }
 };
