@@ -92,7 +92,8 @@ TEST(ToDevice, ThreadsFillEveryChunkOnceInPlaceOrThroughCopies) {
   EXPECT_EQ(to_device(v, cpu, 2).y.to_vector(), v.y);
   EXPECT_EQ(to_device(counting(0), cpu).x.shape(), (Shape{0, 3}));
   EXPECT_THAT([&] { to_device(v, cpu, -1); },
-              ThrowsMessage<Error>(HasSubstr("to_device: threads must be 0 (one per hardware thread) or more, got -1")));
+              ThrowsMessage<Error>(
+                  HasSubstr("to_device: threads must be 0 (one per hardware thread) or more, got -1")));
 }
 
 TEST(ToDevice, AnErrorOfOneThreadReachesTheCaller) {
