@@ -103,7 +103,7 @@ GemmEpilogue::Plan& GemmEpilogue::plan(const Key& key, Trans ta, Trans tb, int64
   if (key[12] < 16) {
     // The preferences give cuBLASLt A, B, C and D's alignment but not the bias's, and a kernel
     // that assumes a 16-byte bias faults with a misaligned address, an error that ends the CUDA
-    // context (reported by PyTorch, pytorch/pytorch#194497): fall back instead.
+    // context (reported in pytorch/pytorch#194497; Marian requires 16 bytes too): fall back.
     p->why_not = "bias aligned to " + std::to_string(key[12]) + " bytes, not 16";
     return *plans_.emplace(key, std::move(p)).first->second;
   }
@@ -188,8 +188,10 @@ std::vector<std::string> GemmEpilogue::describe() const {
 void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                           const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                                           Activation act, float* c) {
+  // n = 1 or k = 1 stays unfused, as PyTorch keeps it (addmm's cuBLASLt path wants both above 1;
+  // its comment: with one row or column in mat2 the heuristic answered INVALID_VALUE).
   bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && impl_->precision != Precision::kBf16 &&
-                 m > 0 && n > 0 && k > 0;
+                 m > 0 && n > 1 && k > 1;
   for (int64_t d : {m, n, k, lda, ldb}) fusable = fusable && d <= INT_MAX;
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
