@@ -112,8 +112,6 @@ struct CudaBackend::Impl {
 
   // The stream of a queue (creating the copy stream on first use).
   cudaStream_t queue(Backend::Queue q);
-  // Throws Error ("cannot <what> while capturing") when the compute stream is being captured.
-  void require_not_capturing(const std::string& what);
   // A scratch buffer of at least `bytes`, valid in stream order until the next call.
   void* scratch(size_t bytes);
   // Precision::kBf16: three parts of the staging buffer, of the given sizes in bytes, each on a

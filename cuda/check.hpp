@@ -54,3 +54,16 @@ inline std::string cudnn_status_text(cudnnStatus_t status) {
 
 // After a kernel launch: a bad configuration or an earlier asynchronous fault surfaces here.
 #define CUDL_CHECK_LAUNCH() CUDL_CUDA_CHECK(cudaGetLastError())
+
+namespace cudl::cuda {
+
+// Whether `stream` is being captured into a CUDA graph. Work that allocates or waits for the host
+// would fail there with a capture error that does not say why: callers check this first and name
+// the cause (CUDL_REQUIRE builds the message only when it fails).
+inline bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+}  // namespace cudl::cuda

@@ -84,17 +84,10 @@ std::string CudaBackend::describe() const {
 Precision CudaBackend::precision() const { return impl_->precision; }
 void* CudaBackend::stream() const { return impl_->stream.handle; }
 
-// Work that allocates or waits for the host would fail inside a capture with a capture error that
-// does not say why: this names it first.
-void CudaBackend::Impl::require_not_capturing(const std::string& what) {
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
-  CUDL_REQUIRE(capturing == cudaStreamCaptureStatusNone, "cannot " + what + " while capturing");
-}
-
 void* CudaBackend::allocate(std::size_t bytes) {
-  impl_->require_not_capturing("allocate " + std::to_string(bytes) +
-                               " bytes: allocate every tensor (e.g. Network::reserve) before begin_capture()");
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream), "cannot allocate " + std::to_string(bytes) +
+                                                    " bytes while capturing: allocate every tensor (e.g. "
+                                                    "Network::reserve) before begin_capture()");
   void* p = nullptr;
   const cudaError_t status = cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, impl_->stream);
   if (status != cudaSuccess) {
@@ -114,15 +107,17 @@ void CudaBackend::deallocate(void* ptr) noexcept {
 }
 
 void CudaBackend::copy_to_host(const void* src, void* host_dst, std::size_t bytes) {
-  impl_->require_not_capturing("copy " + std::to_string(bytes) + " bytes to the host (a captured step cannot wait "
-                               "for the host)");
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream), "cannot copy " + std::to_string(bytes) +
+                                                    " bytes to the host while capturing (a captured step cannot "
+                                                    "wait for the host)");
   CUDL_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, impl_->stream));
   CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
 void CudaBackend::copy_from_host(const void* host_src, void* dst, std::size_t bytes) {
-  impl_->require_not_capturing("copy " + std::to_string(bytes) + " bytes from the host (set counters and inputs "
-                               "before begin_capture())");
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream), "cannot copy " + std::to_string(bytes) +
+                                                    " bytes from the host while capturing (set counters and "
+                                                    "inputs before begin_capture())");
   CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl_->stream));
   // The caller's host buffer may be pageable and freed as soon as we return.
   CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
@@ -134,7 +129,7 @@ void CudaBackend::copy(const void* src, void* dst, std::size_t bytes) {
 
 // All queued work: the compute stream's and, where uploads have made one, the copy stream's.
 void CudaBackend::synchronize() {
-  impl_->require_not_capturing("synchronize");
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream), "cannot synchronize while capturing");
   CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
   if (impl_->copy_stream.handle != nullptr) CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->copy_stream.handle));
 }

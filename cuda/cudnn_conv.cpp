@@ -113,11 +113,9 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
                            (precision_ == Precision::kFp32 ? "" : std::string(", ") + to_string(precision_));
   // Choosing a plan runs the candidates and waits for them, which a stream capture forbids: the
   // plan of every shape (and pointer alignment) a captured step uses is made in an eager step.
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  CUDL_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capturing));
-  CUDL_REQUIRE(capturing == cudaStreamCaptureStatusNone,
-               "cuDNN: no plan yet for the " + what + " while capturing: run the step once eagerly first, with "
-               "the same shapes and buffers");
+  CUDL_REQUIRE(!capturing(stream_), "cuDNN: no plan yet for the " + what +
+                                        " while capturing: run the step once eagerly first, with the same shapes "
+                                        "and buffers");
   std::shared_ptr<const ConvGraph> built;
   try {
     built = std::make_shared<const ConvGraph>(

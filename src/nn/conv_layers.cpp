@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cudl/error.hpp"
+#include "nn/data_parallel.hpp"
 
 namespace cudl {
 namespace {
@@ -177,8 +178,7 @@ void Dropout::forward(Backend& backend, const Tensor& x, Tensor& y, Mode mode) {
 }
 
 void Dropout::set_shares(int rank, int ranks) {
-  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks,
-               "Dropout: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) + " ranks");
+  detail::require_rank("Dropout", rank, ranks);
   rank_ = rank;
   ranks_ = ranks;
 }

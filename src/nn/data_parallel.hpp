@@ -18,6 +18,12 @@ namespace cudl::detail {
 // Whether comm is there and has more than one rank.
 inline bool several_ranks(const Communicator* comm) { return comm != nullptr && comm->size() > 1; }
 
+// Throws Error ("<who>: rank R is not one of N ranks") unless 0 ≤ rank < ranks.
+inline void require_rank(const char* who, int rank, int ranks) {
+  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks, std::string(who) + ": rank " + std::to_string(rank) +
+                                                            " is not one of " + std::to_string(ranks) + " ranks");
+}
+
 // The totals of every rank's statistics: sums of the loss and errors; the first bad step is the
 // lowest over the ranks (ties: the lowest rank), with that rank's value. Every rank gets the same.
 LossTotals global_totals(Communicator& comm, const LossTotals& mine);

@@ -1,6 +1,7 @@
 #include "cudl/network.hpp"
 
 #include "cudl/error.hpp"
+#include "nn/data_parallel.hpp"
 
 namespace cudl {
 
@@ -20,9 +21,7 @@ Network& Network::add(std::unique_ptr<Layer> layer) {
 }
 
 void Network::set_shares(int rank, int ranks) {
-  CUDL_REQUIRE(ranks >= 1 && rank >= 0 && rank < ranks,
-               "Network::set_shares: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) +
-                   " ranks");
+  detail::require_rank("Network::set_shares", rank, ranks);
   rank_ = rank;
   ranks_ = ranks;
   for (auto& layer : layers_) layer->set_shares(rank, ranks);
