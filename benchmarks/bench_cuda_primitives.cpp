@@ -265,6 +265,41 @@ void BM_CudaRbmCd1Step(benchmark::State& state) {
 }
 BENCHMARK(BM_CudaRbmCd1Step)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+// One CD-1 epoch of the same RBM as Rbm::train_epoch runs it (issue 17's point 4: ≤ 10 ms): 732
+// steps of 64 rows drawn from 46,900, queued eagerly or replayed from one captured step, timed as
+// the epoch reports it (from its start until its work has finished; the monitoring afterwards is
+// left out). Args: captured (0: StepLaunch::kEager), tf32.
+void BM_CudaRbmEpoch(benchmark::State& state) {
+  cudl::CudaBackend* gpu = backend(state.range(1) ? cudl::Precision::kTf32 : cudl::Precision::kFp32);
+  if (gpu == nullptr) return state.SkipWithError("no usable GPU");
+  guarded(state, [&] {
+    const int64_t rows = 46900;
+    const cudl::Tensor x = random_tensor(*gpu, {rows, 784}, 1);
+    cudl::RbmConfig cfg;
+    cfg.visible = cudl::Units::kGaussian;
+    cfg.hidden = cudl::Units::kNoisyRelu;
+    cfg.learn_rate = 0.001f;
+    cfg.launch = state.range(0) ? cudl::StepLaunch::kAuto : cudl::StepLaunch::kEager;
+    cudl::Rbm rbm(*gpu, 784, 800, cfg);
+    int epoch = 1;
+    rbm.train_epoch(x, epoch++);  // warm-up: the first step, the capture, cuBLAS's choices
+    bool captured = true;
+    for (auto _ : state) {
+      const cudl::RbmEpochReport r = rbm.train_epoch(x, epoch++);
+      captured = captured && r.captured;
+      state.SetIterationTime(r.seconds);
+    }
+    state.counters["captured"] = captured ? 1 : 0;
+    state.counters["step_us"] = benchmark::Counter(1e-6 * 732, benchmark::Counter::kIsIterationInvariantRate |
+                                                                  benchmark::Counter::kInvert);
+  });
+}
+BENCHMARK(BM_CudaRbmEpoch)
+    ->ArgNames({"captured", "tf32"})
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
 // ---- convolution, pooling, dropout (NCHW) ----
 
 // Conv2d shapes: N, C, H = W, K, R = S, stride, pad, tf32. VGG16's 3×3 layers at 224×224,

@@ -143,8 +143,11 @@ __global__ void sample_units_kernel(const float* means, int64_t n, Units units, 
 }
 
 // Means and samples in one pass (Backend::bias_activation_sample).
+// The first draw is *counter_ptr + offset (modulo 2^64), or offset alone when counter_ptr is null.
 __global__ void bias_activation_sample_kernel(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                                              Units units, uint64_t seed, uint64_t counter, float* states) {
+                                              Units units, uint64_t seed, const uint64_t* counter_ptr,
+                                              uint64_t offset, float* states) {
+  const uint64_t counter = (counter_ptr != nullptr ? *counter_ptr : 0) + offset;
   CUDL_GRID_STRIDE(i, rows * cols) {
     const float mean = formulas::activate(act, y[i] + bias[i % cols]);
     y[i] = mean;
@@ -214,10 +217,11 @@ void CudaBackend::do_axpy(float alpha, const float* x, float* y, int64_t n) {
 }
 
 void CudaBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                                            Units units, uint64_t seed, uint64_t counter, float* states) {
+                                            Units units, uint64_t seed, const uint64_t* counter_ptr, uint64_t offset,
+                                            float* states) {
   if (rows * cols == 0) return;
   bias_activation_sample_kernel<<<grid_for(rows * cols, kThreads), kThreads, 0, impl_->stream>>>(
-      y, bias, rows, cols, act, units, seed, counter, states);
+      y, bias, rows, cols, act, units, seed, counter_ptr, offset, states);
   CUDL_CHECK_LAUNCH();
 }
 

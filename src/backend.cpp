@@ -356,16 +356,31 @@ std::unique_ptr<Captured> Backend::end_capture() {
   detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");
 }
 
-void Backend::bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
-                                     uint64_t counter, Tensor& states) {
+namespace {
+void require_bias_activation_sample(const Backend& b, const Tensor& y, const Tensor& bias, const Tensor& states) {
   const char* op = "bias_activation_sample";
-  require_on(*this, y, op, "y");
-  require_on(*this, bias, op, "bias");
-  require_on(*this, states, op, "states");
+  require_on(b, y, op, "y");
+  require_on(b, bias, op, "bias");
+  require_on(b, states, op, "states");
   require_rank(y, 2, op, "y");
   require_shape(bias, {y.dim(1)}, op, "bias");
   require_shape(states, y.shape(), op, "states");
-  do_bias_activation_sample(y.data(), bias.data(), y.dim(0), y.dim(1), act, units, seed, counter, states.data());
+}
+}  // namespace
+
+void Backend::bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
+                                     uint64_t counter, Tensor& states) {
+  require_bias_activation_sample(*this, y, bias, states);
+  do_bias_activation_sample(y.data(), bias.data(), y.dim(0), y.dim(1), act, units, seed, nullptr, counter,
+                            states.data());
+}
+
+void Backend::bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
+                                     const Tensor& counter, uint64_t offset, Tensor& states) {
+  require_bias_activation_sample(*this, y, bias, states);
+  require_counter(*this, counter, "bias_activation_sample");
+  do_bias_activation_sample(y.data(), bias.data(), y.dim(0), y.dim(1), act, units, seed, counter_bits(counter), offset,
+                            states.data());
 }
 
 void Backend::sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out) {

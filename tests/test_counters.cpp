@@ -47,6 +47,30 @@ TEST(Counter, SampleRowsFromACounterDrawsTheSameRows) {
   }
 }
 
+// The RBM's sampling pass reads its step's first counter from the device and adds the draw's
+// offset within the step: the same states as the host counter counter + offset, across 2^32 and
+// modulo 2^64.
+TEST(Counter, BiasActivationSampleFromACounterDrawsTheSameStates) {
+  CpuBackend cpu(2);
+  const int64_t rows = 9, cols = 13;
+  const Tensor bias = Tensor::from_host(uniform_values(2, cols, -1, 1), {cols}, cpu);
+  const std::vector<float> pre = uniform_values(3, rows * cols, -2, 2);
+  const uint64_t c0s[] = {0ull, 0xFFFFFFF0ull, ~0ull - 5};
+  const uint64_t offsets[] = {0ull, 117ull, 0ull - 40};
+  for (Units units : {Units::kBernoulli, Units::kNoisyRelu, Units::kGaussian})
+    for (uint64_t c0 : c0s)
+      for (uint64_t offset : offsets) {
+        Tensor y1 = Tensor::from_host(pre, {rows, cols}, cpu), s1({rows, cols}, cpu);
+        Tensor y2 = Tensor::from_host(pre, {rows, cols}, cpu), s2({rows, cols}, cpu);
+        cpu.bias_activation_sample(y1, bias, Activation::kRelu, units, 11, c0 + offset, s1);
+        const Tensor counter = make_counter(cpu, c0);
+        cpu.bias_activation_sample(y2, bias, Activation::kRelu, units, 11, counter, offset, s2);
+        EXPECT_EQ(y1.to_vector(), y2.to_vector());
+        EXPECT_EQ(s1.to_vector(), s2.to_vector()) << to_string(units) << " counter " << c0 << " offset " << offset;
+        EXPECT_EQ(read_counter(counter), c0) << "the draw only reads the counter";
+      }
+}
+
 TEST(Counter, SoftmaxCrossEntropyRecordsTheCountersStep) {
   CpuBackend cpu(1);
   const float inf = std::numeric_limits<float>::infinity();
@@ -72,6 +96,9 @@ TEST(Counter, ShapesAndBackendsAreChecked) {
   Tensor wrong({3}, cpu);
   EXPECT_THAT(error_of([&] { cpu.add_to_counter(wrong, 1); }), HasSubstr("counter (a tensor from make_counter)"));
   EXPECT_THAT(error_of([&] { read_counter(wrong); }), HasSubstr("expected a counter"));
+  Tensor y({2, 3}, cpu), bias({3}, cpu), states({2, 3}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.bias_activation_sample(y, bias, Activation::kRelu, Units::kBernoulli, 1, wrong, 0, states); }),
+              HasSubstr("counter (a tensor from make_counter)"));
 }
 
 TEST(Capture, TheCpuBackendSaysItCannotCapture) {

@@ -360,4 +360,27 @@ TEST_F(CudaParity, BiasActivationSampleMatches) {
   }
 }
 
+// The counter form (a captured RBM step's draws) reads the counter when the kernel runs, plus the
+// offset modulo 2^64: queued after add_to_counter, it draws what the host-counter form draws with
+// the advanced value, bit for bit (the same kernel), across 2^32.
+TEST_F(CudaParity, BiasActivationSampleReadsTheCounterWhenItRuns) {
+  const int64_t rows = 64, cols = 800;
+  const std::vector<float> values = uniform_values(14100, rows * cols, -3.0f, 3.0f);
+  const Tensor bias = Tensor::from_host(uniform_values(14101, cols, -1.0f, 1.0f), {cols}, gpu());
+  Tensor counter = make_counter(gpu(), 0xFFFFFFFFull - 3000);
+  for (Units units : {Units::kBernoulli, Units::kNoisyRelu, Units::kGaussian}) {
+    const Activation act = units == Units::kBernoulli ? Activation::kSigmoid
+                           : units == Units::kNoisyRelu ? Activation::kRelu
+                                                         : Activation::kIdentity;
+    Tensor y1 = Tensor::from_host(values, {rows, cols}, gpu()), s1({rows, cols}, gpu());
+    Tensor y2 = Tensor::from_host(values, {rows, cols}, gpu()), s2({rows, cols}, gpu());
+    gpu().add_to_counter(counter, 1000);
+    gpu().bias_activation_sample(y1, bias, act, units, 5, counter, 0ull - 64, s1);
+    const uint64_t c = read_counter(counter);
+    gpu().bias_activation_sample(y2, bias, act, units, 5, c - 64, s2);
+    EXPECT_EQ(y1.to_vector(), y2.to_vector()) << to_string(units);
+    EXPECT_EQ(s1.to_vector(), s2.to_vector()) << to_string(units) << " at counter " << c;
+  }
+}
+
 }  // namespace

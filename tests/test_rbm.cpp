@@ -193,6 +193,50 @@ TEST(Rbm, PersistentChainsCarryOverBetweenBatches) {
   EXPECT_TRUE(pcd.rbm.persistent_chains().empty()) << "initialize() resets the chains";
 }
 
+// The unit samples continue from step to step (they come from a counter in the backend's memory,
+// which each step advances, so that a captured step can be replayed): the second CD-1 step's
+// gradient is the one built by hand from the host-counter primitives, its draws numbered after the
+// first step's N·H hidden and N·V visible ones. The same after an epoch has run.
+TEST(Rbm, EachStepDrawsTheUnitSamplesThatFollowThePreviousStepsOnes) {
+  RbmConfig cfg;
+  cfg.reconstruction = Reconstruction::kSamples;
+  cfg.seed = 9;
+  cfg.batch = 6;
+  Tiny t(cfg, 1.5);
+  CpuBackend& cpu = t.cpu;
+  const int64_t n = 6;
+  const Tensor v0 = Tensor::from_host(uniform_values(4, n * kV, 0, 1), {n, kV}, cpu);
+  // One CD-1 step by hand whose first draw is `counter`: its gradient [gW | gb | gc].
+  auto by_hand = [&](uint64_t counter) {
+    Tensor p0({n, kH}, cpu), h({n, kH}, cpu), vm({n, kV}, cpu), v({n, kV}, cpu), pk({n, kH}, cpu);
+    Tensor g({t.rbm.params().size()}, cpu);
+    Tensor gw = g.slice(0, {kV, kH}), gb = g.slice(kV * kH, {kV}), gc = g.slice(kV * kH + kV, {kH});
+    cpu.gemm(1.0f, v0, Trans::kNo, t.rbm.weights(), Trans::kNo, 0.0f, p0);
+    cpu.bias_activation_sample(p0, t.rbm.hidden_bias(), Activation::kSigmoid, Units::kBernoulli, 9, counter, h);
+    cpu.gemm(1.0f, h, Trans::kNo, t.rbm.weights(), Trans::kYes, 0.0f, vm);
+    cpu.bias_activation_sample(vm, t.rbm.visible_bias(), Activation::kSigmoid, Units::kBernoulli, 9,
+                               counter + n * kH, v);
+    t.rbm.hidden_means(v, pk);
+    cpu.gemm(1.0f, v, Trans::kYes, pk, Trans::kNo, 0.0f, gw);
+    cpu.gemm(-1.0f, v0, Trans::kYes, p0, Trans::kNo, 1.0f, gw);
+    cpu.sum_rows(1.0f, v, 0.0f, gb);
+    cpu.sum_rows(-1.0f, v0, 1.0f, gb);
+    cpu.sum_rows(1.0f, pk, 0.0f, gc);
+    cpu.sum_rows(-1.0f, p0, 1.0f, gc);
+    return g.to_vector();
+  };
+  const uint64_t per_step = n * (kH + kV);
+  EXPECT_EQ(t.rbm.gradient().size(), static_cast<int64_t>(by_hand(0).size()));
+  t.rbm.compute_gradient(v0);
+  EXPECT_EQ(t.rbm.gradient().to_vector(), by_hand(0));
+  t.rbm.compute_gradient(v0);
+  EXPECT_EQ(t.rbm.gradient().to_vector(), by_hand(per_step)) << "the second step drew the first step's samples";
+  // An epoch of 3 steps over 18 rows, then one more step: its draws follow the epoch's.
+  t.rbm.train_epoch(Tensor::from_host(uniform_values(5, 18 * kV, 0, 1), {18, kV}, cpu), 1);
+  t.rbm.compute_gradient(v0);
+  EXPECT_EQ(t.rbm.gradient().to_vector(), by_hand(5 * per_step));
+}
+
 TEST(Units, SamplesMatchClosedFormMoments) {
   CpuBackend cpu(2);
   const int64_t n = 200000;

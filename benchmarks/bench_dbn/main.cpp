@@ -66,6 +66,7 @@ void pretrain(bench::Run& run, cudl::Backend& backend, const cudl::Tensor& x, co
   cfg.l2 = opt.train.l2;
   cfg.batch = opt.train.batch;
   cfg.seed = opt.train.seed;
+  cfg.launch = opt.train.launch;  // --launch: the RBMs' steps captured (a GPU) or eager
   std::optional<bench::TimedCommunicator> timed;  // times the RBMs' gradient all-reduces
   if (comm != nullptr) {
     timed.emplace(*comm, backend);

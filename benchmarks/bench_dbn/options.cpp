@@ -38,8 +38,9 @@ Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged, 
   add_value(app, "--device", "cpu|gpu", "where to train (default cpu)", [&](Text v) { o.device = parse_device(v); });
   add_precision(app, &o.precision);
   add_value(app, "--launch", "auto|eager",
-            "GPU steps: auto replays one captured step per epoch (a CUDA graph) where\n"
-            "the backend and network allow it (default); eager queues every primitive",
+            "GPU steps, of training and of the RBMs' pretraining: auto replays one captured\n"
+            "step (a CUDA graph) where the backend and network allow it (default); eager\n"
+            "queues every primitive",
             [&](Text v) {
               if (v != "auto" && v != "eager") throw cudl::Error("--launch: expected auto or eager, found '" + v + "'");
               o.train.launch = v == "auto" ? cudl::StepLaunch::kAuto : cudl::StepLaunch::kEager;

@@ -50,7 +50,7 @@ std::string pretrain_line(const cudl::RbmEpochReport& e) {
                   " (held-out " + fmt("%.6g", e.heldout_reconstruction_error) + ")";
   if (std::isfinite(e.free_energy))
     s += ", free energy " + fmt("%.6g", e.free_energy) + " (held-out " + fmt("%.6g", e.heldout_free_energy) + ")";
-  return s + " (" + fmt("%.3f", e.seconds) + "s)\n";
+  return s + " (" + fmt("%.3f", e.seconds) + "s" + (e.captured ? ", captured steps" : "") + ")\n";
 }
 
 double median_epoch_seconds(const Run& r) {
@@ -111,7 +111,8 @@ std::string to_json(const Run& r) {
       j << (e ? ", " : "") << "{\"epoch\": " << pe.epoch << ", \"reconstruction_error\": "
         << num(pe.reconstruction_error) << ", \"heldout_reconstruction_error\": " << num(pe.heldout_reconstruction_error)
         << ", \"free_energy\": " << num(pe.free_energy) << ", \"heldout_free_energy\": " << num(pe.heldout_free_energy)
-        << ", \"seconds\": " << num(pe.seconds) << "}";
+        << ", \"seconds\": " << num(pe.seconds) << ", \"captured_steps\": " << (pe.captured ? "true" : "false")
+        << "}";
     }
     j << "]}";
   }

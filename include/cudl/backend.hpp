@@ -275,6 +275,11 @@ class Backend {
   /// those of sample_units(y, units, seed, counter, states).
   void bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
                               uint64_t counter, Tensor& states);
+  /// bias_activation_sample with the first draw read from a counter tensor (make_counter) when
+  /// the work runs, plus `offset` (modulo 2^64), so that a captured RBM step draws fresh samples at
+  /// each replay while the counter advances on the device.
+  void bias_activation_sample(Tensor& y, const Tensor& bias, Activation act, Units units, uint64_t seed,
+                              const Tensor& counter, uint64_t offset, Tensor& states);
   /// out ← a sample of `units` with the given means (same number of elements; may alias means).
   void sample_units(const Tensor& means, Units units, uint64_t seed, uint64_t counter, Tensor& out);
   /// gdbn's RBM update (its CDStep): momentum that averages the gradient, and weight decay applied

@@ -32,6 +32,7 @@ struct DbnConfig {
   /// `batch` rows per step and the same data (every RBM's RbmConfig::communicator). The ranks
   /// start from rank 0's parameters and end with the same stack. Not owned.
   Communicator* communicator = nullptr;
+  StepLaunch launch = StepLaunch::kAuto;  ///< Every RBM's RbmConfig::launch.
 };
 
 /// A stack of RBMs trained greedily, then unrolled into a Network (see the top of dbn.hpp).

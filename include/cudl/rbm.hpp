@@ -24,6 +24,7 @@
 #include "cudl/backend.hpp"
 #include "cudl/communicator.hpp"
 #include "cudl/optimizer.hpp"
+#include "cudl/step_launch.hpp"
 
 namespace cudl {
 namespace detail {
@@ -62,6 +63,10 @@ struct RbmConfig {
   /// the same; an error on one rank only ends the job (Communicator::abort). Not owned: it must
   /// outlive the training.
   Communicator* communicator = nullptr;
+  /// How train_epoch queues its CD steps: kAuto replays one captured step on a backend that can
+  /// capture (a GPU; with a communicator, one whose all-reduce can be captured), kEager queues every
+  /// primitive. The same arithmetic and the same samples either way (StepLaunch).
+  StepLaunch launch = StepLaunch::kAuto;
 };
 
 /// What Rbm::train_epoch measured.
@@ -73,6 +78,7 @@ struct RbmConfig {
 struct RbmEpochReport {
   int epoch = 0;                       ///< The epoch's number, 1-based.
   double seconds = 0.0;                ///< Wall time of the training alone, not the measuring.
+  bool captured = false;               ///< Whether the steps replayed a captured one (StepLaunch).
   double reconstruction_error = 0.0;   ///< Mean squared reconstruction error, training rows.
   double heldout_reconstruction_error = 0.0;  ///< The same on held-out rows, or NaN.
   double free_energy = 0.0;            ///< Mean free energy of the training rows, or NaN.
@@ -163,7 +169,7 @@ class Rbm {
   struct Scratch;
   Activation visible_activation() const;
   Scratch& scratch(int64_t rows);
-  uint64_t take_counter(int64_t n);
+  uint64_t take_offset(int64_t n);
   int rank() const { return config_.communicator != nullptr ? config_.communicator->rank() : 0; }
   int ranks() const { return config_.communicator != nullptr ? config_.communicator->size() : 1; }
   RbmEpochReport train_epoch_on_rank(const Tensor& data, int epoch, const Tensor* heldout);
@@ -178,6 +184,11 @@ class Rbm {
   Tensor w_, b_, c_, gw_, gb_, gc_;
   Tensor chain_;
   uint64_t counter_ = 0;  // unit samples drawn so far by all ranks (their Philox counter)
+  // counter_ in the backend's memory, as it stands between steps: a step's draws read it when they
+  // run (plus their offset within the step) and the step's last primitive advances it, so that a
+  // captured step draws fresh samples at each replay.
+  Tensor samples_;
+  uint64_t step_base_ = 0;  // counter_ when the step being queued began
   std::vector<std::pair<int64_t, std::unique_ptr<Scratch>>> scratch_;
 };
 

@@ -26,20 +26,13 @@
 #include "cudl/network.hpp"
 #include "cudl/optimizer.hpp"
 #include "cudl/schedule.hpp"
+#include "cudl/step_launch.hpp"
 
 namespace cudl {
 namespace detail {
 class EpochLoop;     // src/nn/epoch_loop.hpp
 struct EpochSource;  // src/nn/epoch_loop.hpp: resident tensors or a streamed Dataset
 }
-
-/// How the steps of an epoch are queued. kAuto: on a backend that can capture (a GPU) and a
-/// network whose layers all can (Layer::capturable), the run's first step is queued eagerly (so
-/// that libraries initialise outside a capture), the next one is captured once (a CUDA graph) and
-/// replayed for every later step of every epoch, everything that changes between steps living in
-/// device memory (counters, the learning rate). Otherwise, and with kEager, each primitive is
-/// queued one by one. Both give the same arithmetic.
-enum class StepLaunch { kAuto, kEager };
 
 /// How fit() draws an epoch's minibatches from the R training rows (batch B):
 /// kShuffle: every row once per epoch, in a fresh pseudo-random order per epoch (computed on the

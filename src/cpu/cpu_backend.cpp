@@ -211,7 +211,9 @@ void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, 
 // elements starts its counters at counter + its first element's index, so the split does not
 // change the draws.
 void CpuBackend::do_bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
-                                           Units units, uint64_t seed, uint64_t counter, float* states) {
+                                           Units units, uint64_t seed, const uint64_t* counter_ptr, uint64_t offset,
+                                           float* states) {
+  const uint64_t counter = (counter_ptr != nullptr ? *counter_ptr : 0) + offset;
   const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
   pool_->parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)), [=, &ops](int64_t b, int64_t e) {
     ops.bias_activation_sample(y + b * cols, bias, e - b, cols, act, units, seed,

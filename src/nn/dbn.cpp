@@ -25,6 +25,7 @@ DeepBeliefNet::DeepBeliefNet(Backend& backend, std::vector<int64_t> layers, cons
     rc.batch = config.batch;
     rc.seed = config.seed + i;
     rc.communicator = config.communicator;
+    rc.launch = config.launch;
     rbms_.push_back(std::make_unique<Rbm>(backend, layers_[i], layers_[i + 1], rc));
     rbms_.back()->initialize(config.seed + 100 + i, config.weight_stddev);
   }

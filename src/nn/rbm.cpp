@@ -43,6 +43,7 @@ Rbm::Rbm(Backend& backend, int64_t visible, int64_t hidden, const RbmConfig& con
   gw_ = grad_.slice(0, {visible, hidden});
   gb_ = grad_.slice(visible * hidden, {visible});
   gc_ = grad_.slice(visible * hidden + visible, {hidden});
+  samples_ = make_counter(backend);
   RbmMomentumOptions o;
   o.learn_rate = config.learn_rate;
   o.momentum = config.momentum;
@@ -69,6 +70,7 @@ void Rbm::initialize(uint64_t seed, float weight_stddev) {
   backend_.fill(grad_, 0.0f);
   opt_->reset();
   chain_ = Tensor();
+  loop_.reset();  // a captured step reads the chains it was captured with
 }
 
 Rbm::Scratch& Rbm::scratch(int64_t rows) {
@@ -78,22 +80,24 @@ Rbm::Scratch& Rbm::scratch(int64_t rows) {
   return *scratch_.back().second;
 }
 
-uint64_t Rbm::take_counter(int64_t n) {
+uint64_t Rbm::take_offset(int64_t n) {
   // Element i of a draw uses counter + i, and every rank draws n numbers for its rows: rank r
-  // takes the r-th n of the numbers one process of all the ranks' rows would draw.
+  // takes the r-th n of the numbers one process of all the ranks' rows would draw. The draw reads
+  // the step's first counter from samples_, so it is given the offset from there.
   const uint64_t c = counter_ + static_cast<uint64_t>(rank()) * static_cast<uint64_t>(n);
   counter_ += static_cast<uint64_t>(ranks()) * static_cast<uint64_t>(n);
-  return c;
+  return c - step_base_;
 }
 
+// The product and its bias and activation in one call: one kernel where the backend fuses them
+// (CudaBackend's cuBLASLt epilogue), the two calls' bits elsewhere.
 void Rbm::hidden_means(const Tensor& v, Tensor& h) {
-  backend_.gemm(1.0f, v, Trans::kNo, w_, Trans::kNo, 0.0f, h);  // h(N×H) = v(N×V)·W(V×H)
-  backend_.bias_activation(h, c_, config_.hidden == Units::kBernoulli ? Activation::kSigmoid : Activation::kRelu);
+  const Activation act = config_.hidden == Units::kBernoulli ? Activation::kSigmoid : Activation::kRelu;
+  backend_.gemm_bias_activation(1.0f, v, Trans::kNo, w_, Trans::kNo, c_, act, h);  // h(N×H) = act(v·W + c)
 }
 
 void Rbm::visible_means(const Tensor& h, Tensor& v) {
-  backend_.gemm(1.0f, h, Trans::kNo, w_, Trans::kYes, 0.0f, v);  // v(N×V) = h(N×H)·Wᵀ
-  backend_.bias_activation(v, b_, visible_activation());
+  backend_.gemm_bias_activation(1.0f, h, Trans::kNo, w_, Trans::kYes, b_, visible_activation(), v);  // act(h·Wᵀ + b)
 }
 
 void Rbm::compute_gradient(const Tensor& v0) {
@@ -101,6 +105,7 @@ void Rbm::compute_gradient(const Tensor& v0) {
                "Rbm: expected a batch [N, " + std::to_string(visible_) + "], found " + to_string(v0.shape()));
   const int64_t n = v0.dim(0);
   Scratch& s = scratch(n);
+  step_base_ = counter_;  // what samples_ holds when this step's draws run
   // The chain starts from the data (CD) or from the persistent chains (PCD).
   const bool persistent = config_.negative == Negative::kPersistent;
   if (persistent && chain_.empty()) {
@@ -115,20 +120,22 @@ void Rbm::compute_gradient(const Tensor& v0) {
   const Activation visible_act = visible_activation();
   auto up_and_sample = [&](const Tensor& v, Tensor& means) {
     backend_.gemm(1.0f, v, Trans::kNo, w_, Trans::kNo, 0.0f, means);
-    backend_.bias_activation_sample(means, c_, hidden_act, config_.hidden, config_.seed, take_counter(means.size()), s.h);
+    backend_.bias_activation_sample(means, c_, hidden_act, config_.hidden, config_.seed, samples_,
+                                    take_offset(means.size()), s.h);
   };
   if (persistent) {
     hidden_means(v0, s.p0);
     up_and_sample(chain_, s.pk);
   } else {
     backend_.gemm(1.0f, v0, Trans::kNo, w_, Trans::kNo, 0.0f, s.p0);
-    backend_.bias_activation_sample(s.p0, c_, hidden_act, config_.hidden, config_.seed, take_counter(s.p0.size()), s.h);
+    backend_.bias_activation_sample(s.p0, c_, hidden_act, config_.hidden, config_.seed, samples_,
+                                    take_offset(s.p0.size()), s.h);
   }
   for (int step = 1; step <= config_.k; ++step) {
     if (config_.reconstruction == Reconstruction::kSamples) {
       backend_.gemm(1.0f, s.h, Trans::kNo, w_, Trans::kYes, 0.0f, s.vm);
-      backend_.bias_activation_sample(s.vm, b_, visible_act, config_.visible, config_.seed, take_counter(s.vm.size()),
-                                      s.v);
+      backend_.bias_activation_sample(s.vm, b_, visible_act, config_.visible, config_.seed, samples_,
+                                      take_offset(s.vm.size()), s.v);
     } else {
       visible_means(s.h, s.v);
     }
@@ -146,6 +153,7 @@ void Rbm::compute_gradient(const Tensor& v0) {
   backend_.sum_rows(-1.0f, v0, 1.0f, gb_);
   backend_.sum_rows(1.0f, s.pk, 0.0f, gc_);
   backend_.sum_rows(-1.0f, s.p0, 1.0f, gc_);
+  backend_.add_to_counter(samples_, counter_ - step_base_);
 }
 
 void Rbm::train_batch(const Tensor& v0) {
@@ -195,12 +203,17 @@ RbmEpochReport Rbm::train_epoch_on_rank(const Tensor& data, int epoch, const Ten
   if (!loop_ || !loop_->serves(config_.batch, visible_, Sampling::kWithReplacement, config_.seed, rank(), ranks()))
     loop_ = std::make_unique<detail::EpochLoop>(backend_, config_.batch, visible_, Sampling::kWithReplacement,
                                                 config_.seed, rank(), ranks());
-  // Eager: each CD step draws its unit samples from a host-side counter.
-  loop_->run(data, no_targets_, epoch, steps, /*capture=*/false,
-             [this](const Tensor& v0, const Tensor&) { train_batch(v0); }, {});
-  backend_.synchronize();
+  backend_.set_counter(samples_, counter_);  // as it stands, even after a step that threw
+  Communicator* comm = config_.communicator;
+  const bool capture = config_.launch == StepLaunch::kAuto && backend_.can_capture() &&
+                       (comm == nullptr || comm->capturable(backend_));
+  loop_->run(data, no_targets_, epoch, steps, capture, [this](const Tensor& v0, const Tensor&) { train_batch(v0); },
+             {});
+  // The replays advanced the unit-sample counter on the device only (waits for the epoch's work).
+  counter_ = read_counter(samples_);
   RbmEpochReport r;
   r.epoch = epoch;
+  r.captured = capture;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Tensor train_rows = data.rows(0, std::min<int64_t>(data.dim(0), kMonitorRows));
