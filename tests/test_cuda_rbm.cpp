@@ -128,6 +128,24 @@ TEST_F(CudaRbm, CapturedEpochsTrainAsOnTheCpu) {
         << "epoch " << e + 1;
 }
 
+// A captured step reads its data by address: the next epoch on a new tensor held in the same
+// variable (so the same Tensor object, with new memory) must read the new rows, as eager steps do.
+TEST_F(CudaRbm, AnEpochOnNewDataInTheSameVariableReadsTheNewRows) {
+  std::vector<std::vector<float>> params;
+  for (StepLaunch launch : {StepLaunch::kAuto, StepLaunch::kEager}) {
+    RbmConfig cfg = cd1_gaussian_noisy_relu();
+    cfg.launch = launch;
+    Rbm rbm(gpu(), kVisible, kHidden, cfg);
+    rbm.initialize(3, 0.05f);
+    Tensor data = Tensor::from_host(uniform_values(7, kRows * kVisible, 0, 1), {kRows, kVisible}, gpu());
+    rbm.train_epoch(data, 1);
+    data = Tensor::from_host(uniform_values(9, kRows * kVisible, 0, 2), {kRows, kVisible}, gpu());
+    EXPECT_EQ(rbm.train_epoch(data, 2).captured, launch == StepLaunch::kAuto);
+    params.push_back(rbm.params().to_vector());
+  }
+  EXPECT_LE(relative_l2(params[0], params[1]), 1e-6);
+}
+
 // A deep belief net pretrains its RBMs with captured steps too (DbnConfig::launch), each RBM with
 // its own captured step over its own data.
 TEST_F(CudaRbm, DbnPretrainingCapturesEveryLayer) {

@@ -253,6 +253,32 @@ Stop explode(Backend& backend) {
 
 // The GPU checks for divergence once per epoch, yet names the same first bad minibatch as the
 // CPU, which checks every step.
+// A captured step draws its batch from the data by address: run_epoch on a new tensor held in the
+// same variable (the same Tensor object, new memory) must draw from the new rows, as eager steps do.
+TEST_F(CudaTraining, AnEpochOnNewDataInTheSameVariableDrawsTheNewRows) {
+  const int64_t rows = 256, features = 20;
+  std::vector<float> labels(rows);
+  for (int64_t r = 0; r < rows; ++r) labels[r] = static_cast<float>(r % 4);
+  std::vector<std::vector<float>> params;
+  for (StepLaunch launch : {StepLaunch::kAuto, StepLaunch::kEager}) {
+    Network net(gpu(), {features});
+    net.add(dense(16, Activation::kRelu)).add(dense(4));
+    net.initialize(5, 0.1f);
+    SoftmaxCrossEntropy loss;
+    SgdOptions so;
+    so.learn_rate = 0.1f;
+    Sgd opt(net.param_set(), so);
+    Trainer trainer(net, loss, opt, nullptr, launch);
+    const Tensor y = Tensor::from_host(labels, {rows}, gpu());
+    Tensor x = Tensor::from_host(cudl::testing::uniform_values(1, rows * features, -1, 1), {rows, features}, gpu());
+    trainer.run_epoch(x, y, 1, 2, 32, Sampling::kShuffle, 3);
+    x = Tensor::from_host(cudl::testing::uniform_values(2, rows * features, 0, 3), {rows, features}, gpu());
+    EXPECT_EQ(trainer.run_epoch(x, y, 2, 2, 32, Sampling::kShuffle, 3).captured, launch == StepLaunch::kAuto);
+    params.push_back(net.params().to_vector());
+  }
+  EXPECT_LE(relative_l2(params[0], params[1]), 1e-6);
+}
+
 TEST_F(CudaTraining, ExplodingLossNamesTheFirstBadMinibatch) {
   const Stop c = explode(cpu);
   ASSERT_EQ(c.epoch, 1) << "the CPU reference no longer diverges in epoch 1";

@@ -64,10 +64,15 @@ int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool
   CUDL_REQUIRE(epoch >= 1 && steps >= 0 && steps * global_batch <= source.rows,
                "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(global_batch) +
                    " rows in epoch " + std::to_string(epoch) + " do not fit " + std::to_string(source.rows) + " rows");
-  // A captured draw reads x and y by address; a captured step alone reads only xb and yb.
-  if (streamed == graph_draws_ || (!streamed && (source.x != x_ || source.y != y_))) graph_.reset();
-  x_ = source.x;
-  y_ = source.y;
+  // A captured draw reads x and y by address (and their sizes as arguments); a captured step
+  // alone reads only xb and yb.
+  const bool same_data = !streamed && source.x->data() == x_data_ && source.y->data() == y_data_ &&
+                         source.x->shape() == x_shape_ && source.y->shape() == y_shape_;
+  if (streamed == graph_draws_ || (!streamed && !same_data)) graph_.reset();
+  x_data_ = streamed ? nullptr : source.x->data();
+  y_data_ = streamed ? nullptr : source.y->data();
+  x_shape_ = streamed ? Shape{} : source.x->shape();
+  y_shape_ = streamed ? Shape{} : source.y->shape();
   graph_draws_ = !streamed;
   std::function<void()> work;
   if (streamed) {

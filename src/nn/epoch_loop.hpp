@@ -66,8 +66,11 @@ class EpochLoop {
   Sampling sampling_;
   uint64_t seed_;
   int rank_, ranks_;
-  const Tensor* x_ = nullptr;
-  const Tensor* y_ = nullptr;
+  // The resident data a captured draw reads (by address): a graph is made again for other data,
+  // also for a new tensor in the same variable.
+  const float* x_data_ = nullptr;
+  const float* y_data_ = nullptr;
+  Shape x_shape_, y_shape_;
   Tensor xb_, yb_, draw_;
   // The streamed path on a backend whose uploads are asynchronous (Backend::async_uploads): two
   // staging buffers on the device, alternating by step. Step s's batch is uploaded into stage
