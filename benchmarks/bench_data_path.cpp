@@ -5,6 +5,12 @@
 // way's median seconds per epoch and its ratio to resident, and checks that the three trained
 // alike (the same loss after the last epoch, bit for bit).
 //
+// Beside the epochs, every step is timed (fit's on_steps, which the CPU's per-step statistics read
+// makes free): a streamed feed adds its cost to every step (a batch's copy, a hand-over between
+// threads, its loader threads' share of the cores), while a shared machine's slow spells hit some
+// steps of any feed. So the median step of each feed, and its ratio to the resident feed's median
+// step in the same round, measure the feed's cost where whole epochs are too noisy to.
+//
 // On the GPU, a streamed feed uploads each batch on a second stream while the captured step runs:
 // its epochs against the resident feed's say how long the GPU waits for data (issue 21's target:
 // under 5% of the step).
@@ -15,9 +21,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +38,33 @@
 namespace {
 
 double median(std::vector<double> v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// A distribution-free interval of about 95% for the median of v (n ≥ 6): the order statistics
+// k and n + 1 − k (1-based) with k the largest such that 2·P(Binomial(n, ½) < k) ≤ 0.05.
+std::pair<double, double> median_interval(std::vector<double> v) {
+  const int n = static_cast<int>(v.size());
+  if (n < 6) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  std::sort(v.begin(), v.end());
+  double below = 0.0;  // P(B < k), B ~ Binomial(n, 1/2)
+  double term = std::pow(0.5, n);  // P(B = 0)
+  int k = 1;
+  while (2.0 * (below + term) <= 0.05) {
+    below += term;
+    term = term * (n - (k - 1)) / k;  // P(B = k) from P(B = k − 1)
+    ++k;
+  }
+  --k;  // the loop stopped at the first k that fails
+  return {v[k - 1], v[n - k]};
+}
+
+std::vector<double> all_of(const std::vector<std::vector<double>>& rounds) {
+  std::vector<double> all;
+  for (const auto& r : rounds) all.insert(all.end(), r.begin(), r.end());
+  return all;
 }
 
 }  // namespace
@@ -67,16 +100,20 @@ int main(int argc, char** argv) {
       const cudl::Dataset* data;
       cudl::DataPath path;
       std::vector<double> seconds;
+      std::vector<std::vector<double>> step_ms;  // per round: every timed step's milliseconds
       double last_loss = 0;
       std::string how;
-    } ways[] = {{"resident (tensors)", &train, cudl::DataPath::kResident, {}, 0, ""},
-                {"streamed from memory", &train, cudl::DataPath::kStreamed, {}, 0, ""},
-                {"streamed from .npy (mmap)", npy.get(), cudl::DataPath::kStreamed, {}, 0, ""}};
+    } ways[] = {{"resident (tensors)", &train, cudl::DataPath::kResident, {}, {}, 0, ""},
+                {"streamed from memory", &train, cudl::DataPath::kStreamed, {}, {}, 0, ""},
+                {"streamed from .npy (mmap)", npy.get(), cudl::DataPath::kStreamed, {}, {}, 0, ""}};
     cudl::presets::Gdbn2014 preset;
     preset.epochs = epochs;
     preset.learn_rate = 0.1f;
+    // Round r starts with feed r mod 3, so that no feed always runs first (after a pause, or right
+    // after another feed's loader threads) or always last.
     for (int round = 0; round < rounds; ++round)
-      for (Way& w : ways) {
+      for (int k = 0; k < 3; ++k) {
+        Way& w = ways[(round + k) % 3];
         cudl::Network net(*backend, {train.features});
         net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
         net.initialize(2014, 0.05f);
@@ -85,6 +122,17 @@ int main(int argc, char** argv) {
         cudl::FitOptions o = preset.options();
         o.data_path = w.path;
         o.loader_threads = loader_threads;
+        // Each step's time: the difference of consecutive reports within an epoch (the last
+        // step of an epoch is not reported, nor is the first one's start).
+        std::vector<double>& steps = w.step_ms.emplace_back();
+        double last = -1;
+        int64_t last_step = 0;
+        o.every_steps = 1;
+        o.on_steps = [&](const cudl::StepReport& r) {
+          if (r.step == last_step + 1 && last >= 0) steps.push_back(1e3 * (r.seconds - last));
+          last = r.seconds;
+          last_step = r.step;
+        };
         const cudl::History h = cudl::fit(net, preset.loss(), *opt, *w.data, o, &schedule);
         for (const cudl::EpochReport& e : h.epochs) w.seconds.push_back(e.seconds);
         w.last_loss = h.epochs.back().loss;
@@ -94,19 +142,34 @@ int main(int argc, char** argv) {
     std::printf("%s, %d train rows, 2014 run at learn rate 0.1, %d epochs × %d rounds, %d loader threads\n\n",
                 backend->describe().c_str(), static_cast<int>(train.rows), epochs, rounds, loader_threads);
     // Beside the ratio of medians, the median of paired ratios: each epoch against the resident
-    // feed's epoch of the same number in the same round, run moments before, so that the
+    // feed's epoch of the same number in the same round, run moments before or after, so that the
     // machine's slow drifts (other guests, frequency) cancel.
-    std::printf("| feed | median s/epoch | vs resident | paired: median (range) | loss after epoch %d | path |\n"
-                "| --- | ---: | ---: | ---: | ---: | --- |\n", epochs);
+    std::printf("| feed | median s/epoch | vs resident | paired: median (range) | ~95%% interval | loss after epoch %d | path |\n"
+                "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n", epochs);
     const double base = median(ways[0].seconds);
     bool same = true;
     for (const Way& w : ways) {
       std::vector<double> paired;
       for (size_t i = 0; i < w.seconds.size(); ++i) paired.push_back(w.seconds[i] / ways[0].seconds[i]);
       const auto [lo, hi] = std::minmax_element(paired.begin(), paired.end());
-      std::printf("| %s | %.3f | %.3f× | %.3f× (%.3f–%.3f) | %.9g | %s |\n", w.name, median(w.seconds), median(w.seconds) / base,
-                  median(paired), *lo, *hi, w.last_loss, w.how.c_str());
+      const auto [ci_lo, ci_hi] = median_interval(paired);
+      std::printf("| %s | %.3f | %.3f× | %.3f× (%.3f–%.3f) | %.3f–%.3f | %.9g | %s |\n", w.name, median(w.seconds),
+                  median(w.seconds) / base, median(paired), *lo, *hi, ci_lo, ci_hi, w.last_loss, w.how.c_str());
       same = same && w.last_loss == ways[0].last_loss;
+    }
+    std::printf("\n| feed | steps timed | median step | vs resident | paired by round: median (range) | ~95%% interval |\n"
+                "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    std::vector<double> base_rounds;
+    for (const auto& r : ways[0].step_ms) base_rounds.push_back(median(r));
+    const double base_step = median(all_of(ways[0].step_ms));
+    for (const Way& w : ways) {
+      const std::vector<double> all = all_of(w.step_ms);
+      std::vector<double> paired;
+      for (size_t r = 0; r < w.step_ms.size(); ++r) paired.push_back(median(w.step_ms[r]) / base_rounds[r]);
+      const auto [lo, hi] = std::minmax_element(paired.begin(), paired.end());
+      const auto [ci_lo, ci_hi] = median_interval(paired);
+      std::printf("| %s | %zu | %.3f ms | %.3f× | %.3f× (%.3f–%.3f) | %.3f–%.3f |\n", w.name, all.size(), median(all),
+                  median(all) / base_step, median(paired), *lo, *hi, ci_lo, ci_hi);
     }
     std::printf("\nthe three trained %s\n", same ? "alike (same loss, bit for bit)" : "DIFFERENTLY");
     return same ? 0 : 1;
