@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,24 +17,16 @@
 #include "cudl/dbn.hpp"
 #include "cudl/device.hpp"
 #include "cudl/rbm.hpp"
+#include "gpu_test.hpp"
 #include "test_support.hpp"
 
 using namespace cudl;
+using cudl::testing::relative_l2;
 using cudl::testing::uniform_values;
 
 namespace {
 
 constexpr int64_t kRows = 1024, kVisible = 96, kHidden = 80;
-
-// ‖a − b‖ / ‖b‖.
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff2 = 0.0, ref2 = 0.0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff2 += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    ref2 += static_cast<double>(b[i]) * b[i];
-  }
-  return a.size() == b.size() && ref2 > 0.0 ? std::sqrt(diff2 / ref2) : std::numeric_limits<double>::infinity();
-}
 
 struct Trained {
   std::vector<RbmEpochReport> reports;
@@ -80,18 +71,7 @@ RbmConfig pcd2_bernoulli_samples() {  // persistent chains, sampled reconstructi
   return cfg;
 }
 
-class CudaRbm : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const GpuProbe probe = probe_gpu();
-    if (!probe.usable) GTEST_SKIP() << "no usable GPU: " << probe.reason;
-    gpu_ = std::make_unique<CudaBackend>(BackendOptions{});  // Precision::kFp32
-  }
-  CudaBackend& gpu() { return *gpu_; }
-
-  CpuBackend cpu;  // all threads
-  std::unique_ptr<CudaBackend> gpu_;
-};
+class CudaRbm : public cudl::testing::GpuTest {};
 
 }  // namespace
 

@@ -34,11 +34,13 @@
 #include "cudl/metrics.hpp"
 #include "cudl/rng.hpp"
 #include "cudl/trainer.hpp"
+#include "gpu_test.hpp"
 #include "test_support.hpp"
 #include "tolerance.hpp"
 
 using namespace cudl;
 using cudl::testing::close;
+using cudl::testing::relative_l2;
 using ::testing::HasSubstr;
 
 namespace {
@@ -102,16 +104,6 @@ Trained train_lenet(Backend& backend, int64_t rows, int epochs, StepLaunch launc
 
 int64_t error_count(const EpochReport& r) { return std::llround(r.err * static_cast<double>(r.samples)); }
 
-// ‖a − b‖ / ‖b‖.
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff2 = 0.0, ref2 = 0.0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff2 += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    ref2 += static_cast<double>(b[i]) * b[i];
-  }
-  return a.size() == b.size() && ref2 > 0.0 ? std::sqrt(diff2 / ref2) : std::numeric_limits<double>::infinity();
-}
-
 // Two epochs replayed from a captured step against the same run queued eagerly: each epoch's loss
 // within loss_rel (relative), the same error counts, the parameters within params_rel (relative L2).
 void expect_captured_as_eager(const Trained& graph, const Trained& eager, double loss_rel, double params_rel,
@@ -127,18 +119,7 @@ void expect_captured_as_eager(const Trained& graph, const Trained& eager, double
   EXPECT_LE(relative_l2(graph.params, eager.params), params_rel);
 }
 
-class CudaTraining : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const GpuProbe probe = probe_gpu();
-    if (!probe.usable) GTEST_SKIP() << "no usable GPU: " << probe.reason;
-    gpu_ = std::make_unique<CudaBackend>(BackendOptions{});  // Precision::kFp32
-  }
-  CudaBackend& gpu() { return *gpu_; }
-
-  CpuBackend cpu;  // all threads
-  std::unique_ptr<CudaBackend> gpu_;
-};
+class CudaTraining : public cudl::testing::GpuTest {};
 
 // 5 minibatches (one epoch on the first 320 rows). Tolerances, against the measured worst
 // case under 1e-4 gradient noise (see the top of this file): loss 1e-4 relative (8× that case),
