@@ -61,6 +61,14 @@ std::pair<double, double> median_interval(std::vector<double> v) {
   return {v[k - 1], v[n - k]};
 }
 
+std::string interval_text(const std::vector<double>& paired) {
+  const auto [lo, hi] = median_interval(paired);
+  if (std::isnan(lo)) return "(6 rounds or more)";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.3f–%.3f", lo, hi);
+  return text;
+}
+
 std::vector<double> all_of(const std::vector<std::vector<double>>& rounds) {
   std::vector<double> all;
   for (const auto& r : rounds) all.insert(all.end(), r.begin(), r.end());
@@ -144,20 +152,23 @@ int main(int argc, char** argv) {
     // Beside the ratio of medians, the median of paired ratios: each epoch against the resident
     // feed's epoch of the same number in the same round, run moments before or after, so that the
     // machine's slow drifts (other guests, frequency) cancel.
-    std::printf("| feed | median s/epoch | vs resident | paired: median (range) | ~95%% interval | loss after epoch %d | path |\n"
-                "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n", epochs);
+    std::printf("| feed | median s/epoch | vs resident | paired: median (range) | ~95%% interval "
+                "| loss after epoch %d | path |\n"
+                "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+                epochs);
     const double base = median(ways[0].seconds);
     bool same = true;
     for (const Way& w : ways) {
       std::vector<double> paired;
       for (size_t i = 0; i < w.seconds.size(); ++i) paired.push_back(w.seconds[i] / ways[0].seconds[i]);
       const auto [lo, hi] = std::minmax_element(paired.begin(), paired.end());
-      const auto [ci_lo, ci_hi] = median_interval(paired);
-      std::printf("| %s | %.3f | %.3f× | %.3f× (%.3f–%.3f) | %.3f–%.3f | %.9g | %s |\n", w.name, median(w.seconds),
-                  median(w.seconds) / base, median(paired), *lo, *hi, ci_lo, ci_hi, w.last_loss, w.how.c_str());
+      std::printf("| %s | %.3f | %.3f× | %.3f× (%.3f–%.3f) | %s | %.9g | %s |\n", w.name, median(w.seconds),
+                  median(w.seconds) / base, median(paired), *lo, *hi, interval_text(paired).c_str(), w.last_loss,
+                  w.how.c_str());
       same = same && w.last_loss == ways[0].last_loss;
     }
-    std::printf("\n| feed | steps timed | median step | vs resident | paired by round: median (range) | ~95%% interval |\n"
+    std::printf("\n| feed | steps timed | median step | vs resident | paired by round: median (range) "
+                "| ~95%% interval |\n"
                 "| --- | ---: | ---: | ---: | ---: | ---: |\n");
     std::vector<double> base_rounds;
     for (const auto& r : ways[0].step_ms) base_rounds.push_back(median(r));
@@ -167,9 +178,8 @@ int main(int argc, char** argv) {
       std::vector<double> paired;
       for (size_t r = 0; r < w.step_ms.size(); ++r) paired.push_back(median(w.step_ms[r]) / base_rounds[r]);
       const auto [lo, hi] = std::minmax_element(paired.begin(), paired.end());
-      const auto [ci_lo, ci_hi] = median_interval(paired);
-      std::printf("| %s | %zu | %.3f ms | %.3f× | %.3f× (%.3f–%.3f) | %.3f–%.3f |\n", w.name, all.size(), median(all),
-                  median(all) / base_step, median(paired), *lo, *hi, ci_lo, ci_hi);
+      std::printf("| %s | %zu | %.3f ms | %.3f× | %.3f× (%.3f–%.3f) | %s |\n", w.name, all.size(), median(all),
+                  median(all) / base_step, median(paired), *lo, *hi, interval_text(paired).c_str());
     }
     std::printf("\nthe three trained %s\n", same ? "alike (same loss, bit for bit)" : "DIFFERENTLY");
     return same ? 0 : 1;

@@ -97,8 +97,9 @@ TEST(Counter, ShapesAndBackendsAreChecked) {
   EXPECT_THAT(error_of([&] { cpu.add_to_counter(wrong, 1); }), HasSubstr("counter (a tensor from make_counter)"));
   EXPECT_THAT(error_of([&] { read_counter(wrong); }), HasSubstr("expected a counter"));
   Tensor y({2, 3}, cpu), bias({3}, cpu), states({2, 3}, cpu);
-  EXPECT_THAT(error_of([&] { cpu.bias_activation_sample(y, bias, Activation::kRelu, Units::kBernoulli, 1, wrong, 0, states); }),
-              HasSubstr("counter (a tensor from make_counter)"));
+  EXPECT_THAT(
+      error_of([&] { cpu.bias_activation_sample(y, bias, Activation::kRelu, Units::kBernoulli, 1, wrong, 0, states); }),
+      HasSubstr("counter (a tensor from make_counter)"));
 }
 
 TEST(Capture, TheCpuBackendSaysItCannotCapture) {

@@ -84,7 +84,7 @@ TEST_F(CudaRbm, CapturedEpochsComputeWhatEagerEpochsCompute) {
     const Trained eager = train(gpu(), cfg, StepLaunch::kEager, 2, /*restart=*/true);
     ASSERT_EQ(graph.reports.size(), 3u);
     for (size_t e = 0; e < graph.reports.size(); ++e) {
-      EXPECT_TRUE(graph.reports[e].captured) << name << ": epoch " << e + 1 << " on a GPU should replay a captured step";
+      EXPECT_TRUE(graph.reports[e].captured) << name << ": epoch " << e + 1 << " should replay a captured step";
       EXPECT_FALSE(eager.reports[e].captured) << name;
       EXPECT_NEAR(graph.reports[e].reconstruction_error, eager.reports[e].reconstruction_error,
                   1e-6 * std::abs(eager.reports[e].reconstruction_error))
