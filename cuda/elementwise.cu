@@ -155,7 +155,58 @@ __global__ void bias_activation_sample_kernel(float* y, const float* bias, int64
   }
 }
 
+// Backend::squared_distance, in two deterministic passes: block b of the first sums, in double,
+// the elements i ≡ its threads' indices modulo the grid's threads (a fixed grid for a given n),
+// then a fixed-order tree; the second pass, one block, sums the blocks' sums the same way.
+constexpr int kDistanceBlocks = 512;
+__global__ void squared_distance_kernel(const float* a, const float* b, int64_t n, double* block_sums) {
+  __shared__ double part[kThreads];
+  double acc = 0.0;
+  CUDL_GRID_STRIDE(i, n) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    acc += d * d;
+  }
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) block_sums[blockIdx.x] = part[0];
+}
+
+__global__ void sum_doubles_kernel(const double* x, int n, double* out) {
+  __shared__ double part[kThreads];
+  double acc = 0.0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
+  part[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = part[0];
+}
+
 }  // namespace
+
+void CudaBackend::do_squared_distance(const float* a, const float* b, int64_t n, double* out) {
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream),
+               "squared_distance: cannot read a sum back to the host while capturing (a captured step cannot "
+               "wait for the host)");
+  if (n == 0) {
+    *out = 0.0;
+    return;
+  }
+  const int blocks = std::min(grid_for(n, kThreads), kDistanceBlocks);
+  auto* sums = static_cast<double*>(impl_->scratch(sizeof(double) * static_cast<size_t>(blocks + 1)));
+  squared_distance_kernel<<<blocks, kThreads, 0, impl_->stream>>>(a, b, n, sums);
+  CUDL_CHECK_LAUNCH();
+  sum_doubles_kernel<<<1, kThreads, 0, impl_->stream>>>(sums, blocks, sums + blocks);
+  CUDL_CHECK_LAUNCH();
+  CUDL_CUDA_CHECK(cudaMemcpyAsync(out, sums + blocks, sizeof(double), cudaMemcpyDeviceToHost, impl_->stream));
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
 
 void CudaBackend::do_fill(float* x, int64_t n, float value) {
   if (n == 0) return;

@@ -158,6 +158,15 @@ void Backend::sum_rows(float alpha, const Tensor& x, float beta, Tensor& out) {
   do_sum_rows(alpha, x.data(), x.dim(0), x.dim(1), beta, out.data());
 }
 
+double Backend::squared_distance(const Tensor& a, const Tensor& b) {
+  require_on(*this, a, "squared_distance", "a");
+  require_on(*this, b, "squared_distance", "b");
+  require_same_size(a, b, "squared_distance", "a", "b");
+  double out = 0.0;
+  do_squared_distance(a.data(), b.data(), a.size(), &out);
+  return out;
+}
+
 namespace {
 
 void require_softmax(const Backend& backend, const Tensor& logits, const Tensor& labels, const Tensor& dlogits,

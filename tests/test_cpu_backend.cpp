@@ -400,3 +400,30 @@ TEST(CpuBackend, HostStagingIsOneBufferReusedAndGrownWithTheBackend) {
   std::memset(grown, 2, 1 << 20);  // all of it writable (ASan: no overflow)
   EXPECT_EQ(cpu.host_staging(100), grown);
 }
+
+// Σ (a − b)² in double, against a long-double loop, with the same bits for any thread count (the
+// chunks of 2^15 and their order are fixed), across chunk boundaries and on values whose float sum
+// would lose digits (1e4 apart, differences of 1e-3).
+TEST(CpuBackend, SquaredDistanceSumsInDoubleWhateverTheThreads) {
+  CpuBackend one(1), two(2), three(3);
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{32768}, int64_t{32769}, int64_t{100003}}) {
+    std::vector<float> a = cudl::testing::uniform_values(1, n, -2.0f, 2.0f);
+    std::vector<float> b = cudl::testing::uniform_values(2, n, -2.0f, 2.0f);
+    for (int64_t i = 0; i < n; i += 7) a[i] = 1e4f, b[i] = 1e4f + 1e-3f;
+    long double ref = 0.0L;
+    for (int64_t i = 0; i < n; ++i) {
+      const long double d = static_cast<long double>(a[i]) - static_cast<long double>(b[i]);
+      ref += d * d;
+    }
+    double got[3];
+    CpuBackend* backends[3] = {&one, &two, &three};
+    for (int k = 0; k < 3; ++k) {
+      CpuBackend& cpu = *backends[k];
+      got[k] = cpu.squared_distance(Tensor::from_host(a, {n}, cpu), Tensor::from_host(b, {n}, cpu));
+    }
+    EXPECT_NEAR(got[0], static_cast<double>(ref), 1e-12 * static_cast<double>(ref)) << n << " elements";
+    EXPECT_EQ(got[0], got[1]) << n << " elements, 1 and 2 threads";
+    EXPECT_EQ(got[0], got[2]) << n << " elements, 1 and 3 threads";
+  }
+  EXPECT_THAT(error_of([&] { one.squared_distance(Tensor({3}, one), Tensor({4}, one)); }), HasSubstr("squared_distance"));
+}

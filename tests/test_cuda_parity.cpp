@@ -294,6 +294,21 @@ TEST_F(CudaParity, SumRowsIsDeterministic) {
 
 // Per element the GPU computes the softmax in float, the CPU in double: dlogits differ by a few
 
+// Σ (a − b)² in double: the CPU's within double rounding (another summation order), and the same
+// bits at every call (fixed grid, no atomics).
+TEST_F(CudaParity, SquaredDistance) {
+  for (int64_t n : kSizes) {
+    const Pair a = both(uniform_values(600 + n, n, -2.0f, 2.0f), {n});
+    const Pair b = both(uniform_values(700 + n, n, -2.0f, 2.0f), {n});
+    const double want = cpu.squared_distance(a.cpu, b.cpu);
+    const double got = gpu().squared_distance(a.gpu, b.gpu);
+    EXPECT_NEAR(got, want, 1e-12 * want) << n << " elements";
+    EXPECT_EQ(gpu().squared_distance(a.gpu, b.gpu), got) << n << " elements, a second call";
+  }
+  const Tensor empty({0}, gpu());
+  EXPECT_EQ(gpu().squared_distance(empty, empty), 0.0);
+}
+
 TEST_F(CudaParity, Axpy) {
   uint64_t seed = 8000;
   for (int64_t n : kSizes)

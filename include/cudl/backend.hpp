@@ -259,6 +259,11 @@ class Backend {
   void activation_backward(Tensor& dy, const Tensor& y, Activation act);
   /// out(H) ← alpha · Σ_n x(n, :) + beta · out.
   void sum_rows(float alpha, const Tensor& x, float beta, Tensor& out);
+  /// Σ_i (a_i − b_i)² over the elements of a and b (the same number), summed in double on the
+  /// backend in a fixed order (the same bits at every call and thread count) and read back: it
+  /// waits for the queued work, so not while capturing. What a monitor needs (an RBM's
+  /// reconstruction error) without copying the tensors to the host.
+  double squared_distance(const Tensor& a, const Tensor& b);
   /// Softmax cross-entropy of logits(N×K) against labels(N, class indices stored as floats).
   /// Writes dlogits(N×K) = grad_scale·(softmax − onehot) (may alias logits) and adds the batch's
   /// summed loss and error count to stats (LossStats layout); records divergence there.

@@ -93,8 +93,9 @@ struct RbmEpochReport {
 /// means and gradient conventions are listed at the top of rbm.hpp).
 ///
 /// Its tensors live on the backend it was built with; training queues work there and reads
-/// back only the monitoring figures (train_epoch, reconstruction_error, free_energy and the
-/// enumerations, which copy data to the host and compute in double there). The unit samples are
+/// back only the monitoring figures (train_epoch and reconstruction_error, which sum on the backend
+/// and read back one double per 1,000 rows; free_energy and the enumerations, which copy data to
+/// the host and compute in double there). The unit samples are
 /// counter-based draws, so the CPU and CUDA backends sample the same numbers. Not thread-safe:
 /// one thread drives an Rbm. Shape mismatches throw Error naming the expected and found shapes.
 class Rbm {
@@ -150,8 +151,9 @@ class Rbm {
   /// The mean of free_energy() over rows, or NaN where free_energy() is not defined.
   double mean_free_energy(const Tensor& data);
 
-  /// Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass), summed on the host
-  /// in double. Throws Error when data is not R×V.
+  /// Mean over rows of ‖v − E[v | E[h | v]]‖² (one deterministic up-down pass), summed in double
+  /// on the backend (Backend::squared_distance), in chunks of 1,000 rows. Throws Error when data is
+  /// not R×V.
   double reconstruction_error(const Tensor& data);
   /// F(v) per row, with p(v) ∝ exp(−F(v)). Bernoulli hidden units and Bernoulli or Gaussian
   /// visible units only (throws otherwise).

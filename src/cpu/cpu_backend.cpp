@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cpu/elementwise.hpp"
 #include "cpu/gemm.hpp"
@@ -139,6 +140,34 @@ void CpuBackend::do_activation_backward(float* dy, const float* y, int64_t n, Ac
   if (act == Activation::kIdentity) return;
   const cpu::ElementwiseOps& ops = cpu::elementwise_ops();
   pool_->parallel_for(n, kGrain, [&](int64_t b, int64_t e) { ops.activation_backward(dy + b, y + b, e - b, act); });
+}
+
+// Fixed chunks of 2^15 elements, each summed in order by four interleaved accumulators, then the
+// chunks' sums in order: the same bits whatever the thread count.
+void CpuBackend::do_squared_distance(const float* a, const float* b, int64_t n, double* out) {
+  constexpr int64_t kChunk = int64_t{1} << 15;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> sums(static_cast<size_t>(chunks));
+  pool_->parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+      double s[4] = {0.0, 0.0, 0.0, 0.0};
+      int64_t i = begin;
+      for (; i + 4 <= end; i += 4)
+        for (int k = 0; k < 4; ++k) {
+          const double d = static_cast<double>(a[i + k]) - static_cast<double>(b[i + k]);
+          s[k] += d * d;
+        }
+      for (; i < end; ++i) {
+        const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+        s[0] += d * d;
+      }
+      sums[static_cast<size_t>(c)] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+  });
+  double total = 0.0;
+  for (double s : sums) total += s;
+  *out = total;
 }
 
 void CpuBackend::do_sum_rows(float alpha, const float* x, int64_t rows, int64_t cols, float beta, float* out) {

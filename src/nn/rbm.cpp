@@ -241,8 +241,7 @@ double Rbm::reconstruction_error(const Tensor& data) {
     Scratch& s = scratch(end - begin);
     hidden_means(v, s.p0);
     visible_means(s.p0, s.vm);
-    const std::vector<float> a = v.to_vector(), b = s.vm.to_vector();
-    for (size_t i = 0; i < a.size(); ++i) sum += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    sum += backend_.squared_distance(v, s.vm);  // summed where the tensors live: one double comes back
   }
   return data.dim(0) > 0 ? sum / static_cast<double>(data.dim(0)) : 0.0;
 }

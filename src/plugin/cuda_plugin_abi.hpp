@@ -21,8 +21,8 @@ namespace cudl::detail {
 // Raise when CudaPluginApi or a type it passes changes (BackendOptions, GpuProbe, Backend's
 // members): the version check alone cannot tell two builds of one unreleased version apart.
 // 2: BackendOptions::conv_determinism. 3: Backend::host_staging and the base class's buffer for it.
-// 4: do_bias_activation_sample takes a counter's address (RBM steps captured).
-inline constexpr int kCudaPluginAbi = 4;
+// 4: do_bias_activation_sample takes a counter's address (RBM steps captured). 5: do_squared_distance.
+inline constexpr int kCudaPluginAbi = 5;
 inline constexpr const char* kCudaPluginEntry = "cudl_cuda_plugin_v1";
 // The plugin's file name, looked for beside libcudl.so (or given by $CUDL_CUDA_PLUGIN).
 inline constexpr const char* kCudaPluginFile = "libcudl_cuda.so";
