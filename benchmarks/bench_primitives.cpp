@@ -184,6 +184,61 @@ void BM_SampleUnits(benchmark::State& state) {
 }
 BENCHMARK(BM_SampleUnits)->ArgName("units")->DenseRange(0, 2)->UseRealTime();
 
+// ---- cudl's own host work per eager step ----
+
+// A CPU backend whose every primitive does nothing: what a step costs on it is cudl's own host
+// work (argument checks, views, dispatch, the optimizer's and the RBM's bookkeeping), the part of
+// an eager GPU step's host time that is not the CUDA runtime's or cuBLAS's.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+}  // namespace
+namespace cudl::bench {  // the primitives' list names cudl's types unqualified
+class HostWorkOnly final : public CpuBackend {
+ public:
+  HostWorkOnly() : CpuBackend(1) {}
+
+ protected:
+#define CUDL_BACKEND_PRIMITIVE(name, params) \
+  void name params override {}
+#include "cudl/backend_primitives.inc"
+#undef CUDL_BACKEND_PRIMITIVE
+  void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                   int64_t lda, const float* b, int64_t ldb, float* c, const float* y,
+                                   Activation act) override {}
+};
+}  // namespace cudl::bench
+#pragma GCC diagnostic pop
+namespace {
+using cudl::bench::HostWorkOnly;
+
+// One eager CD-1 step of BM_RbmCd1Step's RBM (Rbm::train_batch), its primitives no-ops.
+void BM_RbmStepHostWork(benchmark::State& state) {
+  HostWorkOnly host;
+  cudl::RbmConfig cfg;
+  cfg.visible = cudl::Units::kGaussian;
+  cfg.hidden = cudl::Units::kNoisyRelu;
+  cudl::Rbm rbm(host, 784, 800, cfg);
+  const cudl::Tensor batch({64, 784}, host);
+  for (auto _ : state) rbm.train_batch(batch);
+}
+BENCHMARK(BM_RbmStepHostWork);
+
+// One eager step of the 2014 network (Trainer::step: forward, loss, backward, Nesterov update), its
+// primitives no-ops.
+void BM_TrainStepHostWork(benchmark::State& state) {
+  HostWorkOnly host;
+  cudl::Network net(host, {784});
+  net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
+  cudl::presets::Gdbn2014 preset;
+  auto opt = preset.optimizer(net.param_set());
+  const cudl::SoftmaxCrossEntropy loss = preset.loss();
+  cudl::Trainer trainer(net, loss, *opt, nullptr, cudl::StepLaunch::kEager);
+  const cudl::Tensor xb({64, 784}, host), yb({64}, host);
+  opt->begin();  // as fit() does before an epoch's steps (GdbnNesterov's look-ahead point)
+  for (auto _ : state) trainer.step(xb, yb);
+}
+BENCHMARK(BM_TrainStepHostWork);
+
 // ---- convolution, pooling, dropout (NCHW) ----
 using bench::guarded;  // a throwing case is reported as an error (common/guarded.hpp)
 
