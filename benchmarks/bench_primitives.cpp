@@ -121,7 +121,8 @@ void BM_TrainStep(benchmark::State& state) {
   for (int64_t i = 0; i < rows; ++i) labels[i] = static_cast<float>(i % 10);
   cudl::Tensor y = cudl::Tensor::from_host(labels, {rows}, backend());
   cudl::Network net(backend(), {784});
-  net.add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(800, cudl::Activation::kRelu)).add(cudl::dense(10));
+  const cudl::Activation relu = cudl::Activation::kRelu;
+  net.add(cudl::dense(800, relu)).add(cudl::dense(800, relu)).add(cudl::dense(10));
   net.initialize(1, 0.05f);
   cudl::GdbnNesterov opt(net.param_set(), {/*learn_rate=*/0.01f, /*momentum=*/0.9f, /*l2=*/1e-4f,
                                            /*grad_scale=*/1.0f / 64});
