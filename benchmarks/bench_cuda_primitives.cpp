@@ -3,15 +3,18 @@
 // batch 64 in fp32 and tf32, the fused update, softmax-CE, bias+ReLU, the bias gradient's column
 // sum, Dense's forward fused (cuBLASLt epilogue) and unfused, minibatch sampling and a whole step;
 // then each convolution (fp32 and tf32), pooling and dropout primitive on VGG16's shapes at
-// 224×224, batch 64, and LeNet-like ones. Skips every case with the reason where no GPU
-// can be used.
+// 224×224, batch 64, and LeNet-like ones; each convolution case gives its effective rate beside the
+// precision's peak and names the cuDNN engine that ran (its label, marked when above the peak).
+// Skips every case with the reason where no GPU can be used.
 //   build/benchmarks/bench_cuda_primitives --benchmark_min_time=0.2
 //   build/benchmarks/bench_cuda_primitives --benchmark_filter='Conv2d|Pool2d|Dropout|Channel'
 //   build/benchmarks/bench_cuda_primitives --benchmark_filter='SumRows|DenseForward|BiasRelu|TrainStep'
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <exception>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -55,9 +58,10 @@ using bench::guarded;               // a throwing case is reported as an error (
 
 cudl::CudaBackend* backend(cudl::Precision precision) { return the_backends->get(precision); }
 
-// Times fn over one iteration with events on the backend's stream.
+// Times fn over one iteration with events on the backend's stream; returns the seconds timed.
 template <class Fn>
-void timed_loop(benchmark::State& state, cudl::CudaBackend& gpu, Fn fn) {
+double timed_loop(benchmark::State& state, cudl::CudaBackend& gpu, Fn fn) {
+  double total = 0.0;
   auto stream = static_cast<cudaStream_t>(gpu.stream());
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
@@ -71,9 +75,11 @@ void timed_loop(benchmark::State& state, cudl::CudaBackend& gpu, Fn fn) {
     float ms = 0.0f;
     cudaEventElapsedTime(&ms, start, stop);
     state.SetIterationTime(ms * 1e-3);
+    total += ms * 1e-3;
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
+  return total;
 }
 
 cudl::Tensor random_tensor(cudl::Backend& b, cudl::Shape shape, uint64_t seed) {
@@ -323,6 +329,39 @@ void CudaConvShapes(benchmark::internal::Benchmark* b) {
 
 enum class ConvPass { kForward, kBackwardData, kBackwardFilter };
 
+// The arithmetic upper bound of a precision on this GPU, TFLOP/s: SMs × the highest SM clock ×
+// dense FLOPs per clock per SM, known here for compute capability 9.x (Hopper: 256 in fp32 on the
+// CUDA cores, 2048 in tf32 and 4096 in bf16 on the tensor cores; the H200's fp32 is 66.9 TFLOP/s
+// at 1.98 GHz). 0 where unknown. An effective rate above it means fewer multiplications than a
+// direct convolution (FFT, Winograd) or, in fp32, arithmetic that is not fp32.
+double peak_tflops(cudl::Precision precision) {
+  int device = 0, major = 0, sms = 0, khz = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device) != cudaSuccess || major != 9)
+    return 0.0;
+  const double per_clock = precision == cudl::Precision::kFp32   ? 256
+                           : precision == cudl::Precision::kTf32 ? 2048
+                                                                 : 4096;
+  return sms * (khz * 1e3) * per_clock * 1e-12;
+}
+
+// The cuDNN engine of the plan a case made, "engine 17 [winograd]", from the backend's plan lines
+// ("<what>: <engine> (<how>), workspace ..."): the lines that appeared in the case's first run
+// (Google Benchmark runs a case more than once; the plan is made in the first).
+std::string engine_of_case(const std::string& name, const std::vector<std::string>& before,
+                           const std::vector<std::string>& after) {
+  static std::map<std::string, std::string> engines;
+  std::string& engine = engines[name];
+  for (const std::string& line : after) {
+    if (!engine.empty() || std::find(before.begin(), before.end(), line) != before.end()) continue;
+    const size_t from = line.find(": "), to = line.find(" (", from);
+    if (from != std::string::npos && to != std::string::npos) engine = line.substr(from + 2, to - from - 2);
+  }
+  return engine.empty() ? "engine not found in the plan list" : engine;
+}
+
 void run_conv(benchmark::State& state, ConvPass pass) {
   cudl::CudaBackend* gpu = backend(state.range(7) ? cudl::Precision::kTf32 : cudl::Precision::kFp32);
   if (gpu == nullptr) return state.SkipWithError("no usable GPU");
@@ -335,7 +374,8 @@ void run_conv(benchmark::State& state, ConvPass pass) {
     const int64_t pq = cudl::window_output_size(hw, rs, params.stride_h, params.pad_h, 1);
     cudl::Tensor x = random_tensor(*gpu, {n, c, hw, hw}, 1), w = random_tensor(*gpu, {k, c, rs, rs}, 2);
     cudl::Tensor y = random_tensor(*gpu, {n, k, pq, pq}, 3);
-    timed_loop(state, *gpu, [&] {
+    const std::vector<std::string> plans_before = gpu->convolution_plans();
+    const double seconds = timed_loop(state, *gpu, [&] {
       if (pass == ConvPass::kForward) {
         gpu->conv2d_forward(x, w, params, y);
       } else if (pass == ConvPass::kBackwardData) {
@@ -344,8 +384,19 @@ void run_conv(benchmark::State& state, ConvPass pass) {
         gpu->conv2d_backward_filter(x, y, params, w);  // y plays dy, w plays dw
       }
     });
+    // Direct-convolution FLOPs over the time, beside the precision's peak; the engine that ran is
+    // the case's label, marked when its effective rate is above the peak.
     const double flop = 2.0 * n * k * pq * pq * c * rs * rs;
     state.counters["TFLOP/s"] = benchmark::Counter(flop * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+    const cudl::Precision precision = state.range(7) ? cudl::Precision::kTf32 : cudl::Precision::kFp32;
+    const double peak = peak_tflops(precision);
+    const double rate = seconds > 0.0 ? flop * static_cast<double>(state.iterations()) / seconds * 1e-12 : 0.0;
+    state.counters["peak TFLOP/s"] = peak;
+    std::string case_key = std::to_string(static_cast<int>(pass));  // State::name() is not in every version
+    for (int i = 0; i < 8; ++i) case_key += "/" + std::to_string(state.range(i));
+    const std::string engine = engine_of_case(case_key, plans_before, gpu->convolution_plans());
+    const bool above = peak > 0.0 && rate > peak;
+    state.SetLabel(above ? "above the " + std::string(cudl::to_string(precision)) + " peak: " + engine : engine);
   });
 }
 void BM_CudaConv2dForward(benchmark::State& state) { run_conv(state, ConvPass::kForward); }
