@@ -159,33 +159,35 @@ __global__ void bias_activation_sample_kernel(float* y, const float* bias, int64
 // the elements i ≡ its threads' indices modulo the grid's threads (a fixed grid for a given n),
 // then a fixed-order tree; the second pass, one block, sums the blocks' sums the same way.
 constexpr int kDistanceBlocks = 512;
-__global__ void squared_distance_kernel(const float* a, const float* b, int64_t n, double* block_sums) {
+
+// The block's sum of each thread's `value` (blocks of kThreads), by a fixed-order tree; the
+// result is valid in thread 0.
+__device__ double block_tree_sum(double value) {
   __shared__ double part[kThreads];
+  part[threadIdx.x] = value;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  return part[0];
+}
+
+__global__ void squared_distance_kernel(const float* a, const float* b, int64_t n, double* block_sums) {
   double acc = 0.0;
   CUDL_GRID_STRIDE(i, n) {
     const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
     acc += d * d;
   }
-  part[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) block_sums[blockIdx.x] = part[0];
+  const double sum = block_tree_sum(acc);
+  if (threadIdx.x == 0) block_sums[blockIdx.x] = sum;
 }
 
 __global__ void sum_doubles_kernel(const double* x, int n, double* out) {
-  __shared__ double part[kThreads];
   double acc = 0.0;
   for (int i = threadIdx.x; i < n; i += blockDim.x) acc += x[i];
-  part[threadIdx.x] = acc;
-  __syncthreads();
-  for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *out = part[0];
+  const double sum = block_tree_sum(acc);
+  if (threadIdx.x == 0) *out = sum;
 }
 
 }  // namespace
