@@ -39,6 +39,29 @@ const char* rejection(const EngineNotes& engine, const EnginePolicy& policy) {
   return nullptr;
 }
 
+bool same_configuration(const EngineNotes& a, const EngineNotes& b) {
+  if (a.engine != b.engine) return false;
+  return !(a.knobs_read && b.knobs_read) || a.knobs == b.knobs;
+}
+
+std::vector<size_t> admitted_configurations(const std::vector<EngineNotes>& listed, const EnginePolicy& policy,
+                                            std::map<std::string, int>* rejected) {
+  std::vector<size_t> kept;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    bool repeat = false;
+    for (size_t j = 0; j < i && !repeat; ++j) repeat = same_configuration(listed[j], listed[i]);
+    if (repeat) continue;
+    if (const char* why = rejection(listed[i], policy)) {
+      if (rejected != nullptr) ++(*rejected)[why];
+      continue;
+    }
+    kept.push_back(i);
+  }
+  return kept;
+}
+
+bool worth_more_runs(float ms, float best_ms) { return !(ms > 2.0f * best_ms); }
+
 std::string note_name(cudnnBackendNumericalNote_t note) {
   switch (note) {
     case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: return "tensor-core";
@@ -76,6 +99,12 @@ std::string engine_text(const EngineNotes& engine) {
   std::string text =
       "engine " + std::to_string(engine.engine) + " " + list_text(engine.numerical, "[no numerical notes]");
   if (!engine.behaviour.empty()) text += " behaviour " + list_text(engine.behaviour, "");
+  if (!engine.knobs.empty()) {
+    text += " knobs [";
+    for (size_t i = 0; i < engine.knobs.size(); ++i)
+      text += (i ? ", " : "") + std::to_string(engine.knobs[i].first) + "=" + std::to_string(engine.knobs[i].second);
+    text += "]";
+  }
   return text;
 }
 

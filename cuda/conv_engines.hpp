@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cudl/backend.hpp"
@@ -20,6 +21,12 @@ struct EngineNotes {
   int64_t engine = -1;                                // CUDNN_ATTR_ENGINE_GLOBAL_INDEX
   std::vector<cudnnBackendNumericalNote_t> numerical;  // CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, in cuDNN's order
   std::vector<cudnnBackendBehaviorNote_t> behaviour;   // CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, in cuDNN's order
+  // The configuration's knob choices (CUDNN_ATTR_ENGINECFG_KNOB_CHOICES: knob type, value), in
+  // cuDNN's order: cuDNN lists an engine once per knob setting (tile sizes, split-K, stages, ...),
+  // and the settings of one engine can differ in speed several times over. knobs_read is false
+  // where they could not be read (or, in a list file, were not written).
+  std::vector<std::pair<int64_t, int64_t>> knobs;
+  bool knobs_read = false;
 };
 
 // Whether FFT and Winograd engines (fewer multiplications, another rounding error than the direct
@@ -45,6 +52,23 @@ struct EnginePolicy {
 // dependency) say nothing of the arithmetic or its determinism.
 const char* rejection(const EngineNotes& engine, const EnginePolicy& policy);
 
+// Whether two configurations are one: the same engine with the same knob choices. Where either's
+// knobs were not read, the engine alone decides.
+bool same_configuration(const EngineNotes& a, const EngineNotes& b);
+
+// The configurations a search may make plans of, as indices into `listed`, in its order (the
+// heuristics' list, then cuDNN's fallback list, as PyTorch's cudnn.benchmark takes them): those
+// `policy` admits, each configuration once (same_configuration). When `rejected` is given it
+// counts the others by their rejection() reason; repeats are not counted.
+std::vector<size_t> admitted_configurations(const std::vector<EngineNotes>& listed, const EnginePolicy& policy,
+                                            std::map<std::string, int>* rejected);
+
+// Whether a candidate whose first timed run took `ms` is timed twice more, the fastest candidate
+// so far having taken `best_ms` (each measured after a warm-up run): not when it took more than
+// twice as long, which no timing noise of a GPU explains, so that a wide search spends its time
+// on the candidates that can win.
+bool worth_more_runs(float ms, float best_ms);
+
 // "tensor-core", "down-convert-inputs", "reduced-precision-reduction", "fft", "nondeterministic",
 // "winograd", "winograd-4x4", "winograd-6x6", "winograd-13x13", "strict-nan-prop"; "note-N" for a
 // note this cuDNN's headers do not name.
@@ -54,8 +78,10 @@ std::string note_name(cudnnBackendNumericalNote_t note);
 std::string note_name(cudnnBackendBehaviorNote_t note);
 
 // "engine 17 [winograd, winograd-4x4]", "engine 0 [no numerical notes]", with
-// " behaviour [runtime-compilation]" after it when there are behaviour notes: how plan lines, the
-// verbose listing and the engine-list files (tests/data/cudnn_engines/README.md) name an engine.
+// " behaviour [runtime-compilation]" after it when there are behaviour notes and " knobs [2=3,
+// 14=4]" (knob type = value, cuDNN's cudnnBackendKnobType_t numbers) when the configuration has
+// knob choices: how plan lines, the verbose listing and the engine-list files
+// (tests/data/cudnn_engines/README.md) name a configuration.
 std::string engine_text(const EngineNotes& engine);
 
 // The engines rejected while planning, reason (rejection()) → how many: "3 tensor-core, 1 fft"

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <utility>
 
@@ -48,7 +49,18 @@ bool autotune_enabled() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
-constexpr size_t kMaxCandidates = 8;
+// How many candidates a search makes plans of and times: CUDL_CUDNN_CANDIDATES, else 32. PyTorch's
+// cudnn.benchmark times every configuration listed; 32 keeps the first call of a VGG16 step to
+// seconds, the slow candidates being timed once (worth_more_runs).
+size_t max_candidates() {
+  const char* v = std::getenv("CUDL_CUDNN_CANDIDATES");
+  if (v == nullptr || *v == '\0') return 32;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  CUDL_REQUIRE(*end == '\0' && n >= 1 && n <= 1000,
+               std::string("CUDL_CUDNN_CANDIDATES must be a whole number from 1 to 1000, not '") + v + "'");
+  return static_cast<size_t>(n);
+}
 
 // A stream-ordered device buffer for the planning step alone (freed in stream order).
 class DeviceScratch {
@@ -126,60 +138,68 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   const Descriptor& graph = built->graph();
   const bool loud = verbose();
 
-  // Candidates: the heuristics' list (mode A, else the fallback list) filtered by the policy
-  // (conv_engines.hpp), each finalized into an execution plan (an engine may not support this
-  // shape: skipped). CUDL_CUDNN_VERBOSE=1 prints every engine listed, in the form of
-  // tests/data/cudnn_engines/ (a line "cudl: cuDNN <what>: mode A lists engine 17 [fft]").
-  std::map<std::string, int> rejected;  // reason -> engines rejected for it
-  auto candidates_from = [&](cudnnBackendHeurMode_t heur, Transforms transforms, size_t most) {
-    const EnginePolicy policy{precision_, determinism_, transforms};
-    const char* mode = heur == CUDNN_HEUR_MODE_A ? "mode A" : "fallback";
-    std::vector<std::unique_ptr<Plan>> listed;
-    for (Descriptor& config : heuristic_configs(graph, heur)) {
-      if (listed.size() >= most) break;
-      EngineNotes engine = engine_notes(config);
-      const char* why = rejection(engine, policy);
-      if (loud && most > 1)
-        std::fprintf(stderr, "cudl: cuDNN %s: %s lists %s%s%s\n", what.c_str(), mode, engine_text(engine).c_str(),
+  // Candidates, as PyTorch's cudnn.benchmark takes them: every configuration of the heuristics'
+  // list (mode A) and of cuDNN's fallback list, in that order, that the policy admits, each
+  // configuration (engine and knob choices) once (admitted_configurations in conv_engines.hpp),
+  // finalized into execution plans (a configuration may not support this shape after all:
+  // skipped), up to max_candidates(). CUDL_CUDNN_VERBOSE=1 prints every configuration listed, in
+  // the form of tests/data/cudnn_engines/ ("cudl: cuDNN <what>: mode A lists engine 17 [fft]").
+  struct Listing {
+    std::vector<Descriptor> configs;
+    std::vector<EngineNotes> notes;
+  };
+  auto list = [&](std::initializer_list<cudnnBackendHeurMode_t> modes, bool print) {
+    Listing out;
+    for (cudnnBackendHeurMode_t heur : modes) {
+      for (Descriptor& config : heuristic_configs(graph, heur)) {
+        out.notes.push_back(engine_notes(config));
+        out.configs.push_back(std::move(config));
+        if (!print) continue;
+        const char* why = rejection(out.notes.back(), EnginePolicy{precision_, determinism_, Transforms::kAllowed});
+        std::fprintf(stderr, "cudl: cuDNN %s: %s lists %s%s%s\n", what.c_str(),
+                     heur == CUDNN_HEUR_MODE_A ? "mode A" : "fallback", engine_text(out.notes.back()).c_str(),
                      why ? ": rejected, " : "", why ? why : "");
-      if (why != nullptr) {
-        if (most > 1) ++rejected[why];
-        continue;
       }
-      bool duplicate = false;
-      for (const auto& c : listed) duplicate = duplicate || c->engine.engine == engine.engine;
-      if (duplicate) continue;
+    }
+    return out;
+  };
+  std::map<std::string, int> rejected;  // reason -> configurations rejected for it
+  // Plans of a listing's admitted configurations, at most `most`; rejections counted in `counted`.
+  auto plans_of = [&](Listing& from, Transforms transforms, size_t most, std::map<std::string, int>* counted) {
+    std::vector<std::unique_ptr<Plan>> made;
+    const EnginePolicy policy{precision_, determinism_, transforms};
+    for (size_t i : admitted_configurations(from.notes, policy, counted)) {
+      if (made.size() >= most) break;
       auto candidate = std::make_unique<Plan>();
       candidate->graph = built;
-      candidate->config = std::move(config);
-      candidate->engine = std::move(engine);
+      candidate->config = std::move(from.configs[i]);
+      candidate->engine = from.notes[i];
       cudnnBackendDescriptor_t cfg = candidate->config.get();
       candidate->plan.set(kPlanHandle, CUDNN_TYPE_HANDLE, 1, &handle_)
           .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
-      // An engine that does not support this shape after all, or wants too much workspace, is
-      // counted with the policy's rejections (the error below lists them) and named when loud.
+      // A configuration that does not support this shape after all, or wants too much workspace,
+      // is counted with the policy's rejections (the error below lists them) and named when loud.
       const cudnnStatus_t finalized = candidate->plan.try_finalize();
       if (finalized != CUDNN_STATUS_SUCCESS) {
-        if (most > 1) ++rejected["its plan cannot be made"];
+        if (counted) ++(*counted)["its plan cannot be made"];
         if (loud)
-          std::fprintf(stderr, "cudl: cuDNN %s: engine %lld: no plan: %s\n", what.c_str(),
-                       static_cast<long long>(candidate->engine.engine), cudnn_status_text(finalized).c_str());
+          std::fprintf(stderr, "cudl: cuDNN %s: %s: no plan: %s\n", what.c_str(),
+                       engine_text(candidate->engine).c_str(), cudnn_status_text(finalized).c_str());
         continue;
       }
       int64_t count = 0;
       CUDL_CUDNN_CHECK(cudnnBackendGetAttribute(candidate->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                                 CUDNN_TYPE_INT64, 1, &count, &candidate->workspace));
       if (candidate->workspace > kMaxWorkspace) {
-        if (most > 1) ++rejected["workspace over 1 GiB"];
+        if (counted) ++(*counted)["workspace over 1 GiB"];
         continue;
       }
-      listed.push_back(std::move(candidate));
+      made.push_back(std::move(candidate));
     }
-    return listed;
+    return made;
   };
-  std::vector<std::unique_ptr<Plan>> candidates =
-      candidates_from(CUDNN_HEUR_MODE_A, Transforms::kAllowed, kMaxCandidates);
-  if (candidates.empty()) candidates = candidates_from(CUDNN_HEUR_MODE_FALLBACK, Transforms::kAllowed, kMaxCandidates);
+  Listing listing = list({CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}, loud);
+  std::vector<std::unique_ptr<Plan>> candidates = plans_of(listing, Transforms::kAllowed, max_candidates(), &rejected);
   const std::string turned_down = rejected_text(rejected);
   // "fp32", "bf16 deterministic", ...: the engines this backend may use, for its errors.
   const std::string kind = std::string(to_string(precision_)) +
@@ -199,7 +219,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   // element tipped that is within 1e-2 normwise, yet a missing filter tap (~20%) or a wrong index
   // is far outside it.
   const double tolerance = precision_ == Precision::kFp32 ? 1e-4 : precision_ == Precision::kTf32 ? 5e-3 : 1e-2;
-  std::unique_ptr<Plan> reference;
+  std::unique_ptr<Plan> reference;  // listed anew: the candidates hold the listing's configurations
   const void* out = op == ConvOp::kForward ? y : op == ConvOp::kBackwardData ? x : w;
   const int64_t out_count = op == ConvOp::kForward        ? s.n * s.k * s.p * s.q
                             : op == ConvOp::kBackwardData ? s.n * s.c * s.h * s.w
@@ -208,8 +228,12 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   const size_t out_bytes = (bf16 ? sizeof(__nv_bfloat16) : sizeof(float)) * static_cast<size_t>(out_count);
   DeviceScratch ref_out, sums;
   if (precise) {
-    std::vector<std::unique_ptr<Plan>> refs = candidates_from(CUDNN_HEUR_MODE_FALLBACK, Transforms::kRejected, 1);
-    if (refs.empty()) refs = candidates_from(CUDNN_HEUR_MODE_A, Transforms::kRejected, 1);
+    Listing fallback = list({CUDNN_HEUR_MODE_FALLBACK}, false);
+    std::vector<std::unique_ptr<Plan>> refs = plans_of(fallback, Transforms::kRejected, 1, nullptr);
+    if (refs.empty()) {
+      Listing heuristics = list({CUDNN_HEUR_MODE_A}, false);
+      refs = plans_of(heuristics, Transforms::kRejected, 1, nullptr);
+    }
     CUDL_REQUIRE(!refs.empty(), "cuDNN has no " + kind + " engine without FFT or Winograd notes to check the " +
                                     what + " against (ConvSearch::kPrecise)");
     reference = std::move(refs.front());
@@ -236,8 +260,8 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     return host[1] > 0.0 ? std::sqrt(host[0] / host[1]) : std::sqrt(host[0]);
   };
 
-  // Time each candidate on the real tensors (one warm-up run, then the best of three) where
-  // timing is on; otherwise take them in the heuristics' order. Under kPrecise skip the ones
+  // Time each candidate on the real tensors (one warm-up run, then the best of three, or of one
+  // when the first is over twice the fastest so far) where timing is on; otherwise take them in the heuristics' order. Under kPrecise skip the ones
   // that disagree with the reference.
   struct TimingEvent {  // destroyed on every path out, errors included
     cudaEvent_t event = nullptr;
@@ -260,8 +284,8 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
       try {
         ws = workspace_(static_cast<std::size_t>(candidates[i]->workspace));
       } catch (const Error& e) {  // e.g. out of GPU memory for this engine's workspace: try the others
-        if (loud) std::fprintf(stderr, "cudl: cuDNN %s: engine %lld skipped: %s\n", what.c_str(),
-                               static_cast<long long>(candidates[i]->engine.engine), e.what());
+        if (loud) std::fprintf(stderr, "cudl: cuDNN %s: %s skipped: %s\n", what.c_str(),
+                               engine_text(candidates[i]->engine).c_str(), e.what());
         ran = false;
         break;
       }
@@ -276,6 +300,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
       float elapsed = 0.0f;
       CUDL_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
       if (rep > 0 || reps == 1) ms = std::min(ms, elapsed);
+      if (rep == 1 && !worth_more_runs(ms, best_ms)) break;  // far slower than the fastest: cannot win
     }
     if (!ran) continue;
     double dev = -1.0;

@@ -4,14 +4,16 @@
 // shape, tensor data type, pointer alignment), planned once and cached:
 //   - the tensors are fp32, or bf16 in Precision::kBf16 (fp32 accumulation either way: the
 //     "pseudo-bf16" configuration of PyTorch's autocast); the caller stages bf16 copies;
-//   - candidates come from cuDNN's heuristics (mode A, then the fallback list);
+//   - candidates come from cuDNN's heuristics (mode A's list, then the fallback list, each
+//     configuration of an engine and its knobs once, up to 32: CUDL_CUDNN_CANDIDATES);
 //   - engines are filtered by their numerical notes (rejection() in conv_engines.hpp, tested on
 //     engine lists as data): never one that down-converts its inputs or reduces in reduced
 //     precision; tensor cores (TF32 for float data, bf16 for bf16 data) only with Precision::kTf32
 //     or kBf16; FFT and Winograd engines (fewer multiplications, another rounding error) are
 //     allowed unless ConvDeterminism::kDeterministic, which also rejects nondeterministic ones;
 //   - when several candidates finalize, each is timed on the real tensors and the fastest kept
-//     (CUDL_CUDNN_AUTOTUNE=0 takes them in the heuristics' order instead);
+//     (one warm-up, then up to three timed runs, one for a candidate over twice the fastest so
+//     far; CUDL_CUDNN_AUTOTUNE=0 takes them in the heuristics' order instead);
 //   - ConvSearch::kPrecise also compares each candidate's output with a reference engine's (the
 //     first fallback engine without FFT/Winograd notes that the filter admits) and never keeps one
 //     that disagrees;

@@ -196,6 +196,32 @@ EngineNotes engine_notes(const Descriptor& config) {
                                CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &count, behaviour) == CUDNN_STATUS_SUCCESS) {
     out.behaviour.assign(behaviour, behaviour + std::clamp<int64_t>(count, 0, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT));
   }
+  // The knob choices tell two configurations of one engine apart (same_configuration). Read as
+  // the behaviour notes are: a failed read leaves knobs_read false (the engine alone then tells
+  // configurations apart, as before), never fails the convolution.
+  std::vector<Descriptor> choices;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (int i = 0; i < CUDNN_KNOB_TYPE_COUNTS; ++i) {
+    choices.emplace_back(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
+    raw.push_back(choices.back().get());
+  }
+  count = 0;
+  if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                               CUDNN_KNOB_TYPE_COUNTS, &count, raw.data()) == CUDNN_STATUS_SUCCESS &&
+      count >= 0 && count <= CUDNN_KNOB_TYPE_COUNTS) {
+    bool read = true;
+    for (int64_t i = 0; i < count && read; ++i) {
+      cudnnBackendKnobType_t type{};
+      int64_t value = 0, n = 0;
+      read = cudnnBackendGetAttribute(raw[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &n, &type) ==
+                 CUDNN_STATUS_SUCCESS &&
+             cudnnBackendGetAttribute(raw[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &n, &value) ==
+                 CUDNN_STATUS_SUCCESS;
+      if (read) out.knobs.emplace_back(static_cast<int64_t>(type), value);
+    }
+    out.knobs_read = read;
+    if (!read) out.knobs.clear();
+  }
   return out;
 }
 

@@ -9,10 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "conv_engines.hpp"
@@ -86,13 +88,30 @@ EngineNotes parse_engine(const std::string& line, const std::string& where) {
   }
   e.engine = std::stoll(line.substr(7, open - 7));
   e.numerical = notes_named<cudnnBackendNumericalNote_t>(line.substr(open + 2, close - open - 2), where);
-  const std::string rest = line.substr(close + 1);
-  if (!rest.empty()) {
-    const std::string prefix = " behaviour [";
-    EXPECT_TRUE(rest.rfind(prefix, 0) == 0 && rest.back() == ']') << where << ": after the notes: '" << rest << "'";
-    e.behaviour = notes_named<cudnnBackendBehaviorNote_t>(rest.substr(prefix.size(), rest.size() - prefix.size() - 1),
-                                                          where);
+  std::string rest = line.substr(close + 1);
+  // " behaviour [a, b]", then " knobs [2=3, 14=4]", each optional.
+  auto part = [&](const std::string& prefix) {
+    if (rest.rfind(prefix, 0) != 0) return std::string();
+    const size_t end = rest.find(']');
+    EXPECT_NE(end, std::string::npos) << where << ": '" << rest << "'";
+    const std::string inside = rest.substr(prefix.size(), end - prefix.size());
+    rest = end == std::string::npos ? "" : rest.substr(end + 1);
+    return inside;
+  };
+  if (const std::string b = part(" behaviour ["); !b.empty())
+    e.behaviour = notes_named<cudnnBackendBehaviorNote_t>(b, where);
+  if (const std::string k = part(" knobs ["); !k.empty()) {
+    std::stringstream in(k);
+    for (std::string choice; std::getline(in, choice, ',');) {
+      int64_t type = -1, value = 0;
+      char eq = 0;
+      std::stringstream one(choice);
+      EXPECT_TRUE(one >> type >> eq >> value && eq == '=') << where << ": a knob '" << choice << "'";
+      e.knobs.emplace_back(type, value);
+    }
+    e.knobs_read = true;
   }
+  EXPECT_EQ(rest, "") << where << ": after the notes";
   return e;
 }
 
@@ -277,6 +296,62 @@ TEST(ConvEngines, PlanLinesNameEveryNoteOfTheEngine) {
             "backward-filter x: engine 17 [no numerical notes] (heuristics' first of 1), workspace 0 B");
   EXPECT_EQ(cuda::engine_text(engine(9, {CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13, CUDNN_NUMERICAL_NOTE_FFT})),
             "engine 9 [winograd-13x13, fft]");
+}
+
+// What a search makes plans of: mode A's list, then the fallback list, each configuration (engine
+// and knob choices) once, in order; rejections counted by reason, repeats not counted.
+TEST(ConvEngines, ASearchTakesEachAdmittedConfigurationOnceInTheOrderListed) {
+  auto with_knobs = [](EngineNotes e, std::vector<std::pair<int64_t, int64_t>> knobs) {
+    e.knobs = std::move(knobs);
+    e.knobs_read = true;
+    return e;
+  };
+  const EngineNotes plain = engine(0, {}), fft = engine(18, {CUDNN_NUMERICAL_NOTE_FFT});
+  const EngineNotes tc = engine(5, {CUDNN_NUMERICAL_NOTE_TENSOR_CORE});
+  const std::vector<EngineNotes> listed{
+      with_knobs(engine(7, {}), {{2, 3}, {14, 4}}),  // 0: mode A
+      with_knobs(tc, {{2, 1}}),                       // 1
+      with_knobs(engine(7, {}), {{2, 4}, {14, 4}}),  // 2: engine 7 with another tile: a candidate
+      with_knobs(tc, {{2, 1}}),                       // 3: a repeat of 1
+      fft,                                            // 4: knobs unread
+      // the fallback list
+      with_knobs(engine(7, {}), {{2, 3}, {14, 4}}),  // 5: a repeat of 0
+      plain,                                          // 6
+      fft,                                            // 7: a repeat of 4 (the engine alone decides)
+      with_knobs(engine(0, {}), {{1, 0}}),           // 8: engine 0 again; 6's knobs unread: a repeat
+  };
+  std::map<std::string, int> rejected;
+  EXPECT_EQ(cuda::admitted_configurations(listed, {Precision::kTf32}, &rejected), (std::vector<size_t>{0, 1, 2, 4, 6}));
+  EXPECT_TRUE(rejected.empty());
+  EXPECT_EQ(cuda::admitted_configurations(listed, {Precision::kFp32}, &rejected), (std::vector<size_t>{0, 2, 4, 6}));
+  EXPECT_EQ(rejected, (std::map<std::string, int>{{"tensor-core", 1}}));
+  rejected.clear();
+  EXPECT_EQ(cuda::admitted_configurations(listed, {Precision::kFp32, ConvDeterminism::kAny, Transforms::kRejected},
+                                          &rejected),
+            (std::vector<size_t>{0, 2, 6}));
+  EXPECT_EQ(rejected, (std::map<std::string, int>{{"fft", 1}, {"tensor-core", 1}}));
+  EXPECT_EQ(cuda::admitted_configurations(listed, {Precision::kBf16}, nullptr), (std::vector<size_t>{0, 1, 2, 4, 6}));
+  EXPECT_TRUE(cuda::admitted_configurations({}, {Precision::kFp32}, &rejected).empty());
+
+  EXPECT_TRUE(cuda::same_configuration(listed[0], listed[5]));
+  EXPECT_FALSE(cuda::same_configuration(listed[0], listed[2]));
+  EXPECT_FALSE(cuda::same_configuration(listed[0], listed[6]));  // another engine
+  EXPECT_TRUE(cuda::same_configuration(listed[6], listed[8]));
+  EXPECT_EQ(cuda::engine_text(listed[2]), "engine 7 [no numerical notes] knobs [2=4, 14=4]");
+  EXPECT_EQ(cuda::engine_text(with_knobs(engine(3, {CUDNN_NUMERICAL_NOTE_TENSOR_CORE},
+                                                {CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION}),
+                                         {{24, 17}})),
+            "engine 3 [tensor-core] behaviour [runtime-compilation] knobs [24=17]");
+}
+
+// A candidate is timed three times unless its first timed run is over twice the fastest so far.
+TEST(ConvEngines, OnlyCandidatesThatCanWinAreTimedAgain) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_TRUE(cuda::worth_more_runs(13.9f, inf));  // the first candidate
+  EXPECT_TRUE(cuda::worth_more_runs(1.0f, 2.0f));
+  EXPECT_TRUE(cuda::worth_more_runs(4.0f, 2.0f));
+  EXPECT_FALSE(cuda::worth_more_runs(4.01f, 2.0f));
+  EXPECT_FALSE(cuda::worth_more_runs(13.9f, 1.6f));
 }
 
 TEST(ConvEngines, EveryNoteHasItsOwnName) {

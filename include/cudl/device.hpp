@@ -30,7 +30,8 @@ GpuProbe probe_gpu();
 /// down-converts its inputs or reduces in lower precision, and tensor cores only in tf32 and bf16;
 /// ConvDeterminism::kDeterministic narrows them further. Ignored by the CPU backend.
 enum class ConvSearch {
-  /// Every such engine cuDNN proposes (FFT and Winograd ones too, unless kDeterministic) is timed
+  /// Every such engine configuration cuDNN proposes (its heuristics' list, then its fallback list;
+  /// FFT and Winograd ones too, unless kDeterministic; up to 32, or CUDL_CUDNN_CANDIDATES) is timed
   /// on the first call and the fastest kept, as PyTorch does with cudnn.benchmark. Some of them
   /// trade accuracy for speed: on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input
   /// and 5×5 filters (cuDNN 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the
