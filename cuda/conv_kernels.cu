@@ -33,9 +33,17 @@ __global__ void sum_channels_partial_kernel(const float* x, int64_t outer, int64
   const int64_t c = blockIdx.y, part = blockIdx.x, m = outer * inner;
   const int64_t begin = m * part / splits, end = m * (part + 1) / splits;
   float acc = 0.0f;
-  for (int64_t idx = begin + threadIdx.x; idx < end; idx += blockDim.x) {
-    const int64_t n = idx / inner, j = idx - n * inner;
+  // idx = n · inner + j, advanced without dividing for every element (a 64-bit division costs
+  // more than the load); the same values in the same order as dividing each time.
+  int64_t idx = begin + threadIdx.x, n = idx / inner, j = idx - n * inner;
+  for (; idx < end; idx += blockDim.x) {
     acc += x[(n * channels + c) * inner + j];
+    j += blockDim.x;
+    if (j >= inner) {
+      const int64_t wraps = j / inner;
+      n += wraps;
+      j -= wraps * inner;
+    }
   }
   shared[threadIdx.x] = acc;
   __syncthreads();
@@ -56,52 +64,72 @@ __global__ void sum_channels_final_kernel(const float* partial, int64_t channels
   }
 }
 
+// Pooling's index arithmetic runs in I: int where every index of the call fits in 31 bits (all
+// of VGG16's and LeNet's), int64_t otherwise; the GPU divides 32-bit integers several times
+// faster than 64-bit ones, and these kernels divide for every element.
+template <typename I>
 struct PoolGeometry {
-  int64_t h, w, p, q, window_h, window_w, stride_h, stride_w, pad_h, pad_w;
+  I h, w, p, q, window_h, window_w, stride_h, stride_w, pad_h, pad_w;
   bool max;
 };
 
-PoolGeometry geometry(const Pool2dShape& s) {
+template <typename I>
+PoolGeometry<I> geometry(const Pool2dShape& s) {
   const Pool2dParams& g = s.params;
-  return {s.h, s.w, s.p, s.q, g.window_h, g.window_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
-          g.mode == PoolMode::kMax};
+  return {static_cast<I>(s.h),        static_cast<I>(s.w),        static_cast<I>(s.p),
+          static_cast<I>(s.q),        static_cast<I>(g.window_h), static_cast<I>(g.window_w),
+          static_cast<I>(g.stride_h), static_cast<I>(g.stride_w), static_cast<I>(g.pad_h),
+          static_cast<I>(g.pad_w),    g.mode == PoolMode::kMax};
 }
 
 // The window of output (op, oq), clipped to the input: rows [h0, h1), columns [w0, w1).
+template <typename I>
 struct Window {
-  int64_t h0, h1, w0, w1;
+  I h0, h1, w0, w1;
 };
 
-__device__ __forceinline__ Window window_at(const PoolGeometry& g, int64_t op, int64_t oq) {
-  const int64_t top = op * g.stride_h - g.pad_h, left = oq * g.stride_w - g.pad_w;
-  return {max(top, int64_t{0}), min(top + g.window_h, g.h), max(left, int64_t{0}), min(left + g.window_w, g.w)};
+template <typename I>
+__device__ __forceinline__ Window<I> window_at(const PoolGeometry<I>& g, I op, I oq) {
+  const I top = op * g.stride_h - g.pad_h, left = oq * g.stride_w - g.pad_w;
+  return {max(top, I{0}), min(top + g.window_h, g.h), max(left, I{0}), min(left + g.window_w, g.w)};
 }
 
 // Offset in the plane of the window's first maximum, scanning rows then columns (as the CPU).
-__device__ __forceinline__ int64_t window_argmax(const float* plane, int64_t width, const Window& win) {
-  int64_t best = win.h0 * width + win.w0;
-  for (int64_t i = win.h0; i < win.h1; ++i) {
-    for (int64_t j = win.w0; j < win.w1; ++j) {
+template <typename I>
+__device__ __forceinline__ I window_argmax(const float* plane, I width, const Window<I>& win) {
+  I best = win.h0 * width + win.w0;
+  for (I i = win.h0; i < win.h1; ++i) {
+    for (I j = win.w0; j < win.w1; ++j) {
       if (plane[i * width + j] > plane[best]) best = i * width + j;
     }
   }
   return best;
 }
 
+template <typename I>
+__device__ __forceinline__ I grid_start() {
+  return static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+}
+template <typename I>
+__device__ __forceinline__ I grid_step() {
+  return static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
+}
+
 // One thread per output element.
-__global__ void pool_forward_kernel(const float* x, PoolGeometry g, int64_t total, float* y) {
+template <typename I>
+__global__ void pool_forward_kernel(const float* x, PoolGeometry<I> g, I total, float* y) {
   const float area = static_cast<float>(g.window_h * g.window_w);
-  CUDL_GRID_STRIDE(i, total) {
-    const int64_t plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
-    const int64_t op = rest / g.q, oq = rest - op * g.q;
-    const float* plane = x + plane_index * g.h * g.w;
-    const Window win = window_at(g, op, oq);
+  for (I i = grid_start<I>(); i < total; i += grid_step<I>()) {
+    const I plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
+    const I op = rest / g.q, oq = rest - op * g.q;
+    const float* plane = x + static_cast<int64_t>(plane_index) * g.h * g.w;
+    const Window<I> win = window_at(g, op, oq);
     if (g.max) {
       y[i] = plane[window_argmax(plane, g.w, win)];
     } else {
       float sum = 0.0f;
-      for (int64_t r = win.h0; r < win.h1; ++r) {
-        for (int64_t c = win.w0; c < win.w1; ++c) sum += plane[r * g.w + c];
+      for (I r = win.h0; r < win.h1; ++r) {
+        for (I c = win.w0; c < win.w1; ++c) sum += plane[r * g.w + c];
       }
       y[i] = sum / area;
     }
@@ -110,22 +138,23 @@ __global__ void pool_forward_kernel(const float* x, PoolGeometry g, int64_t tota
 
 // One thread per input element: gathers the gradient of every window that covers it, in the
 // CPU's (row-major window) order, instead of scattering with atomics.
-__global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeometry g, int64_t total, float* dx) {
+template <typename I>
+__global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeometry<I> g, I total, float* dx) {
   const float area = static_cast<float>(g.window_h * g.window_w);
-  CUDL_GRID_STRIDE(i, total) {
-    const int64_t plane_index = i / (g.h * g.w), offset = i - plane_index * g.h * g.w;
-    const int64_t ih = offset / g.w, iw = offset - ih * g.w;
-    const float* plane = x + plane_index * g.h * g.w;
-    const float* grad = dy + plane_index * g.p * g.q;
+  for (I i = grid_start<I>(); i < total; i += grid_step<I>()) {
+    const I plane_index = i / (g.h * g.w), offset = i - plane_index * g.h * g.w;
+    const I ih = offset / g.w, iw = offset - ih * g.w;
+    const float* plane = x + static_cast<int64_t>(plane_index) * g.h * g.w;
+    const float* grad = dy + static_cast<int64_t>(plane_index) * g.p * g.q;
     // Windows op with op·stride − pad ≤ ih < op·stride − pad + window.
-    const int64_t ph = ih + g.pad_h, pw = iw + g.pad_w;
-    const int64_t op0 = ph < g.window_h ? 0 : (ph - g.window_h) / g.stride_h + 1;
-    const int64_t op1 = min(ph / g.stride_h, g.p - 1);
-    const int64_t oq0 = pw < g.window_w ? 0 : (pw - g.window_w) / g.stride_w + 1;
-    const int64_t oq1 = min(pw / g.stride_w, g.q - 1);
+    const I ph = ih + g.pad_h, pw = iw + g.pad_w;
+    const I op0 = ph < g.window_h ? 0 : (ph - g.window_h) / g.stride_h + 1;
+    const I op1 = min(ph / g.stride_h, g.p - 1);
+    const I oq0 = pw < g.window_w ? 0 : (pw - g.window_w) / g.stride_w + 1;
+    const I oq1 = min(pw / g.stride_w, g.q - 1);
     float acc = 0.0f;
-    for (int64_t op = op0; op <= op1; ++op) {
-      for (int64_t oq = oq0; oq <= oq1; ++oq) {
+    for (I op = op0; op <= op1; ++op) {
+      for (I oq = oq0; oq <= oq1; ++oq) {
         const float gv = grad[op * g.q + oq];
         if (g.max) {
           if (window_argmax(plane, g.w, window_at(g, op, oq)) == offset) acc += gv;
@@ -135,6 +164,34 @@ __global__ void pool_backward_kernel(const float* x, const float* dy, PoolGeomet
       }
     }
     dx[i] = acc;
+  }
+}
+
+// Windows that tile the input exactly (stride = window, no padding, the input a whole number of
+// windows: VGG16's and LeNet's 2×2 pools): every input element lies in exactly one window, so one
+// thread per window finds its maximum once and writes the window's gradients, instead of each
+// input element recomputing its window's maximum. Writes what pool_backward_kernel writes, bit
+// for bit: 0 + the one gradient (0 + −0 is +0, as there).
+template <typename I>
+__global__ void pool_backward_tiled_kernel(const float* x, const float* dy, PoolGeometry<I> g, I total, float* dx) {
+  const float area = static_cast<float>(g.window_h * g.window_w);
+  for (I i = grid_start<I>(); i < total; i += grid_step<I>()) {
+    const I plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
+    const I op = rest / g.q, oq = rest - op * g.q;
+    const int64_t plane_offset = static_cast<int64_t>(plane_index) * g.h * g.w;
+    const float* plane = x + plane_offset;
+    float* out = dx + plane_offset;
+    const Window<I> win = window_at(g, op, oq);
+    const float gv = dy[i];
+    if (g.max) {
+      const I best = window_argmax(plane, g.w, win);
+      for (I r = win.h0; r < win.h1; ++r)
+        for (I c = win.w0; c < win.w1; ++c) out[r * g.w + c] = r * g.w + c == best ? 0.0f + gv : 0.0f;
+    } else {
+      const float share = 0.0f + gv / area;
+      for (I r = win.h0; r < win.h1; ++r)
+        for (I c = win.w0; c < win.w1; ++c) out[r * g.w + c] = share;
+    }
   }
 }
 
@@ -182,19 +239,62 @@ void CudaBackend::do_sum_channels(float alpha, const float* x, int64_t outer, in
   CUDL_CHECK_LAUNCH();
 }
 
-void CudaBackend::do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) {
+namespace {
+
+// Whether every index of a pooling call (input and output elements alike) fits in a 32-bit int.
+bool pool_fits_int(const Pool2dShape& s) {
+  const int64_t most = std::max(s.n * s.c * s.h * s.w, s.n * s.c * s.p * s.q);
+  return most < (int64_t{1} << 31) - (int64_t{1} << 20);  // a margin: i + the grid's stride (≤ 2^20) fits
+}
+
+// Whether the windows tile the input exactly: pool_backward_tiled_kernel's case.
+bool pool_tiles_input(const Pool2dShape& s) {
+  const Pool2dParams& g = s.params;
+  return g.stride_h == g.window_h && g.stride_w == g.window_w && g.pad_h == 0 && g.pad_w == 0 &&
+         s.p * g.window_h == s.h && s.q * g.window_w == s.w;
+}
+
+template <typename I>
+void launch_pool_forward(cudaStream_t stream, const float* x, const Pool2dShape& shape, float* y) {
   const int64_t total = shape.n * shape.c * shape.p * shape.q;
-  if (total == 0) return;
-  pool_forward_kernel<<<grid_for(total, kThreads), kThreads, 0, impl_->stream>>>(x, geometry(shape), total, y);
+  pool_forward_kernel<I><<<grid_for(total, kThreads), kThreads, 0, stream>>>(x, geometry<I>(shape),
+                                                                             static_cast<I>(total), y);
+}
+
+template <typename I>
+void launch_pool_backward(cudaStream_t stream, const float* x, const float* dy, const Pool2dShape& shape, float* dx) {
+  if (pool_tiles_input(shape)) {
+    const int64_t total = shape.n * shape.c * shape.p * shape.q;  // one thread per window
+    pool_backward_tiled_kernel<I><<<grid_for(total, kThreads), kThreads, 0, stream>>>(x, dy, geometry<I>(shape),
+                                                                                      static_cast<I>(total), dx);
+  } else {
+    const int64_t total = shape.n * shape.c * shape.h * shape.w;  // one thread per input element
+    pool_backward_kernel<I><<<grid_for(total, kThreads), kThreads, 0, stream>>>(x, dy, geometry<I>(shape),
+                                                                                static_cast<I>(total), dx);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::do_pool2d_forward(const float* x, const Pool2dShape& shape, float* y) {
+  if (shape.n * shape.c * shape.p * shape.q == 0) return;
+  if (pool_fits_int(shape)) {
+    launch_pool_forward<int>(impl_->stream, x, shape, y);
+  } else {
+    launch_pool_forward<int64_t>(impl_->stream, x, shape, y);
+  }
   CUDL_CHECK_LAUNCH();
 }
 
 // The CPU uses the forward output y to find each window's maximum; the GPU recomputes it from x.
 void CudaBackend::do_pool2d_backward(const float* x, const float*, const float* dy, const Pool2dShape& shape,
                                      float* dx) {
-  const int64_t total = shape.n * shape.c * shape.h * shape.w;
-  if (total == 0) return;
-  pool_backward_kernel<<<grid_for(total, kThreads), kThreads, 0, impl_->stream>>>(x, dy, geometry(shape), total, dx);
+  if (shape.n * shape.c * shape.h * shape.w == 0) return;
+  if (pool_fits_int(shape)) {
+    launch_pool_backward<int>(impl_->stream, x, dy, shape, dx);
+  } else {
+    launch_pool_backward<int64_t>(impl_->stream, x, dy, shape, dx);
+  }
   CUDL_CHECK_LAUNCH();
 }
 

@@ -270,7 +270,12 @@ std::vector<PoolCase> pool_cases(PoolMode mode) {
           {{2, 2, 9, 11}, pooling(mode, 5, 5, 3, 3, 2, 2)},
           {{1, 3, 5, 6}, pooling(mode, 1, 1, 2, 3)},
           {{64, 32, 28, 28}, pooling(mode, 2, 2, 2, 2)},
-          {{64, 64, 14, 14}, pooling(mode, 3, 3, 2, 2, 1, 1)}};
+          {{64, 64, 14, 14}, pooling(mode, 3, 3, 2, 2, 1, 1)},
+          // windows that tile the input (the GPU's one-thread-per-window gradient), and near misses
+          {{2, 2, 9, 6}, pooling(mode, 3, 3, 3, 3)},
+          {{1, 2, 4, 9}, pooling(mode, 2, 3, 2, 3)},
+          {{2, 1, 4, 9}, pooling(mode, 2, 3, 2, 3, 0, 1)},
+          {{3, 4, 224, 224}, pooling(mode, 2, 2, 2, 2)}};
 }
 
 Shape pooled_shape(const PoolCase& pc) {
