@@ -2,6 +2,7 @@
 #include "cudnn_conv.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -120,6 +121,7 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
                            alignment(x), alignment(w), alignment(y)};
   auto found = plans_.find(key);
   if (found != plans_.end()) return *found->second;
+  const auto began = std::chrono::steady_clock::now();  // the plan line says how long choosing took
 
   const std::string what = std::string(to_string(op)) + " " + shape_text(s) +
                            (precision_ == Precision::kFp32 ? "" : std::string(", ") + to_string(precision_));
@@ -261,8 +263,8 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   };
 
   // Time each candidate on the real tensors (one warm-up run, then the best of three, or of one
-  // when the first is over twice the fastest so far) where timing is on; otherwise take them in the heuristics' order. Under kPrecise skip the ones
-  // that disagree with the reference.
+  // when the first is over twice the fastest so far) where timing is on; otherwise take them in
+  // the heuristics' order. Under kPrecise skip the ones that disagree with the reference.
   struct TimingEvent {  // destroyed on every path out, errors included
     cudaEvent_t event = nullptr;
     TimingEvent() { CUDL_CUDA_CHECK(cudaEventCreate(&event)); }
@@ -345,6 +347,10 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
            std::to_string(reference ? reference->engine.engine : chosen->engine.engine);
     if (!off_text.empty()) how += "; too far: " + off_text;
   }
+  char took[48];
+  std::snprintf(took, sizeof took, ", chosen in %.0f ms",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count());
+  how += took;
   chosen->candidates = static_cast<int>(candidates.size());
   chosen->text = plan_line(what, chosen->engine, how, chosen->workspace, rejected);
   if (loud) std::fprintf(stderr, "cudl: cuDNN chose %s\n", chosen->text.c_str());

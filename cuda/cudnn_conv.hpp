@@ -50,9 +50,10 @@ class ConvPlans {
   void run(ConvOp op, const Conv2dShape& shape, const void* x, const void* w, const void* y);
 
   // One line per plan (plan_line in conv_engines.hpp): "forward 64×3×224×224 ⋆ 64×3×3×3 (...):
-  // engine 12 [no numerical notes] (fastest of 5), workspace 0 B; rejected 3 tensor-core" (", bf16"
-  // or ", tf32" after the shape in those precisions), every numerical note of the engine named
-  // (Winograd's tile size, nondeterministic, ...) and its behaviour notes if any.
+  // engine 12 [no numerical notes] knobs [2=3] (fastest of 5, chosen in 40 ms), workspace 0 B;
+  // rejected 3 tensor-core" (", bf16" or ", tf32" after the shape in those precisions), every
+  // numerical note of the engine named (Winograd's tile size, nondeterministic, ...), its
+  // behaviour notes if any, and its knob choices.
   // CUDL_CUDNN_VERBOSE=1 also prints every engine the heuristics list, why it was rejected, and
   // each candidate's time, to stderr as plans are made.
   std::vector<std::string> describe() const;

@@ -85,7 +85,8 @@ struct BackendOptions {
 
 /// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN
 /// engine with all its numerical notes, e.g. "engine 7 [winograd, winograd-4x4]" or "engine 20
-/// [nondeterministic]", how it was chosen, workspace, the engines rejected); empty for the CPU
+/// [nondeterministic]", its knob choices, how it was chosen and in how many milliseconds,
+/// workspace, the engines rejected); empty for the CPU
 /// backend or before any convolution.
 std::vector<std::string> convolution_plans(const Backend& backend);
 
