@@ -24,6 +24,10 @@ usage: $0 [options]
   --python PY          Python with torch for the peer (default: \$PYTHON, else python3)
   --timeout S          limit for each run in seconds (default 600)
   --budget S           stop starting runs after S seconds, and cap each run by what is left (default: none)
+  --layers             also profile each layer in every run (each program's --layers: --iters more steps,
+                       every layer's forward and backward timed on the device's queue) and print, per
+                       precision, the two programs' per-layer times side by side (from the first round
+                       where both ran)
   --json-dir DIR       keep every run's JSON and log and the comparison (compare.json, compare.md) in DIR
   --out FILE           also write the comparison as markdown to FILE
 Exit status: 0 all runs succeeded, 1 a run failed (the table shows the others), 2 bad usage.
@@ -47,10 +51,12 @@ TIMEOUT=600
 BUDGET=
 KEEP=
 OUT=
+LAYERS=
 
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
+        --layers) LAYERS=1; shift; continue ;;
         --device|--precision|--size|--batch|--warmup|--iters|--threads|--rounds|--build|--python|--timeout|--budget|\
         --json-dir|--out)
             [ $# -ge 2 ] || { usage >&2; die "$1 needs a value"; }
@@ -109,6 +115,7 @@ COMMON=(--device "$DEVICE" --threads "$THREADS")
 [ -n "$BATCH" ] && COMMON+=(--batch "$BATCH")
 [ -n "$WARMUP" ] && COMMON+=(--warmup "$WARMUP")
 [ -n "$ITERS" ] && COMMON+=(--iters "$ITERS")
+[ -n "$LAYERS" ] && COMMON+=(--layers)
 
 CPU=$(grep -m1 -i '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
 GPU=
@@ -271,6 +278,36 @@ for precision, p in summary.items():
             per_round.append(pair["cudl"]["result"]["images_per_s"]["median"]
                              / pair["torch"]["result"]["images_per_s"]["median"])
     lines.append(f"| {precision} | **{fmt(ratio, '.3f')}** | {', '.join(fmt(x, '.3f') for x in per_round) or '–'} |")
+for precision in summary:  # --layers: the first round where both programs ran and profiled
+    rounds = sorted({r["round"] for r in runs if r["precision"] == precision})
+    pair = None
+    for rnd in rounds:
+        got = {r["program"]: r["result"] for r in runs if r["precision"] == precision and r["round"] == rnd
+               and r["ok"] and r["result"].get("layers")}
+        if len(got) == 2:
+            pair = (rnd, got["cudl"], got["torch"])
+            break
+    if pair is None:
+        continue
+    rnd, c, t = pair
+    lines += ["", f"Per layer, {precision}, round {rnd}: mean ms per step, each layer timed on the device's queue "
+              f"(cudl: Network::set_layer_timing; torch: module and tensor hooks; CUDA events on a GPU, the clock on the CPU)", "",
+              "| # | cudl layer | torch modules | cudl fwd | torch fwd | cudl bwd | torch bwd | cudl/torch time |",
+              "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for i, (a, b) in enumerate(zip(c["layers"], t["layers"])):
+        v = [a["forward_ms"], b["forward_ms"], a["backward_ms"], b["backward_ms"]]
+        sums = [x + y for x, y in zip(sums, v)]
+        both = (v[1] + v[3])
+        lines.append(f"| {i} | {a['layer']} | {b['layer']} | " + " | ".join(fmt(x, ".3f") for x in v)
+                     + f" | {fmt((v[0] + v[2]) / both if both else None, '.2f')} |")
+    rest = [c["layered_step_ms"] - sums[0] - sums[2], t["layered_step_ms"] - sums[1] - sums[3]]
+    lines.append(f"| | all layers | | " + " | ".join(f"**{fmt(x, '.2f')}**" for x in sums) + " | |")
+    lines.append(f"| | rest (loss, update, gaps) | | {fmt(rest[0], '.2f')} | {fmt(rest[1], '.2f')} | | | |")
+    lines.append(f"| | step (median of the profiled steps) | | {fmt(c['layered_step_ms'], '.2f')} "
+                 f"| {fmt(t['layered_step_ms'], '.2f')} | | | |")
+    if len(c["layers"]) != len(t["layers"]):
+        lines.append(f"\n(cudl lists {len(c['layers'])} layers, torch {len(t['layers'])} groups: rows paired in order)")
 failed = [r for r in runs if not r["ok"]]
 if failed:
     lines += [""] + [f"- {r['program']} {r['precision']} round {r['round']}: "

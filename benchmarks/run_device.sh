@@ -16,7 +16,8 @@
 # .device/data/{fashion-mnist,mnist}, staged by scripts/stage-device.sh on the caller's machine. Writes at most 8 files under $OUT (default ./device-out): system.txt,
 # build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
 # Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
-# VGG_ROUNDS, VGG_PRECISIONS, TESTS_ONLY (1: skip every timed run), SANITIZE (the sanitizer runs to
+# VGG_ROUNDS, VGG_PRECISIONS, VGG_LAYERS (default 1: per-layer profiles beside PyTorch's),
+# TESTS_ONLY (1: skip every timed run), SANITIZE (the sanitizer runs to
 # do, by name, e.g. "memcheck-conv racecheck-bf16"; default all). Stays within BUDGET_S seconds
 # (default 530): every step's timeout is capped by what is left, and the optional steps
 # (sanitizers, primitives, the 10-epoch CPU run) are skipped after OPTIONAL_S seconds (default 420)
@@ -48,6 +49,7 @@ BUDGET_S=${BUDGET_S:-530}
 OPTIONAL_S=${OPTIONAL_S:-420}
 VGG_S=${VGG_S:-180}
 VGG_ROUNDS=${VGG_ROUNDS:-2}
+VGG_LAYERS=${VGG_LAYERS:-1}   # 1: every VGG16 run also profiles each layer (compare_vgg.sh --layers)
 VGG_PRECISIONS=${VGG_PRECISIONS:-fp32 tf32 bf16}
 TESTS_ONLY=${TESTS_ONLY:-0}
 SANITIZE=${SANITIZE:-all}
@@ -452,7 +454,7 @@ else
     limit=$(cap "$VGG_S")
     run_logged "$BENCH_LOG" "$limit" bash benchmarks/compare_vgg.sh --device gpu --build "$BUILD" --python "$PY" \
         --size 224 --batch 64 --rounds "$VGG_ROUNDS" --precision "$VGG_PRECISIONS" \
-        --budget "$((limit > 30 ? limit - 10 : limit))" --json-dir "$VGG_DIR"
+        --budget "$((limit > 30 ? limit - 10 : limit))" --json-dir "$VGG_DIR" $([ "$VGG_LAYERS" = 1 ] && echo --layers)
     ratios=$("$PY" -c 'import json, sys
 r = json.load(open(sys.argv[1]))["ratio_cudl_over_torch"]
 print(", ".join(f"{p} {v:.3f}" if v else f"{p} -" for p, v in r.items()))' "$VGG_DIR/compare.json" 2>/dev/null)

@@ -35,7 +35,11 @@ __global__ void sum_channels_partial_kernel(const float* x, int64_t outer, int64
   float acc = 0.0f;
   // idx = n · inner + j, advanced without dividing for every element (a 64-bit division costs
   // more than the load); the same values in the same order as dividing each time.
-  int64_t idx = begin + threadIdx.x, n = idx / inner, j = idx - n * inner;
+  int64_t idx = begin + threadIdx.x, n = 0, j = 0;
+  if (idx < end) {  // then inner > 0 (an empty trailing dimension gives no element to sum)
+    n = idx / inner;
+    j = idx - n * inner;
+  }
   for (; idx < end; idx += blockDim.x) {
     acc += x[(n * channels + c) * inner + j];
     j += blockDim.x;

@@ -178,6 +178,50 @@ void CudaBackend::wait(Queue queue, const Event& event) {
 
 void CudaBackend::host_wait(const Event& event) { CUDL_CUDA_CHECK(cudaEventSynchronize(event_of(event))); }
 
+// ---- timing marks: CUDA events made with timing ----
+
+namespace {
+
+struct CudaTimeMark final : Backend::TimeMark {
+  cudaEvent_t event = nullptr;
+  bool set = false;
+  ~CudaTimeMark() override {
+    if (event != nullptr) cudaEventDestroy(event);
+  }
+};
+
+const CudaTimeMark& set_mark(const Backend::TimeMark& m) {
+  const auto* c = dynamic_cast<const CudaTimeMark*>(&m);
+  CUDL_REQUIRE(c != nullptr, "elapsed_ms: a time mark of another backend");
+  CUDL_REQUIRE(c->set, "elapsed_ms: a time mark that was never set (Backend::mark)");
+  return *c;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend::TimeMark> CudaBackend::create_time_mark() {
+  auto m = std::make_unique<CudaTimeMark>();
+  CUDL_CUDA_CHECK(cudaEventCreate(&m->event));
+  return m;
+}
+
+void CudaBackend::mark(TimeMark& m) {
+  auto* c = dynamic_cast<CudaTimeMark*>(&m);
+  CUDL_REQUIRE(c != nullptr, "mark: a time mark of another backend");
+  CUDL_REQUIRE(!cuda::capturing(impl_->stream), "cannot set a time mark while capturing (time eager steps)");
+  CUDL_CUDA_CHECK(cudaEventRecord(c->event, impl_->stream));
+  c->set = true;
+}
+
+double CudaBackend::elapsed_ms(const TimeMark& from, const TimeMark& to) {
+  const CudaTimeMark &a = set_mark(from), &b = set_mark(to);
+  CUDL_CUDA_CHECK(cudaEventSynchronize(a.event));
+  CUDL_CUDA_CHECK(cudaEventSynchronize(b.event));
+  float ms = 0.0f;
+  CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, a.event, b.event));
+  return ms;
+}
+
 void* CudaBackend::allocate_host(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   void* p = nullptr;

@@ -2,6 +2,7 @@
 // once, so CpuBackend and CudaBackend implement only the arithmetic.
 #include "cudl/backend.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -328,6 +329,32 @@ std::unique_ptr<Backend::Event> Backend::create_event() { return std::make_uniqu
 void Backend::record(Event&, Queue) {}
 void Backend::wait(Queue, const Event&) {}
 void Backend::host_wait(const Event&) {}
+
+namespace {
+struct HostTimeMark : Backend::TimeMark {
+  std::chrono::steady_clock::time_point when;
+  bool set = false;
+};
+const HostTimeMark& host_mark(const Backend::TimeMark& m) {
+  const auto* h = dynamic_cast<const HostTimeMark*>(&m);
+  CUDL_REQUIRE(h != nullptr, "elapsed_ms: a time mark of another backend");
+  CUDL_REQUIRE(h->set, "elapsed_ms: a time mark that was never set (Backend::mark)");
+  return *h;
+}
+}  // namespace
+
+std::unique_ptr<Backend::TimeMark> Backend::create_time_mark() { return std::make_unique<HostTimeMark>(); }
+
+void Backend::mark(TimeMark& m) {
+  auto* h = dynamic_cast<HostTimeMark*>(&m);
+  CUDL_REQUIRE(h != nullptr, "mark: a time mark of another backend");
+  h->when = std::chrono::steady_clock::now();
+  h->set = true;
+}
+
+double Backend::elapsed_ms(const TimeMark& from, const TimeMark& to) {
+  return std::chrono::duration<double, std::milli>(host_mark(to).when - host_mark(from).when).count();
+}
 
 void* Backend::allocate_host(std::size_t bytes) {
   if (bytes == 0) return nullptr;

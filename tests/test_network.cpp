@@ -1,8 +1,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "cudl/cpu_backend.hpp"
 #include "cudl/error.hpp"
@@ -134,4 +139,90 @@ TEST(Network, FusedDenseBackwardGivesTheLayerByLayerGradients) {
   int64_t nonzero = 0;
   for (float g : g1) nonzero += g != 0.0f;
   EXPECT_GT(nonzero, static_cast<int64_t>(g1.size() / 3));  // the comparison is not of zeros
+}
+
+namespace {
+
+// A layer that passes its input through and spends a known time in each pass.
+class Sleeps final : public Layer {
+ public:
+  Sleeps(int forward_ms, int backward_ms) : forward_ms_(forward_ms), backward_ms_(backward_ms) {}
+  std::string describe() const override { return "Sleeps(" + std::to_string(forward_ms_) + ")"; }
+  Shape output_shape(const Shape& input) const override { return input; }
+  void forward(Backend& backend, const Tensor& x, Tensor& y, Mode) override {
+    y.copy_from(x);
+    (void)backend;
+    std::this_thread::sleep_for(std::chrono::milliseconds(forward_ms_));
+  }
+  void backward(Backend& backend, const Tensor&, const Tensor&, Tensor& dy, Tensor* dx) override {
+    if (dx != nullptr) dx->copy_from(dy);
+    (void)backend;
+    std::this_thread::sleep_for(std::chrono::milliseconds(backward_ms_));
+  }
+
+ private:
+  int forward_ms_, backward_ms_;
+};
+
+}  // namespace
+
+// Each pass's time goes to the layer that spent it, forward and backward apart (on the CPU the
+// marks read the host's clock); the totals restart when timing is turned on again, and a timed
+// network is not capturable.
+TEST(Network, LayerTimingGivesEachLayerItsOwnTime) {
+  CpuBackend cpu(1);
+  Network net(cpu, {3});
+  net.add(std::make_unique<Sleeps>(30, 5)).add(dense(2)).add(std::make_unique<Sleeps>(5, 30));
+  net.initialize(1, 0.1f);
+  const Tensor x = Tensor::from_host(std::vector<float>(6, 0.5f), {2, 3}, cpu);
+  Tensor dout({2, 2}, cpu);
+  EXPECT_TRUE(net.layer_times().empty());  // never turned on
+  EXPECT_TRUE(net.capturable());
+  net.set_layer_timing(true);
+  EXPECT_FALSE(net.capturable());
+  for (int i = 0; i < 2; ++i) {
+    net.forward(x, Mode::kTrain);
+    cpu.fill(dout, 1.0f);
+    net.backward(x, dout);
+  }
+  net.forward(x, Mode::kInfer);
+  std::vector<LayerTime> t = net.layer_times();
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0].layer, "Sleeps(30)");
+  EXPECT_EQ(t[1].layer, net.layer(1).describe());
+  for (const LayerTime& l : t) {
+    EXPECT_EQ(l.forwards, 3) << l.layer;
+    EXPECT_EQ(l.backwards, 2) << l.layer;
+  }
+  // Sleeping is at least as long as asked; the dense layer of 2×3×2 products takes microseconds.
+  EXPECT_GE(t[0].forward_ms, 90.0);
+  EXPECT_GE(t[0].backward_ms, 10.0);
+  EXPECT_GE(t[2].forward_ms, 15.0);
+  EXPECT_GE(t[2].backward_ms, 60.0);
+  EXPECT_LT(t[1].forward_ms + t[1].backward_ms, t[0].backward_ms);
+  EXPECT_GT(t[0].forward_ms, t[2].forward_ms);
+  EXPECT_GT(t[2].backward_ms, t[0].backward_ms);
+
+  net.set_layer_timing(false);  // off: the totals are kept, passes no longer add to them
+  net.forward(x, Mode::kInfer);
+  EXPECT_TRUE(net.capturable());
+  EXPECT_EQ(net.layer_times()[0].forwards, 3);
+  net.set_layer_timing(true);  // on again: from zero
+  EXPECT_EQ(net.layer_times()[0].forwards, 0);
+  EXPECT_EQ(net.layer_times()[0].forward_ms, 0.0);
+  net.forward(x, Mode::kInfer);
+  EXPECT_EQ(net.layer_times()[0].forwards, 1);
+}
+
+// Marks of the default (host-clock) kind: elapsed time between two, and clear errors for marks
+// never set.
+TEST(Network, TimeMarksMeasureTheQueueAndRefuseUnsetMarks) {
+  CpuBackend cpu(1);
+  auto a = cpu.create_time_mark(), b = cpu.create_time_mark();
+  EXPECT_THAT(error_of([&] { cpu.elapsed_ms(*a, *b); }), HasSubstr("a time mark that was never set"));
+  cpu.mark(*a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  cpu.mark(*b);
+  EXPECT_GE(cpu.elapsed_ms(*a, *b), 10.0);
+  EXPECT_LE(cpu.elapsed_ms(*b, *b), 0.0);
 }

@@ -1,5 +1,6 @@
 // bench_vgg: VGG16 training throughput (images/s) on the CPU or the GPU, on synthetic data.
 // benchmarks/compare_vgg.sh runs it beside benchmarks/peers/vgg_torch.py (the same work in PyTorch).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -88,12 +89,22 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   t0 = Clock::now();
   for (int i = 0; i < opt.iters; ++i) run.iteration_ms.push_back(timed_step());
   run.timed_s = since(t0);
+  if (opt.layers) {  // the per-layer profile, apart from the timed steps it would slow
+    net.set_layer_timing(true);
+    std::vector<double> layered;
+    for (int i = 0; i < opt.iters; ++i) layered.push_back(timed_step());
+    run.layers = net.layer_times();
+    net.set_layer_timing(false);
+    std::sort(layered.begin(), layered.end());
+    const size_t m = layered.size();
+    run.layered_step_ms = m % 2 ? layered[m / 2] : 0.5 * (layered[m / 2 - 1] + layered[m / 2]);
+  }
   run.plans = cudl::convolution_plans(b);
   for (const std::string& plan : run.plans) std::cout << "cuDNN plan: " << plan << "\n";
   const std::vector<float> st = stats.to_vector();
   run.mean_loss = st[cudl::LossStats::kLossSum] / static_cast<double>(opt.iters * n);
   run.total_s = since(start);
-  std::cout << bench::results_text(run) << std::flush;
+  std::cout << bench::results_text(run) << bench::layers_text(run) << std::flush;
 }
 
 }  // namespace

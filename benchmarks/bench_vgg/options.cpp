@@ -55,6 +55,9 @@ same work in PyTorch.
     o.l2 = static_cast<float>(parse_number("--l2", v));
     if (o.l2 < 0) throw cudl::Error("--l2: must be non-negative, found '" + v + "'");
   });
+  app.add_flag("--layers", o.layers,
+               "after the timed steps, --iters more with each layer's forward and backward\n"
+               "timed on the backend's queue (GPU events), printed as a per-layer table");
   add_value(app, "--json", "FILE", "also write the results, machine-readably", [&](Text v) { o.json = v; });
   if (const std::optional<int> status = parse_command_line(app, argc, argv)) return status;
   const bool gpu = o.device == "gpu";

@@ -23,6 +23,7 @@ struct VggOptions {
   float learn_rate = 1e-4f;    // GdbnNesterov, as the 2014 preset uses it
   float momentum = 0.9f;
   float l2 = 5e-4f;            // the VGG paper's weight decay
+  bool layers = false;         // --layers: a per-layer profile over --iters more steps
 };
 
 // Parses argv into *o and fills the device-dependent defaults. Returns nothing when the run goes

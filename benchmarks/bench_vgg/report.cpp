@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <sstream>
 
@@ -78,6 +79,33 @@ std::string results_text(const VggRun& r) {
   return s;
 }
 
+std::string layers_text(const VggRun& r) {
+  if (r.layers.empty()) return "";
+  char line[256];
+  std::string s = "per layer, mean ms per step over " + std::to_string(r.layers.front().forwards) +
+                  " steps (each layer timed on the backend's queue; those steps' median " +
+                  fmt("%.2f", r.layered_step_ms) + " ms):\n";
+  std::snprintf(line, sizeof line, "  %-3s %-46s %9s %9s %9s %7s\n", "#", "layer", "forward", "backward", "both",
+                "share");
+  s += line;
+  const double step = r.layered_step_ms;
+  double layers_ms = 0;
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    const cudl::LayerTime& l = r.layers[i];
+    const double f = l.forwards ? l.forward_ms / static_cast<double>(l.forwards) : 0.0;
+    const double b = l.backwards ? l.backward_ms / static_cast<double>(l.backwards) : 0.0;
+    layers_ms += f + b;
+    std::snprintf(line, sizeof line, "  %-3zu %-46s %9.3f %9.3f %9.3f %6.1f%%\n", i, l.layer.c_str(), f, b, f + b,
+                  step > 0 ? 100.0 * (f + b) / step : 0.0);
+    s += line;
+  }
+  const double rest = step - layers_ms;
+  std::snprintf(line, sizeof line, "  %-3s %-46s %9s %9s %9.3f %6.1f%%\n", "", "rest (loss, update, gaps)", "", "",
+                rest, step > 0 ? 100.0 * rest / step : 0.0);
+  s += line;
+  return s;
+}
+
 std::string to_json(const VggRun& r) {
   const auto& o = r.options;
   const Throughput t = throughput(r);
@@ -103,6 +131,16 @@ std::string to_json(const VggRun& r) {
     << ", \"min\": " << num(t.min_ms) << ", \"max\": " << num(t.max_ms) << "},\n";
   j << "  \"images_per_s\": {\"median\": " << num(t.median_images_s) << ", \"mean\": " << num(t.mean_images_s)
     << "},\n";
+  j << "  \"layers\": [";
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    const cudl::LayerTime& l = r.layers[i];
+    j << (i ? ",\n    " : "\n    ") << "{\"layer\": " << quote(l.layer) << ", \"forward_ms\": "
+      << num(l.forwards ? l.forward_ms / static_cast<double>(l.forwards) : 0.0) << ", \"backward_ms\": "
+      << num(l.backwards ? l.backward_ms / static_cast<double>(l.backwards) : 0.0) << ", \"steps\": " << l.forwards
+      << "}";
+  }
+  j << (r.layers.empty() ? "" : "\n  ") << "],\n";
+  j << "  \"layered_step_ms\": " << (r.layers.empty() ? "null" : num(r.layered_step_ms)) << ",\n";
   j << "  \"mean_loss\": " << (r.iteration_ms.empty() ? "null" : num(r.mean_loss)) << ",\n";
   j << "  \"timing\": {\"backend_s\": " << num(r.backend_s) << ", \"setup_s\": " << num(r.setup_s)
     << ", \"warmup_s\": " << num(r.warmup_s) << ", \"timed_s\": " << num(r.timed_s) << ", \"total_s\": "

@@ -55,6 +55,9 @@ def parse_args():
     p.add_argument("--l2", type=float, default=5e-4)
     p.add_argument("--channels-last", action="store_true",
                    help="NHWC activations and weights (not the default: cudl is NCHW)")
+    p.add_argument("--layers", action="store_true",
+                   help="after the timed steps, --iters more with each layer's forward and backward timed "
+                        "(CUDA events from module and tensor hooks), grouped as cudl's layers")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     a = p.parse_args()
     if a.device == "cuda":
@@ -117,6 +120,118 @@ def vgg16(size, classes):
         nn.init.normal_(m.weight, 0.0, math.sqrt(gain / fan_in))
         nn.init.zeros_(m.bias)
     return net
+
+
+def layer_groups(net):
+    """The modules of net grouped as cudl's layers: a ReLU joins the convolution or Linear before
+    it (cudl's Conv2d and Dense apply their activation), every other module stands alone. Returns
+    [(name, [modules])], 24 groups for VGG16, in cudl's order."""
+    groups = []
+    for m in net:
+        if isinstance(m, nn.ReLU) and groups and isinstance(groups[-1][1][-1], (nn.Conv2d, nn.Linear)):
+            name, mods = groups[-1]
+            groups[-1] = (name + " + ReLU", mods + [m])
+        elif isinstance(m, nn.Conv2d):
+            groups.append((f"Conv2d({m.out_channels}, {m.kernel_size[0]}×{m.kernel_size[1]})", [m]))
+        elif isinstance(m, nn.Linear):
+            groups.append((f"Linear({m.out_features})", [m]))
+        elif isinstance(m, nn.MaxPool2d):
+            groups.append((f"MaxPool2d({m.kernel_size})", [m]))
+        elif isinstance(m, nn.Dropout):
+            groups.append((f"Dropout({m.p:g})", [m]))
+        else:
+            groups.append((type(m).__name__, [m]))
+    return groups
+
+
+class LayerTimer:
+    """Per-group forward and backward times of training steps. Forward: a pre-hook on a group's
+    first module and a hook on its last mark its start and end. Backward: a tensor hook on the
+    group's output marks its start (its gradient is ready); its end is the gradient of its input
+    (the previous group's output), or for the first group, whose input needs none, the last of
+    its parameters' gradients (post-accumulate hooks). Marks are CUDA events on the current stream
+    (the GPU's own time) or, on the CPU, the clock (its work runs as it is called)."""
+
+    def __init__(self, net, gpu):
+        self.gpu, self.groups, self.handles = gpu, layer_groups(net), []
+        self.forward_ms = [0.0] * len(self.groups)
+        self.backward_ms = [0.0] * len(self.groups)
+        self.steps = 0
+        self.marks = {}
+        for i, (_, mods) in enumerate(self.groups):
+            self.handles.append(mods[0].register_forward_pre_hook(self._pre(i)))
+            self.handles.append(mods[-1].register_forward_hook(self._post(i)))
+        for p in self.groups[0][1][0].parameters():
+            self.handles.append(p.register_post_accumulate_grad_hook(self._first_done))
+
+    def _now(self):
+        if self.gpu:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+        return time.perf_counter()
+
+    def _pre(self, i):
+        def hook(module, inputs):
+            self.marks[("f", i)] = self._now()
+            if i > 0 and inputs and inputs[0].requires_grad:     # its gradient ends group i's backward
+                inputs[0].register_hook(self._tensor_mark(("b_end", i)))
+        return hook
+
+    def _post(self, i):
+        def hook(module, inputs, output):
+            self.marks[("f_end", i)] = self._now()
+            if output.requires_grad:
+                output.register_hook(self._tensor_mark(("b", i)))
+        return hook
+
+    def _tensor_mark(self, key):
+        def hook(grad):
+            self.marks[key] = self._now()
+        return hook
+
+    def _first_done(self, param):
+        self.marks[("b_end", 0)] = self._now()    # the last parameter's gradient wins
+
+    def _ms(self, a, b):
+        if self.gpu:
+            return a.elapsed_time(b)
+        return (b - a) * 1e3
+
+    def end_step(self):
+        """After a step: adds its marks to the totals (synchronising first)."""
+        if self.gpu:
+            torch.cuda.synchronize()
+        for i in range(len(self.groups)):
+            self.forward_ms[i] += self._ms(self.marks[("f", i)], self.marks[("f_end", i)])
+            self.backward_ms[i] += self._ms(self.marks[("b", i)], self.marks[("b_end", i)])
+        self.steps += 1
+        self.marks = {}
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+    def rows(self):
+        n = max(self.steps, 1)
+        return [{"layer": name, "forward_ms": f / n, "backward_ms": b / n, "steps": self.steps}
+                for (name, _), f, b in zip(self.groups, self.forward_ms, self.backward_ms)]
+
+
+def layers_text(rows, step_ms):
+    lines = [f"per layer, mean ms per step over {rows[0]['steps']} steps (each layer timed on the device's queue; "
+             f"those steps' median {step_ms:.2f} ms):",
+             f"  {'#':<3} {'layer':<46} {'forward':>9} {'backward':>9} {'both':>9} {'share':>7}"]
+    total = 0.0
+    for i, r in enumerate(rows):
+        both = r["forward_ms"] + r["backward_ms"]
+        total += both
+        lines.append(f"  {i:<3} {r['layer']:<46} {r['forward_ms']:9.3f} {r['backward_ms']:9.3f} {both:9.3f} "
+                     f"{100 * both / step_ms if step_ms > 0 else 0:6.1f}%")
+    rest = step_ms - total
+    lines.append(f"  {'':<3} {'rest (loss, update, gaps)':<46} {'':>9} {'':>9} {rest:9.3f} "
+                 f"{100 * rest / step_ms if step_ms > 0 else 0:6.1f}%")
+    return "\n".join(lines)
 
 
 def step_flop(size, batch, classes):
@@ -216,6 +331,15 @@ def main(a):
         iteration_ms = [timed_step() for _ in range(a.iters)]
         timed_s = time.perf_counter() - t0
         mean_loss = loss_sum.item() / a.iters
+        layers, layered_ms = None, None
+        if a.layers:                      # the per-layer profile, apart from the timed steps it would slow
+            timer = LayerTimer(net, gpu)
+            layered = []
+            for _ in range(a.iters):
+                layered.append(timed_step())
+                timer.end_step()
+            timer.remove()
+            layers, layered_ms = timer.rows(), statistics.median(layered)
     except RuntimeError as e:             # out of memory, cuDNN errors
         fail(str(e).splitlines()[0] if str(e) else repr(e), result, a.json)
 
@@ -230,6 +354,8 @@ def main(a):
           f"backward), {flop / (med * 1e-3) * 1e-9:.1f} GFLOP/s at the median")
     print(f"mean loss over the timed iterations {mean_loss:.4f} (ln K = {math.log(a.classes):.4f})")
     print(f"timing: setup {setup_s:.3f} s, warm-up {warmup_s:.3f} s, timed {timed_s:.3f} s, total {total_s:.3f} s")
+    if layers:
+        print(layers_text(layers, layered_ms))
 
     if a.json:
         result.update({
@@ -250,6 +376,7 @@ def main(a):
             "ms_per_iteration": {"median": med, "mean": mean, "min": min(iteration_ms), "max": max(iteration_ms)},
             "images_per_s": {"median": a.batch / med * 1e3, "mean": a.batch / mean * 1e3},
             "mean_loss": mean_loss,
+            "layers": layers or [], "layered_step_ms": layered_ms,
             "timing": {"setup_s": setup_s, "warmup_s": warmup_s, "timed_s": timed_s, "total_s": total_s},
         })
         write_json(result, a.json)

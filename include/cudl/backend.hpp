@@ -213,6 +213,23 @@ class Backend {
   virtual void wait(Queue queue, const Event& event);
   /// Blocks the calling thread until `event` (as last recorded) is passed.
   virtual void host_wait(const Event& event);
+
+  // ---- timing the compute queue (Network::set_layer_timing, profiles) ----
+  /// A point in the compute queue whose time can be read once it is passed. CudaBackend: a CUDA
+  /// event made for timing, so a GPU's time is measured, whatever the host does meanwhile; the
+  /// default (CpuBackend): the host's clock at mark(), since such a backend has run everything
+  /// queued before mark() returns.
+  class TimeMark {
+   public:
+    virtual ~TimeMark() = default;
+  };
+  /// A new mark, not yet set.
+  virtual std::unique_ptr<TimeMark> create_time_mark();
+  /// Sets `m` to what the compute queue holds now. Throws Error while capturing.
+  virtual void mark(TimeMark& m);
+  /// Milliseconds of the compute queue from `from` to `to`, both set by mark() (`from` first);
+  /// waits until both are passed. Throws Error when either was never set.
+  virtual double elapsed_ms(const TimeMark& from, const TimeMark& to);
   /// Whether uploads run concurrently with the computation (CudaBackend: yes; CpuBackend: no).
   virtual bool async_uploads() const { return false; }
   /// Host memory that uploads read at full speed (CudaBackend: page-locked); nullptr for 0 bytes.

@@ -65,6 +65,9 @@ class CudaBackend final : public Backend {
   void record(Event& event, Queue queue) override;
   void wait(Queue queue, const Event& event) override;
   void host_wait(const Event& event) override;
+  std::unique_ptr<TimeMark> create_time_mark() override;
+  void mark(TimeMark& m) override;
+  double elapsed_ms(const TimeMark& from, const TimeMark& to) override;
   bool async_uploads() const override { return true; }
   /// Page-locked host memory (cudaHostAlloc), which uploads read at full speed.
   void* allocate_host(std::size_t bytes) override;

@@ -20,6 +20,14 @@
 
 namespace cudl {
 
+/// One layer's share of the passes timed by Network::set_layer_timing.
+struct LayerTime {
+  std::string layer;         ///< Layer::describe()
+  double forward_ms = 0.0;   ///< summed over `forwards` forward passes
+  double backward_ms = 0.0;  ///< summed over `backwards` backward passes
+  int64_t forwards = 0, backwards = 0;
+};
+
 /// A sequence of layers on one backend, owning their parameters, gradients and activations.
 ///
 /// Parameters are laid out on the first call that needs them (initialize, forward, params(), ...);
@@ -32,6 +40,7 @@ class Network {
   Network(Backend& backend, Shape input_shape);
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
+  ~Network();
 
   /// Appends a layer and returns *this, for chaining; throws Error naming the layer if it does not
   /// fit the previous output shape, if it is null, or once the parameters are laid out.
@@ -84,6 +93,18 @@ class Network {
   /// A multi-line listing: one line per layer with its output shape and parameter count.
   std::string summary();
 
+  /// Per-layer timing, for profiles (bench_vgg --layers). While on, every forward and backward
+  /// marks the backend's compute queue before and after each layer (Backend::mark: on a GPU, its
+  /// own time, whatever the host does meanwhile) and adds each layer's time to its total. A pass
+  /// reads the previous pass's marks of its kind first, so it waits for that pass to finish (a
+  /// small perturbation of the loop timed). Between Dense layers the upper one computes the lower
+  /// one's activation derivative (see backward): its backward time includes that. While on, the
+  /// network is not capturable(), so fit() runs its steps eagerly. Turning it on sets every total
+  /// to zero; turning it off keeps them.
+  void set_layer_timing(bool on);
+  /// The totals, one per layer in order, after the passes queued so far (waits for them).
+  std::vector<LayerTime> layer_times();
+
  private:
   struct Activations {
     std::vector<Tensor> out;   // out[i]: output of layer i, N × shapes_[i + 1]
@@ -104,6 +125,10 @@ class Network {
   std::vector<std::pair<int64_t, ParamSpec>> layout_;  // every parameter's offset in params_
   std::vector<std::vector<std::pair<int64_t, ParamSpec>>> layer_layout_;  // the same, by layer
   std::map<int64_t, Activations> acts_;  // by batch size
+  struct LayerTiming;                     // set_layer_timing's marks and totals (network.cpp)
+  std::unique_ptr<LayerTiming> timing_;
+  LayerTiming* timing();                  // timing_ when on (marks made for every layer), else null
+  void add_times(LayerTiming& t, bool backward);
 };
 
 }  // namespace cudl

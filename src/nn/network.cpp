@@ -11,6 +11,64 @@ Network::Network(Backend& backend, Shape input_shape) : backend_(backend), input
   shapes_.push_back(input_shape_);
 }
 
+Network::~Network() = default;
+
+// forward[i]: before layer i (i < L), after layer L − 1 (i = L); backward[i]: after layer i's
+// backward (i < L), before the first one, layer L − 1's (i = L).
+struct Network::LayerTiming {
+  bool on = false;
+  std::vector<std::unique_ptr<Backend::TimeMark>> forward, backward;
+  bool forward_pending = false, backward_pending = false;  // marks set and not yet read
+  std::vector<LayerTime> totals;
+};
+
+void Network::set_layer_timing(bool on) {
+  if (!timing_) timing_ = std::make_unique<LayerTiming>();
+  LayerTiming& t = *timing_;
+  if (on && !t.on) {
+    t.totals.clear();
+    t.forward_pending = t.backward_pending = false;
+  }
+  t.on = on;
+}
+
+Network::LayerTiming* Network::timing() {
+  if (!timing_ || !timing_->on) return nullptr;
+  LayerTiming& t = *timing_;
+  const size_t marks = layers_.size() + 1;
+  for (auto* list : {&t.forward, &t.backward})
+    while (list->size() < marks) list->push_back(backend_.create_time_mark());
+  if (t.totals.size() != layers_.size()) {
+    t.totals.assign(layers_.size(), LayerTime{});
+    for (size_t i = 0; i < layers_.size(); ++i) t.totals[i].layer = layers_[i]->describe();
+  }
+  return &t;
+}
+
+void Network::add_times(LayerTiming& t, bool backward) {
+  bool& pending = backward ? t.backward_pending : t.forward_pending;
+  if (!pending) return;
+  pending = false;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerTime& total = t.totals[i];
+    if (backward) {
+      total.backward_ms += backend_.elapsed_ms(*t.backward[i + 1], *t.backward[i]);
+      ++total.backwards;
+    } else {
+      total.forward_ms += backend_.elapsed_ms(*t.forward[i], *t.forward[i + 1]);
+      ++total.forwards;
+    }
+  }
+}
+
+std::vector<LayerTime> Network::layer_times() {
+  if (!timing_) return {};
+  if (timing_->on) timing();  // the totals sized for the layers
+  add_times(*timing_, false);
+  add_times(*timing_, true);
+  return timing_->totals;
+}
+
 Network& Network::add(std::unique_ptr<Layer> layer) {
   CUDL_REQUIRE(layer != nullptr, "Network::add: null layer");
   CUDL_REQUIRE(!built_, "Network::add: cannot add " + layer->describe() + " after the network was built");
@@ -140,6 +198,7 @@ void Network::reserve(int64_t batch) {
 }
 
 bool Network::capturable() const {
+  if (timing_ && timing_->on) return false;  // time marks cannot be captured
   for (const auto& layer : layers_) {
     if (!layer->capturable()) return false;
   }
@@ -161,9 +220,16 @@ const Tensor& Network::forward(const Tensor& x, Mode mode) {
   build();
   const Tensor in = as_input(x);
   Activations& a = activations(in.dim(0));
+  LayerTiming* t = timing();
+  if (t != nullptr) {
+    add_times(*t, false);
+    backend_.mark(*t->forward[0]);
+  }
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->forward(backend_, i == 0 ? in : a.out[i - 1], a.out[i], mode);
+    if (t != nullptr) backend_.mark(*t->forward[i + 1]);
   }
+  if (t != nullptr) t->forward_pending = true;
   return a.out.back();
 }
 
@@ -179,6 +245,11 @@ void Network::backward(const Tensor& x, Tensor& dout) {
   // the lower one then takes dy as its dz. The same gradients, bit for bit, as layer by layer.
   Tensor* dy = &dout;
   bool dy_is_dz = false;
+  LayerTiming* t = timing();
+  if (t != nullptr) {
+    add_times(*t, true);
+    backend_.mark(*t->backward[layers_.size()]);
+  }
   for (size_t i = layers_.size(); i-- > 0;) {
     Tensor* dx = i == 0 ? nullptr : &a.grad[i];
     const Tensor& below_out = i == 0 ? in : a.out[i - 1];
@@ -192,7 +263,9 @@ void Network::backward(const Tensor& x, Tensor& dout) {
     }
     dy_is_dz = dense != nullptr && below != nullptr;
     dy = dx;
+    if (t != nullptr) backend_.mark(*t->backward[i]);
   }
+  if (t != nullptr) t->backward_pending = true;
 }
 
 std::string Network::summary() {
