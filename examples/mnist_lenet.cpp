@@ -7,7 +7,7 @@
 //
 // Usage: mnist_lenet [--device cpu|gpu] [--data DIR] [--epochs N] [--learn-rate X] [--batch N]
 //                    [--precision fp32|tf32|bf16] [--conv-determinism any|deterministic]
-//                    [--threads N] [--seed N]   (--help: what each does)
+//                    [--threads N] [--seed N] [--layers N]   (--help: what each does)
 //   --data defaults to bench_dbn's discovery: $CUDL_DATA, data/mnist, then Debian's Fashion-MNIST.
 //   --precision bf16 runs the products in bf16 (the GPU's tensor cores; the CPU emulates them, slowly);
 //   the settings line says what the backend runs (tf32 on the CPU runs fp32). --conv-determinism
@@ -33,6 +33,7 @@ struct Options {
   cudl::ConvDeterminism conv_determinism = cudl::ConvDeterminism::kAny;
   int threads = 0;
   uint64_t seed = 2014;
+  int layers = 0;  // --layers N: N more training steps with each layer timed, after the report
 };
 
 // Parses argv into *o; returns the status to exit with when the program stops here (--help,
@@ -68,6 +69,10 @@ dense 500 (ReLU), dropout 0.5, dense 10.
                    [&](Text v) { o.threads = bench::parse_whole<int>("--threads", v, 0, 4096); });
   bench::add_value(app, "--seed", "N", "seed for the split, initial weights, dropout and minibatches (default 2014)",
                    [&](Text v) { o.seed = bench::parse_uint64("--seed", v); });
+  bench::add_value(app, "--layers", "N",
+                   "after the report, N more training steps with each layer's forward and backward\n"
+                   "timed (Network::set_layer_timing), printed as a per-layer table (default 0: none)",
+                   [&](Text v) { o.layers = bench::parse_whole<int>("--layers", v, 0, 100000); });
   return bench::parse_command_line(app, argc, argv);
 }
 
@@ -131,6 +136,21 @@ int main(int argc, char** argv) try {
                                                   static_cast<int>(data.num_classes()));
   std::printf("%s\ntest accuracy %.4f | train %.2f s (%.3f s/epoch)\n", cudl::format_report(report).c_str(),
               report.accuracy, train_s, train_s / o.epochs);
+
+  if (o.layers > 0) {  // where a step's time goes: more steps of plain SGD, each layer timed
+    const cudl::Tensor xb = x.rows(0, o.batch), yb = y.rows(0, o.batch);
+    cudl::SoftmaxCrossEntropy loss;
+    cudl::Sgd sgd(net.param_set(), {config.learn_rate * 0.1f});
+    cudl::Trainer trainer(net, loss, sgd);
+    const int steps = o.layers;
+    // [guide:layers]
+    net.set_layer_timing(true);
+    for (int i = 0; i < steps; ++i) trainer.step(xb, yb);
+    for (const cudl::LayerTime& t : net.layer_times())
+      std::printf("%-44s %9.3f %9.3f ms\n", t.layer.c_str(), t.forward_ms / t.forwards, t.backward_ms / t.backwards);
+    net.set_layer_timing(false);
+    // [guide:layers]
+  }
   return 0;
 } catch (const cudl::Diverged& e) {
   std::fprintf(stderr, "mnist_lenet: %s\n", e.what());

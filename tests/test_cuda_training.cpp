@@ -275,3 +275,48 @@ TEST_F(CudaTraining, ExplodingLossNamesTheFirstBadMinibatch) {
 }
 
 }  // namespace
+
+// Time marks on the GPU are CUDA events made for timing: they measure the queue between them,
+// refuse another backend's mark, an unset mark, and a capture; a network's layer timing reads them.
+TEST_F(CudaTraining, TimeMarksAndLayerTimesMeasureTheGpusQueue) {
+  Backend& b = gpu();
+  auto from = b.create_time_mark(), to = b.create_time_mark();
+  EXPECT_THAT(cudl::testing::error_of([&] { b.elapsed_ms(*from, *to); }), ::testing::HasSubstr("never set"));
+  Tensor x({1024, 1024}, b), y({1024, 1024}, b);
+  b.fill_normal(x, 1, 0.0f, 1.0f);
+  b.mark(*from);
+  for (int i = 0; i < 20; ++i) b.gemm(1.0f, x, Trans::kNo, x, Trans::kNo, 0.0f, y);  // ~43 GFLOP in all
+  b.mark(*to);
+  const double ms = b.elapsed_ms(*from, *to);
+  EXPECT_GT(ms, 0.0);
+  EXPECT_LT(ms, 10000.0);
+  EXPECT_EQ(b.elapsed_ms(*to, *to), 0.0);
+  CpuBackend host(1);
+  auto host_mark = host.create_time_mark();
+  EXPECT_THAT(cudl::testing::error_of([&] { b.mark(*host_mark); }), ::testing::HasSubstr("another backend"));
+  b.begin_capture();
+  const std::string in_capture = cudl::testing::error_of([&] { b.mark(*from); });
+  b.end_capture();
+  EXPECT_THAT(in_capture, ::testing::HasSubstr("while capturing"));
+
+  Network net(b, {784});
+  net.add(dense(800, Activation::kRelu)).add(dense(10));
+  net.initialize(3, 0.05f);
+  Tensor xb({64, 784}, b), dout({64, 10}, b);
+  b.fill_normal(xb, 2, 0.0f, 1.0f);
+  net.set_layer_timing(true);
+  EXPECT_FALSE(net.capturable());
+  for (int i = 0; i < 3; ++i) {
+    net.forward(xb, Mode::kTrain);
+    b.fill(dout, 0.01f);
+    net.backward(xb, dout);
+  }
+  const std::vector<LayerTime> times = net.layer_times();
+  ASSERT_EQ(times.size(), 2u);
+  for (const LayerTime& t : times) {
+    EXPECT_EQ(t.forwards, 3) << t.layer;
+    EXPECT_EQ(t.backwards, 3) << t.layer;
+    EXPECT_GT(t.forward_ms, 0.0) << t.layer;
+    EXPECT_GT(t.backward_ms, 0.0) << t.layer;
+  }
+}

@@ -252,6 +252,30 @@ TEST_P(SampleKinds, BiasActivationSampleGivesTheScalarFormulasBits) {
   }
 }
 
+// Dropout's mask (stream kStreamDropout) and scaling, on values with NaNs, infinities and signed
+// zeros among them, kept or zeroed in every lane position; in place too.
+TEST_P(SampleKinds, DropoutGivesTheScalarFormulasBits) {
+  for (float drop : {0.0f, 0.1f, 0.5f, 0.9f}) {
+    const float scale = 1.0f / (1.0f - drop);
+    for (int64_t n : kLengths) {
+      const std::vector<float> x = means(n, 60 + static_cast<uint64_t>(n), -3.0f, 3.0f);
+      for (uint64_t seed : kSeeds) {
+        for (uint64_t counter : kCounters) {
+          std::vector<float> want(x.size()), got(x.size(), -7.0f);
+          for (int64_t i = 0; i < n; ++i) want[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
+          ops().dropout(x.data(), n, drop, scale, seed, counter, got.data());
+          const std::string what = "dropout " + std::to_string(drop) + ", n " + std::to_string(n) + ", seed " +
+                                   std::to_string(seed) + ", counter " + std::to_string(counter);
+          expect_bits_equal(want, got, what);
+          std::vector<float> in_place = x;
+          ops().dropout(in_place.data(), n, drop, scale, seed, counter, in_place.data());
+          expect_bits_equal(want, in_place, "in place, " + what);
+        }
+      }
+    }
+  }
+}
+
 std::string kind_name(const ::testing::TestParamInfo<ElementwiseKernel>& info) { return cpu::to_string(info.param); }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, SampleKinds, ::testing::ValuesIn(kKinds), kind_name);

@@ -24,6 +24,10 @@ void sample_units(const float* means, int64_t n, Units units, uint64_t seed, uin
   for (int64_t i = 0; i < n; ++i) out[i] = formulas::sample_unit_at(units, means[i], seed, counter, i);
 }
 
+void dropout(const float* x, int64_t n, float drop, float scale, uint64_t seed, uint64_t counter, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = formulas::dropout_at(x[i], drop, scale, seed, counter, i);
+}
+
 void bias_activation_sample(float* y, const float* bias, int64_t rows, int64_t cols, Activation act, Units units,
                             uint64_t seed, uint64_t counter, float* states) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -54,6 +58,7 @@ namespace simd {
 #include "cpu/sample_ops.inc"
 }  // namespace simd
 using simd::bias_activation_sample;
+using simd::dropout;
 using simd::sample_units;
 }  // namespace avx2
 #if defined(__clang__)
@@ -76,6 +81,7 @@ namespace simd {
 #include "cpu/sample_ops.inc"
 }  // namespace simd
 using simd::bias_activation_sample;
+using simd::dropout;
 using simd::sample_units;
 }  // namespace avx512
 #if defined(__clang__)
@@ -89,7 +95,7 @@ using simd::sample_units;
 #define CUDL_ELEMENTWISE_OPS(ns)                                                                        \
   ElementwiseOps {                                                                                      \
     ns::bias_activation, ns::add_activate, ns::activation, ns::activation_backward, ns::axpy, ns::nesterov, \
-        ns::rbm_momentum, ns::sgd, ns::adam, ns::sample_units, ns::bias_activation_sample               \
+        ns::rbm_momentum, ns::sgd, ns::adam, ns::sample_units, ns::bias_activation_sample, ns::dropout  \
   }
 const ElementwiseOps kBaselineOps = CUDL_ELEMENTWISE_OPS(baseline);
 const ElementwiseOps kAvx2Ops = CUDL_ELEMENTWISE_OPS(avx2);

@@ -1,6 +1,6 @@
 #pragma once
 // The CPU backend's elementwise passes (bias + activation, activations and their gradients, axpy,
-// the optimizers' fused updates, the RBM's unit sampling), compiled three times into the same
+// the optimizers' fused updates, the RBM's unit sampling, dropout's mask), compiled three times into the same
 // library — for x86-64's baseline (SSE2), for AVX2 and for AVX-512 (F, VL, BW, DQ) — and chosen at
 // run time from cpuid, as the GEMM is (gemm.hpp). Every kind runs the same per-element rules
 // (src/formulas) in the same order, and elementwise.cpp is compiled without FMA contraction, so
@@ -58,6 +58,9 @@ struct ElementwiseOps {
   // counter + r·cols + c).
   void (*bias_activation_sample)(float* y, const float* bias, int64_t rows, int64_t cols, Activation act,
                                  Units units, uint64_t seed, uint64_t counter, float* states);
+  // y[i] ← formulas::dropout_at(x[i], drop, scale, seed, counter, i): pass the counter of the
+  // range's first element. x may be y.
+  void (*dropout)(const float* x, int64_t n, float drop, float scale, uint64_t seed, uint64_t counter, float* y);
 };
 
 // The ops of `kernel`; throws cudl::Error when this CPU cannot run it.
