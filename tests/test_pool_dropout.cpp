@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <numeric>
@@ -223,6 +224,40 @@ TEST(Pool2d, MaxBackwardWithManyTiesMatchesTheFirstMaximumLoop) {
     std::vector<float> dy = uniform_values(++seed, pc.n * pc.c * pc.p * pc.q, 1.0f, 9.0f);
     for (float& v : dy) v = std::floor(v) / 8.0f;
     check_pool(cpu, pc, x, dy, 0.0);
+  }
+}
+
+// 2×2 max pooling at stride 2 (the CPU's branch-free path) gives the loop's bits where the loop's
+// rules decide: ties to the first maximum, a NaN never replacing a number (a NaN first stays),
+// infinities, and gradients of −0 landing as +0 (0 + −0), on even and odd sizes.
+TEST(Pool2d, MaxTwoByTwoKeepsTheLoopsRulesBitForBit) {
+  CpuBackend cpu(2);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const PoolCase& pc : {PoolCase{2, 3, 6, 8, pooling(PoolMode::kMax, 2, 2, 2, 2), 3, 4},
+                             PoolCase{1, 2, 5, 7, pooling(PoolMode::kMax, 2, 2, 2, 2), 2, 3}}) {
+    std::vector<float> x = uniform_values(400, pc.n * pc.c * pc.h * pc.w, -1.5f, 1.5f);
+    for (float& v : x) v = std::round(v);
+    const float specials[] = {nan, inf, -inf, -0.0f};
+    for (size_t i = 3; i < x.size(); i += 7) x[i] = specials[(i / 7) % 4];
+    std::vector<float> dy = uniform_values(401, pc.n * pc.c * pc.p * pc.q, -2.0f, 2.0f);
+    for (size_t i = 0; i < dy.size(); i += 3) dy[i] = -0.0f;
+    Tensor xt = make(cpu, x, {pc.n, pc.c, pc.h, pc.w}), dyt = make(cpu, dy, {pc.n, pc.c, pc.p, pc.q});
+    Tensor y({pc.n, pc.c, pc.p, pc.q}, cpu), dx({pc.n, pc.c, pc.h, pc.w}, cpu);
+    cpu.fill(y, kNaN);
+    cpu.fill(dx, kNaN);
+    cpu.pool2d_forward(xt, pc.g, y);
+    cpu.pool2d_backward(xt, y, dyt, pc.g, dx);
+    std::vector<float> y_want(static_cast<size_t>(pc.n * pc.c * pc.p * pc.q)), dx_want(x.size(), 0.0f);
+    each_window(pc, [&](int64_t out, const std::vector<int64_t>& cells) {
+      const int64_t at = first_max(x, cells);
+      y_want[out] = x[at];
+      dx_want[at] = 0.0f + dy[out];
+    });
+    const std::vector<float> y_got = y.to_vector(), dx_got = dx.to_vector();
+    for (size_t i = 0; i < y_got.size(); ++i)
+      EXPECT_EQ(std::memcmp(&y_got[i], &y_want[i], 4), 0) << pc.name() << " y[" << i << "] " << y_got[i];
+    for (size_t i = 0; i < dx_got.size(); ++i)
+      EXPECT_EQ(std::memcmp(&dx_got[i], &dx_want[i], 4), 0) << pc.name() << " dx[" << i << "] " << dx_got[i];
   }
 }
 

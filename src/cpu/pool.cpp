@@ -52,6 +52,28 @@ inline int64_t argmax(const float* plane, int64_t width, int64_t h0, int64_t h1,
   return best;
 }
 
+// Max pooling's commonest case, 2×2 windows at stride 2 without padding (LeNet's, VGG16's): the
+// first maximum of (a, b; c, d) in argmax's order, without branches (each compare a select, so
+// random data costs no mispredictions): a later value wins only if strictly greater, so ties go to
+// the first and a NaN never replaces a number. `at` is the winner's index in a, b, c, d.
+inline float max4(float a, float b, float c, float d, int& at) {
+  float m = a;
+  at = 0;
+  at = b > m ? 1 : at;
+  m = b > m ? b : m;
+  at = c > m ? 2 : at;
+  m = c > m ? c : m;
+  at = d > m ? 3 : at;
+  m = d > m ? d : m;
+  return m;
+}
+
+bool max_2x2(const Pool2dShape& s) {
+  const Pool2dParams& g = s.params;
+  return g.mode == PoolMode::kMax && g.window_h == 2 && g.window_w == 2 && g.stride_h == 2 && g.stride_w == 2 &&
+         g.pad_h == 0 && g.pad_w == 0;
+}
+
 // Calls fn(p, q, h0, h1, w0, w1) for every output of a plane.
 template <typename F>
 void for_windows(const Pool2dShape& s, const Windows& win, F&& fn) {
@@ -70,7 +92,15 @@ void CpuBackend::do_pool2d_forward(const float* x, const Pool2dShape& s, float* 
     for (int64_t t = begin; t < end; ++t) {
       const float* plane = x + t * s.h * s.w;
       float* out = y + t * s.p * s.q;
-      if (s.params.mode == PoolMode::kMax) {
+      if (max_2x2(s)) {
+        for (int64_t p = 0; p < s.p; ++p) {
+          const float* r0 = plane + 2 * p * s.w;
+          const float* r1 = r0 + s.w;
+          int at = 0;
+          for (int64_t q = 0; q < s.q; ++q)
+            out[p * s.q + q] = max4(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1], at);
+        }
+      } else if (s.params.mode == PoolMode::kMax) {
         for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
           out[p * s.q + q] = plane[argmax(plane, s.w, h0, h1, w0, w1)];
         });
@@ -96,6 +126,26 @@ void CpuBackend::do_pool2d_backward(const float* x, const float*, const float* d
       const float* plane = x + t * s.h * s.w;
       const float* grad = dy + t * s.p * s.q;
       float* out = dx + t * s.h * s.w;
+      if (max_2x2(s)) {  // the windows do not overlap: each cell is written once, 0 + its gradient or 0
+        for (int64_t p = 0; p < s.p; ++p) {
+          const float* r0 = plane + 2 * p * s.w;
+          const float* r1 = r0 + s.w;
+          float* o0 = out + 2 * p * s.w;
+          float* o1 = o0 + s.w;
+          for (int64_t q = 0; q < s.q; ++q) {
+            int at = 0;
+            max4(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1], at);
+            const float g = 0.0f + grad[p * s.q + q];
+            o0[2 * q] = at == 0 ? g : 0.0f;
+            o0[2 * q + 1] = at == 1 ? g : 0.0f;
+            o1[2 * q] = at == 2 ? g : 0.0f;
+            o1[2 * q + 1] = at == 3 ? g : 0.0f;
+          }
+          if (s.w > 2 * s.q) o0[s.w - 1] = o1[s.w - 1] = 0.0f;  // an odd width's last column: no window
+        }
+        if (s.h > 2 * s.p) std::fill(out + (s.h - 1) * s.w, out + s.h * s.w, 0.0f);  // an odd height's last row
+        continue;
+      }
       std::fill(out, out + s.h * s.w, 0.0f);
       if (s.params.mode == PoolMode::kMax) {
         for_windows(s, win, [&](int64_t p, int64_t q, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
