@@ -119,15 +119,27 @@ __device__ __forceinline__ I grid_step() {
   return static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
 }
 
+// Output element i (of all planes): its plane's offset in the input, and its window.
+template <typename I>
+struct OutputAt {
+  int64_t plane_offset;
+  Window<I> win;
+};
+template <typename I>
+__device__ __forceinline__ OutputAt<I> output_at(const PoolGeometry<I>& g, I i) {
+  const I plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
+  const I op = rest / g.q, oq = rest - op * g.q;
+  return {static_cast<int64_t>(plane_index) * g.h * g.w, window_at(g, op, oq)};
+}
+
 // One thread per output element.
 template <typename I>
 __global__ void pool_forward_kernel(const float* x, PoolGeometry<I> g, I total, float* y) {
   const float area = static_cast<float>(g.window_h * g.window_w);
   for (I i = grid_start<I>(); i < total; i += grid_step<I>()) {
-    const I plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
-    const I op = rest / g.q, oq = rest - op * g.q;
-    const float* plane = x + static_cast<int64_t>(plane_index) * g.h * g.w;
-    const Window<I> win = window_at(g, op, oq);
+    const OutputAt<I> at = output_at(g, i);
+    const float* plane = x + at.plane_offset;
+    const Window<I>& win = at.win;
     if (g.max) {
       y[i] = plane[window_argmax(plane, g.w, win)];
     } else {
@@ -180,12 +192,10 @@ template <typename I>
 __global__ void pool_backward_tiled_kernel(const float* x, const float* dy, PoolGeometry<I> g, I total, float* dx) {
   const float area = static_cast<float>(g.window_h * g.window_w);
   for (I i = grid_start<I>(); i < total; i += grid_step<I>()) {
-    const I plane_index = i / (g.p * g.q), rest = i - plane_index * g.p * g.q;
-    const I op = rest / g.q, oq = rest - op * g.q;
-    const int64_t plane_offset = static_cast<int64_t>(plane_index) * g.h * g.w;
-    const float* plane = x + plane_offset;
-    float* out = dx + plane_offset;
-    const Window<I> win = window_at(g, op, oq);
+    const OutputAt<I> at = output_at(g, i);
+    const float* plane = x + at.plane_offset;
+    float* out = dx + at.plane_offset;
+    const Window<I>& win = at.win;
     const float gv = dy[i];
     if (g.max) {
       const I best = window_argmax(plane, g.w, win);
