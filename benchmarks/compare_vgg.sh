@@ -291,7 +291,8 @@ for precision in summary:  # --layers: the first round where both programs ran a
         continue
     rnd, c, t = pair
     lines += ["", f"Per layer, {precision}, round {rnd}: mean ms per step, each layer timed on the device's queue "
-              f"(cudl: Network::set_layer_timing; torch: module and tensor hooks; CUDA events on a GPU, the clock on the CPU)", "",
+              "(cudl: Network::set_layer_timing; torch: module and tensor hooks; CUDA events on a GPU, "
+              "the clock on the CPU)", "",
               "| # | cudl layer | torch modules | cudl fwd | torch fwd | cudl bwd | torch bwd | cudl/torch time |",
               "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     sums = [0.0, 0.0, 0.0, 0.0]
