@@ -50,9 +50,9 @@ bool autotune_enabled() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
-// How many candidates a search makes plans of and times: CUDL_CUDNN_CANDIDATES, else 32. PyTorch's
-// cudnn.benchmark times every configuration listed; 32 keeps the first call of a VGG16 step to
-// seconds, the slow candidates being timed once (worth_more_runs).
+// How many candidates a search makes plans of and times: CUDL_CUDNN_CANDIDATES, else 32 (and past
+// the first 8, only within search_budget_ms). PyTorch's cudnn.benchmark times every configuration
+// listed; the slow candidates are timed once (worth_more_runs).
 size_t max_candidates() {
   const char* v = std::getenv("CUDL_CUDNN_CANDIDATES");
   if (v == nullptr || *v == '\0') return 32;
@@ -61,6 +61,22 @@ size_t max_candidates() {
   CUDL_REQUIRE(*end == '\0' && n >= 1 && n <= 1000,
                std::string("CUDL_CUDNN_CANDIDATES must be a whole number from 1 to 1000, not '") + v + "'");
   return static_cast<size_t>(n);
+}
+
+// How long one search may go on making and timing candidates past the first kAlwaysTried, in
+// milliseconds: CUDL_CUDNN_SEARCH_MS, else 1500 (0: no limit). Some engines compile their kernels
+// when their plan is made (cuDNN's runtime-compilation note), which can take a large part of a
+// second each; the limit keeps a network's first step to seconds per shape whatever cuDNN lists.
+constexpr size_t kAlwaysTried = 8;  // cudl's search before it took the whole list
+double search_budget_ms() {
+  const char* v = std::getenv("CUDL_CUDNN_SEARCH_MS");
+  if (v == nullptr || *v == '\0') return 1500.0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  CUDL_REQUIRE(*end == '\0' && n >= 0 && n <= 86400000,
+               std::string("CUDL_CUDNN_SEARCH_MS must be a whole number of milliseconds, 0 for no limit, not '") + v +
+                   "'");
+  return static_cast<double>(n);
 }
 
 // A stream-ordered device buffer for the planning step alone (freed in stream order).
@@ -122,6 +138,12 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   auto found = plans_.find(key);
   if (found != plans_.end()) return *found->second;
   const auto began = std::chrono::steady_clock::now();  // the plan line says how long choosing took
+  const double budget_ms = search_budget_ms();
+  bool cut = false;  // the search stopped at its budget
+  auto over_budget = [&] {
+    return budget_ms > 0.0 &&
+           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count() > budget_ms;
+  };
 
   const std::string what = std::string(to_string(op)) + " " + shape_text(s) +
                            (precision_ == Precision::kFp32 ? "" : std::string(", ") + to_string(precision_));
@@ -172,6 +194,10 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
     const EnginePolicy policy{precision_, determinism_, transforms};
     for (size_t i : admitted_configurations(from.notes, policy, counted)) {
       if (made.size() >= most) break;
+      if (counted != nullptr && made.size() >= kAlwaysTried && over_budget()) {
+        cut = true;
+        break;
+      }
       auto candidate = std::make_unique<Plan>();
       candidate->graph = built;
       candidate->config = std::move(from.configs[i]);
@@ -277,7 +303,13 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   size_t best = candidates.size();
   float best_ms = std::numeric_limits<float>::infinity();
   std::string off_text;  // the candidates kPrecise turned down, with their deviations
+  size_t tried = 0;       // the candidates run (the budget may stop the search before the last)
   for (size_t i = 0; i < candidates.size(); ++i) {
+    if (timed && i >= kAlwaysTried && over_budget()) {
+      cut = true;
+      break;
+    }
+    tried = i + 1;
     float ms = std::numeric_limits<float>::infinity();
     const int reps = timed ? 4 : 1;
     bool ran = true;
@@ -334,11 +366,11 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
   std::string how;
   if (best < candidates.size()) {
     chosen = std::move(candidates[best]);
-    how = timed ? "fastest of " + std::to_string(candidates.size()) : "heuristics' first of " + std::to_string(candidates.size());
+    how = timed ? "fastest of " + std::to_string(tried) : "heuristics' first of " + std::to_string(candidates.size());
   } else {
     CUDL_REQUIRE(precise, std::string("no cuDNN engine could execute the ") + what);
     chosen = std::move(reference);  // every candidate disagreed with it, or none ran
-    how = "the reference: no candidate of " + std::to_string(candidates.size()) + " agreed";
+    how = "the reference: no candidate of " + std::to_string(tried) + " agreed";
   }
   if (precise) {
     char buf[48];
@@ -347,9 +379,10 @@ ConvPlans::Plan& ConvPlans::plan_for(ConvOp op, const Conv2dShape& s, const void
            std::to_string(reference ? reference->engine.engine : chosen->engine.engine);
     if (!off_text.empty()) how += "; too far: " + off_text;
   }
-  char took[48];
-  std::snprintf(took, sizeof took, ", chosen in %.0f ms",
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count());
+  char took[96];
+  std::snprintf(took, sizeof took, ", chosen in %.0f ms%s",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count(),
+                cut ? " (the search's budget, CUDL_CUDNN_SEARCH_MS, stopped it)" : "");
   how += took;
   chosen->candidates = static_cast<int>(candidates.size());
   chosen->text = plan_line(what, chosen->engine, how, chosen->workspace, rejected);

@@ -5,7 +5,8 @@
 //   - the tensors are fp32, or bf16 in Precision::kBf16 (fp32 accumulation either way: the
 //     "pseudo-bf16" configuration of PyTorch's autocast); the caller stages bf16 copies;
 //   - candidates come from cuDNN's heuristics (mode A's list, then the fallback list, each
-//     configuration of an engine and its knobs once, up to 32: CUDL_CUDNN_CANDIDATES);
+//     configuration of an engine and its knobs once, up to 32: CUDL_CUDNN_CANDIDATES; past the
+//     first 8 only while the search has taken under 1.5 s: CUDL_CUDNN_SEARCH_MS);
 //   - engines are filtered by their numerical notes (rejection() in conv_engines.hpp, tested on
 //     engine lists as data): never one that down-converts its inputs or reduces in reduced
 //     precision; tensor cores (TF32 for float data, bf16 for bf16 data) only with Precision::kTf32

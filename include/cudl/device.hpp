@@ -31,7 +31,8 @@ GpuProbe probe_gpu();
 /// ConvDeterminism::kDeterministic narrows them further. Ignored by the CPU backend.
 enum class ConvSearch {
   /// Every such engine configuration cuDNN proposes (its heuristics' list, then its fallback list;
-  /// FFT and Winograd ones too, unless kDeterministic; up to 32, or CUDL_CUDNN_CANDIDATES) is timed
+  /// FFT and Winograd ones too, unless kDeterministic; up to 32, or CUDL_CUDNN_CANDIDATES, past the
+  /// first 8 only within 1.5 s of searching, or CUDL_CUDNN_SEARCH_MS) is timed
   /// on the first call and the fastest kept, as PyTorch does with cudnn.benchmark. Some of them
   /// trade accuracy for speed: on an H200 the fastest fp32 filter gradient of a 64×32×14×14 input
   /// and 5×5 filters (cuDNN 9.19 engine 17, which carries no numerical note) is 1.4e-3 off the
