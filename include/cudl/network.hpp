@@ -25,7 +25,8 @@ struct LayerTime {
   std::string layer;         ///< Layer::describe()
   double forward_ms = 0.0;   ///< summed over `forwards` forward passes
   double backward_ms = 0.0;  ///< summed over `backwards` backward passes
-  int64_t forwards = 0, backwards = 0;
+  int64_t forwards = 0;       ///< forward passes timed
+  int64_t backwards = 0;      ///< backward passes timed
 };
 
 /// A sequence of layers on one backend, owning their parameters, gradients and activations.
