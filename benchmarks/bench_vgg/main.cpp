@@ -89,6 +89,8 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   t0 = Clock::now();
   for (int i = 0; i < opt.iters; ++i) run.iteration_ms.push_back(timed_step());
   run.timed_s = since(t0);
+  const std::vector<float> st = stats.to_vector();  // the timed steps' loss, before any profiled step
+  run.mean_loss = st[cudl::LossStats::kLossSum] / static_cast<double>(opt.iters * n);
   if (opt.layers) {  // the per-layer profile, apart from the timed steps it would slow
     net.set_layer_timing(true);
     std::vector<double> layered;
@@ -101,8 +103,6 @@ void run_benchmark(bench::VggRun& run, Clock::time_point start) {
   }
   run.plans = cudl::convolution_plans(b);
   for (const std::string& plan : run.plans) std::cout << "cuDNN plan: " << plan << "\n";
-  const std::vector<float> st = stats.to_vector();
-  run.mean_loss = st[cudl::LossStats::kLossSum] / static_cast<double>(opt.iters * n);
   run.total_s = since(start);
   std::cout << bench::results_text(run) << bench::layers_text(run) << std::flush;
 }

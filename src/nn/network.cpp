@@ -48,16 +48,16 @@ Network::LayerTiming* Network::timing() {
 void Network::add_times(LayerTiming& t, bool backward) {
   bool& pending = backward ? t.backward_pending : t.forward_pending;
   if (!pending) return;
+  // Every layer's time read first, so that a failing read adds nothing and the counts stay equal.
+  std::vector<double> ms(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i)
+    ms[i] = backward ? backend_.elapsed_ms(*t.backward[i + 1], *t.backward[i])
+                     : backend_.elapsed_ms(*t.forward[i], *t.forward[i + 1]);
   pending = false;
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerTime& total = t.totals[i];
-    if (backward) {
-      total.backward_ms += backend_.elapsed_ms(*t.backward[i + 1], *t.backward[i]);
-      ++total.backwards;
-    } else {
-      total.forward_ms += backend_.elapsed_ms(*t.forward[i], *t.forward[i + 1]);
-      ++total.forwards;
-    }
+    (backward ? total.backward_ms : total.forward_ms) += ms[i];
+    ++(backward ? total.backwards : total.forwards);
   }
 }
 
