@@ -15,6 +15,7 @@
 #include "check.hpp"
 #include "cudnn_graph.hpp"
 #include "kernels.hpp"
+#include "parse_number.hpp"
 
 namespace cudl::cuda {
 namespace {
@@ -50,34 +51,28 @@ bool autotune_enabled() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+// A whole number from the environment variable `name`: `fallback` when it is unset or empty, an
+// Error naming the variable when it is not a number in [lo, hi].
+int64_t env_whole(const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  const int64_t n = detail::parse_i64(v, name);
+  CUDL_REQUIRE(n >= lo && n <= hi, std::string(name) + " must be from " + std::to_string(lo) + " to " +
+                                       std::to_string(hi) + ", not " + v);
+  return n;
+}
+
 // How many candidates a search makes plans of and times: CUDL_CUDNN_CANDIDATES, else 32 (and past
 // the first 8, only within search_budget_ms). PyTorch's cudnn.benchmark times every configuration
 // listed; the slow candidates are timed once (worth_more_runs).
-size_t max_candidates() {
-  const char* v = std::getenv("CUDL_CUDNN_CANDIDATES");
-  if (v == nullptr || *v == '\0') return 32;
-  char* end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  CUDL_REQUIRE(*end == '\0' && n >= 1 && n <= 1000,
-               std::string("CUDL_CUDNN_CANDIDATES must be a whole number from 1 to 1000, not '") + v + "'");
-  return static_cast<size_t>(n);
-}
+size_t max_candidates() { return static_cast<size_t>(env_whole("CUDL_CUDNN_CANDIDATES", 32, 1, 1000)); }
 
 // How long one search may go on making and timing candidates past the first kAlwaysTried, in
 // milliseconds: CUDL_CUDNN_SEARCH_MS, else 1500 (0: no limit). Some engines compile their kernels
 // when their plan is made (cuDNN's runtime-compilation note), which can take a large part of a
 // second each; the limit keeps a network's first step to seconds per shape whatever cuDNN lists.
 constexpr size_t kAlwaysTried = 8;  // cudl's search before it took the whole list
-double search_budget_ms() {
-  const char* v = std::getenv("CUDL_CUDNN_SEARCH_MS");
-  if (v == nullptr || *v == '\0') return 1500.0;
-  char* end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  CUDL_REQUIRE(*end == '\0' && n >= 0 && n <= 86400000,
-               std::string("CUDL_CUDNN_SEARCH_MS must be a whole number of milliseconds, 0 for no limit, not '") + v +
-                   "'");
-  return static_cast<double>(n);
-}
+double search_budget_ms() { return static_cast<double>(env_whole("CUDL_CUDNN_SEARCH_MS", 1500, 0, 86400000)); }
 
 // A stream-ordered device buffer for the planning step alone (freed in stream order).
 class DeviceScratch {
