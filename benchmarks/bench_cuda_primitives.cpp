@@ -164,7 +164,8 @@ BENCHMARK(BM_CudaSumRows)
 // Dense's forward pass, y(m×n) = act(x(m×k)·W(k×n) + b): fused (gemm_bias_activation, one cuBLASLt
 // call with the epilogue) beside the two calls it replaces (gemm, bias_activation), at the 2014
 // network's three layers. Args: m, n, k, relu (0: identity), fused, precision (0 fp32, 1 tf32, 2
-// bf16, where the fused call is the two calls). The fused cases' label says whether cuBLASLt ran it.
+// bf16, where the fused call is the two calls). The fused cases' label says what ran it: cudl's own
+// kernel for few rows (with its time and cuBLAS's, from the choice), cuBLASLt, or the two calls.
 void BM_CudaDenseForward(benchmark::State& state) {
   const cudl::Precision precision = state.range(5) == 0   ? cudl::Precision::kFp32
                                     : state.range(5) == 1 ? cudl::Precision::kTf32
@@ -184,6 +185,10 @@ void BM_CudaDenseForward(benchmark::State& state) {
       for (const std::string& line : plans)
         if (line.find(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k)) != std::string::npos)
           label = line.find(": cuBLASLt") != std::string::npos ? "cuBLASLt" : "fallback: " + line;
+      for (const std::string& line : gpu->gemm_kernel_choices())  // cudl's own kernel, where it was faster
+        if (line.find(" " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " +bias") !=
+                std::string::npos && line.find("cudl's kernel") != std::string::npos)
+          label = "cudl's kernel: " + line.substr(line.rfind(": ") + 2);
       state.SetLabel(label);
     } else {
       timed_loop(state, *gpu, [&] {

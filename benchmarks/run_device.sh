@@ -301,7 +301,12 @@ fi
 BENCH_DBN=$BUILD/benchmarks/bench_dbn
 if [ "$TESTS_ONLY" != 1 ]; then
 bench cudl-gpu-fp32 cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
-bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
+bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 env CUDL_GEMM_VERBOSE=1 "$BENCH_DBN" --device gpu \
+    --precision fp32 --data "$FASHION"   # its log names each product's kernel, cudl's or cuBLAS's, with both times
+# The same with every product on cuBLAS (CUDL_GEMM_KERNELS=library): what cudl's own kernel for
+# few rows (cuda/rows_gemm.hpp) gains where the per-shape timing chose it.
+bench cudl-gpu-fp32-cublas cudl gpu cublas fp32 "$FASHION" 90 env CUDL_GEMM_KERNELS=library "$BENCH_DBN" \
+    --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-tf32 cudl gpu - tf32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision tf32 --data "$FASHION"
 bench cudl-gpu-bf16 cudl gpu - bf16 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision bf16 --data "$FASHION"
 bench cudl-gpu-fp32-eager cudl gpu eager fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --launch eager --data "$FASHION"

@@ -15,6 +15,7 @@
 #include "cudl/cuda_backend.hpp"
 #include "cudnn_conv.hpp"
 #include "gemm_epilogue.hpp"
+#include "rows_gemm.hpp"
 
 namespace cudl {
 
@@ -103,6 +104,7 @@ struct CudaBackend::Impl {
   cuda::GrowingBuffer staging;          // Precision::kBf16: a product's bf16 operands and its result
   cuda::CublasHandle cublas;
   std::unique_ptr<cuda::GemmEpilogue> epilogue;  // cuBLASLt and its plans; shares cublas_workspace
+  std::unique_ptr<cuda::RowsGemm> rows_gemm;     // our products of few rows; uses `workspace`
   // Created on first use by conv_plans() (the handle costs ~0.1 s), for convolutions; ~Impl
   // destroys the plans, then the handle.
   cudnnHandle_t cudnn = nullptr;
@@ -117,6 +119,9 @@ struct CudaBackend::Impl {
   // Precision::kBf16: three parts of the staging buffer, of the given sizes in bytes, each on a
   // 256-byte boundary (cuBLAS and cuDNN want 16); valid in stream order until the next call.
   std::array<void*, 3> staging_parts(const std::array<size_t, 3>& bytes);
+  // do_gemm by cuBLAS in kFp32 and kTf32, its arguments checked and k ≥ 1 (cuda_backend.cu).
+  void gemm_cublas(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   // do_gemm in Precision::kBf16, its arguments checked and k ≥ 1 (cuda_backend.cu).
   void gemm_bf16(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc);

@@ -60,6 +60,10 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   // cuBLASLt, for the products with a bias and activation in the epilogue (gemm_epilogue.cpp): its
   // kernels run in stream order with cuBLAS's, so they share the workspace.
   impl_->epilogue = std::make_unique<cuda::GemmEpilogue>(impl_->stream, cublas_workspace, Impl::kCublasWorkspace);
+  // Our own kernel for products of few rows, where it is faster than cuBLAS's (rows_gemm.hpp).
+  impl_->rows_gemm = std::make_unique<cuda::RowsGemm>(impl_->stream, prop.multiProcessorCount,
+                                                      cuda::RowsGemm::mode_from_environment(),
+                                                      [impl = impl_.get()](size_t bytes) { return impl->scratch(bytes); });
 }
 
 CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
@@ -254,9 +258,7 @@ void CudaBackend::upload_async(const void* host_src, void* dst, std::size_t byte
   CUDL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl_->queue(Queue::kCopy)));
 }
 
-// Row-major C(m×n) = op(A)·op(B) is column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, and a row-major
-// matrix read column-major is its transpose: so cuBLAS gets B first, then A, with their own
-// transpose flags, and the dimensions n, m, k.
+// Our kernel where it was chosen for the shape (rows_gemm.hpp: products of few rows), else cuBLAS.
 void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
@@ -272,9 +274,20 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
     impl_->gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
+  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
+  call.out = {cuda::rows_gemm::Epilogue::kPlain, alpha, beta, c, ldc, nullptr, nullptr, Activation::kIdentity};
+  auto library = [&](float* out) { impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, out, ldc); };
+  if (!impl_->rows_gemm->run(call, library)) library(c);
+}
+
+// do_gemm in kFp32 and kTf32 by cuBLAS, its arguments checked and k ≥ 1. Row-major C(m×n) =
+// op(A)·op(B) is column-major Cᵀ(n×m) = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read column-major is
+// its transpose: so cuBLAS gets B first, then A, with their own transpose flags, and n, m, k.
+void CudaBackend::Impl::gemm_cublas(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const cublasComputeType_t compute =
-      impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  CUDL_CUBLAS_CHECK(cublasGemmEx(impl_->cublas.get(), tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
+      precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  CUDL_CUBLAS_CHECK(cublasGemmEx(cublas.get(), tb == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  ta == Trans::kYes ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
                                  static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
                                  static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda), &beta, c, CUDA_R_32F,

@@ -185,19 +185,52 @@ std::vector<std::string> GemmEpilogue::describe() const {
 
 }  // namespace cuda
 
+// Our kernel where it was chosen for the shape (rows_gemm.hpp), else one cuBLASLt call with the
+// epilogue, else cuBLAS and bias_activation.
 void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                           const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                                           Activation act, float* c) {
+  bool in_range = true;
+  for (int64_t d : {m, n, k, lda, ldb}) in_range = in_range && d <= INT_MAX;
+  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+    Backend::do_gemm_bias_activation(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, c);  // do_gemm's path
+    return;
+  }
   // n = 1 or k = 1 stays unfused, as PyTorch keeps it (addmm's cuBLASLt path wants both above 1;
   // its comment: with one row or column in mat2 the heuristic answered INVALID_VALUE).
-  bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && impl_->precision != Precision::kBf16 &&
-                 m > 0 && n > 1 && k > 1;
-  for (int64_t d : {m, n, k, lda, ldb}) fusable = fusable && d <= INT_MAX;
+  const bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && n > 1 && k > 1;
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, c)) return;
-  Backend::do_gemm_bias_activation(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, c);
+  auto library = [&](float* out) {
+    if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, out)) return;
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
+    do_bias_activation(out, bias, m, n, act);
+  };
+  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
+  call.out = {cuda::rows_gemm::Epilogue::kBiasAct, alpha, 0.0f, c, n, bias, nullptr, act};
+  if (!impl_->rows_gemm->run(call, library)) library(c);
 }
+
+// Our kernel where it was chosen for the shape, else cuBLAS and activation_backward.
+void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
+                                              const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                                              const float* y, Activation act) {
+  bool in_range = true;
+  for (int64_t d : {m, n, k, lda, ldb}) in_range = in_range && d <= INT_MAX;
+  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+    Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);  // do_gemm's path
+    return;
+  }
+  auto library = [&](float* out) {
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
+    do_activation_backward(out, y, m * n, act);
+  };
+  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
+  call.out = {cuda::rows_gemm::Epilogue::kActBackward, alpha, 0.0f, c, n, nullptr, y, act};
+  if (!impl_->rows_gemm->run(call, library)) library(c);
+}
+
+std::vector<std::string> CudaBackend::gemm_kernel_choices() const { return impl_->rows_gemm->describe(); }
 
 std::vector<std::string> CudaBackend::epilogue_plans() const { return impl_->epilogue->describe(); }
 

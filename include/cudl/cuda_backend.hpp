@@ -51,6 +51,11 @@ class CudaBackend final : public Backend {
   /// precision and operand alignments, then the algorithm's workspace, or why cuBLASLt could not
   /// run it (those calls take gemm and bias_activation instead).
   std::vector<std::string> epilogue_plans() const;
+  /// One line per product shape of few rows (at most 256) seen so far in kFp32 or kTf32: the
+  /// call, how cudl's own kernel splits it, and which ran it, cudl's kernel or cuBLAS's, with both
+  /// times where they were measured. The first eager call of each shape times the two and keeps
+  /// the faster; CUDL_GEMM_KERNELS=cudl or =library forces one (for tests and comparisons).
+  std::vector<std::string> gemm_kernel_choices() const;
 
   /// Device memory (stream-ordered). Throws Error when the GPU is out of memory (saying how much
   /// is free) or while capturing.
@@ -90,11 +95,16 @@ class CudaBackend final : public Backend {
 #define CUDL_BACKEND_PRIMITIVE(name, params) void name params override;
 #include "cudl/backend_primitives.inc"
 #undef CUDL_BACKEND_PRIMITIVE
-  // Dense's forward product with its bias and activation in a cuBLASLt epilogue (identity, ReLU;
-  // kFp32, kTf32), else the two calls (cuda/gemm_epilogue.cpp).
+  // Dense's forward product with its bias and activation: our kernel where chosen for the shape,
+  // else a cuBLASLt epilogue (identity, ReLU; kFp32, kTf32), else the two calls (cuda/gemm_epilogue.cpp).
   void do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                                int64_t lda, const float* b, int64_t ldb, const float* bias, Activation act,
                                float* c) override;
+  // The input gradient's product with the activation's gradient: our kernel where chosen, else
+  // the two calls.
+  void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                   int64_t lda, const float* b, int64_t ldb, float* c, const float* y,
+                                   Activation act) override;
 
  private:
   struct Impl;

@@ -1,0 +1,270 @@
+// cudl's own product for few rows (rows_gemm_plan.hpp: what it computes and in which order) and
+// the per-shape choice between it and the library (rows_gemm.hpp).
+#include "rows_gemm.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "check.hpp"
+#include "cudl/error.hpp"
+
+namespace cudl::cuda {
+namespace {
+
+using namespace rows_gemm;
+
+struct KernelArgs {
+  bool ta, tb;
+  int64_t m, n, k;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  int64_t split_k, splits;
+  float* partials;  // splits × m × n, when splits > 1
+  int* tickets;     // one per tile, zero on entry and on exit
+  Outputs out;
+};
+
+constexpr int kPad = 4;  // keeps the float4 and float2 reads aligned and the transposing stores spread over banks
+
+// Grid (column tiles, row tiles, slices); kThreads threads, thread t computing rows
+// r0 + [0, 4) and columns c0 + [0, 2) of the tile, r0 = 4·(t / 16), c0 = 2·(t % 16).
+__global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
+  __shared__ __align__(16) float as[kChunk][kTileRows + kPad];  // as[kk][i]: op(A)'s stage, transposed
+  __shared__ __align__(16) float bs[kChunk][kTileCols + kPad];  // bs[kk][j]: op(B)'s stage
+  __shared__ bool last;
+  const int t = static_cast<int>(threadIdx.x);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kTileCols;
+  const int64_t slice = blockIdx.z;
+  const int64_t begin = slice * p.split_k;
+  const int64_t end = begin + p.split_k < p.k ? begin + p.split_k : p.k;
+  const int r0 = kThreadRows * (t / (kTileCols / kThreadCols));
+  const int c0 = kThreadCols * (t % (kTileCols / kThreadCols));
+
+  float acc[kThreadRows][kThreadCols] = {};
+  for (int64_t k0 = begin; k0 < end; k0 += kChunk) {
+#pragma unroll
+    for (int l = 0; l < kTileRows * kChunk / kThreads; ++l) {
+      const Cell cell = a_cell(p.ta, t + l * kThreads);
+      const int64_t i = row0 + cell.outer, kk = k0 + cell.kk;
+      as[cell.kk][cell.outer] = i < p.m && kk < end ? p.a[a_index(p.ta, i, kk, p.lda)] : 0.0f;
+    }
+#pragma unroll
+    for (int l = 0; l < kTileCols * kChunk / kThreads; ++l) {
+      const Cell cell = b_cell(p.tb, t + l * kThreads);
+      const int64_t j = col0 + cell.outer, kk = k0 + cell.kk;
+      bs[cell.kk][cell.outer] = j < p.n && kk < end ? p.b[b_index(p.tb, kk, j, p.ldb)] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kChunk; ++kk) {
+      const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][r0]);
+      const float2 b2 = *reinterpret_cast<const float2*>(&bs[kk][c0]);
+      const float av[kThreadRows] = {a4.x, a4.y, a4.z, a4.w};
+      const float bv[kThreadCols] = {b2.x, b2.y};
+#pragma unroll
+      for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+        for (int c = 0; c < kThreadCols; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
+    }
+    __syncthreads();
+  }
+
+  if (p.splits == 1) {
+#pragma unroll
+    for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+      for (int c = 0; c < kThreadCols; ++c) {
+        const int64_t i = row0 + r0 + r, j = col0 + c0 + c;
+        if (i < p.m && j < p.n) store(p.out, i, j, acc[r][c]);
+      }
+    return;
+  }
+  // This slice's sums, then a ticket: the tile's last block adds all slices in slice order.
+  const int64_t plane = p.m * p.n;
+#pragma unroll
+  for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+    for (int c = 0; c < kThreadCols; ++c) {
+      const int64_t i = row0 + r0 + r, j = col0 + c0 + c;
+      if (i < p.m && j < p.n) p.partials[slice * plane + i * p.n + j] = acc[r][c];
+    }
+  __threadfence();  // the partials are visible GPU-wide before the ticket is taken
+  __syncthreads();
+  int* ticket = p.tickets + blockIdx.y * gridDim.x + blockIdx.x;
+  if (t == 0) last = atomicAdd(ticket, 1) == static_cast<int>(p.splits) - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+#pragma unroll
+  for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+    for (int c = 0; c < kThreadCols; ++c) {
+      const int64_t i = row0 + r0 + r, j = col0 + c0 + c;
+      if (i >= p.m || j >= p.n) continue;
+      const float* q = p.partials + i * p.n + j;
+      float s = __ldcg(q);  // L2: other blocks wrote these
+      for (int64_t z = 1; z < p.splits; ++z) s = __fadd_rn(s, __ldcg(q + z * plane));
+      store(p.out, i, j, s);
+    }
+  if (t == 0) *ticket = 0;  // ready for the next launch (stream order)
+}
+
+bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  const auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return x < y + b_bytes && y < x + a_bytes;
+}
+
+// Bytes from the first to one past the last element of a rows×cols matrix with row stride ld.
+size_t span(int64_t rows, int64_t cols, int64_t ld) {
+  return sizeof(float) * static_cast<size_t>((rows - 1) * ld + cols);
+}
+
+const char* epilogue_name(const RowsGemmCall& c) {
+  switch (c.out.epilogue) {
+    case Epilogue::kPlain: return c.out.beta == 0.0f ? "" : " +beta*C";
+    case Epilogue::kBiasAct:
+      return c.out.act == Activation::kRelu ? " +bias relu" : c.out.act == Activation::kSigmoid ? " +bias sigmoid"
+                                                                                                  : " +bias";
+    case Epilogue::kActBackward:
+      return c.out.act == Activation::kRelu ? " *relu'" : c.out.act == Activation::kSigmoid ? " *sigmoid'" : "";
+  }
+  return "";
+}
+
+}  // namespace
+
+RowsGemm::Mode RowsGemm::mode_from_environment() {
+  const char* v = std::getenv("CUDL_GEMM_KERNELS");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Mode::kAuto;
+  if (std::strcmp(v, "cudl") == 0) return Mode::kCudl;
+  if (std::strcmp(v, "library") == 0) return Mode::kLibrary;
+  throw Error(std::string("CUDL_GEMM_KERNELS must be auto, cudl or library, not \"") + v + "\"");
+}
+
+RowsGemm::RowsGemm(cudaStream_t stream, int sms, Mode mode, std::function<void*(size_t)> scratch)
+    : stream_(stream), sms_(std::max(sms, 1)), mode_(mode), scratch_(std::move(scratch)) {}
+
+RowsGemm::~RowsGemm() {
+  // Statuses ignored (a destructor does not throw); the backend synchronised its stream first.
+  if (start_ != nullptr) cudaEventDestroy(start_);
+  if (stop_ != nullptr) cudaEventDestroy(stop_);
+  if (tickets_ != nullptr) cudaFree(tickets_);
+}
+
+Split RowsGemm::split(const RowsGemmCall& call) const { return split_for(call.m, call.n, call.k, sms_); }
+
+size_t RowsGemm::partial_bytes(const RowsGemmCall& call) const {
+  const Split s = split(call);
+  return s.splits > 1 ? sizeof(float) * static_cast<size_t>(s.splits * call.m * call.n) : 0;
+}
+
+void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
+  CUDL_REQUIRE(serves(call.m, call.n, call.k), "rows_gemm: cannot run a " + std::to_string(call.m) + "x" +
+                                                   std::to_string(call.n) + "x" + std::to_string(call.k) + " product");
+  if (tickets_ == nullptr) {
+    CUDL_REQUIRE(!capturing(stream_), "rows_gemm: its counters are allocated on an eager call, not in a capture");
+    CUDL_CUDA_CHECK(cudaMalloc(&tickets_, sizeof(int) * static_cast<size_t>(kMaxTiles)));
+    CUDL_CUDA_CHECK(cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(kMaxTiles), stream_));
+  }
+  const Split s = split(call);
+  KernelArgs p{call.ta, call.tb, call.m, call.n, call.k, call.a, call.lda, call.b, call.ldb,
+               s.split_k, s.splits, partials, tickets_, call.out};
+  const dim3 grid(static_cast<unsigned>(s.col_tiles), static_cast<unsigned>(s.row_tiles),
+                  static_cast<unsigned>(s.splits));
+  rows_gemm_kernel<<<grid, kThreads, 0, stream_>>>(p);
+  CUDL_CHECK_LAUNCH();
+}
+
+bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(float*)>& library) {
+  if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k)) return false;
+  const size_t c_bytes = span(call.m, call.n, call.out.ldc);
+  // The library's kernels do not accept C overlapping A or B either; ours would read what it wrote.
+  if (overlaps(call.out.c, c_bytes, call.a, call.ta ? span(call.k, call.m, call.lda) : span(call.m, call.k, call.lda)) ||
+      overlaps(call.out.c, c_bytes, call.b, call.tb ? span(call.n, call.k, call.ldb) : span(call.k, call.n, call.ldb)))
+    return false;
+  const Key key{static_cast<int64_t>(call.out.epilogue), call.ta, call.tb, call.m, call.n, call.k, call.lda, call.ldb,
+                call.out.ldc, static_cast<int64_t>(call.out.act), call.out.beta != 0.0f, call.out.alpha != 1.0f};
+  auto it = choices_.find(key);
+  if (it == choices_.end()) {
+    if (capturing(stream_)) return false;
+    it = choices_.emplace(key, decide(call, library)).first;
+  }
+  if (!it->second.ours) return false;
+  const size_t bytes = partial_bytes(call);
+  launch(call, bytes > 0 ? static_cast<float*>(scratch_(bytes)) : nullptr);
+  return true;
+}
+
+double RowsGemm::time_us(const std::function<void()>& f) {
+  constexpr int kRounds = 3, kCalls = 5;
+  if (start_ == nullptr) CUDL_CUDA_CHECK(cudaEventCreate(&start_));
+  if (stop_ == nullptr) CUDL_CUDA_CHECK(cudaEventCreate(&stop_));
+  double best = std::numeric_limits<double>::infinity();
+  for (int round = 0; round < kRounds; ++round) {
+    CUDL_CUDA_CHECK(cudaEventRecord(start_, stream_));
+    for (int i = 0; i < kCalls; ++i) f();
+    CUDL_CUDA_CHECK(cudaEventRecord(stop_, stream_));
+    CUDL_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0.0f;
+    CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    best = std::min(best, 1e3 * static_cast<double>(ms) / kCalls);
+  }
+  return best;
+}
+
+RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<void(float*)>& library) {
+  const Split s = split(call);
+  Choice ch;
+  char what[192];
+  std::snprintf(what, sizeof what, "%s%s %lldx%lldx%lld%s: %lld x %lld tiles, %lld slice%s of %lld", call.ta ? "T" : "N",
+                call.tb ? "T" : "N", static_cast<long long>(call.m), static_cast<long long>(call.n),
+                static_cast<long long>(call.k), epilogue_name(call), static_cast<long long>(s.row_tiles),
+                static_cast<long long>(s.col_tiles), static_cast<long long>(s.splits), s.splits == 1 ? "" : "s",
+                static_cast<long long>(s.split_k));
+  ch.what = what;
+  if (mode_ == Mode::kCudl) {
+    ch.ours = true;
+    return ch;
+  }
+  // Both write a scratch C (same row stride) in front of our partial sums; each runs once before
+  // it is timed (the library's first call of a shape may choose or load its kernel).
+  const size_t c_bytes = (sizeof(float) * static_cast<size_t>(call.m * call.out.ldc) + 255) / 256 * 256;
+  auto* base = static_cast<char*>(scratch_(c_bytes + partial_bytes(call)));
+  RowsGemmCall t = call;
+  t.out.c = reinterpret_cast<float*>(base);
+  float* partials = reinterpret_cast<float*>(base + c_bytes);
+  auto ours = [&] { launch(t, partials); };
+  auto theirs = [&] { library(t.out.c); };
+  ours();
+  theirs();
+  ch.library_us = time_us(theirs);
+  ch.ours_us = time_us(ours);
+  ch.ours = ch.ours_us < ch.library_us;
+  const char* verbose = std::getenv("CUDL_GEMM_VERBOSE");
+  if (verbose != nullptr && std::strcmp(verbose, "1") == 0)
+    std::fprintf(stderr, "cudl gemm: %s: %s (%.1f us; library %.1f us)\n", ch.what.c_str(),
+                 ch.ours ? "cudl's kernel" : "the library's", ch.ours_us, ch.library_us);
+  return ch;
+}
+
+std::vector<std::string> RowsGemm::describe() const {
+  std::vector<std::string> lines;
+  for (const auto& [key, ch] : choices_) {
+    char times[96] = "";
+    if (ch.library_us > 0.0)
+      std::snprintf(times, sizeof times, " (%.1f us; library %.1f us)", ch.ours_us, ch.library_us);
+    lines.push_back(ch.what + ": " + (ch.ours ? "cudl's kernel" : "the library's") +
+                    (ch.library_us > 0.0 ? times : " (forced by CUDL_GEMM_KERNELS=cudl)"));
+  }
+  return lines;
+}
+
+}  // namespace cudl::cuda

@@ -1,0 +1,80 @@
+#pragma once
+// cudl's own product for few rows (rows_gemm_plan.hpp says what it computes), and the choice,
+// per shape, between it and the library's kernels (cuBLAS, cuBLASLt): on the first eager call of
+// a shape both are timed on the backend's stream, and the faster one runs from then on, so our
+// kernel is used only where it wins. Queued on the stream; capturable once a shape is decided.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "rows_gemm_plan.hpp"
+
+namespace cudl::cuda {
+
+// One product as the Backend call gives it; out.ldc is n except for kPlain.
+struct RowsGemmCall {
+  bool ta = false, tb = false;
+  int64_t m = 0, n = 0, k = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  rows_gemm::Outputs out;
+};
+
+class RowsGemm {
+ public:
+  // CUDL_GEMM_KERNELS: "auto" (default: timed per shape), "cudl" (ours wherever it serves the
+  // shape: for tests), "library" (never ours). Anything else is an Error naming the value.
+  enum class Mode { kAuto, kCudl, kLibrary };
+  static Mode mode_from_environment();
+
+  // Products on `stream` of a GPU with `sms` multiprocessors; `scratch(bytes)` hands out the
+  // backend's stream-ordered scratch (valid until its next call).
+  RowsGemm(cudaStream_t stream, int sms, Mode mode, std::function<void*(size_t)> scratch);
+  ~RowsGemm();
+  RowsGemm(const RowsGemm&) = delete;
+  RowsGemm& operator=(const RowsGemm&) = delete;
+
+  // Queues `call` with our kernel and returns true where it is chosen for this shape; returns
+  // false, having queued nothing, where the library's kernels are to run it. `library(c)` queues
+  // the library's way of computing the call with its result written to c (row stride out.ldc):
+  // the first eager call of a shape times it against ours, into scratch. A shape first seen while
+  // the stream is being captured is left to the library (its choice needs the host).
+  bool run(const RowsGemmCall& call, const std::function<void(float*)>& library);
+
+  // Our kernel, whatever the choice (tests and benchmarks); `partials` as partial_bytes() says.
+  void launch(const RowsGemmCall& call, float* partials);
+  // The scratch our kernel needs for this call's partial sums (0 when k is one slice).
+  size_t partial_bytes(const RowsGemmCall& call) const;
+  rows_gemm::Split split(const RowsGemmCall& call) const;
+
+  // One line per decided shape: the call, our split, both times and the choice.
+  std::vector<std::string> describe() const;
+
+ private:
+  struct Choice {
+    bool ours = false;
+    double ours_us = 0.0, library_us = 0.0;  // 0: not timed (Mode::kCudl)
+    std::string what;
+  };
+  using Key = std::array<int64_t, 12>;
+  Choice decide(const RowsGemmCall& call, const std::function<void(float*)>& library);
+  // Microseconds per call of f, the best of three rounds of five calls.
+  double time_us(const std::function<void()>& f);
+
+  cudaStream_t stream_;
+  int sms_;
+  Mode mode_;
+  std::function<void*(size_t)> scratch_;
+  int* tickets_ = nullptr;  // kMaxTiles counters (cudaMalloc), zero between launches; freed with this
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::map<Key, Choice> choices_;
+};
+
+}  // namespace cudl::cuda

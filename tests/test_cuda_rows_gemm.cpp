@@ -1,0 +1,174 @@
+// cudl's own product for few rows on the GPU (cuda/rows_gemm.hpp, issue 17):
+// - with CUDL_GEMM_KERNELS=cudl every call it serves runs it, and its results are the host
+//   emulation's bits (cuda/rows_gemm_plan.hpp: the same fmaf chains and slice order) for each
+//   epilogue, transpose, stride, alpha and beta, at the 2014 network's shapes and ragged ones;
+// - a captured call replays to the eager bits, again and again (the tickets are reset);
+// - by default each shape is timed against cuBLAS and the faster kept, listed with both times, and
+//   the results agree with the CPU.
+// Skipped, with the reason, without a usable GPU.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_parity.hpp"
+#include "rows_gemm_plan.hpp"
+
+namespace {
+
+namespace rg = cudl::cuda::rows_gemm;
+
+// A CudaBackend made while CUDL_GEMM_KERNELS has `mode`, the variable restored after.
+std::unique_ptr<CudaBackend> backend_in_mode(const char* mode) {
+  const char* old = std::getenv("CUDL_GEMM_KERNELS");
+  const std::string saved = old != nullptr ? old : "";
+  setenv("CUDL_GEMM_KERNELS", mode, 1);
+  auto b = std::make_unique<CudaBackend>(BackendOptions{});
+  if (old != nullptr) {
+    setenv("CUDL_GEMM_KERNELS", saved.c_str(), 1);
+  } else {
+    unsetenv("CUDL_GEMM_KERNELS");
+  }
+  return b;
+}
+
+int multiprocessors() {
+  int sms = 0;
+  EXPECT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  return sms;
+}
+
+struct Shape3 {
+  int64_t m, n, k;
+};
+const Shape3 kShapes[] = {{1, 1, 1},    {7, 5, 3},      {64, 800, 784}, {64, 784, 800}, {64, 10, 800},
+                          {65, 33, 17}, {130, 40, 1000}, {256, 64, 64},  {3, 2, 5000}};
+
+uint32_t bits_of(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+// Every output of `got` has the bits of `want` (NaN only where `want` has one).
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int reported = 0;
+  for (size_t i = 0; i < got.size() && reported < 5; ++i)
+    if (bits_of(got[i]) != bits_of(want[i])) {
+      ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", the emulation gives " << want[i];
+      ++reported;
+    }
+}
+
+class CudaRowsGemm : public CudaParity {};
+
+TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
+  auto g = backend_in_mode("cudl");
+  constexpr auto do_gemm = DoGemm::pointer();
+  const int sms = multiprocessors();
+  uint64_t seed = 300;
+  for (const Shape3& s : kShapes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (rg::Epilogue epi : {rg::Epilogue::kPlain, rg::Epilogue::kBiasAct, rg::Epilogue::kActBackward})
+          for (Activation act : {Activation::kIdentity, Activation::kRelu}) {
+            if (epi == rg::Epilogue::kPlain && act == Activation::kRelu) continue;
+            // kPlain: row strides past the columns (do_gemm), alpha and beta; the others as Backend
+            // calls them (strides = columns).
+            const bool plain = epi == rg::Epilogue::kPlain;
+            const int64_t pad = plain ? 3 : 0;
+            const int64_t lda = (ta ? s.m : s.k) + pad, ldb = (tb ? s.k : s.n) + pad, ldc = s.n + pad;
+            const int64_t a_rows = ta ? s.k : s.m, b_rows = tb ? s.n : s.k;
+            const std::vector<float> a = uniform_values(++seed, a_rows * lda, -1.0f, 1.0f);
+            const std::vector<float> b = uniform_values(++seed, b_rows * ldb, -1.0f, 1.0f);
+            const std::vector<float> bias = uniform_values(++seed, s.n, -1.0f, 1.0f);
+            const std::vector<float> y = uniform_values(++seed, s.m * s.n, -1.0f, 1.0f);
+            std::vector<float> want = uniform_values(++seed, s.m * ldc, -1.0f, 1.0f);
+            const Tensor a_g = Tensor::from_host(a, {a_rows, lda}, *g), b_g = Tensor::from_host(b, {b_rows, ldb}, *g);
+            const Tensor bias_g = Tensor::from_host(bias, {s.n}, *g), y_g = Tensor::from_host(y, {s.m, s.n}, *g);
+            Tensor c_g = Tensor::from_host(want, {s.m, ldc}, *g);
+            const float alpha = plain ? -0.75f : 1.5f, beta = plain ? 0.5f : 0.0f;
+            const Trans tra = ta ? Trans::kYes : Trans::kNo, trb = tb ? Trans::kYes : Trans::kNo;
+            if (plain) {
+              ((*g).*do_gemm)(tra, trb, s.m, s.n, s.k, alpha, a_g.data(), lda, b_g.data(), ldb, beta, c_g.data(), ldc);
+            } else if (epi == rg::Epilogue::kBiasAct) {
+              g->gemm_bias_activation(alpha, a_g, tra, b_g, trb, bias_g, act, c_g);
+            } else {
+              g->gemm_activation_backward(alpha, a_g, tra, b_g, trb, c_g, y_g, act);
+            }
+            rg::Outputs o;
+            o.epilogue = epi;
+            o.alpha = alpha;
+            o.beta = beta;
+            o.c = want.data();
+            o.ldc = ldc;
+            o.bias = bias.data();
+            o.y = y.data();
+            o.act = act;
+            rg::emulate(ta, tb, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, rg::split_for(s.m, s.n, s.k, sms), o);
+            expect_same_bits(c_g.to_vector(), want,
+                             str("m,n,k", s.m, s.n, s.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + " epilogue " +
+                                 std::to_string(static_cast<int>(epi)) + " " + to_string(act));
+          }
+  const std::vector<std::string> choices = g->gemm_kernel_choices();
+  ASSERT_FALSE(choices.empty());
+  for (const std::string& line : choices) {
+    std::cout << "  " << line << "\n";
+    EXPECT_THAT(line, HasSubstr("cudl's kernel (forced by CUDL_GEMM_KERNELS=cudl)"));
+  }
+}
+
+TEST_F(CudaRowsGemm, CapturedCallsReplayToTheEagerBits) {
+  auto g = backend_in_mode("cudl");
+  const int64_t m = 64, n = 800, k = 784;  // ten slices on an H100 or H200: tickets in use
+  const Tensor x = Tensor::from_host(uniform_values(1, m * k, -1.0f, 1.0f), {m, k}, *g);
+  const Tensor w = Tensor::from_host(uniform_values(2, k * n, -1.0f, 1.0f), {k, n}, *g);
+  const Tensor bias = Tensor::from_host(uniform_values(3, n, -1.0f, 1.0f), {n}, *g);
+  Tensor eager({m, n}, *g), replayed({m, n}, *g);
+  g->gemm_bias_activation(1.0f, x, Trans::kNo, w, Trans::kNo, bias, Activation::kRelu, eager);
+  const std::vector<float> want = eager.to_vector();
+  g->begin_capture();
+  g->gemm_bias_activation(1.0f, x, Trans::kNo, w, Trans::kNo, bias, Activation::kRelu, replayed);
+  auto graph = g->end_capture();
+  for (int i = 0; i < 3; ++i) {
+    g->fill(replayed, kNaN);
+    graph->replay();
+    expect_same_bits(replayed.to_vector(), want, "replay " + std::to_string(i));
+  }
+}
+
+TEST_F(CudaRowsGemm, ChoosesTheFasterPerShapeAndAgreesWithTheCpu) {
+  auto g = backend_in_mode("auto");
+  uint64_t seed = 900;
+  for (const Shape3& s : {Shape3{64, 800, 784}, Shape3{64, 800, 800}, Shape3{64, 10, 800}}) {
+    const std::vector<float> a = uniform_values(++seed, s.m * s.k, -1.0f, 1.0f);
+    const std::vector<float> b = uniform_values(++seed, s.k * s.n, -1.0f, 1.0f);
+    const std::vector<float> bias = uniform_values(++seed, s.n, -1.0f, 1.0f);
+    Tensor c_cpu({s.m, s.n}, cpu), c_gpu({s.m, s.n}, *g);
+    cpu.gemm_bias_activation(1.0f, Tensor::from_host(a, {s.m, s.k}, cpu), Trans::kNo,
+                             Tensor::from_host(b, {s.k, s.n}, cpu), Trans::kNo, Tensor::from_host(bias, {s.n}, cpu),
+                             Activation::kRelu, c_cpu);
+    g->gemm_bias_activation(1.0f, Tensor::from_host(a, {s.m, s.k}, *g), Trans::kNo,
+                            Tensor::from_host(b, {s.k, s.n}, *g), Trans::kNo, Tensor::from_host(bias, {s.n}, *g),
+                            Activation::kRelu, c_gpu);
+    // Sums of k products of magnitude ≤ 1 in another order: |error| ≤ ~k·2⁻²⁴ per unit of sum.
+    expect_all_close(c_gpu.to_vector(), c_cpu.to_vector(), 1e-4, 1e-4, str("auto m,n,k", s.m, s.n, s.k));
+  }
+  const std::vector<std::string> choices = g->gemm_kernel_choices();
+  ASSERT_EQ(choices.size(), 3u);
+  for (const std::string& line : choices) {
+    std::cout << "  " << line << "\n";
+    EXPECT_THAT(line, HasSubstr(" us; library "));
+  }
+}
+
+TEST_F(CudaRowsGemm, RejectsAnUnknownMode) {
+  const std::string message = error_of([] { backend_in_mode("fastest"); });
+  EXPECT_THAT(message, HasSubstr("CUDL_GEMM_KERNELS must be auto, cudl or library, not \"fastest\""));
+}
+
+}  // namespace
