@@ -48,7 +48,7 @@ class RowsGemm {
   // the stream is being captured is left to the library (its choice needs the host).
   bool run(const RowsGemmCall& call, const std::function<void(float*)>& library);
 
-  // Our kernel, whatever the choice (tests and benchmarks); `partials` as partial_bytes() says.
+  // Our kernel, whatever the choice; `partials` as partial_bytes() says (may be null for one slice).
   void launch(const RowsGemmCall& call, float* partials);
   // The scratch our kernel needs for this call's partial sums (0 when k is one slice).
   size_t partial_bytes(const RowsGemmCall& call) const;
@@ -65,6 +65,8 @@ class RowsGemm {
   };
   using Key = std::array<int64_t, 12>;
   Choice decide(const RowsGemmCall& call, const std::function<void(float*)>& library);
+  // "NN 64x800x784 +bias relu: 1 x 25 tiles, 10 slices of 80".
+  std::string describe_call(const RowsGemmCall& call) const;
   // Microseconds per call of f, the best of three rounds of five calls.
   double time_us(const std::function<void()>& f);
 
@@ -72,7 +74,9 @@ class RowsGemm {
   int sms_;
   Mode mode_;
   std::function<void*(size_t)> scratch_;
-  int* tickets_ = nullptr;  // kMaxTiles counters (cudaMalloc), zero between launches; freed with this
+  // kMaxTiles counters (cudaMalloc'd by the constructor), zero between launches; one launch uses
+  // them at a time (the backend's stream, or a graph of it replayed there).
+  int* tickets_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   std::map<Key, Choice> choices_;
 };

@@ -1,8 +1,9 @@
 #pragma once
-// cudl's own fp32 product for few rows (issue 17): C (m×n, m ≤ kMaxRows) from op(A) (m×k) and
-// op(B) (k×n), the shapes of a small batch's forward and input-gradient products, where cuBLAS
-// runs a split-K kernel and a separate reduction kernel (two graph nodes, ~10 + 4 µs for
-// 64×800×784 on the H200), and the bias, activation or activation gradient takes a third.
+// cudl's own fp32 product for few rows (issue 17): C (m×n) from op(A) (m×k) and op(B) (k×n) where
+// m ≤ kMaxRows (a small batch's forward and input-gradient products, where cuBLAS runs a split-K
+// kernel and a separate reduction kernel: two graph nodes, ~10 + 4 µs for 64×800×784 on the H200,
+// and the bias, activation or activation gradient takes a third), or where the whole product is
+// little work, m·n·k ≤ kMaxWork (a small batch's weight gradients: k is the batch).
 //
 // One kernel: blocks of kTileRows × kTileCols outputs over one slice of k each (split-K, so that
 // a batch of 64 rows still fills the GPU); each block writes its partial sums, and the last block
@@ -12,7 +13,8 @@
 //
 // This header is plain C++ (no CUDA): the split, the index maps of the kernel's loads, and
 // `emulate`, which computes the kernel's arithmetic in the kernel's order on the host, so a GPU
-// test can require the kernel's bits exactly and a host test can check the maps and the order.
+// test can require the kernel's bits exactly (except a bias + sigmoid: the GPU's expf is not the
+// host's) and a host test can check the maps and the order.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -29,10 +31,11 @@ constexpr int kChunk = 16;        // k per shared-memory stage
 constexpr int kThreads = 256;     // per block: 16 × 16 threads, each 4 rows × 2 columns
 constexpr int kThreadRows = 4;
 constexpr int kThreadCols = 2;
-constexpr int64_t kMaxRows = 256;  // larger m: the library's kernels
+constexpr int64_t kMaxRows = 256;  // larger m only for little work:
+constexpr int64_t kMaxWork = int64_t{1} << 27;  // m·n·k (784×800×64 is 40 M)
 constexpr int64_t kMaxSplits = 32;
 constexpr int64_t kMinSplitK = 64;  // k per slice at least (a block's work must outweigh its partial's write)
-constexpr int64_t kMaxTiles = 65536;  // tickets the backend keeps
+constexpr int64_t kMaxTiles = 65535;  // tickets the backend keeps (and the grid's y limit)
 
 static_assert(kThreads == (kTileRows / kThreadRows) * (kTileCols / kThreadCols), "one output group per thread");
 static_assert((kTileRows * kChunk) % kThreads == 0 && (kTileCols * kChunk) % kThreads == 0, "whole loads");
@@ -54,9 +57,10 @@ struct Split {
 
 // Whether the kernel serves this shape (m, n, k ≥ 1; everything else the library runs).
 inline bool serves(int64_t m, int64_t n, int64_t k) {
-  if (m < 1 || n < 1 || k < 1 || m > kMaxRows) return false;
-  const int64_t tiles = ((m + kTileRows - 1) / kTileRows) * ((n + kTileCols - 1) / kTileCols);
-  return tiles <= kMaxTiles && k <= (int64_t{1} << 40);
+  if (m < 1 || n < 1 || k < 1 || k > (int64_t{1} << 40)) return false;
+  const int64_t row_tiles = (m + kTileRows - 1) / kTileRows, col_tiles = (n + kTileCols - 1) / kTileCols;
+  if (row_tiles > kMaxTiles || col_tiles > kMaxTiles / row_tiles) return false;
+  return m <= kMaxRows || (n <= kMaxWork / m && k <= kMaxWork / (m * n));
 }
 
 // The slices for a GPU of `sms` multiprocessors: about two blocks per multiprocessor, no slice

@@ -21,18 +21,24 @@ namespace {
 
 namespace rg = cudl::cuda::rows_gemm;
 
-// A CudaBackend made while CUDL_GEMM_KERNELS has `mode`, the variable restored after.
+// A CudaBackend made while CUDL_GEMM_KERNELS has `mode`; the variable is restored after, also
+// when the constructor throws.
 std::unique_ptr<CudaBackend> backend_in_mode(const char* mode) {
+  struct Restore {
+    bool had;
+    std::string value;
+    ~Restore() {
+      if (had) {
+        setenv("CUDL_GEMM_KERNELS", value.c_str(), 1);
+      } else {
+        unsetenv("CUDL_GEMM_KERNELS");
+      }
+    }
+  };
   const char* old = std::getenv("CUDL_GEMM_KERNELS");
-  const std::string saved = old != nullptr ? old : "";
+  const Restore restore{old != nullptr, old != nullptr ? old : ""};
   setenv("CUDL_GEMM_KERNELS", mode, 1);
-  auto b = std::make_unique<CudaBackend>(BackendOptions{});
-  if (old != nullptr) {
-    setenv("CUDL_GEMM_KERNELS", saved.c_str(), 1);
-  } else {
-    unsetenv("CUDL_GEMM_KERNELS");
-  }
-  return b;
+  return std::make_unique<CudaBackend>(BackendOptions{});
 }
 
 int multiprocessors() {
@@ -44,8 +50,8 @@ int multiprocessors() {
 struct Shape3 {
   int64_t m, n, k;
 };
-const Shape3 kShapes[] = {{1, 1, 1},    {7, 5, 3},      {64, 800, 784}, {64, 784, 800}, {64, 10, 800},
-                          {65, 33, 17}, {130, 40, 1000}, {256, 64, 64},  {3, 2, 5000}};
+const Shape3 kShapes[] = {{1, 1, 1},    {7, 5, 3},       {64, 800, 784}, {64, 784, 800}, {64, 10, 800},
+                          {65, 33, 17}, {130, 40, 1000}, {256, 64, 64},  {3, 2, 5000},   {784, 800, 64}};
 
 uint32_t bits_of(float x) {
   uint32_t u;
@@ -75,8 +81,11 @@ TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (rg::Epilogue epi : {rg::Epilogue::kPlain, rg::Epilogue::kBiasAct, rg::Epilogue::kActBackward})
-          for (Activation act : {Activation::kIdentity, Activation::kRelu}) {
-            if (epi == rg::Epilogue::kPlain && act == Activation::kRelu) continue;
+          for (Activation act : {Activation::kIdentity, Activation::kRelu, Activation::kSigmoid}) {
+            // The sigmoid's gradient is products only (exact); its forward calls expf, which is not
+            // the host's on the GPU.
+            if (epi == rg::Epilogue::kPlain && act != Activation::kIdentity) continue;
+            if (epi == rg::Epilogue::kBiasAct && act == Activation::kSigmoid) continue;
             // kPlain: row strides past the columns (do_gemm), alpha and beta; the others as Backend
             // calls them (strides = columns).
             const bool plain = epi == rg::Epilogue::kPlain;
@@ -118,8 +127,27 @@ TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
   ASSERT_FALSE(choices.empty());
   for (const std::string& line : choices) {
     std::cout << "  " << line << "\n";
-    EXPECT_THAT(line, HasSubstr("cudl's kernel (forced by CUDL_GEMM_KERNELS=cudl)"));
+    EXPECT_THAT(line, HasSubstr("forced by CUDL_GEMM_KERNELS=cudl: cudl's kernel"));
   }
+}
+
+// A shape first seen while capturing stays with the library, captured and eager alike (the choice
+// needs the host); decided shapes are captured as chosen.
+TEST_F(CudaRowsGemm, AShapeFirstSeenWhileCapturingStaysWithTheLibrary) {
+  auto g = backend_in_mode("cudl");
+  const Tensor x = Tensor::from_host(uniform_values(4, 64 * 800, -1.0f, 1.0f), {64, 800}, *g);
+  const Tensor w = Tensor::from_host(uniform_values(5, 800 * 10, -1.0f, 1.0f), {800, 10}, *g);
+  const Tensor bias = Tensor::from_host(uniform_values(6, 10, -1.0f, 1.0f), {10}, *g);
+  Tensor captured({64, 10}, *g), eager({64, 10}, *g);
+  g->begin_capture();
+  g->gemm_bias_activation(1.0f, x, Trans::kNo, w, Trans::kNo, bias, Activation::kIdentity, captured);
+  auto graph = g->end_capture();
+  graph->replay();
+  g->gemm_bias_activation(1.0f, x, Trans::kNo, w, Trans::kNo, bias, Activation::kIdentity, eager);
+  expect_same_bits(eager.to_vector(), captured.to_vector(), "eager after a capture");
+  const std::vector<std::string> choices = g->gemm_kernel_choices();
+  ASSERT_EQ(choices.size(), 1u);
+  EXPECT_THAT(choices[0], HasSubstr("first seen while capturing: the library's"));
 }
 
 TEST_F(CudaRowsGemm, CapturedCallsReplayToTheEagerBits) {
@@ -158,8 +186,18 @@ TEST_F(CudaRowsGemm, ChoosesTheFasterPerShapeAndAgreesWithTheCpu) {
     // Sums of k products of magnitude ≤ 1 in another order: |error| ≤ ~k·2⁻²⁴ per unit of sum.
     expect_all_close(c_gpu.to_vector(), c_cpu.to_vector(), 1e-4, 1e-4, str("auto m,n,k", s.m, s.n, s.k));
   }
+  // A weight gradient's shape (k is the batch): little work, served though m > 256.
+  const int64_t d = 784, h = 800, batch = 64;
+  const std::vector<float> x = uniform_values(++seed, batch * d, -1.0f, 1.0f);
+  const std::vector<float> dz = uniform_values(++seed, batch * h, -1.0f, 1.0f);
+  Tensor gw_cpu({d, h}, cpu), gw_gpu({d, h}, *g);
+  cpu.gemm(1.0f, Tensor::from_host(x, {batch, d}, cpu), Trans::kYes, Tensor::from_host(dz, {batch, h}, cpu),
+           Trans::kNo, 0.0f, gw_cpu);
+  g->gemm(1.0f, Tensor::from_host(x, {batch, d}, *g), Trans::kYes, Tensor::from_host(dz, {batch, h}, *g), Trans::kNo,
+          0.0f, gw_gpu);
+  expect_all_close(gw_gpu.to_vector(), gw_cpu.to_vector(), 1e-5, 1e-5, "auto weight gradient 784x800x64");
   const std::vector<std::string> choices = g->gemm_kernel_choices();
-  ASSERT_EQ(choices.size(), 3u);
+  ASSERT_EQ(choices.size(), 4u);
   for (const std::string& line : choices) {
     std::cout << "  " << line << "\n";
     EXPECT_THAT(line, HasSubstr(" us; library "));

@@ -42,13 +42,17 @@ TEST(RowsGemmPlan, SlicesCoverKInWholeChunksAndFillTheGpu) {
   EXPECT_EQ(first.split_k, 80);
 }
 
-TEST(RowsGemmPlan, ServesFewRowsOnly) {
+TEST(RowsGemmPlan, ServesFewRowsOrLittleWork) {
   EXPECT_TRUE(serves(64, 800, 784));
   EXPECT_TRUE(serves(256, 1, 1));
+  EXPECT_TRUE(serves(784, 800, 64));  // a weight gradient of a batch of 64
   EXPECT_FALSE(serves(257, 800, 784));
+  EXPECT_FALSE(serves(1000, 800, 784));
   EXPECT_FALSE(serves(0, 800, 784));
   EXPECT_FALSE(serves(64, 800, 0));
   EXPECT_FALSE(serves(64, int64_t{32} * kMaxTiles + 1, 8));
+  EXPECT_FALSE(serves(int64_t{64} * kMaxTiles + 1, 1, 1));       // more row tiles than a grid has
+  EXPECT_FALSE(serves(int64_t{1} << 40, int64_t{1} << 40, 1));  // no overflow on the way
 }
 
 // Each stage element is loaded once, and each warp's 32 loads are runs of consecutive addresses
@@ -113,7 +117,8 @@ struct Case {
 // The emulation against a double-precision product, for every epilogue: it computes the call.
 TEST(RowsGemmPlan, EmulationComputesEachEpilogue) {
   const Case cases[] = {{1, 1, 1, false, false},    {63, 33, 17, true, false},   {64, 31, 100, false, true},
-                        {65, 800, 784, false, false}, {130, 40, 1000, true, true}, {3, 10, 800, false, true}};
+                        {65, 800, 784, false, false}, {130, 40, 1000, true, true}, {3, 10, 800, false, true},
+                        {300, 70, 64, true, false}};
   uint64_t seed = 7;
   for (const Case& c : cases)
     for (Epilogue epi : {Epilogue::kPlain, Epilogue::kBiasAct, Epilogue::kActBackward}) {
@@ -138,8 +143,9 @@ TEST(RowsGemmPlan, EmulationComputesEachEpilogue) {
         for (int64_t j = 0; j < c.n; ++j) {
           double s = 0.0, mag = 0.0;
           for (int64_t kk = 0; kk < c.k; ++kk) {
-            const double p = static_cast<double>(a[static_cast<size_t>(a_index(c.ta, i, kk, lda))]) *
-                             b[static_cast<size_t>(b_index(c.tb, kk, j, ldb))];
+            // Indexed here, not with the plan's a_index/b_index, which the emulation uses.
+            const double p = static_cast<double>(a[static_cast<size_t>(c.ta ? kk * lda + i : i * lda + kk)]) *
+                             b[static_cast<size_t>(c.tb ? j * ldb + kk : kk * ldb + j)];
             s += p;
             mag += std::fabs(p);
           }
@@ -155,7 +161,7 @@ TEST(RowsGemmPlan, EmulationComputesEachEpilogue) {
 }
 
 // The order the kernel adds in: integers whose every partial sum is exact give the exact sum;
-// a beta of 0 never reads C (NaN there is overwritten); −0 sums stay −0 across slices.
+// a beta of 0 never reads C (NaN there is overwritten); a sum of −0 products is +0.
 TEST(RowsGemmPlan, EmulationKeepsTheKernelsContract) {
   const int64_t m = 2, n = 3, k = 700;  // several slices
   ASSERT_GT(split_for(m, n, k, 132).splits, 1);

@@ -51,10 +51,11 @@ class CudaBackend final : public Backend {
   /// precision and operand alignments, then the algorithm's workspace, or why cuBLASLt could not
   /// run it (those calls take gemm and bias_activation instead).
   std::vector<std::string> epilogue_plans() const;
-  /// One line per product shape of few rows (at most 256) seen so far in kFp32 or kTf32: the
-  /// call, how cudl's own kernel splits it, and which ran it, cudl's kernel or cuBLAS's, with both
-  /// times where they were measured. The first eager call of each shape times the two and keeps
-  /// the faster; CUDL_GEMM_KERNELS=cudl or =library forces one (for tests and comparisons).
+  /// One line per product shape seen so far in kFp32 or kTf32 that cudl's own kernel serves (at
+  /// most 256 rows, or m·n·k ≤ 2^27): the call, how the kernel splits it, and which ran it, cudl's
+  /// kernel or the library's, with both times where they were measured. The first eager call of
+  /// each shape times the two and keeps the faster (a shape first seen while capturing stays with
+  /// the library); CUDL_GEMM_KERNELS=cudl or =library forces one (for tests and comparisons).
   std::vector<std::string> gemm_kernel_choices() const;
 
   /// Device memory (stream-ordered). Throws Error when the GPU is out of memory (saying how much
