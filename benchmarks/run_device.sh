@@ -239,6 +239,19 @@ say "build ok"
 
 # ---------------------------------------------------------------------------------------------
 # 3. Tests (the sanitizers run later, after the timed runs: they are slow and optional).
+# First cudl's own product for few rows (cuda/rows_gemm.hpp, its bits against the host emulation):
+# if it fails, every later step runs with cuBLAS alone (CUDL_GEMM_KERNELS=library), so that a wrong
+# kernel costs no other measurement.
+if [ -x "$BUILD/tests/test_cuda_rows_gemm" ] || [ "$DRY" = 1 ]; then
+    run_logged "$TESTS_LOG" "$(cap 60)" "$BUILD/tests/test_cuda_rows_gemm"
+    if [ "$RC" = 0 ]; then
+        record rows-gemm ok "test_cuda_rows_gemm passed: cudl's kernel runs the shapes where it is faster"
+    else
+        export CUDL_GEMM_KERNELS=library
+        record rows-gemm "FAILED (exit $RC)" "every later step runs with CUDL_GEMM_KERNELS=library; see tests.log"
+    fi
+    say "rows_gemm: exit $RC"
+fi
 run_logged "$TESTS_LOG" "$(cap 180)" ctest --test-dir "$BUILD" -j8 --output-on-failure --timeout 120
 CTEST_LINE=$(grep -E 'tests passed|tests failed' "$TESTS_LOG" 2>/dev/null | tail -1)
 if [ "$RC" = 0 ]; then record ctest ok "${CTEST_LINE:-}"; else record ctest "FAILED (exit $RC)" "${CTEST_LINE:-see tests.log}"; fi
