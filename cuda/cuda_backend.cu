@@ -61,9 +61,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   // kernels run in stream order with cuBLAS's, so they share the workspace.
   impl_->epilogue = std::make_unique<cuda::GemmEpilogue>(impl_->stream, cublas_workspace, Impl::kCublasWorkspace);
   // Our own kernel for products of few rows, where it is faster than cuBLAS's (rows_gemm.hpp).
+  auto scratch = [impl = impl_.get()](size_t bytes) { return impl->scratch(bytes); };
   impl_->rows_gemm = std::make_unique<cuda::RowsGemm>(impl_->stream, prop.multiProcessorCount,
-                                                      cuda::RowsGemm::mode_from_environment(),
-                                                      [impl = impl_.get()](size_t bytes) { return impl->scratch(bytes); });
+                                                      cuda::RowsGemm::mode_from_environment(), scratch);
 }
 
 CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
@@ -275,9 +275,14 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
     return;
   }
   cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
-  call.out = {cuda::rows_gemm::Epilogue::kPlain, alpha, beta, c, ldc, nullptr, nullptr, Activation::kIdentity};
-  auto library = [&](float* out) { impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, out, ldc); };
-  if (!impl_->rows_gemm->run(call, library)) library(c);
+  call.out.alpha = alpha;
+  call.out.beta = beta;
+  call.out.c = c;
+  call.out.ldc = ldc;
+  auto library = [&](float* out, float*) {
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, out, ldc);
+  };
+  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
 }
 
 // do_gemm in kFp32 and kTf32 by cuBLAS, its arguments checked and k ≥ 1. Row-major C(m×n) =

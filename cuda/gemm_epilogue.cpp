@@ -201,14 +201,19 @@ void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t
   const bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && n > 1 && k > 1;
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  auto library = [&](float* out) {
+  auto library = [&](float* out, float*) {
     if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, out)) return;
     impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
     do_bias_activation(out, bias, m, n, act);
   };
   cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
-  call.out = {cuda::rows_gemm::Epilogue::kBiasAct, alpha, 0.0f, c, n, bias, nullptr, act};
-  if (!impl_->rows_gemm->run(call, library)) library(c);
+  call.out.epilogue = cuda::rows_gemm::Epilogue::kBiasAct;
+  call.out.alpha = alpha;
+  call.out.c = c;
+  call.out.ldc = n;
+  call.out.bias = bias;
+  call.out.act = act;
+  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
 }
 
 // Our kernel where it was chosen for the shape, else cuBLAS and activation_backward.
@@ -221,13 +226,44 @@ void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int
     Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);  // do_gemm's path
     return;
   }
-  auto library = [&](float* out) {
+  auto library = [&](float* out, float*) {
     impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
     do_activation_backward(out, y, m * n, act);
   };
   cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
-  call.out = {cuda::rows_gemm::Epilogue::kActBackward, alpha, 0.0f, c, n, nullptr, y, act};
-  if (!impl_->rows_gemm->run(call, library)) library(c);
+  call.out.epilogue = cuda::rows_gemm::Epilogue::kActBackward;
+  call.out.alpha = alpha;
+  call.out.c = c;
+  call.out.ldc = n;
+  call.out.y = y;
+  call.out.act = act;
+  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
+}
+
+// Our kernel, summing B's rows as it streams them, where chosen for the shape; else cuBLAS and
+// sum_rows.
+void CudaBackend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                                   int64_t lda, const float* b, float beta, float* c, int64_t ldc, float sum_alpha,
+                                   float sum_beta, float* sums) {
+  bool in_range = true;
+  for (int64_t d : {m, n, k, lda, ldc}) in_range = in_range && d <= INT_MAX;
+  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+    Backend::do_gemm_sum_rows(ta, m, n, k, alpha, a, lda, b, beta, c, ldc, sum_alpha, sum_beta, sums);
+    return;
+  }
+  auto library = [&](float* out, float* out_sums) {
+    impl_->gemm_cublas(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, out, ldc);
+    do_sum_rows(sum_alpha, b, k, n, sum_beta, out_sums);
+  };
+  cuda::RowsGemmCall call{ta == Trans::kYes, false, m, n, k, a, lda, b, n, {}};
+  call.out.alpha = alpha;
+  call.out.beta = beta;
+  call.out.c = c;
+  call.out.ldc = ldc;
+  call.out.sums = sums;
+  call.out.sum_alpha = sum_alpha;
+  call.out.sum_beta = sum_beta;
+  if (!impl_->rows_gemm->run(call, library)) library(c, sums);
 }
 
 std::vector<std::string> CudaBackend::gemm_kernel_choices() const { return impl_->rows_gemm->describe(); }

@@ -49,6 +49,9 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   const int c0 = kThreadCols * (t % (kTileCols / kThreadCols));
 
   float acc[kThreadRows][kThreadCols] = {};
+  // The first row of threads of the first row tile also sums B's rows (Outputs::sums; one slice).
+  const bool sums = p.out.sums != nullptr && blockIdx.y == 0 && r0 == 0;
+  float col_sum[kThreadCols] = {};
   for (int64_t k0 = begin; k0 < end; k0 += kChunk) {
 #pragma unroll
     for (int l = 0; l < kTileRows * kChunk / kThreads; ++l) {
@@ -73,8 +76,17 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
       for (int r = 0; r < kThreadRows; ++r)
 #pragma unroll
         for (int c = 0; c < kThreadCols; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
+      if (sums) {
+#pragma unroll
+        for (int c = 0; c < kThreadCols; ++c) col_sum[c] = __fadd_rn(col_sum[c], bv[c]);
+      }
     }
     __syncthreads();
+  }
+  if (sums) {
+#pragma unroll
+    for (int c = 0; c < kThreadCols; ++c)
+      if (col0 + c0 + c < p.n) store_sum(p.out, col0 + c0 + c, col_sum[c]);
   }
 
   if (p.splits == 1) {
@@ -142,7 +154,9 @@ size_t span(int64_t rows, int64_t cols, int64_t ld) {
 
 const char* epilogue_name(const RowsGemmCall& c) {
   switch (c.out.epilogue) {
-    case Epilogue::kPlain: return c.out.beta == 0.0f ? "" : " +beta*C";
+    case Epilogue::kPlain:
+      return c.out.sums != nullptr ? (c.out.beta == 0.0f ? " +row sums of B" : " +beta*C +row sums of B")
+                                   : (c.out.beta == 0.0f ? "" : " +beta*C");
     case Epilogue::kBiasAct:
       return c.out.act == Activation::kRelu ? " +bias relu" : c.out.act == Activation::kSigmoid ? " +bias sigmoid"
                                                                                                   : " +bias";
@@ -176,7 +190,9 @@ RowsGemm::~RowsGemm() {
   if (tickets_ != nullptr) cudaFree(tickets_);
 }
 
-Split RowsGemm::split(const RowsGemmCall& call) const { return split_for(call.m, call.n, call.k, sms_); }
+Split RowsGemm::split(const RowsGemmCall& call) const {
+  return split_for(call.m, call.n, call.k, sms_, call.out.sums != nullptr);
+}
 
 size_t RowsGemm::partial_bytes(const RowsGemmCall& call) const {
   const Split s = split(call);
@@ -199,15 +215,16 @@ void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
   CUDL_CHECK_LAUNCH();
 }
 
-bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(float*)>& library) {
+bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(float*, float*)>& library) {
   if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k)) return false;
   const size_t c_bytes = span(call.m, call.n, call.out.ldc);
   // The library's kernels do not accept C overlapping A or B either; ours would read what it wrote.
-  if (overlaps(call.out.c, c_bytes, call.a, call.ta ? span(call.k, call.m, call.lda) : span(call.m, call.k, call.lda)) ||
-      overlaps(call.out.c, c_bytes, call.b, call.tb ? span(call.n, call.k, call.ldb) : span(call.k, call.n, call.ldb)))
-    return false;
+  const size_t a_bytes = call.ta ? span(call.k, call.m, call.lda) : span(call.m, call.k, call.lda);
+  const size_t b_bytes = call.tb ? span(call.n, call.k, call.ldb) : span(call.k, call.n, call.ldb);
+  if (overlaps(call.out.c, c_bytes, call.a, a_bytes) || overlaps(call.out.c, c_bytes, call.b, b_bytes)) return false;
   const Key key{static_cast<int64_t>(call.out.epilogue), call.ta, call.tb, call.m, call.n, call.k, call.lda, call.ldb,
-                call.out.ldc, static_cast<int64_t>(call.out.act), call.out.beta != 0.0f, call.out.alpha != 1.0f};
+                call.out.ldc, static_cast<int64_t>(call.out.act), call.out.beta != 0.0f, call.out.alpha != 1.0f,
+                call.out.sums != nullptr, call.out.sum_beta != 0.0f};
   auto it = choices_.find(key);
   if (it == choices_.end()) {
     if (capturing(stream_)) {
@@ -248,15 +265,15 @@ double RowsGemm::time_us(const std::function<void()>& f) {
 std::string RowsGemm::describe_call(const RowsGemmCall& call) const {
   const Split s = split(call);
   char what[192];
-  std::snprintf(what, sizeof what, "%s%s %lldx%lldx%lld%s: %lld x %lld tiles, %lld slice%s of %lld", call.ta ? "T" : "N",
-                call.tb ? "T" : "N", static_cast<long long>(call.m), static_cast<long long>(call.n),
-                static_cast<long long>(call.k), epilogue_name(call), static_cast<long long>(s.row_tiles),
-                static_cast<long long>(s.col_tiles), static_cast<long long>(s.splits), s.splits == 1 ? "" : "s",
-                static_cast<long long>(s.split_k));
+  std::snprintf(what, sizeof what, "%s%s %lldx%lldx%lld%s: %lld x %lld tiles, %lld slice%s of %lld",
+                call.ta ? "T" : "N", call.tb ? "T" : "N", static_cast<long long>(call.m),
+                static_cast<long long>(call.n), static_cast<long long>(call.k), epilogue_name(call),
+                static_cast<long long>(s.row_tiles), static_cast<long long>(s.col_tiles),
+                static_cast<long long>(s.splits), s.splits == 1 ? "" : "s", static_cast<long long>(s.split_k));
   return what;
 }
 
-RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<void(float*)>& library) {
+RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<void(float*, float*)>& library) {
   Choice ch;
   ch.what = describe_call(call);
   if (mode_ == Mode::kCudl) {
@@ -264,16 +281,19 @@ RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<
     ch.what += ", forced by CUDL_GEMM_KERNELS=cudl";
     return ch;
   }
-  // Both write a scratch C (same row stride) in front of our partial sums; each runs once before
-  // it is timed (the library's first call of a shape may choose or load its kernel).
-  const size_t c_bytes = (sizeof(float) * static_cast<size_t>(call.m * call.out.ldc) + 255) / 256 * 256;
-  auto* base = static_cast<char*>(scratch_(c_bytes + partial_bytes(call)));
+  // Both write a scratch C (same row stride) and scratch sums in front of our partial sums; each
+  // runs once before it is timed (the library's first call of a shape may choose or load its kernel).
+  auto round_up = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const size_t c_bytes = round_up(sizeof(float) * static_cast<size_t>(call.m * call.out.ldc));
+  const size_t sum_bytes = call.out.sums != nullptr ? round_up(sizeof(float) * static_cast<size_t>(call.n)) : 0;
+  auto* base = static_cast<char*>(scratch_(c_bytes + sum_bytes + partial_bytes(call)));
   RowsGemmCall t = call;
   t.out.c = reinterpret_cast<float*>(base);
-  float* partials = reinterpret_cast<float*>(base + c_bytes);
-  CUDL_CUDA_CHECK(cudaMemsetAsync(base, 0, c_bytes, stream_));  // read where beta ≠ 0
+  if (call.out.sums != nullptr) t.out.sums = reinterpret_cast<float*>(base + c_bytes);
+  float* partials = reinterpret_cast<float*>(base + c_bytes + sum_bytes);
+  CUDL_CUDA_CHECK(cudaMemsetAsync(base, 0, c_bytes + sum_bytes, stream_));  // read where beta ≠ 0
   auto ours = [&] { launch(t, partials); };
-  auto theirs = [&] { library(t.out.c); };
+  auto theirs = [&] { library(t.out.c, t.out.sums); };
   ours();
   theirs();
   ch.library_us = time_us(theirs);

@@ -64,12 +64,13 @@ inline bool serves(int64_t m, int64_t n, int64_t k) {
 }
 
 // The slices for a GPU of `sms` multiprocessors: about two blocks per multiprocessor, no slice
-// shorter than kMinSplitK (unless k is), at most kMaxSplits.
-inline Split split_for(int64_t m, int64_t n, int64_t k, int sms) {
+// shorter than kMinSplitK (unless k is), at most kMaxSplits; one slice where B's rows are also
+// summed (`one_slice`: each column's sum is then one block's).
+inline Split split_for(int64_t m, int64_t n, int64_t k, int sms, bool one_slice = false) {
   Split s;
   s.row_tiles = (m + kTileRows - 1) / kTileRows;
   s.col_tiles = (n + kTileCols - 1) / kTileCols;
-  const int64_t want = std::max<int64_t>(1, (2 * int64_t{sms} + s.tiles() - 1) / s.tiles());
+  const int64_t want = one_slice ? 1 : std::max<int64_t>(1, (2 * int64_t{sms} + s.tiles() - 1) / s.tiles());
   const int64_t by_k = std::max<int64_t>(1, k / kMinSplitK);
   const int64_t splits = std::min({want, by_k, kMaxSplits});
   const int64_t per = (k + splits - 1) / splits;
@@ -107,6 +108,10 @@ struct Outputs {
   const float* bias = nullptr;  // kBiasAct: n values
   const float* y = nullptr;     // kActBackward: m×n, row stride n
   Activation act = Activation::kIdentity;
+  // Where not null (one slice only): sums[j] ← sum_alpha·Σ_k op(B)[k][j] + sum_beta·sums[j]
+  // (sum_beta = 0 does not read sums), the sum in k's order from +0.
+  float* sums = nullptr;
+  float sum_alpha = 1.0f, sum_beta = 0.0f;
 };
 
 #if defined(__CUDA_ARCH__)
@@ -134,6 +139,11 @@ CUDL_HD void store(const Outputs& o, int64_t i, int64_t j, float s) {
   }
 }
 
+CUDL_HD void store_sum(const Outputs& o, int64_t j, float s) {
+  const float v = mul_rn(o.sum_alpha, s);
+  o.sums[j] = o.sum_beta == 0.0f ? v : fmaf(o.sum_beta, o.sums[j], v);
+}
+
 // The kernel's result on the host, in the kernel's order: per slice, each output's fmaf chain over
 // the slice's k from +0, zero-padded to whole chunks; then the slices' sums in slice order, then
 // the epilogue. For tests.
@@ -157,6 +167,13 @@ inline void emulate(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const flo
       for (int64_t q = 1; q < split.splits; ++q) s = add_rn(s, part[static_cast<size_t>(q)]);
       store(out, i, j, s);
     }
+  }
+  if (out.sums == nullptr) return;
+  for (int64_t j = 0; j < n; ++j) {
+    float s = 0.0f;
+    for (int64_t k0 = 0; k0 < k; k0 += kChunk)
+      for (int64_t kk = k0; kk < k0 + kChunk; ++kk) s = add_rn(s, kk < k ? b[b_index(tb, kk, j, ldb)] : 0.0f);
+    store_sum(out, j, s);
   }
 }
 

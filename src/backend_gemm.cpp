@@ -81,4 +81,21 @@ void Backend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, 
   do_bias_activation(c, bias, m, n, act);
 }
 
+void Backend::gemm_sum_rows(float alpha, const Tensor& a, Trans ta, const Tensor& b, float beta, Tensor& c,
+                            float sum_alpha, float sum_beta, Tensor& sums) {
+  const char* op = "gemm_sum_rows";
+  const GemmDims d = check_gemm(*this, a, ta, b, Trans::kNo, c, op);
+  require_on(*this, sums, op, "sums");
+  require_shape(sums, {d.n}, op, "sums");
+  do_gemm_sum_rows(ta, d.m, d.n, d.k, alpha, a.data(), a.dim(1), b.data(), beta, c.data(), c.dim(1), sum_alpha,
+                   sum_beta, sums.data());
+}
+
+void Backend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                               const float* b, float beta, float* c, int64_t ldc, float sum_alpha, float sum_beta,
+                               float* sums) {
+  do_gemm(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, c, ldc);
+  do_sum_rows(sum_alpha, b, k, n, sum_beta, sums);
+}
+
 }  // namespace cudl

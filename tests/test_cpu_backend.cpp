@@ -2,6 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -384,6 +385,38 @@ TEST(CpuBackend, GemmBiasActivationNamesABadShape) {
   EXPECT_THAT(error_of([&] { cpu.gemm_bias_activation(1.0f, a, Trans::kNo, b, Trans::kNo, bias, Activation::kRelu,
                                                       wide); }),
               HasSubstr("gemm_bias_activation: C expected shape [4, 5]"));
+}
+
+// gemm_sum_rows gives the bits of gemm followed by sum_rows of B: both transposes of A, alpha,
+// beta, sum_alpha and sum_beta (0 and not), in fp32 and emulated bf16; and names a bad shape.
+TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
+  uint64_t seed = 90;
+  for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
+    CpuBackend cpu(2, precision);
+    for (const auto& [m, n, k] : {std::array<int64_t, 3>{1, 1, 1}, {5, 7, 3}, {784, 800, 64}})
+      for (Trans ta : {Trans::kNo, Trans::kYes})
+        for (float beta : {0.0f, 1.0f}) {
+          const Shape a_shape = ta == Trans::kNo ? Shape{m, k} : Shape{k, m};
+          const Tensor a = make(cpu, cudl::testing::uniform_values(++seed, m * k, -1.0f, 1.0f), a_shape);
+          const Tensor b = make(cpu, cudl::testing::uniform_values(++seed, k * n, -1.0f, 1.0f), {k, n});
+          const std::vector<float> c0 = cudl::testing::uniform_values(++seed, m * n, -1.0f, 1.0f);
+          const std::vector<float> s0 = cudl::testing::uniform_values(++seed, n, -1.0f, 1.0f);
+          Tensor c = make(cpu, c0, {m, n}), sums = make(cpu, s0, {n});
+          Tensor c2 = make(cpu, c0, {m, n}), sums2 = make(cpu, s0, {n});
+          cpu.gemm_sum_rows(-0.75f, a, ta, b, beta, c, -1.0f, beta, sums);
+          cpu.gemm(-0.75f, a, ta, b, Trans::kNo, beta, c2);
+          cpu.sum_rows(-1.0f, b, beta, sums2);
+          EXPECT_EQ(c.to_vector(), c2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
+          EXPECT_EQ(sums.to_vector(), sums2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
+        }
+  }
+  CpuBackend cpu(1);
+  const Tensor a({4, 3}, cpu), b({3, 5}, cpu);
+  Tensor c({4, 5}, cpu), short_sums({4}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_sum_rows(1.0f, a, Trans::kNo, b, 0.0f, c, 1.0f, 0.0f, short_sums); }),
+              HasSubstr("gemm_sum_rows: sums expected shape [5], found [4]"));
+  EXPECT_THAT(error_of([&] { cpu.gemm_sum_rows(1.0f, a, Trans::kYes, b, 0.0f, c, 1.0f, 0.0f, short_sums); }),
+              HasSubstr("gemm_sum_rows: inner dimensions differ"));
 }
 
 TEST(CpuBackend, HostStagingIsOneBufferReusedAndGrownWithTheBackend) {

@@ -1,8 +1,10 @@
 // cudl's own product for few rows on the GPU (cuda/rows_gemm.hpp, issue 17):
 // - with CUDL_GEMM_KERNELS=cudl every call it serves runs it, and its results are the host
 //   emulation's bits (cuda/rows_gemm_plan.hpp: the same fmaf chains and slice order) for each
-//   epilogue, transpose, stride, alpha and beta, at the 2014 network's shapes and ragged ones;
-// - a captured call replays to the eager bits, again and again (the tickets are reset);
+//   epilogue, transpose, stride, alpha and beta, at the 2014 network's shapes and ragged ones, and
+//   for gemm_sum_rows (the weight gradient with the sums of B's rows: the bias gradient);
+// - a captured call replays to the eager bits, again and again (the tickets are reset), and a
+//   shape first seen while capturing stays with the library;
 // - by default each shape is timed against cuBLAS and the faster kept, listed with both times, and
 //   the results agree with the CPU.
 // Skipped, with the reason, without a usable GPU.
@@ -135,6 +137,40 @@ TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
   }
 }
 
+// gemm_sum_rows: the product and the sums of B's rows (one slice, so each column's sum is one
+// block's), both the emulation's bits, with beta and sum_beta 0 and not.
+TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
+  auto g = backend_in_mode("cudl");
+  const int sms = multiprocessors();
+  uint64_t seed = 600;
+  for (const Shape3& s : {Shape3{784, 800, 64}, Shape3{800, 10, 64}, Shape3{7, 5, 3}, Shape3{70, 33, 300}})
+    for (bool ta : {false, true})
+      for (float beta : {0.0f, 1.0f}) {
+        const std::vector<float> a = uniform_values(++seed, s.m * s.k, -1.0f, 1.0f);
+        const std::vector<float> b = uniform_values(++seed, s.k * s.n, -1.0f, 1.0f);
+        std::vector<float> want = uniform_values(++seed, s.m * s.n, -1.0f, 1.0f);
+        std::vector<float> want_sums = uniform_values(++seed, s.n, -1.0f, 1.0f);
+        const Tensor a_g = Tensor::from_host(a, ta ? cudl::Shape{s.k, s.m} : cudl::Shape{s.m, s.k}, *g);
+        const Tensor b_g = Tensor::from_host(b, {s.k, s.n}, *g);
+        Tensor c_g = Tensor::from_host(want, {s.m, s.n}, *g), sums_g = Tensor::from_host(want_sums, {s.n}, *g);
+        g->gemm_sum_rows(-0.75f, a_g, ta ? Trans::kYes : Trans::kNo, b_g, beta, c_g, -1.0f, beta, sums_g);
+        rg::Outputs o;
+        o.alpha = -0.75f;
+        o.beta = beta;
+        o.c = want.data();
+        o.ldc = s.n;
+        o.sums = want_sums.data();
+        o.sum_alpha = -1.0f;
+        o.sum_beta = beta;
+        rg::emulate(ta, false, s.m, s.n, s.k, a.data(), ta ? s.m : s.k, b.data(), s.n,
+                    rg::split_for(s.m, s.n, s.k, sms, /*one_slice=*/true), o);
+        const std::string what = str("gemm_sum_rows m,n,k", s.m, s.n, s.k) + (ta ? " Aᵀ" : " A") + " beta " +
+                                 std::to_string(beta);
+        expect_same_bits(c_g.to_vector(), want, what);
+        expect_same_bits(sums_g.to_vector(), want_sums, what + ", sums");
+      }
+}
+
 // A shape first seen while capturing stays with the library, captured and eager alike (the choice
 // needs the host); decided shapes are captured as chosen.
 TEST_F(CudaRowsGemm, AShapeFirstSeenWhileCapturingStaysWithTheLibrary) {
@@ -190,16 +226,18 @@ TEST_F(CudaRowsGemm, ChoosesTheFasterPerShapeAndAgreesWithTheCpu) {
     // Sums of k products of magnitude ≤ 1 in another order: |error| ≤ ~k·2⁻²⁴ per unit of sum.
     expect_all_close(c_gpu.to_vector(), c_cpu.to_vector(), 1e-4, 1e-4, str("auto m,n,k", s.m, s.n, s.k));
   }
-  // A weight gradient's shape (k is the batch): little work, served though m > 256.
+  // A weight gradient's shape (k is the batch) with its bias gradient: little work, served though
+  // m > 256.
   const int64_t d = 784, h = 800, batch = 64;
   const std::vector<float> x = uniform_values(++seed, batch * d, -1.0f, 1.0f);
   const std::vector<float> dz = uniform_values(++seed, batch * h, -1.0f, 1.0f);
-  Tensor gw_cpu({d, h}, cpu), gw_gpu({d, h}, *g);
-  cpu.gemm(1.0f, Tensor::from_host(x, {batch, d}, cpu), Trans::kYes, Tensor::from_host(dz, {batch, h}, cpu),
-           Trans::kNo, 0.0f, gw_cpu);
-  g->gemm(1.0f, Tensor::from_host(x, {batch, d}, *g), Trans::kYes, Tensor::from_host(dz, {batch, h}, *g), Trans::kNo,
-          0.0f, gw_gpu);
+  Tensor gw_cpu({d, h}, cpu), gw_gpu({d, h}, *g), gb_cpu({h}, cpu), gb_gpu({h}, *g);
+  cpu.gemm_sum_rows(1.0f, Tensor::from_host(x, {batch, d}, cpu), Trans::kYes, Tensor::from_host(dz, {batch, h}, cpu),
+                    0.0f, gw_cpu, 1.0f, 0.0f, gb_cpu);
+  g->gemm_sum_rows(1.0f, Tensor::from_host(x, {batch, d}, *g), Trans::kYes, Tensor::from_host(dz, {batch, h}, *g),
+                   0.0f, gw_gpu, 1.0f, 0.0f, gb_gpu);
   expect_all_close(gw_gpu.to_vector(), gw_cpu.to_vector(), 1e-5, 1e-5, "auto weight gradient 784x800x64");
+  expect_all_close(gb_gpu.to_vector(), gb_cpu.to_vector(), 1e-5, 1e-5, "auto bias gradient 800");
   const std::vector<std::string> choices = g->gemm_kernel_choices();
   ASSERT_EQ(choices.size(), 4u);
   for (const std::string& line : choices) {

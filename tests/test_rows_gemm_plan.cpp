@@ -105,7 +105,8 @@ TEST(RowsGemmPlan, LoadMapsTakeEachStageElementOnceAndCoalesce) {
 std::vector<float> uniform(uint64_t seed, int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
-    v[static_cast<size_t>(i)] = 2.0f * cudl::rng::uniform(cudl::rng::bits(seed, 1, static_cast<uint64_t>(i)).v[0]) - 1.0f;
+    v[static_cast<size_t>(i)] =
+        2.0f * cudl::rng::uniform(cudl::rng::bits(seed, 1, static_cast<uint64_t>(i)).v[0]) - 1.0f;
   return v;
 }
 
@@ -158,6 +159,30 @@ TEST(RowsGemmPlan, EmulationComputesEachEpilogue) {
           ASSERT_NEAR(out[at], want, tol) << "at " << i << "," << j;
         }
     }
+}
+
+// With Outputs::sums the emulation also sums op(B)'s rows (one slice), scaled and accumulated.
+TEST(RowsGemmPlan, EmulationSumsTheRowsOfB) {
+  const int64_t m = 3, n = 37, k = 70;
+  const std::vector<float> a = uniform(1, m * k), b = uniform(2, k * n), sums0 = uniform(3, n);
+  std::vector<float> c(static_cast<size_t>(m * n)), sums = sums0;
+  Outputs o;
+  o.c = c.data();
+  o.ldc = n;
+  o.sums = sums.data();
+  o.sum_alpha = -1.0f;
+  o.sum_beta = 0.5f;
+  const Split one = split_for(m, n, k, 132, /*one_slice=*/true);
+  ASSERT_EQ(one.splits, 1);
+  emulate(false, false, m, n, k, a.data(), k, b.data(), n, one, o);
+  for (int64_t j = 0; j < n; ++j) {
+    double s = 0.0, mag = 0.0;
+    for (int64_t kk = 0; kk < k; ++kk) {
+      s += b[static_cast<size_t>(kk * n + j)];
+      mag += std::fabs(b[static_cast<size_t>(kk * n + j)]);
+    }
+    EXPECT_NEAR(sums[static_cast<size_t>(j)], -s + 0.5 * sums0[static_cast<size_t>(j)], 1e-6 * (mag + 1.0)) << j;
+  }
 }
 
 // The order the kernel adds in: integers whose every partial sum is exact give the exact sum;

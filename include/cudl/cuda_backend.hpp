@@ -106,6 +106,11 @@ class CudaBackend final : public Backend {
   void do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                                    int64_t lda, const float* b, int64_t ldb, float* c, const float* y,
                                    Activation act) override;
+  // A weight gradient with the sum of B's rows (the bias gradient): our kernel where chosen, else
+  // the two calls.
+  void do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                        const float* b, float beta, float* c, int64_t ldc, float sum_alpha, float sum_beta,
+                        float* sums) override;
 
  private:
   struct Impl;

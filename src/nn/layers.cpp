@@ -52,8 +52,7 @@ void Dense::backward(Backend& backend, const Tensor& x, const Tensor& y, Tensor&
 void Dense::backward_fused(Backend& backend, const Tensor& x, const Tensor& y, Tensor& dy, Tensor* dx, bool dy_is_dz,
                            Activation below) {
   if (!dy_is_dz) backend.activation_backward(dy, y, act_);      // dz = dy ⊙ act'(z)
-  backend.gemm(1.0f, x, Trans::kYes, dy, Trans::kNo, 0.0f, gw_);  // gW(D×H) = xᵀ·dz
-  backend.sum_rows(1.0f, dy, 0.0f, gb_);                        // gb(H) = Σ_n dz
+  backend.gemm_sum_rows(1.0f, x, Trans::kYes, dy, 0.0f, gw_, 1.0f, 0.0f, gb_);  // gW(D×H) = xᵀ·dz, gb(H) = Σ_n dz
   if (dx == nullptr) return;
   if (below == Activation::kIdentity) {
     backend.gemm(1.0f, dy, Trans::kNo, w_, Trans::kYes, 0.0f, *dx);  // dx(N×D) = dz·Wᵀ
