@@ -137,9 +137,14 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
 
 // Holds the stream for about `ns` nanoseconds, so that the calls queued behind it are all queued
 // before the GPU reaches them: their timing is then the GPU's, not the host's launch rate.
-__global__ void hold_kernel(long long ns) {
-  const long long until = clock64() + ns * 2;  // ≥ 2 cycles per ns below 2 GHz: at least ns
-  while (clock64() < until) __nanosleep(1000);
+__global__ void hold_kernel(unsigned long long ns) {
+  auto now = [] {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));  // nanoseconds
+    return t;
+  };
+  const unsigned long long until = now() + ns;
+  while (now() < until) __nanosleep(1000);
 }
 
 bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
@@ -200,7 +205,7 @@ size_t RowsGemm::partial_bytes(const RowsGemmCall& call) const {
 }
 
 void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
-  CUDL_REQUIRE(serves(call.m, call.n, call.k), "rows_gemm: cannot run a " + std::to_string(call.m) + "x" +
+  CUDL_REQUIRE(serves(call.m, call.n, call.k, call.out.sums != nullptr), "rows_gemm: cannot run a " + std::to_string(call.m) + "x" +
                                                    std::to_string(call.n) + "x" + std::to_string(call.k) + " product");
   CUDL_REQUIRE(tickets_ != nullptr, "rows_gemm: CUDL_GEMM_KERNELS=library made no counters");
   CUDL_REQUIRE(call.out.epilogue == Epilogue::kPlain || call.out.ldc == call.n,
@@ -216,12 +221,17 @@ void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
 }
 
 bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(float*, float*)>& library) {
-  if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k)) return false;
+  if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k, call.out.sums != nullptr)) return false;
   const size_t c_bytes = span(call.m, call.n, call.out.ldc);
   // The library's kernels do not accept C overlapping A or B either; ours would read what it wrote.
   const size_t a_bytes = call.ta ? span(call.k, call.m, call.lda) : span(call.m, call.k, call.lda);
   const size_t b_bytes = call.tb ? span(call.n, call.k, call.ldb) : span(call.k, call.n, call.ldb);
   if (overlaps(call.out.c, c_bytes, call.a, a_bytes) || overlaps(call.out.c, c_bytes, call.b, b_bytes)) return false;
+  const size_t sum_bytes = sizeof(float) * static_cast<size_t>(call.n);  // written while A and B are read
+  if (call.out.sums != nullptr &&
+      (overlaps(call.out.sums, sum_bytes, call.a, a_bytes) || overlaps(call.out.sums, sum_bytes, call.b, b_bytes) ||
+       overlaps(call.out.sums, sum_bytes, call.out.c, c_bytes)))
+    return false;
   const Key key{static_cast<int64_t>(call.out.epilogue), call.ta, call.tb, call.m, call.n, call.k, call.lda, call.ldb,
                 call.out.ldc, static_cast<int64_t>(call.out.act), call.out.beta != 0.0f, call.out.alpha != 1.0f,
                 call.out.sums != nullptr, call.out.sum_beta != 0.0f};
@@ -282,11 +292,20 @@ RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<
     return ch;
   }
   // Both write a scratch C (same row stride) and scratch sums in front of our partial sums; each
-  // runs once before it is timed (the library's first call of a shape may choose or load its kernel).
+  // runs once before it is timed (the library's first call of a shape may choose or load its
+  // kernel). A buffer of its own (not the backend's scratch, which the library's way may take
+  // and grow, e.g. sum_rows), freed in stream order after the timing.
   auto round_up = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   const size_t c_bytes = round_up(sizeof(float) * static_cast<size_t>(call.m * call.out.ldc));
   const size_t sum_bytes = call.out.sums != nullptr ? round_up(sizeof(float) * static_cast<size_t>(call.n)) : 0;
-  auto* base = static_cast<char*>(scratch_(c_bytes + sum_bytes + partial_bytes(call)));
+  void* memory = nullptr;
+  CUDL_CUDA_CHECK(cudaMallocAsync(&memory, c_bytes + sum_bytes + partial_bytes(call), stream_));
+  struct Free {
+    void* p;
+    cudaStream_t s;
+    ~Free() { cudaFreeAsync(p, s); }  // status ignored: a destructor does not throw
+  } free_memory{memory, stream_};
+  auto* base = static_cast<char*>(memory);
   RowsGemmCall t = call;
   t.out.c = reinterpret_cast<float*>(base);
   if (call.out.sums != nullptr) t.out.sums = reinterpret_cast<float*>(base + c_bytes);

@@ -36,6 +36,7 @@ constexpr int64_t kMaxWork = int64_t{1} << 27;  // m·n·k (784×800×64 is 40 M
 constexpr int64_t kMaxSplits = 32;
 constexpr int64_t kMinSplitK = 64;  // k per slice at least (a block's work must outweigh its partial's write)
 constexpr int64_t kMaxTiles = 65535;  // tickets the backend keeps (and the grid's y limit)
+constexpr int64_t kMaxOneSliceK = 4096;  // summing B's rows keeps k in one slice: not too long a one
 
 static_assert(kThreads == (kTileRows / kThreadRows) * (kTileCols / kThreadCols), "one output group per thread");
 static_assert((kTileRows * kChunk) % kThreads == 0 && (kTileCols * kChunk) % kThreads == 0, "whole loads");
@@ -55,9 +56,10 @@ struct Split {
   int64_t tiles() const { return row_tiles * col_tiles; }
 };
 
-// Whether the kernel serves this shape (m, n, k ≥ 1; everything else the library runs).
-inline bool serves(int64_t m, int64_t n, int64_t k) {
-  if (m < 1 || n < 1 || k < 1 || k > (int64_t{1} << 40)) return false;
+// Whether the kernel serves this shape (m, n, k ≥ 1; everything else the library runs), with B's
+// rows summed too where `one_slice`.
+inline bool serves(int64_t m, int64_t n, int64_t k, bool one_slice = false) {
+  if (m < 1 || n < 1 || k < 1 || k > (one_slice ? kMaxOneSliceK : int64_t{1} << 40)) return false;
   const int64_t row_tiles = (m + kTileRows - 1) / kTileRows, col_tiles = (n + kTileCols - 1) / kTileCols;
   if (row_tiles > kMaxTiles || col_tiles > kMaxTiles / row_tiles) return false;
   return m <= kMaxRows || (n <= kMaxWork / m && k <= kMaxWork / (m * n));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "cudl/cpu_backend.hpp"
@@ -388,14 +389,15 @@ TEST(CpuBackend, GemmBiasActivationNamesABadShape) {
 }
 
 // gemm_sum_rows gives the bits of gemm followed by sum_rows of B: both transposes of A, alpha,
-// beta, sum_alpha and sum_beta (0 and not), in fp32 and emulated bf16; and names a bad shape.
+// beta, sum_alpha and sum_beta (each 0 and not, the two different), in fp32 and emulated bf16;
+// and names a bad shape.
 TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
   uint64_t seed = 90;
   for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
     CpuBackend cpu(2, precision);
-    for (const auto& [m, n, k] : {std::array<int64_t, 3>{1, 1, 1}, {5, 7, 3}, {784, 800, 64}})
+    for (const auto& [m, n, k] : {std::array<int64_t, 3>{1, 1, 1}, {5, 7, 3}, {784, 800, 64}, {0, 5, 3}, {4, 5, 0}})
       for (Trans ta : {Trans::kNo, Trans::kYes})
-        for (float beta : {0.0f, 1.0f}) {
+        for (const auto& [beta, sum_beta] : {std::pair{0.0f, 1.0f}, std::pair{0.5f, 0.0f}}) {
           const Shape a_shape = ta == Trans::kNo ? Shape{m, k} : Shape{k, m};
           const Tensor a = make(cpu, cudl::testing::uniform_values(++seed, m * k, -1.0f, 1.0f), a_shape);
           const Tensor b = make(cpu, cudl::testing::uniform_values(++seed, k * n, -1.0f, 1.0f), {k, n});
@@ -403,9 +405,9 @@ TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
           const std::vector<float> s0 = cudl::testing::uniform_values(++seed, n, -1.0f, 1.0f);
           Tensor c = make(cpu, c0, {m, n}), sums = make(cpu, s0, {n});
           Tensor c2 = make(cpu, c0, {m, n}), sums2 = make(cpu, s0, {n});
-          cpu.gemm_sum_rows(-0.75f, a, ta, b, beta, c, -1.0f, beta, sums);
+          cpu.gemm_sum_rows(-0.75f, a, ta, b, beta, c, -1.0f, sum_beta, sums);
           cpu.gemm(-0.75f, a, ta, b, Trans::kNo, beta, c2);
-          cpu.sum_rows(-1.0f, b, beta, sums2);
+          cpu.sum_rows(-1.0f, b, sum_beta, sums2);
           EXPECT_EQ(c.to_vector(), c2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
           EXPECT_EQ(sums.to_vector(), sums2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
         }

@@ -8,9 +8,11 @@
 // - Random operands in fp32 (the summation order only) and tf32 (normwise), as the gemm tests.
 // - Views at odd float offsets (cuBLASLt's plans depend on the pointers' alignment), captured
 //   calls, and which calls cuBLASLt ran (CudaBackend::epilogue_plans()).
+// - gemm_sum_rows (a weight gradient with its bias gradient) against the CPU's two calls.
 // The fixture and tolerances: cuda_parity.hpp. Skipped, with the reason, without a usable GPU.
 #include <cmath>
 #include <iostream>
+#include <utility>
 
 #include "cuda_parity.hpp"
 #include "cudl/rng.hpp"
@@ -144,6 +146,52 @@ TEST_F(CudaParity, GemmBiasActivationTf32MatchesOnRandomData) {
           EXPECT_LE(std::sqrt(diff2), 1e-2 * std::sqrt(ref2)) << c.name() << " (tf32)";
         }
   }
+}
+
+// gemm_sum_rows against the CPU's gemm + sum_rows: integer data (exact in any order) in fp32, tf32
+// and bf16, random data in fp32; beta and sum_beta each 0 and not; both transposes of A; long k
+// (over sum_rows' 512-row pass, where the library's way takes two passes); empty m and k.
+TEST_F(CudaParity, GemmSumRowsMatchesTheTwoCallsOnTheCpu) {
+  struct Dims {
+    int64_t m, n, k;
+  };
+  const Dims shapes[] = {{784, 800, 64}, {800, 10, 64}, {2, 64, 1000}, {7, 5, 3}, {0, 5, 3}, {4, 5, 0}};
+  BackendOptions options;
+  options.precision = Precision::kTf32;
+  CudaBackend tf32(options);
+  options.precision = Precision::kBf16;
+  CudaBackend bf16(options);
+  CpuBackend cpu_bf16(2, Precision::kBf16);
+  uint64_t seed = 700;
+  const auto run = [](Backend& be, const Dims& d, Trans ta, float beta, float sum_beta, const std::vector<float>& a,
+                      const std::vector<float>& b, const std::vector<float>& c0, const std::vector<float>& s0) {
+    Tensor c = Tensor::from_host(c0, {d.m, d.n}, be), sums = Tensor::from_host(s0, {d.n}, be);
+    be.gemm_sum_rows(-0.75f, Tensor::from_host(a, ta == Trans::kNo ? Shape{d.m, d.k} : Shape{d.k, d.m}, be), ta,
+                     Tensor::from_host(b, {d.k, d.n}, be), beta, c, -1.0f, sum_beta, sums);
+    std::vector<float> out = c.to_vector(), s = sums.to_vector();
+    out.insert(out.end(), s.begin(), s.end());
+    return out;
+  };
+  for (const Dims& d : shapes)
+    for (Trans ta : {Trans::kNo, Trans::kYes})
+      for (const auto& [beta, sum_beta] : {std::pair{0.0f, 1.0f}, std::pair{0.5f, 0.0f}}) {
+        const std::string what = str("gemm_sum_rows m,n,k", d.m, d.n, d.k) + (ta == Trans::kYes ? " Aᵀ" : " A") +
+                                 " beta " + std::to_string(beta) + " sum_beta " + std::to_string(sum_beta);
+        const std::vector<float> ai = small_integers(++seed, d.m * d.k), bi = small_integers(++seed, d.k * d.n);
+        const std::vector<float> ci = small_integers(++seed, d.m * d.n), si = small_integers(++seed, d.n);
+        const std::vector<float> want = run(cpu, d, ta, beta, sum_beta, ai, bi, ci, si);
+        expect_all_close(run(gpu(), d, ta, beta, sum_beta, ai, bi, ci, si), want, 0.0, 0.0, what + " (fp32, integers)");
+        expect_all_close(run(tf32, d, ta, beta, sum_beta, ai, bi, ci, si), want, 0.0, 0.0, what + " (tf32, integers)");
+        expect_all_close(run(bf16, d, ta, beta, sum_beta, ai, bi, ci, si),
+                         run(cpu_bf16, d, ta, beta, sum_beta, ai, bi, ci, si), 0.0, 0.0, what + " (bf16, integers)");
+        const std::vector<float> a = uniform_values(++seed, d.m * d.k, -1.0f, 1.0f);
+        const std::vector<float> b = uniform_values(++seed, d.k * d.n, -1.0f, 1.0f);
+        const std::vector<float> c0 = uniform_values(++seed, d.m * d.n, -1.0f, 1.0f);
+        const std::vector<float> s0 = uniform_values(++seed, d.n, -1.0f, 1.0f);
+        const double abs = 1e-4 * (std::sqrt(static_cast<double>(d.k)) + 1.0);
+        expect_all_close(run(gpu(), d, ta, beta, sum_beta, a, b, c0, s0), run(cpu, d, ta, beta, sum_beta, a, b, c0, s0),
+                         abs, 1e-4, what + " (fp32)");
+      }
 }
 
 // Operands and bias one float into their buffers (4-byte aligned, where cuBLASLt assumes 256): the

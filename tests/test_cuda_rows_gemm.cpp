@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_parity.hpp"
@@ -138,14 +139,14 @@ TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
 }
 
 // gemm_sum_rows: the product and the sums of B's rows (one slice, so each column's sum is one
-// block's), both the emulation's bits, with beta and sum_beta 0 and not.
+// block's), both the emulation's bits, with beta and sum_beta each 0 and not.
 TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
   auto g = backend_in_mode("cudl");
   const int sms = multiprocessors();
   uint64_t seed = 600;
   for (const Shape3& s : {Shape3{784, 800, 64}, Shape3{800, 10, 64}, Shape3{7, 5, 3}, Shape3{70, 33, 300}})
     for (bool ta : {false, true})
-      for (float beta : {0.0f, 1.0f}) {
+      for (const auto& [beta, sum_beta] : {std::pair{0.0f, 1.0f}, std::pair{0.5f, 0.0f}}) {
         const std::vector<float> a = uniform_values(++seed, s.m * s.k, -1.0f, 1.0f);
         const std::vector<float> b = uniform_values(++seed, s.k * s.n, -1.0f, 1.0f);
         std::vector<float> want = uniform_values(++seed, s.m * s.n, -1.0f, 1.0f);
@@ -153,7 +154,7 @@ TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
         const Tensor a_g = Tensor::from_host(a, ta ? cudl::Shape{s.k, s.m} : cudl::Shape{s.m, s.k}, *g);
         const Tensor b_g = Tensor::from_host(b, {s.k, s.n}, *g);
         Tensor c_g = Tensor::from_host(want, {s.m, s.n}, *g), sums_g = Tensor::from_host(want_sums, {s.n}, *g);
-        g->gemm_sum_rows(-0.75f, a_g, ta ? Trans::kYes : Trans::kNo, b_g, beta, c_g, -1.0f, beta, sums_g);
+        g->gemm_sum_rows(-0.75f, a_g, ta ? Trans::kYes : Trans::kNo, b_g, beta, c_g, -1.0f, sum_beta, sums_g);
         rg::Outputs o;
         o.alpha = -0.75f;
         o.beta = beta;
@@ -161,11 +162,11 @@ TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
         o.ldc = s.n;
         o.sums = want_sums.data();
         o.sum_alpha = -1.0f;
-        o.sum_beta = beta;
+        o.sum_beta = sum_beta;
         rg::emulate(ta, false, s.m, s.n, s.k, a.data(), ta ? s.m : s.k, b.data(), s.n,
                     rg::split_for(s.m, s.n, s.k, sms, /*one_slice=*/true), o);
         const std::string what = str("gemm_sum_rows m,n,k", s.m, s.n, s.k) + (ta ? " Aᵀ" : " A") + " beta " +
-                                 std::to_string(beta);
+                                 std::to_string(beta) + " sum_beta " + std::to_string(sum_beta);
         expect_same_bits(c_g.to_vector(), want, what);
         expect_same_bits(sums_g.to_vector(), want_sums, what + ", sums");
       }

@@ -36,6 +36,13 @@ TEST(RowsGemmPlan, SlicesCoverKInWholeChunksAndFillTheGpu) {
           }
           EXPECT_LE(s.tiles() * (s.splits - 1), 2 * int64_t{sms} + s.tiles());  // no more blocks than asked for
         }
+  for (int64_t k : {1, 17, 64, 4096}) {  // summing B's rows: one slice
+    const Split one = split_for(784, 800, k, 132, /*one_slice=*/true);
+    EXPECT_EQ(one.splits, 1);
+    EXPECT_GE(one.split_k, k);
+    EXPECT_TRUE(serves(784 / 8, 800, k, /*one_slice=*/true));
+  }
+  EXPECT_FALSE(serves(64, 800, kMaxOneSliceK + 1, /*one_slice=*/true));
   // The 2014 network's first layer on the H200: 25 column tiles, 10 slices of 80 (250 blocks).
   const Split first = split_for(64, 800, 784, 132);
   EXPECT_EQ(first.blocks(), 250);
