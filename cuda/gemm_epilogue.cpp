@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <initializer_list>
 #include <sstream>
 
 #include "backend_impl.hpp"
@@ -185,14 +186,39 @@ std::vector<std::string> GemmEpilogue::describe() const {
 
 }  // namespace cuda
 
+namespace {
+
+// Whether a product takes the fp32/tf32 paths (cudl's few-row kernel or the library's): not in
+// kBf16, no empty dimension (m, n, k first), every dimension within cuBLAS's 32-bit int.
+bool fp32_path(Precision precision, std::initializer_list<int64_t> dims) {
+  if (precision == Precision::kBf16) return false;
+  int i = 0;
+  for (int64_t d : dims) {
+    if ((i++ < 3 && d == 0) || d > INT_MAX) return false;
+  }
+  return true;
+}
+
+// The call as cudl's few-row kernel takes it; the caller adds the epilogue's operands.
+cuda::RowsGemmCall few_rows_call(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                 const float* b, int64_t ldb, cuda::rows_gemm::Epilogue epilogue, float alpha,
+                                 float* c, int64_t ldc) {
+  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
+  call.out.epilogue = epilogue;
+  call.out.alpha = alpha;
+  call.out.c = c;
+  call.out.ldc = ldc;
+  return call;
+}
+
+}  // namespace
+
 // Our kernel where it was chosen for the shape (rows_gemm.hpp), else one cuBLASLt call with the
 // epilogue, else cuBLAS and bias_activation.
 void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                           const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                                           Activation act, float* c) {
-  bool in_range = true;
-  for (int64_t d : {m, n, k, lda, ldb}) in_range = in_range && d <= INT_MAX;
-  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+  if (!fp32_path(impl_->precision, {m, n, k, lda, ldb})) {
     Backend::do_gemm_bias_activation(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, c);  // do_gemm's path
     return;
   }
@@ -206,11 +232,8 @@ void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t
     impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
     do_bias_activation(out, bias, m, n, act);
   };
-  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
-  call.out.epilogue = cuda::rows_gemm::Epilogue::kBiasAct;
-  call.out.alpha = alpha;
-  call.out.c = c;
-  call.out.ldc = n;
+  cuda::RowsGemmCall call =
+      few_rows_call(ta, tb, m, n, k, a, lda, b, ldb, cuda::rows_gemm::Epilogue::kBiasAct, alpha, c, n);
   call.out.bias = bias;
   call.out.act = act;
   if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
@@ -220,9 +243,7 @@ void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t
 void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha,
                                               const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
                                               const float* y, Activation act) {
-  bool in_range = true;
-  for (int64_t d : {m, n, k, lda, ldb}) in_range = in_range && d <= INT_MAX;
-  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+  if (!fp32_path(impl_->precision, {m, n, k, lda, ldb})) {
     Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);  // do_gemm's path
     return;
   }
@@ -230,11 +251,8 @@ void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int
     impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
     do_activation_backward(out, y, m * n, act);
   };
-  cuda::RowsGemmCall call{ta == Trans::kYes, tb == Trans::kYes, m, n, k, a, lda, b, ldb, {}};
-  call.out.epilogue = cuda::rows_gemm::Epilogue::kActBackward;
-  call.out.alpha = alpha;
-  call.out.c = c;
-  call.out.ldc = n;
+  cuda::RowsGemmCall call =
+      few_rows_call(ta, tb, m, n, k, a, lda, b, ldb, cuda::rows_gemm::Epilogue::kActBackward, alpha, c, n);
   call.out.y = y;
   call.out.act = act;
   if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
@@ -245,9 +263,7 @@ void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int
 void CudaBackend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                                    int64_t lda, const float* b, float beta, float* c, int64_t ldc, float sum_alpha,
                                    float sum_beta, float* sums) {
-  bool in_range = true;
-  for (int64_t d : {m, n, k, lda, ldc}) in_range = in_range && d <= INT_MAX;
-  if (impl_->precision == Precision::kBf16 || m == 0 || n == 0 || k == 0 || !in_range) {
+  if (!fp32_path(impl_->precision, {m, n, k, lda, ldc})) {
     Backend::do_gemm_sum_rows(ta, m, n, k, alpha, a, lda, b, beta, c, ldc, sum_alpha, sum_beta, sums);
     return;
   }
@@ -255,11 +271,9 @@ void CudaBackend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, fl
     impl_->gemm_cublas(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, out, ldc);
     do_sum_rows(sum_alpha, b, k, n, sum_beta, out_sums);
   };
-  cuda::RowsGemmCall call{ta == Trans::kYes, false, m, n, k, a, lda, b, n, {}};
-  call.out.alpha = alpha;
+  cuda::RowsGemmCall call =
+      few_rows_call(ta, Trans::kNo, m, n, k, a, lda, b, n, cuda::rows_gemm::Epilogue::kPlain, alpha, c, ldc);
   call.out.beta = beta;
-  call.out.c = c;
-  call.out.ldc = ldc;
   call.out.sums = sums;
   call.out.sum_alpha = sum_alpha;
   call.out.sum_beta = sum_beta;

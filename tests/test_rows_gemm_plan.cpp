@@ -80,32 +80,37 @@ TEST(RowsGemmPlan, LoadMapsTakeEachStageElementOnceAndCoalesce) {
     }
     EXPECT_EQ(a_seen.size(), size_t{kTileRows * kChunk});
     EXPECT_EQ(b_seen.size(), size_t{kTileCols * kChunk});
-    for (int e0 = 0; e0 < kTileRows * kChunk; e0 += 32) {
-      int run = 1, shortest = 32;
-      for (int e = e0 + 1; e < e0 + 32; ++e) {
-        const Cell p = a_cell(tr, e - 1), c = a_cell(tr, e);
-        if (a_index(tr, c.outer, c.kk, ld) == a_index(tr, p.outer, p.kk, ld) + 1) {
-          ++run;
-        } else {
-          shortest = std::min(shortest, run);
-          run = 1;
+    // The shortest run of consecutive addresses among each warp's 32 loads, address(e) for load e.
+    const auto shortest_run = [](int loads, const auto& address) {
+      int shortest = 32;
+      for (int e0 = 0; e0 < loads; e0 += 32) {
+        int run = 1;
+        for (int e = e0 + 1; e < e0 + 32; ++e) {
+          if (address(e) == address(e - 1) + 1) {
+            ++run;
+          } else {
+            shortest = std::min(shortest, run);
+            run = 1;
+          }
         }
+        shortest = std::min(shortest, run);
       }
-      EXPECT_GE(std::min(shortest, run), kChunk) << (tr ? "Aᵀ" : "A") << " warp at " << e0;
-    }
-    for (int e0 = 0; e0 < kTileCols * kChunk; e0 += 32) {
-      int run = 1, shortest = 32;
-      for (int e = e0 + 1; e < e0 + 32; ++e) {
-        const Cell p = b_cell(tr, e - 1), c = b_cell(tr, e);
-        if (b_index(tr, c.kk, c.outer, ld) == b_index(tr, p.kk, p.outer, ld) + 1) {
-          ++run;
-        } else {
-          shortest = std::min(shortest, run);
-          run = 1;
-        }
-      }
-      EXPECT_GE(std::min(shortest, run), kChunk) << (tr ? "Bᵀ" : "B") << " warp at " << e0;
-    }
+      return shortest;
+    };
+    EXPECT_GE(shortest_run(kTileRows * kChunk,
+                           [&](int e) {
+                             const Cell c = a_cell(tr, e);
+                             return a_index(tr, c.outer, c.kk, ld);
+                           }),
+              kChunk)
+        << (tr ? "Aᵀ" : "A");
+    EXPECT_GE(shortest_run(kTileCols * kChunk,
+                           [&](int e) {
+                             const Cell c = b_cell(tr, e);
+                             return b_index(tr, c.kk, c.outer, ld);
+                           }),
+              kChunk)
+        << (tr ? "Bᵀ" : "B");
   }
 }
 
