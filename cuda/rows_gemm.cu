@@ -52,20 +52,39 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   // The first row of threads of the first row tile also sums B's rows (Outputs::sums; one slice).
   const bool sums = p.out.sums != nullptr && blockIdx.y == 0 && r0 == 0;
   float col_sum[kThreadCols] = {};
-  for (int64_t k0 = begin; k0 < end; k0 += kChunk) {
+  // Each stage's operands are loaded into registers one stage ahead, so that the loads of the next
+  // stage are in flight while this one is multiplied; the shared arrays are written only between
+  // the two barriers.
+  constexpr int kALoads = kTileRows * kChunk / kThreads, kBLoads = kTileCols * kChunk / kThreads;
+  float a_next[kALoads], b_next[kBLoads];
+  auto load_stage = [&](int64_t k0) {
 #pragma unroll
-    for (int l = 0; l < kTileRows * kChunk / kThreads; ++l) {
+    for (int l = 0; l < kALoads; ++l) {
       const Cell cell = a_cell(p.ta, t + l * kThreads);
       const int64_t i = row0 + cell.outer, kk = k0 + cell.kk;
-      as[cell.kk][cell.outer] = i < p.m && kk < end ? p.a[a_index(p.ta, i, kk, p.lda)] : 0.0f;
+      a_next[l] = i < p.m && kk < end ? p.a[a_index(p.ta, i, kk, p.lda)] : 0.0f;
     }
 #pragma unroll
-    for (int l = 0; l < kTileCols * kChunk / kThreads; ++l) {
+    for (int l = 0; l < kBLoads; ++l) {
       const Cell cell = b_cell(p.tb, t + l * kThreads);
       const int64_t j = col0 + cell.outer, kk = k0 + cell.kk;
-      bs[cell.kk][cell.outer] = j < p.n && kk < end ? p.b[b_index(p.tb, kk, j, p.ldb)] : 0.0f;
+      b_next[l] = j < p.n && kk < end ? p.b[b_index(p.tb, kk, j, p.ldb)] : 0.0f;
+    }
+  };
+  if (begin < end) load_stage(begin);
+  for (int64_t k0 = begin; k0 < end; k0 += kChunk) {
+#pragma unroll
+    for (int l = 0; l < kALoads; ++l) {
+      const Cell cell = a_cell(p.ta, t + l * kThreads);
+      as[cell.kk][cell.outer] = a_next[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kBLoads; ++l) {
+      const Cell cell = b_cell(p.tb, t + l * kThreads);
+      bs[cell.kk][cell.outer] = b_next[l];
     }
     __syncthreads();
+    if (k0 + kChunk < end) load_stage(k0 + kChunk);
 #pragma unroll
     for (int kk = 0; kk < kChunk; ++kk) {
       const float4 a4 = *reinterpret_cast<const float4*>(&as[kk][r0]);
