@@ -1,0 +1,199 @@
+// The CUDA source of cudl's own product for few rows (cuda/rows_gemm_kernel.cuh), compiled here
+// as C++ with stand-ins for CUDA's built-ins and run on the host: each block's 256 threads are CPU
+// threads that meet at a real barrier for __syncthreads, the shared arrays are the block's, the
+// blocks run one after another (so the last block of each tile is the one with the highest slice),
+// and the tickets are real atomics. Its outputs must be the host emulation's bits
+// (cuda/rows_gemm_plan.hpp), which the GPU test requires of the GPU. This checks the kernel's own
+// index arithmetic, stage loads, barriers, epilogues, row sums, partials and tickets without a GPU;
+// not the GPU's memory model or speed. Runs in every build.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cudl/rng.hpp"
+#include "rows_gemm_plan.hpp"
+
+namespace host_cuda {
+
+struct Dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+struct alignas(16) Float4 {
+  float x, y, z, w;
+};
+struct alignas(8) Float2 {
+  float x, y;
+};
+
+// A reusable barrier for the block's threads (C++17 has none).
+class Barrier {
+ public:
+  explicit Barrier(int count) : count_(count) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const long generation = generation_;
+    if (++arrived_ == count_) {
+      arrived_ = 0;
+      ++generation_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return generation != generation_; });
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int count_, arrived_ = 0;
+  long generation_ = 0;
+};
+
+Dim3 blockIdx, gridDim;
+thread_local Dim3 threadIdx;
+Barrier* block_barrier = nullptr;
+
+inline void syncthreads() { block_barrier->wait(); }
+inline void threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline int atomic_add(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline float ldcg(const float* p) { return *p; }  // the blocks run one after another
+inline float fadd_rn(float a, float b) { return cudl::cuda::rows_gemm::add_rn(a, b); }
+
+}  // namespace host_cuda
+
+// The built-ins the kernel uses, as the stand-ins above.
+#define __global__
+#define __launch_bounds__(n)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __syncthreads() host_cuda::syncthreads()
+#define __threadfence() host_cuda::threadfence()
+#define atomicAdd(p, v) host_cuda::atomic_add(p, v)
+#define __ldcg(p) host_cuda::ldcg(p)
+#define __fadd_rn(a, b) host_cuda::fadd_rn(a, b)
+using float4 = host_cuda::Float4;
+using float2 = host_cuda::Float2;
+using host_cuda::blockIdx;
+using host_cuda::gridDim;
+using host_cuda::threadIdx;
+
+#include "rows_gemm_kernel.cuh"
+
+namespace {
+
+using namespace cudl::cuda::rows_gemm;
+using cudl::Activation;
+
+// Runs the kernel's grid: blocks one by one, each as kThreads CPU threads.
+void launch_on_host(const KernelArgs& p, const Split& s) {
+  host_cuda::gridDim = {static_cast<unsigned>(s.col_tiles), static_cast<unsigned>(s.row_tiles),
+                        static_cast<unsigned>(s.splits)};
+  for (unsigned z = 0; z < host_cuda::gridDim.z; ++z)
+    for (unsigned y = 0; y < host_cuda::gridDim.y; ++y)
+      for (unsigned x = 0; x < host_cuda::gridDim.x; ++x) {
+        host_cuda::blockIdx = {x, y, z};
+        host_cuda::Barrier barrier(kThreads);
+        host_cuda::block_barrier = &barrier;
+        std::vector<std::thread> threads;
+        threads.reserve(kThreads);
+        for (unsigned t = 0; t < static_cast<unsigned>(kThreads); ++t)
+          threads.emplace_back([t, &p] {
+            host_cuda::threadIdx = {t, 0, 0};
+            rows_gemm_kernel(p);
+          });
+        for (std::thread& th : threads) th.join();
+      }
+}
+
+std::vector<float> uniform(uint64_t seed, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    v[static_cast<size_t>(i)] =
+        2.0f * cudl::rng::uniform(cudl::rng::bits(seed, 2, static_cast<uint64_t>(i)).v[0]) - 1.0f;
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b, std::string* where) {
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      *where = "element " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " + std::to_string(b[i]);
+      return false;
+    }
+  return true;
+}
+
+struct Case {
+  int64_t m, n, k;
+  bool ta, tb;
+  Epilogue epilogue;
+  Activation act;
+  bool sums;
+  int64_t pad;  // row strides past the columns (kPlain)
+};
+
+// The kernel's outputs (C, the row sums) and the emulation's, from the same inputs and split.
+void expect_kernel_gives_the_emulation(const Case& c, int sms, uint64_t seed) {
+  const int64_t lda = (c.ta ? c.m : c.k) + c.pad, ldb = (c.tb ? c.k : c.n) + c.pad, ldc = c.n + c.pad;
+  const std::vector<float> a = uniform(seed, (c.ta ? c.k : c.m) * lda), b = uniform(seed + 1, (c.tb ? c.n : c.k) * ldb);
+  const std::vector<float> bias = uniform(seed + 2, c.n), y = uniform(seed + 3, c.m * c.n);
+  const std::vector<float> c0 = uniform(seed + 4, c.m * ldc), s0 = uniform(seed + 5, c.n);
+  const Split split = split_for(c.m, c.n, c.k, sms, c.sums);
+  Outputs o;
+  o.epilogue = c.epilogue;
+  o.alpha = -0.75f;
+  o.beta = c.epilogue == Epilogue::kPlain ? 0.5f : 0.0f;
+  o.ldc = ldc;
+  o.bias = bias.data();
+  o.y = y.data();
+  o.act = c.act;
+  o.sum_alpha = -1.0f;
+  o.sum_beta = 0.25f;
+  std::vector<float> kernel_c = c0, kernel_s = s0, emulated_c = c0, emulated_s = s0;
+  std::vector<float> partials(static_cast<size_t>(split.splits * c.m * c.n), std::nanf(""));
+  std::vector<int> tickets(static_cast<size_t>(split.tiles()), 0);
+  o.c = kernel_c.data();
+  o.sums = c.sums ? kernel_s.data() : nullptr;
+  const KernelArgs p{c.ta,     c.tb,           c.m,          c.n,   c.k,   a.data(), lda, b.data(), ldb,
+                     split.split_k, split.splits, partials.data(), tickets.data(), o};
+  launch_on_host(p, split);
+  o.c = emulated_c.data();
+  o.sums = c.sums ? emulated_s.data() : nullptr;
+  emulate(c.ta, c.tb, c.m, c.n, c.k, a.data(), lda, b.data(), ldb, split, o);
+  const std::string what = std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) +
+                           (c.ta ? " Aᵀ" : " A") + (c.tb ? " Bᵀ" : " B") + " epilogue " +
+                           std::to_string(static_cast<int>(c.epilogue)) + " " + cudl::to_string(c.act) +
+                           (c.sums ? " with row sums" : "") + ", " + std::to_string(split.splits) + " slices";
+  std::string where;
+  EXPECT_TRUE(same_bits(kernel_c, emulated_c, &where)) << what << ": C " << where;
+  if (c.sums) {
+    EXPECT_TRUE(same_bits(kernel_s, emulated_s, &where)) << what << ": sums " << where;
+  }
+  for (int ticket : tickets) EXPECT_EQ(ticket, 0) << what << ": a ticket was left set";
+}
+
+TEST(RowsGemmKernelOnHost, GivesTheEmulationsBits) {
+  const Case cases[] = {
+      // several slices (tickets, partials, the last block's sum), ragged tiles and chunks
+      {64, 40, 300, false, false, Epilogue::kBiasAct, Activation::kRelu, false, 0},
+      {70, 33, 200, true, true, Epilogue::kActBackward, Activation::kRelu, false, 0},
+      {5, 70, 150, false, true, Epilogue::kActBackward, Activation::kSigmoid, false, 0},
+      {130, 20, 400, true, false, Epilogue::kPlain, Activation::kIdentity, false, 3},
+      // one slice: the direct store, and B's row sums
+      {100, 50, 40, true, false, Epilogue::kPlain, Activation::kIdentity, true, 0},
+      {1, 1, 1, false, false, Epilogue::kPlain, Activation::kIdentity, true, 2},
+      {3, 65, 17, false, false, Epilogue::kBiasAct, Activation::kIdentity, false, 0},
+  };
+  uint64_t seed = 10;
+  for (const Case& c : cases) {
+    expect_kernel_gives_the_emulation(c, /*sms=*/8, seed += 10);  // 8 SMs: few blocks, several slices
+  }
+}
+
+}  // namespace
