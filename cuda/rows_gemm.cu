@@ -3,7 +3,6 @@
 #include "rows_gemm.hpp"
 
 #include <algorithm>
-#include <cfloat>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,7 +68,12 @@ RowsGemm::RowsGemm(cudaStream_t stream, int sms, Mode mode, std::function<void*(
     : stream_(stream), sms_(std::max(sms, 1)), mode_(mode), scratch_(std::move(scratch)) {
   if (mode_ == Mode::kLibrary) return;
   CUDL_CUDA_CHECK(cudaMalloc(&tickets_, sizeof(int) * static_cast<size_t>(kMaxTiles)));
-  CUDL_CUDA_CHECK(cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(kMaxTiles), stream_));
+  const cudaError_t zeroed = cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(kMaxTiles), stream_);
+  if (zeroed != cudaSuccess) {  // no destructor runs for a constructor that throws: free them here
+    cudaFree(tickets_);
+    tickets_ = nullptr;
+    CUDL_CUDA_CHECK(zeroed);
+  }
 }
 
 RowsGemm::~RowsGemm() {
