@@ -333,6 +333,10 @@ bench cudl-gpu-fp32-mnist cudl gpu - fp32 "$MNIST" 90 "$BENCH_DBN" --device gpu 
 # epochs per layer, so that the second is timed without start-up costs; one fine-tuning epoch.
 bench cudl-gpu-rbm cudl gpu - fp32 "$FASHION" 60 "$BENCH_DBN" --device gpu --data "$FASHION" --pretrain-epochs 2 \
     --pretrain-learn-rate 0.005 --epochs 1
+if [ -z "${ROWS_GEMM_OFF:-}" ]; then   # the same on cuBLAS alone: the RBM table puts the two side by side
+    bench cudl-gpu-rbm-cublas cudl gpu cublas fp32 "$FASHION" 60 env CUDL_GEMM_KERNELS=library "$BENCH_DBN" \
+        --device gpu --data "$FASHION" --pretrain-epochs 2 --pretrain-learn-rate 0.005 --epochs 1
+fi
 bench cudl-cpu-rbm cudl cpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device cpu --threads 16 --data "$FASHION" \
     --pretrain-epochs 2 --pretrain-learn-rate 0.005 --epochs 1
 # LeNet on the real MNIST digits (t10k: 6,700 train / 3,300 test rows), 2 epochs, fp32 then bf16:
