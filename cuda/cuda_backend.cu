@@ -279,10 +279,10 @@ void CudaBackend::do_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, f
   call.out.beta = beta;
   call.out.c = c;
   call.out.ldc = ldc;
-  auto library = [&](float* out, float*) {
-    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, out, ldc);
+  auto library = [&](const cuda::rows_gemm::Outputs& out) {
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, out.c, ldc);
   };
-  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
+  if (!impl_->rows_gemm->run(call, library)) library(call.out);
 }
 
 // do_gemm in kFp32 and kTf32 by cuBLAS, its arguments checked and k ≥ 1. Row-major C(m×n) =

@@ -227,16 +227,16 @@ void CudaBackend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t
   const bool fusable = (act == Activation::kIdentity || act == Activation::kRelu) && n > 1 && k > 1;
   const cublasComputeType_t compute =
       impl_->precision == Precision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-  auto library = [&](float* out, float*) {
-    if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, out)) return;
-    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
-    do_bias_activation(out, bias, m, n, act);
+  auto library = [&](const cuda::rows_gemm::Outputs& out) {
+    if (fusable && impl_->epilogue->run(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, act, compute, out.c)) return;
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out.c, n);
+    do_bias_activation(out.c, bias, m, n, act);
   };
   cuda::RowsGemmCall call =
       few_rows_call(ta, tb, m, n, k, a, lda, b, ldb, cuda::rows_gemm::Epilogue::kBiasAct, alpha, c, n);
   call.out.bias = bias;
   call.out.act = act;
-  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
+  if (!impl_->rows_gemm->run(call, library)) library(call.out);
 }
 
 // Our kernel where it was chosen for the shape, else cuBLAS and activation_backward.
@@ -247,37 +247,39 @@ void CudaBackend::do_gemm_activation_backward(Trans ta, Trans tb, int64_t m, int
     Backend::do_gemm_activation_backward(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, y, act);  // do_gemm's path
     return;
   }
-  auto library = [&](float* out, float*) {
-    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out, n);
-    do_activation_backward(out, y, m * n, act);
+  auto library = [&](const cuda::rows_gemm::Outputs& out) {
+    impl_->gemm_cublas(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, out.c, n);
+    do_activation_backward(out.c, y, m * n, act);
   };
   cuda::RowsGemmCall call =
       few_rows_call(ta, tb, m, n, k, a, lda, b, ldb, cuda::rows_gemm::Epilogue::kActBackward, alpha, c, n);
   call.out.y = y;
   call.out.act = act;
-  if (!impl_->rows_gemm->run(call, library)) library(c, nullptr);
+  if (!impl_->rows_gemm->run(call, library)) library(call.out);
 }
 
-// Our kernel, summing B's rows as it streams them, where chosen for the shape; else cuBLAS and
-// sum_rows.
+// Our kernel, summing B's rows (and A's) as it streams them, where chosen for the shape; else
+// cuBLAS and sum_rows.
 void CudaBackend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                                    int64_t lda, const float* b, float beta, float* c, int64_t ldc, float sum_alpha,
-                                   float sum_beta, float* sums) {
+                                   float sum_beta, float* sums, float* a_sums) {
   if (!fp32_path(impl_->precision, {m, n, k, lda, ldc})) {
-    Backend::do_gemm_sum_rows(ta, m, n, k, alpha, a, lda, b, beta, c, ldc, sum_alpha, sum_beta, sums);
+    Backend::do_gemm_sum_rows(ta, m, n, k, alpha, a, lda, b, beta, c, ldc, sum_alpha, sum_beta, sums, a_sums);
     return;
   }
-  auto library = [&](float* out, float* out_sums) {
-    impl_->gemm_cublas(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, out, ldc);
-    do_sum_rows(sum_alpha, b, k, n, sum_beta, out_sums);
+  auto library = [&](const cuda::rows_gemm::Outputs& out) {
+    impl_->gemm_cublas(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, out.c, ldc);
+    do_sum_rows(sum_alpha, b, k, n, sum_beta, out.sums);
+    if (out.a_sums != nullptr) do_sum_rows(sum_alpha, a, k, m, sum_beta, out.a_sums);
   };
   cuda::RowsGemmCall call =
       few_rows_call(ta, Trans::kNo, m, n, k, a, lda, b, n, cuda::rows_gemm::Epilogue::kPlain, alpha, c, ldc);
   call.out.beta = beta;
   call.out.sums = sums;
+  call.out.a_sums = a_sums;
   call.out.sum_alpha = sum_alpha;
   call.out.sum_beta = sum_beta;
-  if (!impl_->rows_gemm->run(call, library)) library(c, sums);
+  if (!impl_->rows_gemm->run(call, library)) library(call.out);
 }
 
 std::vector<std::string> CudaBackend::gemm_kernel_choices() const { return impl_->rows_gemm->describe(); }

@@ -43,8 +43,9 @@ size_t span(int64_t rows, int64_t cols, int64_t ld) {
 const char* epilogue_name(const RowsGemmCall& c) {
   switch (c.out.epilogue) {
     case Epilogue::kPlain:
-      return c.out.sums != nullptr ? (c.out.beta == 0.0f ? " +row sums of B" : " +beta*C +row sums of B")
-                                   : (c.out.beta == 0.0f ? "" : " +beta*C");
+      return c.out.a_sums != nullptr ? (c.out.beta == 0.0f ? " +row sums of A and B" : " +beta*C +row sums of A and B")
+             : c.out.sums != nullptr ? (c.out.beta == 0.0f ? " +row sums of B" : " +beta*C +row sums of B")
+                                     : (c.out.beta == 0.0f ? "" : " +beta*C");
     case Epilogue::kBiasAct:
       return c.out.act == Activation::kRelu ? " +bias relu" : c.out.act == Activation::kSigmoid ? " +bias sigmoid"
                                                                                                   : " +bias";
@@ -83,8 +84,13 @@ RowsGemm::~RowsGemm() {
   if (tickets_ != nullptr) cudaFree(tickets_);
 }
 
+namespace {
+// Row sums are one block's each: their calls take k in one slice.
+bool summing(const RowsGemmCall& call) { return call.out.sums != nullptr || call.out.a_sums != nullptr; }
+}  // namespace
+
 Split RowsGemm::split(const RowsGemmCall& call) const {
-  return split_for(call.m, call.n, call.k, sms_, call.out.sums != nullptr);
+  return split_for(call.m, call.n, call.k, sms_, summing(call));
 }
 
 size_t RowsGemm::partial_bytes(const RowsGemmCall& call) const {
@@ -93,8 +99,9 @@ size_t RowsGemm::partial_bytes(const RowsGemmCall& call) const {
 }
 
 void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
-  CUDL_REQUIRE(serves(call.m, call.n, call.k, call.out.sums != nullptr), "rows_gemm: cannot run a " + std::to_string(call.m) + "x" +
-                                                   std::to_string(call.n) + "x" + std::to_string(call.k) + " product");
+  CUDL_REQUIRE(serves(call.m, call.n, call.k, summing(call)), "rows_gemm: cannot run a " + std::to_string(call.m) +
+                                                                  "x" + std::to_string(call.n) + "x" +
+                                                                  std::to_string(call.k) + " product");
   CUDL_REQUIRE(tickets_ != nullptr, "rows_gemm: CUDL_GEMM_KERNELS=library made no counters");
   CUDL_REQUIRE(call.out.epilogue == Epilogue::kPlain || call.out.ldc == call.n,
                "rows_gemm: a bias or activation-gradient epilogue writes C with row stride n");
@@ -108,21 +115,27 @@ void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
   CUDL_CHECK_LAUNCH();
 }
 
-bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(float*, float*)>& library) {
-  if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k, call.out.sums != nullptr)) return false;
+bool RowsGemm::run(const RowsGemmCall& call, const std::function<void(const Outputs&)>& library) {
+  if (mode_ == Mode::kLibrary || !serves(call.m, call.n, call.k, summing(call))) return false;
   const size_t c_bytes = span(call.m, call.n, call.out.ldc);
   // The library's kernels do not accept C overlapping A or B either; ours would read what it wrote.
   const size_t a_bytes = call.ta ? span(call.k, call.m, call.lda) : span(call.m, call.k, call.lda);
   const size_t b_bytes = call.tb ? span(call.n, call.k, call.ldb) : span(call.k, call.n, call.ldb);
   if (overlaps(call.out.c, c_bytes, call.a, a_bytes) || overlaps(call.out.c, c_bytes, call.b, b_bytes)) return false;
-  const size_t sum_bytes = sizeof(float) * static_cast<size_t>(call.n);  // written while A and B are read
-  if (call.out.sums != nullptr &&
-      (overlaps(call.out.sums, sum_bytes, call.a, a_bytes) || overlaps(call.out.sums, sum_bytes, call.b, b_bytes) ||
-       overlaps(call.out.sums, sum_bytes, call.out.c, c_bytes)))
+  // The row sums are written while A and B are read, beside C and each other.
+  auto clashes = [&](const float* sums, int64_t count) {
+    const size_t bytes = sizeof(float) * static_cast<size_t>(count);
+    return sums != nullptr && (overlaps(sums, bytes, call.a, a_bytes) || overlaps(sums, bytes, call.b, b_bytes) ||
+                               overlaps(sums, bytes, call.out.c, c_bytes));
+  };
+  if (clashes(call.out.sums, call.n) || clashes(call.out.a_sums, call.m)) return false;
+  if (call.out.sums != nullptr && call.out.a_sums != nullptr &&
+      overlaps(call.out.sums, sizeof(float) * static_cast<size_t>(call.n), call.out.a_sums,
+               sizeof(float) * static_cast<size_t>(call.m)))
     return false;
   const Key key{static_cast<int64_t>(call.out.epilogue), call.ta, call.tb, call.m, call.n, call.k, call.lda, call.ldb,
                 call.out.ldc, static_cast<int64_t>(call.out.act), call.out.beta != 0.0f, call.out.alpha != 1.0f,
-                call.out.sums != nullptr, call.out.sum_beta != 0.0f};
+                call.out.sums != nullptr, call.out.sum_beta != 0.0f, call.out.a_sums != nullptr};
   auto it = choices_.find(key);
   if (it == choices_.end()) {
     if (capturing(stream_)) {
@@ -171,7 +184,7 @@ std::string RowsGemm::describe_call(const RowsGemmCall& call) const {
   return what;
 }
 
-RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<void(float*, float*)>& library) {
+RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<void(const Outputs&)>& library) {
   Choice ch;
   ch.what = describe_call(call);
   if (mode_ == Mode::kCudl) {
@@ -179,15 +192,17 @@ RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<
     ch.what += ", forced by CUDL_GEMM_KERNELS=cudl";
     return ch;
   }
-  // Both write a scratch C (same row stride) and scratch sums in front of our partial sums; each
+  // Both write a scratch C (same row stride) and scratch row sums in front of our partials; each
   // runs once before it is timed (the library's first call of a shape may choose or load its
   // kernel). A buffer of its own (not the backend's scratch, which the library's way may take
   // and grow, e.g. sum_rows), freed in stream order after the timing.
   auto round_up = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   const size_t c_bytes = round_up(sizeof(float) * static_cast<size_t>(call.m * call.out.ldc));
   const size_t sum_bytes = call.out.sums != nullptr ? round_up(sizeof(float) * static_cast<size_t>(call.n)) : 0;
+  const size_t a_sum_bytes = call.out.a_sums != nullptr ? round_up(sizeof(float) * static_cast<size_t>(call.m)) : 0;
+  const size_t outputs = c_bytes + sum_bytes + a_sum_bytes;
   void* memory = nullptr;
-  CUDL_CUDA_CHECK(cudaMallocAsync(&memory, c_bytes + sum_bytes + partial_bytes(call), stream_));
+  CUDL_CUDA_CHECK(cudaMallocAsync(&memory, outputs + partial_bytes(call), stream_));
   struct Free {
     void* p;
     cudaStream_t s;
@@ -197,10 +212,11 @@ RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<
   RowsGemmCall t = call;
   t.out.c = reinterpret_cast<float*>(base);
   if (call.out.sums != nullptr) t.out.sums = reinterpret_cast<float*>(base + c_bytes);
-  float* partials = reinterpret_cast<float*>(base + c_bytes + sum_bytes);
-  CUDL_CUDA_CHECK(cudaMemsetAsync(base, 0, c_bytes + sum_bytes, stream_));  // read where beta ≠ 0
+  if (call.out.a_sums != nullptr) t.out.a_sums = reinterpret_cast<float*>(base + c_bytes + sum_bytes);
+  float* partials = reinterpret_cast<float*>(base + outputs);
+  CUDL_CUDA_CHECK(cudaMemsetAsync(base, 0, outputs, stream_));  // read where beta ≠ 0
   auto ours = [&] { launch(t, partials); };
-  auto theirs = [&] { library(t.out.c, t.out.sums); };
+  auto theirs = [&] { library(t.out); };
   ours();
   theirs();
   ch.library_us = time_us(theirs);

@@ -42,12 +42,12 @@ class RowsGemm {
   RowsGemm& operator=(const RowsGemm&) = delete;
 
   // Queues `call` with our kernel and returns true where it is chosen for this shape; returns
-  // false, having queued nothing, where the library's kernels are to run it. `library(c, sums)`
-  // queues the library's way of computing the call with its results written to c (row stride
-  // out.ldc) and sums (where out.sums is not null):
+  // false, having queued nothing, where the library's kernels are to run it. `library(out)` queues
+  // the library's way of computing the call with its results written where `out` says (call.out,
+  // or scratch in its place: out.c with row stride out.ldc, out.sums and out.a_sums where set):
   // the first eager call of a shape times it against ours, into scratch. A shape first seen while
   // the stream is being captured is left to the library (its choice needs the host).
-  bool run(const RowsGemmCall& call, const std::function<void(float*, float*)>& library);
+  bool run(const RowsGemmCall& call, const std::function<void(const rows_gemm::Outputs&)>& library);
 
   // Our kernel, whatever the choice; `partials` as partial_bytes() says (may be null for one slice).
   void launch(const RowsGemmCall& call, float* partials);
@@ -64,8 +64,8 @@ class RowsGemm {
     double ours_us = 0.0, library_us = 0.0;  // 0: not timed (Mode::kCudl)
     std::string what;
   };
-  using Key = std::array<int64_t, 14>;
-  Choice decide(const RowsGemmCall& call, const std::function<void(float*, float*)>& library);
+  using Key = std::array<int64_t, 15>;
+  Choice decide(const RowsGemmCall& call, const std::function<void(const rows_gemm::Outputs&)>& library);
   // "NN 64x800x784 +bias relu: 1 x 25 tiles, 10 slices of 80".
   std::string describe_call(const RowsGemmCall& call) const;
   // Microseconds per call of f, the best of three rounds of five calls.

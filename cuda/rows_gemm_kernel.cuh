@@ -38,9 +38,11 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   const int c0 = kThreadCols * (t % (kTileCols / kThreadCols));
 
   float acc[kThreadRows][kThreadCols] = {};
-  // The first row of threads of the first row tile also sums B's rows (Outputs::sums; one slice).
+  // The first row of threads of the first row tile also sums B's rows (Outputs::sums), and the
+  // first column of threads of the first column tile A's (Outputs::a_sums); one slice.
   const bool sums = p.out.sums != nullptr && blockIdx.y == 0 && r0 == 0;
-  float col_sum[kThreadCols] = {};
+  const bool a_sums = p.out.a_sums != nullptr && blockIdx.x == 0 && c0 == 0;
+  float col_sum[kThreadCols] = {}, row_sum[kThreadRows] = {};
   // Each stage's operands are loaded into registers one stage ahead, so that the loads of the next
   // stage are in flight while this one is multiplied; the shared arrays are written only between
   // the two barriers.
@@ -88,13 +90,22 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
 #pragma unroll
         for (int c = 0; c < kThreadCols; ++c) col_sum[c] = __fadd_rn(col_sum[c], bv[c]);
       }
+      if (a_sums) {
+#pragma unroll
+        for (int r = 0; r < kThreadRows; ++r) row_sum[r] = __fadd_rn(row_sum[r], av[r]);
+      }
     }
     __syncthreads();
   }
   if (sums) {
 #pragma unroll
     for (int c = 0; c < kThreadCols; ++c)
-      if (col0 + c0 + c < p.n) store_sum(p.out, col0 + c0 + c, col_sum[c]);
+      if (col0 + c0 + c < p.n) store_sum(p.out, p.out.sums, col0 + c0 + c, col_sum[c]);
+  }
+  if (a_sums) {
+#pragma unroll
+    for (int r = 0; r < kThreadRows; ++r)
+      if (row0 + r0 + r < p.m) store_sum(p.out, p.out.a_sums, row0 + r0 + r, row_sum[r]);
   }
 
   if (p.splits == 1) {

@@ -111,8 +111,10 @@ struct Outputs {
   const float* y = nullptr;     // kActBackward: m×n, row stride n
   Activation act = Activation::kIdentity;
   // Where not null (one slice only): sums[j] ← sum_alpha·Σ_k op(B)[k][j] + sum_beta·sums[j]
-  // (sum_beta = 0 does not read sums), the sum in k's order from +0.
+  // (sum_beta = 0 does not read sums), the sum in k's order from +0; a_sums[i] the same over
+  // op(A)[i][k].
   float* sums = nullptr;
+  float* a_sums = nullptr;
   float sum_alpha = 1.0f, sum_beta = 0.0f;
 };
 
@@ -141,9 +143,9 @@ CUDL_HD void store(const Outputs& o, int64_t i, int64_t j, float s) {
   }
 }
 
-CUDL_HD void store_sum(const Outputs& o, int64_t j, float s) {
+CUDL_HD void store_sum(const Outputs& o, float* sums, int64_t j, float s) {
   const float v = mul_rn(o.sum_alpha, s);
-  o.sums[j] = o.sum_beta == 0.0f ? v : fmaf(o.sum_beta, o.sums[j], v);
+  sums[j] = o.sum_beta == 0.0f ? v : fmaf(o.sum_beta, sums[j], v);
 }
 
 // The kernel's result on the host, in the kernel's order: per slice, each output's fmaf chain over
@@ -170,12 +172,17 @@ inline void emulate(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const flo
       store(out, i, j, s);
     }
   }
-  if (out.sums == nullptr) return;
-  for (int64_t j = 0; j < n; ++j) {
+  for (int64_t j = 0; out.sums != nullptr && j < n; ++j) {
     float s = 0.0f;
     for (int64_t k0 = 0; k0 < k; k0 += kChunk)
       for (int64_t kk = k0; kk < k0 + kChunk; ++kk) s = add_rn(s, kk < k ? b[b_index(tb, kk, j, ldb)] : 0.0f);
-    store_sum(out, j, s);
+    store_sum(out, out.sums, j, s);
+  }
+  for (int64_t i = 0; out.a_sums != nullptr && i < m; ++i) {
+    float s = 0.0f;
+    for (int64_t k0 = 0; k0 < k; k0 += kChunk)
+      for (int64_t kk = k0; kk < k0 + kChunk; ++kk) s = add_rn(s, kk < k ? a[a_index(ta, i, kk, lda)] : 0.0f);
+    store_sum(out, out.a_sums, i, s);
   }
 }
 

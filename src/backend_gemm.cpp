@@ -82,20 +82,26 @@ void Backend::do_gemm_bias_activation(Trans ta, Trans tb, int64_t m, int64_t n, 
 }
 
 void Backend::gemm_sum_rows(float alpha, const Tensor& a, Trans ta, const Tensor& b, float beta, Tensor& c,
-                            float sum_alpha, float sum_beta, Tensor& sums) {
+                            float sum_alpha, float sum_beta, Tensor& sums, Tensor* a_sums) {
   const char* op = "gemm_sum_rows";
   const GemmDims d = check_gemm(*this, a, ta, b, Trans::kNo, c, op);
   require_on(*this, sums, op, "sums");
   require_shape(sums, {d.n}, op, "sums");
+  if (a_sums != nullptr) {
+    CUDL_REQUIRE(ta == Trans::kYes, std::string(op) + ": a_sums (the sums of A's rows) needs A transposed (K×M)");
+    require_on(*this, *a_sums, op, "a_sums");
+    require_shape(*a_sums, {d.m}, op, "a_sums");
+  }
   do_gemm_sum_rows(ta, d.m, d.n, d.k, alpha, a.data(), a.dim(1), b.data(), beta, c.data(), c.dim(1), sum_alpha,
-                   sum_beta, sums.data());
+                   sum_beta, sums.data(), a_sums != nullptr ? a_sums->data() : nullptr);
 }
 
 void Backend::do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                                const float* b, float beta, float* c, int64_t ldc, float sum_alpha, float sum_beta,
-                               float* sums) {
+                               float* sums, float* a_sums) {
   do_gemm(ta, Trans::kNo, m, n, k, alpha, a, lda, b, n, beta, c, ldc);
   do_sum_rows(sum_alpha, b, k, n, sum_beta, sums);
+  if (a_sums != nullptr) do_sum_rows(sum_alpha, a, k, m, sum_beta, a_sums);
 }
 
 }  // namespace cudl

@@ -388,9 +388,9 @@ TEST(CpuBackend, GemmBiasActivationNamesABadShape) {
               HasSubstr("gemm_bias_activation: C expected shape [4, 5]"));
 }
 
-// gemm_sum_rows gives the bits of gemm followed by sum_rows of B: both transposes of A, alpha,
-// beta, sum_alpha and sum_beta (each 0 and not, the two different), in fp32 and emulated bf16;
-// and names a bad shape.
+// gemm_sum_rows gives the bits of gemm followed by sum_rows of B (and of A, given Aᵀ): both
+// transposes of A, alpha, beta, sum_alpha and sum_beta (each 0 and not, the two different), in
+// fp32 and emulated bf16; and names a bad shape or a_sums without Aᵀ.
 TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
   uint64_t seed = 90;
   for (Precision precision : {Precision::kFp32, Precision::kBf16}) {
@@ -403,13 +403,17 @@ TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
           const Tensor b = make(cpu, cudl::testing::uniform_values(++seed, k * n, -1.0f, 1.0f), {k, n});
           const std::vector<float> c0 = cudl::testing::uniform_values(++seed, m * n, -1.0f, 1.0f);
           const std::vector<float> s0 = cudl::testing::uniform_values(++seed, n, -1.0f, 1.0f);
-          Tensor c = make(cpu, c0, {m, n}), sums = make(cpu, s0, {n});
-          Tensor c2 = make(cpu, c0, {m, n}), sums2 = make(cpu, s0, {n});
-          cpu.gemm_sum_rows(-0.75f, a, ta, b, beta, c, -1.0f, sum_beta, sums);
+          const std::vector<float> r0 = cudl::testing::uniform_values(++seed, m, -1.0f, 1.0f);
+          Tensor c = make(cpu, c0, {m, n}), sums = make(cpu, s0, {n}), a_sums = make(cpu, r0, {m});
+          Tensor c2 = make(cpu, c0, {m, n}), sums2 = make(cpu, s0, {n}), a_sums2 = make(cpu, r0, {m});
+          const bool with_a = ta == Trans::kYes;  // A's row sums need A as K×M
+          cpu.gemm_sum_rows(-0.75f, a, ta, b, beta, c, -1.0f, sum_beta, sums, with_a ? &a_sums : nullptr);
           cpu.gemm(-0.75f, a, ta, b, Trans::kNo, beta, c2);
           cpu.sum_rows(-1.0f, b, sum_beta, sums2);
+          if (with_a) cpu.sum_rows(-1.0f, a, sum_beta, a_sums2);
           EXPECT_EQ(c.to_vector(), c2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
           EXPECT_EQ(sums.to_vector(), sums2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
+          EXPECT_EQ(a_sums.to_vector(), a_sums2.to_vector()) << m << "x" << n << "x" << k << " beta " << beta;
         }
   }
   CpuBackend cpu(1);
@@ -419,6 +423,13 @@ TEST(CpuBackend, GemmSumRowsEqualsTheTwoCalls) {
               HasSubstr("gemm_sum_rows: sums expected shape [5], found [4]"));
   EXPECT_THAT(error_of([&] { cpu.gemm_sum_rows(1.0f, a, Trans::kYes, b, 0.0f, c, 1.0f, 0.0f, short_sums); }),
               HasSubstr("gemm_sum_rows: inner dimensions differ"));
+  Tensor sums({5}, cpu), a_sums({4}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_sum_rows(1.0f, a, Trans::kNo, b, 0.0f, c, 1.0f, 0.0f, sums, &a_sums); }),
+              HasSubstr("gemm_sum_rows: a_sums (the sums of A's rows) needs A transposed (K×M)"));
+  const Tensor at({3, 4}, cpu);
+  Tensor wrong_a_sums({3}, cpu);
+  EXPECT_THAT(error_of([&] { cpu.gemm_sum_rows(1.0f, at, Trans::kYes, b, 0.0f, c, 1.0f, 0.0f, sums, &wrong_a_sums); }),
+              HasSubstr("gemm_sum_rows: a_sums expected shape [4], found [3]"));
 }
 
 TEST(CpuBackend, HostStagingIsOneBufferReusedAndGrownWithTheBackend) {

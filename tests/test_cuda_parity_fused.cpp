@@ -148,7 +148,8 @@ TEST_F(CudaParity, GemmBiasActivationTf32MatchesOnRandomData) {
   }
 }
 
-// gemm_sum_rows against the CPU's gemm + sum_rows: integer data (exact in any order) in fp32, tf32
+// gemm_sum_rows (with A's row sums where A is stored K×M) against the CPU's gemm + sum_rows:
+// integer data (exact in any order) in fp32, tf32
 // and bf16, random data in fp32; beta and sum_beta each 0 and not; both transposes of A; long k
 // (over sum_rows' 512-row pass, where the library's way takes two passes); empty m and k.
 TEST_F(CudaParity, GemmSumRowsMatchesTheTwoCallsOnTheCpu) {
@@ -163,13 +164,19 @@ TEST_F(CudaParity, GemmSumRowsMatchesTheTwoCallsOnTheCpu) {
   CudaBackend bf16(options);
   CpuBackend cpu_bf16(2, Precision::kBf16);
   uint64_t seed = 700;
+  // C, then B's row sums, then (with Aᵀ) A's, in one vector; the row sums start at 1, 2, 3, ...
   const auto run = [](Backend& be, const Dims& d, Trans ta, float beta, float sum_beta, const std::vector<float>& a,
                       const std::vector<float>& b, const std::vector<float>& c0, const std::vector<float>& s0) {
     Tensor c = Tensor::from_host(c0, {d.m, d.n}, be), sums = Tensor::from_host(s0, {d.n}, be);
+    std::vector<float> r0(static_cast<size_t>(d.m));
+    for (size_t i = 0; i < r0.size(); ++i) r0[i] = static_cast<float>(i + 1);
+    Tensor a_sums = Tensor::from_host(r0, {d.m}, be);
     be.gemm_sum_rows(-0.75f, Tensor::from_host(a, ta == Trans::kNo ? Shape{d.m, d.k} : Shape{d.k, d.m}, be), ta,
-                     Tensor::from_host(b, {d.k, d.n}, be), beta, c, -1.0f, sum_beta, sums);
-    std::vector<float> out = c.to_vector(), s = sums.to_vector();
+                     Tensor::from_host(b, {d.k, d.n}, be), beta, c, -1.0f, sum_beta, sums,
+                     ta == Trans::kYes ? &a_sums : nullptr);
+    std::vector<float> out = c.to_vector(), s = sums.to_vector(), r = a_sums.to_vector();
     out.insert(out.end(), s.begin(), s.end());
+    if (ta == Trans::kYes) out.insert(out.end(), r.begin(), r.end());
     return out;
   };
   for (const Dims& d : shapes)

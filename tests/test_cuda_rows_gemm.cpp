@@ -138,8 +138,9 @@ TEST_F(CudaRowsGemm, GivesItsHostEmulationsBitsForEveryEpilogue) {
   }
 }
 
-// gemm_sum_rows: the product and the sums of B's rows (one slice, so each column's sum is one
-// block's), both the emulation's bits, with beta and sum_beta each 0 and not.
+// gemm_sum_rows: the product and the sums of B's rows, and of A's where A is stored K×M (one
+// slice, so each sum is one block's), all the emulation's bits, with beta and sum_beta each 0 and
+// not.
 TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
   auto g = backend_in_mode("cudl");
   const int sms = multiprocessors();
@@ -151,16 +152,20 @@ TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
         const std::vector<float> b = uniform_values(++seed, s.k * s.n, -1.0f, 1.0f);
         std::vector<float> want = uniform_values(++seed, s.m * s.n, -1.0f, 1.0f);
         std::vector<float> want_sums = uniform_values(++seed, s.n, -1.0f, 1.0f);
+        std::vector<float> want_a_sums = uniform_values(++seed, s.m, -1.0f, 1.0f);  // with Aᵀ only
         const Tensor a_g = Tensor::from_host(a, ta ? cudl::Shape{s.k, s.m} : cudl::Shape{s.m, s.k}, *g);
         const Tensor b_g = Tensor::from_host(b, {s.k, s.n}, *g);
         Tensor c_g = Tensor::from_host(want, {s.m, s.n}, *g), sums_g = Tensor::from_host(want_sums, {s.n}, *g);
-        g->gemm_sum_rows(-0.75f, a_g, ta ? Trans::kYes : Trans::kNo, b_g, beta, c_g, -1.0f, sum_beta, sums_g);
+        Tensor a_sums_g = Tensor::from_host(want_a_sums, {s.m}, *g);
+        g->gemm_sum_rows(-0.75f, a_g, ta ? Trans::kYes : Trans::kNo, b_g, beta, c_g, -1.0f, sum_beta, sums_g,
+                         ta ? &a_sums_g : nullptr);
         rg::Outputs o;
         o.alpha = -0.75f;
         o.beta = beta;
         o.c = want.data();
         o.ldc = s.n;
         o.sums = want_sums.data();
+        o.a_sums = ta ? want_a_sums.data() : nullptr;
         o.sum_alpha = -1.0f;
         o.sum_beta = sum_beta;
         rg::emulate(ta, false, s.m, s.n, s.k, a.data(), ta ? s.m : s.k, b.data(), s.n,
@@ -169,6 +174,7 @@ TEST_F(CudaRowsGemm, SumsBsRowsAsItStreamsThemWithTheEmulationsBits) {
                                  std::to_string(beta) + " sum_beta " + std::to_string(sum_beta);
         expect_same_bits(c_g.to_vector(), want, what);
         expect_same_bits(sums_g.to_vector(), want_sums, what + ", sums");
+        expect_same_bits(a_sums_g.to_vector(), want_a_sums, what + ", A's sums");
       }
 }
 

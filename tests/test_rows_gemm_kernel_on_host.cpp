@@ -155,25 +155,33 @@ void expect_kernel_gives_the_emulation(const Case& c, int sms, uint64_t seed) {
   o.act = c.act;
   o.sum_alpha = -1.0f;
   o.sum_beta = 0.25f;
-  std::vector<float> kernel_c = c0, kernel_s = s0, emulated_c = c0, emulated_s = s0;
+  const std::vector<float> r0 = uniform(seed + 6, c.m);
+  const bool a_sums = c.sums && c.ta;  // A's row sums: A stored K×M
+  std::vector<float> kernel_c = c0, kernel_s = s0, emulated_c = c0, emulated_s = s0, kernel_r = r0, emulated_r = r0;
   std::vector<float> partials(static_cast<size_t>(split.splits * c.m * c.n), std::nanf(""));
   std::vector<int> tickets(static_cast<size_t>(split.tiles()), 0);
   o.c = kernel_c.data();
   o.sums = c.sums ? kernel_s.data() : nullptr;
+  o.a_sums = a_sums ? kernel_r.data() : nullptr;
   const KernelArgs p{c.ta,     c.tb,           c.m,          c.n,   c.k,   a.data(), lda, b.data(), ldb,
                      split.split_k, split.splits, partials.data(), tickets.data(), o};
   launch_on_host(p, split);
   o.c = emulated_c.data();
   o.sums = c.sums ? emulated_s.data() : nullptr;
+  o.a_sums = a_sums ? emulated_r.data() : nullptr;
   emulate(c.ta, c.tb, c.m, c.n, c.k, a.data(), lda, b.data(), ldb, split, o);
+  const std::string sums_text = c.sums ? (a_sums ? " with A's and B's row sums" : " with B's row sums") : "";
   const std::string what = std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) +
                            (c.ta ? " Aᵀ" : " A") + (c.tb ? " Bᵀ" : " B") + " epilogue " +
-                           std::to_string(static_cast<int>(c.epilogue)) + " " + cudl::to_string(c.act) +
-                           (c.sums ? " with row sums" : "") + ", " + std::to_string(split.splits) + " slices";
+                           std::to_string(static_cast<int>(c.epilogue)) + " " + cudl::to_string(c.act) + sums_text +
+                           ", " + std::to_string(split.splits) + " slices";
   std::string where;
   EXPECT_TRUE(same_bits(kernel_c, emulated_c, &where)) << what << ": C " << where;
   if (c.sums) {
     EXPECT_TRUE(same_bits(kernel_s, emulated_s, &where)) << what << ": sums " << where;
+  }
+  if (a_sums) {
+    EXPECT_TRUE(same_bits(kernel_r, emulated_r, &where)) << what << ": A's sums " << where;
   }
   for (int ticket : tickets) EXPECT_EQ(ticket, 0) << what << ": a ticket was left set";
 }
@@ -185,8 +193,9 @@ TEST(RowsGemmKernelOnHost, GivesTheEmulationsBits) {
       {70, 33, 200, true, true, Epilogue::kActBackward, Activation::kRelu, false, 0},
       {5, 70, 150, false, true, Epilogue::kActBackward, Activation::kSigmoid, false, 0},
       {130, 20, 400, true, false, Epilogue::kPlain, Activation::kIdentity, false, 3},
-      // one slice: the direct store, and B's row sums
+      // one slice: the direct store, and the row sums (of A too where A is stored K×M)
       {100, 50, 40, true, false, Epilogue::kPlain, Activation::kIdentity, true, 0},
+      {70, 40, 33, false, false, Epilogue::kPlain, Activation::kIdentity, true, 0},
       {1, 1, 1, false, false, Epilogue::kPlain, Activation::kIdentity, true, 2},
       {3, 65, 17, false, false, Epilogue::kBiasAct, Activation::kIdentity, false, 0},
   };

@@ -173,28 +173,36 @@ TEST(RowsGemmPlan, EmulationComputesEachEpilogue) {
     }
 }
 
-// With Outputs::sums the emulation also sums op(B)'s rows (one slice), scaled and accumulated.
-TEST(RowsGemmPlan, EmulationSumsTheRowsOfB) {
+// With Outputs::sums and a_sums the emulation also sums op(B)'s and Aᵀ's rows (one slice),
+// scaled and accumulated.
+TEST(RowsGemmPlan, EmulationSumsTheRowsOfAAndB) {
   const int64_t m = 3, n = 37, k = 70;
-  const std::vector<float> a = uniform(1, m * k), b = uniform(2, k * n), sums0 = uniform(3, n);
-  std::vector<float> c(static_cast<size_t>(m * n)), sums = sums0;
+  const std::vector<float> a = uniform(1, k * m), b = uniform(2, k * n), sums0 = uniform(3, n), a_sums0 = uniform(4, m);
+  std::vector<float> c(static_cast<size_t>(m * n)), sums = sums0, a_sums = a_sums0;
   Outputs o;
   o.c = c.data();
   o.ldc = n;
   o.sums = sums.data();
+  o.a_sums = a_sums.data();
   o.sum_alpha = -1.0f;
   o.sum_beta = 0.5f;
   const Split one = split_for(m, n, k, 132, /*one_slice=*/true);
   ASSERT_EQ(one.splits, 1);
-  emulate(false, false, m, n, k, a.data(), k, b.data(), n, one, o);
-  for (int64_t j = 0; j < n; ++j) {
-    double s = 0.0, mag = 0.0;
-    for (int64_t kk = 0; kk < k; ++kk) {
-      s += b[static_cast<size_t>(kk * n + j)];
-      mag += std::fabs(b[static_cast<size_t>(kk * n + j)]);
+  emulate(true, false, m, n, k, a.data(), m, b.data(), n, one, o);  // A stored K×M
+  // sums_out[j] ≈ −Σ_kk v[kk·cols + j] + sums_in[j] / 2, for B (cols n) and A (cols m).
+  auto expect_sums = [&](const std::vector<float>& v, int64_t cols, const std::vector<float>& in,
+                         const std::vector<float>& out, const char* what) {
+    for (int64_t j = 0; j < cols; ++j) {
+      double s = 0.0, mag = 0.0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        s += v[static_cast<size_t>(kk * cols + j)];
+        mag += std::fabs(v[static_cast<size_t>(kk * cols + j)]);
+      }
+      EXPECT_NEAR(out[static_cast<size_t>(j)], -s + 0.5 * in[static_cast<size_t>(j)], 1e-6 * (mag + 1.0)) << what << j;
     }
-    EXPECT_NEAR(sums[static_cast<size_t>(j)], -s + 0.5 * sums0[static_cast<size_t>(j)], 1e-6 * (mag + 1.0)) << j;
-  }
+  };
+  expect_sums(b, n, sums0, sums, "B's sum ");
+  expect_sums(a, m, a_sums0, a_sums, "A's sum ");
 }
 
 // The order the kernel adds in: integers whose every partial sum is exact give the exact sum;

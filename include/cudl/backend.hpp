@@ -271,10 +271,12 @@ class Backend {
   /// C(M×N) ← alpha · op(A) · B + beta · C (B K×N, not transposed) and sums(N) ← sum_alpha ·
   /// Σ_k B(k, :) + sum_beta · sums: gemm, then sum_rows(sum_alpha, b, sum_beta, sums), in one call
   /// so that a backend can add B's rows while it streams them through the product. A layer's weight
-  /// and bias gradients (gW = xᵀ·dz, gb = Σ_n dz); an RBM's. A backend without its own form runs the
-  /// two calls, with their bits.
+  /// and bias gradients (gW = xᵀ·dz, gb = Σ_n dz); an RBM's. Where a_sums is given (then ta must be
+  /// Trans::kYes: A is K×M), also a_sums(M) ← sum_alpha · Σ_k A(k, :) + sum_beta · a_sums,
+  /// sum_rows of A (an RBM's visible-bias gradient). A backend without its own form runs the
+  /// calls, with their bits.
   void gemm_sum_rows(float alpha, const Tensor& a, Trans ta, const Tensor& b, float beta, Tensor& c, float sum_alpha,
-                     float sum_beta, Tensor& sums);
+                     float sum_beta, Tensor& sums, Tensor* a_sums = nullptr);
   /// y(N×H) ← act(y + bias(H)) row by row.
   void bias_activation(Tensor& y, const Tensor& bias, Activation act);
   /// y(N×H) ← act(y) elementwise.
@@ -440,10 +442,11 @@ class Backend {
                                        const float* a, int64_t lda, const float* b, int64_t ldb, const float* bias,
                                        Activation act, float* c);
   /// gemm_sum_rows' hook, arguments checked; B is k×n with row stride n, C m×n with row stride
-  /// ldc, sums n floats. This default runs do_gemm and do_sum_rows; a backend overrides it to fuse them.
+  /// ldc, sums n floats, a_sums null or m floats (then ta is kYes and lda m). This default runs
+  /// do_gemm and do_sum_rows (then do_sum_rows of A); a backend overrides it to fuse them.
   virtual void do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                                 const float* b, float beta, float* c, int64_t ldc, float sum_alpha, float sum_beta,
-                                float* sums);
+                                float* sums, float* a_sums);
 
  private:
   struct FreeHost {

@@ -110,7 +110,7 @@ class CudaBackend final : public Backend {
   // the two calls.
   void do_gemm_sum_rows(Trans ta, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                         const float* b, float beta, float* c, int64_t ldc, float sum_alpha, float sum_beta,
-                        float* sums) override;
+                        float* sums, float* a_sums) override;
 
  private:
   struct Impl;

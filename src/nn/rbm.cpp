@@ -147,10 +147,9 @@ void Rbm::compute_gradient(const Tensor& v0) {
   }
   if (persistent) chain_.copy_from(s.v);
   // Gradient of −log p summed over the batch: negative statistics minus positive ones.
-  backend_.gemm_sum_rows(1.0f, s.v, Trans::kYes, s.pk, 0.0f, gw_, 1.0f, 0.0f, gc_);   // v_kᵀ·p_k, Σ p_k
-  backend_.gemm_sum_rows(-1.0f, v0, Trans::kYes, s.p0, 1.0f, gw_, -1.0f, 1.0f, gc_);  // − v₀ᵀ·p₀, − Σ p₀
-  backend_.sum_rows(1.0f, s.v, 0.0f, gb_);
-  backend_.sum_rows(-1.0f, v0, 1.0f, gb_);
+  // gW = v_kᵀ·p_k − v₀ᵀ·p₀, gc = Σ p_k − Σ p₀ (B's rows), gb = Σ v_k − Σ v₀ (A's rows).
+  backend_.gemm_sum_rows(1.0f, s.v, Trans::kYes, s.pk, 0.0f, gw_, 1.0f, 0.0f, gc_, &gb_);
+  backend_.gemm_sum_rows(-1.0f, v0, Trans::kYes, s.p0, 1.0f, gw_, -1.0f, 1.0f, gc_, &gb_);
   backend_.add_to_counter(samples_, counter_ - step_base_);
 }
 
