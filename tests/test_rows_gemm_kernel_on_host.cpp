@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cudl/rng.hpp"
+#include "test_support.hpp"
 #include "rows_gemm_plan.hpp"
 
 namespace host_cuda {
@@ -112,13 +113,8 @@ void launch_on_host(const KernelArgs& p, const Split& s) {
       }
 }
 
-std::vector<float> uniform(uint64_t seed, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    v[static_cast<size_t>(i)] =
-        2.0f * cudl::rng::uniform(cudl::rng::bits(seed, 2, static_cast<uint64_t>(i)).v[0]) - 1.0f;
-  return v;
-}
+// n values in [-1, 1).
+std::vector<float> uniform(uint64_t seed, int64_t n) { return cudl::testing::uniform_values(seed, n, -1.0f, 1.0f); }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b, std::string* where) {
   for (size_t i = 0; i < a.size(); ++i)
