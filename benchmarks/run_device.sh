@@ -239,9 +239,8 @@ say "build ok"
 
 # ---------------------------------------------------------------------------------------------
 # 3. Tests (the sanitizers run later, after the timed runs: they are slow and optional).
-# First cudl's own product for few rows (cuda/rows_gemm.hpp, its bits against the host emulation):
-# if it fails, every later step runs with cuBLAS alone (CUDL_GEMM_KERNELS=library), so that a wrong
-# kernel costs no other measurement.
+# First cudl's few-row product (cuda/rows_gemm.hpp): if its test fails, every later step runs with
+# cuBLAS alone (CUDL_GEMM_KERNELS=library), so that a wrong kernel costs no other measurement.
 if [ -x "$BUILD/tests/test_cuda_rows_gemm" ] || [ "$DRY" = 1 ]; then
     run_logged "$TESTS_LOG" "$(cap 60)" "$BUILD/tests/test_cuda_rows_gemm"
     if [ "$RC" = 0 ]; then
@@ -318,12 +317,9 @@ if [ "$TESTS_ONLY" != 1 ]; then
 bench cudl-gpu-fp32 cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
 bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 env CUDL_GEMM_VERBOSE=1 "$BENCH_DBN" --device gpu \
     --precision fp32 --data "$FASHION"   # its log names each product's kernel, cudl's or cuBLAS's, with both times
-# The same with every product on cuBLAS (CUDL_GEMM_KERNELS=library): what cudl's own kernel for
-# few rows (cuda/rows_gemm.hpp) gains where the per-shape timing chose it.
-if [ -z "${ROWS_GEMM_OFF:-}" ]; then   # else every run is this one
-    bench cudl-gpu-fp32-cublas cudl gpu cublas fp32 "$FASHION" 90 env CUDL_GEMM_KERNELS=library "$BENCH_DBN" \
-        --device gpu --precision fp32 --data "$FASHION"
-fi
+# The same on cuBLAS alone (what cudl's few-row kernel gains; skipped when every run is this one).
+if [ -z "${ROWS_GEMM_OFF:-}" ]; then bench cudl-gpu-fp32-cublas cudl gpu cublas fp32 "$FASHION" 90 \
+    env CUDL_GEMM_KERNELS=library "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"; fi
 bench cudl-gpu-tf32 cudl gpu - tf32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision tf32 --data "$FASHION"
 bench cudl-gpu-bf16 cudl gpu - bf16 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision bf16 --data "$FASHION"
 bench cudl-gpu-fp32-eager cudl gpu eager fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --launch eager --data "$FASHION"
@@ -333,10 +329,9 @@ bench cudl-gpu-fp32-mnist cudl gpu - fp32 "$MNIST" 90 "$BENCH_DBN" --device gpu 
 # epochs per layer, so that the second is timed without start-up costs; one fine-tuning epoch.
 bench cudl-gpu-rbm cudl gpu - fp32 "$FASHION" 60 "$BENCH_DBN" --device gpu --data "$FASHION" --pretrain-epochs 2 \
     --pretrain-learn-rate 0.005 --epochs 1
-if [ -z "${ROWS_GEMM_OFF:-}" ]; then   # the same on cuBLAS alone: the RBM table puts the two side by side
-    bench cudl-gpu-rbm-cublas cudl gpu cublas fp32 "$FASHION" 60 env CUDL_GEMM_KERNELS=library "$BENCH_DBN" \
-        --device gpu --data "$FASHION" --pretrain-epochs 2 --pretrain-learn-rate 0.005 --epochs 1
-fi
+if [ -z "${ROWS_GEMM_OFF:-}" ]; then bench cudl-gpu-rbm-cublas cudl gpu cublas fp32 "$FASHION" 60 \
+    env CUDL_GEMM_KERNELS=library "$BENCH_DBN" --device gpu --data "$FASHION" --pretrain-epochs 2 \
+    --pretrain-learn-rate 0.005 --epochs 1; fi   # the same on cuBLAS alone, beside it in the RBM table
 bench cudl-cpu-rbm cudl cpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device cpu --threads 16 --data "$FASHION" \
     --pretrain-epochs 2 --pretrain-learn-rate 0.005 --epochs 1
 # LeNet on the real MNIST digits (t10k: 6,700 train / 3,300 test rows), 2 epochs, fp32 then bf16:
