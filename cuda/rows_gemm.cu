@@ -51,6 +51,7 @@ const char* epilogue_name(const RowsGemmCall& c) {
                                                                                                   : " +bias";
     case Epilogue::kActBackward:
       return c.out.act == Activation::kRelu ? " *relu'" : c.out.act == Activation::kSigmoid ? " *sigmoid'" : "";
+    case Epilogue::kUpdate: return " nesterov step";  // the persistent step's (mlp_step), not RowsGemm's
   }
   return "";
 }

@@ -7,31 +7,27 @@
 
 namespace cudl::cuda::rows_gemm {
 
-struct KernelArgs {
-  bool ta, tb;
-  int64_t m, n, k;
-  const float* a;
-  int64_t lda;
-  const float* b;
-  int64_t ldb;
-  int64_t split_k, splits;
-  float* partials;  // splits × m × n, when splits > 1
-  int* tickets;     // one per tile, zero on entry and on exit
-  Outputs out;
-};
-
 constexpr int kPad = 4;  // keeps the float4 and float2 reads aligned and the transposing stores spread over banks
 
-// Grid (column tiles, row tiles, slices); kThreads threads, thread t computing rows
-// r0 + [0, 4) and columns c0 + [0, 2) of the tile, r0 = 4·(t / 16), c0 = 2·(t % 16).
-__global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
-  __shared__ __align__(16) float as[kChunk][kTileRows + kPad];  // as[kk][i]: op(A)'s stage, transposed
-  __shared__ __align__(16) float bs[kChunk][kTileCols + kPad];  // bs[kk][j]: op(B)'s stage
-  __shared__ bool last;
+// A block's shared memory.
+struct Smem {
+  __align__(16) float as[kChunk][kTileRows + kPad];  // as[kk][i]: op(A)'s stage, transposed
+  __align__(16) float bs[kChunk][kTileCols + kPad];  // bs[kk][j]: op(B)'s stage
+  bool last;
+};
+
+// One block's work: tile (row_tile, col_tile) of C over slice `slice` of k, the tiles numbered
+// row_tile·col_tiles + col_tile (their tickets). kThreads threads, thread t computing rows
+// r0 + [0, 4) and columns c0 + [0, 2) of the tile, r0 = 4·(t / 16), c0 = 2·(t % 16). The
+// persistent training step (mlp_step_kernel.cuh) calls it for its products' tiles too.
+__device__ inline void product_block(const KernelArgs& p, Smem& sm, int64_t col_tile, int64_t row_tile, int64_t slice,
+                                     int64_t col_tiles) {
+  auto& as = sm.as;
+  auto& bs = sm.bs;
+  bool& last = sm.last;
   const int t = static_cast<int>(threadIdx.x);
-  const int64_t row0 = static_cast<int64_t>(blockIdx.y) * kTileRows;
-  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kTileCols;
-  const int64_t slice = blockIdx.z;
+  const int64_t row0 = row_tile * kTileRows;
+  const int64_t col0 = col_tile * kTileCols;
   const int64_t begin = slice * p.split_k;
   const int64_t end = begin + p.split_k < p.k ? begin + p.split_k : p.k;
   const int r0 = kThreadRows * (t / (kTileCols / kThreadCols));
@@ -40,8 +36,8 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   float acc[kThreadRows][kThreadCols] = {};
   // The first row of threads of the first row tile also sums B's rows (Outputs::sums), and the
   // first column of threads of the first column tile A's (Outputs::a_sums); one slice.
-  const bool sums = p.out.sums != nullptr && blockIdx.y == 0 && r0 == 0;
-  const bool a_sums = p.out.a_sums != nullptr && blockIdx.x == 0 && c0 == 0;
+  const bool sums = p.out.sums != nullptr && row_tile == 0 && r0 == 0;
+  const bool a_sums = p.out.a_sums != nullptr && col_tile == 0 && c0 == 0;
   float col_sum[kThreadCols] = {}, row_sum[kThreadRows] = {};
   // Each stage's operands are loaded into registers one stage ahead, so that the loads of the next
   // stage are in flight while this one is multiplied; the shared arrays are written only between
@@ -100,12 +96,12 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   if (sums) {
 #pragma unroll
     for (int c = 0; c < kThreadCols; ++c)
-      if (col0 + c0 + c < p.n) store_sum(p.out, p.out.sums, col0 + c0 + c, col_sum[c]);
+      if (col0 + c0 + c < p.n) store_sum(p.out, p.out.sums, p.out.sums_v, col0 + c0 + c, col_sum[c]);
   }
   if (a_sums) {
 #pragma unroll
     for (int r = 0; r < kThreadRows; ++r)
-      if (row0 + r0 + r < p.m) store_sum(p.out, p.out.a_sums, row0 + r0 + r, row_sum[r]);
+      if (row0 + r0 + r < p.m) store_sum(p.out, p.out.a_sums, nullptr, row0 + r0 + r, row_sum[r]);
   }
 
   if (p.splits == 1) {
@@ -132,7 +128,7 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
   // groups' grid barrier.
   __threadfence();
   __syncthreads();
-  int* ticket = p.tickets + blockIdx.y * gridDim.x + blockIdx.x;
+  int* ticket = p.tickets + row_tile * col_tiles + col_tile;
   if (t == 0) {
     __threadfence();
     last = atomicAdd(ticket, 1) == static_cast<int>(p.splits) - 1;
@@ -151,7 +147,16 @@ __global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
       for (int64_t z = 1; z < p.splits; ++z) s = __fadd_rn(s, __ldcg(q + z * plane));
       store(p.out, i, j, s);
     }
-  if (t == 0) *ticket = 0;  // ready for the next launch (stream order)
+  if (t == 0) *ticket = 0;  // ready for the next launch (stream order), or the next phase
 }
+
+// Grid (column tiles, row tiles, slices). Left out where only product_block is wanted
+// (mlp_step.cu defines CUDL_ROWS_GEMM_BLOCK_ONLY: one definition of the kernel in the library).
+#ifndef CUDL_ROWS_GEMM_BLOCK_ONLY
+__global__ void __launch_bounds__(kThreads) rows_gemm_kernel(KernelArgs p) {
+  __shared__ Smem sm;
+  product_block(p, sm, blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x);
+}
+#endif
 
 }  // namespace cudl::cuda::rows_gemm

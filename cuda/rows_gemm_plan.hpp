@@ -22,6 +22,7 @@
 
 #include "cudl/backend.hpp"
 #include "formulas/unit_rules.hpp"
+#include "formulas/update_rules.hpp"
 
 namespace cudl::cuda::rows_gemm {
 
@@ -46,14 +47,21 @@ enum class Epilogue {
   kPlain,        // C ← alpha·Σ + beta·C (beta = 0 does not read C): gemm
   kBiasAct,      // C ← act(alpha·Σ + bias[j]): gemm_bias_activation
   kActBackward,  // C ← activation_grad(act, alpha·Σ, y[i][j]): gemm_activation_backward
+  kUpdate,       // alpha·Σ is the gradient of C's element: gdbn's Nesterov step of C and V (mlp_step)
+};
+
+// The scalars of gdbn's Nesterov step (formulas::gdbn_nesterov_update) for Epilogue::kUpdate.
+struct Nesterov {
+  float rate = 0.0f, momentum = 0.0f, grad_scale = 1.0f;
+  float l2 = 0.0f;  // for C's elements (weights); the row sums' (biases) take 0
 };
 
 struct Split {
   int64_t row_tiles = 0, col_tiles = 0;
   int64_t splits = 0;   // slices of k (blocks per tile)
   int64_t split_k = 0;  // k per slice, a multiple of kChunk; the last slice may be shorter
-  int64_t blocks() const { return row_tiles * col_tiles * splits; }
-  int64_t tiles() const { return row_tiles * col_tiles; }
+  CUDL_HD int64_t blocks() const { return row_tiles * col_tiles * splits; }
+  CUDL_HD int64_t tiles() const { return row_tiles * col_tiles; }
 };
 
 // Whether the kernel serves this shape (m, n, k ≥ 1; everything else the library runs), with B's
@@ -116,6 +124,25 @@ struct Outputs {
   float* sums = nullptr;
   float* a_sums = nullptr;
   float sum_alpha = 1.0f, sum_beta = 0.0f;
+  // kUpdate: the velocities of C's elements (row stride ldc). Where sums_v is not null, the sums
+  // are the gradients of sums' elements (sum_alpha·Σ), stepped the same way with sums_v, l2 = 0.
+  float* v = nullptr;
+  float* sums_v = nullptr;
+  Nesterov update;
+};
+
+// The kernel's arguments: op(A), op(B), the split, the scratch, the outputs.
+struct KernelArgs {
+  bool ta, tb;
+  int64_t m, n, k;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  int64_t split_k, splits;
+  float* partials;  // splits × m × n, when splits > 1
+  int* tickets;     // one per tile, zero on entry and on exit
+  Outputs out;
 };
 
 #if defined(__CUDA_ARCH__)
@@ -140,11 +167,22 @@ CUDL_HD void store(const Outputs& o, int64_t i, int64_t j, float s) {
     case Epilogue::kPlain: *c = o.beta == 0.0f ? v : fmaf(o.beta, *c, v); break;
     case Epilogue::kBiasAct: *c = formulas::activate(o.act, add_rn(v, o.bias[j])); break;
     case Epilogue::kActBackward: *c = formulas::activation_grad(o.act, v, o.y[i * o.ldc + j]); break;
+    case Epilogue::kUpdate: {
+      const Nesterov& u = o.update;
+      formulas::gdbn_nesterov_update(*c, o.v[i * o.ldc + j], v, u.rate, u.momentum, u.grad_scale, u.l2);
+      break;
+    }
   }
 }
 
-CUDL_HD void store_sum(const Outputs& o, float* sums, int64_t j, float s) {
+// sums[j] from its sum s; `velocity` (Outputs::sums_v for sums, null for a_sums) makes it a step.
+CUDL_HD void store_sum(const Outputs& o, float* sums, float* velocity, int64_t j, float s) {
   const float v = mul_rn(o.sum_alpha, s);
+  if (velocity != nullptr) {
+    const Nesterov& u = o.update;
+    formulas::gdbn_nesterov_update(sums[j], velocity[j], v, u.rate, u.momentum, u.grad_scale, 0.0f);
+    return;
+  }
   sums[j] = o.sum_beta == 0.0f ? v : fmaf(o.sum_beta, sums[j], v);
 }
 
@@ -176,13 +214,13 @@ inline void emulate(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const flo
     float s = 0.0f;
     for (int64_t k0 = 0; k0 < k; k0 += kChunk)
       for (int64_t kk = k0; kk < k0 + kChunk; ++kk) s = add_rn(s, kk < k ? b[b_index(tb, kk, j, ldb)] : 0.0f);
-    store_sum(out, out.sums, j, s);
+    store_sum(out, out.sums, out.sums_v, j, s);
   }
   for (int64_t i = 0; out.a_sums != nullptr && i < m; ++i) {
     float s = 0.0f;
     for (int64_t k0 = 0; k0 < k; k0 += kChunk)
       for (int64_t kk = k0; kk < k0 + kChunk; ++kk) s = add_rn(s, kk < k ? a[a_index(ta, i, kk, lda)] : 0.0f);
-    store_sum(out, out.a_sums, i, s);
+    store_sum(out, out.a_sums, nullptr, i, s);
   }
 }
 

@@ -8,12 +8,9 @@
 // not the GPU's memory model or speed. Runs in every build.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,69 +19,7 @@
 #include "test_support.hpp"
 #include "rows_gemm_plan.hpp"
 
-namespace host_cuda {
-
-struct Dim3 {
-  unsigned x = 0, y = 0, z = 0;
-};
-struct alignas(16) Float4 {
-  float x, y, z, w;
-};
-struct alignas(8) Float2 {
-  float x, y;
-};
-
-// A reusable barrier for the block's threads (C++17 has none).
-class Barrier {
- public:
-  explicit Barrier(int count) : count_(count) {}
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    const long generation = generation_;
-    if (++arrived_ == count_) {
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return generation != generation_; });
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int count_, arrived_ = 0;
-  long generation_ = 0;
-};
-
-Dim3 blockIdx, gridDim;
-thread_local Dim3 threadIdx;
-Barrier* block_barrier = nullptr;
-
-inline void syncthreads() { block_barrier->wait(); }
-inline void threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
-inline int atomic_add(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-inline float ldcg(const float* p) { return *p; }  // the blocks run one after another
-inline float fadd_rn(float a, float b) { return cudl::cuda::rows_gemm::add_rn(a, b); }
-
-}  // namespace host_cuda
-
-// The built-ins the kernel uses, as the stand-ins above.
-#define __global__
-#define __launch_bounds__(n)
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
-#define __syncthreads() host_cuda::syncthreads()
-#define __threadfence() host_cuda::threadfence()
-#define atomicAdd(p, v) host_cuda::atomic_add(p, v)
-#define __ldcg(p) host_cuda::ldcg(p)
-#define __fadd_rn(a, b) host_cuda::fadd_rn(a, b)
-using float4 = host_cuda::Float4;
-using float2 = host_cuda::Float2;
-using host_cuda::blockIdx;
-using host_cuda::gridDim;
-using host_cuda::threadIdx;
-
+#include "host_cuda.hpp"
 #include "rows_gemm_kernel.cuh"
 
 namespace {
@@ -101,12 +36,12 @@ void launch_on_host(const KernelArgs& p, const Split& s) {
       for (unsigned x = 0; x < host_cuda::gridDim.x; ++x) {
         host_cuda::blockIdx = {x, y, z};
         host_cuda::Barrier barrier(kThreads);
-        host_cuda::block_barrier = &barrier;
         std::vector<std::thread> threads;
         threads.reserve(kThreads);
         for (unsigned t = 0; t < static_cast<unsigned>(kThreads); ++t)
-          threads.emplace_back([t, &p] {
+          threads.emplace_back([t, &p, &barrier] {
             host_cuda::threadIdx = {t, 0, 0};
+            host_cuda::block_barrier = &barrier;
             rows_gemm_kernel(p);
           });
         for (std::thread& th : threads) th.join();

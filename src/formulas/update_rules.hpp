@@ -3,12 +3,15 @@
 // and the CUDA kernels (cuda/optim.cu): each backend reads its scalars once per launch (the
 // learning rate from its tensor, the step from its counter) and calls one of these per element.
 // The float operations and their order are the contract both backends share; the CPU and GPU
-// compilers may still contract a multiply and an add into an FMA, so the two agree to a few ulps.
+// compilers may still contract a multiply and an add into an FMA, so the two agree to a few ulps,
+// except in gdbn_nesterov_update, written in repro's rounded operations (never contracted): there
+// the two agree bit for bit, and so does the GPU's fused training step (cuda/mlp_step_plan.hpp).
 #include <cmath>
 #include <cstdint>
 
 #include "cudl/backend.hpp"
 #include "cudl/rng.hpp"  // CUDL_HD: __host__ __device__ under nvcc, inline otherwise
+#include "formulas/repro_math.hpp"
 
 namespace cudl::formulas {
 
@@ -17,10 +20,12 @@ namespace cudl::formulas {
 // (the caller passes 0 rather than skipping the term, as the 2014 code did, so the result is bit
 // for bit the one it gave).
 CUDL_HD void gdbn_nesterov_update(float& w, float& v, float g, float lr, float momentum, float grad_scale, float l2) {
-  const float d = lr * (-grad_scale * g - l2 * w);
-  const float vn = momentum * v + d;
+  using repro::add_f;
+  using repro::mul_f;
+  const float d = mul_f(lr, repro::sub_f(mul_f(-grad_scale, g), mul_f(l2, w)));  // lr·(−s·g − λw)
+  const float vn = add_f(mul_f(momentum, v), d);
   v = vn;
-  w = w + (d + momentum * vn);
+  w = add_f(w, add_f(d, mul_f(momentum, vn)));
 }
 
 // ---- gdbn's RBM update (Backend::momentum_step, RbmMomentum) ----

@@ -1,0 +1,82 @@
+// The persistent training step's launcher (mlp_step.hpp); the kernel is mlp_step_kernel.cuh.
+#include "mlp_step.hpp"
+
+#include <string>
+
+#include "check.hpp"
+#include "cudl/error.hpp"
+#define CUDL_ROWS_GEMM_BLOCK_ONLY  // product_block only: rows_gemm.cu defines the kernel
+#include "rows_gemm_kernel.cuh"
+#include "mlp_step_kernel.cuh"
+
+namespace cudl::cuda {
+
+MlpStep::MlpStep(cudaStream_t stream) : stream_(stream) {
+  int device = 0, cooperative = 0, sms = 0;
+  CUDL_CUDA_CHECK(cudaGetDevice(&device));
+  CUDL_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+  CUDL_REQUIRE(cooperative != 0, "the persistent training step needs cooperative launches, which device " +
+                                     std::to_string(device) + " does not support");
+  CUDL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm_, mlp_step::mlp_step_kernel,
+                                                                rows_gemm::kThreads, 0));
+  CUDL_REQUIRE(per_sm_ >= 1, "the persistent training step's kernel does not fit a multiprocessor");
+  blocks_ = per_sm_ * sms;
+  CUDL_CUDA_CHECK(cudaMalloc(&barrier_, 2 * sizeof(unsigned)));
+  const cudaError_t zeroed = cudaMemsetAsync(barrier_, 0, 2 * sizeof(unsigned), stream_);
+  if (zeroed != cudaSuccess) {  // no destructor runs for a constructor that throws
+    cudaFree(barrier_);
+    CUDL_CUDA_CHECK(zeroed);
+  }
+}
+
+MlpStep::~MlpStep() {
+  // Statuses ignored (a destructor does not throw); the owner synchronised the stream first.
+  cudaFree(partials_);
+  cudaFree(tickets_);
+  cudaFree(barrier_);
+}
+
+void MlpStep::reserve(int64_t partial_floats, int64_t tiles) {
+  if (partial_floats > partial_capacity_) {
+    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // an earlier launch may still read the old ones
+    CUDL_CUDA_CHECK(cudaFree(partials_));
+    partials_ = nullptr;
+    partial_capacity_ = 0;
+    CUDL_CUDA_CHECK(cudaMalloc(&partials_, sizeof(float) * static_cast<size_t>(partial_floats)));
+    partial_capacity_ = partial_floats;
+  }
+  if (tiles > ticket_capacity_) {
+    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDL_CUDA_CHECK(cudaFree(tickets_));
+    tickets_ = nullptr;
+    ticket_capacity_ = 0;
+    CUDL_CUDA_CHECK(cudaMalloc(&tickets_, sizeof(int) * static_cast<size_t>(tiles)));
+    CUDL_CUDA_CHECK(cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(tiles), stream_));
+    ticket_capacity_ = tiles;
+  }
+}
+
+mlp_step::Args MlpStep::planned(mlp_step::Args a) const {
+  mlp_step::plan(a, blocks_);
+  a.partials = partials_;
+  a.tickets = tickets_;
+  a.barrier = barrier_;
+  return a;
+}
+
+void MlpStep::run(mlp_step::Args a) {
+  const std::string why = mlp_step::refusal(a);
+  CUDL_REQUIRE(why.empty(), "the persistent training step cannot run this network: " + why);
+  CUDL_REQUIRE(!capturing(stream_), "the persistent training step is launched eagerly, not captured");
+  CUDL_REQUIRE(a.steps >= 1, "the persistent training step runs at least one step, not " + std::to_string(a.steps));
+  mlp_step::plan(a, blocks_);
+  reserve(mlp_step::partial_floats(a), mlp_step::max_tiles(a));
+  a = planned(a);
+  void* params[] = {&a};
+  CUDL_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(mlp_step::mlp_step_kernel),
+                                              dim3(static_cast<unsigned>(blocks_)), dim3(rows_gemm::kThreads),
+                                              params, 0, stream_));
+}
+
+}  // namespace cudl::cuda

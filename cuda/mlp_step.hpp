@@ -1,0 +1,46 @@
+#pragma once
+// The persistent training step (mlp_step_plan.hpp says what it computes) on a stream: one
+// cooperative launch of as many blocks as the GPU holds at once runs `Args::steps` steps of an
+// MLP's training, each phase separated by a grid-wide barrier. Owns the kernel's scratch (the
+// partial sums, tickets and barrier words). Used by tests and benchmarks; not yet by fit().
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "mlp_step_plan.hpp"
+
+namespace cudl::cuda {
+
+class MlpStep {
+ public:
+  // For the current device, queued on `stream`. Throws Error when the device cannot launch
+  // cooperative kernels.
+  explicit MlpStep(cudaStream_t stream);
+  ~MlpStep();
+  MlpStep(const MlpStep&) = delete;
+  MlpStep& operator=(const MlpStep&) = delete;
+
+  // The grid: blocks resident at once (per multiprocessor, by occupancy, × multiprocessors).
+  int blocks() const { return blocks_; }
+  int blocks_per_sm() const { return per_sm_; }
+
+  // Plans `a` for the grid (its splits; the scratch fields are this object's) and queues one
+  // launch of a.steps steps. Throws Error naming what the kernel cannot run (mlp_step::refusal),
+  // and when the stream is being captured (the scratch may have to grow).
+  void run(mlp_step::Args a);
+  // `a` as run() would launch it: planned, with this object's scratch (not grown). For tests.
+  mlp_step::Args planned(mlp_step::Args a) const;
+
+ private:
+  void reserve(int64_t partial_floats, int64_t tiles);
+
+  cudaStream_t stream_;
+  int blocks_ = 0, per_sm_ = 0;
+  float* partials_ = nullptr;
+  int64_t partial_capacity_ = 0;
+  int* tickets_ = nullptr;  // zero between launches
+  int64_t ticket_capacity_ = 0;
+  unsigned* barrier_ = nullptr;  // arrivals (zero between launches) and generation
+};
+
+}  // namespace cudl::cuda

@@ -1,0 +1,125 @@
+#pragma once
+// The persistent training step's kernel (mlp_step_plan.hpp says what it computes and in which
+// order; mlp_step.cu launches it, cooperatively, so that every block is resident). Kept apart, as
+// rows_gemm_kernel.cuh, so that a host test can compile this very source with stand-ins for CUDA's
+// built-ins and run a whole grid on CPU threads (tests/test_mlp_step_on_host.cpp). Include after
+// the CUDA headers (or the stand-ins), mlp_step_plan.hpp and rows_gemm_kernel.cuh.
+
+// How a block's first thread waits for the grid barrier's generation to move on from `old`.
+#ifndef CUDL_GRID_SPIN_WAIT
+#define CUDL_GRID_SPIN_WAIT(p, old) \
+  while (*reinterpret_cast<volatile unsigned*>(p) == (old)) __nanosleep(32)
+#endif
+
+namespace cudl::cuda::mlp_step {
+
+// A block's shared memory: the products' stages, or the loss phase's sums.
+struct Smem {
+  rows_gemm::Smem tile;
+  double loss[kLossThreads];
+  int64_t errors[kLossThreads];
+};
+
+// Every block of the grid arrives before any leaves; what each wrote before is visible to all
+// after (fence, barrier, fence: cooperative groups' grid barrier). bar[0] counts arrivals and is
+// reset by the last to arrive, which then moves bar[1], the generation, on.
+__device__ inline void grid_barrier(unsigned* bar, unsigned blocks) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const unsigned generation = *reinterpret_cast<volatile unsigned*>(bar + 1);
+    __threadfence();
+    if (atomicAdd(bar, 1u) == blocks - 1) {
+      bar[0] = 0;
+      __threadfence();
+      atomicAdd(bar + 1, 1u);
+    } else {
+      CUDL_GRID_SPIN_WAIT(bar + 1, generation);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
+
+// The work items of up to two products, numbered through both (each product's as rows_gemm's
+// grid: column tile fastest, then row tile, then slice); block `block` of `blocks` takes items
+// block, block + blocks, ...
+__device__ inline void run_products(const Product* p, int count, rows_gemm::Smem& sm, int64_t block, int64_t blocks) {
+  int64_t total = 0;
+  for (int q = 0; q < count; ++q) total += p[q].split.blocks();
+  for (int64_t item = block; item < total; item += blocks) {
+    int q = 0;
+    int64_t w = item;
+    while (w >= p[q].split.blocks()) w -= p[q++].split.blocks();
+    const rows_gemm::Split& s = p[q].split;
+    rows_gemm::product_block(p[q].args, sm, w % s.col_tiles, (w / s.col_tiles) % s.row_tiles, w / s.tiles(),
+                             s.col_tiles);
+  }
+}
+
+// The loss phase, on one block: each thread's rows (r ≡ t mod kLossThreads), then a fixed-order
+// tree over the threads; thread 0 adds the batch's figures to the stats.
+__device__ inline void loss_phase(const Args& a, Smem& sm, int64_t step) {
+  const int t = static_cast<int>(threadIdx.x);
+  const int64_t classes = a.layer[a.layers - 1].out;
+  float* logits = a.layer[a.layers - 1].a;
+  double loss = 0.0;
+  int64_t errors = 0;
+  for (int64_t r = t; r < a.batch; r += kLossThreads) {
+    const formulas::RowCrossEntropy row =
+        formulas::softmax_xent_row(logits + r * classes, logits + r * classes, classes,
+                                   formulas::class_index(a.yb[r], classes), a.loss.grad_scale);
+    loss += row.loss;
+    errors += row.error;
+  }
+  sm.loss[t] = loss;
+  sm.errors[t] = errors;
+  __syncthreads();
+  for (int half = kLossThreads / 2; half > 0; half /= 2) {
+    if (t < half) {
+      sm.loss[t] += sm.loss[t + half];
+      sm.errors[t] += sm.errors[t + half];
+    }
+    __syncthreads();
+  }
+  if (t == 0) formulas::add_elementwise_stats(a.stats, sm.loss[0], sm.errors[0], a.batch, 1, a.loss.max_loss, step);
+}
+
+// Block `block` of a grid of `blocks` (all resident) through a.steps steps.
+__device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t blocks) {
+  const float rate = *a.lr;
+  const uint64_t draw0 = *a.draw, step0 = *a.step;  // read by every block before its first barrier
+  const unsigned grid = static_cast<unsigned>(blocks);
+  const int64_t features = a.layer[0].in;
+  for (int64_t s = 0; s < a.steps; ++s) {
+    for (int64_t b = block; b < a.batch; b += blocks) {
+      const int64_t row = formulas::drawn_row(a.seed, draw0 + static_cast<uint64_t>(s * a.batch + b), a.rows);
+      for (int64_t c = threadIdx.x; c < features; c += rows_gemm::kThreads) a.xb[b * features + c] = a.x[row * features + c];
+      if (threadIdx.x == 0) a.yb[b] = a.y[row];
+    }
+    grid_barrier(a.barrier, grid);
+    for (int i = 0; i < a.layers; ++i) {
+      const Product p = forward_product(a, i);
+      run_products(&p, 1, sm.tile, block, blocks);
+      grid_barrier(a.barrier, grid);
+    }
+    if (block == 0) loss_phase(a, sm, static_cast<int64_t>(step0) + s);
+    grid_barrier(a.barrier, grid);
+    for (int i = a.layers - 1; i >= 0; --i) {
+      Product p[2];
+      const int n = backward_phase(a, i, rate, p);
+      run_products(p, n, sm.tile, block, blocks);
+      grid_barrier(a.barrier, grid);  // the last: every layer stepped before the next draw's forward
+    }
+  }
+  if (block == 0 && threadIdx.x == 0) {  // every block has read the counters: all passed the barriers
+    *a.draw = draw0 + static_cast<uint64_t>(a.steps * a.batch);
+    *a.step = step0 + static_cast<uint64_t>(a.steps);
+  }
+}
+
+__global__ void __launch_bounds__(rows_gemm::kThreads, 2) mlp_step_kernel(Args a) {
+  __shared__ Smem sm;
+  run_steps(a, sm, blockIdx.x, gridDim.x);
+}
+
+}  // namespace cudl::cuda::mlp_step

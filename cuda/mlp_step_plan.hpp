@@ -1,0 +1,264 @@
+#pragma once
+// The 2014 training step as one persistent kernel (issue 17, step 3; docs/design/gpu-step.md):
+// an MLP of Dense layers (any activations below a linear top layer), softmax cross-entropy,
+// gdbn's Nesterov momentum, minibatches drawn with replacement from resident data. Each step is
+// a sequence of phases separated by grid-wide barriers, on blocks that stay resident:
+//
+//   draw      xb, yb ← the batch's rows (drawn_row, as Backend::sample_rows)
+//   forward i a_i ← act_i(a_{i−1}·W_i + b_i), i = 0 .. L−1 (a_{−1} = xb): rows_gemm's split-K tiles
+//   loss      softmax cross-entropy of a_{L−1} per row; its gradient overwrites a_{L−1}; stats
+//   back i    i = L−1 .. 0: dz_{i−1} ← (dz_i·W_iᵀ) ⊙ act'_{i−1}(a_{i−1}) when i ≥ 1, and the step
+//             of layer i + 1 (i < L−1) and, in the last phase, of layer 0: W ← Nesterov(xᵀ·dz)
+//             and b ← Nesterov(Σ_rows dz) in the gradient's own tiles (one slice over the batch),
+//             so no gradient is ever written. A layer steps one phase after its W was last read.
+//
+// That is 2L + 2 barriers per step (8 for 784-800-800-10) instead of ~13 graph nodes. This
+// header is plain C++: the arguments, the products of each phase (used by the kernel,
+// mlp_step_kernel.cuh, and by `emulate`), the eligibility check, and `emulate`, the kernel's
+// arithmetic in the kernel's order on the host, so that a GPU test can require its bits and a
+// host test can run the kernel's own source on CPU threads against it.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "formulas/loss_rules.hpp"
+#include "formulas/unit_rules.hpp"
+#include "rows_gemm_plan.hpp"
+
+namespace cudl::cuda::mlp_step {
+
+constexpr int kMaxLayers = 8;
+constexpr int64_t kMaxBatch = rows_gemm::kMaxOneSliceK;  // the weight gradients' k is the batch, one slice
+constexpr int kLossThreads = rows_gemm::kThreads;        // the loss phase: one block, rows r ≡ t (mod 256)
+
+struct LayerArgs {
+  int64_t in = 0, out = 0;
+  Activation act = Activation::kIdentity;  // the top layer's must be kIdentity (its outputs are the logits)
+  float* w = nullptr;   // in × out (Dense's [in, out]), at the look-ahead point
+  float* b = nullptr;   // out
+  float* vw = nullptr;  // the velocities, in w's and b's layouts
+  float* vb = nullptr;
+  float* a = nullptr;   // batch × out: the output; the top layer's becomes the logits' gradient
+  float* dz = nullptr;  // batch × out: ∂L/∂z of a hidden layer (unused for the top layer)
+  rows_gemm::Split forward, backward, update;  // set by plan()
+};
+
+struct Args {
+  int layers = 0;
+  LayerArgs layer[kMaxLayers];
+  int64_t batch = 0;
+  const float* x = nullptr;  // rows × layer[0].in, resident
+  const float* y = nullptr;  // rows class indices
+  int64_t rows = 0;
+  uint64_t seed = 0;
+  uint64_t* draw = nullptr;  // step s of a launch draws rows drawn_row(seed, *draw + s·batch + b); += steps·batch
+  uint64_t* step = nullptr;  // the step number recorded by a diverging batch; += steps
+  float* xb = nullptr;       // batch × layer[0].in
+  float* yb = nullptr;       // batch
+  float* stats = nullptr;    // LossStats, added to
+  CrossEntropyArgs loss;     // grad_scale and max_loss (the step comes from `step`)
+  const float* lr = nullptr;  // read once per launch
+  float momentum = 0.0f, grad_scale = 1.0f, l2 = 0.0f;  // GdbnNesterovOptions (l2 on the weights)
+  int64_t steps = 1;          // per launch
+  float* partials = nullptr;  // partial_floats() floats
+  int* tickets = nullptr;     // max_tiles() ints, zero (and zero again after every launch)
+  unsigned* barrier = nullptr;  // 2: arrivals and generation, zero before the first launch
+};
+
+// One product of a phase: rows_gemm's arguments (A, B, C, epilogue) and its split.
+struct Product {
+  rows_gemm::KernelArgs args;
+  rows_gemm::Split split;
+};
+
+CUDL_HD const float* input_of(const Args& a, int i) { return i == 0 ? a.xb : a.layer[i - 1].a; }
+CUDL_HD float* dz_of(const Args& a, int i) { return i == a.layers - 1 ? a.layer[i].a : a.layer[i].dz; }
+
+// a_i ← act_i(a_{i−1}·W_i + b_i).
+CUDL_HD Product forward_product(const Args& a, int i) {
+  const LayerArgs& l = a.layer[i];
+  Product p{};
+  p.split = l.forward;
+  rows_gemm::KernelArgs& k = p.args;
+  k.ta = false;
+  k.tb = false;
+  k.m = a.batch;
+  k.n = l.out;
+  k.k = l.in;
+  k.a = input_of(a, i);
+  k.lda = l.in;
+  k.b = l.w;
+  k.ldb = l.out;
+  k.split_k = l.forward.split_k;
+  k.splits = l.forward.splits;
+  k.partials = a.partials;
+  k.tickets = a.tickets;
+  k.out.epilogue = rows_gemm::Epilogue::kBiasAct;
+  k.out.c = l.a;
+  k.out.ldc = l.out;
+  k.out.bias = l.b;
+  k.out.act = l.act;
+  return p;
+}
+
+// dz_{i−1} ← (dz_i·W_iᵀ) ⊙ act'_{i−1}(a_{i−1}), i ≥ 1.
+CUDL_HD Product backward_product(const Args& a, int i) {
+  const LayerArgs& l = a.layer[i];
+  const LayerArgs& below = a.layer[i - 1];
+  Product p{};
+  p.split = l.backward;
+  rows_gemm::KernelArgs& k = p.args;
+  k.ta = false;
+  k.tb = true;
+  k.m = a.batch;
+  k.n = l.in;
+  k.k = l.out;
+  k.a = dz_of(a, i);
+  k.lda = l.out;
+  k.b = l.w;
+  k.ldb = l.out;
+  k.split_k = l.backward.split_k;
+  k.splits = l.backward.splits;
+  k.partials = a.partials;
+  k.tickets = a.tickets;
+  k.out.epilogue = rows_gemm::Epilogue::kActBackward;
+  k.out.c = below.dz;
+  k.out.ldc = l.in;
+  k.out.y = below.a;
+  k.out.act = below.act;
+  return p;
+}
+
+// Layer i's step: W_i, V_i from g = a_{i−1}ᵀ·dz_i, and b_i, its velocities from Σ_rows dz_i.
+CUDL_HD Product update_product(const Args& a, int i, float rate) {
+  const LayerArgs& l = a.layer[i];
+  Product p{};
+  p.split = l.update;
+  rows_gemm::KernelArgs& k = p.args;
+  k.ta = true;
+  k.tb = false;
+  k.m = l.in;
+  k.n = l.out;
+  k.k = a.batch;
+  k.a = input_of(a, i);
+  k.lda = l.in;
+  k.b = dz_of(a, i);
+  k.ldb = l.out;
+  k.split_k = l.update.split_k;
+  k.splits = 1;
+  k.out.epilogue = rows_gemm::Epilogue::kUpdate;
+  k.out.c = l.w;
+  k.out.ldc = l.out;
+  k.out.v = l.vw;
+  k.out.sums = l.b;
+  k.out.sums_v = l.vb;
+  k.out.update = rows_gemm::Nesterov{rate, a.momentum, a.grad_scale, a.l2};
+  return p;
+}
+
+// The products of backward phase i (L−1 ≥ i ≥ 0), at most two, into p; returns their number.
+CUDL_HD int backward_phase(const Args& a, int i, float rate, Product* p) {
+  int n = 0;
+  if (i >= 1) p[n++] = backward_product(a, i);
+  if (i + 1 < a.layers) p[n++] = update_product(a, i + 1, rate);
+  if (i == 0) p[n++] = update_product(a, 0, rate);
+  return n;
+}
+
+// Why the kernel cannot run `a` (empty when it can): the shapes' limits, the chain of layers, the
+// top layer's activation. Checked before plan().
+inline std::string refusal(const Args& a) {
+  if (a.layers < 1 || a.layers > kMaxLayers)
+    return std::to_string(a.layers) + " layers (1 to " + std::to_string(kMaxLayers) + ")";
+  if (a.batch < 1 || a.batch > kMaxBatch) return "a batch of " + std::to_string(a.batch) + " rows";
+  if (a.rows < 1) return "no rows of data";
+  for (int i = 0; i < a.layers; ++i) {
+    const LayerArgs& l = a.layer[i];
+    if (l.in < 1 || l.out < 1) return "layer " + std::to_string(i) + " is empty";
+    if (i > 0 && l.in != a.layer[i - 1].out) return "layer " + std::to_string(i) + "'s input is not the layer below";
+    auto tiles = [](int64_t m, int64_t n) {
+      using namespace rows_gemm;
+      return ((m + kTileRows - 1) / kTileRows) * ((n + kTileCols - 1) / kTileCols);
+    };
+    if (std::max({tiles(a.batch, l.out), tiles(a.batch, l.in), tiles(l.in, l.out)}) > rows_gemm::kMaxTiles)
+      return "layer " + std::to_string(i) + " has too many tiles";
+  }
+  if (a.layer[a.layers - 1].act != Activation::kIdentity) return "the top layer is not linear (its outputs are logits)";
+  return {};
+}
+
+// The splits for a grid of `blocks` resident blocks: each batch product (forward, backward) in
+// about `blocks` work items, each weight gradient in one slice over the batch.
+inline void plan(Args& a, int blocks) {
+  const int half = std::max(1, blocks / 2);  // split_for aims at two blocks per multiprocessor
+  for (int i = 0; i < a.layers; ++i) {
+    LayerArgs& l = a.layer[i];
+    l.forward = rows_gemm::split_for(a.batch, l.out, l.in, half);
+    l.backward = rows_gemm::split_for(a.batch, l.in, l.out, half);
+    l.update = rows_gemm::split_for(l.in, l.out, a.batch, half, /*one_slice=*/true);
+  }
+}
+
+// The scratch the kernel needs (after plan()): partial sums and tickets.
+inline int64_t partial_floats(const Args& a) {
+  int64_t most = 0;
+  for (int i = 0; i < a.layers; ++i) {
+    const LayerArgs& l = a.layer[i];
+    if (l.forward.splits > 1) most = std::max(most, l.forward.splits * a.batch * l.out);
+    if (i > 0 && l.backward.splits > 1) most = std::max(most, l.backward.splits * a.batch * l.in);
+  }
+  return most;
+}
+inline int64_t max_tiles(const Args& a) {
+  int64_t most = 1;
+  for (int i = 0; i < a.layers; ++i) most = std::max({most, a.layer[i].forward.tiles(), a.layer[i].backward.tiles()});
+  return most;
+}
+
+// The kernel's result on the host, in the kernel's order: `steps` steps on the buffers `a` points
+// to (host memory), the counters and stats updated as the kernel updates them. For tests.
+inline void emulate(const Args& a) {
+  const float rate = *a.lr;
+  const uint64_t draw0 = *a.draw, step0 = *a.step;
+  const int64_t features = a.layer[0].in, classes = a.layer[a.layers - 1].out;
+  auto run = [](const Product& p) {
+    const rows_gemm::KernelArgs& k = p.args;
+    rows_gemm::emulate(k.ta, k.tb, k.m, k.n, k.k, k.a, k.lda, k.b, k.ldb, p.split, k.out);
+  };
+  for (int64_t s = 0; s < a.steps; ++s) {
+    for (int64_t b = 0; b < a.batch; ++b) {
+      const int64_t row = formulas::drawn_row(a.seed, draw0 + static_cast<uint64_t>(s * a.batch + b), a.rows);
+      std::memcpy(a.xb + b * features, a.x + row * features, sizeof(float) * static_cast<size_t>(features));
+      a.yb[b] = a.y[row];
+    }
+    for (int i = 0; i < a.layers; ++i) run(forward_product(a, i));
+    double part[kLossThreads] = {};
+    int64_t errs[kLossThreads] = {};
+    float* logits = a.layer[a.layers - 1].a;
+    for (int64_t r = 0; r < a.batch; ++r) {
+      const formulas::RowCrossEntropy row = formulas::softmax_xent_row(
+          logits + r * classes, logits + r * classes, classes, formulas::class_index(a.yb[r], classes),
+          a.loss.grad_scale);
+      part[r % kLossThreads] += row.loss;
+      errs[r % kLossThreads] += row.error;
+    }
+    for (int half = kLossThreads / 2; half > 0; half /= 2)
+      for (int t = 0; t < half; ++t) {
+        part[t] += part[t + half];
+        errs[t] += errs[t + half];
+      }
+    formulas::add_elementwise_stats(a.stats, part[0], errs[0], a.batch, 1, a.loss.max_loss,
+                                    static_cast<int64_t>(step0) + s);
+    for (int i = a.layers - 1; i >= 0; --i) {
+      Product p[2];
+      const int n = backward_phase(a, i, rate, p);
+      for (int q = 0; q < n; ++q) run(p[q]);
+    }
+  }
+  *a.draw = draw0 + static_cast<uint64_t>(a.steps * a.batch);
+  *a.step = step0 + static_cast<uint64_t>(a.steps);
+}
+
+}  // namespace cudl::cuda::mlp_step
