@@ -136,8 +136,10 @@ ratios = {
     "torch graph bf16 / cudl gpu bf16": ratio("torch-graph-bf16", "cudl-gpu-bf16"),
     "cudl gpu fp32 / cudl gpu tf32": ratio("cudl-gpu-fp32", "cudl-gpu-tf32"),
     "cudl gpu fp32 / cudl gpu bf16": ratio("cudl-gpu-fp32", "cudl-gpu-bf16"),
-    "cudl gpu eager fp32 / cudl gpu captured fp32": ratio("cudl-gpu-fp32-eager", "cudl-gpu-fp32"),
-    "cudl gpu fp32 all cuBLAS / with cudl's few-row kernel": ratio("cudl-gpu-fp32-cublas", "cudl-gpu-fp32"),
+    "cudl gpu eager fp32 / cudl gpu captured fp32": ratio("cudl-gpu-fp32-eager", "cudl-gpu-fp32-captured"),
+    "cudl gpu captured fp32 / cudl gpu fp32 (fused step)": ratio("cudl-gpu-fp32-captured", "cudl-gpu-fp32"),
+    "cudl gpu captured fp32 all cuBLAS / with cudl's few-row kernel": ratio("cudl-gpu-fp32-cublas",
+                                                                             "cudl-gpu-fp32-captured"),
 }
 
 

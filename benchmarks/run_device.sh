@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# The whole GPU session in one call: build cudl with CUDA, run the tests (the bf16 ones, named
-# *Bf16*, counted apart) and compute-sanitizer, time bench_dbn (CPU, GPU fp32/tf32/bf16, MNIST
-# t10k), LeNet on the MNIST digits (mnist_lenet, 2 epochs, fp32 and bf16: their test accuracies
-# side by side), the PyTorch peer (eager/graph, fp32/tf32/bf16, bf16 under torch.autocast), the
-# CUDA primitives (the 2014 step's, then convolution/pooling/dropout), then VGG16 beside PyTorch
-# (benchmarks/compare_vgg.sh, VGG_PRECISIONS), and print a summary table LAST (only the tail of
-# the output comes back).
+# The whole GPU session in one call: build cudl with CUDA, run cudl's own kernels' tests, the tests
+# (bf16 ones, *Bf16*, counted apart) and compute-sanitizer; time bench_dbn (CPU, GPU fused/captured
+# /eager, fp32/tf32/bf16, MNIST t10k), LeNet on the MNIST digits (fp32 and bf16, 2 epochs), the
+# PyTorch peer (eager/graph, fp32/tf32/bf16 under torch.autocast), the CUDA primitives, then VGG16
+# beside PyTorch (benchmarks/compare_vgg.sh); print a summary table LAST (only the tail comes back).
 #
 #   bash benchmarks/run_device.sh              # from the repository root, on the GPU machine
 #   bash benchmarks/run_device.sh --dry-run    # print every command, run none
@@ -13,17 +11,16 @@
 #   TESTS_ONLY=1 bash benchmarks/run_device.sh  # a recheck after a fix: build, tests, sanitizers; no timings
 #
 # Expects .device/prefix (Eigen, GoogleTest, Google Benchmark, nlohmann-json, CLI11) and
-# .device/data/{fashion-mnist,mnist}, staged by scripts/stage-device.sh on the caller's machine. Writes at most 8 files under $OUT (default ./device-out): system.txt,
-# build.log, tests.log, sanitizer.log, bench.log, primitives.log, results.md, results.json.
-# Environment: OUT, STAGED (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S,
-# VGG_ROUNDS, VGG_PRECISIONS, VGG_LAYERS (default 1: per-layer profiles beside PyTorch's),
-# TESTS_ONLY (1: skip every timed run), SANITIZE (the sanitizer runs to
-# do, by name, e.g. "memcheck-conv racecheck-bf16"; default all). Stays within BUDGET_S seconds
-# (default 530): every step's timeout is capped by what is left, and the optional steps
-# (sanitizers, primitives, the 10-epoch CPU run) are skipped after OPTIONAL_S seconds (default 420)
-# and leave VGG_S seconds (default 180: one round of three precisions, ~25 s a run) to the VGG16
-# comparison, which runs last (VGG_ROUNDS rounds of each program, default 2, every precision's
-# round 1 first; VGG_PRECISIONS default "fp32 tf32 bf16"; VGG_S=0 skips it).
+# .device/data/{fashion-mnist,mnist}, staged by scripts/stage-device.sh on the caller's machine.
+# Writes at most 8 files under $OUT (default ./device-out): system.txt, build.log, tests.log,
+# sanitizer.log, bench.log, primitives.log, results.md, results.json. Environment: OUT, STAGED
+# (default .device), PYTHON (default python3), BUDGET_S, OPTIONAL_S, VGG_S, VGG_ROUNDS,
+# VGG_PRECISIONS, VGG_LAYERS (default 1: per-layer profiles beside PyTorch's), TESTS_ONLY (1: skip
+# every timed run), SANITIZE (the sanitizer runs to do, by name, e.g. "memcheck-conv racecheck-bf16";
+# default all). Stays within BUDGET_S seconds (default 530): every step's timeout is capped by what
+# is left, the optional steps (sanitizers, primitives, the 10-epoch CPU run) are skipped after
+# OPTIONAL_S seconds (default 420) and leave VGG_S seconds (default 180) to the VGG16 comparison,
+# which runs last (VGG_ROUNDS rounds, default 2; VGG_PRECISIONS "fp32 tf32 bf16"; VGG_S=0 skips it).
 set -uo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -239,20 +236,21 @@ say "build ok"
 
 # ---------------------------------------------------------------------------------------------
 # 3. Tests (the sanitizers run later, after the timed runs: they are slow and optional).
-# First cudl's few-row product (cuda/rows_gemm.hpp): if its test fails, every later step runs with
-# cuBLAS alone (CUDL_GEMM_KERNELS=library), so that a wrong kernel costs no other measurement.
-if [ -x "$BUILD/tests/test_cuda_rows_gemm" ] || [ "$DRY" = 1 ]; then
-    run_logged "$TESTS_LOG" "$(cap 60)" "$BUILD/tests/test_cuda_rows_gemm"
-    if [ "$RC" = 0 ]; then
-        record rows-gemm ok "test_cuda_rows_gemm passed: cudl's kernel runs the shapes where it is faster"
-    else   # failed, timed out (124) or not run for lack of time: cuBLAS alone from here
-        export CUDL_GEMM_KERNELS=library
-        ROWS_GEMM_OFF=1
-        record rows-gemm "$([ "$RC" = 124 ] && echo "timed out or skipped" || echo "FAILED (exit $RC)")" \
-            "later steps run with CUDL_GEMM_KERNELS=library (except ctest's entries that force a mode); see tests.log"
-    fi
-    say "rows_gemm: exit $RC"
-fi
+# cudl's own kernels first (cuda/rows_gemm.hpp, cuda/mlp_step.hpp): where one's test fails or times
+# out, every later step runs without it (the variable given): a wrong kernel costs no other result.
+gate() {   # gate NAME TEST VAR=VALUE: 0 passed, 1 failed (VAR exported), 2 not built
+    [ -x "$BUILD/tests/$2" ] || [ "$DRY" = 1 ] || return 2
+    run_logged "$TESTS_LOG" "$(cap 60)" "$BUILD/tests/$2"
+    say "$1: exit $RC"
+    [ "$RC" = 0 ] && { record "$1" ok "$2 passed: cudl's kernel is used"; return 0; }
+    export "${3?}"
+    record "$1" "$([ "$RC" = 124 ] && echo "timed out or skipped" || echo "FAILED (exit $RC)")" \
+        "later steps run with $3 (except ctest's entries that force a mode); see tests.log"
+    return 1
+}
+gate rows-gemm test_cuda_rows_gemm CUDL_GEMM_KERNELS=library; [ $? = 1 ] && ROWS_GEMM_OFF=1
+gate fused-step test_cuda_mlp_step CUDL_FUSED_STEP=0 &&
+    run_logged "$PRIM_LOG" "$(cap 60)" "$BUILD/benchmarks/bench_cuda_primitives" --benchmark_filter=MlpStep
 run_logged "$TESTS_LOG" "$(cap 180)" ctest --test-dir "$BUILD" -j8 --output-on-failure --timeout 120
 CTEST_LINE=$(grep -E 'tests passed|tests failed' "$TESTS_LOG" 2>/dev/null | tail -1)
 if [ "$RC" = 0 ]; then record ctest ok "${CTEST_LINE:-}"; else record ctest "FAILED (exit $RC)" "${CTEST_LINE:-see tests.log}"; fi
@@ -315,11 +313,13 @@ fi
 BENCH_DBN=$BUILD/benchmarks/bench_dbn
 if [ "$TESTS_ONLY" != 1 ]; then
 bench cudl-gpu-fp32 cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
-bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 env CUDL_GEMM_VERBOSE=1 "$BENCH_DBN" --device gpu \
-    --precision fp32 --data "$FASHION"   # its log names each product's kernel, cudl's or cuBLAS's, with both times
-# The same on cuBLAS alone (what cudl's few-row kernel gains; skipped when every run is this one).
+bench cudl-gpu-fp32-again cudl gpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"
+# The captured graph of library calls instead of the fused step; its log names each product's
+# kernel, cudl's or cuBLAS's, with both times; then the same on cuBLAS alone (unless every run is).
+bench cudl-gpu-fp32-captured cudl gpu captured fp32 "$FASHION" 90 env CUDL_GEMM_VERBOSE=1 "$BENCH_DBN" --device gpu \
+    --precision fp32 --launch captured --data "$FASHION"
 if [ -z "${ROWS_GEMM_OFF:-}" ]; then bench cudl-gpu-fp32-cublas cudl gpu cublas fp32 "$FASHION" 90 \
-    env CUDL_GEMM_KERNELS=library "$BENCH_DBN" --device gpu --precision fp32 --data "$FASHION"; fi
+    env CUDL_GEMM_KERNELS=library "$BENCH_DBN" --device gpu --precision fp32 --launch captured --data "$FASHION"; fi
 bench cudl-gpu-tf32 cudl gpu - tf32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision tf32 --data "$FASHION"
 bench cudl-gpu-bf16 cudl gpu - bf16 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision bf16 --data "$FASHION"
 bench cudl-gpu-fp32-eager cudl gpu eager fp32 "$FASHION" 90 "$BENCH_DBN" --device gpu --precision fp32 --launch eager --data "$FASHION"

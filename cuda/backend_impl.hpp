@@ -15,6 +15,7 @@
 #include "cudl/cuda_backend.hpp"
 #include "cudnn_conv.hpp"
 #include "gemm_epilogue.hpp"
+#include "mlp_step.hpp"
 #include "rows_gemm.hpp"
 
 namespace cudl {
@@ -105,6 +106,8 @@ struct CudaBackend::Impl {
   cuda::CublasHandle cublas;
   std::unique_ptr<cuda::GemmEpilogue> epilogue;  // cuBLASLt and its plans; shares cublas_workspace
   std::unique_ptr<cuda::RowsGemm> rows_gemm;     // our products of few rows; uses `workspace`
+  std::unique_ptr<cuda::MlpStep> mlp_step;       // the fused training step, made on first use
+  std::string mlp_step_unavailable;             // why it cannot be made here (once tried)
   // Created on first use by conv_plans() (the handle costs ~0.1 s), for convolutions; ~Impl
   // destroys the plans, then the handle.
   cudnnHandle_t cudnn = nullptr;

@@ -35,6 +35,19 @@ MlpStep::~MlpStep() {
   cudaFree(partials_);
   cudaFree(tickets_);
   cudaFree(barrier_);
+  cudaFree(batch_);
+}
+
+float* MlpStep::batch_buffers(int64_t floats) {
+  if (floats > batch_capacity_) {
+    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // an earlier launch may still use the old one
+    CUDL_CUDA_CHECK(cudaFree(batch_));
+    batch_ = nullptr;
+    batch_capacity_ = 0;
+    CUDL_CUDA_CHECK(cudaMalloc(&batch_, sizeof(float) * static_cast<size_t>(floats)));
+    batch_capacity_ = floats;
+  }
+  return batch_;
 }
 
 void MlpStep::reserve(int64_t partial_floats, int64_t tiles) {

@@ -2,7 +2,8 @@
 // The persistent training step (mlp_step_plan.hpp says what it computes) on a stream: one
 // cooperative launch of as many blocks as the GPU holds at once runs `Args::steps` steps of an
 // MLP's training, each phase separated by a grid-wide barrier. Owns the kernel's scratch (the
-// partial sums, tickets and barrier words). Used by tests and benchmarks; not yet by fit().
+// partial sums, tickets and barrier words) and, for callers that want it, the batch's buffers.
+// CudaBackend::fused_mlp_steps runs it for fit(); tests and benchmarks use it directly.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -28,6 +29,9 @@ class MlpStep {
   // launch of a.steps steps. Throws Error naming what the kernel cannot run (mlp_step::refusal),
   // and when the stream is being captured (the scratch may have to grow).
   void run(mlp_step::Args a);
+  // A device buffer of at least `floats` floats for the steps' batch, activations and gradients
+  // (grown on demand, after the stream's earlier work; valid until the next call).
+  float* batch_buffers(int64_t floats);
   // `a` as run() would launch it: planned, with this object's scratch (not grown). For tests.
   mlp_step::Args planned(mlp_step::Args a) const;
 
@@ -41,6 +45,8 @@ class MlpStep {
   int* tickets_ = nullptr;  // zero between launches
   int64_t ticket_capacity_ = 0;
   unsigned* barrier_ = nullptr;  // arrivals (zero between launches) and generation
+  float* batch_ = nullptr;
+  int64_t batch_capacity_ = 0;
 };
 
 }  // namespace cudl::cuda

@@ -114,6 +114,7 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
   if (block == 0 && threadIdx.x == 0) {  // every block has read the counters: all passed the barriers
     *a.draw = draw0 + static_cast<uint64_t>(a.steps * a.batch);
     *a.step = step0 + static_cast<uint64_t>(a.steps);
+    if (a.updates != nullptr) *a.updates += static_cast<uint64_t>(a.steps);
   }
 }
 

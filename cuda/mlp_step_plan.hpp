@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/fused_mlp.hpp"
 #include "formulas/loss_rules.hpp"
 #include "formulas/unit_rules.hpp"
 #include "rows_gemm_plan.hpp"
@@ -55,6 +56,7 @@ struct Args {
   uint64_t seed = 0;
   uint64_t* draw = nullptr;  // step s of a launch draws rows drawn_row(seed, *draw + s·batch + b); += steps·batch
   uint64_t* step = nullptr;  // the step number recorded by a diverging batch; += steps
+  uint64_t* updates = nullptr;  // the optimizer's step count (may be null); += steps
   float* xb = nullptr;       // batch × layer[0].in
   float* yb = nullptr;       // batch
   float* stats = nullptr;    // LossStats, added to
@@ -167,6 +169,40 @@ CUDL_HD int backward_phase(const Args& a, int i, float rate, Product* p) {
   return n;
 }
 
+// The kernel's arguments for Backend::fused_mlp_steps' (num_layers in [1, kMaxLayers]), without
+// the batch buffers (xb, yb, the layers' a and dz) and the scratch.
+inline Args from_fused(const FusedMlpArgs& f) {
+  Args a;
+  a.layers = f.num_layers;
+  for (int i = 0; i < f.num_layers; ++i) {
+    const FusedMlpLayer& l = f.layers[i];
+    LayerArgs& k = a.layer[i];
+    k.in = l.in;
+    k.out = l.out;
+    k.act = l.act;
+    k.w = l.w;
+    k.b = l.b;
+    k.vw = l.vw;
+    k.vb = l.vb;
+  }
+  a.batch = f.batch;
+  a.x = f.x;
+  a.y = f.y;
+  a.rows = f.rows;
+  a.seed = f.seed;
+  a.draw = f.draw;
+  a.step = f.step;
+  a.updates = f.updates;
+  a.stats = f.stats;
+  a.loss = f.loss;
+  a.lr = f.lr;
+  a.momentum = f.update.momentum;
+  a.grad_scale = f.update.grad_scale;
+  a.l2 = f.update.l2;
+  a.steps = f.steps;
+  return a;
+}
+
 // Why the kernel cannot run `a` (empty when it can): the shapes' limits, the chain of layers, the
 // top layer's activation. Checked before plan().
 inline std::string refusal(const Args& a) {
@@ -186,6 +222,29 @@ inline std::string refusal(const Args& a) {
       return "layer " + std::to_string(i) + " has too many tiles";
   }
   if (a.layer[a.layers - 1].act != Activation::kIdentity) return "the top layer is not linear (its outputs are logits)";
+  return {};
+}
+
+// Why the kernel cannot run Backend::fused_mlp_steps' `f` (empty when it can): its layers (and
+// their buffers), then refusal(from_fused(f)): the shapes, the batch and the rows.
+inline std::string refusal(const FusedMlpArgs& f) {
+  if (f.num_layers < 1 || f.num_layers > kMaxLayers || f.layers == nullptr)
+    return std::to_string(f.num_layers) + " layers (the fused step takes 1 to " + std::to_string(kMaxLayers) + ")";
+  for (int i = 0; i < f.num_layers; ++i) {
+    const FusedMlpLayer& l = f.layers[i];
+    if (l.w == nullptr || l.b == nullptr || l.vw == nullptr || l.vb == nullptr)
+      return "layer " + std::to_string(i) + " lacks a parameter or velocity buffer";
+  }
+  return refusal(from_fused(f));
+}
+
+// What a launch of `f` lacks (empty when nothing): the data, the counters, the statistics, the
+// learning rate, a step to run.
+inline std::string missing(const FusedMlpArgs& f) {
+  if (f.x == nullptr || f.y == nullptr) return "the data";
+  if (f.draw == nullptr || f.step == nullptr) return "the draw or step counter";
+  if (f.stats == nullptr || f.lr == nullptr) return "the statistics or the learning rate";
+  if (f.steps < 1) return "a step to run (" + std::to_string(f.steps) + " steps)";
   return {};
 }
 
@@ -259,6 +318,7 @@ inline void emulate(const Args& a) {
   }
   *a.draw = draw0 + static_cast<uint64_t>(a.steps * a.batch);
   *a.step = step0 + static_cast<uint64_t>(a.steps);
+  if (a.updates != nullptr) *a.updates += static_cast<uint64_t>(a.steps);
 }
 
 }  // namespace cudl::cuda::mlp_step

@@ -1,6 +1,7 @@
 // The checked front half of every Backend primitive: shapes and devices are validated here,
 // once, so CpuBackend and CudaBackend implement only the arithmetic.
 #include "cudl/backend.hpp"
+#include "cudl/fused_mlp.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -321,6 +322,13 @@ void Backend::begin_capture() {
 
 std::unique_ptr<Captured> Backend::end_capture() {
   detail::fail(__FILE__, __LINE__, describe() + " cannot capture work (can_capture() is false)");
+}
+
+std::string Backend::fused_mlp_refusal(const FusedMlpArgs&) { return describe() + " has no fused training step"; }
+
+void Backend::fused_mlp_steps(const FusedMlpArgs& args) {
+  const std::string why = fused_mlp_refusal(args);
+  detail::fail(__FILE__, __LINE__, "fused_mlp_steps: " + (why.empty() ? describe() + " did not run them" : why));
 }
 
 namespace {

@@ -168,8 +168,29 @@ TEST_F(CudaTraining, ThreeEpochsTrainAsWellAsTheCpu) {
 TEST_F(CudaTraining, CapturedStepsComputeWhatEagerStepsCompute) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const int64_t rows = 640;  // 10 minibatches per epoch
-  expect_captured_as_eager(train_2014(gpu(), rows, 2, StepLaunch::kAuto), train_2014(gpu(), rows, 2, StepLaunch::kEager),
-                           1e-6, 1e-6, "the 2014 network");
+  expect_captured_as_eager(train_2014(gpu(), rows, 2, StepLaunch::kCaptured),
+                           train_2014(gpu(), rows, 2, StepLaunch::kEager), 1e-6, 1e-6, "the 2014 network");
+}
+
+// The fused step (one persistent kernel per epoch: StepLaunch::kAuto in fp32) against the captured
+// graph of library calls: the same draws and arithmetic in another order of the products' sums
+// (rows_gemm's slices; cuBLAS's own), so the first minibatches agree as tightly as the GPU and CPU
+// do (FirstMinibatchesOf2014RunMatchTheCpu's tolerances), and a second epoch continues the draws.
+TEST_F(CudaTraining, FusedStepsTrainAsTheCapturedStep) {
+  if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
+  const Trained fused = train_2014(gpu(), 320, 2, StepLaunch::kAuto);
+  const Trained graph = train_2014(gpu(), 320, 2, StepLaunch::kCaptured);
+  ASSERT_EQ(fused.reports.size(), 2u);
+  EXPECT_TRUE(fused.reports[0].fused) << "not fused: " << fused.reports[0].not_fused;
+  EXPECT_FALSE(graph.reports[0].fused);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_TRUE(close(fused.reports[e].loss, graph.reports[e].loss, 0.0, 1e-4))
+        << "epoch " << e + 1 << " loss: fused " << fused.reports[e].loss << ", captured " << graph.reports[e].loss;
+    EXPECT_LE(std::llabs(error_count(fused.reports[e]) - error_count(graph.reports[e])), 2) << "epoch " << e + 1;
+  }
+  EXPECT_LT(relative_l2(fused.params, graph.params), 1e-3);
+  const Trained cpu_run = train_2014(cpu, 320, 2);
+  EXPECT_LT(relative_l2(fused.params, cpu_run.params), 1e-3) << "against the CPU";
 }
 
 // The same for a convolutional network with dropout: its cuDNN plans are chosen in the eager first

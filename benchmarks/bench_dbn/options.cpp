@@ -37,13 +37,17 @@ Exit status: 0 success, 2 bad input or unavailable device, 3 training diverged, 
   using Text = const std::string&;
   add_value(app, "--device", "cpu|gpu", "where to train (default cpu)", [&](Text v) { o.device = parse_device(v); });
   add_precision(app, &o.precision);
-  add_value(app, "--launch", "auto|eager",
-            "GPU steps, of training and of the RBMs' pretraining: auto replays one captured\n"
-            "step (a CUDA graph) where the backend and network allow it (default); eager\n"
-            "queues every primitive",
+  add_value(app, "--launch", "auto|captured|eager",
+            "GPU steps, of training and of the RBMs' pretraining: auto runs the fused step\n"
+            "(one persistent kernel for many steps) where the GPU backend has it, else as\n"
+            "captured (default); captured replays one captured step (a CUDA graph) where\n"
+            "the backend and network allow it; eager queues every primitive",
             [&](Text v) {
-              if (v != "auto" && v != "eager") throw cudl::Error("--launch: expected auto or eager, found '" + v + "'");
-              o.train.launch = v == "auto" ? cudl::StepLaunch::kAuto : cudl::StepLaunch::kEager;
+              if (v != "auto" && v != "captured" && v != "eager")
+                throw cudl::Error("--launch: expected auto, captured or eager, found '" + v + "'");
+              o.train.launch = v == "auto"       ? cudl::StepLaunch::kAuto
+                               : v == "captured" ? cudl::StepLaunch::kCaptured
+                                                 : cudl::StepLaunch::kEager;
             });
   add_value(app, "--data", "DIR",
             "IDX files of MNIST or Fashion-MNIST (default: $CUDL_DATA, then data/mnist\n"

@@ -78,7 +78,11 @@ std::string timing_line(const Run& r) {
                                             " s of " + fmt("%.3f", r.pretrain_s) + " s (" +
                                             std::to_string(r.pretrain_allreduce_calls) + " steps)"
                                       : "") +
-         (!r.epochs.empty() && r.epochs.front().captured ? " (each epoch replays one captured step)" : "");
+         (r.epochs.empty()                ? ""
+          : r.epochs.front().fused        ? " (each epoch runs the fused step: one persistent kernel)"
+          : r.epochs.front().captured     ? " (each epoch replays one captured step; not fused: " +
+                                            r.epochs.front().not_fused + ")"
+                                          : "");
 }
 
 std::string to_json(const Run& r) {
@@ -93,7 +97,8 @@ std::string to_json(const Run& r) {
   j << "  \"device\": {\"kind\": " << quote(r.options.device) << ", \"description\": " << quote(r.device)
     << ", \"threads_requested\": " << r.options.threads
     << ", \"precision\": " << (r.precision.empty() ? "null" : quote(r.precision)) << ", \"captured_steps\": "
-    << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << ", \"ranks\": " << r.ranks
+    << (!r.epochs.empty() && r.epochs.front().captured ? "true" : "false") << ", \"fused_steps\": "
+    << (!r.epochs.empty() && r.epochs.front().fused ? "true" : "false") << ", \"ranks\": " << r.ranks
     << ", \"communicator\": " << (r.communicator.empty() ? "null" : quote(r.communicator)) << "},\n";
   j << "  \"settings\": {\"layers\": " << array(r.options.layers) << ", \"learn_rate\": " << num(t.learn_rate)
     << ", \"decay\": " << num(t.decay) << ", \"momentum\": " << num(t.momentum) << ", \"l2\": " << num(t.l2)

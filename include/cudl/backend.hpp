@@ -130,6 +130,7 @@ struct BatchNormArgs {
 };
 
 class Backend;
+struct FusedMlpArgs;  // fused_mlp.hpp
 
 /// A 64-bit counter in a backend's memory: a tensor of shape [2] holding the bits of one uint64.
 /// Arguments that change from step to step (the first minibatch draw, the step number) are read
@@ -425,6 +426,12 @@ class Backend {
   /// Ends the recording begun by begin_capture() and returns it, ready to replay. Throws Error on
   /// a backend that cannot capture.
   virtual std::unique_ptr<Captured> end_capture();
+  /// Why fused_mlp_steps cannot run `args` here (fused_mlp.hpp), or empty when it can. This
+  /// default: the backend has no fused training step (CpuBackend).
+  virtual std::string fused_mlp_refusal(const FusedMlpArgs& args);
+  /// Queues args.steps steps of an MLP's training as one piece of work (fused_mlp.hpp says what
+  /// they compute). Throws Error naming the reason where fused_mlp_refusal gives one.
+  virtual void fused_mlp_steps(const FusedMlpArgs& args);
 
  protected:
 #define CUDL_BACKEND_PRIMITIVE(name, params) virtual void name params = 0;

@@ -57,6 +57,12 @@ class CudaBackend final : public Backend {
   /// each shape times the two and keeps the faster (a shape first seen while capturing stays with
   /// the library); CUDL_GEMM_KERNELS=cudl or =library forces one (for tests and comparisons).
   std::vector<std::string> gemm_kernel_choices() const;
+  /// The fused training step (fused_mlp.hpp; cudl's persistent kernel, docs/design/gpu-step.md)
+  /// runs in kFp32 only (it computes strict fp32: tf32 and bf16 keep the library's products), on a
+  /// GPU that launches cooperative kernels, unless CUDL_FUSED_STEP=0 turns it off.
+  std::string fused_mlp_refusal(const FusedMlpArgs& args) override;
+  /// One cooperative launch of the persistent kernel for args.steps steps (fused_mlp.hpp).
+  void fused_mlp_steps(const FusedMlpArgs& args) override;
 
   /// Device memory (stream-ordered). Throws Error when the GPU is out of memory (saying how much
   /// is free) or while capturing.

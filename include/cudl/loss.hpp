@@ -77,6 +77,9 @@ class SoftmaxCrossEntropy final : public Loss {
   Reduction reduction() const override { return reduction_; }
   /// The divergence bound as given (≤ 0: the default 100·ln K).
   float max_loss() const { return max_loss_; }
+  /// The primitive's arguments for a batch of `rows` rows of `classes` scores: grad_scale 1/rows
+  /// (kMean) or 1 (kSum), and max_loss or its default.
+  CrossEntropyArgs args(int64_t rows, int64_t classes) const;
 
  private:
   Reduction reduction_;

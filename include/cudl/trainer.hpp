@@ -63,6 +63,10 @@ struct EpochReport {
   double seconds = 0.0;   ///< wall time of the epoch's steps, queued work included
   float learn_rate = 0.0f;  ///< at the epoch's start (per-step schedules move it within the epoch)
   bool captured = false;  ///< whether the epoch replayed a captured step (StepLaunch)
+  /// Whether the epoch ran as the backend's fused step (Backend::fused_mlp_steps: on a GPU, one
+  /// persistent kernel for many steps); then captured is false. Only StepLaunch::kAuto fuses.
+  bool fused = false;
+  std::string not_fused;  ///< why it did not (empty when it did), e.g. "the epoch is shuffled"
   bool validated = false; ///< whether valid_loss and valid_err were measured after this epoch
   /// Mean validation loss and error rate after this epoch (when validated).
   ///@{
@@ -98,7 +102,7 @@ struct FitOptions {
   int64_t batch = 64;  ///< rows per step (per rank with a communicator)
   Sampling sampling = Sampling::kShuffle;  ///< how an epoch's minibatches are drawn
   uint64_t seed = 1;  ///< the minibatch order
-  StepLaunch launch = StepLaunch::kAuto;  ///< captured (GPU) or eager steps
+  StepLaunch launch = StepLaunch::kAuto;  ///< fused, captured (GPU) or eager steps (step_launch.hpp)
   /// Validation examples and targets, evaluated every `validate_every` epochs (and after the last)
   /// when set: loss and error rate in Mode::kInfer over all their rows, in batches of `batch`
   /// (with a communicator, each rank evaluates its share of the batches; the figures are all
@@ -135,8 +139,9 @@ struct FitOptions {
   /// `epochs`, so that 2 epochs + resume to 4 equal 4 epochs bit for bit. The data and batch,
   /// sampling and seed must be the saved run's (an Error names what differs).
   std::string resume_from;
-  /// Polled on the host after every step (no device sync). Once it reads true, fit finishes the
-  /// step, writes the checkpoint (when checkpoint_path is set) and returns with `interrupted`
+  /// Polled on the host after every step (no device sync; with the fused step, EpochReport::fused,
+  /// after every launch, of at most 64 steps while this is set). Once it reads true, fit finishes
+  /// the step, writes the checkpoint (when checkpoint_path is set) and returns with `interrupted`
   /// set; the finished epochs are in the History.
   const std::atomic<bool>* stop = nullptr;
 

@@ -1,5 +1,7 @@
 #include "nn/epoch_loop.hpp"
 
+#include <algorithm>
+
 #include "data/batch_loader.hpp"  // step_counter: the streamed loader positions its draws the same way
 
 namespace cudl::detail {
@@ -131,6 +133,37 @@ int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool
     }
     ++steps_run_;
     if (after && !after(s)) return s + 1;
+  }
+  return steps;
+}
+
+int64_t EpochLoop::run_fused(const Tensor& x, const Tensor& y, int epoch, int64_t steps, FusedMlpArgs args,
+                             int64_t report, int64_t poll, const std::function<bool(int64_t)>& after,
+                             int64_t first_step) {
+  CUDL_REQUIRE(sampling_ == Sampling::kWithReplacement && ranks_ == 1,
+               "EpochLoop: the fused step draws with replacement on one rank");
+  CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && y.rank() == 1 && y.dim(0) == x.dim(0),
+               "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R], found " +
+                   to_string(x.shape()) + " and " + to_string(y.shape()));
+  CUDL_REQUIRE(epoch >= 1 && first_step >= 0 && first_step <= steps && steps * batch_ <= x.dim(0),
+               "EpochLoop: " + std::to_string(steps) + " steps of " + std::to_string(batch_) + " rows from step " +
+                   std::to_string(first_step) + " in epoch " + std::to_string(epoch) + " do not fit " +
+                   std::to_string(x.dim(0)) + " rows");
+  backend_.set_counter(draw_, step_counter(sampling_, x.dim(0), epoch, steps, first_step, batch_, rank_, ranks_));
+  args.x = x.data();
+  args.y = y.data();
+  args.rows = x.dim(0);
+  args.seed = seed_;
+  args.draw = reinterpret_cast<uint64_t*>(draw_.data());
+  args.batch = batch_;
+  for (int64_t s = first_step; s < steps;) {
+    int64_t end = steps;
+    if (report > 0) end = std::min(end, (s / report + 1) * report);
+    if (poll > 0) end = std::min(end, s + poll);
+    args.steps = end - s;
+    backend_.fused_mlp_steps(args);
+    s += args.steps;
+    if (after && !after(s - 1)) return s;
   }
   return steps;
 }

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cudl/backend.hpp"
+#include "cudl/fused_mlp.hpp"
 #include "cudl/trainer.hpp"
 
 namespace cudl::detail {
@@ -53,6 +54,13 @@ class EpochLoop {
   int64_t run(const EpochSource& source, int epoch, int64_t steps, bool capture,
               const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
               const std::function<bool(int64_t)>& after, int64_t first_step = 0);
+  // Epoch `epoch` as run() does it with resident x, y drawn with replacement on one rank, as
+  // launches of the backend's fused step (Backend::fused_mlp_steps; `args` gives all but the
+  // data, the draw counter and the steps). A launch ends at the epoch's end, after every step s
+  // with (s + 1) a multiple of `report` (when > 0), and after `poll` steps (when > 0); after(s) is
+  // called after each launch with its last step s. Returns the steps finished.
+  int64_t run_fused(const Tensor& x, const Tensor& y, int epoch, int64_t steps, FusedMlpArgs args, int64_t report,
+                    int64_t poll, const std::function<bool(int64_t)>& after, int64_t first_step = 0);
   // The resident form, for callers that hold tensors.
   int64_t run(const Tensor& x, const Tensor& y, int epoch, int64_t steps, bool capture,
               const std::function<void(const Tensor& xb, const Tensor& yb)>& step,

@@ -42,10 +42,14 @@ void SoftmaxCrossEntropy::forward_backward(const Tensor& logits, const Tensor& t
                                            Tensor& dlogits, Tensor& stats) const {
   CUDL_REQUIRE(logits.rank() == 2 && logits.dim(1) >= 2,
                "SoftmaxCrossEntropy: expected N × K class scores with K ≥ 2, found " + to_string(logits.shape()));
-  CrossEntropyArgs args;
-  args.grad_scale = reduction_ == Reduction::kMean ? 1.0f / static_cast<float>(logits.dim(0)) : 1.0f;
-  args.max_loss = max_loss_ > 0.0f ? max_loss_ : 100.0f * std::log(static_cast<float>(logits.dim(1)));
-  logits.backend().softmax_cross_entropy(logits, targets, args, step, dlogits, stats);
+  logits.backend().softmax_cross_entropy(logits, targets, args(logits.dim(0), logits.dim(1)), step, dlogits, stats);
+}
+
+CrossEntropyArgs SoftmaxCrossEntropy::args(int64_t rows, int64_t classes) const {
+  CrossEntropyArgs a;
+  a.grad_scale = reduction_ == Reduction::kMean ? 1.0f / static_cast<float>(rows) : 1.0f;
+  a.max_loss = max_loss_ > 0.0f ? max_loss_ : 100.0f * std::log(static_cast<float>(classes));
+  return a;
 }
 
 namespace {

@@ -202,7 +202,7 @@ RbmEpochReport Rbm::train_epoch_on_rank(const Tensor& data, int epoch, const Ten
                                                 config_.seed, rank(), ranks());
   backend_.set_counter(samples_, counter_);  // as it stands, even after a step that threw
   Communicator* comm = config_.communicator;
-  const bool capture = config_.launch == StepLaunch::kAuto && backend_.can_capture() &&
+  const bool capture = config_.launch != StepLaunch::kEager && backend_.can_capture() &&
                        (comm == nullptr || comm->capturable(backend_));
   loop_->run(data, no_targets_, epoch, steps, capture, [this](const Tensor& v0, const Tensor&) { train_batch(v0); },
              {});

@@ -12,6 +12,7 @@
 #include "nn/data_checks.hpp"
 #include "nn/data_parallel.hpp"
 #include "nn/epoch_loop.hpp"
+#include "nn/fused_step.hpp"
 #include "data/batch_loader.hpp"
 #include "nn/progress.hpp"
 
@@ -113,16 +114,37 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
                                                               to_string(net_.input_shape()));
   if (!loop_ || !loop_->serves(batch, data.features, sampling, seed, rank, ranks))
     loop_ = std::make_unique<detail::EpochLoop>(backend, batch, data.features, sampling, seed, rank, ranks);
-  const bool capture = launch_ == StepLaunch::kAuto && backend.can_capture() && net_.capturable() &&
+  if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
+  opt_.begin();
+  // The backend's fused step (Backend::fused_mlp_steps) where the run is one it can fuse (a
+  // network of Dense layers, softmax cross-entropy, GdbnNesterov; resident class-indexed data
+  // drawn with replacement; one process; no per-step schedule) and the backend runs it.
+  detail::FusedStep fused;
+  if (launch_ != StepLaunch::kAuto) fused.why = "StepLaunch asks for captured or eager steps";
+  else if (multi || comm_ != nullptr) fused.why = "a communicator all-reduces each step's gradient";
+  else if (data.loader != nullptr || !data.target_row.empty()) fused.why = "the data is streamed or has target rows";
+  else if (sampling != Sampling::kWithReplacement) fused.why = "the epoch is shuffled";
+  else if (schedule_ != nullptr && schedule_->per_step()) fused.why = "the schedule moves the rate every step";
+  else fused = detail::fused_step(net_, loss_, opt_, batch, step_in_epoch_, stats_);
+  if (fused.why.empty()) {
+    fused.args.layers = fused.layers.data();
+    fused.args.x = data.x->data();
+    fused.args.y = data.y->data();
+    fused.args.rows = data.rows;
+    fused.why = backend.fused_mlp_refusal(fused.args);
+  }
+  const bool fuse = fused.why.empty();
+  const bool capture = !fuse && launch_ != StepLaunch::kEager && backend.can_capture() && net_.capturable() &&
                        (comm_ == nullptr || comm_->capturable(backend));
   if (capture) net_.reserve(batch);
-  if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
   EpochReport r;
   r.epoch = epoch;
   r.steps = steps;
   r.samples = steps * batch * ranks;
   r.learn_rate = opt_.current_learning_rate();
   r.captured = capture;
+  r.fused = fuse;
+  r.not_fused = fused.why;
   backend.set_counter(step_in_epoch_, static_cast<uint64_t>(first_step));
 
   // The CPU reads its statistics for free, so it checks every step and stops at once; a GPU
@@ -130,10 +152,7 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
   // several ranks, on the global statistics, so that every rank stops at the same step.
   const bool check_each_step = backend.device() == Device::kCpu && !multi;
   const auto t0 = std::chrono::steady_clock::now();
-  opt_.begin();
-  done = loop_->run(
-      data, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); },
-      [&](int64_t s) {
+  const std::function<bool(int64_t)> after = [&](int64_t s) {
         const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
         bool go_on = stop == nullptr || !stop->load();
         if (multi && stop != nullptr) go_on = !detail::on_any_rank(*comm_, !go_on);  // all stop at one step
@@ -151,8 +170,15 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
         sr.seconds = seconds_since(t0);
         on_steps(sr);
         return go_on;
-      },
-      first_step);
+      };
+  if (fuse) {  // launches end where a report is due, and every 64 steps where a stop may be asked for
+    done = loop_->run_fused(*data.x, *data.y, epoch, steps, fused.args, every_steps > 0 && on_steps ? every_steps : 0,
+                            stop != nullptr ? 64 : 0, after, first_step);
+  } else {
+    done = loop_->run(
+        data, epoch, steps, capture, [this](const Tensor& xb, const Tensor& yb) { queue_step(xb, yb); }, after,
+        first_step);
+  }
   if (done == steps) opt_.end();  // a stopped epoch keeps the optimizer's state as it is
   const LossTotals t = read_totals();  // waits for the epoch's queued work
   r.seconds = seconds_since(t0);

@@ -1,0 +1,56 @@
+// CudaBackend's fused training step (cudl/fused_mlp.hpp): what it can run, its batch buffers, and
+// one launch of the persistent kernel (mlp_step.hpp) per call.
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "backend_impl.hpp"
+#include "cudl/cuda_backend.hpp"
+#include "cudl/error.hpp"
+#include "cudl/fused_mlp.hpp"
+#include "mlp_step.hpp"
+
+namespace cudl {
+namespace ms = cuda::mlp_step;
+
+std::string CudaBackend::fused_mlp_refusal(const FusedMlpArgs& f) {
+  if (const char* v = std::getenv("CUDL_FUSED_STEP"); v != nullptr && std::string(v) == "0")
+    return "the fused step is turned off (CUDL_FUSED_STEP=0)";
+  if (impl_->precision != Precision::kFp32)
+    return std::string("the fused step computes strict fp32; this backend's precision is ") +
+           to_string(impl_->precision);
+  if (std::string why = ms::refusal(f); !why.empty()) return why;
+  if (!impl_->mlp_step && impl_->mlp_step_unavailable.empty()) {
+    try {
+      impl_->mlp_step = std::make_unique<cuda::MlpStep>(impl_->stream);
+    } catch (const Error& e) {
+      impl_->mlp_step_unavailable = e.what();
+    }
+  }
+  return impl_->mlp_step_unavailable;
+}
+
+void CudaBackend::fused_mlp_steps(const FusedMlpArgs& f) {
+  const std::string why = fused_mlp_refusal(f);
+  CUDL_REQUIRE(why.empty(), "fused_mlp_steps: " + why);
+  const std::string lacking = ms::missing(f);
+  CUDL_REQUIRE(lacking.empty(), "fused_mlp_steps: the arguments lack " + lacking);
+  ms::Args a = ms::from_fused(f);
+  const int64_t features = a.layer[0].in;
+  int64_t floats = a.batch * (features + 1);
+  for (int i = 0; i < a.layers; ++i) floats += 2 * a.batch * a.layer[i].out;
+  float* buf = impl_->mlp_step->batch_buffers(floats);
+  a.xb = buf;
+  buf += a.batch * features;
+  a.yb = buf;
+  buf += a.batch;
+  for (int i = 0; i < a.layers; ++i) {
+    a.layer[i].a = buf;
+    buf += a.batch * a.layer[i].out;
+    a.layer[i].dz = buf;
+    buf += a.batch * a.layer[i].out;
+  }
+  impl_->mlp_step->run(a);
+}
+
+}  // namespace cudl

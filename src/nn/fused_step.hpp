@@ -1,0 +1,28 @@
+#pragma once
+// Whether fit()'s epoch can run as the backend's fused training step (Backend::fused_mlp_steps,
+// cudl/fused_mlp.hpp), and its arguments: what in the network, loss and optimizer it needs.
+#include <string>
+#include <vector>
+
+#include "cudl/fused_mlp.hpp"
+#include "cudl/loss.hpp"
+#include "cudl/network.hpp"
+#include "cudl/optimizer.hpp"
+
+namespace cudl::detail {
+
+struct FusedStep {
+  std::string why;  // empty where the fused step applies; else why fit() queues its own steps
+  std::vector<FusedMlpLayer> layers;
+  FusedMlpArgs args;  // all but args.layers (point it at `layers` before use), the data, the draw
+                      // counter and the steps
+};
+
+// The network's Dense layers (the top one linear), softmax cross-entropy over class indices, and
+// GdbnNesterov at its look-ahead point with the network's weights as its decayed parameters: the
+// arguments for batches of `batch` rows, the loss adding to `stats` with the step from `step`.
+// Where any of that does not hold, `why` says what (the backend's own conditions are
+// Backend::fused_mlp_refusal's).
+FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t batch, Tensor& step, Tensor& stats);
+
+}  // namespace cudl::detail
