@@ -136,17 +136,35 @@ __device__ inline void product_block(const KernelArgs& p, Smem& sm, int64_t col_
   }
   __syncthreads();
   if (!last) return;
+  // Each output's slices added in slice order; the slice loop outside, so that a slice's eight
+  // loads are in flight together (L2: other blocks wrote them).
+  float sum[kThreadRows][kThreadCols];
+  int64_t at[kThreadRows][kThreadCols];  // the output's offset in a slice's plane, or -1 outside C
 #pragma unroll
   for (int r = 0; r < kThreadRows; ++r)
 #pragma unroll
     for (int c = 0; c < kThreadCols; ++c) {
       const int64_t i = row0 + r0 + r, j = col0 + c0 + c;
-      if (i >= p.m || j >= p.n) continue;
-      const float* q = p.partials + i * p.n + j;
-      float s = __ldcg(q);  // L2: other blocks wrote these
-      for (int64_t z = 1; z < p.splits; ++z) s = __fadd_rn(s, __ldcg(q + z * plane));
-      store(p.out, i, j, s);
+      at[r][c] = i < p.m && j < p.n ? i * p.n + j : -1;
+      sum[r][c] = at[r][c] >= 0 ? __ldcg(p.partials + at[r][c]) : 0.0f;
     }
+  for (int64_t z = 1; z < p.splits; ++z) {
+    float v[kThreadRows][kThreadCols];
+#pragma unroll
+    for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+      for (int c = 0; c < kThreadCols; ++c)
+        v[r][c] = at[r][c] >= 0 ? __ldcg(p.partials + z * plane + at[r][c]) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+      for (int c = 0; c < kThreadCols; ++c) sum[r][c] = __fadd_rn(sum[r][c], v[r][c]);
+  }
+#pragma unroll
+  for (int r = 0; r < kThreadRows; ++r)
+#pragma unroll
+    for (int c = 0; c < kThreadCols; ++c)
+      if (at[r][c] >= 0) store(p.out, row0 + r0 + r, col0 + c0 + c, sum[r][c]);
   if (t == 0) *ticket = 0;  // ready for the next launch (stream order), or the next phase
 }
 
