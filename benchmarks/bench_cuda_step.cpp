@@ -4,7 +4,9 @@
 // events. Counters: us_per_step, and ms_per_epoch for the run's 732 steps, to set beside bench_dbn's
 // captured-graph epoch and PyTorch's in the same device run. Data and weights are random (the
 // time does not depend on them); the arithmetic is test_cuda_mlp_step's.
-//   build/benchmarks/bench_cuda_primitives --benchmark_filter=MlpStep
+//   build/benchmarks/bench_cuda_primitives --benchmark_filter='MlpStep|GridBarrier'
+// Each case also profiles one launch: every phase's time per step (draw_us, fwd0_us, ...), and
+// BM_CudaGridBarrier times the grid barrier alone.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
@@ -99,6 +101,23 @@ void BM_CudaMlpStep(benchmark::State& state) {
       const double us_per_step = 1e3 * total_ms / static_cast<double>(state.iterations() * a.steps);
       state.counters["us_per_step"] = us_per_step;
       state.counters["ms_per_epoch"] = us_per_step * kStepsPerEpoch * 1e-3;
+      // One more launch, profiled: each phase's time per step, on block 0, barrier end to barrier end.
+      const int phases = cudl::cuda::mlp_step::phases(a.layers);
+      unsigned long long* ns = nullptr;
+      CUDL_CUDA_CHECK(cudaMalloc(&ns, sizeof(unsigned long long) * static_cast<size_t>(phases)));
+      CUDL_CUDA_CHECK(cudaMemset(ns, 0, sizeof(unsigned long long) * static_cast<size_t>(phases)));
+      cudl::cuda::mlp_step::Args profiled = a;
+      profiled.phase_ns = ns;
+      step.run(profiled);
+      std::vector<unsigned long long> host(static_cast<size_t>(phases));
+      CUDL_CUDA_CHECK(cudaMemcpyAsync(host.data(), ns, sizeof(unsigned long long) * host.size(),
+                                      cudaMemcpyDeviceToHost, stream));
+      CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+      CUDL_CUDA_CHECK(cudaFree(ns));
+      const char* names[] = {"draw", "fwd0", "fwd1", "fwd2", "loss", "back2", "back1", "back0"};
+      for (int p = 0; p < phases; ++p)
+        state.counters[std::string(names[p]) + "_us"] = 1e-3 * static_cast<double>(host[static_cast<size_t>(p)]) /
+                                                        static_cast<double>(a.steps);
       state.SetLabel(std::to_string(step.blocks()) + " blocks (" + std::to_string(step.blocks_per_sm()) +
                      " per SM), persistent fp32");
     }
@@ -108,6 +127,43 @@ void BM_CudaMlpStep(benchmark::State& state) {
     cudaFree(counters);
   });
 }
+// The grid barrier alone on the step's grid (2 blocks per SM): us_per_barrier, the floor of each
+// of the step's 8 phases.
+void BM_CudaGridBarrier(benchmark::State& state) {
+  const cudl::GpuProbe probe = cudl::probe_gpu();
+  if (!probe.usable) return state.SkipWithError(("no usable GPU: " + probe.reason).c_str());
+  bench::guarded(state, [&] {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    CUDL_CUDA_CHECK(cudaStreamCreate(&stream));
+    CUDL_CUDA_CHECK(cudaEventCreate(&start));
+    CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+    {
+      cudl::cuda::MlpStep step(stream);
+      const int64_t rounds = state.range(0);
+      step.run_barriers(rounds);
+      CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+      double total_ms = 0.0;
+      for (auto _ : state) {
+        CUDL_CUDA_CHECK(cudaEventRecord(start, stream));
+        step.run_barriers(rounds);
+        CUDL_CUDA_CHECK(cudaEventRecord(stop, stream));
+        CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
+        float ms = 0.0f;
+        CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        state.SetIterationTime(ms * 1e-3);
+        total_ms += ms;
+      }
+      state.counters["us_per_barrier"] = 1e3 * total_ms / static_cast<double>(state.iterations() * rounds);
+      state.SetLabel(std::to_string(step.blocks()) + " blocks");
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
+  });
+}
+BENCHMARK(BM_CudaGridBarrier)->ArgName("rounds")->Arg(1000)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_CudaMlpStep)->ArgName("steps")->Arg(1)->Arg(kStepsPerEpoch)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

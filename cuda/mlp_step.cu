@@ -70,6 +70,14 @@ void MlpStep::reserve(int64_t partial_floats, int64_t tiles) {
   }
 }
 
+void MlpStep::run_barriers(int64_t rounds) {
+  CUDL_REQUIRE(!capturing(stream_), "the grid barrier's probe is launched eagerly, not captured");
+  void* params[] = {&barrier_, &rounds};
+  CUDL_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(mlp_step::barrier_kernel),
+                                              dim3(static_cast<unsigned>(blocks_)), dim3(rows_gemm::kThreads),
+                                              params, 0, stream_));
+}
+
 mlp_step::Args MlpStep::planned(mlp_step::Args a) const {
   mlp_step::plan(a, blocks_);
   a.partials = partials_;

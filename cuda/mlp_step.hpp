@@ -29,6 +29,8 @@ class MlpStep {
   // launch of a.steps steps. Throws Error naming what the kernel cannot run (mlp_step::refusal),
   // and when the stream is being captured (the scratch may have to grow).
   void run(mlp_step::Args a);
+  // `rounds` grid barriers on the step's grid and nothing else, queued (what one costs: profiles).
+  void run_barriers(int64_t rounds);
   // A device buffer of at least `floats` floats for the steps' batch, activations and gradients
   // (grown on demand, after the stream's earlier work; valid until the next call).
   float* batch_buffers(int64_t floats);

@@ -5,13 +5,27 @@
 // built-ins and run a whole grid on CPU threads (tests/test_mlp_step_on_host.cpp). Include after
 // the CUDA headers (or the stand-ins), mlp_step_plan.hpp and rows_gemm_kernel.cuh.
 
-// How a block's first thread waits for the grid barrier's generation to move on from `old`.
+// How a block's first thread waits for the grid barrier's generation to move on from `old`, and
+// reads the GPU's nanosecond clock (profiles only).
 #ifndef CUDL_GRID_SPIN_WAIT
 #define CUDL_GRID_SPIN_WAIT(p, old) \
   while (*reinterpret_cast<volatile unsigned*>(p) == (old)) __nanosleep(32)
 #endif
+#ifndef CUDL_GLOBAL_NS
+#define CUDL_GLOBAL_NS() cudl::cuda::mlp_step::global_ns()
+#endif
 
 namespace cudl::cuda::mlp_step {
+
+__device__ inline unsigned long long global_ns() {
+#ifdef __CUDA_ARCH__
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+#else
+  return 0;  // the host has its own (CUDL_GLOBAL_NS)
+#endif
+}
 
 // A block's shared memory: the products' stages, or the loss phase's sums.
 struct Smem {
@@ -90,25 +104,37 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
   const uint64_t draw0 = *a.draw, step0 = *a.step;  // read by every block before its first barrier
   const unsigned grid = static_cast<unsigned>(blocks);
   const int64_t features = a.layer[0].in;
+  // Profiles: block 0's first thread times each phase, barrier end to barrier end.
+  const bool timed = a.phase_ns != nullptr && block == 0 && threadIdx.x == 0;
+  unsigned long long last_ns = timed ? CUDL_GLOBAL_NS() : 0;
+  auto barrier = [&](int phase) {
+    grid_barrier(a.barrier, grid);
+    if (timed) {
+      const unsigned long long now = CUDL_GLOBAL_NS();
+      a.phase_ns[phase] += now - last_ns;
+      last_ns = now;
+    }
+  };
   for (int64_t s = 0; s < a.steps; ++s) {
     for (int64_t b = block; b < a.batch; b += blocks) {
       const int64_t row = formulas::drawn_row(a.seed, draw0 + static_cast<uint64_t>(s * a.batch + b), a.rows);
-      for (int64_t c = threadIdx.x; c < features; c += rows_gemm::kThreads) a.xb[b * features + c] = a.x[row * features + c];
+      for (int64_t c = threadIdx.x; c < features; c += rows_gemm::kThreads)
+        a.xb[b * features + c] = a.x[row * features + c];
       if (threadIdx.x == 0) a.yb[b] = a.y[row];
     }
-    grid_barrier(a.barrier, grid);
+    barrier(0);
     for (int i = 0; i < a.layers; ++i) {
       const Product p = forward_product(a, i);
       run_products(&p, 1, sm.tile, block, blocks);
-      grid_barrier(a.barrier, grid);
+      barrier(1 + i);
     }
     if (block == 0) loss_phase(a, sm, static_cast<int64_t>(step0) + s);
-    grid_barrier(a.barrier, grid);
+    barrier(1 + a.layers);
     for (int i = a.layers - 1; i >= 0; --i) {
       Product p[2];
       const int n = backward_phase(a, i, rate, p);
       run_products(p, n, sm.tile, block, blocks);
-      grid_barrier(a.barrier, grid);  // the last: every layer stepped before the next draw's forward
+      barrier(2 + a.layers + (a.layers - 1 - i));  // the last: every layer stepped before the next forward
     }
   }
   if (block == 0 && threadIdx.x == 0) {  // every block has read the counters: all passed the barriers
@@ -121,6 +147,11 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
 __global__ void __launch_bounds__(rows_gemm::kThreads, 2) mlp_step_kernel(Args a) {
   __shared__ Smem sm;
   run_steps(a, sm, blockIdx.x, gridDim.x);
+}
+
+// `rounds` grid barriers and nothing else, on the step's grid: what one barrier costs (profiles).
+__global__ void __launch_bounds__(rows_gemm::kThreads, 2) barrier_kernel(unsigned* bar, int64_t rounds) {
+  for (int64_t r = 0; r < rounds; ++r) grid_barrier(bar, gridDim.x);
 }
 
 }  // namespace cudl::cuda::mlp_step

@@ -67,7 +67,13 @@ struct Args {
   float* partials = nullptr;  // partial_floats() floats
   int* tickets = nullptr;     // max_tiles() ints, zero (and zero again after every launch)
   unsigned* barrier = nullptr;  // 2: arrivals and generation, zero before the first launch
+  // For profiles, where not null: phases(layers) counters, to which block 0 adds each phase's
+  // time in nanoseconds (from the end of one grid barrier to the end of the next) over the steps.
+  unsigned long long* phase_ns = nullptr;
 };
+
+// The phases of a step: the draw, `layers` forward, the loss, `layers` backward.
+CUDL_HD int phases(int layers) { return 2 * layers + 2; }
 
 // One product of a phase: rows_gemm's arguments (A, B, C, epilogue) and its split.
 struct Product {

@@ -5,6 +5,7 @@
 // block's threads (each thread names its block's barrier), the atomics and fences the host's.
 // Include before the kernel's source, in one test file each.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -65,6 +66,11 @@ inline float fadd_rn(float a, float b) { return cudl::cuda::rows_gemm::add_rn(a,
 inline void spin_wait(const unsigned* p, unsigned old) {
   while (__atomic_load_n(p, __ATOMIC_ACQUIRE) == old) std::this_thread::yield();
 }
+inline unsigned long long global_ns() {
+  return static_cast<unsigned long long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
 
 }  // namespace host_cuda
 
@@ -80,6 +86,7 @@ inline void spin_wait(const unsigned* p, unsigned old) {
 #define __ldcg(p) host_cuda::ldcg(p)
 #define __fadd_rn(a, b) host_cuda::fadd_rn(a, b)
 #define CUDL_GRID_SPIN_WAIT(p, old) host_cuda::spin_wait(p, old)
+#define CUDL_GLOBAL_NS() host_cuda::global_ns()
 using float4 = host_cuda::Float4;
 using float2 = host_cuda::Float2;
 using host_cuda::blockIdx;

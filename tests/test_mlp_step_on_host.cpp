@@ -29,6 +29,7 @@ namespace {
 using namespace cudl::cuda;
 using namespace cudl::testing::mlp;
 using cudl::Activation;
+namespace ms = cudl::cuda::mlp_step;
 
 // Runs the kernel's grid on the host: all `blocks` blocks at once, each as kThreads CPU threads
 // with its own shared memory and barrier. Returns the tickets and barrier words after the launch.
@@ -98,6 +99,23 @@ TEST(MlpStepOnHost, KernelGivesTheEmulationsBitsOnEveryGrid) {
       EXPECT_EQ(kernel.stats[2], 7.0f) << what << ": the first diverging step is recorded";
     }
   }
+}
+
+// A profiled launch (Args::phase_ns) times every phase on block 0 and computes the same bits.
+TEST(MlpStepOnHost, AProfiledLaunchTimesEachPhaseAndComputesTheSame) {
+  const Activation relu = Activation::kRelu, id = Activation::kIdentity;
+  Problem kernel({21, 40, 12, 4}, {relu, relu, id}, 24, 50, 3);
+  Problem emulated = kernel;
+  Args pk = kernel.args(3), pe = emulated.args(3);
+  pk.steps = pe.steps = 2;
+  std::vector<unsigned long long> ns(static_cast<size_t>(ms::phases(3)) + 1, 0);
+  pk.phase_ns = ns.data();
+  HostLaunch scratch;
+  launch_on_host(pk, 3, scratch);
+  ms::emulate(pe);
+  expect_same_state(kernel, emulated, "profiled");
+  for (int p = 0; p < ms::phases(3); ++p) EXPECT_GT(ns[static_cast<size_t>(p)], 0u) << "phase " << p;
+  EXPECT_EQ(ns.back(), 0u) << "only phases(layers) counters are written";
 }
 
 TEST(MlpStepPlan, RefusesWhatItCannotRun) {
