@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend_impl.hpp"
+#include "check.hpp"
 #include "cudl/cuda_backend.hpp"
 #include "cudl/error.hpp"
 #include "cudl/fused_mlp.hpp"
@@ -22,6 +23,7 @@ std::string CudaBackend::fused_mlp_refusal(const FusedMlpArgs& f) {
   if (std::string why = ms::refusal(f); !why.empty()) return why;
   if (!impl_->mlp_step && impl_->mlp_step_unavailable.empty()) {
     try {
+      CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));  // its occupancy, barrier and buffers are this GPU's
       impl_->mlp_step = std::make_unique<cuda::MlpStep>(impl_->stream);
     } catch (const Error& e) {
       impl_->mlp_step_unavailable = e.what();
@@ -35,6 +37,7 @@ void CudaBackend::fused_mlp_steps(const FusedMlpArgs& f) {
   CUDL_REQUIRE(why.empty(), "fused_mlp_steps: " + why);
   const std::string lacking = ms::missing(f);
   CUDL_REQUIRE(lacking.empty(), "fused_mlp_steps: the arguments lack " + lacking);
+  CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));  // the buffers may grow: on this backend's GPU
   ms::Args a = ms::from_fused(f);
   const int64_t features = a.layer[0].in;
   int64_t floats = a.batch * (features + 1);

@@ -47,7 +47,8 @@ struct Trained {
   History history;
 };
 
-// The 2014 preset on Blobs on `gpu`, the step captured (StepLaunch::kAuto).
+// The 2014 preset on Blobs on `gpu`, the step captured (StepLaunch::kCaptured: without a
+// communicator kAuto would run the fused step, whose sums are in another order).
 Trained gdbn2014(Backend& gpu, Communicator* comm) {
   const Blobs data(512);
   const Tensor x = data.x_on(gpu), y = data.y_on(gpu);
@@ -62,6 +63,7 @@ Trained gdbn2014(Backend& gpu, Communicator* comm) {
   ExponentialSchedule schedule = preset.schedule();
   FitOptions o = preset.options();
   o.communicator = comm;
+  o.launch = StepLaunch::kCaptured;
   Trained r;
   r.history = fit(net, loss, *opt, x, y, o, &schedule);
   r.params = net.params().to_vector();

@@ -124,18 +124,23 @@ class CudaTraining : public cudl::testing::GpuTest {};
 // 5 minibatches (one epoch on the first 320 rows). Tolerances, against the measured worst
 // case under 1e-4 gradient noise (see the top of this file): loss 1e-4 relative (8× that case),
 // error count 2 of 320 (none moved), parameters 1e-3 relative L2 (3×).
+// Both GPU paths: the fused step (kAuto, fp32) and the captured graph of library calls.
 TEST_F(CudaTraining, FirstMinibatchesOf2014RunMatchTheCpu) {
   if (const std::string why = cudl::testing::why_no_shared_mnist(); !why.empty()) GTEST_SKIP() << why;
   const Trained c = train_2014(cpu, 320, 1);
-  const Trained g = train_2014(gpu(), 320, 1);
   ASSERT_EQ(c.reports.size(), 1u);
-  ASSERT_EQ(g.reports.size(), 1u);
-  EXPECT_EQ(g.reports[0].steps, 5);
-  EXPECT_TRUE(close(g.reports[0].loss, c.reports[0].loss, 0.0, 1e-4))
-      << "loss: gpu " << g.reports[0].loss << ", cpu " << c.reports[0].loss;
-  EXPECT_LE(std::llabs(error_count(g.reports[0]) - error_count(c.reports[0])), 2)
-      << "errors: gpu " << error_count(g.reports[0]) << ", cpu " << error_count(c.reports[0]);
-  EXPECT_LT(relative_l2(g.params, c.params), 1e-3);
+  for (StepLaunch launch : {StepLaunch::kAuto, StepLaunch::kCaptured}) {
+    const Trained g = train_2014(gpu(), 320, 1, launch);
+    const std::string what = launch == StepLaunch::kAuto ? "fused" : "captured";
+    ASSERT_EQ(g.reports.size(), 1u);
+    EXPECT_EQ(g.reports[0].fused, launch == StepLaunch::kAuto) << g.reports[0].not_fused;
+    EXPECT_EQ(g.reports[0].steps, 5);
+    EXPECT_TRUE(close(g.reports[0].loss, c.reports[0].loss, 0.0, 1e-4))
+        << what << " loss: gpu " << g.reports[0].loss << ", cpu " << c.reports[0].loss;
+    EXPECT_LE(std::llabs(error_count(g.reports[0]) - error_count(c.reports[0])), 2)
+        << what << " errors: gpu " << error_count(g.reports[0]) << ", cpu " << error_count(c.reports[0]);
+    EXPECT_LT(relative_l2(g.params, c.params), 1e-3) << what;
+  }
 }
 
 // 3 epochs on the 6,700 rows (104 minibatches each). The trajectories separate (top of the file),
@@ -148,19 +153,22 @@ TEST_F(CudaTraining, ThreeEpochsTrainAsWellAsTheCpu) {
   const int64_t rows = mnist_split().train.rows;
   ASSERT_EQ(rows, 6700) << "the tolerances were measured on the t10k digits alone (6,700 training rows)";
   const Trained c = train_2014(cpu, rows, 3);
-  const Trained g = train_2014(gpu(), rows, 3);
-  ASSERT_EQ(g.reports.size(), 3u);
   ASSERT_EQ(c.reports.size(), 3u);
-  EXPECT_EQ(g.reports[0].steps, 104);
-  EXPECT_TRUE(close(g.reports[0].loss, c.reports[0].loss, 0.0, 0.25))
-      << "epoch 1 loss: gpu " << g.reports[0].loss << ", cpu " << c.reports[0].loss;
-  EXPECT_LE(std::fabs(g.reports[0].err - c.reports[0].err), 0.03)
-      << "epoch 1 error rate: gpu " << g.reports[0].err << ", cpu " << c.reports[0].err;
-  for (size_t e = 1; e < g.reports.size(); ++e)
-    EXPECT_LT(g.reports[e].loss, g.reports[e - 1].loss) << "gpu loss did not fall in epoch " << e + 1;
-  EXPECT_GE(g.accuracy, c.accuracy - 0.03) << "test accuracy: gpu " << g.accuracy << ", cpu " << c.accuracy;
-  std::printf("after 3 epochs: test accuracy gpu %.4f, cpu %.4f; training loss gpu %.4f, cpu %.4f\n", g.accuracy,
-              c.accuracy, g.reports.back().loss, c.reports.back().loss);
+  for (StepLaunch launch : {StepLaunch::kAuto, StepLaunch::kCaptured}) {  // fused, and the captured graph
+    const Trained g = train_2014(gpu(), rows, 3, launch);
+    const char* what = launch == StepLaunch::kAuto ? "fused" : "captured";
+    ASSERT_EQ(g.reports.size(), 3u);
+    EXPECT_EQ(g.reports[0].steps, 104);
+    EXPECT_TRUE(close(g.reports[0].loss, c.reports[0].loss, 0.0, 0.25))
+        << what << " epoch 1 loss: gpu " << g.reports[0].loss << ", cpu " << c.reports[0].loss;
+    EXPECT_LE(std::fabs(g.reports[0].err - c.reports[0].err), 0.03)
+        << what << " epoch 1 error rate: gpu " << g.reports[0].err << ", cpu " << c.reports[0].err;
+    for (size_t e = 1; e < g.reports.size(); ++e)
+      EXPECT_LT(g.reports[e].loss, g.reports[e - 1].loss) << what << " gpu loss did not fall in epoch " << e + 1;
+    EXPECT_GE(g.accuracy, c.accuracy - 0.03) << what << " test accuracy: gpu " << g.accuracy << ", cpu " << c.accuracy;
+    std::printf("after 3 epochs (%s): test accuracy gpu %.4f, cpu %.4f; training loss gpu %.4f, cpu %.4f\n", what,
+                g.accuracy, c.accuracy, g.reports.back().loss, c.reports.back().loss);
+  }
 }
 
 // One step captured per epoch (a CUDA graph) and replayed, against the same steps queued one by

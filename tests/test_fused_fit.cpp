@@ -169,6 +169,16 @@ TEST(FusedFit, SaysWhyItDoesNotFuse) {
   dropped.initialize(1, 0.1f);
   auto opt = preset().optimizer(dropped.param_set());
   EXPECT_NE(fit(dropped, preset().loss(), *opt, x, y, o).epochs[0].not_fused.find("not Dense"), std::string::npos);
+  // An optimizer whose decayed parameters are not the weights (none decayed here).
+  Network plain(fused, {8});
+  plain.add(dense(8, Activation::kRelu)).add(dense(2));
+  plain.initialize(1, 0.1f);
+  GdbnNesterovOptions gentle;
+  gentle.learn_rate = 0.01f;
+  gentle.grad_scale = 1.0f / 16;
+  GdbnNesterov undecayed({&plain.params(), &plain.grads(), 0}, gentle);
+  EXPECT_NE(fit(plain, preset().loss(), undecayed, x, y, o).epochs[0].not_fused.find("does not update exactly"),
+            std::string::npos);
   EXPECT_TRUE(fused.launches.empty());
 }
 

@@ -41,6 +41,9 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
   }
   if (f.layers.empty()) return {"the network has no layers", {}, {}};
   if (net.decayed_params() != weights) return {"the decayed parameters are not exactly the weights", {}, {}};
+  const ParamSet& updated = opt.params();
+  if (updated.params != &params || updated.decayed != weights)
+    return {"the optimizer does not update exactly this network's parameters, its weights decayed", {}, {}};
   const int64_t classes = f.layers.back().out;
   if (classes < 2) return {"the network has one output, not class scores", {}, {}};
   FusedMlpArgs& a = f.args;

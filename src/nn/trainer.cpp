@@ -123,6 +123,8 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
   if (launch_ != StepLaunch::kAuto) fused.why = "StepLaunch asks for captured or eager steps";
   else if (multi || comm_ != nullptr) fused.why = "a communicator all-reduces each step's gradient";
   else if (data.loader != nullptr || !data.target_row.empty()) fused.why = "the data is streamed or has target rows";
+  else if (&data.x->backend() != &backend || &data.y->backend() != &backend)
+    fused.why = "the data is not on the network's backend";
   else if (sampling != Sampling::kWithReplacement) fused.why = "the epoch is shuffled";
   else if (schedule_ != nullptr && schedule_->per_step()) fused.why = "the schedule moves the rate every step";
   else fused = detail::fused_step(net_, loss_, opt_, batch, step_in_epoch_, stats_);
