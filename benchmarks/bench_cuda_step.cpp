@@ -25,6 +25,44 @@ namespace {
 constexpr int64_t kRows = 46900, kBatch = 64, kStepsPerEpoch = 732;
 const int64_t kSizes[] = {784, 800, 800, 10};
 
+// A stream and two timing events, destroyed with it.
+struct Timing {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  Timing() {
+    CUDL_CUDA_CHECK(cudaStreamCreate(&stream));
+    CUDL_CUDA_CHECK(cudaEventCreate(&start));
+    CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+  }
+  ~Timing() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
+  }
+  Timing(const Timing&) = delete;
+  Timing& operator=(const Timing&) = delete;
+
+  // Runs launch() once untimed, then once per iteration between the events (manual time);
+  // returns the milliseconds of all the timed ones.
+  template <typename Launch>
+  double loop(benchmark::State& state, Launch launch) {
+    launch();
+    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+    double total_ms = 0.0;
+    for (auto _ : state) {
+      CUDL_CUDA_CHECK(cudaEventRecord(start, stream));
+      launch();
+      CUDL_CUDA_CHECK(cudaEventRecord(stop, stream));
+      CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0.0f;
+      CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      state.SetIterationTime(ms * 1e-3);
+      total_ms += ms;
+    }
+    return total_ms;
+  }
+};
+
 void BM_CudaMlpStep(benchmark::State& state) {
   const cudl::GpuProbe probe = cudl::probe_gpu();
   if (!probe.usable) return state.SkipWithError(("no usable GPU: " + probe.reason).c_str());
@@ -63,11 +101,14 @@ void BM_CudaMlpStep(benchmark::State& state) {
     a.y = y;
     a.rows = kRows;
     a.seed = 2014;
-    uint64_t* counters = nullptr;
-    CUDL_CUDA_CHECK(cudaMalloc(&counters, 2 * sizeof(uint64_t)));
-    CUDL_CUDA_CHECK(cudaMemset(counters, 0, 2 * sizeof(uint64_t)));
-    a.draw = counters;
-    a.step = counters + 1;
+    keep.push_back(cudl::make_counter(gpu));
+    a.draw = reinterpret_cast<uint64_t*>(keep.back().data());
+    keep.push_back(cudl::make_counter(gpu));
+    a.step = reinterpret_cast<uint64_t*>(keep.back().data());
+    const int phases = cudl::cuda::mlp_step::phases(a.layers);  // the profile's counters, 2 floats each
+    keep.push_back(cudl::Tensor({2 * phases}, gpu));
+    gpu.fill(keep.back(), 0.0f);
+    auto* ns = reinterpret_cast<unsigned long long*>(keep.back().data());
     a.xb = tensor({kBatch, kSizes[0]}, 0.0f, 25);
     a.yb = tensor({kBatch}, 0.0f, 26);
     a.stats = stats_dev;
@@ -78,34 +119,15 @@ void BM_CudaMlpStep(benchmark::State& state) {
     a.l2 = 1e-4f;
     a.steps = state.range(0);
     gpu.synchronize();
-    cudaStream_t stream = nullptr;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    CUDL_CUDA_CHECK(cudaStreamCreate(&stream));
-    CUDL_CUDA_CHECK(cudaEventCreate(&start));
-    CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+    Timing timing;
+    const cudaStream_t stream = timing.stream;
     {
       cudl::cuda::MlpStep step(stream);
-      step.run(a);  // warm-up: scratch allocated, caches filled
-      CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-      double total_ms = 0.0;
-      for (auto _ : state) {
-        CUDL_CUDA_CHECK(cudaEventRecord(start, stream));
-        step.run(a);
-        CUDL_CUDA_CHECK(cudaEventRecord(stop, stream));
-        CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
-        float ms = 0.0f;
-        CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        state.SetIterationTime(ms * 1e-3);
-        total_ms += ms;
-      }
+      const double total_ms = timing.loop(state, [&] { step.run(a); });  // its first launch: scratch, caches
       const double us_per_step = 1e3 * total_ms / static_cast<double>(state.iterations() * a.steps);
       state.counters["us_per_step"] = us_per_step;
       state.counters["ms_per_epoch"] = us_per_step * kStepsPerEpoch * 1e-3;
       // One more launch, profiled: each phase's time per step, on block 0, barrier end to barrier end.
-      const int phases = cudl::cuda::mlp_step::phases(a.layers);
-      unsigned long long* ns = nullptr;
-      CUDL_CUDA_CHECK(cudaMalloc(&ns, sizeof(unsigned long long) * static_cast<size_t>(phases)));
-      CUDL_CUDA_CHECK(cudaMemset(ns, 0, sizeof(unsigned long long) * static_cast<size_t>(phases)));
       cudl::cuda::mlp_step::Args profiled = a;
       profiled.phase_ns = ns;
       step.run(profiled);
@@ -113,7 +135,6 @@ void BM_CudaMlpStep(benchmark::State& state) {
       CUDL_CUDA_CHECK(cudaMemcpyAsync(host.data(), ns, sizeof(unsigned long long) * host.size(),
                                       cudaMemcpyDeviceToHost, stream));
       CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-      CUDL_CUDA_CHECK(cudaFree(ns));
       const char* names[] = {"draw", "fwd0", "fwd1", "fwd2", "loss", "back2", "back1", "back0"};
       for (int p = 0; p < phases; ++p)
         state.counters[std::string(names[p]) + "_us"] = 1e-3 * static_cast<double>(host[static_cast<size_t>(p)]) /
@@ -121,45 +142,23 @@ void BM_CudaMlpStep(benchmark::State& state) {
       state.SetLabel(std::to_string(step.blocks()) + " blocks (" + std::to_string(step.blocks_per_sm()) +
                      " per SM), persistent fp32");
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-    cudaFree(counters);
   });
 }
+
 // The grid barrier alone on the step's grid (2 blocks per SM): us_per_barrier, the floor of each
 // of the step's 8 phases.
 void BM_CudaGridBarrier(benchmark::State& state) {
   const cudl::GpuProbe probe = cudl::probe_gpu();
   if (!probe.usable) return state.SkipWithError(("no usable GPU: " + probe.reason).c_str());
   bench::guarded(state, [&] {
-    cudaStream_t stream = nullptr;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    CUDL_CUDA_CHECK(cudaStreamCreate(&stream));
-    CUDL_CUDA_CHECK(cudaEventCreate(&start));
-    CUDL_CUDA_CHECK(cudaEventCreate(&stop));
+    Timing timing;
     {
-      cudl::cuda::MlpStep step(stream);
+      cudl::cuda::MlpStep step(timing.stream);
       const int64_t rounds = state.range(0);
-      step.run_barriers(rounds);
-      CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
-      double total_ms = 0.0;
-      for (auto _ : state) {
-        CUDL_CUDA_CHECK(cudaEventRecord(start, stream));
-        step.run_barriers(rounds);
-        CUDL_CUDA_CHECK(cudaEventRecord(stop, stream));
-        CUDL_CUDA_CHECK(cudaEventSynchronize(stop));
-        float ms = 0.0f;
-        CUDL_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-        state.SetIterationTime(ms * 1e-3);
-        total_ms += ms;
-      }
+      const double total_ms = timing.loop(state, [&] { step.run_barriers(rounds); });
       state.counters["us_per_barrier"] = 1e3 * total_ms / static_cast<double>(state.iterations() * rounds);
       state.SetLabel(std::to_string(step.blocks()) + " blocks");
     }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
   });
 }
 BENCHMARK(BM_CudaGridBarrier)->ArgName("rounds")->Arg(1000)->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -39,20 +39,7 @@ void CudaBackend::fused_mlp_steps(const FusedMlpArgs& f) {
   CUDL_REQUIRE(lacking.empty(), "fused_mlp_steps: the arguments lack " + lacking);
   CUDL_CUDA_CHECK(cudaSetDevice(impl_->gpu));  // the buffers may grow: on this backend's GPU
   ms::Args a = ms::from_fused(f);
-  const int64_t features = a.layer[0].in;
-  int64_t floats = a.batch * (features + 1);
-  for (int i = 0; i < a.layers; ++i) floats += 2 * a.batch * a.layer[i].out;
-  float* buf = impl_->mlp_step->batch_buffers(floats);
-  a.xb = buf;
-  buf += a.batch * features;
-  a.yb = buf;
-  buf += a.batch;
-  for (int i = 0; i < a.layers; ++i) {
-    a.layer[i].a = buf;
-    buf += a.batch * a.layer[i].out;
-    a.layer[i].dz = buf;
-    buf += a.batch * a.layer[i].out;
-  }
+  ms::place_batch_buffers(a, impl_->mlp_step->batch_buffers(ms::batch_floats(a)));
   impl_->mlp_step->run(a);
 }
 

@@ -38,36 +38,33 @@ MlpStep::~MlpStep() {
   cudaFree(batch_);
 }
 
+namespace {
+
+// `buffer` with room for at least `want` elements (`capacity` of them now): where it has less, a
+// new one, allocated once the stream's earlier launches (which may still use the old one) are
+// done, zeroed in stream order where `zeroed`.
+template <typename T>
+void grow(cudaStream_t stream, T*& buffer, int64_t& capacity, int64_t want, bool zeroed) {
+  if (want <= capacity) return;
+  CUDL_CUDA_CHECK(cudaStreamSynchronize(stream));
+  CUDL_CUDA_CHECK(cudaFree(buffer));
+  buffer = nullptr;
+  capacity = 0;
+  CUDL_CUDA_CHECK(cudaMalloc(&buffer, sizeof(T) * static_cast<size_t>(want)));
+  if (zeroed) CUDL_CUDA_CHECK(cudaMemsetAsync(buffer, 0, sizeof(T) * static_cast<size_t>(want), stream));
+  capacity = want;
+}
+
+}  // namespace
+
 float* MlpStep::batch_buffers(int64_t floats) {
-  if (floats > batch_capacity_) {
-    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // an earlier launch may still use the old one
-    CUDL_CUDA_CHECK(cudaFree(batch_));
-    batch_ = nullptr;
-    batch_capacity_ = 0;
-    CUDL_CUDA_CHECK(cudaMalloc(&batch_, sizeof(float) * static_cast<size_t>(floats)));
-    batch_capacity_ = floats;
-  }
+  grow(stream_, batch_, batch_capacity_, floats, false);
   return batch_;
 }
 
 void MlpStep::reserve(int64_t partial_floats, int64_t tiles) {
-  if (partial_floats > partial_capacity_) {
-    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));  // an earlier launch may still read the old ones
-    CUDL_CUDA_CHECK(cudaFree(partials_));
-    partials_ = nullptr;
-    partial_capacity_ = 0;
-    CUDL_CUDA_CHECK(cudaMalloc(&partials_, sizeof(float) * static_cast<size_t>(partial_floats)));
-    partial_capacity_ = partial_floats;
-  }
-  if (tiles > ticket_capacity_) {
-    CUDL_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    CUDL_CUDA_CHECK(cudaFree(tickets_));
-    tickets_ = nullptr;
-    ticket_capacity_ = 0;
-    CUDL_CUDA_CHECK(cudaMalloc(&tickets_, sizeof(int) * static_cast<size_t>(tiles)));
-    CUDL_CUDA_CHECK(cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(tiles), stream_));
-    ticket_capacity_ = tiles;
-  }
+  grow(stream_, partials_, partial_capacity_, partial_floats, false);
+  grow(stream_, tickets_, ticket_capacity_, tiles, true);  // tickets are zero between launches
 }
 
 void MlpStep::run_barriers(int64_t rounds) {

@@ -84,30 +84,39 @@ struct Product {
 CUDL_HD const float* input_of(const Args& a, int i) { return i == 0 ? a.xb : a.layer[i - 1].a; }
 CUDL_HD float* dz_of(const Args& a, int i) { return i == a.layers - 1 ? a.layer[i].a : a.layer[i].dz; }
 
+// The product op(A)·op(B) of m×n outputs over k, split as `split`, with the step's scratch; its
+// outputs to be set by the caller.
+CUDL_HD Product product(const Args& a, const rows_gemm::Split& split, bool ta, bool tb, int64_t m, int64_t n,
+                        int64_t k, const float* lhs, int64_t lda, const float* rhs, int64_t ldb) {
+  Product p{};
+  p.split = split;
+  rows_gemm::KernelArgs& g = p.args;
+  g.ta = ta;
+  g.tb = tb;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = lhs;
+  g.lda = lda;
+  g.b = rhs;
+  g.ldb = ldb;
+  g.split_k = split.split_k;
+  g.splits = split.splits;
+  g.partials = a.partials;
+  g.tickets = a.tickets;
+  return p;
+}
+
 // a_i ← act_i(a_{i−1}·W_i + b_i).
 CUDL_HD Product forward_product(const Args& a, int i) {
   const LayerArgs& l = a.layer[i];
-  Product p{};
-  p.split = l.forward;
-  rows_gemm::KernelArgs& k = p.args;
-  k.ta = false;
-  k.tb = false;
-  k.m = a.batch;
-  k.n = l.out;
-  k.k = l.in;
-  k.a = input_of(a, i);
-  k.lda = l.in;
-  k.b = l.w;
-  k.ldb = l.out;
-  k.split_k = l.forward.split_k;
-  k.splits = l.forward.splits;
-  k.partials = a.partials;
-  k.tickets = a.tickets;
-  k.out.epilogue = rows_gemm::Epilogue::kBiasAct;
-  k.out.c = l.a;
-  k.out.ldc = l.out;
-  k.out.bias = l.b;
-  k.out.act = l.act;
+  Product p = product(a, l.forward, false, false, a.batch, l.out, l.in, input_of(a, i), l.in, l.w, l.out);
+  rows_gemm::Outputs& o = p.args.out;
+  o.epilogue = rows_gemm::Epilogue::kBiasAct;
+  o.c = l.a;
+  o.ldc = l.out;
+  o.bias = l.b;
+  o.act = l.act;
   return p;
 }
 
@@ -115,54 +124,29 @@ CUDL_HD Product forward_product(const Args& a, int i) {
 CUDL_HD Product backward_product(const Args& a, int i) {
   const LayerArgs& l = a.layer[i];
   const LayerArgs& below = a.layer[i - 1];
-  Product p{};
-  p.split = l.backward;
-  rows_gemm::KernelArgs& k = p.args;
-  k.ta = false;
-  k.tb = true;
-  k.m = a.batch;
-  k.n = l.in;
-  k.k = l.out;
-  k.a = dz_of(a, i);
-  k.lda = l.out;
-  k.b = l.w;
-  k.ldb = l.out;
-  k.split_k = l.backward.split_k;
-  k.splits = l.backward.splits;
-  k.partials = a.partials;
-  k.tickets = a.tickets;
-  k.out.epilogue = rows_gemm::Epilogue::kActBackward;
-  k.out.c = below.dz;
-  k.out.ldc = l.in;
-  k.out.y = below.a;
-  k.out.act = below.act;
+  Product p = product(a, l.backward, false, true, a.batch, l.in, l.out, dz_of(a, i), l.out, l.w, l.out);
+  rows_gemm::Outputs& o = p.args.out;
+  o.epilogue = rows_gemm::Epilogue::kActBackward;
+  o.c = below.dz;
+  o.ldc = l.in;
+  o.y = below.a;
+  o.act = below.act;
   return p;
 }
 
-// Layer i's step: W_i, V_i from g = a_{i−1}ᵀ·dz_i, and b_i, its velocities from Σ_rows dz_i.
+// Layer i's step: W_i, V_i from g = a_{i−1}ᵀ·dz_i, and b_i, its velocities from Σ_rows dz_i (one
+// slice over the batch).
 CUDL_HD Product update_product(const Args& a, int i, float rate) {
   const LayerArgs& l = a.layer[i];
-  Product p{};
-  p.split = l.update;
-  rows_gemm::KernelArgs& k = p.args;
-  k.ta = true;
-  k.tb = false;
-  k.m = l.in;
-  k.n = l.out;
-  k.k = a.batch;
-  k.a = input_of(a, i);
-  k.lda = l.in;
-  k.b = dz_of(a, i);
-  k.ldb = l.out;
-  k.split_k = l.update.split_k;
-  k.splits = 1;
-  k.out.epilogue = rows_gemm::Epilogue::kUpdate;
-  k.out.c = l.w;
-  k.out.ldc = l.out;
-  k.out.v = l.vw;
-  k.out.sums = l.b;
-  k.out.sums_v = l.vb;
-  k.out.update = rows_gemm::Nesterov{rate, a.momentum, a.grad_scale, a.l2};
+  Product p = product(a, l.update, true, false, l.in, l.out, a.batch, input_of(a, i), l.in, dz_of(a, i), l.out);
+  rows_gemm::Outputs& o = p.args.out;
+  o.epilogue = rows_gemm::Epilogue::kUpdate;
+  o.c = l.w;
+  o.ldc = l.out;
+  o.v = l.vw;
+  o.sums = l.b;
+  o.sums_v = l.vb;
+  o.update = rows_gemm::Nesterov{rate, a.momentum, a.grad_scale, a.l2};
   return p;
 }
 
@@ -252,6 +236,26 @@ inline std::string missing(const FusedMlpArgs& f) {
   if (f.stats == nullptr || f.lr == nullptr) return "the statistics or the learning rate";
   if (f.steps < 1) return "a step to run (" + std::to_string(f.steps) + " steps)";
   return {};
+}
+
+// The floats of a step's batch buffers (xb, yb, each layer's a and dz), and `a` pointed at them
+// in `buf`, in that order.
+inline int64_t batch_floats(const Args& a) {
+  int64_t floats = a.batch * (a.layer[0].in + 1);
+  for (int i = 0; i < a.layers; ++i) floats += 2 * a.batch * a.layer[i].out;
+  return floats;
+}
+inline void place_batch_buffers(Args& a, float* buf) {
+  a.xb = buf;
+  buf += a.batch * a.layer[0].in;
+  a.yb = buf;
+  buf += a.batch;
+  for (int i = 0; i < a.layers; ++i) {
+    a.layer[i].a = buf;
+    buf += a.batch * a.layer[i].out;
+    a.layer[i].dz = buf;
+    buf += a.batch * a.layer[i].out;
+  }
 }
 
 // The splits for a grid of `blocks` resident blocks: each batch product (forward, backward) in

@@ -32,20 +32,8 @@ class EmulatedFusedBackend : public CpuBackend {
     ASSERT_EQ(ms::refusal(f), "");
     ASSERT_EQ(ms::missing(f), "");
     ms::Args a = ms::from_fused(f);
-    int64_t floats = a.batch * (a.layer[0].in + 1);
-    for (int i = 0; i < a.layers; ++i) floats += 2 * a.batch * a.layer[i].out;
-    buffers_.assign(static_cast<size_t>(floats), std::nanf(""));
-    float* p = buffers_.data();
-    a.xb = p;
-    p += a.batch * a.layer[0].in;
-    a.yb = p;
-    p += a.batch;
-    for (int i = 0; i < a.layers; ++i) {
-      a.layer[i].a = p;
-      p += a.batch * a.layer[i].out;
-      a.layer[i].dz = p;
-      p += a.batch * a.layer[i].out;
-    }
+    buffers_.assign(static_cast<size_t>(ms::batch_floats(a)), std::nanf(""));
+    ms::place_batch_buffers(a, buffers_.data());
     ms::plan(a, 6);
     ms::emulate(a);
     launches.push_back(f.steps);
