@@ -163,6 +163,11 @@ void BM_CudaGridBarrier(benchmark::State& state) {
 }
 BENCHMARK(BM_CudaGridBarrier)->ArgName("rounds")->Arg(1000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK(BM_CudaMlpStep)->ArgName("steps")->Arg(1)->Arg(kStepsPerEpoch)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CudaMlpStep)
+    ->ArgName("steps")
+    ->Arg(1)
+    ->Arg(kStepsPerEpoch)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -250,7 +250,7 @@ gate() {   # gate NAME TEST VAR=VALUE: 0 passed, 1 failed (VAR exported), 2 not 
 }
 gate rows-gemm test_cuda_rows_gemm CUDL_GEMM_KERNELS=library; [ $? = 1 ] && ROWS_GEMM_OFF=1
 gate fused-step test_cuda_mlp_step CUDL_FUSED_STEP=0 &&
-    run_logged "$PRIM_LOG" "$(cap 60)" "$BUILD/benchmarks/bench_cuda_primitives" --benchmark_filter='MlpStep|GridBarrier'
+    run_logged "$PRIM_LOG" "$(cap 60)" "$BUILD/benchmarks/bench_cuda_primitives" --benchmark_filter='MlpStep|Grid'
 run_logged "$TESTS_LOG" "$(cap 180)" ctest --test-dir "$BUILD" -j8 --output-on-failure --timeout 120
 CTEST_LINE=$(grep -E 'tests passed|tests failed' "$TESTS_LOG" 2>/dev/null | tail -1)
 if [ "$RC" = 0 ]; then record ctest ok "${CTEST_LINE:-}"; else record ctest "FAILED (exit $RC)" "${CTEST_LINE:-see tests.log}"; fi

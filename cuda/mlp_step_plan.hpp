@@ -199,7 +199,8 @@ inline std::string refusal(const Args& a) {
   if (a.layers < 1 || a.layers > kMaxLayers)
     return std::to_string(a.layers) + " layers (1 to " + std::to_string(kMaxLayers) + ")";
   if (a.batch < 1 || a.batch > kMaxBatch) return "a batch of " + std::to_string(a.batch) + " rows";
-  if (a.rows < 1 || a.rows > int64_t{0xffffffff}) return std::to_string(a.rows) + " rows (the draws take 1 to 2^32 - 1)";
+  if (a.rows < 1 || a.rows > int64_t{0xffffffff})
+    return std::to_string(a.rows) + " rows (the draws take 1 to 2^32 - 1)";
   for (int i = 0; i < a.layers; ++i) {
     const LayerArgs& l = a.layer[i];
     if (l.in < 1 || l.out < 1) return "layer " + std::to_string(i) + " is empty";

@@ -52,7 +52,8 @@ struct FitRun {
 };
 
 // 784-800-800-10's shape, small, on Blobs-like data: the 2014 preset through fit().
-FitRun train(Backend& backend, int epochs, const presets::Gdbn2014& p, const std::function<void(FitOptions&)>& tweak = {}) {
+FitRun train(Backend& backend, int epochs, const presets::Gdbn2014& p,
+             const std::function<void(FitOptions&)>& tweak = {}) {
   const cudl::testing::Blobs data(256, 3);
   Network net(backend, {8});
   net.add(dense(24, Activation::kRelu)).add(dense(16, Activation::kRelu)).add(dense(2));

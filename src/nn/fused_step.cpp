@@ -25,7 +25,8 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
   int64_t weights = 0;
   for (int64_t i = 0; i < net.num_layers(); ++i) {
     auto* dense = dynamic_cast<Dense*>(&net.layer(i));
-    if (dense == nullptr) return {"layer " + std::to_string(i) + " is " + net.layer(i).describe() + ", not Dense", {}, {}};
+    if (dense == nullptr)
+      return {"layer " + std::to_string(i) + " is " + net.layer(i).describe() + ", not Dense", {}, {}};
     Tensor& w = dense->weight();
     Tensor& b = dense->bias();
     FusedMlpLayer l;
@@ -58,6 +59,28 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
   a.update.grad_scale = nesterov->options().grad_scale;
   a.update.l2 = nesterov->options().l2;
   a.update.decayed = weights;
+  return f;
+}
+
+FusedStep fused_epoch(Network& net, const Loss& loss, Optimizer& opt, const Schedule* schedule, StepLaunch launch,
+                      bool several_processes, const EpochSource& data, Sampling sampling, int64_t batch, Tensor& step,
+                      Tensor& stats) {
+  Backend& backend = net.backend();
+  FusedStep f;
+  if (launch != StepLaunch::kAuto) f.why = "StepLaunch asks for captured or eager steps";
+  else if (several_processes) f.why = "a communicator all-reduces each step's gradient";
+  else if (data.loader != nullptr || !data.target_row.empty()) f.why = "the data is streamed or has target rows";
+  else if (&data.x->backend() != &backend || &data.y->backend() != &backend)
+    f.why = "the data is not on the network's backend";
+  else if (sampling != Sampling::kWithReplacement) f.why = "the epoch is shuffled";
+  else if (schedule != nullptr && schedule->per_step()) f.why = "the schedule moves the rate every step";
+  else f = fused_step(net, loss, opt, batch, step, stats);
+  if (!f.why.empty()) return f;
+  f.args.layers = f.layers.data();
+  f.args.x = data.x->data();
+  f.args.y = data.y->data();
+  f.args.rows = data.rows;
+  f.why = backend.fused_mlp_refusal(f.args);
   return f;
 }
 

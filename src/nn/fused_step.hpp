@@ -8,6 +8,9 @@
 #include "cudl/loss.hpp"
 #include "cudl/network.hpp"
 #include "cudl/optimizer.hpp"
+#include "cudl/schedule.hpp"
+#include "cudl/trainer.hpp"
+#include "nn/epoch_loop.hpp"
 
 namespace cudl::detail {
 
@@ -24,5 +27,14 @@ struct FusedStep {
 // Where any of that does not hold, `why` says what (the backend's own conditions are
 // Backend::fused_mlp_refusal's).
 FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t batch, Tensor& step, Tensor& stats);
+
+// Whether Trainer's epoch fuses: the run is one the fused step can take (StepLaunch::kAuto, one
+// process, resident class-indexed data on the network's backend drawn with replacement, no per-step
+// schedule, and fused_step's conditions), and the backend runs it (Backend::fused_mlp_refusal).
+// `why` says why not; otherwise `args` holds the data too (args.layers points into `layers`: point
+// it there again after copying the result).
+FusedStep fused_epoch(Network& net, const Loss& loss, Optimizer& opt, const Schedule* schedule, StepLaunch launch,
+                      bool several_processes, const EpochSource& data, Sampling sampling, int64_t batch, Tensor& step,
+                      Tensor& stats);
 
 }  // namespace cudl::detail

@@ -116,25 +116,8 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
     loop_ = std::make_unique<detail::EpochLoop>(backend, batch, data.features, sampling, seed, rank, ranks);
   if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
   opt_.begin();
-  // The backend's fused step (Backend::fused_mlp_steps) where the run is one it can fuse (a
-  // network of Dense layers, softmax cross-entropy, GdbnNesterov; resident class-indexed data
-  // drawn with replacement; one process; no per-step schedule) and the backend runs it.
-  detail::FusedStep fused;
-  if (launch_ != StepLaunch::kAuto) fused.why = "StepLaunch asks for captured or eager steps";
-  else if (multi || comm_ != nullptr) fused.why = "a communicator all-reduces each step's gradient";
-  else if (data.loader != nullptr || !data.target_row.empty()) fused.why = "the data is streamed or has target rows";
-  else if (&data.x->backend() != &backend || &data.y->backend() != &backend)
-    fused.why = "the data is not on the network's backend";
-  else if (sampling != Sampling::kWithReplacement) fused.why = "the epoch is shuffled";
-  else if (schedule_ != nullptr && schedule_->per_step()) fused.why = "the schedule moves the rate every step";
-  else fused = detail::fused_step(net_, loss_, opt_, batch, step_in_epoch_, stats_);
-  if (fused.why.empty()) {
-    fused.args.layers = fused.layers.data();
-    fused.args.x = data.x->data();
-    fused.args.y = data.y->data();
-    fused.args.rows = data.rows;
-    fused.why = backend.fused_mlp_refusal(fused.args);
-  }
+  const detail::FusedStep fused = detail::fused_epoch(net_, loss_, opt_, schedule_, launch_, multi || comm_ != nullptr,
+                                                      data, sampling, batch, step_in_epoch_, stats_);
   const bool fuse = fused.why.empty();
   const bool capture = !fuse && launch_ != StepLaunch::kEager && backend.can_capture() && net_.capturable() &&
                        (comm_ == nullptr || comm_->capturable(backend));
@@ -174,7 +157,9 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
         return go_on;
       };
   if (fuse) {  // launches end where a report is due, and every 64 steps where a stop may be asked for
-    done = loop_->run_fused(*data.x, *data.y, epoch, steps, fused.args, every_steps > 0 && on_steps ? every_steps : 0,
+    FusedMlpArgs args = fused.args;
+    args.layers = fused.layers.data();
+    done = loop_->run_fused(*data.x, *data.y, epoch, steps, args, every_steps > 0 && on_steps ? every_steps : 0,
                             stop != nullptr ? 64 : 0, after, first_step);
   } else {
     done = loop_->run(
@@ -416,30 +401,6 @@ History fit(Network& net, const Loss& loss, Optimizer& opt, const Tensor& x, con
   return fit_source(net, loss, opt, detail::EpochSource::resident(x, y), options, schedule);
 }
 
-namespace presets {
-
-std::unique_ptr<GdbnNesterov> Gdbn2014::optimizer(ParamSet params) const {
-  GdbnNesterovOptions o;
-  o.learn_rate = learn_rate;
-  o.momentum = momentum;
-  o.l2 = l2;
-  o.grad_scale = 1.0f / static_cast<float>(batch);
-  return std::make_unique<GdbnNesterov>(params, o);
-}
-
-FitOptions Gdbn2014::options() const {
-  FitOptions o;
-  o.epochs = epochs;
-  o.batch = batch;
-  o.sampling = Sampling::kWithReplacement;
-  o.seed = seed;
-  o.launch = launch;
-  o.progress = Progress::kNone;
-  return o;
-}
-
-}  // namespace presets
-
 History fit(Network& net, const Loss& loss, Optimizer& opt, const Dataset& train, const FitOptions& options,
             Schedule* schedule) {
   CUDL_REQUIRE(options.valid_x == nullptr && options.valid_y == nullptr,
@@ -502,19 +463,5 @@ History fit_dataset(Network& net, const Loss& loss, Optimizer& opt, const Datase
 }
 
 }  // namespace
-
-std::vector<EpochReport> train(Network& net, const Tensor& x, const Tensor& y, const TrainConfig& config,
-                               const std::function<void(const EpochReport&)>& on_epoch) {
-  CUDL_REQUIRE(net.num_layers() > 0, "train: the network has no layers");
-  const Shape out = net.output_shape();
-  CUDL_REQUIRE(out.size() == 1 && out[0] >= 2,
-               "train: the network must end in K ≥ 2 class scores, found output " + to_string(out));
-  const SoftmaxCrossEntropy loss = config.loss();
-  std::unique_ptr<GdbnNesterov> opt = config.optimizer(net.param_set());
-  ExponentialSchedule schedule = config.schedule();
-  FitOptions options = config.options();
-  options.on_epoch = on_epoch;
-  return fit(net, loss, *opt, x, y, options, &schedule).epochs;
-}
 
 }  // namespace cudl
