@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU session in one call: build cudl with CUDA, run cudl's own kernels' tests, the tests
-# (bf16 ones, *Bf16*, counted apart) and compute-sanitizer; time bench_dbn (CPU, GPU fused/captured
-# /eager, fp32/tf32/bf16, MNIST t10k), LeNet on the MNIST digits (fp32 and bf16, 2 epochs), the
+# (bf16 ones, *Bf16*, counted apart) and compute-sanitizer; time bench_dbn (CPU at 1-16 threads
+# beside PyTorch's CPU, GPU fused/captured/eager, fp32/tf32/bf16, MNIST t10k), LeNet on the MNIST digits (fp32 and bf16, 2 epochs), the
 # PyTorch peer (eager/graph, fp32/tf32/bf16 under torch.autocast), the CUDA primitives, then VGG16
 # beside PyTorch (benchmarks/compare_vgg.sh); print a summary table LAST (only the tail comes back).
 #
@@ -80,84 +80,8 @@ MANIFEST=$WORK/manifest.tsv     # one line per timed run: name program device mo
                                 # (json: the run's --json; for mnist_lenet, which has none, its output)
 STATUS=$WORK/status.tsv         # one line per check: name state detail
 
-elapsed() { echo $(($(date +%s) - START)); }
-say() { printf '[%3ds] %s\n' "$(elapsed)" "$*"; }
-now() { date +%s.%N; }
-seconds_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$STATUS"; }
-
-# Seconds a step may take: at most $1, and never past the deadline (less a margin for the summary
-# and the RESERVE kept for a later step). Prints 0 when too little is left.
-cap() {
-    local want=$1 left
-    left=$((DEADLINE - $(date +%s) - 15 - RESERVE))
-    [ "$left" -lt "$want" ] && want=$left
-    [ "$want" -lt 10 ] && want=0
-    echo "$want"
-}
-
-# Optional steps run only before OPTIONAL_S seconds have passed.
-optional_ok() { [ "$(elapsed)" -lt "$OPTIONAL_S" ]; }
-
-# run_logged LOG LIMIT CMD...: appends the command and its output to LOG, under timeout LIMIT.
-# Sets RC (124 = timed out), WALL (seconds) and LOG_START (LOG's line count before this run).
-# In --dry-run mode only prints the command.
-run_logged() {
-    local log=$1 limit=$2 t0
-    shift 2
-    if [ "$DRY" = 1 ]; then
-        printf '+ (timeout %s, >> %s) %s\n' "$limit" "${log#"$ROOT"/}" "$(printf '%q ' "$@")"
-        RC=0; WALL=0; LOG_START=0
-        return 0
-    fi
-    LOG_START=$( (cat "$log" 2>/dev/null || true) | wc -l)
-    if ! [ "$limit" -gt 0 ] 2>/dev/null; then   # `timeout 0` would mean no limit at all
-        { echo; echo "===== skipped (no time left): $(printf '%q ' "$@")"; } >> "$log"
-        RC=124; WALL=0
-        return 0
-    fi
-    { echo; echo "===== $(date -u +%H:%M:%S) $(printf '%q ' "$@")"; } >> "$log"
-    t0=$(now)
-    timeout --kill-after=10 "$limit" "$@" >> "$log" 2>&1
-    RC=$?
-    WALL=$(seconds_since "$t0")
-    echo "===== exit $RC after ${WALL}s" >> "$log"
-}
-
-# bench NAME PROGRAM DEVICE MODE PRECISION DATA LIMIT CMD...: a timed run with --json into WORK.
-# PROGRAM lenet (mnist_lenet) writes no JSON: its output is kept as WORK/NAME.log instead, and
-# device_summary.py reads its epochs and test accuracy from that.
-bench() {
-    local name=$1 program=$2 device=$3 mode=$4 precision=$5 data=$6 limit json
-    limit=$(cap "$7")
-    shift 7
-    json=$WORK/$name.json
-    if [ "$limit" = 0 ]; then
-        say "skip $name: out of time"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\tskipped\t\t\n' "$name" "$program" "$device" "$mode" "$precision" "$data" >> "$MANIFEST"
-        return
-    fi
-    if [ "$program" = lenet ]; then
-        json=$WORK/$name.log
-        run_logged "$BENCH_LOG" "$limit" "$@"
-        [ "$DRY" = 1 ] || tail -n "+$((LOG_START + 1))" "$BENCH_LOG" > "$json"
-    else
-        run_logged "$BENCH_LOG" "$limit" "$@" --json "$json"
-    fi
-    [ -s "$json" ] || json=
-    local note=
-    if [ "$RC" != 0 ] && [ "$DRY" = 0 ]; then   # the run's last line of output before the exit marker
-        note=$(tail -n 2 "$BENCH_LOG" | head -n 1 | tr '\t|' '  ' | cut -c1-200)
-    fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$program" "$device" "$mode" "$precision" "$data" \
-        "$RC" "$WALL" "$json" "$note" >> "$MANIFEST"
-    say "$name: exit $RC, ${WALL}s${note:+: $note}"
-}
-
-summarise() {
-    GPU_NAME=${GPU_NAME:-unknown} GPU_DRIVER=${GPU_DRIVER:-unknown} GIT_COMMIT=${GIT_COMMIT:-unknown} \
-    VGG_PRECISIONS=$VGG_PRECISIONS "$PY" "$ROOT/benchmarks/device_summary.py" "$WORK" "$OUT"
-}
+# The helpers: elapsed, say, record, cap, optional_ok, run_logged, bench, summarise, gate, prim_run.
+. "$ROOT/benchmarks/device_functions.sh"
 
 if [ -n "$SUMMARISE_DIR" ]; then
     summarise && cat "$OUT/results.md"
@@ -235,19 +159,8 @@ record build ok "$(seconds_since "$t_build") s (configure + build)"
 say "build ok"
 
 # ---------------------------------------------------------------------------------------------
-# 3. Tests (the sanitizers run later, after the timed runs: they are slow and optional).
-# cudl's own kernels first (cuda/rows_gemm.hpp, cuda/mlp_step.hpp): where one's test fails or times
-# out, every later step runs without it (the variable given): a wrong kernel costs no other result.
-gate() {   # gate NAME TEST VAR=VALUE: 0 passed, 1 failed (VAR exported), 2 not built
-    [ -x "$BUILD/tests/$2" ] || [ "$DRY" = 1 ] || return 2
-    run_logged "$TESTS_LOG" "$(cap 60)" "$BUILD/tests/$2"
-    say "$1: exit $RC"
-    [ "$RC" = 0 ] && { record "$1" ok "$2 passed: cudl's kernel is used"; return 0; }
-    export "${3?}"
-    record "$1" "$([ "$RC" = 124 ] && echo "timed out or skipped" || echo "FAILED (exit $RC)")" \
-        "later steps run with $3 (except ctest's entries that force a mode); see tests.log"
-    return 1
-}
+# 3. Tests (the sanitizers run later, after the timed runs: they are slow and optional). cudl's own
+# kernels first (cuda/rows_gemm.hpp, cuda/mlp_step.hpp), each gated by its test (gate).
 gate rows-gemm test_cuda_rows_gemm CUDL_GEMM_KERNELS=library; [ $? = 1 ] && ROWS_GEMM_OFF=1
 gate fused-step test_cuda_mlp_step CUDL_FUSED_STEP=0 &&
     run_logged "$PRIM_LOG" "$(cap 60)" "$BUILD/benchmarks/bench_cuda_primitives" --benchmark_filter='MlpStep|Grid'
@@ -363,16 +276,6 @@ fi   # TESTS_ONLY
 # The convolution, pooling and dropout cases run on their own, after the others, so that one
 # failing there (a primitive not yet written, a cuDNN error) loses none of the others.
 CNN_FILTER='Conv2d|Pool2d|Dropout|Channel'
-prim_run() {   # prim_run NAME LIMIT MIN_TIME BINARY [FILTER]
-    local name=$1 limit=$2 min_time=$3 bin=$4 filter=${5:-}
-    local args=("$bin" "--benchmark_min_time=$min_time")   # a plain number: seconds, in old and new versions
-    [ -n "$filter" ] && args+=("--benchmark_filter=$filter")
-    run_logged "$PRIM_LOG" "$(cap "$limit")" "${args[@]}"
-    local errors
-    errors=$(tail -n "+$((LOG_START + 1))" "$PRIM_LOG" 2>/dev/null | grep -c 'ERROR OCCURRED')
-    record "$name" "$([ "$RC" = 0 ] && echo ok || echo "exit $RC")" \
-        "$(basename "$bin")${filter:+ (filter $filter)}: ${errors:-0} cases reported an error; see primitives.log"
-}
 if [ "$TESTS_ONLY" = 1 ]; then
     record primitives skipped "TESTS_ONLY=1"
 elif ! optional_ok || [ "$(cap 60)" = 0 ]; then
@@ -398,6 +301,17 @@ elif optional_ok; then
     bench cudl-cpu-10 cudl cpu - fp32 "$FASHION" 90 "$BENCH_DBN" --device cpu --threads 16 --data "$FASHION"
 else
     say "skip cudl-cpu-10: out of time"
+fi
+
+# Issue 16 on this machine's 16 cores: PyTorch's CPU run with 16 threads beside cudl-cpu (the same
+# epochs), and cudl's scaling from 1 to 8 threads (2 epochs each; the summary's run table and ratios).
+if [ "$TESTS_ONLY" != 1 ] && optional_ok; then
+    bench torch-cpu torch cpu eager fp32 "$FASHION" 120 "$PY" benchmarks/peers/dbn_torch.py --device cpu --threads 16 \
+        --mode eager --precision fp32 --data "$FASHION" --epochs 3
+    for t in 1 2 4 8; do
+        bench "cudl-cpu-t$t" cudl cpu - fp32 "$FASHION" 60 "$BENCH_DBN" --device cpu --threads "$t" --data "$FASHION" \
+            --epochs 2
+    done
 fi
 
 # The streamed data path on the GPU (issue 21): each batch uploaded on the copy stream while the
