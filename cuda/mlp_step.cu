@@ -88,13 +88,23 @@ void MlpStep::run(mlp_step::Args a) {
   CUDL_REQUIRE(why.empty(), "the persistent training step cannot run this network: " + why);
   CUDL_REQUIRE(!capturing(stream_), "the persistent training step is launched eagerly, not captured");
   CUDL_REQUIRE(a.steps >= 1, "the persistent training step runs at least one step, not " + std::to_string(a.steps));
-  mlp_step::plan(a, blocks_);
-  reserve(mlp_step::partial_floats(a), mlp_step::max_tiles(a));
-  a = planned(a);
-  void* params[] = {&a};
-  CUDL_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(mlp_step::mlp_step_kernel),
-                                              dim3(static_cast<unsigned>(blocks_)), dim3(rows_gemm::kThreads),
-                                              params, 0, stream_));
+  for (;;) {
+    mlp_step::plan(a, blocks_);
+    reserve(mlp_step::partial_floats(a), mlp_step::max_tiles(a));
+    mlp_step::Args launched = planned(a);
+    void* params[] = {&launched};
+    const cudaError_t status = cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(mlp_step::mlp_step_kernel),
+                                                           dim3(static_cast<unsigned>(blocks_)),
+                                                           dim3(rows_gemm::kThreads), params, 0, stream_);
+    // Fewer SMs than the occupancy query saw (MPS, a green context): the kernel runs on any grid
+    // (its work is handed out round-robin), so halve it and try again. The error is not sticky.
+    if (status != cudaErrorCooperativeLaunchTooLarge || blocks_ == 1) {
+      CUDL_CUDA_CHECK(status);
+      return;
+    }
+    cudaGetLastError();  // clear it
+    blocks_ /= 2;
+  }
 }
 
 }  // namespace cudl::cuda

@@ -21,7 +21,8 @@ class MlpStep {
   MlpStep(const MlpStep&) = delete;
   MlpStep& operator=(const MlpStep&) = delete;
 
-  // The grid: blocks resident at once (per multiprocessor, by occupancy, × multiprocessors).
+  // The grid: blocks resident at once (per multiprocessor, by occupancy, × multiprocessors),
+  // halved by run() for as long as the GPU refuses a cooperative launch that large.
   int blocks() const { return blocks_; }
   int blocks_per_sm() const { return per_sm_; }
 
