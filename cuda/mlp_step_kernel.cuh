@@ -103,7 +103,6 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
   const float rate = *a.lr;
   const uint64_t draw0 = *a.draw, step0 = *a.step;  // read by every block before its first barrier
   const unsigned grid = static_cast<unsigned>(blocks);
-  const int64_t features = a.layer[0].in;
   // Profiles: block 0's first thread times each phase, barrier end to barrier end.
   const bool timed = a.phase_ns != nullptr && block == 0 && threadIdx.x == 0;
   unsigned long long last_ns = timed ? CUDL_GLOBAL_NS() : 0;
@@ -117,10 +116,9 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
   };
   for (int64_t s = 0; s < a.steps; ++s) {
     for (int64_t b = block; b < a.batch; b += blocks) {
-      const int64_t row = formulas::drawn_row(a.seed, draw0 + static_cast<uint64_t>(s * a.batch + b), a.rows);
-      for (int64_t c = threadIdx.x; c < features; c += rows_gemm::kThreads)
-        a.xb[b * features + c] = a.x[row * features + c];
-      if (threadIdx.x == 0) a.yb[b] = a.y[row];
+      const int64_t row = batch_row(a, draw0 + static_cast<uint64_t>(s * a.batch), b);
+      copy_row(a, row, b, threadIdx.x, rows_gemm::kThreads);
+      if (threadIdx.x == 0) a.yb[b] = row >= 0 ? a.y[row] : NAN;
     }
     barrier(0);
     for (int i = 0; i < a.layers; ++i) {

@@ -1,10 +1,11 @@
 #pragma once
 // The 2014 training step as one persistent kernel (issue 17, step 3; docs/design/gpu-step.md):
 // an MLP of Dense layers (any activations below a linear top layer), softmax cross-entropy,
-// gdbn's Nesterov momentum, minibatches drawn with replacement from resident data. Each step is
+// gdbn's Nesterov momentum, minibatches drawn (with replacement, or an epoch's permutation) from
+// resident data. Each step is
 // a sequence of phases separated by grid-wide barriers, on blocks that stay resident:
 //
-//   draw      xb, yb ← the batch's rows (drawn_row, as Backend::sample_rows)
+//   draw      xb, yb ← the batch's rows (as Backend::sample_rows or shuffled_rows)
 //   forward i a_i ← act_i(a_{i−1}·W_i + b_i), i = 0 .. L−1 (a_{−1} = xb): rows_gemm's split-K tiles
 //   loss      softmax cross-entropy of a_{L−1} per row; its gradient overwrites a_{L−1}; stats
 //   back i    i = L−1 .. 0: dz_{i−1} ← (dz_i·W_iᵀ) ⊙ act'_{i−1}(a_{i−1}) when i ≥ 1, and the step
@@ -54,7 +55,8 @@ struct Args {
   const float* y = nullptr;  // rows class indices
   int64_t rows = 0;
   uint64_t seed = 0;
-  uint64_t* draw = nullptr;  // step s of a launch draws rows drawn_row(seed, *draw + s·batch + b); += steps·batch
+  bool shuffled = false;     // the draws: batch_row()
+  uint64_t* draw = nullptr;  // step s of a launch draws from *draw + s·batch on (batch_row); += steps·batch
   uint64_t* step = nullptr;  // the step number recorded by a diverging batch; += steps
   uint64_t* updates = nullptr;  // the optimizer's step count (may be null); += steps
   float* xb = nullptr;       // batch × layer[0].in
@@ -80,6 +82,24 @@ struct Product {
   rows_gemm::KernelArgs args;
   rows_gemm::Split split;
 };
+
+// Row b of the batch whose first draw is `first`: with replacement, drawn_row(seed, first + b)
+// (Backend::sample_rows); shuffled, position first mod R + b of epoch first / R's permutation
+// (Backend::shuffled_rows), or −1 past the epoch's end (its row is NaN, as shuffled_rows' on a GPU).
+CUDL_HD int64_t batch_row(const Args& a, uint64_t first, int64_t b) {
+  if (!a.shuffled) return formulas::drawn_row(a.seed, first + static_cast<uint64_t>(b), a.rows);
+  const uint64_t n = static_cast<uint64_t>(a.rows), p = first % n + static_cast<uint64_t>(b);
+  return p < n ? static_cast<int64_t>(rng::permuted(a.seed, first / n, static_cast<uint32_t>(p), static_cast<uint32_t>(n)))
+               : -1;
+}
+
+// Copies row `row` of the data (or NaN where row < 0) into batch row b, element by element from
+// `from` in steps of `stride` (a block's threads share the copy), the label by the caller.
+CUDL_HD void copy_row(const Args& a, int64_t row, int64_t b, int64_t from, int64_t stride) {
+  const int64_t features = a.layer[0].in;
+  for (int64_t c = from; c < features; c += stride)
+    a.xb[b * features + c] = row >= 0 ? a.x[row * features + c] : NAN;
+}
 
 CUDL_HD const float* input_of(const Args& a, int i) { return i == 0 ? a.xb : a.layer[i - 1].a; }
 CUDL_HD float* dz_of(const Args& a, int i) { return i == a.layers - 1 ? a.layer[i].a : a.layer[i].dz; }
@@ -176,6 +196,7 @@ inline Args from_fused(const FusedMlpArgs& f) {
     k.vb = l.vb;
   }
   a.batch = f.batch;
+  a.shuffled = f.shuffled;
   a.x = f.x;
   a.y = f.y;
   a.rows = f.rows;
@@ -292,16 +313,16 @@ inline int64_t max_tiles(const Args& a) {
 inline void emulate(const Args& a) {
   const float rate = *a.lr;
   const uint64_t draw0 = *a.draw, step0 = *a.step;
-  const int64_t features = a.layer[0].in, classes = a.layer[a.layers - 1].out;
+  const int64_t classes = a.layer[a.layers - 1].out;
   auto run = [](const Product& p) {
     const rows_gemm::KernelArgs& k = p.args;
     rows_gemm::emulate(k.ta, k.tb, k.m, k.n, k.k, k.a, k.lda, k.b, k.ldb, p.split, k.out);
   };
   for (int64_t s = 0; s < a.steps; ++s) {
     for (int64_t b = 0; b < a.batch; ++b) {
-      const int64_t row = formulas::drawn_row(a.seed, draw0 + static_cast<uint64_t>(s * a.batch + b), a.rows);
-      std::memcpy(a.xb + b * features, a.x + row * features, sizeof(float) * static_cast<size_t>(features));
-      a.yb[b] = a.y[row];
+      const int64_t row = batch_row(a, draw0 + static_cast<uint64_t>(s * a.batch), b);
+      copy_row(a, row, b, 0, 1);
+      a.yb[b] = row >= 0 ? a.y[row] : NAN;
     }
     for (int i = 0; i < a.layers; ++i) run(forward_product(a, i));
     double part[kLossThreads] = {};

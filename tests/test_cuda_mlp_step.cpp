@@ -88,6 +88,7 @@ struct Case {
   std::vector<int64_t> sizes;
   std::vector<Activation> acts;  // ReLU and identity: the GPU's expf (sigmoid) is not the host's
   int64_t batch, rows, steps;
+  bool shuffled = false;  // the epoch's permutation from its start (2 launches × steps batches fit the rows)
 };
 
 TEST_F(CudaMlpStep, GivesItsHostEmulationsBitsOverStepsAndLaunches) {
@@ -97,25 +98,30 @@ TEST_F(CudaMlpStep, GivesItsHostEmulationsBitsOverStepsAndLaunches) {
       {{37, 70, 33, 10}, {relu, relu, id}, 20, 61, 2},
       {{50, 65, 7}, {relu, id}, 70, 211, 2},  // two row tiles, ragged
       {{30, 5}, {id}, 9, 28, 3},
+      {{784, 800, 800, 10}, {relu, relu, id}, 64, 700, 3, true},  // shuffled draws
   };
   MlpStep step(stream_);
   std::printf("persistent step: %d blocks (%d per multiprocessor)\n", step.blocks(), step.blocks_per_sm());
   uint64_t seed = 40;
   for (const Case& c : cases) {
     Problem gpu(c.sizes, c.acts, c.batch, c.rows, seed += 10);
+    if (c.shuffled) gpu.draw = 3 * static_cast<uint64_t>(c.rows);  // epoch 3's permutation from its start
     Problem host = gpu;
     const DeviceCopy dev(gpu);
     ms::Args a = remap(gpu.args(step.blocks()), dev);
     a.steps = c.steps;
+    a.shuffled = c.shuffled;
     step.run(a);
     step.run(a);  // a second launch: the counters moved on, the tickets and barrier reset
     EXPECT_CUDA_OK(cudaStreamSynchronize(stream_));
     dev.download();
     ms::Args e = host.args(step.blocks());
     e.steps = c.steps;
+    e.shuffled = c.shuffled;
     ms::emulate(e);
     ms::emulate(e);
-    expect_same_state(gpu, host, std::to_string(c.sizes.size() - 1) + " layers, batch " + std::to_string(c.batch));
+    expect_same_state(gpu, host, std::to_string(c.sizes.size() - 1) + " layers, batch " + std::to_string(c.batch) +
+                                     (c.shuffled ? ", shuffled" : ""));
   }
 }
 

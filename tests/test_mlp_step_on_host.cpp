@@ -65,6 +65,7 @@ struct Case {
   int blocks;
   int64_t steps;
   float max_loss;
+  bool shuffled = false;  // the epoch's permutation, from its start (draw = 2 epochs of rows)
 };
 
 TEST(MlpStepOnHost, KernelGivesTheEmulationsBitsOnEveryGrid) {
@@ -74,13 +75,16 @@ TEST(MlpStepOnHost, KernelGivesTheEmulationsBitsOnEveryGrid) {
       {{50, 65, 7}, {sig, id}, 70, 4, 2, 100.0f},              // two row tiles, ragged; sigmoid's gradient
       {{30, 5}, {id}, 9, 1, 3, 100.0f},                        // one layer, one block: the barrier alone
       {{20, 40, 40, 40, 3}, {id, relu, relu, id}, 64, 5, 1, 0.5f},  // four layers; the batch diverges
+      {{37, 70, 33, 10}, {relu, relu, id}, 20, 3, 1, 100.0f, true},  // shuffled draws
   };
   uint64_t seed = 1;
   for (const Case& c : cases) {
     Problem kernel(c.sizes, c.acts, c.batch, 3 * c.batch + 1, seed += 10);
+    if (c.shuffled) kernel.draw = 2 * static_cast<uint64_t>(kernel.rows);  // epoch 2's permutation from its start
     Problem emulated = kernel;
     Args pk = kernel.args(c.blocks), pe = emulated.args(c.blocks);
     pk.steps = pe.steps = c.steps;
+    pk.shuffled = pe.shuffled = c.shuffled;
     pk.loss.max_loss = pe.loss.max_loss = c.max_loss;
     ASSERT_EQ(mlp_step::refusal(pk), "");
     HostLaunch scratch;
@@ -89,6 +93,7 @@ TEST(MlpStepOnHost, KernelGivesTheEmulationsBitsOnEveryGrid) {
     mlp_step::emulate(pe);
     mlp_step::emulate(pe);
     const std::string what = std::to_string(c.sizes.size() - 1) + " layers, batch " + std::to_string(c.batch) +
+                             (c.shuffled ? ", shuffled" : "") +
                              ", " + std::to_string(c.blocks) + " blocks";
     expect_same_state(kernel, emulated, what);
     for (int t : scratch.tickets) EXPECT_EQ(t, 0) << what << ": a ticket was left set";

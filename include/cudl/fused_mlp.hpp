@@ -1,8 +1,8 @@
 #pragma once
 /// @file
 /// The arguments of Backend::fused_mlp_steps: the 2014 run's training step (an MLP of Dense
-/// layers, softmax cross-entropy, gdbn's Nesterov momentum, minibatches drawn with replacement
-/// from resident data) as one piece of work for many steps, where a backend has such a form (the
+/// layers, softmax cross-entropy, gdbn's Nesterov momentum, minibatches drawn with replacement or
+/// shuffled from resident data) as one piece of work for many steps, where a backend has such a form (the
 /// CUDA backend: one persistent kernel, docs/design/gpu-step.md). fit() uses it by itself where it
 /// applies (EpochReport::fused); nothing else needs these.
 #include <cstdint>
@@ -24,7 +24,7 @@ struct FusedMlpLayer {
 };
 
 /// Arguments of Backend::fused_mlp_steps. Each of the `steps` steps does what these calls do,
-/// up to the order of the products' sums: sample_rows(x, y, seed, *draw) into a batch,
+/// up to the order of the products' sums: sample_rows (or shuffled_rows) of x, y, seed, *draw into a batch,
 /// gemm_bias_activation per layer, softmax_cross_entropy(loss, step counter) into stats,
 /// gemm_activation_backward and gemm_sum_rows per layer, then nesterov_step of every layer's W
 /// (L2 `update.l2`) and b (no L2), with the learning rate in `lr`; the counters advance as
@@ -36,7 +36,8 @@ struct FusedMlpArgs {
   const float* x = nullptr;               ///< rows × layers[0].in
   const float* y = nullptr;               ///< rows class indices (as floats)
   int64_t rows = 0;                       ///< of x and y
-  uint64_t seed = 0;                      ///< the draws' seed (Backend::sample_rows)
+  uint64_t seed = 0;                      ///< the draws' seed
+  bool shuffled = false;                  ///< draws as Backend::shuffled_rows (true) or sample_rows
   uint64_t* draw = nullptr;               ///< counter: the first draw of the first step; += steps · batch
   uint64_t* step = nullptr;               ///< counter: the step a diverging batch records; += steps
   uint64_t* updates = nullptr;            ///< counter (may be null): the optimizer's step count; += steps

@@ -140,8 +140,7 @@ int64_t EpochLoop::run(const EpochSource& source, int epoch, int64_t steps, bool
 int64_t EpochLoop::run_fused(const Tensor& x, const Tensor& y, int epoch, int64_t steps, FusedMlpArgs args,
                              int64_t report, int64_t poll, const std::function<bool(int64_t)>& after,
                              int64_t first_step) {
-  CUDL_REQUIRE(sampling_ == Sampling::kWithReplacement && ranks_ == 1,
-               "EpochLoop: the fused step draws with replacement on one rank");
+  CUDL_REQUIRE(ranks_ == 1, "EpochLoop: the fused step runs on one rank");
   CUDL_REQUIRE(x.rank() == 2 && x.dim(1) == features_ && y.rank() == 1 && y.dim(0) == x.dim(0),
                "EpochLoop: expected x [R, " + std::to_string(features_) + "] and y [R], found " +
                    to_string(x.shape()) + " and " + to_string(y.shape()));
@@ -154,6 +153,7 @@ int64_t EpochLoop::run_fused(const Tensor& x, const Tensor& y, int epoch, int64_
   args.y = y.data();
   args.rows = x.dim(0);
   args.seed = seed_;
+  args.shuffled = sampling_ == Sampling::kShuffle;
   args.draw = reinterpret_cast<uint64_t*>(draw_.data());
   args.batch = batch_;
   for (int64_t s = first_step; s < steps;) {

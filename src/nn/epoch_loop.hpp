@@ -54,7 +54,7 @@ class EpochLoop {
   int64_t run(const EpochSource& source, int epoch, int64_t steps, bool capture,
               const std::function<void(const Tensor& xb, const Tensor& yb)>& step,
               const std::function<bool(int64_t)>& after, int64_t first_step = 0);
-  // Epoch `epoch` as run() does it with resident x, y drawn with replacement on one rank, as
+  // Epoch `epoch` as run() does it with resident x, y (class indices) on one rank, as
   // launches of the backend's fused step (Backend::fused_mlp_steps; `args` gives all but the
   // data, the draw counter and the steps). A launch ends at the epoch's end, after every step s
   // with (s + 1) a multiple of `report` (when > 0), and after `poll` steps (when > 0); after(s) is

@@ -63,8 +63,7 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
 }
 
 FusedStep fused_epoch(Network& net, const Loss& loss, Optimizer& opt, const Schedule* schedule, StepLaunch launch,
-                      bool several_processes, const EpochSource& data, Sampling sampling, int64_t batch, Tensor& step,
-                      Tensor& stats) {
+                      bool several_processes, const EpochSource& data, int64_t batch, Tensor& step, Tensor& stats) {
   Backend& backend = net.backend();
   FusedStep f;
   if (launch != StepLaunch::kAuto) f.why = "StepLaunch asks for captured or eager steps";
@@ -72,7 +71,6 @@ FusedStep fused_epoch(Network& net, const Loss& loss, Optimizer& opt, const Sche
   else if (data.loader != nullptr || !data.target_row.empty()) f.why = "the data is streamed or has target rows";
   else if (&data.x->backend() != &backend || &data.y->backend() != &backend)
     f.why = "the data is not on the network's backend";
-  else if (sampling != Sampling::kWithReplacement) f.why = "the epoch is shuffled";
   else if (schedule != nullptr && schedule->per_step()) f.why = "the schedule moves the rate every step";
   else f = fused_step(net, loss, opt, batch, step, stats);
   if (!f.why.empty()) return f;

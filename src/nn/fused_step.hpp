@@ -29,12 +29,11 @@ struct FusedStep {
 FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t batch, Tensor& step, Tensor& stats);
 
 // Whether Trainer's epoch fuses: the run is one the fused step can take (StepLaunch::kAuto, one
-// process, resident class-indexed data on the network's backend drawn with replacement, no per-step
+// process, resident class-indexed data on the network's backend, no per-step
 // schedule, and fused_step's conditions), and the backend runs it (Backend::fused_mlp_refusal).
 // `why` says why not; otherwise `args` holds the data too (args.layers points into `layers`: point
 // it there again after copying the result).
 FusedStep fused_epoch(Network& net, const Loss& loss, Optimizer& opt, const Schedule* schedule, StepLaunch launch,
-                      bool several_processes, const EpochSource& data, Sampling sampling, int64_t batch, Tensor& step,
-                      Tensor& stats);
+                      bool several_processes, const EpochSource& data, int64_t batch, Tensor& step, Tensor& stats);
 
 }  // namespace cudl::detail

@@ -117,7 +117,7 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
   if (schedule_ != nullptr) schedule_->begin_epoch(opt_, epoch, epochs, steps);
   opt_.begin();
   const detail::FusedStep fused = detail::fused_epoch(net_, loss_, opt_, schedule_, launch_, multi || comm_ != nullptr,
-                                                      data, sampling, batch, step_in_epoch_, stats_);
+                                                      data, batch, step_in_epoch_, stats_);
   const bool fuse = fused.why.empty();
   const bool capture = !fuse && launch_ != StepLaunch::kEager && backend.can_capture() && net_.capturable() &&
                        (comm_ == nullptr || comm_->capturable(backend));
