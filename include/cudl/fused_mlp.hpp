@@ -2,9 +2,9 @@
 /// @file
 /// The arguments of Backend::fused_mlp_steps: the 2014 run's training step (an MLP of Dense
 /// layers, softmax cross-entropy, gdbn's Nesterov momentum, minibatches drawn with replacement or
-/// shuffled from resident data) as one piece of work for many steps, where a backend has such a form (the
-/// CUDA backend: one persistent kernel, docs/design/gpu-step.md). fit() uses it by itself where it
-/// applies (EpochReport::fused); nothing else needs these.
+/// shuffled from resident data) as one piece of work for many steps, where a backend has such a
+/// form (the CUDA backend: one persistent kernel, docs/design/gpu-step.md). fit() uses it by
+/// itself where it applies (EpochReport::fused); nothing else needs these.
 #include <cstdint>
 
 #include "cudl/backend.hpp"
@@ -24,8 +24,8 @@ struct FusedMlpLayer {
 };
 
 /// Arguments of Backend::fused_mlp_steps. Each of the `steps` steps does what these calls do,
-/// up to the order of the products' sums: sample_rows (or shuffled_rows) of x, y, seed, *draw into a batch,
-/// gemm_bias_activation per layer, softmax_cross_entropy(loss, step counter) into stats,
+/// up to the order of the products' sums: sample_rows (or shuffled_rows) of x, y, seed and *draw
+/// into a batch, gemm_bias_activation per layer, softmax_cross_entropy(loss, step counter) into stats,
 /// gemm_activation_backward and gemm_sum_rows per layer, then nesterov_step of every layer's W
 /// (L2 `update.l2`) and b (no L2), with the learning rate in `lr`; the counters advance as
 /// add_to_counter would. The layers' gradients are never stored.
