@@ -5,6 +5,8 @@
 // built-ins and run a whole grid on CPU threads (tests/test_mlp_step_on_host.cpp). Include after
 // the CUDA headers (or the stand-ins), mlp_step_plan.hpp and rows_gemm_kernel.cuh.
 
+#include <new>  // placement new: the phase's products in shared memory
+
 // How a block's first thread waits for the grid barrier's generation to move on from `old`, and
 // reads the GPU's nanosecond clock (profiles only).
 #ifndef CUDL_GRID_SPIN_WAIT
@@ -28,10 +30,15 @@ __device__ inline unsigned long long global_ns() {
 }
 
 // A block's shared memory: the products' stages, or the loss phase's sums.
+// The phase's products live here, written by the block's first thread (one copy per block, not
+// one per thread in local memory); raw storage, since a __shared__ variable takes no initialiser.
 struct Smem {
   rows_gemm::Smem tile;
   double loss[kLossThreads];
   int64_t errors[kLossThreads];
+  alignas(Product) unsigned char products[2 * sizeof(Product)];
+  int count;  // of products
+  __device__ Product* phase() { return reinterpret_cast<Product*>(products); }
 };
 
 // Every block of the grid arrives before any leaves; what each wrote before is visible to all
@@ -122,16 +129,20 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
     }
     barrier(0);
     for (int i = 0; i < a.layers; ++i) {
-      const Product p = forward_product(a, i);
-      run_products(&p, 1, sm.tile, block, blocks);
+      if (threadIdx.x == 0) new (sm.phase()) Product(forward_product(a, i));
+      __syncthreads();  // (the barrier that ends the phase keeps it until every thread is done)
+      run_products(sm.phase(), 1, sm.tile, block, blocks);
       barrier(1 + i);
     }
     if (block == 0) loss_phase(a, sm, static_cast<int64_t>(step0) + s);
     barrier(1 + a.layers);
     for (int i = a.layers - 1; i >= 0; --i) {
-      Product p[2];
-      const int n = backward_phase(a, i, rate, p);
-      run_products(p, n, sm.tile, block, blocks);
+      if (threadIdx.x == 0) {
+        for (int q = 0; q < 2; ++q) new (sm.phase() + q) Product();
+        sm.count = backward_phase(a, i, rate, sm.phase());
+      }
+      __syncthreads();
+      run_products(sm.phase(), sm.count, sm.tile, block, blocks);
       barrier(2 + a.layers + (a.layers - 1 - i));  // the last: every layer stepped before the next forward
     }
   }
