@@ -56,7 +56,8 @@ bench() {
     json=$WORK/$name.json
     if [ "$limit" = 0 ]; then
         say "skip $name: out of time"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\tskipped\t\t\n' "$name" "$program" "$device" "$mode" "$precision" "$data" >> "$MANIFEST"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\tskipped\t\t\n' "$name" "$program" "$device" "$mode" "$precision" "$data" \
+            >> "$MANIFEST"
         return
     fi
     if [ "$program" = lenet ]; then

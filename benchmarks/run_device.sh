@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole GPU session in one call: build cudl with CUDA, run cudl's own kernels' tests, the tests
 # (bf16 ones, *Bf16*, counted apart) and compute-sanitizer; time bench_dbn (CPU at 1-16 threads
-# beside PyTorch's CPU, GPU fused/captured/eager, fp32/tf32/bf16, MNIST t10k), LeNet on the MNIST digits (fp32 and bf16, 2 epochs), the
-# PyTorch peer (eager/graph, fp32/tf32/bf16 under torch.autocast), the CUDA primitives, then VGG16
-# beside PyTorch (benchmarks/compare_vgg.sh); print a summary table LAST (only the tail comes back).
+# beside PyTorch's CPU, GPU fused/captured/eager, fp32/tf32/bf16, MNIST t10k), LeNet on the MNIST
+# digits (fp32 and bf16, 2 epochs), the PyTorch peer (eager/graph, fp32/tf32/bf16 under
+# torch.autocast), the CUDA primitives, then VGG16 beside PyTorch (benchmarks/compare_vgg.sh);
+# print a summary table LAST (only the tail comes back).
 #
 #   bash benchmarks/run_device.sh              # from the repository root, on the GPU machine
 #   bash benchmarks/run_device.sh --dry-run    # print every command, run none
