@@ -15,7 +15,8 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
   if (xent == nullptr) return {"the loss is " + loss.name() + ", not softmax cross-entropy", {}, {}};
   if (nesterov == nullptr) return {"the optimizer is " + opt.name() + ", not gdbn's Nesterov momentum", {}, {}};
   if (!nesterov->active()) return {"the optimizer is not at its look-ahead point (begin())", {}, {}};
-  if (!net.capturable()) return {"the network is timing its layers", {}, {}};
+  if (!net.capturable())
+    return {"the network cannot be captured (a layer says so, or it is timing its layers)", {}, {}};
   Tensor* velocity = nullptr;
   for (auto& [name, t] : nesterov->state())
     if (name == "velocity") velocity = t;

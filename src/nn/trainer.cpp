@@ -138,24 +138,24 @@ EpochReport Trainer::run_epoch_from(const detail::EpochSource& data, int epoch, 
   const bool check_each_step = backend.device() == Device::kCpu && !multi;
   const auto t0 = std::chrono::steady_clock::now();
   const std::function<bool(int64_t)> after = [&](int64_t s) {
-        const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
-        bool go_on = stop == nullptr || !stop->load();
-        if (multi && stop != nullptr) go_on = !detail::on_any_rank(*comm_, !go_on);  // all stop at one step
-        if (!check_each_step && !report) return go_on;
-        const LossTotals t = read_totals();
-        check_divergence(epoch, t);
-        if (!report) return go_on;
-        StepReport sr;
-        sr.epoch = epoch;
-        sr.step = s + 1;
-        sr.steps = steps;
-        sr.samples = (s + 1) * batch * ranks;
-        sr.loss = t.loss_sum / static_cast<double>(sr.samples);
-        sr.err = t.errors / static_cast<double>(sr.samples);
-        sr.seconds = seconds_since(t0);
-        on_steps(sr);
-        return go_on;
-      };
+    const bool report = every_steps > 0 && on_steps && (s + 1) % every_steps == 0 && s + 1 < steps;
+    bool go_on = stop == nullptr || !stop->load();
+    if (multi && stop != nullptr) go_on = !detail::on_any_rank(*comm_, !go_on);  // all stop at one step
+    if (!check_each_step && !report) return go_on;
+    const LossTotals t = read_totals();
+    check_divergence(epoch, t);
+    if (!report) return go_on;
+    StepReport sr;
+    sr.epoch = epoch;
+    sr.step = s + 1;
+    sr.steps = steps;
+    sr.samples = (s + 1) * batch * ranks;
+    sr.loss = t.loss_sum / static_cast<double>(sr.samples);
+    sr.err = t.errors / static_cast<double>(sr.samples);
+    sr.seconds = seconds_since(t0);
+    on_steps(sr);
+    return go_on;
+  };
   if (fuse) {  // launches end where a report is due, and every 64 steps where a stop may be asked for
     FusedMlpArgs args = fused.args;
     args.layers = fused.layers.data();
