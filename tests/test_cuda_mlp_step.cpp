@@ -3,7 +3,8 @@
 //   and slice order, the loss's fixed tree, gdbn's update in rounded operations) for the 2014
 //   network's shape and ragged ones, over several steps and two launches (the tickets, the
 //   barrier's words and the counters carried from one launch to the next);
-// - it refuses what it cannot run, and a launch inside a capture, with an Error naming why.
+// - it refuses what it cannot run, and a launch inside a capture, with an Error naming why; the
+//   backend runs it in fp32 only, and says why not in tf32, bf16 or with CUDL_FUSED_STEP=0.
 // test_mlp_step_on_host checks the same source on CPU threads, and the emulation against the CPU
 // backend's fit(). Skipped, with the reason, without a usable GPU.
 #include <cuda_runtime.h>
@@ -11,13 +12,16 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "cudl/cuda_backend.hpp"
 #include "cudl/device.hpp"
 #include "cudl/error.hpp"
+#include "cudl/fused_mlp.hpp"
 #include "mlp_step.hpp"
 #include "mlp_step_problem.hpp"
 
@@ -151,6 +155,49 @@ TEST_F(CudaMlpStep, RefusesWhatItCannotRunAndALaunchInACapture) {
   EXPECT_NE(error.find("launched eagerly"), std::string::npos) << error;
   step.run(a);  // and eagerly it runs
   EXPECT_CUDA_OK(cudaStreamSynchronize(stream_));
+}
+
+// The backend's side (CudaBackend::fused_mlp_refusal): fp32 runs it, tf32 and bf16 do not, nor
+// does any precision with CUDL_FUSED_STEP=0; each refusal says why.
+TEST_F(CudaMlpStep, TheBackendSaysWhenItDoesNotFuse) {
+  Problem p({12, 8, 3}, {Activation::kRelu, Activation::kIdentity}, 16, 40, 1);
+  const DeviceCopy dev(p);
+  std::vector<cudl::FusedMlpLayer> layers;
+  for (size_t i = 0; i < p.w.size(); ++i) {
+    cudl::FusedMlpLayer l;
+    l.in = p.sizes[i];
+    l.out = p.sizes[i + 1];
+    l.act = p.acts[i];
+    l.w = dev(p.w[i].data());
+    l.b = dev(p.b[i].data());
+    l.vw = dev(p.vw[i].data());
+    l.vb = dev(p.vb[i].data());
+    layers.push_back(l);
+  }
+  cudl::FusedMlpArgs f;
+  f.layers = layers.data();
+  f.num_layers = static_cast<int>(layers.size());
+  f.batch = p.batch;
+  f.x = dev(p.x.data());
+  f.y = dev(p.y.data());
+  f.rows = p.rows;
+  auto refusal = [&](cudl::Precision precision) {
+    cudl::BackendOptions o;
+    o.precision = precision;
+    cudl::CudaBackend backend(o);
+    return backend.fused_mlp_refusal(f);
+  };
+  EXPECT_EQ(refusal(cudl::Precision::kFp32), "");
+  EXPECT_NE(refusal(cudl::Precision::kTf32).find("strict fp32"), std::string::npos);
+  EXPECT_NE(refusal(cudl::Precision::kBf16).find("strict fp32"), std::string::npos);
+  setenv("CUDL_FUSED_STEP", "0", 1);
+  const std::string off = refusal(cudl::Precision::kFp32);
+  unsetenv("CUDL_FUSED_STEP");
+  EXPECT_NE(off.find("CUDL_FUSED_STEP=0"), std::string::npos) << off;
+  cudl::FusedMlpArgs no_rows = f;
+  no_rows.rows = 0;
+  cudl::CudaBackend backend(cudl::BackendOptions{});
+  EXPECT_NE(backend.fused_mlp_refusal(no_rows).find("rows"), std::string::npos) << backend.fused_mlp_refusal(no_rows);
 }
 
 }  // namespace
