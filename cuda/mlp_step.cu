@@ -75,14 +75,6 @@ void MlpStep::run_barriers(int64_t rounds) {
                                               params, 0, stream_));
 }
 
-mlp_step::Args MlpStep::planned(mlp_step::Args a) const {
-  mlp_step::plan(a, blocks_);
-  a.partials = partials_;
-  a.tickets = tickets_;
-  a.barrier = barrier_;
-  return a;
-}
-
 void MlpStep::run(mlp_step::Args a) {
   const std::string why = mlp_step::refusal(a);
   CUDL_REQUIRE(why.empty(), "the persistent training step cannot run this network: " + why);
@@ -91,8 +83,10 @@ void MlpStep::run(mlp_step::Args a) {
   for (;;) {
     mlp_step::plan(a, blocks_);
     reserve(mlp_step::partial_floats(a), mlp_step::max_tiles(a));
-    mlp_step::Args launched = planned(a);
-    void* params[] = {&launched};
+    a.partials = partials_;
+    a.tickets = tickets_;
+    a.barrier = barrier_;
+    void* params[] = {&a};
     const cudaError_t status = cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(mlp_step::mlp_step_kernel),
                                                            dim3(static_cast<unsigned>(blocks_)),
                                                            dim3(rows_gemm::kThreads), params, 0, stream_);

@@ -35,8 +35,6 @@ class MlpStep {
   // A device buffer of at least `floats` floats for the steps' batch, activations and gradients
   // (grown on demand, after the stream's earlier work; valid until the next call).
   float* batch_buffers(int64_t floats);
-  // `a` as run() would launch it: planned, with this object's scratch (not grown). For tests.
-  mlp_step::Args planned(mlp_step::Args a) const;
 
  private:
   void reserve(int64_t partial_floats, int64_t tiles);
