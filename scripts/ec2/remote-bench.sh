@@ -24,6 +24,7 @@
 #   --prebuilt DIR       use the existing build in DIR: no package installation, no build
 #                        (the test suite uses this to exercise the script without a rebuild)
 #   --mnist-mirrors "URL ..."  MNIST mirrors for scripts/fetch_mnist.sh (default: its own)
+#   --mnist-dir DIR      where MNIST is fetched to, or found already (default: data/mnist in the project)
 #   --detect-arch        only print the architecture --arch auto would choose, and exit
 # Exit status: 0 when every required step passed, 1 when one failed, 2 on bad usage.
 set -euo pipefail
@@ -41,14 +42,16 @@ run_tests=1
 tests_regex=""
 prebuilt=""
 mirrors=""
+mnist_dir="$src/data/mnist"
 detect_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out|--epochs|--arch|--gpu|--gpus|--tests-regex|--prebuilt|--mnist-mirrors)
+    --out|--epochs|--arch|--gpu|--gpus|--tests-regex|--prebuilt|--mnist-mirrors|--mnist-dir)
       [ $# -ge 2 ] || die_usage "$1 needs a value"
       case "$1" in
         --out) out=$2 ;; --epochs) epochs=$2 ;; --arch) arch=$2 ;; --gpu) gpu=$2 ;; --gpus) gpus=$2 ;;
         --tests-regex) tests_regex=$2 ;; --prebuilt) prebuilt=$2 ;; --mnist-mirrors) mirrors=$2 ;;
+        --mnist-dir) mnist_dir=$2 ;;
       esac
       shift 2 ;;
     --no-tests) run_tests=0; shift ;;
@@ -57,6 +60,8 @@ while [ $# -gt 0 ]; do
     *) die_usage "unknown option '$1'" ;;
   esac
 done
+[ -n "$mnist_dir" ] || die_usage "--mnist-dir: expected a directory, found ''"
+case "$mnist_dir" in /*) ;; *) mnist_dir=$PWD/$mnist_dir ;; esac  # absolute: the tests' link points at it
 [[ "$epochs" =~ ^[1-9][0-9]*$ ]] || die_usage "--epochs: expected a positive integer, found '$epochs'"
 [[ "$gpu" == required || "$gpu" == optional ]] || die_usage "--gpu: expected required or optional, found '$gpu'"
 [[ "$gpus" =~ ^(auto|[0-9]{1,4})$ ]] || die_usage "--gpus: expected auto or a number of GPUs such as 4, found '$gpus'"
@@ -195,7 +200,6 @@ for a in ${arch//;/ }; do
 done
 
 # --- MNIST ------------------------------------------------------------------------------------------
-mnist_dir="$src/data/mnist"
 fetch_mnist() {
   if [ -n "$mirrors" ]; then MNIST_MIRRORS=$mirrors "$src/scripts/fetch_mnist.sh" "$mnist_dir"
   else "$src/scripts/fetch_mnist.sh" "$mnist_dir"; fi

@@ -91,6 +91,7 @@ class RemoteBenchTest(unittest.TestCase):
         for args, message in ((["--epochs", "0"], "--epochs: expected a positive integer, found '0'"),
                               (["--arch", "sm75"], "--arch: expected auto, none or a list"),
                               (["--gpu", "maybe"], "--gpu: expected required or optional"),
+                              (["--mnist-dir", ""], "--mnist-dir: expected a directory, found ''"),
                               (["--frobnicate"], "unknown option '--frobnicate'")):
             r = self.run_script(args)
             self.assertEqual(r.returncode, 2, args)
@@ -99,8 +100,10 @@ class RemoteBenchTest(unittest.TestCase):
     @unittest.skipUnless(harness.prebuilt_dir(), "no build of bench_dbn (run scripts/run_tests.sh first)")
     def test_without_a_usable_gpu_the_cpu_benchmark_still_runs(self):
         out = os.path.join(self.tmp, "out")
+        # Its own MNIST folder: the project's data/mnist is shared with the tests of the other worker.
+        mnist = os.path.join(self.tmp, "mnist")
         common = ["--prebuilt", harness.prebuilt_dir(), "--epochs", "1", "--no-tests",
-                  "--mnist-mirrors", "file:///nonexistent/"]
+                  "--mnist-mirrors", "file:///nonexistent/", "--mnist-dir", mnist]
         # Four GPUs that nvidia-smi names (T4s, as on a g4dn.12xlarge), but a build without the CUDA
         # backend: GPU optional. All four are counted; bench_dbn uses one, then all four under mpirun.
         self.fake_nvidia_smi("7.5\n" * 4, name="Tesla T4\n" * 4)
@@ -111,6 +114,8 @@ class RemoteBenchTest(unittest.TestCase):
                          ("75", "Tesla T4", "999.99", "4"))
         steps = read(os.path.join(out, "steps.tsv"))
         self.assertRegex(steps, r"mnist\tfailed\t1\t[0-9.]+\tfetch_mnist.sh: could not fetch")
+        self.assertIn("into %s" % mnist, read(os.path.join(out, "logs", "mnist.log")))
+        self.assertFalse(os.path.exists(mnist), "fetch_mnist.sh left the empty folder it made")
         self.assertRegex(steps, r"bench_cpu\tok\t0\t")
         self.assertRegex(steps, r"bench_gpu\tfailed\t2\t[0-9.]+\tbench_dbn: cannot use the GPU: ")
         # The data-parallel step fails too, for whichever reason comes first here: too few cores for
@@ -140,7 +145,8 @@ class RemoteBenchTest(unittest.TestCase):
         self.fake_nvidia_smi("7.5\n" * gpus, name="Tesla T4\n" * gpus)
         out = os.path.join(self.tmp, "out-" + name)
         r = self.run_script(["--out", out, "--prebuilt", build, "--epochs", "2", "--no-tests",
-                             "--mnist-mirrors", "file:///nonexistent/"] + list(extra), path=path)
+                             "--mnist-mirrors", "file:///nonexistent/", "--mnist-dir", os.path.join(self.tmp, "mnist")]
+                            + list(extra), path=path)
         return r, out, build
 
     def mpirun_calls(self, build):
