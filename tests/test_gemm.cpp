@@ -404,3 +404,71 @@ TEST_P(Gemm, ZeroDepthScalesC) {
   cpu::sgemm_with(GetParam(), pool, Trans::kNo, Trans::kNo, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, c.data(), 2);
   EXPECT_EQ(c, (std::vector<float>{0, 0, 0, 0}));
 }
+
+// Where one block of A's rows meets an untransposed B, the packed kernels read B's whole panels in
+// place instead of packing them (gemm_packed.inc's b_in_place): the same bits as packed, on dense
+// and sparse A (steps skipped), beta ≠ 0, a last panel narrower than the kernel's, K over several
+// slabs, 1 and 2 threads, and row strides that are refused (not 64-byte aligned, or a multiple of
+// 1 KiB); the path is counted, so the test knows it was taken.
+TEST_P(Gemm, BReadInPlaceGivesThePackedBits) {
+  if (GetParam() == cpu::GemmKernel::kEigen) GTEST_SKIP() << "the Eigen kernel packs nothing of ours";
+  struct Shape {
+    int64_t m, n, k, ldb;
+    bool avx2, avx512;  // whether one thread reads some slab in place, with each kernel's panel width
+    bool shared;        // whether two threads pack B once for both instead (more A panels than B's)
+  };
+  const Shape shapes[] = {
+      {64, 800, 784, 800, false, true, false},  // 16-wide rows 50 lines apart use half of L1's sets
+      {64, 784, 800, 784, true, true, false},   {40, 50, 300, 48, true, true, true},
+      {72, 96, 600, 96, false, true, true},     {6, 32, 5, 32, true, true, false},
+      {40, 50, 300, 64, false, false, true},    // 256 bytes apart: a quarter of the sets or half
+      {64, 800, 300, 803, false, false, false}, // rows not 64-byte aligned
+      {64, 256, 300, 1024, false, false, false}, {73, 800, 300, 800, false, false, false}};  // two A blocks
+  cpu::ThreadPool one(1), two(2);
+  uint64_t seed = 120;
+  const bool was = cpu::gemm_b_in_place_allowed();
+  for (const Shape& s : shapes) {
+    // B in 64-byte aligned storage, as the backend allocates tensors.
+    std::vector<float> bstore(s.k * s.ldb + 16);
+    float* b = bstore.data() + (64 - reinterpret_cast<uintptr_t>(bstore.data()) % 64) % 64 / sizeof(float);
+    const auto values = random_values(s.k * s.ldb, ++seed);
+    std::copy(values.begin(), values.end(), b);
+    for (const bool sparse : {false, true}) {
+      auto a = random_values(s.m * s.k, ++seed);
+      if (sparse)
+        for (size_t i = 0; i < a.size(); ++i)
+          if ((i * 2654435761u >> 9) % 4 != 0) a[i] = 0.0f;
+      const auto c0 = random_values(s.m * s.n, ++seed);
+      for (const float beta : {0.0f, 0.5f}) {
+        for (cpu::ThreadPool* pool : {&one, &two}) {
+          std::vector<float> packed = c0, in_place = c0;
+          cpu::set_gemm_b_in_place_allowed(false);
+          const int64_t before = cpu::gemm_b_in_place_slabs();
+          cpu::sgemm_with(GetParam(), *pool, Trans::kNo, Trans::kNo, s.m, s.n, s.k, 0.7f, a.data(), s.k, b, s.ldb, beta,
+                          packed.data(), s.n);
+          EXPECT_EQ(cpu::gemm_b_in_place_slabs(), before) << "read in place although not allowed";
+          cpu::set_gemm_b_in_place_allowed(true);
+          cpu::sgemm_with(GetParam(), *pool, Trans::kNo, Trans::kNo, s.m, s.n, s.k, 0.7f, a.data(), s.k, b, s.ldb, beta,
+                          in_place.data(), s.n);
+          cpu::set_gemm_b_in_place_allowed(was);
+          const bool want = (GetParam() == cpu::GemmKernel::kAvx512 ? s.avx512 : s.avx2) && !(pool == &two && s.shared);
+          EXPECT_EQ(cpu::gemm_b_in_place_slabs() > before, want) << s.m << "x" << s.n << "x" << s.k << " threads "
+                                                                 << pool->threads();
+          ASSERT_EQ(0, std::memcmp(packed.data(), in_place.data(), packed.size() * sizeof(float)))
+              << s.m << "x" << s.n << "x" << s.k << " ldb " << s.ldb << " sparse " << sparse << " beta " << beta
+              << " threads " << pool->threads();
+        }
+      }
+    }
+  }
+}
+
+// The cache-set check behind it: B's rows as a packed panel would spread, or not.
+TEST(GemmBInPlace, RowStridesThatCrowdCacheSetsAreRefused) {
+  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 800 * 4, 262, 128));   // 800 floats, 32-wide panel
+  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 784 * 4, 262, 64));    // 784 floats, 16-wide panel
+  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 800 * 4, 262, 64));   // 16-wide: half the sets only
+  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 1024 * 4, 262, 128)); // every row in the same sets
+  EXPECT_FALSE(cpu::rows_spread_like_packed(4, 800 * 4, 262, 128));  // not aligned: 3 lines a row
+  EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 1000, 96 * 4, 200, 128));
+}

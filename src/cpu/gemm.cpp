@@ -1,6 +1,7 @@
 #include "cpu/gemm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -30,7 +31,35 @@ bool cpu_has(GemmKernel kernel) {
 
 constexpr GemmKernel kAll[] = {GemmKernel::kEigen, GemmKernel::kAvx2Fma, GemmKernel::kAvx512};
 
+std::atomic<bool>& b_in_place_setting() {
+  static std::atomic<bool> allowed{[] {
+    const char* env = std::getenv("CUDL_GEMM_B_IN_PLACE");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return allowed;
+}
+
+std::atomic<int64_t> b_in_place_count{0};
+
 }  // namespace
+
+bool gemm_b_in_place_allowed() { return b_in_place_setting().load(std::memory_order_relaxed); }
+void set_gemm_b_in_place_allowed(bool allowed) { b_in_place_setting().store(allowed); }
+int64_t gemm_b_in_place_slabs() { return b_in_place_count.load(); }
+void count_gemm_b_in_place_slab() { b_in_place_count.fetch_add(1, std::memory_order_relaxed); }
+
+bool rows_spread_like_packed(uintptr_t base, int64_t stride, int64_t rows, int64_t row_bytes) {
+  constexpr int64_t kSets = 64, kLine = 64;
+  int64_t lines[kSets] = {};
+  for (int64_t r = 0; r < rows; ++r) {
+    const uintptr_t start = base + static_cast<uintptr_t>(r * stride);
+    for (uintptr_t l = start / kLine; l <= (start + static_cast<uintptr_t>(row_bytes) - 1) / kLine; ++l) {
+      ++lines[l % kSets];
+    }
+  }
+  const int64_t packed = (rows * row_bytes + kSets * kLine - 1) / (kSets * kLine);
+  return *std::max_element(lines, lines + kSets) <= packed + 1;
+}
 
 GemmKernel choose_gemm_kernel(const char* env) {
   GemmKernel best = GemmKernel::kEigen;

@@ -48,6 +48,20 @@ void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, const int32_t* b_rows,
                 float beta, float* c, int64_t ldc);
 
+// Reading an untransposed B in place (gemm_packed.inc's b_in_place): where one block of A's rows
+// meets B, the packed kernels may read B's whole panels from its own rows instead of packing them,
+// with the same bits. Allowed unless $CUDL_GEMM_B_IN_PLACE=0 (read once); tests switch it to compare
+// the two ways, and count the slabs read in place (all threads, since the process started).
+bool gemm_b_in_place_allowed();
+void set_gemm_b_in_place_allowed(bool allowed);
+int64_t gemm_b_in_place_slabs();
+void count_gemm_b_in_place_slab();
+// Whether `rows` rows of `row_bytes` bytes each, the first at address `base` and each `stride` bytes
+// after the one before, fall into a 64-set cache of 64-byte lines as evenly as rows*row_bytes
+// contiguous bytes would (one line per set more at most): a stride that is a multiple of 1 KiB,
+// for one, puts them all in a few sets.
+bool rows_spread_like_packed(uintptr_t base, int64_t stride, int64_t rows, int64_t row_bytes);
+
 // The kernels themselves; sgemm_with calls them (the packed ones only where the CPU has them).
 // b_rows as for sgemm_rows, or null for B's rows in order.
 void sgemm_avx512(ThreadPool& pool, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -32,8 +32,8 @@ namespace {
 constexpr int64_t kNr = 16;
 constexpr int64_t kMr = 6;
 
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
-          int64_t cols, float alpha, float beta);
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx,
+          float* const* crow, int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
 #include "cpu/gemm_parallel.inc"
@@ -52,16 +52,17 @@ inline void store_row(float* cr, __m256 x0, __m256 x1, __m256 va, __m256 vb, boo
 
 // The register kernel: acc(R×16) = Σ_p a[p][0..R) ⊗ b[p][0..16) for R ≤ 6 valid rows of a
 // 6-row packed A panel (rows ≥ R are skipped, not computed), then C = alpha·acc + beta·C on
-// the valid rows × cols. Full-width tiles are written from registers.
+// the valid rows × cols. Full-width tiles are written from registers. B's step p is the row at
+// b + p·ldb (a packed panel's width, or B's own row stride where it is read in place).
 // With idx, step q uses B row idx[q] (A was compacted by compact_a); without, B row q.
 template <int R>
-void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow, int64_t cols,
-            float alpha, float beta) {
+void kernel(int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx, float* const* crow,
+            int64_t cols, float alpha, float beta) {
   static_assert(R >= 1 && R <= kMr, "rows per tile");
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   auto step = [&](const float* bp) {
-    const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
     __m256 av = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -93,9 +94,9 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
     a += kMr;
   };
   if (idx != nullptr) {
-    for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * kNr);
+    for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * ldb);
   } else {
-    for (int64_t p = 0; p < kc; ++p) step(b + p * kNr);
+    for (int64_t p = 0; p < kc; ++p, b += ldb) step(b);
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool read_c = beta != 0.0f;
@@ -119,15 +120,15 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
 }
 
 // One tile of rows ≤ 6 valid rows and cols ≤ 16 valid columns.
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
-          int64_t cols, float alpha, float beta) {
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx,
+          float* const* crow, int64_t cols, float alpha, float beta) {
   switch (rows) {
-    case 6: return kernel<6>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 5: return kernel<5>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 4: return kernel<4>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 3: return kernel<3>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 2: return kernel<2>(kc, a, b, idx, crow, cols, alpha, beta);
-    default: return kernel<1>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 6: return kernel<6>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 5: return kernel<5>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 4: return kernel<4>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 3: return kernel<3>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 2: return kernel<2>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    default: return kernel<1>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
   }
 }
 

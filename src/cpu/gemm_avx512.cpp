@@ -31,8 +31,8 @@ namespace {
 constexpr int64_t kNr = 32;
 constexpr int64_t kMr = 6;
 
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
-          int64_t cols, float alpha, float beta);
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx,
+          float* const* crow, int64_t cols, float alpha, float beta);
 
 #include "cpu/gemm_packed.inc"
 #include "cpu/gemm_parallel.inc"
@@ -68,12 +68,13 @@ inline void store_row(float* cr, __m512 x0, __m512 x1, int64_t cols, __m512 va, 
 
 // The register kernel: acc(R×16W) = Σ_p a[p][0..R) ⊗ b[p][0..16W) for R ≤ 6 valid rows of a
 // 6-row packed A panel (rows ≥ R are skipped, not computed), then C = alpha·acc + beta·C on the
-// valid rows × cols. W = 2 for a tile wider than 16 columns; W = 1 (one zmm per row, on a 16-wide
-// B panel: panel_width) for one of at most 16 (a narrow last tile, or a 10-class output layer). With
-// idx, step q uses B row idx[q] (A was compacted by compact_a); without, B row q.
+// valid rows × cols. W = 2 for a tile wider than 16 columns; W = 1 (one zmm per row) for one of at
+// most 16 (a narrow last tile, or a 10-class output layer). B's step p is the row at b + p·ldb (a
+// packed panel's width, or B's own row stride where it is read in place). With idx, step q uses
+// B row idx[q] (A was compacted by compact_a); without, B row q.
 template <int R, int W>
-void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow, int64_t cols,
-            float alpha, float beta) {
+void kernel(int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx, float* const* crow,
+            int64_t cols, float alpha, float beta) {
   static_assert(R >= 1 && R <= kMr && (W == 1 || W == 2), "rows and vectors per tile");
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -84,8 +85,8 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
     if constexpr (W == 2) x1 = _mm512_fmadd_ps(av, b1, x1);
   };
   auto step = [&](const float* bp) {
-    const __m512 b0 = _mm512_load_ps(bp);
-    const __m512 b1 = W == 2 ? _mm512_load_ps(bp + 16) : b0;
+    const __m512 b0 = _mm512_loadu_ps(bp);
+    const __m512 b1 = W == 2 ? _mm512_loadu_ps(bp + 16) : b0;
     row(a + 0, b0, b1, c00, c01);
     if constexpr (R > 1) row(a + 1, b0, b1, c10, c11);
     if constexpr (R > 2) row(a + 2, b0, b1, c20, c21);
@@ -94,11 +95,10 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
     if constexpr (R > 5) row(a + 5, b0, b1, c50, c51);
     a += kMr;
   };
-  constexpr int64_t kStride = 16 * W;  // panel_width: a tile of at most 16 columns has a 16-wide panel
   if (idx != nullptr) {
-    for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * kStride);
+    for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * ldb);
   } else {
-    for (int64_t p = 0; p < kc; ++p) step(b + p * kStride);
+    for (int64_t p = 0; p < kc; ++p, b += ldb) step(b);
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const bool read_c = beta != 0.0f;
@@ -111,23 +111,23 @@ void kernel(int64_t kc, const float* a, const float* b, const int32_t* idx, floa
 }
 
 template <int W>
-void tile_of_width(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx,
+void tile_of_width(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx,
                    float* const* crow, int64_t cols, float alpha, float beta) {
   switch (rows) {
-    case 6: return kernel<6, W>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 5: return kernel<5, W>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 4: return kernel<4, W>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 3: return kernel<3, W>(kc, a, b, idx, crow, cols, alpha, beta);
-    case 2: return kernel<2, W>(kc, a, b, idx, crow, cols, alpha, beta);
-    default: return kernel<1, W>(kc, a, b, idx, crow, cols, alpha, beta);
+    case 6: return kernel<6, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 5: return kernel<5, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 4: return kernel<4, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 3: return kernel<3, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    case 2: return kernel<2, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
+    default: return kernel<1, W>(kc, a, b, ldb, idx, crow, cols, alpha, beta);
   }
 }
 
 // One tile of rows ≤ 6 valid rows and cols ≤ 32 valid columns.
-void tile(int64_t rows, int64_t kc, const float* a, const float* b, const int32_t* idx, float* const* crow,
-          int64_t cols, float alpha, float beta) {
-  if (cols > 16) return tile_of_width<2>(rows, kc, a, b, idx, crow, cols, alpha, beta);
-  tile_of_width<1>(rows, kc, a, b, idx, crow, cols, alpha, beta);
+void tile(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, const int32_t* idx,
+          float* const* crow, int64_t cols, float alpha, float beta) {
+  if (cols > 16) return tile_of_width<2>(rows, kc, a, b, ldb, idx, crow, cols, alpha, beta);
+  tile_of_width<1>(rows, kc, a, b, ldb, idx, crow, cols, alpha, beta);
 }
 
 }  // namespace
