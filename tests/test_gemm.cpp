@@ -471,4 +471,8 @@ TEST(GemmBInPlace, RowStridesThatCrowdCacheSetsAreRefused) {
   EXPECT_FALSE(cpu::rows_spread_like_packed(0, 1024 * 4, 262, 128)); // every row in the same sets
   EXPECT_FALSE(cpu::rows_spread_like_packed(4, 800 * 4, 262, 128));  // not aligned: 3 lines a row
   EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 1000, 96 * 4, 200, 128));
+  // Whole lines further on only rotate the sets (the answer is kept per offset within a line).
+  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7 + 4, 800 * 4, 262, 128));
+  EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 262, 128));
+  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 262, 64));
 }

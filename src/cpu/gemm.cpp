@@ -50,6 +50,20 @@ void count_gemm_b_in_place_slab() { b_in_place_count.fetch_add(1, std::memory_or
 
 bool rows_spread_like_packed(uintptr_t base, int64_t stride, int64_t rows, int64_t row_bytes) {
   constexpr int64_t kSets = 64, kLine = 64;
+  // Moving base by whole lines only rotates the sets, so the answer depends on base % kLine alone;
+  // a GEMM asks the same question for every block and slab: the last answer is kept.
+  struct Asked {
+    uintptr_t offset;
+    int64_t stride, rows, row_bytes;
+    bool operator==(const Asked& o) const {
+      return offset == o.offset && stride == o.stride && rows == o.rows && row_bytes == o.row_bytes;
+    }
+  };
+  thread_local Asked last{kLine, 0, 0, 0};  // an offset no question has
+  thread_local bool answer = false;
+  const Asked asked{base % kLine, stride, rows, row_bytes};
+  if (asked == last) return answer;
+  base %= kLine;
   int64_t lines[kSets] = {};
   for (int64_t r = 0; r < rows; ++r) {
     const uintptr_t start = base + static_cast<uintptr_t>(r * stride);
@@ -58,7 +72,9 @@ bool rows_spread_like_packed(uintptr_t base, int64_t stride, int64_t rows, int64
     }
   }
   const int64_t packed = (rows * row_bytes + kSets * kLine - 1) / (kSets * kLine);
-  return *std::max_element(lines, lines + kSets) <= packed + 1;
+  answer = *std::max_element(lines, lines + kSets) <= packed + 1;
+  last = asked;
+  return answer;
 }
 
 GemmKernel choose_gemm_kernel(const char* env) {
