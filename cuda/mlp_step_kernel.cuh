@@ -139,7 +139,7 @@ __device__ inline void run_steps(const Args& a, Smem& sm, int64_t block, int64_t
     for (int i = a.layers - 1; i >= 0; --i) {
       if (threadIdx.x == 0) {
         for (int q = 0; q < 2; ++q) new (sm.phase() + q) Product();
-        sm.count = backward_phase(a, i, rate, sm.phase());
+        sm.count = backward_phase(a, i, rate, s == a.steps - 1, sm.phase());
       }
       __syncthreads();
       run_products(sm.phase(), sm.count, sm.tile, block, blocks);

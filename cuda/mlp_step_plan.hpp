@@ -42,6 +42,8 @@ struct LayerArgs {
   float* b = nullptr;   // out
   float* vw = nullptr;  // the velocities, in w's and b's layouts
   float* vb = nullptr;
+  float* gw = nullptr;  // where not null (with gb): the last step of a launch stores the gradients
+  float* gb = nullptr;
   float* a = nullptr;   // batch × out: the output; the top layer's becomes the logits' gradient
   float* dz = nullptr;  // batch × out: ∂L/∂z of a hidden layer (unused for the top layer)
   rows_gemm::Split forward, backward, update;  // set by plan()
@@ -155,8 +157,8 @@ CUDL_HD Product backward_product(const Args& a, int i) {
 }
 
 // Layer i's step: W_i, V_i from g = a_{i−1}ᵀ·dz_i, and b_i, its velocities from Σ_rows dz_i (one
-// slice over the batch).
-CUDL_HD Product update_product(const Args& a, int i, float rate) {
+// slice over the batch); with `grads`, the gradients stored too (where the layer has gw, gb).
+CUDL_HD Product update_product(const Args& a, int i, float rate, bool grads) {
   const LayerArgs& l = a.layer[i];
   Product p = product(a, l.update, true, false, l.in, l.out, a.batch, input_of(a, i), l.in, dz_of(a, i), l.out);
   rows_gemm::Outputs& o = p.args.out;
@@ -167,15 +169,20 @@ CUDL_HD Product update_product(const Args& a, int i, float rate) {
   o.sums = l.b;
   o.sums_v = l.vb;
   o.update = rows_gemm::Nesterov{rate, a.momentum, a.grad_scale, a.l2};
+  if (grads) {
+    o.g = l.gw;
+    o.sums_g = l.gb;
+  }
   return p;
 }
 
 // The products of backward phase i (L−1 ≥ i ≥ 0), at most two, into p; returns their number.
-CUDL_HD int backward_phase(const Args& a, int i, float rate, Product* p) {
+// `grads`: the launch's last step, which stores the gradients.
+CUDL_HD int backward_phase(const Args& a, int i, float rate, bool grads, Product* p) {
   int n = 0;
   if (i >= 1) p[n++] = backward_product(a, i);
-  if (i + 1 < a.layers) p[n++] = update_product(a, i + 1, rate);
-  if (i == 0) p[n++] = update_product(a, 0, rate);
+  if (i + 1 < a.layers) p[n++] = update_product(a, i + 1, rate, grads);
+  if (i == 0) p[n++] = update_product(a, 0, rate, grads);
   return n;
 }
 
@@ -194,6 +201,8 @@ inline Args from_fused(const FusedMlpArgs& f) {
     k.b = l.b;
     k.vw = l.vw;
     k.vb = l.vb;
+    k.gw = l.gw;
+    k.gb = l.gb;
   }
   a.batch = f.batch;
   a.shuffled = f.shuffled;
@@ -246,6 +255,8 @@ inline std::string refusal(const FusedMlpArgs& f) {
     const FusedMlpLayer& l = f.layers[i];
     if (l.w == nullptr || l.b == nullptr || l.vw == nullptr || l.vb == nullptr)
       return "layer " + std::to_string(i) + " lacks a parameter or velocity buffer";
+    if ((l.gw == nullptr) != (l.gb == nullptr))
+      return "layer " + std::to_string(i) + " has a buffer for one of its gradients but not the other";
   }
   return refusal(from_fused(f));
 }
@@ -344,7 +355,7 @@ inline void emulate(const Args& a) {
                                     static_cast<int64_t>(step0) + s);
     for (int i = a.layers - 1; i >= 0; --i) {
       Product p[2];
-      const int n = backward_phase(a, i, rate, p);
+      const int n = backward_phase(a, i, rate, s == a.steps - 1, p);
       for (int q = 0; q < n; ++q) run(p[q]);
     }
   }

@@ -129,6 +129,10 @@ struct Outputs {
   float* v = nullptr;
   float* sums_v = nullptr;
   Nesterov update;
+  // kUpdate, where not null: the gradients themselves too, stored before the step (g in C's
+  // layout; sums_g beside sums): the persistent step's last step of a launch writes them.
+  float* g = nullptr;
+  float* sums_g = nullptr;
 };
 
 // The kernel's arguments: op(A), op(B), the split, the scratch, the outputs.
@@ -169,6 +173,7 @@ CUDL_HD void store(const Outputs& o, int64_t i, int64_t j, float s) {
     case Epilogue::kActBackward: *c = formulas::activation_grad(o.act, v, o.y[i * o.ldc + j]); break;
     case Epilogue::kUpdate: {
       const Nesterov& u = o.update;
+      if (o.g != nullptr) o.g[i * o.ldc + j] = v;
       formulas::gdbn_nesterov_update(*c, o.v[i * o.ldc + j], v, u.rate, u.momentum, u.grad_scale, u.l2);
       break;
     }
@@ -180,6 +185,7 @@ CUDL_HD void store_sum(const Outputs& o, float* sums, float* velocity, int64_t j
   const float v = mul_rn(o.sum_alpha, s);
   if (velocity != nullptr) {
     const Nesterov& u = o.update;
+    if (o.sums_g != nullptr) o.sums_g[j] = v;
     formulas::gdbn_nesterov_update(sums[j], velocity[j], v, u.rate, u.momentum, u.grad_scale, 0.0f);
     return;
   }

@@ -29,6 +29,7 @@ struct Problem {
   int64_t batch = 0, rows = 0;
   std::vector<float> x, y, xb, yb, stats{0.0f, 0.0f, -1.0f, 0.0f};
   std::vector<std::vector<float>> w, b, vw, vb, a, dz;
+  std::vector<std::vector<float>> gw, gb;  // the last step's gradients: NaN until written
   uint64_t draw = 0, step = 0;
   float lr = 0.05f;
 
@@ -47,6 +48,8 @@ struct Problem {
       vb.push_back(uniform(seed + 10 * i + 4, sizes[i + 1], -0.01f, 0.01f));
       a.emplace_back(static_cast<size_t>(batch * sizes[i + 1]), std::nanf(""));
       dz.emplace_back(static_cast<size_t>(batch * sizes[i + 1]), std::nanf(""));
+      gw.emplace_back(static_cast<size_t>(sizes[i] * sizes[i + 1]), std::nanf(""));
+      gb.emplace_back(static_cast<size_t>(sizes[i + 1]), std::nanf(""));
     }
     draw = 1000 + seed;
     step = 7;
@@ -66,6 +69,8 @@ struct Problem {
       l.vb = vb[static_cast<size_t>(i)].data();
       l.a = a[static_cast<size_t>(i)].data();
       l.dz = dz[static_cast<size_t>(i)].data();
+      l.gw = gw[static_cast<size_t>(i)].data();
+      l.gb = gb[static_cast<size_t>(i)].data();
     }
     p.batch = batch;
     p.x = x.data();
@@ -86,6 +91,15 @@ struct Problem {
     cuda::mlp_step::plan(p, blocks);
     return p;
   }
+
+  // Whether every layer's gradients were written, and are finite.
+  bool gradients_written() const {
+    for (const auto* g : {&gw, &gb})
+      for (const std::vector<float>& layer : *g)
+        for (float v : layer)
+          if (!std::isfinite(v)) return false;
+    return true;
+  }
 };
 
 // `a` with every pointer p replaced by f(p) (e.g. the device copy of the host buffer p).
@@ -99,6 +113,8 @@ Args remap(Args a, const F& f) {
     l.vb = f(l.vb);
     l.a = f(l.a);
     l.dz = f(l.dz);
+    if (l.gw != nullptr) l.gw = f(l.gw);
+    if (l.gb != nullptr) l.gb = f(l.gb);
   }
   a.x = f(const_cast<float*>(a.x));
   a.y = f(const_cast<float*>(a.y));
@@ -133,6 +149,8 @@ inline void expect_same_state(const Problem& kernel, const Problem& emulated, co
     EXPECT_TRUE(same_bits(kernel.vw[i], emulated.vw[i], &where)) << layer << " V " << where;
     EXPECT_TRUE(same_bits(kernel.vb[i], emulated.vb[i], &where)) << layer << " vb " << where;
     EXPECT_TRUE(same_bits(kernel.a[i], emulated.a[i], &where)) << layer << " output " << where;
+    EXPECT_TRUE(same_bits(kernel.gw[i], emulated.gw[i], &where)) << layer << " W's gradient " << where;
+    EXPECT_TRUE(same_bits(kernel.gb[i], emulated.gb[i], &where)) << layer << " b's gradient " << where;
     if (i + 1 < kernel.w.size()) {
       EXPECT_TRUE(same_bits(kernel.dz[i], emulated.dz[i], &where)) << layer << " dz " << where;
     }

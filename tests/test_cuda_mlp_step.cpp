@@ -56,7 +56,7 @@ class DeviceCopy {
     add(p.xb);
     add(p.yb);
     add(p.stats);
-    for (auto* group : {&p.w, &p.b, &p.vw, &p.vb, &p.a, &p.dz})
+    for (auto* group : {&p.w, &p.b, &p.vw, &p.vb, &p.a, &p.dz, &p.gw, &p.gb})
       for (std::vector<float>& v : *group) add(v);
     add(&p.draw, sizeof p.draw);
     add(&p.step, sizeof p.step);

@@ -46,7 +46,7 @@ class EmulatedFusedBackend : public CpuBackend {
 
 struct FitRun {
   History history;
-  std::vector<float> params;
+  std::vector<float> params, grads;
   std::vector<StepReport> steps;
   float optimizer_steps = 0.0f;
 };
@@ -70,6 +70,7 @@ FitRun train(Backend& backend, int epochs, const presets::Gdbn2014& p,
   ExponentialSchedule schedule = p.schedule();
   r.history = fit(net, p.loss(), *opt, x, y, o, &schedule);
   r.params = net.params().to_vector();
+  r.grads = net.grads().to_vector();
   r.optimizer_steps = static_cast<float>(read_counter(opt->step_count()));
   return r;
 }
@@ -98,6 +99,9 @@ TEST(FusedFit, TrainsAsTheOrdinaryStepsDo) {
     EXPECT_EQ(fe.learn_rate, ce.learn_rate) << "epoch " << e + 1;
   }
   cudl::testing::expect_all_close(f.params, c.params, 1e-6, 1e-4, "parameters after 3 epochs");
+  // The network's gradient holds the last step's, as after ordinary steps (each launch's last step
+  // stores it).
+  cudl::testing::expect_all_close(f.grads, c.grads, 1e-10, 1e-4, "the last step's gradients");
   EXPECT_EQ(f.optimizer_steps, 48.0f) << "the optimizer's step count (checkpoints save it)";
   EXPECT_EQ(f.optimizer_steps, c.optimizer_steps);
   // Launches end at every third step (the reports) and at the epoch's end: 3+3+3+3+3+1 per epoch.
@@ -124,6 +128,7 @@ TEST(FusedFit, ShuffledEpochsTrainAsTheOrdinaryStepsDo) {
     EXPECT_EQ(f.history.epochs[e].err, c.history.epochs[e].err) << "epoch " << e + 1;
   }
   cudl::testing::expect_all_close(f.params, c.params, 1e-6, 1e-4, "parameters after 3 shuffled epochs");
+  cudl::testing::expect_all_close(f.grads, c.grads, 1e-10, 1e-4, "the last shuffled step's gradients");
 }
 
 TEST(FusedFit, AStopEndsALaunchWithinSixtyFourSteps) {

@@ -102,6 +102,8 @@ TEST(MlpStepOnHost, KernelGivesTheEmulationsBitsOnEveryGrid) {
         << what << ": barriers per step";
     if (c.max_loss < 1.0f) {
       EXPECT_EQ(kernel.stats[2], 7.0f) << what << ": the first diverging step is recorded";
+    } else {
+      EXPECT_TRUE(kernel.gradients_written()) << what << ": the last step's gradients were not stored";
     }
   }
 }
@@ -139,6 +141,32 @@ TEST(MlpStepPlan, RefusesWhatItCannotRun) {
   Args none = a;
   none.layers = 0;
   EXPECT_NE(mlp_step::refusal(none).find("0 layers"), std::string::npos);
+}
+
+// Backend::fused_mlp_steps' arguments: a layer's gradients both stored or neither.
+TEST(MlpStepPlan, RefusesOneGradientBufferWithoutTheOther) {
+  Problem p({10, 8, 3}, {Activation::kRelu, Activation::kIdentity}, 16, 40, 1);
+  std::vector<cudl::FusedMlpLayer> layers(2);
+  for (size_t i = 0; i < 2; ++i) {
+    cudl::FusedMlpLayer& l = layers[i];
+    l.in = p.sizes[i];
+    l.out = p.sizes[i + 1];
+    l.act = p.acts[i];
+    l.w = p.w[i].data();
+    l.b = p.b[i].data();
+    l.vw = p.vw[i].data();
+    l.vb = p.vb[i].data();
+  }
+  cudl::FusedMlpArgs f;
+  f.layers = layers.data();
+  f.num_layers = 2;
+  f.batch = p.batch;
+  f.rows = p.rows;
+  EXPECT_EQ(mlp_step::refusal(f), "");
+  layers[1].gw = p.gw[1].data();
+  EXPECT_EQ(mlp_step::refusal(f), "layer 1 has a buffer for one of its gradients but not the other");
+  layers[1].gb = p.gb[1].data();
+  EXPECT_EQ(mlp_step::refusal(f), "");
 }
 
 // The emulation against the CPU backend's fit() with the 2014 preset: same initial weights, same
@@ -188,6 +216,19 @@ TEST(MlpStepEmulation, TrainsAsTheCpuBackendsFitWithThe2014Preset) {
     const auto params = net.layer_params(i);
     cudl::testing::expect_all_close(w, params[0].second.to_vector(), 1e-6, 1e-4, "W" + std::to_string(i));
     cudl::testing::expect_all_close(bias, params[1].second.to_vector(), 1e-6, 1e-4, "b" + std::to_string(i));
+  }
+  // The last step's gradients, where fit() leaves them: the network's gradient tensor, laid out as
+  // its parameters.
+  const std::vector<float> all = net.grads().to_vector();
+  for (int i = 0; i < 3; ++i) {
+    const auto params = net.layer_params(i);
+    const int64_t w_at = params[0].second.data() - net.params().data();
+    const int64_t b_at = params[1].second.data() - net.params().data();
+    const std::vector<float> gw(all.begin() + w_at, all.begin() + w_at + params[0].second.size());
+    const std::vector<float> gb(all.begin() + b_at, all.begin() + b_at + params[1].second.size());
+    const std::string layer = std::to_string(i);
+    cudl::testing::expect_all_close(p.gw[static_cast<size_t>(i)], gw, 1e-6, 1e-4, "W" + layer + "'s gradient");
+    cudl::testing::expect_all_close(p.gb[static_cast<size_t>(i)], gb, 1e-6, 1e-4, "b" + layer + "'s gradient");
   }
 }
 

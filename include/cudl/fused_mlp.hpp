@@ -21,6 +21,11 @@ struct FusedMlpLayer {
   float* b = nullptr;                      ///< out
   float* vw = nullptr;                     ///< W's velocities, in W's layout
   float* vb = nullptr;                     ///< b's velocities
+  /// Where not null (both or neither): the last step of each call also stores the layer's gradients
+  /// here, in W's and b's layouts, before its update — what Network::grads() holds after an unfused
+  /// step (the products' sums, before the optimizer's grad_scale).
+  float* gw = nullptr;
+  float* gb = nullptr;  ///< the bias gradient (see gw)
 };
 
 /// Arguments of Backend::fused_mlp_steps. Each of the `steps` steps does what these calls do,
@@ -28,7 +33,8 @@ struct FusedMlpLayer {
 /// into a batch, gemm_bias_activation per layer, softmax_cross_entropy(loss, step counter) into stats,
 /// gemm_activation_backward and gemm_sum_rows per layer, then nesterov_step of every layer's W
 /// (L2 `update.l2`) and b (no L2), with the learning rate in `lr`; the counters advance as
-/// add_to_counter would. The layers' gradients are never stored.
+/// add_to_counter would. The layers' gradients are stored only by the last step, and only where a
+/// layer has gw and gb.
 struct FusedMlpArgs {
   const FusedMlpLayer* layers = nullptr;  ///< bottom first
   int num_layers = 0;                     ///< 1 or more; each layer's `in` is the one below's `out`

@@ -21,6 +21,7 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
   for (auto& [name, t] : nesterov->state())
     if (name == "velocity") velocity = t;
   Tensor& params = net.params();
+  Tensor& grads = net.grads();  // the launch's last step leaves its gradients here, as an unfused step
   if (velocity == nullptr || velocity->size() != params.size())
     return {"the optimizer's velocities are not the network's parameters", {}, {}};
   int64_t weights = 0;
@@ -38,6 +39,8 @@ FusedStep fused_step(Network& net, const Loss& loss, Optimizer& opt, int64_t bat
     l.b = b.data();
     l.vw = velocity->data() + (w.data() - params.data());
     l.vb = velocity->data() + (b.data() - params.data());
+    l.gw = grads.data() + (w.data() - params.data());
+    l.gb = grads.data() + (b.data() - params.data());
     f.layers.push_back(l);
     weights += w.size();
   }
