@@ -90,9 +90,7 @@ struct Product {
 // (Backend::shuffled_rows), or −1 past the epoch's end (its row is NaN, as shuffled_rows' on a GPU).
 CUDL_HD int64_t batch_row(const Args& a, uint64_t first, int64_t b) {
   if (!a.shuffled) return formulas::drawn_row(a.seed, first + static_cast<uint64_t>(b), a.rows);
-  const uint64_t n = static_cast<uint64_t>(a.rows), p = first % n + static_cast<uint64_t>(b);
-  if (p >= n) return -1;
-  return static_cast<int64_t>(rng::permuted(a.seed, first / n, static_cast<uint32_t>(p), static_cast<uint32_t>(n)));
+  return formulas::shuffled_row(a.seed, first, b, a.rows);
 }
 
 // Copies row `row` of the data (or NaN where row < 0) into batch row b, element by element from

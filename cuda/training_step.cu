@@ -3,8 +3,8 @@
 // CudaBackend member (no forwarder).
 #include "backend_impl.hpp"
 #include "check.hpp"
-#include "cudl/rng.hpp"
 #include "formulas/schedule_rules.hpp"
+#include "formulas/unit_rules.hpp"
 #include "kernels.hpp"
 
 namespace cudl {
@@ -18,19 +18,17 @@ constexpr int kThreads = 256;
 // loss reports them.
 __global__ void shuffled_rows_kernel(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
                                      uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) {
-  const uint64_t t = *position, n = static_cast<uint64_t>(rows);
-  const uint64_t epoch = t / n, first = t % n;
+  const uint64_t t = *position;
   const int64_t width = cols + target_cols;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < batch * width;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t b = i / width, c = i % width;
     float* dst = c < cols ? bx + b * cols + c : by + b * target_cols + (c - cols);
-    const uint64_t p = first + static_cast<uint64_t>(b);
-    if (p >= n) {
+    const int64_t row = formulas::shuffled_row(seed, t, b, rows);
+    if (row < 0) {  // past the epoch's end
       *dst = nanf("");
       continue;
     }
-    const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(p), static_cast<uint32_t>(n));
     *dst = c < cols ? x[row * cols + c] : y[row * target_cols + (c - cols)];
   }
 }

@@ -12,7 +12,6 @@
 #include "cpu/gemm.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cudl/error.hpp"
-#include "cudl/rng.hpp"
 #include "formulas/loss_rules.hpp"
 #include "formulas/schedule_rules.hpp"
 #include "formulas/unit_rules.hpp"
@@ -224,13 +223,12 @@ void CpuBackend::do_cosine_learning_rate(const CosineArgs& args, const uint64_t*
 
 void CpuBackend::do_shuffled_rows(const float* x, const float* y, int64_t rows, int64_t cols, int64_t target_cols,
                                   uint64_t seed, const uint64_t* position, float* bx, float* by, int64_t batch) {
-  const uint64_t t = *position, n = static_cast<uint64_t>(rows);
-  const uint64_t epoch = t / n, first = t % n;
+  const uint64_t t = *position, n = static_cast<uint64_t>(rows), first = t % n;
   CUDL_REQUIRE(first + static_cast<uint64_t>(batch) <= n,
                "shuffled_rows: positions " + std::to_string(first) + ".." + std::to_string(first + batch - 1) +
                    " run past the epoch's " + std::to_string(rows) + " rows");
   for (int64_t b = 0; b < batch; ++b) {
-    const int64_t row = rng::permuted(seed, epoch, static_cast<uint32_t>(first + b), static_cast<uint32_t>(n));
+    const int64_t row = formulas::shuffled_row(seed, t, b, rows);
     std::memcpy(bx + b * cols, x + row * cols, static_cast<size_t>(cols) * sizeof(float));
     for (int64_t c = 0; c < target_cols; ++c) by[b * target_cols + c] = y[row * target_cols + c];
   }

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "cudl/error.hpp"
-#include "cudl/rng.hpp"
 #include "formulas/unit_rules.hpp"
 
 namespace cudl::detail {
@@ -26,12 +25,11 @@ void batch_rows(Sampling sampling, uint64_t seed, int64_t rows, uint64_t counter
     return;
   }
   const auto n = static_cast<uint64_t>(rows);
-  const uint64_t epoch = counter / n, first = counter % n;
+  const uint64_t first = counter % n;
   CUDL_REQUIRE(first + static_cast<uint64_t>(batch) <= n, "batch_rows: positions " + std::to_string(first) + ".." +
                                                               std::to_string(first + batch - 1) + " run past the epoch's " +
                                                               std::to_string(rows) + " rows");
-  for (int64_t b = 0; b < batch; ++b)
-    out[b] = rng::permuted(seed, epoch, static_cast<uint32_t>(first + static_cast<uint64_t>(b)), static_cast<uint32_t>(n));
+  for (int64_t b = 0; b < batch; ++b) out[b] = formulas::shuffled_row(seed, counter, b, rows);
 }
 
 HostFloats::HostFloats(Backend* backend, size_t n) : backend_(backend), n_(n) {

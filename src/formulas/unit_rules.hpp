@@ -62,6 +62,16 @@ CUDL_HD int64_t drawn_row(uint64_t seed, uint64_t draw, int64_t rows) {
   return rng::below(rng::bits(seed, rng::kStreamSample, draw).v[0], static_cast<uint32_t>(rows));
 }
 
+// ---- minibatches from each epoch's permutation (Backend::shuffled_rows) ----
+
+// Row b of the batch whose first position is t in the run of epochs' permutations of `rows` rows:
+// position t mod R + b of epoch t / R's permutation, or −1 past that epoch's end.
+CUDL_HD int64_t shuffled_row(uint64_t seed, uint64_t t, int64_t b, int64_t rows) {
+  const uint64_t n = static_cast<uint64_t>(rows), p = t % n + static_cast<uint64_t>(b);
+  if (p >= n) return -1;
+  return static_cast<int64_t>(rng::permuted(seed, t / n, static_cast<uint32_t>(p), static_cast<uint32_t>(n)));
+}
+
 // ---- dropout and initialisation ----
 
 // Inverted dropout of element i: kept (and scaled by 1/(1 − drop)) when its draw exceeds drop.
