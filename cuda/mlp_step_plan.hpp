@@ -11,7 +11,8 @@
 //   back i    i = L−1 .. 0: dz_{i−1} ← (dz_i·W_iᵀ) ⊙ act'_{i−1}(a_{i−1}) when i ≥ 1, and the step
 //             of layer i + 1 (i < L−1) and, in the last phase, of layer 0: W ← Nesterov(xᵀ·dz)
 //             and b ← Nesterov(Σ_rows dz) in the gradient's own tiles (one slice over the batch),
-//             so no gradient is ever written. A layer steps one phase after its W was last read.
+//             so no gradient is written (but by a launch's last step, into gw and gb where
+//             given). A layer steps one phase after its W was last read.
 //
 // That is 2L + 2 barriers per step (8 for 784-800-800-10) instead of ~13 graph nodes. This
 // header is plain C++: the arguments, the products of each phase (used by the kernel,

@@ -419,7 +419,7 @@ TEST_P(Gemm, BReadInPlaceGivesThePackedBits) {
   };
   const Shape shapes[] = {
       {64, 800, 784, 800, false, true, false},  // 16-wide rows 50 lines apart use half of L1's sets
-      {64, 784, 800, 784, true, true, false},   {40, 50, 300, 48, true, true, true},
+      {64, 784, 800, 784, true, true, false},   {40, 50, 300, 80, true, true, true},
       {72, 96, 600, 96, false, true, true},     {6, 32, 5, 32, true, true, false},
       {40, 50, 300, 64, false, false, true},    // 256 bytes apart: a quarter of the sets or half
       {64, 800, 300, 803, false, false, false}, // rows not 64-byte aligned
@@ -463,16 +463,31 @@ TEST_P(Gemm, BReadInPlaceGivesThePackedBits) {
   }
 }
 
+TEST(GemmBInPlace, TheEnvironmentSaysZeroOrOne) {
+  EXPECT_TRUE(cpu::gemm_b_in_place_from_env(nullptr));
+  EXPECT_TRUE(cpu::gemm_b_in_place_from_env(""));
+  EXPECT_TRUE(cpu::gemm_b_in_place_from_env("1"));
+  EXPECT_FALSE(cpu::gemm_b_in_place_from_env("0"));
+  try {
+    cpu::gemm_b_in_place_from_env("off");
+    ADD_FAILURE() << "accepted CUDL_GEMM_B_IN_PLACE=off";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("CUDL_GEMM_B_IN_PLACE=off: expected 0 (always pack B) or 1"));
+  }
+}
+
 // The cache-set check behind it: B's rows as a packed panel would spread, or not.
 TEST(GemmBInPlace, RowStridesThatCrowdCacheSetsAreRefused) {
-  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 800 * 4, 262, 128));   // 800 floats, 32-wide panel
-  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 784 * 4, 262, 64));    // 784 floats, 16-wide panel
-  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 800 * 4, 262, 64));   // 16-wide: half the sets only
-  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 1024 * 4, 262, 128)); // every row in the same sets
-  EXPECT_FALSE(cpu::rows_spread_like_packed(4, 800 * 4, 262, 128));  // not aligned: 3 lines a row
+  // The 2014 network's slabs: 196 steps (K = 784 in 4 slabs) and 200 (K = 800).
+  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 800 * 4, 196, 128));   // 800 floats, 32-wide panel
+  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 800 * 4, 200, 128));
+  EXPECT_TRUE(cpu::rows_spread_like_packed(0, 784 * 4, 200, 64));    // 784 floats, 16-wide panel
+  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 800 * 4, 196, 64));   // 16-wide: half the sets only
+  EXPECT_FALSE(cpu::rows_spread_like_packed(0, 1024 * 4, 196, 128)); // every row in the same sets
+  EXPECT_FALSE(cpu::rows_spread_like_packed(4, 800 * 4, 196, 128));  // not aligned: 3 lines a row
   EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 1000, 96 * 4, 200, 128));
   // Whole lines further on only rotate the sets (the answer is kept per offset within a line).
-  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7 + 4, 800 * 4, 262, 128));
-  EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 262, 128));
-  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 262, 64));
+  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7 + 4, 800 * 4, 196, 128));
+  EXPECT_TRUE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 196, 128));
+  EXPECT_FALSE(cpu::rows_spread_like_packed(64 * 7, 800 * 4, 196, 64));
 }

@@ -32,16 +32,19 @@ bool cpu_has(GemmKernel kernel) {
 constexpr GemmKernel kAll[] = {GemmKernel::kEigen, GemmKernel::kAvx2Fma, GemmKernel::kAvx512};
 
 std::atomic<bool>& b_in_place_setting() {
-  static std::atomic<bool> allowed{[] {
-    const char* env = std::getenv("CUDL_GEMM_B_IN_PLACE");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> allowed{gemm_b_in_place_from_env(std::getenv("CUDL_GEMM_B_IN_PLACE"))};
   return allowed;
 }
 
 std::atomic<int64_t> b_in_place_count{0};
 
 }  // namespace
+
+bool gemm_b_in_place_from_env(const char* env) {
+  if (env == nullptr || *env == '\0' || std::string(env) == "1") return true;
+  CUDL_REQUIRE(std::string(env) == "0", std::string("CUDL_GEMM_B_IN_PLACE=") + env + ": expected 0 (always pack B) or 1");
+  return false;
+}
 
 bool gemm_b_in_place_allowed() { return b_in_place_setting().load(std::memory_order_relaxed); }
 void set_gemm_b_in_place_allowed(bool allowed) { b_in_place_setting().store(allowed); }

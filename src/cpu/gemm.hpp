@@ -52,6 +52,9 @@ void sgemm_rows(GemmKernel kernel, ThreadPool& pool, Trans ta, Trans tb, int64_t
 // meets B, the packed kernels may read B's whole panels from its own rows instead of packing them,
 // with the same bits. Allowed unless $CUDL_GEMM_B_IN_PLACE=0 (read once); tests switch it to compare
 // the two ways, and count the slabs read in place (all threads, since the process started).
+// gemm_b_in_place_from_env: the variable's value (null or empty: unset) read; anything but 0 or 1
+// throws cudl::Error naming it.
+bool gemm_b_in_place_from_env(const char* env);
 bool gemm_b_in_place_allowed();
 void set_gemm_b_in_place_allowed(bool allowed);
 int64_t gemm_b_in_place_slabs();

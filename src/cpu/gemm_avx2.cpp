@@ -96,7 +96,7 @@ void kernel(int64_t kc, const float* a, const float* b, int64_t ldb, const int32
   if (idx != nullptr) {
     for (int64_t p = 0; p < kc; ++p) step(b + static_cast<int64_t>(idx[p]) * ldb);
   } else {
-    for (int64_t p = 0; p < kc; ++p, b += ldb) step(b);
+    for (int64_t p = 0; p < kc; ++p) step(b + p * ldb);
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool read_c = beta != 0.0f;
