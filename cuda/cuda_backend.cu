@@ -62,8 +62,9 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   impl_->epilogue = std::make_unique<cuda::GemmEpilogue>(impl_->stream, cublas_workspace, Impl::kCublasWorkspace);
   // Our own kernel for products of few rows, where it is faster than cuBLAS's (rows_gemm.hpp).
   auto scratch = [impl = impl_.get()](size_t bytes) { return impl->scratch(bytes); };
-  impl_->rows_gemm = std::make_unique<cuda::RowsGemm>(impl_->stream, prop.multiProcessorCount,
-                                                      cuda::RowsGemm::mode_from_environment(), scratch);
+  std::string source;
+  const cuda::RowsGemm::Mode mode = cuda::RowsGemm::mode_for(options.gpu_gemm_kernels, &source);
+  impl_->rows_gemm = std::make_unique<cuda::RowsGemm>(impl_->stream, prop.multiProcessorCount, mode, source, scratch);
 }
 
 CudaBackend::~CudaBackend() = default;  // Impl frees everything, in order
@@ -81,8 +82,12 @@ CudaBackend::Impl::~Impl() {
 }
 
 std::string CudaBackend::describe() const {
+  const cuda::RowsGemm::Mode gemm = impl_->rows_gemm->mode();
   return "cuda: " + impl_->description + ", " + to_string(impl_->precision) +
-         (impl_->conv_determinism == ConvDeterminism::kDeterministic ? ", deterministic convolutions" : "");
+         (impl_->conv_determinism == ConvDeterminism::kDeterministic ? ", deterministic convolutions" : "") +
+         (gemm == cuda::RowsGemm::Mode::kCudl      ? ", gemm kernels cudl"
+          : gemm == cuda::RowsGemm::Mode::kLibrary ? ", gemm kernels library"
+                                                   : "");
 }
 
 Precision CudaBackend::precision() const { return impl_->precision; }

@@ -58,16 +58,27 @@ const char* epilogue_name(const RowsGemmCall& c) {
 
 }  // namespace
 
-RowsGemm::Mode RowsGemm::mode_from_environment() {
+RowsGemm::Mode RowsGemm::mode_for(GpuGemmKernels option, std::string* source) {
   const char* v = std::getenv("CUDL_GEMM_KERNELS");
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Mode::kAuto;
+  if (v == nullptr || *v == '\0') {
+    *source = std::string("BackendOptions::gpu_gemm_kernels = ") + to_string(option);
+    return option == GpuGemmKernels::kCudl ? Mode::kCudl : option == GpuGemmKernels::kLibrary ? Mode::kLibrary
+                                                                                              : Mode::kAuto;
+  }
+  *source = std::string("CUDL_GEMM_KERNELS=") + v;
+  if (std::strcmp(v, "auto") == 0) return Mode::kAuto;
   if (std::strcmp(v, "cudl") == 0) return Mode::kCudl;
   if (std::strcmp(v, "library") == 0) return Mode::kLibrary;
   throw Error(std::string("CUDL_GEMM_KERNELS must be auto, cudl or library, not \"") + v + "\"");
 }
 
-RowsGemm::RowsGemm(cudaStream_t stream, int sms, Mode mode, std::function<void*(size_t)> scratch)
-    : stream_(stream), sms_(std::max(sms, 1)), mode_(mode), scratch_(std::move(scratch)) {
+RowsGemm::RowsGemm(cudaStream_t stream, int sms, Mode mode, std::string source,
+                   std::function<void*(size_t)> scratch)
+    : stream_(stream),
+      sms_(std::max(sms, 1)),
+      mode_(mode),
+      source_(std::move(source)),
+      scratch_(std::move(scratch)) {
   if (mode_ == Mode::kLibrary) return;
   CUDL_CUDA_CHECK(cudaMalloc(&tickets_, sizeof(int) * static_cast<size_t>(kMaxTiles)));
   const cudaError_t zeroed = cudaMemsetAsync(tickets_, 0, sizeof(int) * static_cast<size_t>(kMaxTiles), stream_);
@@ -103,7 +114,7 @@ void RowsGemm::launch(const RowsGemmCall& call, float* partials) {
   CUDL_REQUIRE(serves(call.m, call.n, call.k, summing(call)), "rows_gemm: cannot run a " + std::to_string(call.m) +
                                                                   "x" + std::to_string(call.n) + "x" +
                                                                   std::to_string(call.k) + " product");
-  CUDL_REQUIRE(tickets_ != nullptr, "rows_gemm: CUDL_GEMM_KERNELS=library made no counters");
+  CUDL_REQUIRE(tickets_ != nullptr, "rows_gemm: the library's mode (" + source_ + ") made no counters");
   CUDL_REQUIRE(call.out.epilogue == Epilogue::kPlain || call.out.ldc == call.n,
                "rows_gemm: a bias or activation-gradient epilogue writes C with row stride n");
   const Split s = split(call);
@@ -190,7 +201,7 @@ RowsGemm::Choice RowsGemm::decide(const RowsGemmCall& call, const std::function<
   ch.what = describe_call(call);
   if (mode_ == Mode::kCudl) {
     ch.ours = true;
-    ch.what += ", forced by CUDL_GEMM_KERNELS=cudl";
+    ch.what += ", forced by " + source_;
     return ch;
   }
   // Both write a scratch C (same row stride) and scratch row sums in front of our partials; each

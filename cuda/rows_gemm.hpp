@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cudl/device.hpp"
 #include "rows_gemm_plan.hpp"
 
 namespace cudl::cuda {
@@ -29,14 +30,16 @@ struct RowsGemmCall {
 
 class RowsGemm {
  public:
-  // CUDL_GEMM_KERNELS: "auto" (default: timed per shape), "cudl" (ours wherever it serves the
-  // shape: for tests), "library" (never ours). Anything else is an Error naming the value.
+  // BackendOptions::gpu_gemm_kernels: "auto" (timed per shape), "cudl" (ours wherever it serves
+  // the shape), "library" (never ours); CUDL_GEMM_KERNELS, where set (auto, cudl or library), wins
+  // over the option, and anything else in it is an Error naming the value.
+  // *source says which decided: "CUDL_GEMM_KERNELS=cudl" or "BackendOptions::gpu_gemm_kernels = cudl".
   enum class Mode { kAuto, kCudl, kLibrary };
-  static Mode mode_from_environment();
+  static Mode mode_for(GpuGemmKernels option, std::string* source);
 
   // Products on `stream` of a GPU with `sms` multiprocessors; `scratch(bytes)` hands out the
-  // backend's stream-ordered scratch (valid until its next call).
-  RowsGemm(cudaStream_t stream, int sms, Mode mode, std::function<void*(size_t)> scratch);
+  // backend's stream-ordered scratch (valid until its next call); `source` as mode_for gives it.
+  RowsGemm(cudaStream_t stream, int sms, Mode mode, std::string source, std::function<void*(size_t)> scratch);
   ~RowsGemm();
   RowsGemm(const RowsGemm&) = delete;
   RowsGemm& operator=(const RowsGemm&) = delete;
@@ -54,6 +57,8 @@ class RowsGemm {
   // The scratch our kernel needs for this call's partial sums (0 when k is one slice).
   size_t partial_bytes(const RowsGemmCall& call) const;
   rows_gemm::Split split(const RowsGemmCall& call) const;
+
+  Mode mode() const { return mode_; }
 
   // One line per decided shape: the call, our split, both times and the choice.
   std::vector<std::string> describe() const;
@@ -74,6 +79,7 @@ class RowsGemm {
   cudaStream_t stream_;
   int sms_;
   Mode mode_;
+  std::string source_;  // what set mode_ (for the choices' lines)
   std::function<void*(size_t)> scratch_;
   // kMaxTiles counters (cudaMalloc'd by the constructor), zero between launches; one launch uses
   // them at a time (the backend's stream, or a graph of it replayed there).

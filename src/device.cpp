@@ -27,6 +27,18 @@ const char* to_string(ConvDeterminism determinism) {
   return determinism == ConvDeterminism::kAny ? "any" : "deterministic";
 }
 
+const char* to_string(GpuGemmKernels kernels) {
+  switch (kernels) {
+    case GpuGemmKernels::kCudl:
+      return "cudl";
+    case GpuGemmKernels::kLibrary:
+      return "library";
+    case GpuGemmKernels::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 std::unique_ptr<Backend> make_backend(Device device, const BackendOptions& options) {
   if (device == Device::kCpu) return std::make_unique<CpuBackend>(options.threads, options.precision);
   const detail::LoadedCudaPlugin& plugin = detail::cuda_plugin();

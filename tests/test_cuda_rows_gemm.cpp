@@ -253,6 +253,48 @@ TEST_F(CudaRowsGemm, ChoosesTheFasterPerShapeAndAgreesWithTheCpu) {
   }
 }
 
+// BackendOptions::gpu_gemm_kernels chooses as the variable does, and the variable, where set, wins.
+TEST_F(CudaRowsGemm, TheBackendsOptionChoosesTheKernelsUnlessTheVariableIsSet) {
+  struct Restore {
+    bool had;
+    std::string value;
+    ~Restore() {
+      if (had) {
+        setenv("CUDL_GEMM_KERNELS", value.c_str(), 1);
+      } else {
+        unsetenv("CUDL_GEMM_KERNELS");
+      }
+    }
+  };
+  const char* old = std::getenv("CUDL_GEMM_KERNELS");
+  const Restore restore{old != nullptr, old != nullptr ? old : ""};
+  auto product = [](CudaBackend& g) {  // one product our kernel serves
+    const Tensor a = Tensor::from_host(uniform_values(1, 64 * 800, -1.0f, 1.0f), {64, 800}, g);
+    const Tensor b = Tensor::from_host(uniform_values(2, 800 * 800, -1.0f, 1.0f), {800, 800}, g);
+    Tensor c({64, 800}, g);
+    g.gemm(1.0f, a, Trans::kNo, b, Trans::kNo, 0.0f, c);
+    return g.gemm_kernel_choices();
+  };
+  unsetenv("CUDL_GEMM_KERNELS");
+  BackendOptions options;
+  options.gpu_gemm_kernels = GpuGemmKernels::kCudl;
+  CudaBackend forced(options);
+  EXPECT_THAT(forced.describe(), HasSubstr(", gemm kernels cudl"));
+  const std::vector<std::string> lines = product(forced);
+  ASSERT_FALSE(lines.empty());
+  for (const std::string& line : lines)
+    EXPECT_THAT(line, HasSubstr("forced by BackendOptions::gpu_gemm_kernels = cudl: cudl's kernel"));
+  options.gpu_gemm_kernels = GpuGemmKernels::kLibrary;
+  CudaBackend library(options);
+  EXPECT_THAT(library.describe(), HasSubstr(", gemm kernels library"));
+  EXPECT_TRUE(product(library).empty()) << "the library's mode decides nothing";
+  setenv("CUDL_GEMM_KERNELS", "library", 1);
+  options.gpu_gemm_kernels = GpuGemmKernels::kCudl;
+  CudaBackend overridden(options);
+  EXPECT_THAT(overridden.describe(), HasSubstr(", gemm kernels library"));
+  EXPECT_TRUE(product(overridden).empty()) << "CUDL_GEMM_KERNELS=library wins over the option";
+}
+
 TEST_F(CudaRowsGemm, RejectsAnUnknownMode) {
   const std::string message = error_of([] { backend_in_mode("fastest"); });
   EXPECT_THAT(message, HasSubstr("CUDL_GEMM_KERNELS must be auto, cudl or library, not \"fastest\""));

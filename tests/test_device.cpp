@@ -27,6 +27,14 @@ TEST(Device, CpuBackendIsAlwaysAvailable) {
   EXPECT_THAT(backend->describe(), HasSubstr("1 thread"));
 }
 
+// The GPU's choice of kernels for its small products: auto unless asked (BackendOptions), by name.
+TEST(Device, GpuGemmKernelsAreAutoUnlessAskedAndHaveNames) {
+  EXPECT_EQ(BackendOptions{}.gpu_gemm_kernels, GpuGemmKernels::kAuto);
+  EXPECT_STREQ(to_string(GpuGemmKernels::kAuto), "auto");
+  EXPECT_STREQ(to_string(GpuGemmKernels::kCudl), "cudl");
+  EXPECT_STREQ(to_string(GpuGemmKernels::kLibrary), "library");
+}
+
 TEST(Device, GpuRequestWithoutUsableGpuSaysWhy) {
   const GpuProbe probe = probe_gpu();
   if (probe.usable) GTEST_SKIP() << "a usable GPU is present (" << probe.description << "); this test is for machines without one";

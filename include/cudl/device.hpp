@@ -75,6 +75,22 @@ enum class ConvDeterminism {
 /// "any" or "deterministic".
 const char* to_string(ConvDeterminism determinism);
 
+/// Which kernels the GPU backend runs its products of few rows on (a 64-row batch's forward and
+/// input-gradient products, small weight gradients). Ignored by the CPU backend.
+enum class GpuGemmKernels {
+  /// Timed on each shape's first eager call, cudl's own kernel against cuBLAS / cuBLASLt, the
+  /// faster kept for the backend's life: fastest, but a timing, so two processes (or two ranks)
+  /// may choose differently and so round differently.
+  kAuto,
+  /// cudl's own kernel wherever it serves the shape, whatever the timing: the same bits in every
+  /// process on GPUs of one model (its split depends on the multiprocessor count).
+  kCudl,
+  /// cuBLAS and cuBLASLt only.
+  kLibrary,
+};
+/// "auto", "cudl" or "library".
+const char* to_string(GpuGemmKernels kernels);
+
 /// How make_backend sets up a backend; each field applies to one device only.
 struct BackendOptions {
   int threads = 0;                        ///< CPU threads (0: all this process may use)
@@ -82,6 +98,8 @@ struct BackendOptions {
   Precision precision = Precision::kFp32;  ///< the products' arithmetic (the CPU runs kTf32 as kFp32)
   ConvSearch conv_search = ConvSearch::kFastest;  ///< GPU convolutions only
   ConvDeterminism conv_determinism = ConvDeterminism::kAny;  ///< GPU convolutions only
+  /// GPU products of few rows only; $CUDL_GEMM_KERNELS (auto, cudl or library), where set, wins.
+  GpuGemmKernels gpu_gemm_kernels = GpuGemmKernels::kAuto;
 };
 
 /// The convolution plans a GPU backend has chosen so far, one line each (operation, shape, cuDNN

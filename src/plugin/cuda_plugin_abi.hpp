@@ -24,7 +24,8 @@ namespace cudl::detail {
 // 4: do_bias_activation_sample takes a counter's address (RBM steps captured). 5: do_squared_distance.
 // 6: Backend::TimeMark, create_time_mark, mark, elapsed_ms. 7: do_gemm_sum_rows.
 // 8: Backend::fused_mlp_refusal, fused_mlp_steps (FusedMlpArgs). 9: FusedMlpLayer::gw, gb.
-inline constexpr int kCudaPluginAbi = 9;
+// 10: BackendOptions::gpu_gemm_kernels.
+inline constexpr int kCudaPluginAbi = 10;
 inline constexpr const char* kCudaPluginEntry = "cudl_cuda_plugin_v1";
 // The plugin's file name, looked for beside libcudl.so (or given by $CUDL_CUDA_PLUGIN).
 inline constexpr const char* kCudaPluginFile = "libcudl_cuda.so";
