@@ -81,6 +81,26 @@ void BM_GemmReluBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmReluBackward)->ArgNames({"silent", "fused"})->ArgsProduct({{0, 55, 90}, {0, 1}})->UseRealTime();
 
+// The first layer's weight gradient xᵀ·dz (784×800×64) when `silent` percent of dz's 800 columns
+// are zero (its ReLU units silent for the whole batch; about 55 in the 2014 run): the product on
+// the others, spread into C (product_on_columns). Arg: silent percent.
+void BM_GemmZeroColumns(benchmark::State& state) {
+  const int64_t m = 784, n = 800, k = 64, silent = state.range(0) * n / 100;
+  const cudl::Tensor x = random_tensor({k, m}, 1);
+  std::vector<float> dzv = random_tensor({k, n}, 2).to_vector();
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j)
+      if ((j * 37) % n < silent) dzv[p * n + j] = 0.0f;  // silent columns spread over the layer
+  const cudl::Tensor dz = cudl::Tensor::from_host(dzv, {k, n}, backend());
+  cudl::Tensor gw({m, n}, backend());
+  for (auto _ : state) {
+    backend().gemm(1.0f, x, cudl::Trans::kYes, dz, cudl::Trans::kNo, 0.0f, gw);
+    benchmark::DoNotOptimize(gw.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GemmZeroColumns)->ArgName("silent")->Arg(0)->Arg(55)->UseRealTime();
+
 // The fused Nesterov + L2 step over all parameters of the 784-800-800-10 network.
 void BM_NesterovStep(benchmark::State& state) {
   const int64_t p = state.range(0);
