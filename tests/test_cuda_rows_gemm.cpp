@@ -24,22 +24,32 @@ namespace {
 
 namespace rg = cudl::cuda::rows_gemm;
 
-// A CudaBackend made while CUDL_GEMM_KERNELS has `mode`; the variable is restored after, also
-// when the constructor throws.
-std::unique_ptr<CudaBackend> backend_in_mode(const char* mode) {
-  struct Restore {
-    bool had;
-    std::string value;
-    ~Restore() {
-      if (had) {
-        setenv("CUDL_GEMM_KERNELS", value.c_str(), 1);
-      } else {
-        unsetenv("CUDL_GEMM_KERNELS");
-      }
+// CUDL_GEMM_KERNELS as it was when made, restored when destroyed (also on a throw).
+class SavedVariable {
+ public:
+  SavedVariable() {
+    const char* old = std::getenv("CUDL_GEMM_KERNELS");
+    had_ = old != nullptr;
+    if (had_) value_ = old;
+  }
+  ~SavedVariable() {
+    if (had_) {
+      setenv("CUDL_GEMM_KERNELS", value_.c_str(), 1);
+    } else {
+      unsetenv("CUDL_GEMM_KERNELS");
     }
-  };
-  const char* old = std::getenv("CUDL_GEMM_KERNELS");
-  const Restore restore{old != nullptr, old != nullptr ? old : ""};
+  }
+  SavedVariable(const SavedVariable&) = delete;
+  SavedVariable& operator=(const SavedVariable&) = delete;
+
+ private:
+  bool had_ = false;
+  std::string value_;
+};
+
+// A CudaBackend made while CUDL_GEMM_KERNELS has `mode`; the variable is restored after.
+std::unique_ptr<CudaBackend> backend_in_mode(const char* mode) {
+  const SavedVariable saved;
   setenv("CUDL_GEMM_KERNELS", mode, 1);
   return std::make_unique<CudaBackend>(BackendOptions{});
 }
@@ -255,19 +265,7 @@ TEST_F(CudaRowsGemm, ChoosesTheFasterPerShapeAndAgreesWithTheCpu) {
 
 // BackendOptions::gpu_gemm_kernels chooses as the variable does, and the variable, where set, wins.
 TEST_F(CudaRowsGemm, TheBackendsOptionChoosesTheKernelsUnlessTheVariableIsSet) {
-  struct Restore {
-    bool had;
-    std::string value;
-    ~Restore() {
-      if (had) {
-        setenv("CUDL_GEMM_KERNELS", value.c_str(), 1);
-      } else {
-        unsetenv("CUDL_GEMM_KERNELS");
-      }
-    }
-  };
-  const char* old = std::getenv("CUDL_GEMM_KERNELS");
-  const Restore restore{old != nullptr, old != nullptr ? old : ""};
+  const SavedVariable saved;
   auto product = [](CudaBackend& g) {  // one product our kernel serves
     const Tensor a = Tensor::from_host(uniform_values(1, 64 * 800, -1.0f, 1.0f), {64, 800}, g);
     const Tensor b = Tensor::from_host(uniform_values(2, 800 * 800, -1.0f, 1.0f), {800, 800}, g);

@@ -42,7 +42,8 @@ std::atomic<int64_t> b_in_place_count{0};
 
 bool gemm_b_in_place_from_env(const char* env) {
   if (env == nullptr || *env == '\0' || std::string(env) == "1") return true;
-  CUDL_REQUIRE(std::string(env) == "0", std::string("CUDL_GEMM_B_IN_PLACE=") + env + ": expected 0 (always pack B) or 1");
+  CUDL_REQUIRE(std::string(env) == "0",
+               std::string("CUDL_GEMM_B_IN_PLACE=") + env + ": expected 0 (always pack B) or 1");
   return false;
 }
 
